@@ -1,0 +1,150 @@
+//! AI Gateway policies attached to an endpoint (`ai_gateway`, `PUT .../ai-gateway`) and the
+//! legacy endpoint rate limits (`PUT .../rate-limits`).
+
+use serde::{Deserialize, Serialize};
+
+/// `ai_gateway` on an endpoint; also the body and response of `PUT .../ai-gateway`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiGatewayConfig {
+    /// Whether usage is recorded per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_tracking_config: Option<UsageTrackingConfig>,
+    /// Where request and response payloads are logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_table_config: Option<InferenceTableConfig>,
+    /// Calls/tokens per minute limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<Vec<AiGatewayRateLimit>>,
+    /// Input and output checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrails: Option<Guardrails>,
+    /// Retry other served entities on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_config: Option<FallbackConfig>,
+}
+
+/// `usage_tracking_config`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageTrackingConfig {
+    /// Record one usage row per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// `inference_table_config` (and the legacy `auto_capture_config` input).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferenceTableConfig {
+    /// Catalog of the payload table; required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_name: Option<String>,
+    /// Schema of the payload table; required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_name: Option<String>,
+    /// Table name prefix; defaults to the endpoint name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_name_prefix: Option<String>,
+    /// Whether payloads are logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// One AI Gateway rate limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiGatewayRateLimit {
+    /// Only `minute`.
+    pub renewal_period: String,
+    /// Queries per period.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
+    pub calls: Option<i64>,
+    /// Tokens per period.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::lenient::opt_int"
+    )]
+    pub tokens: Option<i64>,
+    /// `endpoint` (default), `user`, `user_group` or `service_principal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The user, group or service principal a keyed limit applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+}
+
+/// `guardrails`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guardrails {
+    /// Checks on the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<GuardrailParameters>,
+    /// Checks on the response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<GuardrailParameters>,
+}
+
+/// One side of `guardrails`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailParameters {
+    /// Block unsafe content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety: Option<bool>,
+    /// PII handling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii: Option<PiiBehavior>,
+    /// Block requests containing any of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_keywords: Option<Vec<String>>,
+    /// Only allow these topics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_topics: Option<Vec<String>>,
+}
+
+/// `pii`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PiiBehavior {
+    /// `BLOCK`, `MASK` or `NONE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<String>,
+}
+
+/// `fallback_config`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackConfig {
+    /// Whether failed requests go to the other served entities.
+    pub enabled: bool,
+}
+
+/// A legacy endpoint rate limit (`rate_limits` on create, `PUT .../rate-limits`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Calls per period.
+    #[serde(deserialize_with = "crate::lenient::int")]
+    pub calls: i64,
+    /// Only `minute`.
+    pub renewal_period: String,
+    /// `user` or `endpoint` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// Body and response of `PUT .../rate-limits`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    /// The complete list; replaces the previous one.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimit>,
+}
