@@ -1,1 +1,125 @@
-//! placeholder
+#![warn(missing_docs)]
+//! Persistent state of modelgate.
+//!
+//! Callers use the [`Store`] trait only; [`SqliteStore`] is the embedded implementation. A
+//! PostgreSQL implementation goes beside it without touching callers. The store keeps opaque
+//! values: configs are JSON text and secrets are ciphertext sealed by the caller, so every
+//! implementation stores the same bytes and encryption lives in one place.
+
+mod records;
+mod sqlite;
+
+pub use records::*;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+
+/// Outcomes of store operations that callers act on, plus database failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named object does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// An object with that name already exists.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The object is busy (e.g. a config update is in progress).
+    #[error("{0}")]
+    Conflict(String),
+    /// The change is not allowed in the object's current state.
+    #[error("{0}")]
+    InvalidState(String),
+    /// The change was refused by the caller's mutation, with a reason for the client.
+    #[error("{0}")]
+    Invalid(String),
+    /// A quota would be exceeded.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be migrated.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Result of store operations.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A read-modify-write of one endpoint, run inside a transaction. It may change the record and
+/// return a new config version to insert; returning an error aborts without writing.
+pub type EndpointMutation =
+    Box<dyn FnOnce(&mut EndpointRecord) -> Result<Option<ConfigRecord>> + Send + 'static>;
+
+/// Everything modelgate persists.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<()>;
+    /// Brings the schema up to date.
+    async fn migrate(&self) -> Result<()>;
+
+    /// Reads a metadata value; `None` also on a database that was never migrated.
+    async fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    /// Sets a metadata value.
+    async fn put_meta(&self, key: &str, value: &str) -> Result<()>;
+
+    /// Creates the user if missing.
+    async fn ensure_user(&self, user: &UserRecord) -> Result<()>;
+    /// Every user.
+    async fn list_users(&self) -> Result<Vec<UserRecord>>;
+    /// Stores a token (hash only).
+    async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
+    /// Tokens of one user, or of everyone.
+    async fn list_tokens(&self, user_name: Option<&str>) -> Result<Vec<TokenRecord>>;
+    /// Deletes a token; `NotFound` if it does not exist (or belongs to another user when `owner` is given).
+    async fn delete_token(&self, token_id: &str, owner: Option<&str>) -> Result<()>;
+
+    /// Inserts an endpoint and its first config version atomically; `AlreadyExists` on a taken name.
+    async fn create_endpoint(&self, endpoint: &EndpointRecord, config: &ConfigRecord)
+    -> Result<()>;
+    /// One endpoint by name.
+    async fn get_endpoint(&self, name: &str) -> Result<Option<EndpointRecord>>;
+    /// One endpoint by id.
+    async fn get_endpoint_by_id(&self, id: &str) -> Result<Option<EndpointRecord>>;
+    /// Every endpoint, by name.
+    async fn list_endpoints(&self) -> Result<Vec<EndpointRecord>>;
+    /// Deletes an endpoint and its config history.
+    async fn delete_endpoint(&self, name: &str) -> Result<()>;
+    /// Applies `mutation` to the named endpoint atomically and returns the stored result.
+    async fn update_endpoint(
+        &self,
+        name: &str,
+        mutation: EndpointMutation,
+    ) -> Result<EndpointRecord>;
+    /// Records the outcome of deploying `version`; returns false if that version is no longer
+    /// pending (the endpoint was deleted or moved on).
+    async fn finish_deployment(
+        &self,
+        endpoint_id: &str,
+        version: i64,
+        outcome: &DeployOutcome,
+    ) -> Result<bool>;
+    /// Every config version of an endpoint, newest first.
+    async fn list_configs(&self, endpoint_id: &str) -> Result<Vec<ConfigRecord>>;
+    /// One config version.
+    async fn get_config(&self, endpoint_id: &str, version: i64) -> Result<Option<ConfigRecord>>;
+
+    /// Creates a secret scope; `AlreadyExists` if taken.
+    async fn create_scope(&self, scope: &ScopeRecord) -> Result<()>;
+    /// Deletes a scope and its secrets; `NotFound` if missing.
+    async fn delete_scope(&self, name: &str) -> Result<()>;
+    /// Every scope.
+    async fn list_scopes(&self) -> Result<Vec<ScopeRecord>>;
+    /// Creates or overwrites a secret; `NotFound` if the scope is missing, `LimitExceeded` past
+    /// `max_per_scope` secrets.
+    async fn put_secret(&self, secret: &SecretRecord, max_per_scope: usize) -> Result<()>;
+    /// One secret.
+    async fn get_secret(&self, scope: &str, key: &str) -> Result<Option<SecretRecord>>;
+    /// Secrets of a scope; `NotFound` if the scope is missing.
+    async fn list_secrets(&self, scope: &str) -> Result<Vec<SecretRecord>>;
+    /// Deletes a secret; `NotFound` if missing.
+    async fn delete_secret(&self, scope: &str, key: &str) -> Result<()>;
+    /// Every secret of every scope.
+    async fn all_secrets(&self) -> Result<Vec<SecretRecord>>;
+}

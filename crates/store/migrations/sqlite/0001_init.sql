@@ -1,0 +1,70 @@
+-- Control-plane state. Kept to portable SQL (TEXT/INTEGER/BLOB, no SQLite-only features) so the
+-- PostgreSQL migrations can mirror it column for column.
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE users (
+    user_name  TEXT PRIMARY KEY,
+    is_admin   INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE tokens (
+    token_id   TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    user_name  TEXT NOT NULL REFERENCES users (user_name) ON DELETE CASCADE,
+    comment    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER
+);
+
+CREATE TABLE endpoints (
+    id                  TEXT PRIMARY KEY,
+    name                TEXT NOT NULL UNIQUE,
+    creator             TEXT NOT NULL,
+    created_at          INTEGER NOT NULL,
+    updated_at          INTEGER NOT NULL,
+    task                TEXT,
+    description         TEXT,
+    budget_policy_id    TEXT,
+    route_optimized     INTEGER,
+    tags                TEXT NOT NULL,
+    ai_gateway          TEXT,
+    rate_limits         TEXT,
+    email_notifications TEXT,
+    telemetry_config    TEXT,
+    config_update       TEXT NOT NULL,
+    stopped             INTEGER NOT NULL,
+    latest_version      INTEGER NOT NULL,
+    active_version      INTEGER,
+    pending_version     INTEGER,
+    pending_since       INTEGER
+);
+
+CREATE TABLE endpoint_configs (
+    endpoint_id TEXT NOT NULL REFERENCES endpoints (id) ON DELETE CASCADE,
+    version     INTEGER NOT NULL,
+    config      TEXT NOT NULL,
+    creator     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    build_log   TEXT NOT NULL,
+    PRIMARY KEY (endpoint_id, version)
+);
+
+CREATE TABLE secret_scopes (
+    name       TEXT PRIMARY KEY,
+    creator    TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE secrets (
+    scope      TEXT NOT NULL REFERENCES secret_scopes (name) ON DELETE CASCADE,
+    key        TEXT NOT NULL,
+    value      BLOB NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+);

@@ -1,0 +1,156 @@
+//! Rows as plain structs.
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct UserRecord {
+    /// Unique name (e-mail style).
+    pub user_name: String,
+    /// Members of the built-in admins group may do everything.
+    pub is_admin: bool,
+    /// ms since the epoch.
+    pub created_at: i64,
+}
+
+/// A bearer token, by hash.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TokenRecord {
+    /// Public identifier.
+    pub token_id: String,
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// Who the token authenticates as.
+    pub user_name: String,
+    /// Free text.
+    pub comment: String,
+    /// ms since the epoch.
+    pub created_at: i64,
+    /// ms since the epoch; `None` never expires.
+    pub expires_at: Option<i64>,
+}
+
+/// An endpoint's current state and settings; configs are kept as [`ConfigRecord`]s.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EndpointRecord {
+    /// 32 hex characters.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Who created it.
+    pub creator: String,
+    /// ms since the epoch.
+    pub created_at: i64,
+    /// ms since the epoch.
+    pub updated_at: i64,
+    /// Task of the active config's external models.
+    pub task: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Budget policy reference.
+    pub budget_policy_id: Option<String>,
+    /// Stored as given.
+    pub route_optimized: Option<bool>,
+    /// JSON array of tags.
+    pub tags: String,
+    /// JSON of `ai_gateway`.
+    pub ai_gateway: Option<String>,
+    /// JSON of legacy `rate_limits`.
+    pub rate_limits: Option<String>,
+    /// JSON of `email_notifications`.
+    pub email_notifications: Option<String>,
+    /// JSON of `telemetry_config`.
+    pub telemetry_config: Option<String>,
+    /// `NOT_UPDATING`, `IN_PROGRESS` or `UPDATE_FAILED`.
+    pub config_update: String,
+    /// Refuses queries until started.
+    pub stopped: bool,
+    /// Highest config version ever created.
+    pub latest_version: i64,
+    /// Version being served.
+    pub active_version: Option<i64>,
+    /// Version being deployed.
+    pub pending_version: Option<i64>,
+    /// When the pending deployment started (ms).
+    pub pending_since: Option<i64>,
+}
+
+/// Status of a config version.
+pub mod config_status {
+    /// Being deployed.
+    pub const PENDING: &str = "PENDING";
+    /// Being served.
+    pub const ACTIVE: &str = "ACTIVE";
+    /// Served before, replaced by a newer version.
+    pub const SUPERSEDED: &str = "SUPERSEDED";
+    /// Failed to deploy.
+    pub const FAILED: &str = "FAILED";
+}
+
+/// One version of an endpoint's config.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ConfigRecord {
+    /// Owning endpoint.
+    pub endpoint_id: String,
+    /// 1, 2, ...
+    pub version: i64,
+    /// JSON of the normalised config, plaintext credentials sealed.
+    pub config: String,
+    /// Who created this version.
+    pub creator: String,
+    /// ms since the epoch.
+    pub created_at: i64,
+    /// See [`config_status`].
+    pub status: String,
+    /// Deployment log.
+    pub build_log: String,
+}
+
+/// What deploying a version produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeployOutcome {
+    /// The version now serves; `task` is its task.
+    Ready {
+        /// Task of the config's external models.
+        task: Option<String>,
+        /// Deployment log.
+        build_log: String,
+    },
+    /// The version failed; the previous active version keeps serving.
+    Failed {
+        /// Deployment log saying which entity failed and why.
+        build_log: String,
+    },
+}
+
+/// A secret scope.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ScopeRecord {
+    /// Unique name.
+    pub name: String,
+    /// Who created it.
+    pub creator: String,
+    /// ms since the epoch.
+    pub created_at: i64,
+}
+
+/// A secret, sealed by the caller.
+#[derive(Clone, PartialEq, sqlx::FromRow)]
+pub struct SecretRecord {
+    /// Scope name.
+    pub scope: String,
+    /// Key name.
+    pub key: String,
+    /// Ciphertext.
+    pub value: Vec<u8>,
+    /// ms since the epoch.
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("scope", &self.scope)
+            .field("key", &self.key)
+            .field("updated_at", &self.updated_at)
+            .finish_non_exhaustive()
+    }
+}

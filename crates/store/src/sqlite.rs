@@ -1,0 +1,542 @@
+//! The embedded SQLite store.
+//!
+//! Writes go through a pool of exactly one connection, which serialises them inside the process:
+//! SQLite allows one writer at a time anyway, and this way a read-then-write transaction never
+//! fails with `SQLITE_BUSY` when it upgrades its lock. Reads use a separate pool and, thanks to
+//! WAL, never wait for the writer. `synchronous = FULL` makes every acknowledged commit durable.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::records::config_status::{ACTIVE, FAILED, SUPERSEDED};
+use crate::*;
+
+/// SQLite-backed [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+fn endpoint_missing(name: &str) -> StoreError {
+    StoreError::NotFound(format!("Endpoint with name '{name}' does not exist."))
+}
+
+fn scope_missing(scope: &str) -> StoreError {
+    StoreError::NotFound(format!("Scope '{scope}' does not exist."))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`. Does not migrate: callers first
+    /// check that their master key matches the data, then call [`Store::migrate`].
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        Self::with_options(options).await
+    }
+
+    /// Opens a private in-memory database (tests).
+    pub async fn in_memory() -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        // One shared connection: each in-memory connection would be its own database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            writer: pool.clone(),
+            reader: pool,
+        })
+    }
+
+    async fn with_options(options: SqliteConnectOptions) -> Result<Self> {
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes both pools, waiting for in-flight statements.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        let exists =
+            sqlx::query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
+                .fetch_optional(&self.writer)
+                .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.writer)
+            .await?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+
+    async fn put_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn ensure_user(&self, user: &UserRecord) -> Result<()> {
+        sqlx::query("INSERT INTO users (user_name, is_admin, created_at) VALUES (?, ?, ?) ON CONFLICT (user_name) DO NOTHING")
+            .bind(&user.user_name)
+            .bind(user.is_admin)
+            .bind(user.created_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM users ORDER BY user_name")
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tokens (token_id, token_hash, user_name, comment, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.token_id)
+        .bind(&t.token_hash)
+        .bind(&t.user_name)
+        .bind(&t.comment)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("token '{}' already exists", t.token_id))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn list_tokens(&self, user_name: Option<&str>) -> Result<Vec<TokenRecord>> {
+        let rows = match user_name {
+            Some(u) => {
+                sqlx::query_as(
+                    "SELECT * FROM tokens WHERE user_name = ? ORDER BY created_at, token_id",
+                )
+                .bind(u)
+                .fetch_all(&self.reader)
+                .await?
+            }
+            None => {
+                sqlx::query_as("SELECT * FROM tokens ORDER BY created_at, token_id")
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    async fn delete_token(&self, token_id: &str, owner: Option<&str>) -> Result<()> {
+        let done =
+            sqlx::query("DELETE FROM tokens WHERE token_id = ? AND (? IS NULL OR user_name = ?)")
+                .bind(token_id)
+                .bind(owner)
+                .bind(owner)
+                .execute(&self.writer)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "Token '{token_id}' does not exist."
+            )));
+        }
+        Ok(())
+    }
+
+    async fn create_endpoint(&self, e: &EndpointRecord, c: &ConfigRecord) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO endpoints (id, name, creator, created_at, updated_at, task, description, budget_policy_id, \
+             route_optimized, tags, ai_gateway, rate_limits, email_notifications, telemetry_config, config_update, \
+             stopped, latest_version, active_version, pending_version, pending_since) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.id)
+        .bind(&e.name)
+        .bind(&e.creator)
+        .bind(e.created_at)
+        .bind(e.updated_at)
+        .bind(&e.task)
+        .bind(&e.description)
+        .bind(&e.budget_policy_id)
+        .bind(e.route_optimized)
+        .bind(&e.tags)
+        .bind(&e.ai_gateway)
+        .bind(&e.rate_limits)
+        .bind(&e.email_notifications)
+        .bind(&e.telemetry_config)
+        .bind(&e.config_update)
+        .bind(e.stopped)
+        .bind(e.latest_version)
+        .bind(e.active_version)
+        .bind(e.pending_version)
+        .bind(e.pending_since)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(err) if is_unique_violation(&err) => {
+                return Err(StoreError::AlreadyExists(format!(
+                    "Endpoint with name '{}' already exists.",
+                    e.name
+                )));
+            }
+            other => other?,
+        };
+        insert_config(&mut tx, c).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_endpoint(&self, name: &str) -> Result<Option<EndpointRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM endpoints WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn get_endpoint_by_id(&self, id: &str) -> Result<Option<EndpointRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM endpoints WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn list_endpoints(&self) -> Result<Vec<EndpointRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM endpoints ORDER BY name")
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn delete_endpoint(&self, name: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM endpoints WHERE name = ?")
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(endpoint_missing(name));
+        }
+        Ok(())
+    }
+
+    async fn update_endpoint(
+        &self,
+        name: &str,
+        mutation: EndpointMutation,
+    ) -> Result<EndpointRecord> {
+        let mut tx = self.writer.begin().await?;
+        let mut e: EndpointRecord = sqlx::query_as("SELECT * FROM endpoints WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| endpoint_missing(name))?;
+        let new_config = mutation(&mut e)?;
+        sqlx::query(
+            "UPDATE endpoints SET updated_at = ?, task = ?, description = ?, budget_policy_id = ?, route_optimized = ?, \
+             tags = ?, ai_gateway = ?, rate_limits = ?, email_notifications = ?, telemetry_config = ?, \
+             config_update = ?, stopped = ?, latest_version = ?, active_version = ?, pending_version = ?, \
+             pending_since = ? WHERE id = ?",
+        )
+        .bind(e.updated_at)
+        .bind(&e.task)
+        .bind(&e.description)
+        .bind(&e.budget_policy_id)
+        .bind(e.route_optimized)
+        .bind(&e.tags)
+        .bind(&e.ai_gateway)
+        .bind(&e.rate_limits)
+        .bind(&e.email_notifications)
+        .bind(&e.telemetry_config)
+        .bind(&e.config_update)
+        .bind(e.stopped)
+        .bind(e.latest_version)
+        .bind(e.active_version)
+        .bind(e.pending_version)
+        .bind(e.pending_since)
+        .bind(&e.id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(c) = new_config {
+            insert_config(&mut tx, &c).await?;
+        }
+        tx.commit().await?;
+        Ok(e)
+    }
+
+    async fn finish_deployment(
+        &self,
+        endpoint_id: &str,
+        version: i64,
+        outcome: &DeployOutcome,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let pending: Option<Option<i64>> =
+            sqlx::query("SELECT pending_version FROM endpoints WHERE id = ?")
+                .bind(endpoint_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.get(0));
+        if pending != Some(Some(version)) {
+            return Ok(false);
+        }
+        let now = modelgate_core::now_ms();
+        match outcome {
+            DeployOutcome::Ready { task, build_log } => {
+                sqlx::query(
+                    "UPDATE endpoint_configs SET status = ? WHERE endpoint_id = ? AND status = ?",
+                )
+                .bind(SUPERSEDED)
+                .bind(endpoint_id)
+                .bind(ACTIVE)
+                .execute(&mut *tx)
+                .await?;
+                set_config_status(&mut tx, endpoint_id, version, ACTIVE, build_log).await?;
+                sqlx::query(
+                    "UPDATE endpoints SET active_version = ?, pending_version = NULL, pending_since = NULL, \
+                     config_update = 'NOT_UPDATING', task = ?, updated_at = ? WHERE id = ?",
+                )
+                .bind(version)
+                .bind(task)
+                .bind(now)
+                .bind(endpoint_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            DeployOutcome::Failed { build_log } => {
+                set_config_status(&mut tx, endpoint_id, version, FAILED, build_log).await?;
+                sqlx::query(
+                    "UPDATE endpoints SET pending_version = NULL, pending_since = NULL, \
+                     config_update = 'UPDATE_FAILED', updated_at = ? WHERE id = ?",
+                )
+                .bind(now)
+                .bind(endpoint_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_configs(&self, endpoint_id: &str) -> Result<Vec<ConfigRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM endpoint_configs WHERE endpoint_id = ? ORDER BY version DESC",
+        )
+        .bind(endpoint_id)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn get_config(&self, endpoint_id: &str, version: i64) -> Result<Option<ConfigRecord>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM endpoint_configs WHERE endpoint_id = ? AND version = ?")
+                .bind(endpoint_id)
+                .bind(version)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn create_scope(&self, s: &ScopeRecord) -> Result<()> {
+        sqlx::query("INSERT INTO secret_scopes (name, creator, created_at) VALUES (?, ?, ?)")
+            .bind(&s.name)
+            .bind(&s.creator)
+            .bind(s.created_at)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::AlreadyExists(format!("Scope '{}' already exists.", s.name))
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn delete_scope(&self, name: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM secret_scopes WHERE name = ?")
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(scope_missing(name));
+        }
+        Ok(())
+    }
+
+    async fn list_scopes(&self) -> Result<Vec<ScopeRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM secret_scopes ORDER BY name")
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn put_secret(&self, s: &SecretRecord, max_per_scope: usize) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let scope = sqlx::query("SELECT 1 FROM secret_scopes WHERE name = ?")
+            .bind(&s.scope)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if scope.is_none() {
+            return Err(scope_missing(&s.scope));
+        }
+        let row = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN key = ? THEN 1 ELSE 0 END), 0) FROM secrets WHERE scope = ?",
+        )
+        .bind(&s.key)
+        .bind(&s.scope)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (count, exists): (i64, i64) = (row.get(0), row.get(1));
+        if exists == 0 && count as usize >= max_per_scope {
+            return Err(StoreError::LimitExceeded(format!(
+                "Scope '{}' already holds {count} secrets; the limit is {max_per_scope}.",
+                s.scope
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO secrets (scope, key, value, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(&s.scope)
+        .bind(&s.key)
+        .bind(&s.value)
+        .bind(s.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_secret(&self, scope: &str, key: &str) -> Result<Option<SecretRecord>> {
+        Ok(
+            sqlx::query_as("SELECT * FROM secrets WHERE scope = ? AND key = ?")
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn list_secrets(&self, scope: &str) -> Result<Vec<SecretRecord>> {
+        let exists = sqlx::query("SELECT 1 FROM secret_scopes WHERE name = ?")
+            .bind(scope)
+            .fetch_optional(&self.reader)
+            .await?;
+        if exists.is_none() {
+            return Err(scope_missing(scope));
+        }
+        Ok(
+            sqlx::query_as("SELECT * FROM secrets WHERE scope = ? ORDER BY key")
+                .bind(scope)
+                .fetch_all(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn delete_secret(&self, scope: &str, key: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM secrets WHERE scope = ? AND key = ?")
+            .bind(scope)
+            .bind(key)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "Secret '{key}' does not exist in scope '{scope}'."
+            )));
+        }
+        Ok(())
+    }
+
+    async fn all_secrets(&self) -> Result<Vec<SecretRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM secrets ORDER BY scope, key")
+            .fetch_all(&self.reader)
+            .await?)
+    }
+}
+
+async fn insert_config(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    c: &ConfigRecord,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO endpoint_configs (endpoint_id, version, config, creator, created_at, status, build_log) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&c.endpoint_id)
+    .bind(c.version)
+    .bind(&c.config)
+    .bind(&c.creator)
+    .bind(c.created_at)
+    .bind(&c.status)
+    .bind(&c.build_log)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn set_config_status(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    endpoint_id: &str,
+    version: i64,
+    status: &str,
+    build_log: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE endpoint_configs SET status = ?, build_log = ? WHERE endpoint_id = ? AND version = ?")
+        .bind(status)
+        .bind(build_log)
+        .bind(endpoint_id)
+        .bind(version)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

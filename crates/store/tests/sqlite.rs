@@ -1,0 +1,195 @@
+//! Behaviour of the SQLite store against a real database file.
+
+use modelgate_store::*;
+
+async fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("state.db"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_meta("x").await.unwrap(),
+        None,
+        "meta on an unmigrated database reads as absent"
+    );
+    s.migrate().await.unwrap();
+    (dir, s)
+}
+
+fn endpoint(name: &str) -> (EndpointRecord, ConfigRecord) {
+    let id = format!("id-{name}");
+    (
+        EndpointRecord {
+            id: id.clone(),
+            name: name.into(),
+            creator: "admin".into(),
+            created_at: 1,
+            updated_at: 1,
+            task: None,
+            description: None,
+            budget_policy_id: None,
+            route_optimized: None,
+            tags: "[]".into(),
+            ai_gateway: None,
+            rate_limits: None,
+            email_notifications: None,
+            telemetry_config: None,
+            config_update: "IN_PROGRESS".into(),
+            stopped: false,
+            latest_version: 1,
+            active_version: None,
+            pending_version: Some(1),
+            pending_since: Some(1),
+        },
+        ConfigRecord {
+            endpoint_id: id,
+            version: 1,
+            config: "{}".into(),
+            creator: "admin".into(),
+            created_at: 1,
+            status: config_status::PENDING.into(),
+            build_log: String::new(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn endpoint_lifecycle_and_conflicts() {
+    let (_d, s) = store().await;
+    let (e, c) = endpoint("chat");
+    s.create_endpoint(&e, &c).await.unwrap();
+    let dup = s.create_endpoint(&e, &c).await.unwrap_err();
+    assert!(matches!(dup, StoreError::AlreadyExists(_)), "{dup:?}");
+
+    let ready = DeployOutcome::Ready {
+        task: Some("llm/v1/chat".into()),
+        build_log: "ok".into(),
+    };
+    assert!(s.finish_deployment(&e.id, 1, &ready).await.unwrap());
+    assert!(
+        !s.finish_deployment(&e.id, 1, &ready).await.unwrap(),
+        "a version is finished once"
+    );
+    let got = s.get_endpoint("chat").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            got.active_version,
+            got.pending_version,
+            got.config_update.as_str()
+        ),
+        (Some(1), None, "NOT_UPDATING")
+    );
+
+    // A mutation that fails writes nothing.
+    let err = s
+        .update_endpoint(
+            "chat",
+            Box::new(|e| {
+                e.description = Some("changed".into());
+                Err(StoreError::Conflict("busy".into()))
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)));
+    assert_eq!(
+        s.get_endpoint("chat").await.unwrap().unwrap().description,
+        None
+    );
+
+    // Version 2 fails; version 1 keeps serving.
+    let id = e.id.clone();
+    s.update_endpoint(
+        "chat",
+        Box::new(move |e| {
+            e.latest_version += 1;
+            e.pending_version = Some(e.latest_version);
+            e.config_update = "IN_PROGRESS".into();
+            Ok(Some(ConfigRecord {
+                endpoint_id: id,
+                version: e.latest_version,
+                config: "{}".into(),
+                creator: "a".into(),
+                created_at: 2,
+                status: config_status::PENDING.into(),
+                build_log: String::new(),
+            }))
+        }),
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.finish_deployment(
+            &e.id,
+            2,
+            &DeployOutcome::Failed {
+                build_log: "bad".into()
+            }
+        )
+        .await
+        .unwrap()
+    );
+    let got = s.get_endpoint("chat").await.unwrap().unwrap();
+    assert_eq!(
+        (got.active_version, got.config_update.as_str()),
+        (Some(1), "UPDATE_FAILED")
+    );
+    let versions: Vec<_> = s
+        .list_configs(&e.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.version, c.status))
+        .collect();
+    assert_eq!(
+        versions,
+        vec![(2, "FAILED".to_string()), (1, "ACTIVE".to_string())]
+    );
+
+    s.delete_endpoint("chat").await.unwrap();
+    assert!(
+        s.list_configs(&e.id).await.unwrap().is_empty(),
+        "history goes with the endpoint"
+    );
+    assert!(matches!(
+        s.delete_endpoint("chat").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn secrets_scopes_and_limits() {
+    let (_d, s) = store().await;
+    let secret = |key: &str| SecretRecord {
+        scope: "team".into(),
+        key: key.into(),
+        value: vec![1, 2],
+        updated_at: 5,
+    };
+    assert!(matches!(
+        s.put_secret(&secret("a"), 2).await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.create_scope(&ScopeRecord {
+        name: "team".into(),
+        creator: "admin".into(),
+        created_at: 1,
+    })
+    .await
+    .unwrap();
+    s.put_secret(&secret("a"), 2).await.unwrap();
+    s.put_secret(&secret("b"), 2).await.unwrap();
+    s.put_secret(&secret("b"), 2)
+        .await
+        .expect("overwriting does not count against the limit");
+    assert!(matches!(
+        s.put_secret(&secret("c"), 2).await,
+        Err(StoreError::LimitExceeded(_))
+    ));
+    assert_eq!(s.list_secrets("team").await.unwrap().len(), 2);
+    s.delete_scope("team").await.unwrap();
+    assert!(
+        s.all_secrets().await.unwrap().is_empty(),
+        "secrets go with their scope"
+    );
+}
