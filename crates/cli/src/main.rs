@@ -1,1 +1,268 @@
-fn main() {}
+//! `modelgate`: the server (`modelgate serve`) and the client commands, in one binary.
+
+mod client;
+mod commands;
+mod profile;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Failures of a client command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The server answered with an error body.
+    #[error("{code}: {message}")]
+    Api {
+        /// `error_code` from the server.
+        code: String,
+        /// `message` from the server.
+        message: String,
+    },
+    /// The server could not be reached or sent garbage.
+    #[error("cannot reach {0}")]
+    Connect(String),
+    /// Bad arguments or local files.
+    #[error("{0}")]
+    Usage(String),
+}
+
+#[derive(Parser)]
+#[command(
+    name = "modelgate",
+    version,
+    about = "Self-hosted model serving platform and AI gateway",
+    long_about = "Self-hosted model serving platform and AI gateway.\n\n\
+        `modelgate serve` runs the server. The other commands are clients of a running server; \
+        they find it through --host/--token, MODELGATE_HOST/MODELGATE_TOKEN, a profile written by \
+        `modelgate configure`, or DATABRICKS_HOST/DATABRICKS_TOKEN."
+)]
+struct Cli {
+    /// Server URL [default: http://127.0.0.1:8080].
+    #[arg(long, global = true, env = "MODELGATE_HOST")]
+    host: Option<String>,
+    /// Bearer token.
+    #[arg(long, global = true, env = "MODELGATE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Profile from the profiles file (see `modelgate configure`).
+    #[arg(long, short = 'p', global = true, env = "MODELGATE_PROFILE")]
+    profile: Option<String>,
+    /// Output format; lists default to a table, everything else to JSON.
+    #[arg(long, short = 'o', global = true, value_enum)]
+    output: Option<Output>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output format of client commands.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Tables for lists, JSON otherwise.
+    Text,
+    /// Always JSON.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Save a host and token as a profile (the token is read from standard input).
+    Configure(ConfigureArgs),
+    /// Manage serving endpoints.
+    #[command(subcommand)]
+    ServingEndpoints(commands::EndpointsCmd),
+    /// Manage secret scopes and secrets.
+    #[command(subcommand)]
+    Secrets(commands::SecretsCmd),
+    /// Manage access tokens.
+    #[command(subcommand)]
+    Tokens(commands::TokensCmd),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "MODELGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory holding the database and the master key file.
+    #[arg(long, env = "MODELGATE_DATA_DIR", default_value = "modelgate-data")]
+    data_dir: PathBuf,
+    /// Log format.
+    #[arg(long, env = "MODELGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log level or filter (e.g. `debug`, `info,modelgate_server=debug`).
+    #[arg(long, env = "MODELGATE_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Hold each config deployment back this long, to watch the IN_PROGRESS state (demos, tests).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    deploy_delay: Duration,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct ConfigureArgs {
+    /// Server URL to save.
+    #[arg(long = "host", id = "configure_host")]
+    configure_host: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let output = cli.output.unwrap_or(Output::Text);
+    let result = match cli.command {
+        Command::Serve(args) => return serve(args).await,
+        Command::Configure(args) => configure(args, cli.profile.as_deref()),
+        command => {
+            let client = profile::resolve(cli.host, cli.token, cli.profile.as_deref())
+                .and_then(|(host, token)| client::Client::new(host, token));
+            match client {
+                Err(e) => Err(e),
+                Ok(client) => match command {
+                    Command::ServingEndpoints(c) => commands::endpoints(&client, c, output).await,
+                    Command::Secrets(c) => commands::secrets(&client, c, output).await,
+                    Command::Tokens(c) => commands::tokens(&client, c, output).await,
+                    Command::Serve(_) | Command::Configure(_) => unreachable!("handled above"),
+                },
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn configure(args: ConfigureArgs, profile_name: Option<&str>) -> Result<(), CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let name = profile_name.unwrap_or("default").to_string();
+    let mut file = profile::load()?;
+    let host = args
+        .configure_host
+        .unwrap_or_else(|| profile::DEFAULT_HOST.to_string());
+    if std::io::stdin().is_terminal() {
+        eprint!("Token for {host}: ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut token = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut token)
+        .map_err(|e| CliError::Usage(format!("reading the token: {e}")))?;
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        return Err(CliError::Usage("no token given on standard input".into()));
+    }
+    file.profiles.insert(
+        name.clone(),
+        profile::Profile {
+            host: Some(host),
+            token: Some(token),
+        },
+    );
+    let path = profile::save(&file)?;
+    eprintln!("Saved profile '{name}' to {}", path.display());
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| format!("--log-level '{level}': {e}"))?;
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    }
+    .map_err(|e| e.to_string())
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    if let Err(e) = init_logging(args.log_format, &args.log_level) {
+        eprintln!("Error: {e}");
+        return ExitCode::from(2);
+    }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let config = modelgate_server::ServerConfig {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        master_key: env("MODELGATE_MASTER_KEY"),
+        admin_token: env("MODELGATE_ADMIN_TOKEN"),
+        deploy_delay: args.deploy_delay,
+    };
+    let server = match modelgate_server::Server::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "modelgate could not start");
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(token) = &server.new_admin_token {
+        // Printed straight to the terminal, not through the log, and only on the first start.
+        println!(
+            "\nCreated the admin user. Its token is shown this once; store it now:\n\n    \
+             export MODELGATE_TOKEN={token}\n"
+        );
+    }
+    println!("modelgate listening on http://{}", server.addr);
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    match server.shutdown().await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "shutdown failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

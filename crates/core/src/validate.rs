@@ -29,6 +29,15 @@ pub struct ValidationError {
     pub message: String,
 }
 
+/// `path.field`, or just `field` at the top level of a request body.
+fn sub(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
 fn err(path: impl Into<String>, message: impl Into<String>) -> ValidationError {
     ValidationError {
         path: path.into(),
@@ -131,13 +140,13 @@ pub fn normalize_config(
     let models_len = config.served_models.as_ref().map_or(0, Vec::len);
     if entities.is_empty() && models_len == 0 {
         return Err(err(
-            format!("{path}.served_entities"),
+            sub(path, "served_entities"),
             "at least one served entity is required",
         ));
     }
     if entities.len() + models_len > MAX_SERVED_ENTITIES {
         return Err(err(
-            format!("{path}.served_entities"),
+            sub(path, "served_entities"),
             format!(
                 "{} served entities given; at most {MAX_SERVED_ENTITIES} are allowed",
                 entities.len() + models_len
@@ -151,7 +160,7 @@ pub fn normalize_config(
     let mut external_count = 0;
 
     for (i, entity) in entities.iter_mut().enumerate() {
-        let epath = format!("{path}.served_entities[{i}]");
+        let epath = sub(path, &format!("served_entities[{i}]"));
         if entity.external_model.is_some() {
             external_count += 1;
         }
@@ -179,7 +188,7 @@ pub fn normalize_config(
     }
     if let Some(models) = config.served_models.as_mut() {
         for (j, model) in models.iter_mut().enumerate() {
-            let mpath = format!("{path}.served_models[{j}]");
+            let mpath = sub(path, &format!("served_models[{j}]"));
             validate_served_model(model, &mpath)?;
             claim_name(
                 &mut names,
@@ -192,7 +201,7 @@ pub fn normalize_config(
     let entity_count = config.served_entities.as_ref().map_or(0, Vec::len) + models_len;
     if external_count > 0 && external_count != entity_count {
         return Err(err(
-            format!("{path}.served_entities"),
+            sub(path, "served_entities"),
             "an endpoint cannot mix external models with registered or foundation models",
         ));
     }
@@ -217,7 +226,7 @@ pub fn normalize_config(
     )?);
 
     if let Some(ac) = &config.auto_capture_config {
-        inference_table(ac, &format!("{path}.auto_capture_config"))?;
+        inference_table(ac, &sub(path, "auto_capture_config"))?;
     }
     if config.served_models.as_ref().is_some_and(Vec::is_empty) {
         config.served_models = None;
@@ -789,7 +798,7 @@ fn normalize_traffic(
     path: &str,
 ) -> Result<TrafficConfig> {
     let routes = traffic.and_then(|t| t.routes).unwrap_or_default();
-    let tpath = format!("{path}.traffic_config.routes");
+    let tpath = sub(path, "traffic_config.routes");
     if routes.is_empty() {
         // No split given: share evenly, remainder to the first entities, so 3 entities get 34/33/33.
         let n = names.len() as i64;
@@ -859,10 +868,10 @@ fn inference_table(c: &InferenceTableConfig, path: &str) -> Result<()> {
 /// Validates an `ai_gateway` block at `path`.
 pub fn ai_gateway(g: &AiGatewayConfig, path: &str) -> Result<()> {
     if let Some(t) = &g.inference_table_config {
-        inference_table(t, &format!("{path}.inference_table_config"))?;
+        inference_table(t, &sub(path, "inference_table_config"))?;
     }
     if let Some(limits) = &g.rate_limits {
-        let lpath = format!("{path}.rate_limits");
+        let lpath = sub(path, "rate_limits");
         if limits.len() > MAX_RATE_LIMITS {
             return Err(err(
                 lpath,
@@ -952,14 +961,14 @@ pub fn ai_gateway(g: &AiGatewayConfig, path: &str) -> Result<()> {
                 && !["BLOCK", "MASK", "NONE"].contains(&b)
             {
                 return Err(err(
-                    format!("{path}.guardrails.{side}.pii.behavior"),
+                    sub(path, &format!("guardrails.{side}.pii.behavior")),
                     format!("'{b}' is not one of BLOCK, MASK, NONE"),
                 ));
             }
             for (i, k) in params.invalid_keywords.iter().flatten().enumerate() {
                 if k.trim().is_empty() {
                     return Err(err(
-                        format!("{path}.guardrails.{side}.invalid_keywords[{i}]"),
+                        sub(path, &format!("guardrails.{side}.invalid_keywords[{i}]")),
                         "must not be empty",
                     ));
                 }

@@ -1,1 +1,162 @@
-//! placeholder
+#![warn(missing_docs)]
+//! The modelgate server.
+//!
+//! Layers, outside in: request logging → bearer-token authentication (against the in-memory
+//! [`snapshot::Snapshot`]) → route handlers of the control plane ([`endpoints`], [`secrets`],
+//! [`tokens`]) → the [`modelgate_store::Store`]. After every committed write the snapshot is
+//! rebuilt and swapped atomically; the [`deployer`] moves pending config versions to ready or
+//! failed in the background.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod configs;
+pub mod deployer;
+pub mod endpoints;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod render;
+pub mod routes;
+pub mod secrets;
+pub mod snapshot;
+pub mod state;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use modelgate_store::{SqliteStore, Store};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use bootstrap::StartError;
+
+/// How to run a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Where the database and the key file live.
+    pub data_dir: PathBuf,
+    /// Master key text (base64 or hex of 32 bytes); `None` uses or creates the key file.
+    pub master_key: Option<String>,
+    /// Admin token to accept; `None` generates one on first start.
+    pub admin_token: Option<String>,
+    /// Hold each deployment back this long (for observing `IN_PROGRESS`).
+    pub deploy_delay: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("modelgate-data"),
+            master_key: None,
+            admin_token: None,
+            deploy_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The admin token generated on first start, to be shown once.
+    pub new_admin_token: Option<String>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the store, checks the master key, migrates, builds the snapshot, binds and serves.
+    pub async fn start(config: ServerConfig) -> Result<Server, StartError> {
+        bootstrap::data_dir(&config.data_dir)?;
+        let sqlite = SqliteStore::open(&config.data_dir.join(bootstrap::DB_FILE)).await?;
+        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let cipher = bootstrap::master_key(
+            store.as_ref(),
+            &config.data_dir,
+            config.master_key.as_deref(),
+        )
+        .await;
+        let cipher = match cipher {
+            Ok(c) => c,
+            Err(e) => {
+                store.close().await;
+                return Err(e);
+            }
+        };
+        store.migrate().await?;
+        bootstrap::remember_key(store.as_ref(), &cipher).await?;
+        let workspace_id = bootstrap::workspace_id(store.as_ref()).await?;
+        let new_admin_token =
+            bootstrap::admin(store.as_ref(), config.admin_token.as_deref()).await?;
+
+        let cipher = Arc::new(cipher);
+        let snapshot = snapshot::Snapshot::build(store.as_ref(), &cipher).await?;
+        let (queue, jobs) = deployer::DeployQueue::new();
+        let app =
+            state::AppState::new(store.clone(), cipher, snapshot, queue.clone(), workspace_id);
+
+        // Versions left pending by the previous run are deployed now.
+        for e in store.list_endpoints().await? {
+            if let Some(v) = e.pending_version {
+                queue.enqueue(&e.id, v);
+            }
+        }
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+
+        let (stop, stop_rx) = watch::channel(false);
+        let deployer = tokio::spawn(deployer::run(
+            app.clone(),
+            jobs,
+            config.deploy_delay,
+            stop_rx.clone(),
+        ));
+        let router = routes::router(app);
+        let mut shutdown = stop_rx;
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = shutdown.changed().await;
+                })
+                .await;
+            let _ = deployer.await;
+            store.close().await;
+            served
+        });
+        tracing::info!(%addr, data_dir = %config.data_dir.display(), "modelgate listening");
+        Ok(Server {
+            addr,
+            new_admin_token,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops accepting connections, lets in-flight requests and the current deployment finish,
+    /// closes the store, and returns.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}

@@ -58,6 +58,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
     /// Brings the schema up to date.
     async fn migrate(&self) -> Result<()>;
+    /// Waits for in-flight statements and closes connections.
+    async fn close(&self);
 
     /// Reads a metadata value; `None` also on a database that was never migrated.
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;

@@ -74,12 +74,6 @@ impl SqliteStore {
             .await?;
         Ok(Self { writer, reader })
     }
-
-    /// Closes both pools, waiting for in-flight statements.
-    pub async fn close(&self) {
-        self.writer.close().await;
-        self.reader.close().await;
-    }
 }
 
 #[async_trait]
@@ -87,6 +81,11 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
     }
 
     async fn migrate(&self) -> Result<()> {

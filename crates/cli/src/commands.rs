@@ -1,0 +1,705 @@
+//! Client commands. Each mirrors a Databricks CLI verb and maps to one API call (plus waiting
+//! for `NOT_UPDATING` where the Databricks CLI waits too).
+
+use std::io::{IsTerminal, Read};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use clap::{Args, Subcommand};
+use comfy_table::Table;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::{CliError, Output};
+
+const SE: &str = "/api/2.0/serving-endpoints";
+
+/// `--json` for commands with a request body.
+#[derive(Args)]
+pub struct JsonArg {
+    /// Request body: inline JSON, `@path/to/file.json`, or `@-` for standard input.
+    #[arg(long)]
+    json: Option<String>,
+}
+
+/// Waiting behaviour of commands that start a config update.
+#[derive(Args)]
+pub struct WaitArgs {
+    /// Return at once instead of waiting for the update to finish.
+    #[arg(long)]
+    no_wait: bool,
+    /// How long to wait for NOT_UPDATING (e.g. 90s, 20m).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20m")]
+    timeout: Duration,
+}
+
+/// `modelgate serving-endpoints ...`
+#[derive(Subcommand)]
+pub enum EndpointsCmd {
+    /// List endpoints.
+    List,
+    /// Show one endpoint.
+    Get {
+        /// Endpoint name.
+        name: String,
+    },
+    /// Create an endpoint from a JSON body (see docs/api.md); NAME overrides the body's name.
+    Create {
+        /// Endpoint name.
+        name: Option<String>,
+        #[command(flatten)]
+        json: JsonArg,
+        /// Description to set.
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Replace the served entities and traffic config (a new config version).
+    UpdateConfig {
+        /// Endpoint name.
+        name: String,
+        #[command(flatten)]
+        json: JsonArg,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Delete an endpoint and its config history.
+    Delete {
+        /// Endpoint name.
+        name: String,
+    },
+    /// Print the OpenAPI document of the endpoint's invocation API.
+    GetOpenApi {
+        /// Endpoint name.
+        name: String,
+    },
+    /// Print the deployment log of a served entity.
+    BuildLogs {
+        /// Endpoint name.
+        name: String,
+        /// Served entity (model) name.
+        served_model_name: String,
+    },
+    /// Print recent runtime events of a served entity.
+    Logs {
+        /// Endpoint name.
+        name: String,
+        /// Served entity (model) name.
+        served_model_name: String,
+    },
+    /// Replace the legacy rate limits: --json '{"rate_limits": [...]}'.
+    Put {
+        /// Endpoint name.
+        name: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Replace the AI Gateway config (usage tracking, inference table, rate limits, guardrails, fallbacks).
+    PutAiGateway {
+        /// Endpoint name.
+        name: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Add or delete tags: --json '{"add_tags": [{"key": "team", "value": "ml"}], "delete_tags": ["old"]}'.
+    Patch {
+        /// Endpoint name.
+        name: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Stop serving: queries are refused until `start`.
+    Stop {
+        /// Endpoint name.
+        name: String,
+    },
+    /// Serve again after `stop`.
+    Start {
+        /// Endpoint name.
+        name: String,
+    },
+    /// List every config version with its status and build log.
+    ConfigVersions {
+        /// Endpoint name.
+        name: String,
+    },
+    /// Deploy the content of an earlier config version as a new version.
+    Rollback {
+        /// Endpoint name.
+        name: String,
+        /// The version to return to.
+        config_version: i64,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+}
+
+/// `modelgate secrets ...`
+#[derive(Subcommand)]
+pub enum SecretsCmd {
+    /// Create a secret scope.
+    CreateScope {
+        /// Scope name.
+        scope: String,
+        /// Only `users` is accepted.
+        #[arg(long)]
+        initial_manage_principal: Option<String>,
+    },
+    /// List scopes.
+    ListScopes,
+    /// Delete a scope and its secrets.
+    DeleteScope {
+        /// Scope name.
+        scope: String,
+    },
+    /// Store a secret. The value comes from --string-value, --bytes-value or standard input
+    /// (one trailing newline is dropped from standard input).
+    PutSecret {
+        /// Scope name.
+        scope: String,
+        /// Key name.
+        key: String,
+        /// The value as text.
+        #[arg(long, conflicts_with = "bytes_value")]
+        string_value: Option<String>,
+        /// The value as raw bytes (sent base64-encoded).
+        #[arg(long)]
+        bytes_value: Option<String>,
+    },
+    /// Print a secret's value (admins only).
+    GetSecret {
+        /// Scope name.
+        scope: String,
+        /// Key name.
+        key: String,
+    },
+    /// List the keys of a scope (never values).
+    ListSecrets {
+        /// Scope name.
+        scope: String,
+    },
+    /// Delete a secret.
+    DeleteSecret {
+        /// Scope name.
+        scope: String,
+        /// Key name.
+        key: String,
+    },
+}
+
+/// `modelgate tokens ...`
+#[derive(Subcommand)]
+pub enum TokensCmd {
+    /// Create a token for yourself; the value is printed once.
+    Create {
+        /// Lifetime in seconds (default: no expiry).
+        #[arg(long)]
+        lifetime_seconds: Option<i64>,
+        /// Comment shown in listings.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// List tokens (admins see everyone's).
+    List,
+    /// Revoke a token by id; effective immediately.
+    Revoke {
+        /// Token id (from `tokens list`).
+        token_id: String,
+    },
+}
+
+fn read_json(arg: &JsonArg, required: bool) -> Result<Value, CliError> {
+    let text = match arg.json.as_deref() {
+        None if required => return Err(CliError::Usage("--json is required".into())),
+        None => return Ok(json!({})),
+        Some("@-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| CliError::Usage(format!("reading stdin: {e}")))?;
+            s
+        }
+        Some(a) if a.starts_with('@') => std::fs::read_to_string(&a[1..])
+            .map_err(|e| CliError::Usage(format!("{}: {e}", &a[1..])))?,
+        Some(inline) => inline.to_string(),
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("--json is not valid JSON: {e}")))
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut t = Table::new();
+    t.set_header(headers.to_vec());
+    for r in rows {
+        t.add_row(r);
+    }
+    println!("{t}");
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn ms_to_time(v: &Value) -> String {
+    v.as_i64()
+        .filter(|ms| *ms > 0)
+        .map(|ms| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + Duration::from_millis(ms as u64),
+            )
+            .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls until the endpoint is no longer updating. A failed update prints the build log of the
+/// failed version and is an error.
+async fn wait_not_updating(
+    client: &Client,
+    name: &str,
+    timeout: Duration,
+) -> Result<Value, CliError> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let e = client
+            .json(Method::GET, &format!("{SE}/{name}"), None)
+            .await?;
+        match e["state"]["config_update"].as_str() {
+            Some("IN_PROGRESS") => {}
+            Some("UPDATE_FAILED") | Some("UPDATE_CANCELED") => {
+                let versions = client
+                    .json(Method::GET, &format!("{SE}/{name}/config-versions"), None)
+                    .await?;
+                if let Some(log) = versions["config_versions"]
+                    .get(0)
+                    .and_then(|v| v["build_logs"].as_str())
+                {
+                    eprint!("{log}");
+                }
+                return Err(CliError::Api {
+                    code: "UPDATE_FAILED".into(),
+                    message: format!(
+                        "the config update of '{name}' failed; the build log is above"
+                    ),
+                });
+            }
+            _ => return Ok(e),
+        }
+        if started.elapsed() >= timeout {
+            return Err(CliError::Usage(format!(
+                "timed out after {} waiting for '{name}' to finish updating",
+                humantime::format_duration(timeout)
+            )));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn maybe_wait(client: &Client, created: Value, wait: &WaitArgs) -> Result<(), CliError> {
+    if wait.no_wait {
+        print_json(&created);
+        return Ok(());
+    }
+    let name = created["name"].as_str().unwrap_or_default().to_string();
+    print_json(&wait_not_updating(client, &name, wait.timeout).await?);
+    Ok(())
+}
+
+/// Runs a `serving-endpoints` command.
+pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Result<(), CliError> {
+    use EndpointsCmd::*;
+    match cmd {
+        List => {
+            let v = client.json(Method::GET, SE, None).await?;
+            if output == Output::Json {
+                print_json(&v);
+            } else {
+                let rows = v["endpoints"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| {
+                        vec![
+                            s(&e["name"]),
+                            s(&e["state"]["ready"]),
+                            s(&e["state"]["config_update"]),
+                            s(&e["task"]),
+                            s(&e["creator"]),
+                        ]
+                    })
+                    .collect();
+                print_table(&["Name", "State", "Config update", "Task", "Creator"], rows);
+            }
+        }
+        Get { name } => print_json(
+            &client
+                .json(Method::GET, &format!("{SE}/{name}"), None)
+                .await?,
+        ),
+        Create {
+            name,
+            json,
+            description,
+            wait,
+        } => {
+            let mut body = read_json(&json, name.is_none())?;
+            if let Some(n) = name {
+                body["name"] = json!(n);
+            }
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            let created = client.json(Method::POST, SE, Some(&body)).await?;
+            maybe_wait(client, created, &wait).await?;
+        }
+        UpdateConfig { name, json, wait } => {
+            let body = read_json(&json, true)?;
+            let updated = client
+                .json(Method::PUT, &format!("{SE}/{name}/config"), Some(&body))
+                .await?;
+            maybe_wait(client, updated, &wait).await?;
+        }
+        Delete { name } => print_json(
+            &client
+                .json(Method::DELETE, &format!("{SE}/{name}"), None)
+                .await?,
+        ),
+        GetOpenApi { name } => println!(
+            "{}",
+            client
+                .text(Method::GET, &format!("{SE}/{name}/openapi"))
+                .await?
+        ),
+        BuildLogs {
+            name,
+            served_model_name,
+        } => {
+            let v = client
+                .json(
+                    Method::GET,
+                    &format!("{SE}/{name}/served-models/{served_model_name}/build-logs"),
+                    None,
+                )
+                .await?;
+            print_logs(&v, output);
+        }
+        Logs {
+            name,
+            served_model_name,
+        } => {
+            let v = client
+                .json(
+                    Method::GET,
+                    &format!("{SE}/{name}/served-models/{served_model_name}/logs"),
+                    None,
+                )
+                .await?;
+            print_logs(&v, output);
+        }
+        Put { name, json } => {
+            let body = read_json(&json, true)?;
+            print_json(
+                &client
+                    .json(
+                        Method::PUT,
+                        &format!("{SE}/{name}/rate-limits"),
+                        Some(&body),
+                    )
+                    .await?,
+            );
+        }
+        PutAiGateway { name, json } => {
+            let body = read_json(&json, true)?;
+            print_json(
+                &client
+                    .json(Method::PUT, &format!("{SE}/{name}/ai-gateway"), Some(&body))
+                    .await?,
+            );
+        }
+        Patch { name, json } => {
+            let body = read_json(&json, true)?;
+            print_json(
+                &client
+                    .json(Method::PATCH, &format!("{SE}/{name}/tags"), Some(&body))
+                    .await?,
+            );
+        }
+        Stop { name } => print_json(
+            &client
+                .json(Method::POST, &format!("{SE}/{name}/config:stop"), None)
+                .await?,
+        ),
+        Start { name } => print_json(
+            &client
+                .json(Method::POST, &format!("{SE}/{name}/config:start"), None)
+                .await?,
+        ),
+        ConfigVersions { name } => {
+            let v = client
+                .json(Method::GET, &format!("{SE}/{name}/config-versions"), None)
+                .await?;
+            if output == Output::Json {
+                print_json(&v);
+            } else {
+                let rows = v["config_versions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| {
+                        let entities: Vec<String> = c["config"]["served_entities"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|e| s(&e["name"]))
+                            .collect();
+                        vec![
+                            s(&c["config_version"]),
+                            s(&c["status"]),
+                            s(&c["creator"]),
+                            ms_to_time(&c["creation_timestamp"]),
+                            entities.join(", "),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &["Version", "Status", "Creator", "Created", "Served entities"],
+                    rows,
+                );
+            }
+        }
+        Rollback {
+            name,
+            config_version,
+            wait,
+        } => {
+            let body = json!({"config_version": config_version});
+            let v = client
+                .json(
+                    Method::POST,
+                    &format!("{SE}/{name}/config:rollback"),
+                    Some(&body),
+                )
+                .await?;
+            maybe_wait(client, v, &wait).await?;
+        }
+    }
+    Ok(())
+}
+
+fn print_logs(v: &Value, output: Output) {
+    if output == Output::Json {
+        print_json(v);
+    } else {
+        print!("{}", v["logs"].as_str().unwrap_or_default());
+    }
+}
+
+/// Runs a `secrets` command.
+pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result<(), CliError> {
+    use SecretsCmd::*;
+    let ok = json!({});
+    match cmd {
+        CreateScope {
+            scope,
+            initial_manage_principal,
+        } => {
+            let mut body = json!({"scope": scope});
+            if let Some(p) = initial_manage_principal {
+                body["initial_manage_principal"] = json!(p);
+            }
+            client
+                .json(Method::POST, "/api/2.0/secrets/scopes/create", Some(&body))
+                .await?;
+        }
+        ListScopes => {
+            let v = client
+                .json(Method::GET, "/api/2.0/secrets/scopes/list", None)
+                .await?;
+            if output == Output::Json {
+                print_json(&v);
+            } else {
+                let rows = v["scopes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|x| vec![s(&x["name"]), s(&x["backend_type"])])
+                    .collect();
+                print_table(&["Scope", "Backend"], rows);
+            }
+            return Ok(());
+        }
+        DeleteScope { scope } => {
+            client
+                .json(
+                    Method::POST,
+                    "/api/2.0/secrets/scopes/delete",
+                    Some(&json!({"scope": scope})),
+                )
+                .await?;
+        }
+        PutSecret {
+            scope,
+            key,
+            string_value,
+            bytes_value,
+        } => {
+            let mut body = json!({"scope": scope, "key": key});
+            match (string_value, bytes_value) {
+                (Some(v), _) => body["string_value"] = json!(v),
+                (None, Some(b)) => body["bytes_value"] = json!(B64.encode(b.as_bytes())),
+                (None, None) => {
+                    if std::io::stdin().is_terminal() {
+                        eprintln!("Reading the secret value from standard input; end with Ctrl-D.");
+                    }
+                    let mut buf = Vec::new();
+                    std::io::stdin()
+                        .read_to_end(&mut buf)
+                        .map_err(|e| CliError::Usage(format!("reading stdin: {e}")))?;
+                    if buf.ends_with(b"\r\n") {
+                        buf.truncate(buf.len() - 2);
+                    } else if buf.ends_with(b"\n") {
+                        buf.pop();
+                    }
+                    body["bytes_value"] = json!(B64.encode(&buf));
+                }
+            }
+            client
+                .json(Method::POST, "/api/2.0/secrets/put", Some(&body))
+                .await?;
+        }
+        GetSecret { scope, key } => {
+            let v = client
+                .json_query(
+                    Method::GET,
+                    "/api/2.0/secrets/get",
+                    &[("scope", &scope), ("key", &key)],
+                    None,
+                )
+                .await?;
+            if output == Output::Json {
+                print_json(&v);
+            } else {
+                let bytes = B64
+                    .decode(v["value"].as_str().unwrap_or_default())
+                    .unwrap_or_default();
+                println!("{}", String::from_utf8_lossy(&bytes));
+            }
+            return Ok(());
+        }
+        ListSecrets { scope } => {
+            let v = client
+                .json_query(
+                    Method::GET,
+                    "/api/2.0/secrets/list",
+                    &[("scope", &scope)],
+                    None,
+                )
+                .await?;
+            if output == Output::Json {
+                print_json(&v);
+            } else {
+                let rows = v["secrets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|x| vec![s(&x["key"]), ms_to_time(&x["last_updated_timestamp"])])
+                    .collect();
+                print_table(&["Key", "Last updated"], rows);
+            }
+            return Ok(());
+        }
+        DeleteSecret { scope, key } => {
+            client
+                .json(
+                    Method::POST,
+                    "/api/2.0/secrets/delete",
+                    Some(&json!({"scope": scope, "key": key})),
+                )
+                .await?;
+        }
+    }
+    if output == Output::Json {
+        print_json(&ok);
+    }
+    Ok(())
+}
+
+/// Runs a `tokens` command.
+pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(), CliError> {
+    match cmd {
+        TokensCmd::Create {
+            lifetime_seconds,
+            comment,
+        } => {
+            let mut body = json!({});
+            if let Some(l) = lifetime_seconds {
+                body["lifetime_seconds"] = json!(l);
+            }
+            if let Some(c) = comment {
+                body["comment"] = json!(c);
+            }
+            print_json(
+                &client
+                    .json(Method::POST, "/api/2.0/token/create", Some(&body))
+                    .await?,
+            );
+        }
+        TokensCmd::List => {
+            let v = client
+                .json(Method::GET, "/api/2.0/token/list", None)
+                .await?;
+            if output == Output::Json {
+                print_json(&v);
+            } else {
+                let rows = v["token_infos"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        let expiry = if t["expiry_time"].as_i64() == Some(-1) {
+                            "never".into()
+                        } else {
+                            ms_to_time(&t["expiry_time"])
+                        };
+                        vec![
+                            s(&t["token_id"]),
+                            s(&t["owner"]),
+                            ms_to_time(&t["creation_time"]),
+                            expiry,
+                            s(&t["comment"]),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &["Token id", "Owner", "Created", "Expires", "Comment"],
+                    rows,
+                );
+            }
+        }
+        TokensCmd::Revoke { token_id } => {
+            print_json(
+                &client
+                    .json(
+                        Method::POST,
+                        "/api/2.0/token/delete",
+                        Some(&json!({"token_id": token_id})),
+                    )
+                    .await?,
+            );
+        }
+    }
+    Ok(())
+}

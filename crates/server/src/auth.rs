@@ -1,0 +1,99 @@
+//! Bearer-token authentication and request logging.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use modelgate_core::{now_ms, token};
+
+use crate::error::ApiError;
+use crate::snapshot::Principal;
+use crate::state::AppState;
+
+/// Paths that answer without a token: liveness, readiness and the SDK's startup probe.
+pub fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/.well-known/databricks-config"
+    )
+}
+
+/// Resolves the bearer token against the snapshot and attaches the [`Principal`]. Every path that
+/// is not public needs a valid token, unknown paths included, so the route table is not
+/// discoverable without credentials.
+pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    if is_public(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(value) = header else {
+        return ApiError::Unauthenticated(
+            "Missing Authorization header: send 'Authorization: Bearer <token>'.".into(),
+        )
+        .into_response();
+    };
+    let Some(bearer) = value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return ApiError::Unauthenticated(
+            "The Authorization header must be 'Bearer <token>'.".into(),
+        )
+        .into_response();
+    };
+    let principal = app
+        .snapshot
+        .load()
+        .tokens
+        .get(&token::hash(bearer))
+        .cloned();
+    match principal {
+        Some(p) if p.expires_at.is_none_or(|t| t > now_ms()) => {
+            req.extensions_mut().insert(p.clone());
+            let mut resp = next.run(req).await;
+            resp.extensions_mut().insert(p);
+            resp
+        }
+        Some(_) => ApiError::Unauthenticated("The token has expired.".into()).into_response(),
+        None => ApiError::Unauthenticated("Invalid access token.".into()).into_response(),
+    }
+}
+
+/// One log line per request: method, path (no query string, no headers), status, latency, user.
+pub async fn log_requests(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let user = resp
+        .extensions()
+        .get::<Arc<Principal>>()
+        .map(|p| p.user_name.clone());
+    tracing::info!(
+        %method,
+        %path,
+        status = resp.status().as_u16(),
+        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+        user = user.as_deref().unwrap_or("-"),
+        "request"
+    );
+    resp
+}
+
+/// Requires the caller to be an admin.
+pub fn require_admin(p: &Principal, what: &str) -> Result<(), ApiError> {
+    if p.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::PermissionDenied(format!(
+            "Only admins may {what}."
+        )))
+    }
+}

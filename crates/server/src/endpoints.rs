@@ -1,0 +1,494 @@
+//! Serving-endpoint control plane (`/api/2.0/serving-endpoints/...`).
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use modelgate_core::validate::{self, NormalizedConfig};
+use modelgate_core::{now_ms, token};
+use modelgate_store::{ConfigRecord, EndpointMutation, EndpointRecord, StoreError, config_status};
+use modelgate_wire::*;
+use serde_json::json;
+
+use crate::configs;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::openapi;
+use crate::render;
+use crate::snapshot::Principal;
+use crate::state::AppState;
+
+type Caller = Extension<Arc<Principal>>;
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+async fn load(app: &AppState, name: &str) -> ApiResult<EndpointRecord> {
+    app.store
+        .get_endpoint(name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("Endpoint with name '{name}' does not exist.")))
+}
+
+async fn config_at(
+    app: &AppState,
+    e: &EndpointRecord,
+    version: Option<i64>,
+) -> ApiResult<Option<ConfigRecord>> {
+    match version {
+        Some(v) => Ok(app.store.get_config(&e.id, v).await?),
+        None => Ok(None),
+    }
+}
+
+async fn detailed(app: &AppState, e: &EndpointRecord) -> ApiResult<ServingEndpointDetailed> {
+    let active = config_at(app, e, e.active_version).await?;
+    let pending = config_at(app, e, e.pending_version).await?;
+    render::detailed(e, active.as_ref(), pending.as_ref())
+}
+
+/// `POST /api/2.0/serving-endpoints`
+pub async fn create(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    ApiJson(req): ApiJson<CreateServingEndpoint>,
+) -> ApiResult<Json<ServingEndpointDetailed>> {
+    validate::endpoint_name(&req.name, "name")?;
+    let config = req
+        .config
+        .ok_or_else(|| ApiError::invalid("config", "is required"))?;
+    let NormalizedConfig {
+        mut config, task, ..
+    } = validate::normalize_config(config, "config")?;
+    if let Some(g) = &req.ai_gateway {
+        validate::ai_gateway(g, "ai_gateway")?;
+    }
+    if let Some(r) = &req.rate_limits {
+        validate::legacy_rate_limits(r, "rate_limits")?;
+    }
+    if let Some(t) = &req.tags {
+        validate::tags(t, "tags")?;
+    }
+    let id = token::random_hex(16);
+    configs::seal_plaintext(&mut config, &app.cipher, &id)?;
+    let now = now_ms();
+    let endpoint = EndpointRecord {
+        id: id.clone(),
+        name: req.name.clone(),
+        creator: caller.user_name.clone(),
+        created_at: now,
+        updated_at: now,
+        task,
+        description: req.description,
+        budget_policy_id: req.budget_policy_id,
+        route_optimized: req.route_optimized,
+        tags: to_json(&req.tags.unwrap_or_default()),
+        ai_gateway: req.ai_gateway.as_ref().map(to_json),
+        rate_limits: req.rate_limits.as_ref().map(to_json),
+        email_notifications: req.email_notifications.as_ref().map(to_json),
+        telemetry_config: req.telemetry_config.as_ref().map(to_json),
+        config_update: "IN_PROGRESS".into(),
+        stopped: false,
+        latest_version: 1,
+        active_version: None,
+        pending_version: Some(1),
+        pending_since: Some(now),
+    };
+    let record = ConfigRecord {
+        endpoint_id: id.clone(),
+        version: 1,
+        config: to_json(&config),
+        creator: caller.user_name.clone(),
+        created_at: now,
+        status: config_status::PENDING.into(),
+        build_log: String::new(),
+    };
+    app.store.create_endpoint(&endpoint, &record).await?;
+    app.refresh().await?;
+    // Rendered from what was just written, so the reply shows IN_PROGRESS even if the deployer
+    // finishes before the response is serialised.
+    let body = render::detailed(&endpoint, None, Some(&record))?;
+    app.deployer.enqueue(&id, 1);
+    Ok(Json(body))
+}
+
+/// `GET /api/2.0/serving-endpoints`
+pub async fn list(State(app): State<AppState>) -> ApiResult<Json<ListEndpointsResponse>> {
+    let mut endpoints = Vec::new();
+    for e in app.store.list_endpoints().await? {
+        let config = config_at(&app, &e, e.active_version.or(e.pending_version)).await?;
+        endpoints.push(render::summary(&e, config.as_ref()));
+    }
+    Ok(Json(ListEndpointsResponse { endpoints }))
+}
+
+/// `GET /api/2.0/serving-endpoints/{name}`
+pub async fn get(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ServingEndpointDetailed>> {
+    let e = load(&app, &name).await?;
+    Ok(Json(detailed(&app, &e).await?))
+}
+
+/// `DELETE /api/2.0/serving-endpoints/{name}`
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let e = load(&app, &name).await?;
+    app.store.delete_endpoint(&name).await?;
+    app.events.forget(&e.id);
+    app.refresh().await?;
+    Ok(Json(json!({})))
+}
+
+/// Starts a new pending config version with `config` (already normalised and sealed).
+async fn begin_update(
+    app: &AppState,
+    name: &str,
+    creator: &str,
+    config: EndpointCoreConfigInput,
+) -> ApiResult<EndpointRecord> {
+    let config_json = to_json(&config);
+    let creator = creator.to_string();
+    let mutation: EndpointMutation = Box::new(move |e| {
+        if e.config_update == "IN_PROGRESS" {
+            return Err(StoreError::Conflict(format!(
+                "Endpoint '{}' has a config update in progress (version {}); wait for it to finish.",
+                e.name,
+                e.pending_version.unwrap_or(e.latest_version)
+            )));
+        }
+        let now = now_ms();
+        e.latest_version += 1;
+        e.pending_version = Some(e.latest_version);
+        e.pending_since = Some(now);
+        e.config_update = "IN_PROGRESS".into();
+        e.updated_at = now;
+        Ok(Some(ConfigRecord {
+            endpoint_id: e.id.clone(),
+            version: e.latest_version,
+            config: config_json,
+            creator,
+            created_at: now,
+            status: config_status::PENDING.into(),
+            build_log: String::new(),
+        }))
+    });
+    let e = app.store.update_endpoint(name, mutation).await?;
+    app.refresh().await?;
+    if let Some(v) = e.pending_version {
+        app.deployer.enqueue(&e.id, v);
+    }
+    Ok(e)
+}
+
+async fn kind_of_latest(
+    app: &AppState,
+    e: &EndpointRecord,
+) -> ApiResult<Option<validate::ServingKind>> {
+    let latest = config_at(app, e, e.active_version.or(Some(e.latest_version))).await?;
+    Ok(latest
+        .map(|c| configs::parse_stored(&c))
+        .transpose()?
+        .map(|c| validate::kind_of(&c)))
+}
+
+/// `PUT /api/2.0/serving-endpoints/{name}/config`
+pub async fn update_config(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<EndpointCoreConfigInput>,
+) -> ApiResult<Json<ServingEndpointDetailed>> {
+    let current = load(&app, &name).await?;
+    let NormalizedConfig {
+        mut config, kind, ..
+    } = validate::normalize_config(body, "")?;
+    if let Some(old) = kind_of_latest(&app, &current).await?
+        && old != kind
+    {
+        return Err(ApiError::invalid(
+            "served_entities",
+            format!(
+                "an endpoint cannot switch between external models and other served entities \
+                 (this endpoint serves {})",
+                if old == validate::ServingKind::ExternalModel {
+                    "external models"
+                } else {
+                    "registered or foundation models"
+                }
+            ),
+        ));
+    }
+    configs::seal_plaintext(&mut config, &app.cipher, &current.id)?;
+    let e = begin_update(&app, &name, &caller.user_name, config).await?;
+    Ok(Json(detailed(&app, &e).await?))
+}
+
+/// `POST /api/2.0/serving-endpoints/{name}/config:rollback` (our extension): deploys the content
+/// of an earlier version as a new version.
+pub async fn rollback(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<RollbackRequest>,
+) -> ApiResult<Json<ServingEndpointDetailed>> {
+    let current = load(&app, &name).await?;
+    let target = app
+        .store
+        .get_config(&current.id, body.config_version)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "Endpoint '{name}' has no config version {}.",
+                body.config_version
+            ))
+        })?;
+    let config = configs::parse_stored(&target)?;
+    let e = begin_update(&app, &name, &caller.user_name, config).await?;
+    Ok(Json(detailed(&app, &e).await?))
+}
+
+/// `GET /api/2.0/serving-endpoints/{name}/config-versions` (our extension).
+pub async fn config_versions(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ConfigVersionsResponse>> {
+    let e = load(&app, &name).await?;
+    let mut config_versions = Vec::new();
+    for c in app.store.list_configs(&e.id).await? {
+        config_versions.push(ConfigVersionInfo {
+            config_version: c.version,
+            status: c.status.clone(),
+            creator: c.creator.clone(),
+            creation_timestamp: c.created_at,
+            config: configs::public(configs::parse_stored(&c)?),
+            build_logs: c.build_log,
+        });
+    }
+    Ok(Json(ConfigVersionsResponse { config_versions }))
+}
+
+async fn mutate(
+    app: &AppState,
+    name: &str,
+    f: impl FnOnce(&mut EndpointRecord) -> Result<(), StoreError> + Send + 'static,
+) -> ApiResult<EndpointRecord> {
+    let e = app
+        .store
+        .update_endpoint(
+            name,
+            Box::new(move |e| {
+                f(e)?;
+                e.updated_at = now_ms();
+                Ok(None)
+            }),
+        )
+        .await?;
+    app.refresh().await?;
+    Ok(e)
+}
+
+/// `POST .../config:stop`: the endpoint refuses queries until started.
+pub async fn stop(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ServingEndpointDetailed>> {
+    let e = mutate(&app, &name, |e| {
+        e.stopped = true;
+        Ok(())
+    })
+    .await?;
+    log_all_entities(&app, &e, "endpoint stopped").await;
+    Ok(Json(detailed(&app, &e).await?))
+}
+
+/// `POST .../config:start`
+pub async fn start(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ServingEndpointDetailed>> {
+    let e = mutate(&app, &name, |e| {
+        e.stopped = false;
+        Ok(())
+    })
+    .await?;
+    log_all_entities(&app, &e, "endpoint started").await;
+    Ok(Json(detailed(&app, &e).await?))
+}
+
+async fn log_all_entities(app: &AppState, e: &EndpointRecord, line: &str) {
+    if let Ok(Some(c)) = config_at(app, e, e.active_version).await
+        && let Ok(cfg) = configs::parse_stored(&c)
+    {
+        for name in cfg
+            .served_entities
+            .iter()
+            .flatten()
+            .filter_map(|s| s.name.as_deref())
+        {
+            app.events.push(&e.id, name, line);
+        }
+    }
+}
+
+/// `PUT .../ai-gateway`
+pub async fn put_ai_gateway(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<AiGatewayConfig>,
+) -> ApiResult<Json<AiGatewayConfig>> {
+    validate::ai_gateway(&body, "")?;
+    let stored = to_json(&body);
+    mutate(&app, &name, move |e| {
+        e.ai_gateway = Some(stored);
+        Ok(())
+    })
+    .await?;
+    Ok(Json(body))
+}
+
+/// `PUT .../rate-limits` (legacy)
+pub async fn put_rate_limits(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<RateLimits>,
+) -> ApiResult<Json<RateLimits>> {
+    validate::legacy_rate_limits(&body.rate_limits, "rate_limits")?;
+    let stored = to_json(&body.rate_limits);
+    mutate(&app, &name, move |e| {
+        e.rate_limits = Some(stored);
+        Ok(())
+    })
+    .await?;
+    Ok(Json(body))
+}
+
+/// `PATCH .../tags`
+pub async fn patch_tags(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<PatchTagsRequest>,
+) -> ApiResult<Json<EndpointTags>> {
+    validate::tags(&body.add_tags, "add_tags")?;
+    let e = mutate(&app, &name, move |e| {
+        let mut tags = render::tags(e);
+        tags.retain(|t| {
+            !body.delete_tags.contains(&t.key) && !body.add_tags.iter().any(|a| a.key == t.key)
+        });
+        tags.extend(body.add_tags);
+        e.tags = to_json(&tags);
+        Ok(())
+    })
+    .await?;
+    Ok(Json(EndpointTags {
+        tags: render::tags(&e),
+    }))
+}
+
+/// `PATCH .../notifications`
+pub async fn patch_notifications(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<UpdateNotificationsRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let stored = body.email_notifications.as_ref().map(to_json);
+    mutate(&app, &name, move |e| {
+        e.email_notifications = stored;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(
+        json!({"name": name, "email_notifications": body.email_notifications}),
+    ))
+}
+
+/// `PATCH .../telemetry-config`
+pub async fn patch_telemetry(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<PatchTelemetryConfigRequest>,
+) -> ApiResult<Json<ServingEndpointDetailed>> {
+    let stored = body.telemetry_config.as_ref().map(to_json);
+    let e = mutate(&app, &name, move |e| {
+        e.telemetry_config = stored;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(detailed(&app, &e).await?))
+}
+
+/// Finds the newest config version that has a served entity (or model) called `entity`.
+async fn version_with_entity(
+    app: &AppState,
+    e: &EndpointRecord,
+    entity: &str,
+) -> ApiResult<ConfigRecord> {
+    for c in app.store.list_configs(&e.id).await? {
+        let cfg = configs::parse_stored(&c)?;
+        let names = cfg
+            .served_entities
+            .iter()
+            .flatten()
+            .filter_map(|s| s.name.as_deref())
+            .chain(
+                cfg.served_models
+                    .iter()
+                    .flatten()
+                    .filter_map(|m| m.name.as_deref()),
+            );
+        if names.into_iter().any(|n| n == entity) {
+            return Ok(c);
+        }
+    }
+    Err(ApiError::NotFound(format!(
+        "Served model '{entity}' does not exist in endpoint '{}'.",
+        e.name
+    )))
+}
+
+/// `GET .../served-models/{entity}/build-logs`: the deployment log of the newest version that
+/// contains the entity.
+pub async fn build_logs(
+    State(app): State<AppState>,
+    Path((name, entity)): Path<(String, String)>,
+) -> ApiResult<Json<LogsResponse>> {
+    let e = load(&app, &name).await?;
+    let c = version_with_entity(&app, &e, &entity).await?;
+    let logs = if c.build_log.is_empty() {
+        format!("config version {} is still deploying\n", c.version)
+    } else {
+        c.build_log
+    };
+    Ok(Json(LogsResponse { logs }))
+}
+
+/// `GET .../served-models/{entity}/logs`: recent runtime events of the entity.
+pub async fn logs(
+    State(app): State<AppState>,
+    Path((name, entity)): Path<(String, String)>,
+) -> ApiResult<Json<LogsResponse>> {
+    let e = load(&app, &name).await?;
+    version_with_entity(&app, &e, &entity).await?;
+    Ok(Json(LogsResponse {
+        logs: app.events.text(&e.id, &entity),
+    }))
+}
+
+/// `GET .../openapi`: an OpenAPI 3 document for this endpoint's invocations.
+pub async fn get_openapi(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let e = load(&app, &name).await?;
+    let doc = openapi::document(&e.name, e.task.as_deref());
+    let text =
+        serde_json::to_string_pretty(&doc).map_err(|err| ApiError::Internal(err.to_string()))?;
+    Ok(([(CONTENT_TYPE, "application/json")], text))
+}

@@ -1,0 +1,119 @@
+//! The one place where failures become HTTP responses.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use modelgate_core::ValidationError;
+use modelgate_store::StoreError;
+use modelgate_wire::ErrorBody;
+
+/// A failed API call. Each variant fixes the HTTP status and the Databricks `error_code`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request (unparseable JSON, missing body).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A field has a bad value; the message names its path.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// Missing, unknown or expired token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller lacks a permission.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The named object does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The name is taken.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The object is busy (an update is in progress).
+    #[error("{0}")]
+    Conflict(String),
+    /// Not allowed in the object's current state.
+    #[error("{0}")]
+    InvalidState(String),
+    /// A quota would be exceeded.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// No such route.
+    #[error("{0}")]
+    NoRoute(String),
+    /// Route exists, method does not.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// A server-side failure; the detail goes to the log, not to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// HTTP status and `error_code` of this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+            ApiError::InvalidParameter(_) => (StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE"),
+            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+            ApiError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "PERMISSION_DENIED"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST"),
+            ApiError::AlreadyExists(_) => (StatusCode::CONFLICT, "RESOURCE_ALREADY_EXISTS"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "RESOURCE_CONFLICT"),
+            ApiError::InvalidState(_) => (StatusCode::BAD_REQUEST, "INVALID_STATE"),
+            ApiError::LimitExceeded(_) => (StatusCode::BAD_REQUEST, "RESOURCE_LIMIT_EXCEEDED"),
+            ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "BAD_REQUEST"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
+        }
+    }
+
+    /// Shorthand for [`ApiError::InvalidParameter`] with a field path.
+    pub fn invalid(path: &str, message: impl std::fmt::Display) -> Self {
+        ApiError::InvalidParameter(format!("{path}: {message}"))
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::InvalidParameter(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => ApiError::NotFound(m),
+            StoreError::AlreadyExists(m) => ApiError::AlreadyExists(m),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::InvalidState(m) => ApiError::InvalidState(m),
+            StoreError::Invalid(m) => ApiError::InvalidParameter(m),
+            StoreError::LimitExceeded(m) => ApiError::LimitExceeded(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                "Internal error; the server log has the details.".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody {
+            error_code: code.to_string(),
+            message,
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,113 @@
+//! The route table.
+
+use axum::extract::State;
+use axum::http::{Method, Uri};
+use axum::routing::{get, patch, post, put};
+use axum::{Json, Router, middleware};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{auth, endpoints, secrets, tokens};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Every route, with authentication and request logging.
+pub fn router(app: AppState) -> Router {
+    let se = "/api/2.0/serving-endpoints";
+    let one = "/api/2.0/serving-endpoints/{name}";
+    let api = Router::new()
+        .route(se, get(endpoints::list).post(endpoints::create))
+        .route(
+            &format!("{se}/"),
+            get(endpoints::list).post(endpoints::create),
+        )
+        .route(one, get(endpoints::get).delete(endpoints::delete))
+        .route(&format!("{one}/config"), put(endpoints::update_config))
+        .route(&format!("{one}/config:stop"), post(endpoints::stop))
+        .route(&format!("{one}/config:start"), post(endpoints::start))
+        .route(&format!("{one}/config:rollback"), post(endpoints::rollback))
+        .route(
+            &format!("{one}/config-versions"),
+            get(endpoints::config_versions),
+        )
+        .route(&format!("{one}/ai-gateway"), put(endpoints::put_ai_gateway))
+        .route(
+            &format!("{one}/rate-limits"),
+            put(endpoints::put_rate_limits),
+        )
+        .route(&format!("{one}/tags"), patch(endpoints::patch_tags))
+        .route(
+            &format!("{one}/notifications"),
+            patch(endpoints::patch_notifications),
+        )
+        .route(
+            &format!("{one}/telemetry-config"),
+            patch(endpoints::patch_telemetry),
+        )
+        .route(&format!("{one}/openapi"), get(endpoints::get_openapi))
+        .route(
+            &format!("{one}/served-models/{{entity}}/logs"),
+            get(endpoints::logs),
+        )
+        .route(
+            &format!("{one}/served-models/{{entity}}/build-logs"),
+            get(endpoints::build_logs),
+        )
+        .route(
+            "/api/2.0/secrets/scopes/create",
+            post(secrets::create_scope),
+        )
+        .route(
+            "/api/2.0/secrets/scopes/delete",
+            post(secrets::delete_scope),
+        )
+        .route("/api/2.0/secrets/scopes/list", get(secrets::list_scopes))
+        .route("/api/2.0/secrets/put", post(secrets::put))
+        .route("/api/2.0/secrets/get", get(secrets::get))
+        .route("/api/2.0/secrets/list", get(secrets::list))
+        .route("/api/2.0/secrets/delete", post(secrets::delete))
+        .route("/api/2.0/token/create", post(tokens::create))
+        .route("/api/2.0/token/list", get(tokens::list))
+        .route("/api/2.0/token/delete", post(tokens::delete))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/.well-known/databricks-config", get(well_known))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed);
+    api.layer(middleware::from_fn_with_state(
+        app.clone(),
+        auth::authenticate,
+    ))
+    .layer(middleware::from_fn(auth::log_requests))
+    .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .with_state(app)
+}
+
+async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    match app.store.ping().await {
+        Ok(()) => Ok(Json(json!({"status": "ready"}))),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness check failed");
+            Err(ApiError::Internal("store is not reachable".into()))
+        }
+    }
+}
+
+/// The Databricks SDK probes this on every client start. Answering with a workspace id (and no
+/// OIDC endpoint) avoids a warning on every client and leaves PAT authentication in charge.
+async fn well_known(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({"oidc_endpoint": "", "workspace_id": app.workspace_id.as_ref()}))
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute(format!("No API found for '{method} {}'", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!(
+        "Method {method} is not allowed for '{}'",
+        uri.path()
+    ))
+}

@@ -1,0 +1,256 @@
+//! The immutable in-memory view the request path reads.
+//!
+//! Rebuilt from the store after every committed change and swapped in atomically
+//! ([`crate::state::AppState::refresh`]), so authentication and (later) the data plane never
+//! touch the database. Secrets referenced by endpoint configs are decrypted here and nowhere else
+//! on the request path.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use modelgate_core::SecretString;
+use modelgate_core::cipher::Cipher;
+use modelgate_core::credentials;
+use modelgate_core::secret_ref::{self, SecretRef};
+use modelgate_store::{ConfigRecord, Store, StoreError};
+use modelgate_wire::{AiGatewayConfig, EndpointCoreConfigInput, ExternalModel};
+
+use crate::configs;
+
+/// Who a request is from, as established by its token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// User name.
+    pub user_name: String,
+    /// Member of the built-in admins group.
+    pub is_admin: bool,
+    /// Token the request used (never the token value).
+    pub token_id: String,
+    /// ms since the epoch; `None` never expires.
+    pub expires_at: Option<i64>,
+}
+
+/// One served entity ready to receive traffic.
+#[derive(Debug, Clone)]
+pub struct LiveEntity {
+    /// Served entity name.
+    pub name: String,
+    /// Provider config, plaintext credentials removed.
+    pub external_model: Option<ExternalModel>,
+    /// Resolved credentials keyed by reference field path (e.g. `openai_config.openai_api_key`).
+    pub credentials: BTreeMap<&'static str, SecretString>,
+    /// Resolved environment variables.
+    pub environment: BTreeMap<String, SecretString>,
+    /// Share of traffic, 0 to 100.
+    pub traffic_percentage: i64,
+}
+
+/// One endpoint as the request path sees it.
+#[derive(Debug, Clone)]
+pub struct LiveEndpoint {
+    /// 32-hex id.
+    pub id: String,
+    /// Endpoint name.
+    pub name: String,
+    /// Stopped endpoints refuse queries.
+    pub stopped: bool,
+    /// Task of the external models.
+    pub task: Option<String>,
+    /// Active config version, if any.
+    pub config_version: Option<i64>,
+    /// Entities of the active config.
+    pub entities: Vec<LiveEntity>,
+    /// AI Gateway policies.
+    pub ai_gateway: Option<AiGatewayConfig>,
+}
+
+/// Everything the request path needs, immutable.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Principals by token hash.
+    pub tokens: HashMap<String, Arc<Principal>>,
+    /// Endpoints by name.
+    pub endpoints: HashMap<String, Arc<LiveEndpoint>>,
+    /// For each referenced secret, the endpoints (active or pending configs) and entities using it.
+    pub secret_users: HashMap<SecretRef, Vec<(String, String)>>,
+}
+
+/// Secret references in a config's credential fields and environment variables, with the
+/// entity that uses each.
+pub fn secret_refs(config: &EndpointCoreConfigInput) -> BTreeSet<(SecretRef, String)> {
+    let mut out = BTreeSet::new();
+    for e in config.served_entities.iter().flatten() {
+        let name = e.name.clone().unwrap_or_default();
+        if let Some(m) = &e.external_model {
+            for slot in credentials::slots(&mut m.clone()) {
+                if let Some(r) = slot
+                    .reference
+                    .as_deref()
+                    .and_then(|r| secret_ref::parse(r).ok())
+                {
+                    out.insert((r, name.clone()));
+                }
+            }
+        }
+        for v in e.environment_vars.iter().flat_map(|m| m.values()) {
+            if let Ok(r) = secret_ref::parse(v) {
+                out.insert((r, name.clone()));
+            }
+        }
+    }
+    out
+}
+
+impl Snapshot {
+    /// Reads the whole control-plane state and builds a snapshot.
+    pub async fn build(store: &dyn Store, cipher: &Cipher) -> Result<Snapshot, StoreError> {
+        let users: HashMap<String, bool> = store
+            .list_users()
+            .await?
+            .into_iter()
+            .map(|u| (u.user_name, u.is_admin))
+            .collect();
+        let tokens = store
+            .list_tokens(None)
+            .await?
+            .into_iter()
+            .map(|t| {
+                let p = Principal {
+                    is_admin: users.get(&t.user_name).copied().unwrap_or(false),
+                    user_name: t.user_name,
+                    token_id: t.token_id,
+                    expires_at: t.expires_at,
+                };
+                (t.token_hash, Arc::new(p))
+            })
+            .collect();
+
+        let mut secrets: HashMap<SecretRef, Vec<u8>> = HashMap::new();
+        for s in store.all_secrets().await? {
+            let context = configs::secret_context(&s.scope, &s.key);
+            match cipher.open(&context, &s.value) {
+                Ok(v) => {
+                    secrets.insert(
+                        SecretRef {
+                            scope: s.scope,
+                            key: s.key,
+                        },
+                        v,
+                    );
+                }
+                Err(_) => {
+                    tracing::warn!(scope = %s.scope, key = %s.key, "secret does not decrypt; skipped")
+                }
+            }
+        }
+        let resolve = |r: &SecretRef| {
+            secrets
+                .get(r)
+                .and_then(|v| String::from_utf8(v.clone()).ok())
+                .map(SecretString::new)
+        };
+
+        let mut endpoints = HashMap::new();
+        let mut secret_users: HashMap<SecretRef, Vec<(String, String)>> = HashMap::new();
+        for e in store.list_endpoints().await? {
+            let mut live = LiveEndpoint {
+                id: e.id.clone(),
+                name: e.name.clone(),
+                stopped: e.stopped,
+                task: e.task.clone(),
+                config_version: e.active_version,
+                entities: Vec::new(),
+                ai_gateway: e
+                    .ai_gateway
+                    .as_deref()
+                    .and_then(|j| serde_json::from_str(j).ok()),
+            };
+            for version in [e.active_version, e.pending_version].into_iter().flatten() {
+                let Some(record) = store.get_config(&e.id, version).await? else {
+                    continue;
+                };
+                let Ok(config) = configs::parse_stored(&record) else {
+                    tracing::error!(endpoint = %e.name, version, "stored config does not parse; skipped");
+                    continue;
+                };
+                for (r, entity) in secret_refs(&config) {
+                    secret_users
+                        .entry(r)
+                        .or_default()
+                        .push((e.name.clone(), entity));
+                }
+                if Some(version) == e.active_version {
+                    live.entities = live_entities(&record, config, cipher, &resolve);
+                }
+            }
+            endpoints.insert(e.name.clone(), Arc::new(live));
+        }
+        Ok(Snapshot {
+            tokens,
+            endpoints,
+            secret_users,
+        })
+    }
+}
+
+fn live_entities(
+    record: &ConfigRecord,
+    config: EndpointCoreConfigInput,
+    cipher: &Cipher,
+    resolve: &dyn Fn(&SecretRef) -> Option<SecretString>,
+) -> Vec<LiveEntity> {
+    let traffic: HashMap<String, i64> = config
+        .traffic_config
+        .iter()
+        .flat_map(|t| t.routes.iter().flatten())
+        .filter_map(|r| {
+            r.served_entity_name
+                .clone()
+                .or_else(|| r.served_model_name.clone())
+                .map(|n| (n, r.traffic_percentage))
+        })
+        .collect();
+    let context = configs::credential_context(&record.endpoint_id);
+    config
+        .served_entities
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            let name = e.name.unwrap_or_default();
+            let mut credentials = BTreeMap::new();
+            let external_model = e.external_model.map(|mut m| {
+                for slot in credentials::slots(&mut m) {
+                    let value = match (slot.reference.as_deref(), slot.plaintext.as_deref()) {
+                        (Some(r), _) => secret_ref::parse(r).ok().and_then(|r| resolve(&r)),
+                        (None, Some(sealed)) => cipher
+                            .open_text(&context, sealed)
+                            .ok()
+                            .map(SecretString::new),
+                        _ => None,
+                    };
+                    if let Some(v) = value {
+                        credentials.insert(slot.reference_field, v);
+                    }
+                }
+                credentials::strip_plaintext(&mut m);
+                m
+            });
+            let environment = e
+                .environment_vars
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(k, v)| match secret_ref::parse(&v) {
+                    Ok(r) => resolve(&r).map(|s| (k, s)),
+                    Err(_) => Some((k, SecretString::new(v))),
+                })
+                .collect();
+            LiveEntity {
+                traffic_percentage: traffic.get(&name).copied().unwrap_or(0),
+                name,
+                external_model,
+                credentials,
+                environment,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,100 @@
+//! Shared server state.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use modelgate_core::cipher::Cipher;
+use modelgate_store::Store;
+
+use crate::deployer::DeployQueue;
+use crate::error::ApiError;
+use crate::snapshot::Snapshot;
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Persistent state.
+    pub store: Arc<dyn Store>,
+    /// Master-key cipher for secrets and plaintext credentials.
+    pub cipher: Arc<Cipher>,
+    /// What the request path reads.
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Serialises rebuilds so a slower, older rebuild never replaces a newer one.
+    refresh_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Deployment requests.
+    pub deployer: DeployQueue,
+    /// Recent runtime events per served entity (`logs`).
+    pub events: Arc<EntityEvents>,
+    /// Stable id of this installation, announced at `/.well-known/databricks-config`.
+    pub workspace_id: Arc<str>,
+}
+
+impl AppState {
+    /// Builds the state around an initial snapshot.
+    pub fn new(
+        store: Arc<dyn Store>,
+        cipher: Arc<Cipher>,
+        snapshot: Snapshot,
+        deployer: DeployQueue,
+        workspace_id: String,
+    ) -> Self {
+        Self {
+            store,
+            cipher,
+            snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
+            refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
+            deployer,
+            events: Arc::new(EntityEvents::default()),
+            workspace_id: workspace_id.into(),
+        }
+    }
+
+    /// Rebuilds the snapshot from the store and swaps it in. Called after every committed change,
+    /// before the response is sent, so a client that got an answer sees its change on the next
+    /// request.
+    pub async fn refresh(&self) -> Result<(), ApiError> {
+        let _guard = self.refresh_lock.lock().await;
+        let snap = Snapshot::build(self.store.as_ref(), &self.cipher).await?;
+        self.snapshot.store(Arc::new(snap));
+        Ok(())
+    }
+}
+
+/// Most events kept per served entity.
+const EVENTS_PER_ENTITY: usize = 500;
+
+/// Runtime events of served entities, newest last, kept in memory.
+#[derive(Default)]
+pub struct EntityEvents {
+    inner: Mutex<HashMap<(String, String), VecDeque<String>>>,
+}
+
+impl EntityEvents {
+    /// Appends a timestamped line for an entity of an endpoint (by endpoint id).
+    pub fn push(&self, endpoint_id: &str, entity: &str, line: impl std::fmt::Display) {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let q = map
+            .entry((endpoint_id.to_string(), entity.to_string()))
+            .or_default();
+        if q.len() == EVENTS_PER_ENTITY {
+            q.pop_front();
+        }
+        q.push_back(format!("{stamp} {line}"));
+    }
+
+    /// The events of one entity, one per line.
+    pub fn text(&self, endpoint_id: &str, entity: &str) -> String {
+        let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&(endpoint_id.to_string(), entity.to_string()))
+            .map(|q| q.iter().map(|l| format!("{l}\n")).collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets a deleted endpoint.
+    pub fn forget(&self, endpoint_id: &str) {
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|(id, _), _| id != endpoint_id);
+    }
+}
