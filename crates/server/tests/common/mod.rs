@@ -1,0 +1,165 @@
+//! Test harness: a real server on an ephemeral port over a temporary data directory.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use modelgate_server::{Server, ServerConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub const ADMIN_TOKEN: &str = "mgt_test_admin_token_0123456789abcdef";
+
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn config(dir: PathBuf) -> ServerConfig {
+    ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir,
+        master_key: None,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        deploy_delay: Duration::ZERO,
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path().join("data"));
+        tweak(&mut cfg);
+        let server = Server::start(cfg).await.expect("server starts");
+        Self {
+            base: format!("http://{}", server.addr),
+            server: Some(server),
+            token: ADMIN_TOKEN.into(),
+            http: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    /// Stops and starts the server again on the same data directory.
+    pub async fn restart_with(&mut self, tweak: impl FnOnce(&mut ServerConfig)) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.unwrap();
+        }
+        let mut cfg = config(self.dir.path().join("data"));
+        tweak(&mut cfg);
+        let server = Server::start(cfg).await.expect("server restarts");
+        self.base = format!("http://{}", server.addr);
+        self.server = Some(server);
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request reaches the server");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call_as(Some(&self.token), method, path, body).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    /// Polls until the endpoint is no longer updating and returns it.
+    pub async fn wait_settled(&self, name: &str) -> Value {
+        for _ in 0..200 {
+            let (status, e) = self
+                .get(&format!("/api/2.0/serving-endpoints/{name}"))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{e}");
+            if e["state"]["config_update"] != "IN_PROGRESS" {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("endpoint {name} never settled");
+    }
+
+    pub async fn secret(&self, scope: &str, key: &str, value: &str) {
+        let (s, b) = self
+            .post("/api/2.0/secrets/scopes/create", json!({"scope": scope}))
+            .await;
+        assert!(
+            s == StatusCode::OK || b["error_code"] == "RESOURCE_ALREADY_EXISTS",
+            "{b}"
+        );
+        let (s, b) = self
+            .post(
+                "/api/2.0/secrets/put",
+                json!({"scope": scope, "key": key, "string_value": value}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+}
+
+/// An external-model served entity using OpenAI with a secret reference.
+pub fn openai_entity(model: &str, secret: &str) -> Value {
+    json!({"external_model": {"provider": "openai", "name": model, "task": "llm/v1/chat",
+           "openai_config": {"openai_api_key": secret}}})
+}
+
+pub fn create_body(name: &str, entities: Vec<Value>) -> Value {
+    json!({"name": name, "config": {"served_entities": entities}})
+}
+
+/// Asserts an error status, code and message fragment.
+pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str, fragment: &str) {
+    assert_eq!(got.0, status, "body: {}", got.1);
+    assert_eq!(got.1["error_code"], code, "body: {}", got.1);
+    let msg = got.1["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(fragment),
+        "message {msg:?} should contain {fragment:?}"
+    );
+}
