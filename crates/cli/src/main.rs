@@ -70,8 +70,8 @@ pub enum Output {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
-    /// Save a host and token as a profile (the token is read from standard input).
-    Configure(ConfigureArgs),
+    /// Save --host and a token (read from standard input) as a profile.
+    Configure,
     /// Manage serving endpoints.
     #[command(subcommand)]
     ServingEndpoints(commands::EndpointsCmd),
@@ -108,13 +108,6 @@ enum LogFormat {
     Json,
 }
 
-#[derive(Args)]
-struct ConfigureArgs {
-    /// Server URL to save.
-    #[arg(long = "host", id = "configure_host")]
-    configure_host: Option<String>,
-}
-
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
@@ -132,7 +125,7 @@ async fn run(cli: Cli) -> ExitCode {
     let output = cli.output.unwrap_or(Output::Text);
     let result = match cli.command {
         Command::Serve(args) => return serve(args).await,
-        Command::Configure(args) => configure(args, cli.profile.as_deref()),
+        Command::Configure => configure(cli.host, cli.profile.as_deref()),
         command => {
             let client = profile::resolve(cli.host, cli.token, cli.profile.as_deref())
                 .and_then(|(host, token)| client::Client::new(host, token));
@@ -142,7 +135,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::ServingEndpoints(c) => commands::endpoints(&client, c, output).await,
                     Command::Secrets(c) => commands::secrets(&client, c, output).await,
                     Command::Tokens(c) => commands::tokens(&client, c, output).await,
-                    Command::Serve(_) | Command::Configure(_) => unreachable!("handled above"),
+                    Command::Serve(_) | Command::Configure => unreachable!("handled above"),
                 },
             }
         }
@@ -156,13 +149,11 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn configure(args: ConfigureArgs, profile_name: Option<&str>) -> Result<(), CliError> {
+fn configure(host: Option<String>, profile_name: Option<&str>) -> Result<(), CliError> {
     use std::io::{BufRead, IsTerminal, Write};
     let name = profile_name.unwrap_or("default").to_string();
     let mut file = profile::load()?;
-    let host = args
-        .configure_host
-        .unwrap_or_else(|| profile::DEFAULT_HOST.to_string());
+    let host = host.unwrap_or_else(|| profile::DEFAULT_HOST.to_string());
     if std::io::stdin().is_terminal() {
         eprint!("Token for {host}: ");
         let _ = std::io::stderr().flush();
@@ -264,5 +255,14 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }
