@@ -581,7 +581,7 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
                 secret_ref::parse(r)
                     .map_err(|e| err(format!("{path}.{}", slot.reference_field), e))?;
             }
-            (None, Some(p)) if p.is_empty() => {
+            (None, Some("")) => {
                 return Err(err(
                     format!("{path}.{}", slot.plaintext_field),
                     "must not be empty",

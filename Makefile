@@ -1,0 +1,29 @@
+# `make test` runs the whole suite: formatting, lints, Rust unit and integration tests, and the
+# Python client-compatibility tests (databricks-sdk, mlflow) against the built binary.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+REQS := tests/compat/requirements.txt
+
+.PHONY: test lint rust-test compat-test run
+
+test: lint rust-test compat-test
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+rust-test:
+	cargo test --workspace --locked
+
+$(VENV)/.installed: $(REQS)
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r $(REQS)
+	touch $@
+
+compat-test: $(VENV)/.installed
+	cargo build --locked -p modelgate
+	MODELGATE_BIN=target/debug/modelgate $(PY) -m pytest -q tests/compat
+
+run:
+	cargo run -p modelgate -- serve
