@@ -243,6 +243,25 @@ fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
     println!("{t}");
 }
 
+/// Prints a list answer: the JSON as is with `-o json`, else a table of `v[key]` with one row per
+/// item made by `row`.
+fn print_list(
+    v: &Value,
+    output: Output,
+    key: &str,
+    headers: &[&str],
+    row: impl Fn(&Value) -> Vec<String>,
+) {
+    if output == Output::Json {
+        print_json(v);
+    } else {
+        print_table(
+            headers,
+            v[key].as_array().into_iter().flatten().map(row).collect(),
+        );
+    }
+}
+
 fn s(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
@@ -324,25 +343,21 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
     match cmd {
         List => {
             let v = client.json(Method::GET, SE, None).await?;
-            if output == Output::Json {
-                print_json(&v);
-            } else {
-                let rows = v["endpoints"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| {
-                        vec![
-                            s(&e["name"]),
-                            s(&e["state"]["ready"]),
-                            s(&e["state"]["config_update"]),
-                            s(&e["task"]),
-                            s(&e["creator"]),
-                        ]
-                    })
-                    .collect();
-                print_table(&["Name", "State", "Config update", "Task", "Creator"], rows);
-            }
+            print_list(
+                &v,
+                output,
+                "endpoints",
+                &["Name", "State", "Config update", "Task", "Creator"],
+                |e| {
+                    vec![
+                        s(&e["name"]),
+                        s(&e["state"]["ready"]),
+                        s(&e["state"]["config_update"]),
+                        s(&e["task"]),
+                        s(&e["creator"]),
+                    ]
+                },
+            );
         }
         Get { name } => print_json(
             &client
@@ -451,34 +466,22 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
             let v = client
                 .json(Method::GET, &format!("{SE}/{name}/config-versions"), None)
                 .await?;
-            if output == Output::Json {
-                print_json(&v);
-            } else {
-                let rows = v["config_versions"]
+            let headers = ["Version", "Status", "Creator", "Created", "Served entities"];
+            print_list(&v, output, "config_versions", &headers, |c| {
+                let entities: Vec<String> = c["config"]["served_entities"]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|c| {
-                        let entities: Vec<String> = c["config"]["served_entities"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(|e| s(&e["name"]))
-                            .collect();
-                        vec![
-                            s(&c["config_version"]),
-                            s(&c["status"]),
-                            s(&c["creator"]),
-                            ms_to_time(&c["creation_timestamp"]),
-                            entities.join(", "),
-                        ]
-                    })
+                    .map(|e| s(&e["name"]))
                     .collect();
-                print_table(
-                    &["Version", "Status", "Creator", "Created", "Served entities"],
-                    rows,
-                );
-            }
+                vec![
+                    s(&c["config_version"]),
+                    s(&c["status"]),
+                    s(&c["creator"]),
+                    ms_to_time(&c["creation_timestamp"]),
+                    entities.join(", "),
+                ]
+            });
         }
         Rollback {
             name,
@@ -528,17 +531,9 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
             let v = client
                 .json(Method::GET, "/api/2.0/secrets/scopes/list", None)
                 .await?;
-            if output == Output::Json {
-                print_json(&v);
-            } else {
-                let rows = v["scopes"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|x| vec![s(&x["name"]), s(&x["backend_type"])])
-                    .collect();
-                print_table(&["Scope", "Backend"], rows);
-            }
+            print_list(&v, output, "scopes", &["Scope", "Backend"], |x| {
+                vec![s(&x["name"]), s(&x["backend_type"])]
+            });
             return Ok(());
         }
         DeleteScope { scope } => {
@@ -608,17 +603,9 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
                     None,
                 )
                 .await?;
-            if output == Output::Json {
-                print_json(&v);
-            } else {
-                let rows = v["secrets"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|x| vec![s(&x["key"]), ms_to_time(&x["last_updated_timestamp"])])
-                    .collect();
-                print_table(&["Key", "Last updated"], rows);
-            }
+            print_list(&v, output, "secrets", &["Key", "Last updated"], |x| {
+                vec![s(&x["key"]), ms_to_time(&x["last_updated_timestamp"])]
+            });
             return Ok(());
         }
         DeleteSecret { scope, key } => {
@@ -661,33 +648,21 @@ pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(
             let v = client
                 .json(Method::GET, "/api/2.0/token/list", None)
                 .await?;
-            if output == Output::Json {
-                print_json(&v);
-            } else {
-                let rows = v["token_infos"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|t| {
-                        let expiry = if t["expiry_time"].as_i64() == Some(-1) {
-                            "never".into()
-                        } else {
-                            ms_to_time(&t["expiry_time"])
-                        };
-                        vec![
-                            s(&t["token_id"]),
-                            s(&t["owner"]),
-                            ms_to_time(&t["creation_time"]),
-                            expiry,
-                            s(&t["comment"]),
-                        ]
-                    })
-                    .collect();
-                print_table(
-                    &["Token id", "Owner", "Created", "Expires", "Comment"],
-                    rows,
-                );
-            }
+            let headers = ["Token id", "Owner", "Created", "Expires", "Comment"];
+            print_list(&v, output, "token_infos", &headers, |t| {
+                let expiry = if t["expiry_time"].as_i64() == Some(-1) {
+                    "never".into()
+                } else {
+                    ms_to_time(&t["expiry_time"])
+                };
+                vec![
+                    s(&t["token_id"]),
+                    s(&t["owner"]),
+                    ms_to_time(&t["creation_time"]),
+                    expiry,
+                    s(&t["comment"]),
+                ]
+            });
         }
         TokensCmd::Revoke { token_id } => {
             print_json(
