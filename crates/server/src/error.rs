@@ -42,6 +42,9 @@ pub enum ApiError {
     /// Route exists, method does not.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// A dependency (the store) is not reachable right now.
+    #[error("{0}")]
+    Unavailable(String),
     /// A server-side failure; the detail goes to the log, not to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -62,6 +65,9 @@ impl ApiError {
             ApiError::LimitExceeded(_) => (StatusCode::BAD_REQUEST, "RESOURCE_LIMIT_EXCEEDED"),
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "BAD_REQUEST"),
+            ApiError::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
         }
     }

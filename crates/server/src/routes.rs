@@ -90,7 +90,7 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, 
         Ok(()) => Ok(Json(json!({"status": "ready"}))),
         Err(e) => {
             tracing::error!(error = %e, "readiness check failed");
-            Err(ApiError::Internal("store is not reachable".into()))
+            Err(ApiError::Unavailable("The store is not reachable.".into()))
         }
     }
 }

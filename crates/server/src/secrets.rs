@@ -137,6 +137,7 @@ pub async fn list_scopes(State(app): State<AppState>) -> ApiResult<Json<ListScop
 /// `POST /api/2.0/secrets/put`
 pub async fn put(
     State(app): State<AppState>,
+    Extension(caller): Caller,
     ApiJson(req): ApiJson<PutSecretRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
     check_name("scope", &req.scope)?;
@@ -176,6 +177,7 @@ pub async fn put(
         scope: req.scope,
         key: req.key,
         value: sealed,
+        updated_by: caller.user_name.clone(),
         updated_at: now_ms(),
     };
     app.store.put_secret(&record, MAX_SECRETS_PER_SCOPE).await?;

@@ -141,6 +141,8 @@ pub struct SecretRecord {
     pub key: String,
     /// Ciphertext.
     pub value: Vec<u8>,
+    /// Who last wrote the value.
+    pub updated_by: String,
     /// ms since the epoch.
     pub updated_at: i64,
 }
@@ -150,6 +152,7 @@ impl std::fmt::Debug for SecretRecord {
         f.debug_struct("SecretRecord")
             .field("scope", &self.scope)
             .field("key", &self.key)
+            .field("updated_by", &self.updated_by)
             .field("updated_at", &self.updated_at)
             .finish_non_exhaustive()
     }

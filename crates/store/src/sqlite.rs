@@ -443,12 +443,14 @@ impl Store for SqliteStore {
             )));
         }
         sqlx::query(
-            "INSERT INTO secrets (scope, key, value, updated_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            "INSERT INTO secrets (scope, key, value, updated_by, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_by = excluded.updated_by, \
+             updated_at = excluded.updated_at",
         )
         .bind(&s.scope)
         .bind(&s.key)
         .bind(&s.value)
+        .bind(&s.updated_by)
         .bind(s.updated_at)
         .execute(&mut *tx)
         .await?;

@@ -164,6 +164,7 @@ async fn secrets_scopes_and_limits() {
         scope: "team".into(),
         key: key.into(),
         value: vec![1, 2],
+        updated_by: "admin".into(),
         updated_at: 5,
     };
     assert!(matches!(

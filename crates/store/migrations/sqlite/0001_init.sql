@@ -65,6 +65,7 @@ CREATE TABLE secrets (
     scope      TEXT NOT NULL REFERENCES secret_scopes (name) ON DELETE CASCADE,
     key        TEXT NOT NULL,
     value      BLOB NOT NULL,
+    updated_by TEXT NOT NULL,
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (scope, key)
 );
