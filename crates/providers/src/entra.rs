@@ -1,0 +1,144 @@
+//! Microsoft Entra ID client-credentials tokens for Azure OpenAI.
+//!
+//! A token is fetched from the tenant's token endpoint and cached. Shortly before it expires, one
+//! request refreshes it while concurrent requests keep using the still-valid token; only when no
+//! valid token exists do requests wait, and then for a single shared fetch.
+
+use std::time::{Duration, Instant};
+
+use modelgate_core::SecretString;
+use serde::Deserialize;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::ProviderError;
+
+/// Scope of Azure OpenAI (Cognitive Services) tokens.
+pub const SCOPE: &str = "https://cognitiveservices.azure.com/.default";
+/// Default authority.
+pub const AUTHORITY: &str = "https://login.microsoftonline.com";
+/// Refresh this long before expiry.
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+#[derive(Clone)]
+struct Cached {
+    token: SecretString,
+    expires: Instant,
+}
+
+/// A cached client-credentials token source.
+pub struct EntraTokens {
+    authority: String,
+    tenant: String,
+    client_id: String,
+    secret: SecretString,
+    cached: RwLock<Option<Cached>>,
+    refreshing: Mutex<()>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: u64,
+}
+
+impl EntraTokens {
+    /// A token source for one app registration.
+    pub fn new(authority: String, tenant: String, client_id: String, secret: SecretString) -> Self {
+        Self {
+            authority,
+            tenant,
+            client_id,
+            secret,
+            cached: RwLock::new(None),
+            refreshing: Mutex::new(()),
+        }
+    }
+
+    /// The client secret (for redaction).
+    pub fn secret(&self) -> &str {
+        self.secret.expose()
+    }
+
+    /// A valid access token.
+    pub async fn token(&self, http: &reqwest::Client) -> Result<SecretString, ProviderError> {
+        let now = Instant::now();
+        let current = self.cached.read().await.clone();
+        if let Some(c) = &current {
+            if c.expires > now + REFRESH_MARGIN {
+                return Ok(c.token.clone());
+            }
+            if c.expires > now {
+                // Still valid: refresh only if nobody else is, otherwise use it.
+                return match self.refreshing.try_lock() {
+                    Ok(_guard) => Ok(self.fetch(http).await.unwrap_or_else(|_| c.token.clone())),
+                    Err(_) => Ok(c.token.clone()),
+                };
+            }
+        }
+        let _guard = self.refreshing.lock().await;
+        if let Some(c) = self.cached.read().await.clone()
+            && c.expires > Instant::now() + REFRESH_MARGIN
+        {
+            return Ok(c.token);
+        }
+        self.fetch(http).await
+    }
+
+    async fn fetch(&self, http: &reqwest::Client) -> Result<SecretString, ProviderError> {
+        let url = format!("{}/{}/oauth2/v2.0/token", self.authority, self.tenant);
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.secret.expose()),
+            ("scope", SCOPE),
+        ];
+        let resp = http.post(&url).form(&form).send().await.map_err(|e| {
+            ProviderError::Connect(format!(
+                "Microsoft Entra token endpoint: {}",
+                without_url(&e)
+            ))
+        })?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::Connect(without_url(&e)))?;
+        if !status.is_success() {
+            let reason = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v["error_description"]
+                        .as_str()
+                        .or(v["error"].as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            return Err(ProviderError::Upstream {
+                status: 401,
+                message: crate::redact(
+                    &format!("Microsoft Entra ID refused the client credentials: {reason}"),
+                    &[self.secret.expose()],
+                ),
+                retry_after: None,
+            });
+        }
+        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            ProviderError::BadResponse(format!("Microsoft Entra token response: {e}"))
+        })?;
+        let cached = Cached {
+            token: SecretString::new(t.access_token),
+            expires: Instant::now() + Duration::from_secs(t.expires_in),
+        };
+        *self.cached.write().await = Some(cached.clone());
+        Ok(cached.token)
+    }
+}
+
+/// A reqwest error's text without the URL (which may carry query parameters).
+pub fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(u) = e.url() {
+        s = s.replace(u.as_str(), "upstream");
+    }
+    s
+}

@@ -1,0 +1,184 @@
+#![warn(missing_docs)]
+//! LLM provider adapters.
+//!
+//! The gateway has one internal request model: the OpenAI chat/completions/embeddings body (a
+//! JSON object), plus the Databricks fields (`extra_params`, `client_request_id`,
+//! `usage_context`). Each provider is one [`Adapter`] that turns that body into its own wire
+//! request, turns its answer back into the OpenAI shape, and translates its stream event by
+//! event through a [`StreamTranslator`]. Where the provider already speaks OpenAI, the answer's
+//! bytes pass through untouched.
+
+pub mod anthropic;
+pub mod entra;
+pub mod openai;
+mod shared;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use modelgate_core::SecretString;
+use modelgate_wire::ExternalModel;
+use serde_json::{Map, Value};
+
+/// What a query asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// `llm/v1/chat`
+    Chat,
+    /// `llm/v1/completions`
+    Completions,
+    /// `llm/v1/embeddings`
+    Embeddings,
+}
+
+impl Task {
+    /// Parses an endpoint task string.
+    pub fn from_task(s: &str) -> Option<Task> {
+        match s {
+            "llm/v1/chat" => Some(Task::Chat),
+            "llm/v1/completions" => Some(Task::Completions),
+            "llm/v1/embeddings" => Some(Task::Embeddings),
+            _ => None,
+        }
+    }
+
+    /// The endpoint task string.
+    pub fn as_task(self) -> &'static str {
+        match self {
+            Task::Chat => "llm/v1/chat",
+            Task::Completions => "llm/v1/completions",
+            Task::Embeddings => "llm/v1/embeddings",
+        }
+    }
+
+    /// The OpenAI route for this task (`chat/completions`, ...).
+    pub fn openai_path(self) -> &'static str {
+        match self {
+            Task::Chat => "chat/completions",
+            Task::Completions => "completions",
+            Task::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// A request body in the internal model.
+pub type Body = Map<String, Value>;
+
+/// Resolved credentials of a served entity, keyed by the reference field path
+/// (`openai_config.openai_api_key`, ...).
+pub type Credentials = BTreeMap<&'static str, SecretString>;
+
+/// Why a call through a provider failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The request asks for something the provider cannot do, or is malformed.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The provider answered with an error status.
+    #[error("{message}")]
+    Upstream {
+        /// The provider's HTTP status.
+        status: u16,
+        /// The provider's reason, credentials redacted.
+        message: String,
+        /// Seconds from the provider's `Retry-After`.
+        retry_after: Option<u64>,
+    },
+    /// The provider could not be reached.
+    #[error("{0}")]
+    Connect(String),
+    /// The provider did not answer in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// The provider answered with something that does not parse.
+    #[error("{0}")]
+    BadResponse(String),
+}
+
+/// One outbound stream item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamItem {
+    /// A `data:` payload (a chunk JSON).
+    Data(String),
+    /// The stream finished cleanly; send `data: [DONE]`.
+    Done,
+    /// The provider reported an error mid-stream; send it as an error event and stop.
+    Error(String),
+}
+
+/// Translates a provider's stream, one server-sent event at a time.
+pub trait StreamTranslator: Send {
+    /// Handles one upstream event (`event` is the SSE event name, empty if none).
+    fn on_event(&mut self, event: &str, data: &str) -> Vec<StreamItem>;
+}
+
+/// A provider adapter bound to one served entity's config and credentials.
+#[async_trait::async_trait]
+pub trait Adapter: Send + Sync {
+    /// The provider name (`openai`, `anthropic`, ...).
+    fn provider(&self) -> &'static str;
+    /// Builds the upstream HTTP request for `body` (in the internal model).
+    async fn request(
+        &self,
+        http: &reqwest::Client,
+        task: Task,
+        body: Body,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, ProviderError>;
+    /// Turns a successful non-streaming answer into the OpenAI shape.
+    fn response(&self, task: Task, body: Bytes) -> Result<Bytes, ProviderError>;
+    /// A translator for one streamed answer.
+    fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator>;
+    /// The reason in a provider error body.
+    fn error_message(&self, body: &[u8]) -> String;
+    /// Credential values, to redact from anything shown to clients or logs.
+    fn secrets(&self) -> Vec<&str>;
+}
+
+/// Server-wide provider settings.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Base-URL overrides by provider name (`anthropic`, `amazon-bedrock`,
+    /// `google-cloud-vertex-ai`, `ai21labs`, `cohere`, `openai`, `microsoft-entra`, ...), for
+    /// air-gapped proxies and tests.
+    pub base_urls: HashMap<String, String>,
+}
+
+impl Settings {
+    /// The base URL for `provider`: the override if any, else `default`.
+    pub fn base_url(&self, provider: &str, default: &str) -> String {
+        self.base_urls
+            .get(provider)
+            .map(String::as_str)
+            .unwrap_or(default)
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+/// Builds the adapter for an external model. Fails with a reason when a credential is missing.
+pub fn build(
+    model: &ExternalModel,
+    creds: &Credentials,
+    settings: &Settings,
+) -> Result<Arc<dyn Adapter>, String> {
+    match model.provider.as_str() {
+        "openai" | "custom" | "databricks-model-serving" => Ok(Arc::new(
+            openai::OpenAiCompatible::new(model, creds, settings)?,
+        )),
+        "anthropic" => Ok(Arc::new(anthropic::Anthropic::new(model, creds, settings)?)),
+        other => Err(format!(
+            "provider '{other}' cannot serve queries in this version"
+        )),
+    }
+}
+
+/// Replaces every credential value inside `text` with `***`.
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s, "***");
+    }
+    out
+}

@@ -1,0 +1,269 @@
+//! OpenAI and the providers that speak its wire format: Azure OpenAI (API key, Entra ID),
+//! `custom` (any OpenAI-compatible server) and `databricks-model-serving` (another
+//! Databricks-compatible server, such as another modelgate).
+//!
+//! Answers are already in the internal shape, so their bytes pass through; streams are re-framed
+//! event by event so that only `data:` lines reach the client.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use modelgate_core::SecretString;
+use modelgate_wire::ExternalModel;
+use serde_json::Value;
+
+use crate::entra::EntraTokens;
+use crate::shared::{credential, flatten_databricks_fields};
+use crate::{
+    Adapter, Body, Credentials, ProviderError, Settings, StreamItem, StreamTranslator, Task,
+};
+
+/// Default OpenAI base URL.
+pub const OPENAI_BASE: &str = "https://api.openai.com/v1";
+
+enum Auth {
+    Bearer(SecretString),
+    Header(String, SecretString),
+    Entra(Arc<EntraTokens>),
+}
+
+enum Flavor {
+    OpenAi {
+        base: String,
+        organization: Option<String>,
+    },
+    Azure {
+        base: String,
+        deployment: String,
+        version: String,
+    },
+    Custom {
+        url: String,
+    },
+    Databricks {
+        workspace: String,
+    },
+}
+
+/// Adapter for the OpenAI wire format.
+pub struct OpenAiCompatible {
+    provider: &'static str,
+    model: String,
+    flavor: Flavor,
+    auth: Auth,
+}
+
+impl OpenAiCompatible {
+    /// Builds the adapter for `model` (provider `openai`, `custom` or `databricks-model-serving`).
+    pub fn new(
+        model: &ExternalModel,
+        creds: &Credentials,
+        settings: &Settings,
+    ) -> Result<Self, String> {
+        let (provider, flavor, auth) = match model.provider.as_str() {
+            "openai" => {
+                let c = model.openai_config.clone().unwrap_or_default();
+                let api_type = c.openai_api_type.as_deref().unwrap_or("openai");
+                let auth = if c.microsoft_entra_client_id.is_some() {
+                    Auth::Entra(Arc::new(EntraTokens::new(
+                        settings.base_url("microsoft-entra", crate::entra::AUTHORITY),
+                        c.microsoft_entra_tenant_id.unwrap_or_default(),
+                        c.microsoft_entra_client_id.unwrap_or_default(),
+                        credential(creds, "openai_config.microsoft_entra_client_secret")?,
+                    )))
+                } else {
+                    let key = credential(creds, "openai_config.openai_api_key")?;
+                    match api_type {
+                        "azure" => Auth::Header("api-key".into(), key),
+                        _ => Auth::Bearer(key),
+                    }
+                };
+                let flavor = if api_type == "openai" {
+                    let base = c
+                        .openai_api_base
+                        .unwrap_or_else(|| settings.base_url("openai", OPENAI_BASE));
+                    Flavor::OpenAi {
+                        base: base.trim_end_matches('/').into(),
+                        organization: c.openai_organization,
+                    }
+                } else {
+                    Flavor::Azure {
+                        base: c
+                            .openai_api_base
+                            .unwrap_or_default()
+                            .trim_end_matches('/')
+                            .into(),
+                        deployment: c.openai_deployment_name.unwrap_or_default(),
+                        version: c.openai_api_version.unwrap_or_default(),
+                    }
+                };
+                ("openai", flavor, auth)
+            }
+            "custom" => {
+                let c = model.custom_provider_config.clone().unwrap_or_default();
+                let auth = match c.api_key_auth {
+                    Some(a) => Auth::Header(
+                        a.key.unwrap_or_default(),
+                        credential(creds, "custom_provider_config.api_key_auth.value")?,
+                    ),
+                    None => Auth::Bearer(credential(
+                        creds,
+                        "custom_provider_config.bearer_token_auth.token",
+                    )?),
+                };
+                let url = c
+                    .custom_provider_url
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_string();
+                ("custom", Flavor::Custom { url }, auth)
+            }
+            _ => {
+                let c = model
+                    .databricks_model_serving_config
+                    .clone()
+                    .unwrap_or_default();
+                let token = credential(
+                    creds,
+                    "databricks_model_serving_config.databricks_api_token",
+                )?;
+                let workspace = c
+                    .databricks_workspace_url
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_string();
+                (
+                    "databricks-model-serving",
+                    Flavor::Databricks { workspace },
+                    Auth::Bearer(token),
+                )
+            }
+        };
+        Ok(Self {
+            provider,
+            model: model.name.clone(),
+            flavor,
+            auth,
+        })
+    }
+
+    fn url(&self, task: Task) -> String {
+        let path = task.openai_path();
+        match &self.flavor {
+            Flavor::OpenAi { base, .. } => format!("{base}/{path}"),
+            Flavor::Azure {
+                base,
+                deployment,
+                version,
+            } => {
+                format!("{base}/openai/deployments/{deployment}/{path}?api-version={version}")
+            }
+            Flavor::Custom { url } => {
+                // A URL that already names the operation is used as is; a base gets the path.
+                if ["/chat/completions", "/completions", "/embeddings"]
+                    .iter()
+                    .any(|s| url.ends_with(s))
+                {
+                    url.clone()
+                } else {
+                    format!("{url}/{path}")
+                }
+            }
+            Flavor::Databricks { workspace } => {
+                format!("{workspace}/serving-endpoints/{}/invocations", self.model)
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Adapter for OpenAiCompatible {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    async fn request(
+        &self,
+        http: &reqwest::Client,
+        task: Task,
+        mut body: Body,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        match self.flavor {
+            // Another Databricks-compatible server understands (and logs) the Databricks fields,
+            // and names the model by its URL.
+            Flavor::Databricks { .. } => {
+                body.remove("model");
+            }
+            Flavor::Azure { .. } => {
+                flatten_databricks_fields(&mut body)?;
+                body.remove("model");
+            }
+            _ => {
+                flatten_databricks_fields(&mut body)?;
+                body.insert("model".into(), Value::String(self.model.clone()));
+            }
+        }
+        if stream {
+            body.insert("stream".into(), Value::Bool(true));
+        }
+        let mut req = http.post(self.url(task)).json(&body);
+        if let Flavor::OpenAi {
+            organization: Some(org),
+            ..
+        } = &self.flavor
+        {
+            req = req.header("OpenAI-Organization", org);
+        }
+        req = match &self.auth {
+            Auth::Bearer(t) => req.bearer_auth(t.expose()),
+            Auth::Header(name, v) => req.header(name.as_str(), v.expose()),
+            Auth::Entra(tokens) => req.bearer_auth(tokens.token(http).await?.expose()),
+        };
+        Ok(req)
+    }
+
+    fn response(&self, _task: Task, body: Bytes) -> Result<Bytes, ProviderError> {
+        Ok(body)
+    }
+
+    fn stream(&self, _task: Task, _include_usage: bool) -> Box<dyn StreamTranslator> {
+        Box::new(PassThrough)
+    }
+
+    fn error_message(&self, body: &[u8]) -> String {
+        crate::shared::error_message(body)
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        match &self.auth {
+            Auth::Bearer(t) | Auth::Header(_, t) => vec![t.expose()],
+            Auth::Entra(e) => vec![e.secret()],
+        }
+    }
+}
+
+/// OpenAI chunks go out as they came, minus anything that is not a `data:` event.
+struct PassThrough;
+
+impl StreamTranslator for PassThrough {
+    fn on_event(&mut self, _event: &str, data: &str) -> Vec<StreamItem> {
+        let data = data.trim();
+        if data == "[DONE]" {
+            return vec![StreamItem::Done];
+        }
+        if data.is_empty() {
+            return Vec::new();
+        }
+        // An OpenAI-style error object inside the stream ends it.
+        if data.starts_with("{\"error\"")
+            && let Ok(v) = serde_json::from_str::<Value>(data)
+            && v.get("choices").is_none()
+        {
+            return vec![StreamItem::Error(crate::shared::error_message(
+                data.as_bytes(),
+            ))];
+        }
+        vec![StreamItem::Data(data.to_string())]
+    }
+}
