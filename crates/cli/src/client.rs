@@ -31,29 +31,18 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<reqwest::Response, CliError> {
         let url = format!("{}{path}", self.host);
-        let mut req = self
-            .http
-            .request(method, &url)
-            .bearer_auth(&self.token)
-            .query(query);
+        let mut req = self.http.request(method, &url).bearer_auth(&self.token).query(query);
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| CliError::Connect(format!("{}: {e}", self.host)))?;
+        let resp = req.send().await.map_err(|e| CliError::Connect(format!("{}: {e}", self.host)))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         let parsed: Option<Value> = serde_json::from_str(&text).ok();
-        let code = parsed
-            .as_ref()
-            .and_then(|v| v["error_code"].as_str())
-            .unwrap_or("HTTP_ERROR")
-            .to_string();
+        let code = parsed.as_ref().and_then(|v| v["error_code"].as_str()).unwrap_or("HTTP_ERROR").to_string();
         let message = parsed
             .as_ref()
             .and_then(|v| v["message"].as_str().map(str::to_string))
@@ -62,12 +51,7 @@ impl Client {
     }
 
     /// A JSON call.
-    pub async fn json(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, CliError> {
+    pub async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
         self.json_query(method, path, &[], body).await
     }
 
@@ -80,22 +64,16 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Value, CliError> {
         let resp = self.send(method, path, query, body).await?;
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| CliError::Connect(e.to_string()))?;
+        let text = resp.text().await.map_err(|e| CliError::Connect(e.to_string()))?;
         if text.trim().is_empty() {
             return Ok(Value::Object(Default::default()));
         }
-        serde_json::from_str(&text)
-            .map_err(|e| CliError::Connect(format!("the server sent invalid JSON: {e}")))
+        serde_json::from_str(&text).map_err(|e| CliError::Connect(format!("the server sent invalid JSON: {e}")))
     }
 
     /// A call whose answer is shown as text.
     pub async fn text(&self, method: Method, path: &str) -> Result<String, CliError> {
         let resp = self.send(method, path, &[], None).await?;
-        resp.text()
-            .await
-            .map_err(|e| CliError::Connect(e.to_string()))
+        resp.text().await.map_err(|e| CliError::Connect(e.to_string()))
     }
 }

@@ -217,17 +217,15 @@ fn read_json(arg: &JsonArg, required: bool) -> Result<Value, CliError> {
         None => return Ok(json!({})),
         Some("@-") => {
             let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .map_err(|e| CliError::Usage(format!("reading stdin: {e}")))?;
+            std::io::stdin().read_to_string(&mut s).map_err(|e| CliError::Usage(format!("reading stdin: {e}")))?;
             s
         }
-        Some(a) if a.starts_with('@') => std::fs::read_to_string(&a[1..])
-            .map_err(|e| CliError::Usage(format!("{}: {e}", &a[1..])))?,
+        Some(a) if a.starts_with('@') => {
+            std::fs::read_to_string(&a[1..]).map_err(|e| CliError::Usage(format!("{}: {e}", &a[1..])))?
+        }
         Some(inline) => inline.to_string(),
     };
-    serde_json::from_str(&text)
-        .map_err(|e| CliError::Usage(format!("--json is not valid JSON: {e}")))
+    serde_json::from_str(&text).map_err(|e| CliError::Usage(format!("--json is not valid JSON: {e}")))
 }
 
 fn print_json(v: &Value) {
@@ -245,20 +243,11 @@ fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
 
 /// Prints a list answer: the JSON as is with `-o json`, else a table of `v[key]` with one row per
 /// item made by `row`.
-fn print_list(
-    v: &Value,
-    output: Output,
-    key: &str,
-    headers: &[&str],
-    row: impl Fn(&Value) -> Vec<String>,
-) {
+fn print_list(v: &Value, output: Output, key: &str, headers: &[&str], row: impl Fn(&Value) -> Vec<String>) {
     if output == Output::Json {
         print_json(v);
     } else {
-        print_table(
-            headers,
-            v[key].as_array().into_iter().flatten().map(row).collect(),
-        );
+        print_table(headers, v[key].as_array().into_iter().flatten().map(row).collect());
     }
 }
 
@@ -274,44 +263,28 @@ fn ms_to_time(v: &Value) -> String {
     v.as_i64()
         .filter(|ms| *ms > 0)
         .map(|ms| {
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + Duration::from_millis(ms as u64),
-            )
-            .to_string()
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string()
         })
         .unwrap_or_default()
 }
 
 /// Polls until the endpoint is no longer updating. A failed update prints the build log of the
 /// failed version and is an error.
-async fn wait_not_updating(
-    client: &Client,
-    name: &str,
-    timeout: Duration,
-) -> Result<Value, CliError> {
+async fn wait_not_updating(client: &Client, name: &str, timeout: Duration) -> Result<Value, CliError> {
     let started = Instant::now();
     let mut delay = Duration::from_millis(200);
     loop {
-        let e = client
-            .json(Method::GET, &format!("{SE}/{name}"), None)
-            .await?;
+        let e = client.json(Method::GET, &format!("{SE}/{name}"), None).await?;
         match e["state"]["config_update"].as_str() {
             Some("IN_PROGRESS") => {}
             Some("UPDATE_FAILED") | Some("UPDATE_CANCELED") => {
-                let versions = client
-                    .json(Method::GET, &format!("{SE}/{name}/config-versions"), None)
-                    .await?;
-                if let Some(log) = versions["config_versions"]
-                    .get(0)
-                    .and_then(|v| v["build_logs"].as_str())
-                {
+                let versions = client.json(Method::GET, &format!("{SE}/{name}/config-versions"), None).await?;
+                if let Some(log) = versions["config_versions"].get(0).and_then(|v| v["build_logs"].as_str()) {
                     eprint!("{log}");
                 }
                 return Err(CliError::Api {
                     code: "UPDATE_FAILED".into(),
-                    message: format!(
-                        "the config update of '{name}' failed; the build log is above"
-                    ),
+                    message: format!("the config update of '{name}' failed; the build log is above"),
                 });
             }
             _ => return Ok(e),
@@ -343,33 +316,18 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
     match cmd {
         List => {
             let v = client.json(Method::GET, SE, None).await?;
-            print_list(
-                &v,
-                output,
-                "endpoints",
-                &["Name", "State", "Config update", "Task", "Creator"],
-                |e| {
-                    vec![
-                        s(&e["name"]),
-                        s(&e["state"]["ready"]),
-                        s(&e["state"]["config_update"]),
-                        s(&e["task"]),
-                        s(&e["creator"]),
-                    ]
-                },
-            );
+            print_list(&v, output, "endpoints", &["Name", "State", "Config update", "Task", "Creator"], |e| {
+                vec![
+                    s(&e["name"]),
+                    s(&e["state"]["ready"]),
+                    s(&e["state"]["config_update"]),
+                    s(&e["task"]),
+                    s(&e["creator"]),
+                ]
+            });
         }
-        Get { name } => print_json(
-            &client
-                .json(Method::GET, &format!("{SE}/{name}"), None)
-                .await?,
-        ),
-        Create {
-            name,
-            json,
-            description,
-            wait,
-        } => {
+        Get { name } => print_json(&client.json(Method::GET, &format!("{SE}/{name}"), None).await?),
+        Create { name, json, description, wait } => {
             let mut body = read_json(&json, name.is_none())?;
             if let Some(n) = name {
                 body["name"] = json!(n);
@@ -382,98 +340,42 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
         }
         UpdateConfig { name, json, wait } => {
             let body = read_json(&json, true)?;
-            let updated = client
-                .json(Method::PUT, &format!("{SE}/{name}/config"), Some(&body))
-                .await?;
+            let updated = client.json(Method::PUT, &format!("{SE}/{name}/config"), Some(&body)).await?;
             maybe_wait(client, updated, &wait).await?;
         }
-        Delete { name } => print_json(
-            &client
-                .json(Method::DELETE, &format!("{SE}/{name}"), None)
-                .await?,
-        ),
-        GetOpenApi { name } => println!(
-            "{}",
-            client
-                .text(Method::GET, &format!("{SE}/{name}/openapi"))
-                .await?
-        ),
-        BuildLogs {
-            name,
-            served_model_name,
-        } => {
+        Delete { name } => print_json(&client.json(Method::DELETE, &format!("{SE}/{name}"), None).await?),
+        GetOpenApi { name } => println!("{}", client.text(Method::GET, &format!("{SE}/{name}/openapi")).await?),
+        BuildLogs { name, served_model_name } => {
             let v = client
-                .json(
-                    Method::GET,
-                    &format!("{SE}/{name}/served-models/{served_model_name}/build-logs"),
-                    None,
-                )
+                .json(Method::GET, &format!("{SE}/{name}/served-models/{served_model_name}/build-logs"), None)
                 .await?;
             print_logs(&v, output);
         }
-        Logs {
-            name,
-            served_model_name,
-        } => {
-            let v = client
-                .json(
-                    Method::GET,
-                    &format!("{SE}/{name}/served-models/{served_model_name}/logs"),
-                    None,
-                )
-                .await?;
+        Logs { name, served_model_name } => {
+            let v =
+                client.json(Method::GET, &format!("{SE}/{name}/served-models/{served_model_name}/logs"), None).await?;
             print_logs(&v, output);
         }
         Put { name, json } => {
             let body = read_json(&json, true)?;
-            print_json(
-                &client
-                    .json(
-                        Method::PUT,
-                        &format!("{SE}/{name}/rate-limits"),
-                        Some(&body),
-                    )
-                    .await?,
-            );
+            print_json(&client.json(Method::PUT, &format!("{SE}/{name}/rate-limits"), Some(&body)).await?);
         }
         PutAiGateway { name, json } => {
             let body = read_json(&json, true)?;
-            print_json(
-                &client
-                    .json(Method::PUT, &format!("{SE}/{name}/ai-gateway"), Some(&body))
-                    .await?,
-            );
+            print_json(&client.json(Method::PUT, &format!("{SE}/{name}/ai-gateway"), Some(&body)).await?);
         }
         Patch { name, json } => {
             let body = read_json(&json, true)?;
-            print_json(
-                &client
-                    .json(Method::PATCH, &format!("{SE}/{name}/tags"), Some(&body))
-                    .await?,
-            );
+            print_json(&client.json(Method::PATCH, &format!("{SE}/{name}/tags"), Some(&body)).await?);
         }
-        Stop { name } => print_json(
-            &client
-                .json(Method::POST, &format!("{SE}/{name}/config:stop"), None)
-                .await?,
-        ),
-        Start { name } => print_json(
-            &client
-                .json(Method::POST, &format!("{SE}/{name}/config:start"), None)
-                .await?,
-        ),
+        Stop { name } => print_json(&client.json(Method::POST, &format!("{SE}/{name}/config:stop"), None).await?),
+        Start { name } => print_json(&client.json(Method::POST, &format!("{SE}/{name}/config:start"), None).await?),
         ConfigVersions { name } => {
-            let v = client
-                .json(Method::GET, &format!("{SE}/{name}/config-versions"), None)
-                .await?;
+            let v = client.json(Method::GET, &format!("{SE}/{name}/config-versions"), None).await?;
             let headers = ["Version", "Status", "Creator", "Created", "Served entities"];
             print_list(&v, output, "config_versions", &headers, |c| {
-                let entities: Vec<String> = c["config"]["served_entities"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| s(&e["name"]))
-                    .collect();
+                let entities: Vec<String> =
+                    c["config"]["served_entities"].as_array().into_iter().flatten().map(|e| s(&e["name"])).collect();
                 vec![
                     s(&c["config_version"]),
                     s(&c["status"]),
@@ -483,19 +385,9 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
                 ]
             });
         }
-        Rollback {
-            name,
-            config_version,
-            wait,
-        } => {
+        Rollback { name, config_version, wait } => {
             let body = json!({"config_version": config_version});
-            let v = client
-                .json(
-                    Method::POST,
-                    &format!("{SE}/{name}/config:rollback"),
-                    Some(&body),
-                )
-                .await?;
+            let v = client.json(Method::POST, &format!("{SE}/{name}/config:rollback"), Some(&body)).await?;
             maybe_wait(client, v, &wait).await?;
         }
     }
@@ -515,42 +407,22 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
     use SecretsCmd::*;
     let ok = json!({});
     match cmd {
-        CreateScope {
-            scope,
-            initial_manage_principal,
-        } => {
+        CreateScope { scope, initial_manage_principal } => {
             let mut body = json!({"scope": scope});
             if let Some(p) = initial_manage_principal {
                 body["initial_manage_principal"] = json!(p);
             }
-            client
-                .json(Method::POST, "/api/2.0/secrets/scopes/create", Some(&body))
-                .await?;
+            client.json(Method::POST, "/api/2.0/secrets/scopes/create", Some(&body)).await?;
         }
         ListScopes => {
-            let v = client
-                .json(Method::GET, "/api/2.0/secrets/scopes/list", None)
-                .await?;
-            print_list(&v, output, "scopes", &["Scope", "Backend"], |x| {
-                vec![s(&x["name"]), s(&x["backend_type"])]
-            });
+            let v = client.json(Method::GET, "/api/2.0/secrets/scopes/list", None).await?;
+            print_list(&v, output, "scopes", &["Scope", "Backend"], |x| vec![s(&x["name"]), s(&x["backend_type"])]);
             return Ok(());
         }
         DeleteScope { scope } => {
-            client
-                .json(
-                    Method::POST,
-                    "/api/2.0/secrets/scopes/delete",
-                    Some(&json!({"scope": scope})),
-                )
-                .await?;
+            client.json(Method::POST, "/api/2.0/secrets/scopes/delete", Some(&json!({"scope": scope}))).await?;
         }
-        PutSecret {
-            scope,
-            key,
-            string_value,
-            bytes_value,
-        } => {
+        PutSecret { scope, key, string_value, bytes_value } => {
             let mut body = json!({"scope": scope, "key": key});
             match (string_value, bytes_value) {
                 (Some(v), _) => body["string_value"] = json!(v),
@@ -571,51 +443,29 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
                     body["bytes_value"] = json!(B64.encode(&buf));
                 }
             }
-            client
-                .json(Method::POST, "/api/2.0/secrets/put", Some(&body))
-                .await?;
+            client.json(Method::POST, "/api/2.0/secrets/put", Some(&body)).await?;
         }
         GetSecret { scope, key } => {
             let v = client
-                .json_query(
-                    Method::GET,
-                    "/api/2.0/secrets/get",
-                    &[("scope", &scope), ("key", &key)],
-                    None,
-                )
+                .json_query(Method::GET, "/api/2.0/secrets/get", &[("scope", &scope), ("key", &key)], None)
                 .await?;
             if output == Output::Json {
                 print_json(&v);
             } else {
-                let bytes = B64
-                    .decode(v["value"].as_str().unwrap_or_default())
-                    .unwrap_or_default();
+                let bytes = B64.decode(v["value"].as_str().unwrap_or_default()).unwrap_or_default();
                 println!("{}", String::from_utf8_lossy(&bytes));
             }
             return Ok(());
         }
         ListSecrets { scope } => {
-            let v = client
-                .json_query(
-                    Method::GET,
-                    "/api/2.0/secrets/list",
-                    &[("scope", &scope)],
-                    None,
-                )
-                .await?;
+            let v = client.json_query(Method::GET, "/api/2.0/secrets/list", &[("scope", &scope)], None).await?;
             print_list(&v, output, "secrets", &["Key", "Last updated"], |x| {
                 vec![s(&x["key"]), ms_to_time(&x["last_updated_timestamp"])]
             });
             return Ok(());
         }
         DeleteSecret { scope, key } => {
-            client
-                .json(
-                    Method::POST,
-                    "/api/2.0/secrets/delete",
-                    Some(&json!({"scope": scope, "key": key})),
-                )
-                .await?;
+            client.json(Method::POST, "/api/2.0/secrets/delete", Some(&json!({"scope": scope, "key": key}))).await?;
         }
     }
     if output == Output::Json {
@@ -627,10 +477,7 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
 /// Runs a `tokens` command.
 pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(), CliError> {
     match cmd {
-        TokensCmd::Create {
-            lifetime_seconds,
-            comment,
-        } => {
+        TokensCmd::Create { lifetime_seconds, comment } => {
             let mut body = json!({});
             if let Some(l) = lifetime_seconds {
                 body["lifetime_seconds"] = json!(l);
@@ -638,41 +485,20 @@ pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(
             if let Some(c) = comment {
                 body["comment"] = json!(c);
             }
-            print_json(
-                &client
-                    .json(Method::POST, "/api/2.0/token/create", Some(&body))
-                    .await?,
-            );
+            print_json(&client.json(Method::POST, "/api/2.0/token/create", Some(&body)).await?);
         }
         TokensCmd::List => {
-            let v = client
-                .json(Method::GET, "/api/2.0/token/list", None)
-                .await?;
+            let v = client.json(Method::GET, "/api/2.0/token/list", None).await?;
             let headers = ["Token id", "Owner", "Created", "Expires", "Comment"];
             print_list(&v, output, "token_infos", &headers, |t| {
-                let expiry = if t["expiry_time"].as_i64() == Some(-1) {
-                    "never".into()
-                } else {
-                    ms_to_time(&t["expiry_time"])
-                };
-                vec![
-                    s(&t["token_id"]),
-                    s(&t["owner"]),
-                    ms_to_time(&t["creation_time"]),
-                    expiry,
-                    s(&t["comment"]),
-                ]
+                let expiry =
+                    if t["expiry_time"].as_i64() == Some(-1) { "never".into() } else { ms_to_time(&t["expiry_time"]) };
+                vec![s(&t["token_id"]), s(&t["owner"]), ms_to_time(&t["creation_time"]), expiry, s(&t["comment"])]
             });
         }
         TokensCmd::Revoke { token_id } => {
             print_json(
-                &client
-                    .json(
-                        Method::POST,
-                        "/api/2.0/token/delete",
-                        Some(&json!({"token_id": token_id})),
-                    )
-                    .await?,
+                &client.json(Method::POST, "/api/2.0/token/delete", Some(&json!({"token_id": token_id}))).await?,
             );
         }
     }

@@ -100,6 +100,30 @@ struct ServeArgs {
     /// Hold each config deployment back this long, to watch the IN_PROGRESS state (demos, tests).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     deploy_delay: Duration,
+    /// Base URL for a provider, as PROVIDER=URL (repeatable; comma-separated in the environment),
+    /// e.g. anthropic=http://proxy.internal:8443. For air-gapped proxies and tests.
+    #[arg(long = "provider-base-url", env = "MODELGATE_PROVIDER_BASE_URLS", value_delimiter = ',', value_parser = parse_base_url)]
+    provider_base_urls: Vec<(String, String)>,
+    /// Time limit to connect to a provider.
+    #[arg(long, env = "MODELGATE_UPSTREAM_CONNECT_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    upstream_connect_timeout: Duration,
+    /// Time limit from sending a request to a provider's response headers.
+    #[arg(long, env = "MODELGATE_UPSTREAM_FIRST_BYTE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "120s")]
+    upstream_first_byte_timeout: Duration,
+    /// Longest silence allowed between two events of a streamed answer.
+    #[arg(long, env = "MODELGATE_UPSTREAM_IDLE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "60s")]
+    upstream_idle_timeout: Duration,
+    /// Time limit for a whole provider call, streamed answers included.
+    #[arg(long, env = "MODELGATE_UPSTREAM_TIMEOUT", value_parser = humantime::parse_duration, default_value = "600s")]
+    upstream_timeout: Duration,
+}
+
+fn parse_base_url(s: &str) -> Result<(String, String), String> {
+    let (p, u) = s.split_once('=').ok_or_else(|| format!("'{s}' is not PROVIDER=URL"))?;
+    if !(u.starts_with("http://") || u.starts_with("https://")) {
+        return Err(format!("'{u}' is not an http:// or https:// URL"));
+    }
+    Ok((p.trim().to_string(), u.trim().to_string()))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -159,29 +183,19 @@ fn configure(host: Option<String>, profile_name: Option<&str>) -> Result<(), Cli
         let _ = std::io::stderr().flush();
     }
     let mut token = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut token)
-        .map_err(|e| CliError::Usage(format!("reading the token: {e}")))?;
+    std::io::stdin().lock().read_line(&mut token).map_err(|e| CliError::Usage(format!("reading the token: {e}")))?;
     let token = token.trim().to_string();
     if token.is_empty() {
         return Err(CliError::Usage("no token given on standard input".into()));
     }
-    file.profiles.insert(
-        name.clone(),
-        profile::Profile {
-            host: Some(host),
-            token: Some(token),
-        },
-    );
+    file.profiles.insert(name.clone(), profile::Profile { host: Some(host), token: Some(token) });
     let path = profile::save(&file)?;
     eprintln!("Saved profile '{name}' to {}", path.display());
     Ok(())
 }
 
 fn init_logging(format: LogFormat, level: &str) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .map_err(|e| format!("--log-level '{level}': {e}"))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| format!("--log-level '{level}': {e}"))?;
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -206,6 +220,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
         master_key: env("MODELGATE_MASTER_KEY"),
         admin_token: env("MODELGATE_ADMIN_TOKEN"),
         deploy_delay: args.deploy_delay,
+        providers: modelgate_providers::Settings { base_urls: args.provider_base_urls.into_iter().collect() },
+        timeouts: modelgate_server::state::UpstreamTimeouts {
+            connect: args.upstream_connect_timeout,
+            first_byte: args.upstream_first_byte_timeout,
+            idle: args.upstream_idle_timeout,
+            total: args.upstream_timeout,
+        },
     };
     let server = match modelgate_server::Server::start(config).await {
         Ok(s) => s,

@@ -48,9 +48,7 @@ pub fn path() -> PathBuf {
 pub fn load() -> Result<ProfilesFile, CliError> {
     let p = path();
     match std::fs::read_to_string(&p) {
-        Ok(text) => {
-            toml::from_str(&text).map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))
-        }
+        Ok(text) => toml::from_str(&text).map_err(|e| CliError::Usage(format!("{}: {e}", p.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ProfilesFile::default()),
         Err(e) => Err(CliError::Usage(format!("{}: {e}", p.display()))),
     }
@@ -85,9 +83,12 @@ pub fn resolve(
 ) -> Result<(String, String), CliError> {
     let file = load()?;
     let named = match profile {
-        Some(name) => Some(file.profiles.get(name).cloned().ok_or_else(|| {
-            CliError::Usage(format!("no profile '{name}' in {}", path().display()))
-        })?),
+        Some(name) => Some(
+            file.profiles
+                .get(name)
+                .cloned()
+                .ok_or_else(|| CliError::Usage(format!("no profile '{name}' in {}", path().display())))?,
+        ),
         None => None,
     };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -102,14 +103,8 @@ pub fn resolve(
         .or_else(|| env("DATABRICKS_TOKEN"))
         .or(default.token)
         .ok_or_else(|| {
-            CliError::Usage(
-                "no token: pass --token, set MODELGATE_TOKEN, or run 'modelgate configure'".into(),
-            )
+            CliError::Usage("no token: pass --token, set MODELGATE_TOKEN, or run 'modelgate configure'".into())
         })?;
-    let host = if host.contains("://") {
-        host
-    } else {
-        format!("https://{host}")
-    };
+    let host = if host.contains("://") { host } else { format!("https://{host}") };
     Ok((host.trim_end_matches('/').to_string(), token))
 }

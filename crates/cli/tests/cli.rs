@@ -18,19 +18,12 @@ struct Serve {
 
 fn spawn_server(data: &Path, envs: &[(&str, &str)]) -> Serve {
     let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data);
-    cmd.env_remove("MODELGATE_TOKEN")
-        .env_remove("MODELGATE_ADMIN_TOKEN")
-        .env_remove("MODELGATE_MASTER_KEY");
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data);
+    cmd.env_remove("MODELGATE_TOKEN").env_remove("MODELGATE_ADMIN_TOKEN").env_remove("MODELGATE_MASTER_KEY");
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn modelgate serve");
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn modelgate serve");
     let output = Arc::new(Mutex::new(String::new()));
     let stderr = child.stderr.take().unwrap();
     let sink = output.clone();
@@ -53,20 +46,10 @@ fn spawn_server(data: &Path, envs: &[(&str, &str)]) -> Serve {
     let host = rx
         .recv_timeout(Duration::from_secs(30))
         .unwrap_or_else(|_| panic!("server did not start: {}", output.lock().unwrap()));
-    Serve {
-        child,
-        host,
-        output,
-    }
+    Serve { child, host, output }
 }
 
-fn cli(
-    host: &str,
-    token: Option<&str>,
-    args: &[&str],
-    stdin: Option<&str>,
-    config_file: &Path,
-) -> Output {
+fn cli(host: &str, token: Option<&str>, args: &[&str], stdin: Option<&str>, config_file: &Path) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env("MODELGATE_HOST", host)
@@ -78,19 +61,9 @@ fn cli(
     if let Some(t) = token {
         cmd.env("MODELGATE_TOKEN", t);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     } else {
         drop(child.stdin.take());
     }
@@ -98,10 +71,7 @@ fn cli(
 }
 
 fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
 fn ok(o: Output) -> String {
@@ -116,9 +86,7 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Self { dir: tempfile::tempdir().unwrap() }
     }
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
@@ -136,145 +104,67 @@ fn quickstart_flow_with_the_cli_and_no_secret_leaks() {
     let secret_value = "sk-cli-secret-value-31337";
     let plaintext_value = "sk-plaintext-cli-4242";
     let server = spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN)]);
-    let run = |args: &[&str], stdin: Option<&str>| {
-        cli(&server.host, Some(ADMIN), args, stdin, &env.config())
-    };
+    let run = |args: &[&str], stdin: Option<&str>| cli(&server.host, Some(ADMIN), args, stdin, &env.config());
     let mut transcript = String::new();
 
     transcript += &ok(run(&["secrets", "create-scope", "llm"], None));
-    transcript += &ok(run(
-        &["secrets", "put-secret", "llm", "openai"],
-        Some(&format!("{secret_value}\n")),
-    ));
+    transcript += &ok(run(&["secrets", "put-secret", "llm", "openai"], Some(&format!("{secret_value}\n"))));
     let listed = ok(run(&["secrets", "list-secrets", "llm"], None));
     assert!(listed.contains("openai"), "{listed}");
     transcript += &listed;
 
     let file = env.dir.path().join("chat.json");
     std::fs::write(&file, ENDPOINT).unwrap();
-    let created = ok(run(
-        &[
-            "serving-endpoints",
-            "create",
-            "--json",
-            &format!("@{}", file.display()),
-        ],
-        None,
-    ));
+    let created = ok(run(&["serving-endpoints", "create", "--json", &format!("@{}", file.display())], None));
     let created: serde_json::Value = serde_json::from_str(&created).unwrap();
-    assert_eq!(
-        created["state"]["ready"], "READY",
-        "create waits for NOT_UPDATING: {created}"
-    );
+    assert_eq!(created["state"]["ready"], "READY", "create waits for NOT_UPDATING: {created}");
     transcript += &created.to_string();
 
     let table = ok(run(&["serving-endpoints", "list"], None));
-    assert!(
-        table.contains("chat") && table.contains("READY") && table.contains("llm/v1/chat"),
-        "{table}"
-    );
-    let as_json = ok(run(
-        &["serving-endpoints", "list", "--output", "json"],
-        None,
-    ));
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&as_json).unwrap()["endpoints"][0]["name"],
-        "chat"
-    );
+    assert!(table.contains("chat") && table.contains("READY") && table.contains("llm/v1/chat"), "{table}");
+    let as_json = ok(run(&["serving-endpoints", "list", "--output", "json"], None));
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&as_json).unwrap()["endpoints"][0]["name"], "chat");
 
     // A plaintext key in an update is accepted and never printed back.
     let update = format!(
         r#"{{"served_entities": [{{"external_model": {{"provider": "openai", "name": "gpt-4o", "task": "llm/v1/chat", "openai_config": {{"openai_api_key_plaintext": "{plaintext_value}"}}}}}}]}}"#
     );
-    let updated = ok(run(
-        &[
-            "serving-endpoints",
-            "update-config",
-            "chat",
-            "--json",
-            &update,
-        ],
-        None,
-    ));
+    let updated = ok(run(&["serving-endpoints", "update-config", "chat", "--json", &update], None));
     assert!(updated.contains("\"config_version\": 2"), "{updated}");
     transcript += &updated;
     transcript += &ok(run(&["serving-endpoints", "config-versions", "chat"], None));
-    transcript += &ok(run(
-        &["serving-endpoints", "build-logs", "chat", "gpt-4o"],
-        None,
-    ));
+    transcript += &ok(run(&["serving-endpoints", "build-logs", "chat", "gpt-4o"], None));
     transcript += &ok(run(&["serving-endpoints", "logs", "chat", "gpt-4o"], None));
     transcript += &ok(run(&["serving-endpoints", "get", "chat"], None));
     let openapi = ok(run(&["serving-endpoints", "get-open-api", "chat"], None));
     assert!(openapi.contains("\"openapi\": \"3.0.3\""), "{openapi}");
 
     // Errors print the server's code and message and exit non-zero.
-    let bad = run(
-        &[
-            "serving-endpoints",
-            "update-config",
-            "chat",
-            "--json",
-            r#"{"served_entities": []}"#,
-        ],
-        None,
-    );
+    let bad = run(&["serving-endpoints", "update-config", "chat", "--json", r#"{"served_entities": []}"#], None);
     let (_, err) = text(&bad);
     assert!(!bad.status.success());
-    assert!(
-        err.contains(
-            "INVALID_PARAMETER_VALUE: served_entities: at least one served entity is required"
-        ),
-        "{err}"
-    );
+    assert!(err.contains("INVALID_PARAMETER_VALUE: served_entities: at least one served entity is required"), "{err}");
     let missing = run(&["serving-endpoints", "get", "ghost"], None);
     assert!(!missing.status.success() && text(&missing).1.contains("RESOURCE_DOES_NOT_EXIST"));
 
     // A failed update makes the waiting command fail and print the build log.
     let failing = r#"{"served_entities": [{"external_model": {"provider": "openai", "name": "o3", "task": "llm/v1/chat", "openai_config": {"openai_api_key": "{{secrets/llm/absent}}"}}}]}"#;
-    let failed = run(
-        &[
-            "serving-endpoints",
-            "update-config",
-            "chat",
-            "--json",
-            failing,
-        ],
-        None,
-    );
+    let failed = run(&["serving-endpoints", "update-config", "chat", "--json", failing], None);
     let (_, err) = text(&failed);
     assert!(!failed.status.success());
-    assert!(
-        err.contains("{{secrets/llm/absent}}") && err.contains("UPDATE_FAILED"),
-        "{err}"
-    );
+    assert!(err.contains("{{secrets/llm/absent}}") && err.contains("UPDATE_FAILED"), "{err}");
 
     let rolled = ok(run(&["serving-endpoints", "rollback", "chat", "1"], None));
-    assert!(
-        rolled.contains("\"config_version\": 4") && rolled.contains("gpt-4o-mini"),
-        "{rolled}"
-    );
+    assert!(rolled.contains("\"config_version\": 4") && rolled.contains("gpt-4o-mini"), "{rolled}");
     let stopped = ok(run(&["serving-endpoints", "stop", "chat"], None));
     assert!(stopped.contains("NOT_READY"));
     ok(run(&["serving-endpoints", "start", "chat"], None));
     ok(run(
-        &[
-            "serving-endpoints",
-            "patch",
-            "chat",
-            "--json",
-            r#"{"add_tags": [{"key": "env", "value": "dev"}]}"#,
-        ],
+        &["serving-endpoints", "patch", "chat", "--json", r#"{"add_tags": [{"key": "env", "value": "dev"}]}"#],
         None,
     ));
     ok(run(
-        &[
-            "serving-endpoints",
-            "put-ai-gateway",
-            "chat",
-            "--json",
-            r#"{"usage_tracking_config": {"enabled": true}}"#,
-        ],
+        &["serving-endpoints", "put-ai-gateway", "chat", "--json", r#"{"usage_tracking_config": {"enabled": true}}"#],
         None,
     ));
     ok(run(
@@ -292,40 +182,16 @@ fn quickstart_flow_with_the_cli_and_no_secret_leaks() {
     let created = ok(run(&["tokens", "create", "--comment", "ci"], None));
     let created: serde_json::Value = serde_json::from_str(&created).unwrap();
     let new_token = created["token_value"].as_str().unwrap().to_string();
-    let id = created["token_info"]["token_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    ok(cli(
-        &server.host,
-        Some(&new_token),
-        &["serving-endpoints", "list"],
-        None,
-        &env.config(),
-    ));
+    let id = created["token_info"]["token_id"].as_str().unwrap().to_string();
+    ok(cli(&server.host, Some(&new_token), &["serving-endpoints", "list"], None, &env.config()));
     let tokens = ok(run(&["tokens", "list"], None));
-    assert!(
-        tokens.contains(&id) && !tokens.contains(&new_token),
-        "{tokens}"
-    );
+    assert!(tokens.contains(&id) && !tokens.contains(&new_token), "{tokens}");
     ok(run(&["tokens", "revoke", &id], None));
-    let refused = cli(
-        &server.host,
-        Some(&new_token),
-        &["serving-endpoints", "list"],
-        None,
-        &env.config(),
-    );
+    let refused = cli(&server.host, Some(&new_token), &["serving-endpoints", "list"], None, &env.config());
     assert!(!refused.status.success() && text(&refused).1.contains("UNAUTHENTICATED"));
 
     // configure writes a profile that later commands use without MODELGATE_TOKEN.
-    let configured = cli(
-        &server.host,
-        None,
-        &["configure", "--host", &server.host],
-        Some(ADMIN),
-        &env.config(),
-    );
+    let configured = cli(&server.host, None, &["configure", "--host", &server.host], Some(ADMIN), &env.config());
     assert!(configured.status.success(), "{:?}", text(&configured));
     let mut cmd = Command::new(BIN);
     let via_profile = cmd
@@ -341,47 +207,28 @@ fn quickstart_flow_with_the_cli_and_no_secret_leaks() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(env.config())
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(env.config()).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     ok(run(&["serving-endpoints", "delete", "chat"], None));
 
     // Stop with SIGTERM: a clean exit 0.
-    let Serve {
-        mut child, output, ..
-    } = server;
+    let Serve { mut child, output, .. } = server;
     sigterm(&child);
-    let status =
-        wait_timeout(&mut child, Duration::from_secs(20)).expect("server exits after SIGTERM");
+    let status = wait_timeout(&mut child, Duration::from_secs(20)).expect("server exits after SIGTERM");
     assert!(status.success(), "exit status {status:?}");
     std::thread::sleep(Duration::from_millis(100));
 
     let server_output = output.lock().unwrap().clone();
-    assert!(
-        server_output.contains("request"),
-        "server logged requests: {server_output}"
-    );
+    assert!(server_output.contains("request"), "server logged requests: {server_output}");
     for value in [secret_value, plaintext_value] {
-        assert!(
-            !server_output.contains(value),
-            "the server output leaks a secret"
-        );
+        assert!(!server_output.contains(value), "the server output leaks a secret");
         assert!(!transcript.contains(value), "CLI output leaks a secret");
     }
     for entry in std::fs::read_dir(env.data()).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         for value in [secret_value, plaintext_value] {
-            assert!(
-                !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
-                "a secret is on disk in clear"
-            );
+            assert!(!bytes.windows(value.len()).any(|w| w == value.as_bytes()), "a secret is on disk in clear");
         }
     }
 }
@@ -390,27 +237,10 @@ fn quickstart_flow_with_the_cli_and_no_secret_leaks() {
 fn acknowledged_writes_survive_kill_9() {
     let env = Env::new();
     let mut server = spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN)]);
-    let run = |host: &str, args: &[&str], stdin: Option<&str>| {
-        ok(cli(host, Some(ADMIN), args, stdin, &env.config()))
-    };
+    let run = |host: &str, args: &[&str], stdin: Option<&str>| ok(cli(host, Some(ADMIN), args, stdin, &env.config()));
     run(&server.host, &["secrets", "create-scope", "llm"], None);
-    run(
-        &server.host,
-        &[
-            "secrets",
-            "put-secret",
-            "llm",
-            "openai",
-            "--string-value",
-            "sk-durable",
-        ],
-        None,
-    );
-    run(
-        &server.host,
-        &["serving-endpoints", "create", "--json", ENDPOINT],
-        None,
-    );
+    run(&server.host, &["secrets", "put-secret", "llm", "openai", "--string-value", "sk-durable"], None);
+    run(&server.host, &["serving-endpoints", "create", "--json", ENDPOINT], None);
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
 
@@ -418,11 +248,7 @@ fn acknowledged_writes_survive_kill_9() {
     let got = run(&again.host, &["serving-endpoints", "get", "chat"], None);
     let got: serde_json::Value = serde_json::from_str(&got).unwrap();
     assert_eq!(got["state"]["ready"], "READY", "{got}");
-    let value = run(
-        &again.host,
-        &["secrets", "get-secret", "llm", "openai"],
-        None,
-    );
+    let value = run(&again.host, &["secrets", "get-secret", "llm", "openai"], None);
     assert_eq!(value.trim(), "sk-durable");
     again.child.kill().unwrap();
     again.child.wait().unwrap();
@@ -434,34 +260,16 @@ fn first_start_prints_an_admin_token_once() {
     let mut first = spawn_server(&env.data(), &[]);
     std::thread::sleep(Duration::from_millis(200));
     let out = first.output.lock().unwrap().clone();
-    let token = out
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("MODELGATE_TOKEN="))
-        .expect("token printed")
-        .to_string();
-    ok(cli(
-        &first.host,
-        Some(&token),
-        &["serving-endpoints", "list"],
-        None,
-        &env.config(),
-    ));
+    let token =
+        out.split_whitespace().find_map(|w| w.strip_prefix("MODELGATE_TOKEN=")).expect("token printed").to_string();
+    ok(cli(&first.host, Some(&token), &["serving-endpoints", "list"], None, &env.config()));
     first.child.kill().unwrap();
     first.child.wait().unwrap();
 
     let mut second = spawn_server(&env.data(), &[]);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        !second.output.lock().unwrap().contains("MODELGATE_TOKEN="),
-        "printed only on the first start"
-    );
-    ok(cli(
-        &second.host,
-        Some(&token),
-        &["serving-endpoints", "list"],
-        None,
-        &env.config(),
-    ));
+    assert!(!second.output.lock().unwrap().contains("MODELGATE_TOKEN="), "printed only on the first start");
+    ok(cli(&second.host, Some(&token), &["serving-endpoints", "list"], None, &env.config()));
     second.child.kill().unwrap();
     second.child.wait().unwrap();
 }
@@ -469,39 +277,16 @@ fn first_start_prints_an_admin_token_once() {
 #[test]
 fn client_errors_without_a_server_or_token() {
     let env = Env::new();
-    let no_token = cli(
-        "http://127.0.0.1:9",
-        None,
-        &["serving-endpoints", "list"],
-        None,
-        &env.config(),
-    );
+    let no_token = cli("http://127.0.0.1:9", None, &["serving-endpoints", "list"], None, &env.config());
     assert!(!no_token.status.success());
-    assert!(
-        text(&no_token).1.contains("no token"),
-        "{:?}",
-        text(&no_token)
-    );
-    let unreachable = cli(
-        "http://127.0.0.1:9",
-        Some("x"),
-        &["serving-endpoints", "list"],
-        None,
-        &env.config(),
-    );
+    assert!(text(&no_token).1.contains("no token"), "{:?}", text(&no_token));
+    let unreachable = cli("http://127.0.0.1:9", Some("x"), &["serving-endpoints", "list"], None, &env.config());
     assert!(!unreachable.status.success());
-    assert!(
-        text(&unreachable).1.contains("cannot reach"),
-        "{:?}",
-        text(&unreachable)
-    );
+    assert!(text(&unreachable).1.contains("cannot reach"), "{:?}", text(&unreachable));
 }
 
 fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 }
 

@@ -41,10 +41,7 @@ impl Cipher {
     /// Builds a cipher from raw key bytes.
     pub fn new(key: &[u8; KEY_LEN]) -> Self {
         let unbound = UnboundKey::new(&AES_256_GCM, key).expect("AES-256 key length is constant");
-        Self {
-            key: LessSafeKey::new(unbound),
-            rng: SystemRandom::new(),
-        }
+        Self { key: LessSafeKey::new(unbound), rng: SystemRandom::new() }
     }
 
     /// Parses a key given as base64 (standard or URL-safe) or as 64 hex digits.
@@ -66,9 +63,7 @@ impl Cipher {
     /// A new random key, base64-encoded, for the key file written on first start.
     pub fn generate_key_text() -> Result<String, CipherError> {
         let mut key = [0u8; KEY_LEN];
-        SystemRandom::new()
-            .fill(&mut key)
-            .map_err(|_| CipherError::Random)?;
+        SystemRandom::new().fill(&mut key).map_err(|_| CipherError::Random)?;
         Ok(B64.encode(key))
     }
 
@@ -78,11 +73,7 @@ impl Cipher {
         self.rng.fill(&mut nonce).map_err(|_| CipherError::Random)?;
         let mut buf = plaintext.to_vec();
         self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context.as_bytes()),
-                &mut buf,
-            )
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut buf)
             .map_err(|_| CipherError::Open)?;
         let mut out = Vec::with_capacity(NONCE_LEN + buf.len());
         out.extend_from_slice(&nonce);
@@ -98,26 +89,19 @@ impl Cipher {
         let (nonce, body) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CipherError::Open)?;
         let mut buf = body.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
-            .map_err(|_| CipherError::Open)?;
+        let plain =
+            self.key.open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf).map_err(|_| CipherError::Open)?;
         Ok(plain.to_vec())
     }
 
     /// Seals a string into a printable form (`mgenc:v1:<base64>`) that can sit inside JSON.
     pub fn seal_text(&self, context: &str, plaintext: &str) -> Result<String, CipherError> {
-        Ok(format!(
-            "{SEALED_PREFIX}{}",
-            B64.encode(self.seal(context, plaintext.as_bytes())?)
-        ))
+        Ok(format!("{SEALED_PREFIX}{}", B64.encode(self.seal(context, plaintext.as_bytes())?)))
     }
 
     /// Opens what [`Cipher::seal_text`] produced.
     pub fn open_text(&self, context: &str, sealed: &str) -> Result<String, CipherError> {
-        let body = sealed
-            .strip_prefix(SEALED_PREFIX)
-            .ok_or(CipherError::Open)?;
+        let body = sealed.strip_prefix(SEALED_PREFIX).ok_or(CipherError::Open)?;
         let bytes = B64.decode(body).map_err(|_| CipherError::Open)?;
         String::from_utf8(self.open(context, &bytes)?).map_err(|_| CipherError::Open)
     }
@@ -140,14 +124,8 @@ mod tests {
         let sealed = c.seal("secret:a/b", b"hello").unwrap();
         assert_ne!(&sealed[NONCE_LEN..NONCE_LEN + 5], b"hello");
         assert_eq!(c.open("secret:a/b", &sealed).unwrap(), b"hello");
-        assert!(
-            c.open("secret:a/c", &sealed).is_err(),
-            "other context must not open"
-        );
-        assert!(
-            cipher().open("secret:a/b", &sealed).is_err(),
-            "other key must not open"
-        );
+        assert!(c.open("secret:a/c", &sealed).is_err(), "other context must not open");
+        assert!(cipher().open("secret:a/b", &sealed).is_err(), "other key must not open");
     }
 
     #[test]

@@ -39,13 +39,7 @@ pub fn slots(model: &mut ExternalModel) -> Vec<CredentialSlot<'_>> {
     if let Some(c) = model.openai_config.as_mut() {
         // An OpenAI config authenticates with an API key or with Entra ID client credentials;
         // `validate` decides which of the two is required.
-        out.push(slot!(
-            c,
-            "openai_config",
-            openai_api_key,
-            openai_api_key_plaintext,
-            false
-        ));
+        out.push(slot!(c, "openai_config", openai_api_key, openai_api_key_plaintext, false));
         out.push(slot!(
             c,
             "openai_config",
@@ -55,65 +49,23 @@ pub fn slots(model: &mut ExternalModel) -> Vec<CredentialSlot<'_>> {
         ));
     }
     if let Some(c) = model.anthropic_config.as_mut() {
-        out.push(slot!(
-            c,
-            "anthropic_config",
-            anthropic_api_key,
-            anthropic_api_key_plaintext,
-            true
-        ));
+        out.push(slot!(c, "anthropic_config", anthropic_api_key, anthropic_api_key_plaintext, true));
     }
     if let Some(c) = model.cohere_config.as_mut() {
-        out.push(slot!(
-            c,
-            "cohere_config",
-            cohere_api_key,
-            cohere_api_key_plaintext,
-            true
-        ));
+        out.push(slot!(c, "cohere_config", cohere_api_key, cohere_api_key_plaintext, true));
     }
     if let Some(c) = model.ai21labs_config.as_mut() {
-        out.push(slot!(
-            c,
-            "ai21labs_config",
-            ai21labs_api_key,
-            ai21labs_api_key_plaintext,
-            true
-        ));
+        out.push(slot!(c, "ai21labs_config", ai21labs_api_key, ai21labs_api_key_plaintext, true));
     }
     if let Some(c) = model.amazon_bedrock_config.as_mut() {
-        out.push(slot!(
-            c,
-            "amazon_bedrock_config",
-            aws_access_key_id,
-            aws_access_key_id_plaintext,
-            false
-        ));
-        out.push(slot!(
-            c,
-            "amazon_bedrock_config",
-            aws_secret_access_key,
-            aws_secret_access_key_plaintext,
-            false
-        ));
+        out.push(slot!(c, "amazon_bedrock_config", aws_access_key_id, aws_access_key_id_plaintext, false));
+        out.push(slot!(c, "amazon_bedrock_config", aws_secret_access_key, aws_secret_access_key_plaintext, false));
     }
     if let Some(c) = model.google_cloud_vertex_ai_config.as_mut() {
-        out.push(slot!(
-            c,
-            "google_cloud_vertex_ai_config",
-            private_key,
-            private_key_plaintext,
-            true
-        ));
+        out.push(slot!(c, "google_cloud_vertex_ai_config", private_key, private_key_plaintext, true));
     }
     if let Some(c) = model.palm_config.as_mut() {
-        out.push(slot!(
-            c,
-            "palm_config",
-            palm_api_key,
-            palm_api_key_plaintext,
-            true
-        ));
+        out.push(slot!(c, "palm_config", palm_api_key, palm_api_key_plaintext, true));
     }
     if let Some(c) = model.databricks_model_serving_config.as_mut() {
         out.push(slot!(
@@ -126,22 +78,10 @@ pub fn slots(model: &mut ExternalModel) -> Vec<CredentialSlot<'_>> {
     }
     if let Some(c) = model.custom_provider_config.as_mut() {
         if let Some(a) = c.api_key_auth.as_mut() {
-            out.push(slot!(
-                a,
-                "custom_provider_config.api_key_auth",
-                value,
-                value_plaintext,
-                true
-            ));
+            out.push(slot!(a, "custom_provider_config.api_key_auth", value, value_plaintext, true));
         }
         if let Some(b) = c.bearer_token_auth.as_mut() {
-            out.push(slot!(
-                b,
-                "custom_provider_config.bearer_token_auth",
-                token,
-                token_plaintext,
-                true
-            ));
+            out.push(slot!(b, "custom_provider_config.bearer_token_auth", token, token_plaintext, true));
         }
     }
     out
@@ -172,19 +112,13 @@ mod tests {
             custom_provider_config: Some(CustomProviderConfig {
                 custom_provider_url: Some("http://x".into()),
                 api_key_auth: None,
-                bearer_token_auth: Some(BearerTokenAuth {
-                    token: None,
-                    token_plaintext: Some("t".into()),
-                }),
+                bearer_token_auth: Some(BearerTokenAuth { token: None, token_plaintext: Some("t".into()) }),
             }),
             ..Default::default()
         };
         assert_eq!(slots(&mut m).len(), 2);
         strip_plaintext(&mut m);
         let json = serde_json::to_string(&m).unwrap();
-        assert!(
-            !json.contains("sk-ant") && !json.contains("plaintext"),
-            "{json}"
-        );
+        assert!(!json.contains("sk-ant") && !json.contains("plaintext"), "{json}");
     }
 }

@@ -16,15 +16,10 @@ pub fn endpoint_name_problem(name: &str) -> Option<String> {
         return Some("must not be empty".into());
     }
     if name.len() > MAX_ENDPOINT_NAME_LEN {
-        return Some(format!(
-            "'{name}' is {} characters long; the limit is {MAX_ENDPOINT_NAME_LEN}",
-            name.len()
-        ));
+        return Some(format!("'{name}' is {} characters long; the limit is {MAX_ENDPOINT_NAME_LEN}", name.len()));
     }
     if let Some(c) = name.chars().find(|c| !is_name_char(*c)) {
-        return Some(format!(
-            "'{name}' contains '{c}'; only letters, digits, '-' and '_' are allowed"
-        ));
+        return Some(format!("'{name}' contains '{c}'; only letters, digits, '-' and '_' are allowed"));
     }
     None
 }
@@ -36,15 +31,10 @@ pub fn secret_name_problem(name: &str) -> Option<String> {
         return Some("must not be empty".into());
     }
     if name.len() > MAX_SECRET_NAME_LEN {
-        return Some(format!(
-            "is {} characters long; the limit is {MAX_SECRET_NAME_LEN}",
-            name.len()
-        ));
+        return Some(format!("is {} characters long; the limit is {MAX_SECRET_NAME_LEN}", name.len()));
     }
     if let Some(c) = name.chars().find(|c| !(is_name_char(*c) || *c == '.')) {
-        return Some(format!(
-            "'{name}' contains '{c}'; only letters, digits, '-', '_' and '.' are allowed"
-        ));
+        return Some(format!("'{name}' contains '{c}'; only letters, digits, '-', '_' and '.' are allowed"));
     }
     None
 }
@@ -71,11 +61,7 @@ mod tests {
         assert!(endpoint_name_problem("chat-prod_1").is_none());
         assert!(endpoint_name_problem("").is_some());
         assert!(endpoint_name_problem("a.b").unwrap().contains("'.'"));
-        assert!(
-            endpoint_name_problem(&"x".repeat(64))
-                .unwrap()
-                .contains("63")
-        );
+        assert!(endpoint_name_problem(&"x".repeat(64)).unwrap().contains("63"));
     }
 
     #[test]
@@ -87,15 +73,9 @@ mod tests {
 
     #[test]
     fn default_names() {
-        assert_eq!(
-            default_external_entity_name("claude-3.5-sonnet"),
-            "claude-3-5-sonnet"
-        );
+        assert_eq!(default_external_entity_name("claude-3.5-sonnet"), "claude-3-5-sonnet");
         assert_eq!(default_external_entity_name("llama3:8b"), "llama3-8b");
-        assert_eq!(
-            default_model_entity_name("cat.sch.readmission_model", "8"),
-            "readmission_model-8"
-        );
+        assert_eq!(default_model_entity_name("cat.sch.readmission_model", "8"), "readmission_model-8");
         assert_eq!(default_model_entity_name("ads1", "1"), "ads1-1");
     }
 }

@@ -29,19 +29,16 @@ pub fn parse(value: &str) -> Result<SecretRef, String> {
              (use the *_plaintext field for a literal value)"
                 .to_string()
         })?;
-    let (scope, key) = inner.split_once('/').ok_or_else(|| {
-        "secret reference must name a scope and a key: {{secrets/<scope>/<key>}}".to_string()
-    })?;
+    let (scope, key) = inner
+        .split_once('/')
+        .ok_or_else(|| "secret reference must name a scope and a key: {{secrets/<scope>/<key>}}".to_string())?;
     if let Some(p) = secret_name_problem(scope) {
         return Err(format!("secret reference scope {p}"));
     }
     if let Some(p) = secret_name_problem(key) {
         return Err(format!("secret reference key {p}"));
     }
-    Ok(SecretRef {
-        scope: scope.to_string(),
-        key: key.to_string(),
-    })
+    Ok(SecretRef { scope: scope.to_string(), key: key.to_string() })
 }
 
 /// True if the string looks like it is meant to be a reference (used for `environment_vars`,

@@ -11,18 +11,13 @@ pub const TOKEN_PREFIX: &str = "mgt_";
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     // The OS generator failing is not recoverable; refuse to issue a weak token.
-    SystemRandom::new()
-        .fill(&mut b)
-        .expect("system random generator");
+    SystemRandom::new().fill(&mut b).expect("system random generator");
     b
 }
 
 /// A new token: the prefix and 256 random bits.
 pub fn generate() -> String {
-    format!(
-        "{TOKEN_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(random_bytes::<32>())
-    )
+    format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
 }
 
 /// Hex SHA-256 of a token. Tokens carry 256 bits of entropy, so a fast hash is enough: there
@@ -34,20 +29,16 @@ pub fn hash(token: &str) -> String {
 /// `n` random bytes as lowercase hex (ids).
 pub fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
-    SystemRandom::new()
-        .fill(&mut b)
-        .expect("system random generator");
+    SystemRandom::new().fill(&mut b).expect("system random generator");
     hex(&b)
 }
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 #[cfg(test)]

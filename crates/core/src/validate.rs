@@ -9,14 +9,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use modelgate_wire::{
-    AiGatewayConfig, EndpointCoreConfigInput, EndpointTag, ExternalModel, InferenceTableConfig,
-    RateLimit, Route, ServedEntityInput, ServedModelInput, TrafficConfig,
+    AiGatewayConfig, EndpointCoreConfigInput, EndpointTag, ExternalModel, InferenceTableConfig, RateLimit, Route,
+    ServedEntityInput, ServedModelInput, TrafficConfig,
 };
 
 use crate::credentials;
-use crate::names::{
-    default_external_entity_name, default_model_entity_name, endpoint_name_problem,
-};
+use crate::names::{default_external_entity_name, default_model_entity_name, endpoint_name_problem};
 use crate::secret_ref;
 
 /// A rejected request: where and why.
@@ -31,18 +29,11 @@ pub struct ValidationError {
 
 /// `path.field`, or just `field` at the top level of a request body.
 fn sub(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_string()
-    } else {
-        format!("{path}.{field}")
-    }
+    if path.is_empty() { field.to_string() } else { format!("{path}.{field}") }
 }
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> ValidationError {
-    ValidationError {
-        path: path.into(),
-        message: message.into(),
-    }
+    ValidationError { path: path.into(), message: message.into() }
 }
 
 type Result<T> = std::result::Result<T, ValidationError>;
@@ -119,38 +110,21 @@ pub fn endpoint_name(name: &str, path: &str) -> Result<()> {
 
 /// The kind a stored config has (used to refuse switching kinds on update).
 pub fn kind_of(config: &EndpointCoreConfigInput) -> ServingKind {
-    let external = config
-        .served_entities
-        .iter()
-        .flatten()
-        .any(|e| e.external_model.is_some());
-    if external {
-        ServingKind::ExternalModel
-    } else {
-        ServingKind::Model
-    }
+    let external = config.served_entities.iter().flatten().any(|e| e.external_model.is_some());
+    if external { ServingKind::ExternalModel } else { ServingKind::Model }
 }
 
 /// Validates a config and fills in what the client may leave out.
-pub fn normalize_config(
-    mut config: EndpointCoreConfigInput,
-    path: &str,
-) -> Result<NormalizedConfig> {
+pub fn normalize_config(mut config: EndpointCoreConfigInput, path: &str) -> Result<NormalizedConfig> {
     let entities = config.served_entities.get_or_insert_with(Vec::new);
     let models_len = config.served_models.as_ref().map_or(0, Vec::len);
     if entities.is_empty() && models_len == 0 {
-        return Err(err(
-            sub(path, "served_entities"),
-            "at least one served entity is required",
-        ));
+        return Err(err(sub(path, "served_entities"), "at least one served entity is required"));
     }
     if entities.len() + models_len > MAX_SERVED_ENTITIES {
         return Err(err(
             sub(path, "served_entities"),
-            format!(
-                "{} served entities given; at most {MAX_SERVED_ENTITIES} are allowed",
-                entities.len() + models_len
-            ),
+            format!("{} served entities given; at most {MAX_SERVED_ENTITIES} are allowed", entities.len() + models_len),
         ));
     }
 
@@ -180,21 +154,13 @@ pub fn normalize_config(
                 _ => {}
             }
         }
-        claim_name(
-            &mut names,
-            entity.name.as_deref().unwrap_or_default(),
-            &epath,
-        )?;
+        claim_name(&mut names, entity.name.as_deref().unwrap_or_default(), &epath)?;
     }
     if let Some(models) = config.served_models.as_mut() {
         for (j, model) in models.iter_mut().enumerate() {
             let mpath = sub(path, &format!("served_models[{j}]"));
             validate_served_model(model, &mpath)?;
-            claim_name(
-                &mut names,
-                model.name.as_deref().unwrap_or_default(),
-                &mpath,
-            )?;
+            claim_name(&mut names, model.name.as_deref().unwrap_or_default(), &mpath)?;
         }
     }
 
@@ -211,19 +177,9 @@ pub fn normalize_config(
         .iter()
         .flatten()
         .filter_map(|e| e.name.clone())
-        .chain(
-            config
-                .served_models
-                .iter()
-                .flatten()
-                .filter_map(|m| m.name.clone()),
-        )
+        .chain(config.served_models.iter().flatten().filter_map(|m| m.name.clone()))
         .collect();
-    config.traffic_config = Some(normalize_traffic(
-        config.traffic_config.take(),
-        &ordered_names,
-        path,
-    )?);
+    config.traffic_config = Some(normalize_traffic(config.traffic_config.take(), &ordered_names, path)?);
 
     if let Some(ac) = &config.auto_capture_config {
         inference_table(ac, &sub(path, "auto_capture_config"))?;
@@ -233,36 +189,21 @@ pub fn normalize_config(
     }
     config.name = None;
 
-    let kind = if external_count > 0 {
-        ServingKind::ExternalModel
-    } else {
-        ServingKind::Model
-    };
-    Ok(NormalizedConfig {
-        config,
-        task: task.map(|(t, _)| t),
-        kind,
-    })
+    let kind = if external_count > 0 { ServingKind::ExternalModel } else { ServingKind::Model };
+    Ok(NormalizedConfig { config, task: task.map(|(t, _)| t), kind })
 }
 
 fn claim_name(names: &mut HashMap<String, String>, name: &str, epath: &str) -> Result<()> {
     if let Some(first) = names.insert(name.to_string(), epath.to_string()) {
         return Err(err(
             format!("{epath}.name"),
-            format!(
-                "served entity name '{name}' is already used by {first}; names must be unique within an endpoint"
-            ),
+            format!("served entity name '{name}' is already used by {first}; names must be unique within an endpoint"),
         ));
     }
     Ok(())
 }
 
-fn entity_name_rule(
-    name: &mut Option<String>,
-    default: Option<String>,
-    npath: &str,
-    from: &str,
-) -> Result<()> {
+fn entity_name_rule(name: &mut Option<String>, default: Option<String>, npath: &str, from: &str) -> Result<()> {
     match name {
         Some(n) => {
             if let Some(p) = endpoint_name_problem(n) {
@@ -274,9 +215,7 @@ fn entity_name_rule(
             if let Some(p) = endpoint_name_problem(&d) {
                 return Err(err(
                     npath,
-                    format!(
-                        "the default name derived from {from} is invalid ({p}); set name explicitly"
-                    ),
+                    format!("the default name derived from {from} is invalid ({p}); set name explicitly"),
                 ));
             }
             *name = Some(d);
@@ -294,20 +233,11 @@ fn validate_entity(entity: &mut ServedEntityInput, epath: &str) -> Result<()> {
             ));
         }
         external_model(model, &format!("{epath}.external_model"))?;
-        (
-            Some(default_external_entity_name(&model.name)),
-            "external_model.name",
-        )
+        (Some(default_external_entity_name(&model.name)), "external_model.name")
     } else {
-        let name = entity
-            .entity_name
-            .as_deref()
-            .filter(|n| !n.trim().is_empty())
-            .ok_or_else(|| {
-                err(
-                    format!("{epath}.entity_name"),
-                    "either external_model or entity_name is required",
-                )
+        let name =
+            entity.entity_name.as_deref().filter(|n| !n.trim().is_empty()).ok_or_else(|| {
+                err(format!("{epath}.entity_name"), "either external_model or entity_name is required")
             })?;
         let d = match entity.entity_version.as_deref() {
             Some(v) if !v.is_empty() => default_model_entity_name(name, v),
@@ -315,34 +245,17 @@ fn validate_entity(entity: &mut ServedEntityInput, epath: &str) -> Result<()> {
         };
         (Some(d), "entity_name and entity_version")
     };
-    entity_name_rule(
-        &mut entity.name,
-        default.0,
-        &format!("{epath}.name"),
-        default.1,
-    )?;
+    entity_name_rule(&mut entity.name, default.0, &format!("{epath}.name"), default.1)?;
     environment_vars(entity.environment_vars.as_ref(), epath)?;
     sizing(
         epath,
         entity.workload_type.as_deref(),
         entity.workload_size.as_deref(),
         [
-            (
-                "min_provisioned_concurrency",
-                entity.min_provisioned_concurrency,
-            ),
-            (
-                "max_provisioned_concurrency",
-                entity.max_provisioned_concurrency,
-            ),
-            (
-                "min_provisioned_throughput",
-                entity.min_provisioned_throughput,
-            ),
-            (
-                "max_provisioned_throughput",
-                entity.max_provisioned_throughput,
-            ),
+            ("min_provisioned_concurrency", entity.min_provisioned_concurrency),
+            ("max_provisioned_concurrency", entity.max_provisioned_concurrency),
+            ("min_provisioned_throughput", entity.min_provisioned_throughput),
+            ("max_provisioned_throughput", entity.max_provisioned_throughput),
             ("provisioned_model_units", entity.provisioned_model_units),
         ],
     )
@@ -350,45 +263,22 @@ fn validate_entity(entity: &mut ServedEntityInput, epath: &str) -> Result<()> {
 
 fn validate_served_model(model: &mut ServedModelInput, mpath: &str) -> Result<()> {
     let name = non_empty(model.model_name.as_deref(), &format!("{mpath}.model_name"))?;
-    let version = non_empty(
-        model.model_version.as_deref(),
-        &format!("{mpath}.model_version"),
-    )?;
+    let version = non_empty(model.model_version.as_deref(), &format!("{mpath}.model_version"))?;
     if model.scale_to_zero_enabled.is_none() {
-        return Err(err(
-            format!("{mpath}.scale_to_zero_enabled"),
-            "is required for served_models",
-        ));
+        return Err(err(format!("{mpath}.scale_to_zero_enabled"), "is required for served_models"));
     }
     let default = default_model_entity_name(name, version);
-    entity_name_rule(
-        &mut model.name,
-        Some(default),
-        &format!("{mpath}.name"),
-        "model_name and model_version",
-    )?;
+    entity_name_rule(&mut model.name, Some(default), &format!("{mpath}.name"), "model_name and model_version")?;
     environment_vars(model.environment_vars.as_ref(), mpath)?;
     sizing(
         mpath,
         model.workload_type.as_deref(),
         model.workload_size.as_deref(),
         [
-            (
-                "min_provisioned_concurrency",
-                model.min_provisioned_concurrency,
-            ),
-            (
-                "max_provisioned_concurrency",
-                model.max_provisioned_concurrency,
-            ),
-            (
-                "min_provisioned_throughput",
-                model.min_provisioned_throughput,
-            ),
-            (
-                "max_provisioned_throughput",
-                model.max_provisioned_throughput,
-            ),
+            ("min_provisioned_concurrency", model.min_provisioned_concurrency),
+            ("max_provisioned_concurrency", model.max_provisioned_concurrency),
+            ("min_provisioned_throughput", model.min_provisioned_throughput),
+            ("max_provisioned_throughput", model.max_provisioned_throughput),
             ("provisioned_model_units", model.provisioned_model_units),
         ],
     )
@@ -415,10 +305,7 @@ fn sizing(
         if let Some(v) = value
             && v < 0
         {
-            return Err(err(
-                format!("{epath}.{field}"),
-                format!("must not be negative, got {v}"),
-            ));
+            return Err(err(format!("{epath}.{field}"), format!("must not be negative, got {v}")));
         }
     }
     for (lo, hi) in [(0, 1), (2, 3)] {
@@ -438,10 +325,7 @@ fn environment_vars(vars: Option<&BTreeMap<String, String>>, epath: &str) -> Res
     for (k, v) in vars.into_iter().flatten() {
         let vpath = format!("{epath}.environment_vars.{k}");
         if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(err(
-                vpath,
-                "environment variable names may contain only letters, digits and '_'",
-            ));
+            return Err(err(vpath, "environment variable names may contain only letters, digits and '_'"));
         }
         if secret_ref::looks_like_ref(v) {
             secret_ref::parse(v).map_err(|m| err(vpath, m))?;
@@ -463,19 +347,10 @@ fn http_url(v: Option<&str>, path: &str, required: bool) -> Result<()> {
         None if !required => Ok(()),
         None => Err(err(path, "is required")),
         Some(u) => {
-            let rest = u
-                .strip_prefix("https://")
-                .or_else(|| u.strip_prefix("http://"));
+            let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
             match rest {
-                Some(r)
-                    if !r.is_empty() && !r.starts_with('/') && !u.contains(char::is_whitespace) =>
-                {
-                    Ok(())
-                }
-                _ => Err(err(
-                    path,
-                    format!("'{u}' is not an http:// or https:// URL"),
-                )),
+                Some(r) if !r.is_empty() && !r.starts_with('/') && !u.contains(char::is_whitespace) => Ok(()),
+                _ => Err(err(path, format!("'{u}' is not an http:// or https:// URL"))),
             }
         }
     }
@@ -503,15 +378,9 @@ fn present_configs(m: &ExternalModel) -> Vec<&'static str> {
         ("cohere_config", m.cohere_config.is_some()),
         ("ai21labs_config", m.ai21labs_config.is_some()),
         ("amazon_bedrock_config", m.amazon_bedrock_config.is_some()),
-        (
-            "google_cloud_vertex_ai_config",
-            m.google_cloud_vertex_ai_config.is_some(),
-        ),
+        ("google_cloud_vertex_ai_config", m.google_cloud_vertex_ai_config.is_some()),
         ("palm_config", m.palm_config.is_some()),
-        (
-            "databricks_model_serving_config",
-            m.databricks_model_serving_config.is_some(),
-        ),
+        ("databricks_model_serving_config", m.databricks_model_serving_config.is_some()),
         ("custom_provider_config", m.custom_provider_config.is_some()),
     ];
     for (k, present) in pairs {
@@ -533,37 +402,24 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
     if !PROVIDERS.contains(&m.provider.as_str()) {
         return Err(err(
             format!("{path}.provider"),
-            format!(
-                "'{}' is not a supported provider; use one of {}",
-                m.provider,
-                PROVIDERS.join(", ")
-            ),
+            format!("'{}' is not a supported provider; use one of {}", m.provider, PROVIDERS.join(", ")),
         ));
     }
     non_empty(Some(&m.name), &format!("{path}.name"))?;
     if !TASKS.contains(&m.task.as_str()) {
-        return Err(err(
-            format!("{path}.task"),
-            format!("'{}' is not one of {}", m.task, TASKS.join(", ")),
-        ));
+        return Err(err(format!("{path}.task"), format!("'{}' is not one of {}", m.task, TASKS.join(", "))));
     }
     let expected = config_key(&m.provider);
     for key in present_configs(m) {
         if key != expected {
             return Err(err(
                 format!("{path}.{key}"),
-                format!(
-                    "is set but provider is '{}', which takes {expected}",
-                    m.provider
-                ),
+                format!("is set but provider is '{}', which takes {expected}", m.provider),
             ));
         }
     }
     if !present_configs(m).contains(&expected) {
-        return Err(err(
-            format!("{path}.{expected}"),
-            format!("is required for provider '{}'", m.provider),
-        ));
+        return Err(err(format!("{path}.{expected}"), format!("is required for provider '{}'", m.provider)));
     }
 
     for slot in credentials::slots(m) {
@@ -571,29 +427,19 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
             (Some(_), Some(_)) => {
                 return Err(err(
                     format!("{path}.{}", slot.plaintext_field),
-                    format!(
-                        "set only one of {} or {}",
-                        slot.reference_field, slot.plaintext_field
-                    ),
+                    format!("set only one of {} or {}", slot.reference_field, slot.plaintext_field),
                 ));
             }
             (Some(r), None) => {
-                secret_ref::parse(r)
-                    .map_err(|e| err(format!("{path}.{}", slot.reference_field), e))?;
+                secret_ref::parse(r).map_err(|e| err(format!("{path}.{}", slot.reference_field), e))?;
             }
             (None, Some("")) => {
-                return Err(err(
-                    format!("{path}.{}", slot.plaintext_field),
-                    "must not be empty",
-                ));
+                return Err(err(format!("{path}.{}", slot.plaintext_field), "must not be empty"));
             }
             (None, None) if slot.required => {
                 return Err(err(
                     format!("{path}.{}", slot.reference_field),
-                    format!(
-                        "one of {} or {} is required",
-                        slot.reference_field, slot.plaintext_field
-                    ),
+                    format!("one of {} or {} is required", slot.reference_field, slot.plaintext_field),
                 ));
             }
             _ => {}
@@ -603,31 +449,18 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
     match m.provider.as_str() {
         "openai" => openai(m, path),
         "cohere" => {
-            let c = m
-                .cohere_config
-                .as_ref()
-                .map(|c| c.cohere_api_base.as_deref());
-            http_url(
-                c.flatten(),
-                &format!("{path}.cohere_config.cohere_api_base"),
-                false,
-            )
+            let c = m.cohere_config.as_ref().map(|c| c.cohere_api_base.as_deref());
+            http_url(c.flatten(), &format!("{path}.cohere_config.cohere_api_base"), false)
         }
         "amazon-bedrock" => bedrock(m, path),
         "google-cloud-vertex-ai" => {
-            let c = m
-                .google_cloud_vertex_ai_config
-                .as_ref()
-                .expect("checked present");
+            let c = m.google_cloud_vertex_ai_config.as_ref().expect("checked present");
             let p = format!("{path}.google_cloud_vertex_ai_config");
             non_empty(c.project_id.as_deref(), &format!("{p}.project_id"))?;
             non_empty(c.region.as_deref(), &format!("{p}.region")).map(|_| ())
         }
         "databricks-model-serving" => {
-            let c = m
-                .databricks_model_serving_config
-                .as_ref()
-                .expect("checked present");
+            let c = m.databricks_model_serving_config.as_ref().expect("checked present");
             http_url(
                 c.databricks_workspace_url.as_deref(),
                 &format!("{path}.databricks_model_serving_config.databricks_workspace_url"),
@@ -644,33 +477,18 @@ fn openai(m: &ExternalModel, path: &str) -> Result<()> {
     let p = format!("{path}.openai_config");
     let api_type = c.openai_api_type.as_deref().unwrap_or("openai");
     if !["openai", "azure", "azuread"].contains(&api_type) {
-        return Err(err(
-            format!("{p}.openai_api_type"),
-            format!("'{api_type}' is not one of openai, azure, azuread"),
-        ));
+        return Err(err(format!("{p}.openai_api_type"), format!("'{api_type}' is not one of openai, azure, azuread")));
     }
     let azure = api_type != "openai";
-    http_url(
-        c.openai_api_base.as_deref(),
-        &format!("{p}.openai_api_base"),
-        azure,
-    )?;
+    http_url(c.openai_api_base.as_deref(), &format!("{p}.openai_api_base"), azure)?;
     if azure {
-        non_empty(
-            c.openai_api_version.as_deref(),
-            &format!("{p}.openai_api_version"),
-        )?;
-        non_empty(
-            c.openai_deployment_name.as_deref(),
-            &format!("{p}.openai_deployment_name"),
-        )?;
+        non_empty(c.openai_api_version.as_deref(), &format!("{p}.openai_api_version"))?;
+        non_empty(c.openai_deployment_name.as_deref(), &format!("{p}.openai_deployment_name"))?;
     }
     let has_key = c.openai_api_key.is_some() || c.openai_api_key_plaintext.is_some();
-    let has_entra_secret = c.microsoft_entra_client_secret.is_some()
-        || c.microsoft_entra_client_secret_plaintext.is_some();
-    let entra = has_entra_secret
-        || c.microsoft_entra_client_id.is_some()
-        || c.microsoft_entra_tenant_id.is_some();
+    let has_entra_secret =
+        c.microsoft_entra_client_secret.is_some() || c.microsoft_entra_client_secret_plaintext.is_some();
+    let entra = has_entra_secret || c.microsoft_entra_client_id.is_some() || c.microsoft_entra_tenant_id.is_some();
     match (has_key, entra) {
         (true, true) => Err(err(
             format!("{p}.microsoft_entra_client_id"),
@@ -689,14 +507,8 @@ fn openai(m: &ExternalModel, path: &str) -> Result<()> {
                     "Microsoft Entra ID credentials require openai_api_type 'azure' or 'azuread'",
                 ));
             }
-            non_empty(
-                c.microsoft_entra_client_id.as_deref(),
-                &format!("{p}.microsoft_entra_client_id"),
-            )?;
-            non_empty(
-                c.microsoft_entra_tenant_id.as_deref(),
-                &format!("{p}.microsoft_entra_tenant_id"),
-            )?;
+            non_empty(c.microsoft_entra_client_id.as_deref(), &format!("{p}.microsoft_entra_client_id"))?;
+            non_empty(c.microsoft_entra_tenant_id.as_deref(), &format!("{p}.microsoft_entra_tenant_id"))?;
             if !has_entra_secret {
                 return Err(err(
                     format!("{p}.microsoft_entra_client_secret"),
@@ -712,10 +524,7 @@ fn bedrock(m: &ExternalModel, path: &str) -> Result<()> {
     let c = m.amazon_bedrock_config.as_ref().expect("checked present");
     let p = format!("{path}.amazon_bedrock_config");
     non_empty(c.aws_region.as_deref(), &format!("{p}.aws_region"))?;
-    let bp = non_empty(
-        c.bedrock_provider.as_deref(),
-        &format!("{p}.bedrock_provider"),
-    )?;
+    let bp = non_empty(c.bedrock_provider.as_deref(), &format!("{p}.bedrock_provider"))?;
     if !["anthropic", "cohere", "ai21labs", "amazon"].contains(&bp.to_ascii_lowercase().as_str()) {
         return Err(err(
             format!("{p}.bedrock_provider"),
@@ -741,11 +550,7 @@ fn bedrock(m: &ExternalModel, path: &str) -> Result<()> {
         ));
     }
     if id != secret {
-        let missing = if id {
-            "aws_secret_access_key"
-        } else {
-            "aws_access_key_id"
-        };
+        let missing = if id { "aws_secret_access_key" } else { "aws_access_key_id" };
         return Err(err(
             format!("{p}.{missing}"),
             format!("one of {missing} or {missing}_plaintext is required with an access key"),
@@ -757,32 +562,19 @@ fn bedrock(m: &ExternalModel, path: &str) -> Result<()> {
 fn custom(m: &ExternalModel, path: &str) -> Result<()> {
     let c = m.custom_provider_config.as_ref().expect("checked present");
     let p = format!("{path}.custom_provider_config");
-    http_url(
-        c.custom_provider_url.as_deref(),
-        &format!("{p}.custom_provider_url"),
-        true,
-    )?;
+    http_url(c.custom_provider_url.as_deref(), &format!("{p}.custom_provider_url"), true)?;
     match (&c.api_key_auth, &c.bearer_token_auth) {
-        (Some(_), Some(_)) => Err(err(
-            format!("{p}.bearer_token_auth"),
-            "set exactly one of api_key_auth or bearer_token_auth",
-        )),
-        (None, None) => Err(err(
-            format!("{p}.api_key_auth"),
-            "one of api_key_auth or bearer_token_auth is required",
-        )),
-        (Some(a), None) => {
-            non_empty(a.key.as_deref(), &format!("{p}.api_key_auth.key")).map(|_| ())
+        (Some(_), Some(_)) => {
+            Err(err(format!("{p}.bearer_token_auth"), "set exactly one of api_key_auth or bearer_token_auth"))
         }
+        (None, None) => Err(err(format!("{p}.api_key_auth"), "one of api_key_auth or bearer_token_auth is required")),
+        (Some(a), None) => non_empty(a.key.as_deref(), &format!("{p}.api_key_auth.key")).map(|_| ()),
         (None, Some(_)) => Ok(()),
     }
 }
 
 fn route_target(route: &Route, rpath: &str) -> Result<String> {
-    match (
-        route.served_entity_name.as_deref(),
-        route.served_model_name.as_deref(),
-    ) {
+    match (route.served_entity_name.as_deref(), route.served_model_name.as_deref()) {
         (Some(a), Some(b)) if a != b => Err(err(
             format!("{rpath}.served_entity_name"),
             format!("'{a}' and served_model_name '{b}' disagree; set one of them"),
@@ -792,11 +584,7 @@ fn route_target(route: &Route, rpath: &str) -> Result<String> {
     }
 }
 
-fn normalize_traffic(
-    traffic: Option<TrafficConfig>,
-    names: &[String],
-    path: &str,
-) -> Result<TrafficConfig> {
+fn normalize_traffic(traffic: Option<TrafficConfig>, names: &[String], path: &str) -> Result<TrafficConfig> {
     let routes = traffic.and_then(|t| t.routes).unwrap_or_default();
     let tpath = sub(path, "traffic_config.routes");
     if routes.is_empty() {
@@ -811,9 +599,7 @@ fn normalize_traffic(
                 traffic_percentage: 100 / n + i64::from((i as i64) < 100 % n),
             })
             .collect();
-        return Ok(TrafficConfig {
-            routes: Some(routes),
-        });
+        return Ok(TrafficConfig { routes: Some(routes) });
     }
     let mut seen = HashMap::new();
     let mut total = 0;
@@ -823,38 +609,24 @@ fn normalize_traffic(
         if !names.contains(&target) {
             return Err(err(
                 format!("{rpath}.served_entity_name"),
-                format!(
-                    "'{target}' is not a served entity of this config (served entities: {})",
-                    names.join(", ")
-                ),
+                format!("'{target}' is not a served entity of this config (served entities: {})", names.join(", ")),
             ));
         }
         if let Some(first) = seen.insert(target.clone(), k) {
-            return Err(err(
-                rpath,
-                format!("'{target}' already has a route at routes[{first}]"),
-            ));
+            return Err(err(rpath, format!("'{target}' already has a route at routes[{first}]")));
         }
         if !(0..=100).contains(&route.traffic_percentage) {
             return Err(err(
                 format!("{rpath}.traffic_percentage"),
-                format!(
-                    "must be between 0 and 100, got {}",
-                    route.traffic_percentage
-                ),
+                format!("must be between 0 and 100, got {}", route.traffic_percentage),
             ));
         }
         total += route.traffic_percentage;
     }
     if total != 100 {
-        return Err(err(
-            tpath,
-            format!("traffic percentages must add up to 100, they add up to {total}"),
-        ));
+        return Err(err(tpath, format!("traffic percentages must add up to 100, they add up to {total}")));
     }
-    Ok(TrafficConfig {
-        routes: Some(routes),
-    })
+    Ok(TrafficConfig { routes: Some(routes) })
 }
 
 fn inference_table(c: &InferenceTableConfig, path: &str) -> Result<()> {
@@ -875,22 +647,14 @@ pub fn ai_gateway(g: &AiGatewayConfig, path: &str) -> Result<()> {
         if limits.len() > MAX_RATE_LIMITS {
             return Err(err(
                 lpath,
-                format!(
-                    "{} rate limits given; at most {MAX_RATE_LIMITS} are allowed",
-                    limits.len()
-                ),
+                format!("{} rate limits given; at most {MAX_RATE_LIMITS} are allowed", limits.len()),
             ));
         }
-        let groups = limits
-            .iter()
-            .filter(|l| l.key.as_deref() == Some("user_group"))
-            .count();
+        let groups = limits.iter().filter(|l| l.key.as_deref() == Some("user_group")).count();
         if groups > MAX_GROUP_RATE_LIMITS {
             return Err(err(
                 lpath,
-                format!(
-                    "{groups} user_group rate limits given; at most {MAX_GROUP_RATE_LIMITS} are allowed"
-                ),
+                format!("{groups} user_group rate limits given; at most {MAX_GROUP_RATE_LIMITS} are allowed"),
             ));
         }
         let mut seen = HashMap::new();
@@ -899,10 +663,7 @@ pub fn ai_gateway(g: &AiGatewayConfig, path: &str) -> Result<()> {
             if l.renewal_period != "minute" {
                 return Err(err(
                     format!("{p}.renewal_period"),
-                    format!(
-                        "'{}' is not supported; the only renewal period is 'minute'",
-                        l.renewal_period
-                    ),
+                    format!("'{}' is not supported; the only renewal period is 'minute'", l.renewal_period),
                 ));
             }
             if l.calls.is_none() && l.tokens.is_none() {
@@ -912,45 +673,27 @@ pub fn ai_gateway(g: &AiGatewayConfig, path: &str) -> Result<()> {
                 if let Some(v) = v
                     && v < 0
                 {
-                    return Err(err(
-                        format!("{p}.{f}"),
-                        format!("must not be negative, got {v}"),
-                    ));
+                    return Err(err(format!("{p}.{f}"), format!("must not be negative, got {v}")));
                 }
             }
             let key = l.key.as_deref().unwrap_or("endpoint");
             match key {
                 "endpoint" if l.principal.is_some() => {
-                    return Err(err(
-                        format!("{p}.principal"),
-                        "an endpoint-wide limit takes no principal",
-                    ));
+                    return Err(err(format!("{p}.principal"), "an endpoint-wide limit takes no principal"));
                 }
-                "user_group" | "service_principal"
-                    if l.principal.as_deref().is_none_or(str::is_empty) =>
-                {
-                    return Err(err(
-                        format!("{p}.principal"),
-                        format!("is required for key '{key}'"),
-                    ));
+                "user_group" | "service_principal" if l.principal.as_deref().is_none_or(str::is_empty) => {
+                    return Err(err(format!("{p}.principal"), format!("is required for key '{key}'")));
                 }
                 "endpoint" | "user" | "user_group" | "service_principal" => {}
                 other => {
                     return Err(err(
                         format!("{p}.key"),
-                        format!(
-                            "'{other}' is not one of endpoint, user, user_group, service_principal"
-                        ),
+                        format!("'{other}' is not one of endpoint, user, user_group, service_principal"),
                     ));
                 }
             }
             if let Some(first) = seen.insert((key, l.principal.as_deref()), i) {
-                return Err(err(
-                    p,
-                    format!(
-                        "duplicates the limit at rate_limits[{first}] (same key and principal)"
-                    ),
-                ));
+                return Err(err(p, format!("duplicates the limit at rate_limits[{first}] (same key and principal)")));
             }
         }
     }
@@ -985,25 +728,16 @@ pub fn legacy_rate_limits(limits: &[RateLimit], path: &str) -> Result<()> {
         if l.renewal_period != "minute" {
             return Err(err(
                 format!("{p}.renewal_period"),
-                format!(
-                    "'{}' is not supported; the only renewal period is 'minute'",
-                    l.renewal_period
-                ),
+                format!("'{}' is not supported; the only renewal period is 'minute'", l.renewal_period),
             ));
         }
         if l.calls < 0 {
-            return Err(err(
-                format!("{p}.calls"),
-                format!("must not be negative, got {}", l.calls),
-            ));
+            return Err(err(format!("{p}.calls"), format!("must not be negative, got {}", l.calls)));
         }
         if let Some(k) = l.key.as_deref()
             && !["user", "endpoint"].contains(&k)
         {
-            return Err(err(
-                format!("{p}.key"),
-                format!("'{k}' is not one of user, endpoint"),
-            ));
+            return Err(err(format!("{p}.key"), format!("'{k}' is not one of user, endpoint")));
         }
     }
     Ok(())
@@ -1021,10 +755,7 @@ pub fn tags(tags: &[EndpointTag], path: &str) -> Result<()> {
             return Err(err(p, "tag keys and values are limited to 255 characters"));
         }
         if let Some(first) = seen.insert(t.key.as_str(), i) {
-            return Err(err(
-                p,
-                format!("duplicate tag key '{}' (also at [{first}])", t.key),
-            ));
+            return Err(err(p, format!("duplicate tag key '{}' (also at [{first}])", t.key)));
         }
     }
     Ok(())
@@ -1057,15 +788,8 @@ mod tests {
         .unwrap();
         let ents = n.config.served_entities.unwrap();
         assert_eq!(ents[0].name.as_deref(), Some("gpt-4-1-mini"));
-        let pct: Vec<i64> = n
-            .config
-            .traffic_config
-            .unwrap()
-            .routes
-            .unwrap()
-            .iter()
-            .map(|r| r.traffic_percentage)
-            .collect();
+        let pct: Vec<i64> =
+            n.config.traffic_config.unwrap().routes.unwrap().iter().map(|r| r.traffic_percentage).collect();
         assert_eq!(pct, vec![34, 33, 33]);
         assert_eq!(n.task.as_deref(), Some("llm/v1/chat"));
         assert_eq!(n.kind, ServingKind::ExternalModel);
@@ -1073,25 +797,18 @@ mod tests {
 
     #[test]
     fn names_the_field_path() {
-        let e = fails(
-            json!({"served_entities": [openai_entity("a"), {"external_model":
-            {"provider": "openai", "name": "b", "task": "llm/v1/chat", "openai_config": {}}}]}),
-        );
-        assert_eq!(
-            e.path,
-            "config.served_entities[1].external_model.openai_config.openai_api_key"
-        );
+        let e = fails(json!({"served_entities": [openai_entity("a"), {"external_model":
+            {"provider": "openai", "name": "b", "task": "llm/v1/chat", "openai_config": {}}}]}));
+        assert_eq!(e.path, "config.served_entities[1].external_model.openai_config.openai_api_key");
     }
 
     #[test]
     fn rejects_duplicates_bad_routes_and_mixed_tasks() {
         let e = fails(json!({"served_entities": [openai_entity("a"), openai_entity("a")]}));
         assert_eq!(e.path, "config.served_entities[1].name");
-        let e = fails(
-            json!({"served_entities": [openai_entity("a"), openai_entity("b")],
+        let e = fails(json!({"served_entities": [openai_entity("a"), openai_entity("b")],
             "traffic_config": {"routes": [{"served_model_name": "a", "traffic_percentage": 60},
-                                          {"served_model_name": "b", "traffic_percentage": 30}]}}),
-        );
+                                          {"served_model_name": "b", "traffic_percentage": 30}]}}));
         assert!(e.message.contains("add up to 90"), "{e}");
         let e = fails(json!({"served_entities": [openai_entity("a")],
             "traffic_config": {"routes": [{"served_model_name": "zz", "traffic_percentage": 100}]}}));
@@ -1107,21 +824,12 @@ mod tests {
         let mut ent = openai_entity("a");
         ent["external_model"]["openai_config"]["openai_api_key"] = json!("sk-raw-key");
         let e = fails(json!({"served_entities": [ent]}));
-        assert!(
-            e.message.contains("{{secrets/<scope>/<key>}}") && !e.message.contains("sk-raw-key")
-        );
-        let e = fails(
-            json!({"served_entities": [{"external_model": {"provider": "anthropic", "name": "c",
-            "task": "llm/v1/chat", "openai_config": {"openai_api_key": "{{secrets/s/k}}"}}}]}),
-        );
-        assert_eq!(
-            e.path,
-            "config.served_entities[0].external_model.openai_config"
-        );
-        let e = fails(
-            json!({"served_entities": [{"external_model": {"provider": "palm", "name": "c",
-            "task": "llm/v1/chat", "palm_config": {"palm_api_key": "{{secrets/s/k}}"}}}]}),
-        );
+        assert!(e.message.contains("{{secrets/<scope>/<key>}}") && !e.message.contains("sk-raw-key"));
+        let e = fails(json!({"served_entities": [{"external_model": {"provider": "anthropic", "name": "c",
+            "task": "llm/v1/chat", "openai_config": {"openai_api_key": "{{secrets/s/k}}"}}}]}));
+        assert_eq!(e.path, "config.served_entities[0].external_model.openai_config");
+        let e = fails(json!({"served_entities": [{"external_model": {"provider": "palm", "name": "c",
+            "task": "llm/v1/chat", "palm_config": {"palm_api_key": "{{secrets/s/k}}"}}}]}));
         assert!(e.message.contains("retired"));
     }
 
@@ -1143,16 +851,11 @@ mod tests {
 
     #[test]
     fn cannot_mix_kinds_and_limits_count() {
-        let e = fails(
-            json!({"served_entities": [openai_entity("a"), {"entity_name": "cat.s.m", "entity_version": "1"}]}),
-        );
+        let e =
+            fails(json!({"served_entities": [openai_entity("a"), {"entity_name": "cat.s.m", "entity_version": "1"}]}));
         assert!(e.message.contains("cannot mix"));
         let many: Vec<_> = (0..16).map(|i| openai_entity(&format!("m{i}"))).collect();
-        assert!(
-            fails(json!({"served_entities": many}))
-                .message
-                .contains("at most 15")
-        );
+        assert!(fails(json!({"served_entities": many})).message.contains("at most 15"));
     }
 
     #[test]
@@ -1160,10 +863,7 @@ mod tests {
         let g: AiGatewayConfig = serde_json::from_value(json!({"rate_limits": [
             {"renewal_period": "minute", "calls": 10, "key": "user_group"}]}))
         .unwrap();
-        assert_eq!(
-            ai_gateway(&g, "ai_gateway").unwrap_err().path,
-            "ai_gateway.rate_limits[0].principal"
-        );
+        assert_eq!(ai_gateway(&g, "ai_gateway").unwrap_err().path, "ai_gateway.rate_limits[0].principal");
         let g: AiGatewayConfig = serde_json::from_value(json!({"rate_limits": [
             {"renewal_period": "hour", "calls": 10}]}))
         .unwrap();

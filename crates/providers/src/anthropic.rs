@@ -14,9 +14,7 @@ use modelgate_wire::ExternalModel;
 use serde_json::{Map, Value, json};
 
 use crate::shared::{credential, flatten_databricks_fields, now_secs};
-use crate::{
-    Adapter, Body, Credentials, ProviderError, Settings, StreamItem, StreamTranslator, Task,
-};
+use crate::{Adapter, Body, Credentials, ProviderError, Settings, StreamItem, StreamTranslator, Task};
 
 /// Default API base.
 pub const BASE: &str = "https://api.anthropic.com";
@@ -34,11 +32,7 @@ pub struct Anthropic {
 
 impl Anthropic {
     /// Builds the adapter.
-    pub fn new(
-        model: &ExternalModel,
-        creds: &Credentials,
-        settings: &Settings,
-    ) -> Result<Self, String> {
+    pub fn new(model: &ExternalModel, creds: &Credentials, settings: &Settings) -> Result<Self, String> {
         Ok(Self {
             base: settings.base_url("anthropic", BASE),
             model: model.name.clone(),
@@ -73,26 +67,15 @@ const HANDLED: &[&str] = &[
 ];
 
 /// Turns the internal chat body into an Anthropic Messages body.
-pub fn to_messages_request(
-    model: &str,
-    task: Task,
-    mut body: Body,
-    stream: bool,
-) -> Result<Value, ProviderError> {
+pub fn to_messages_request(model: &str, task: Task, mut body: Body, stream: bool) -> Result<Value, ProviderError> {
     flatten_databricks_fields(&mut body)?;
     if let Some(k) = body.keys().find(|k| !HANDLED.contains(&k.as_str())) {
         return Err(unsupported(&format!("the option '{k}'")));
     }
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
-    let max = body
-        .get("max_tokens")
-        .or_else(|| body.get("max_completion_tokens"))
-        .cloned();
-    out.insert(
-        "max_tokens".into(),
-        max.unwrap_or(json!(DEFAULT_MAX_TOKENS)),
-    );
+    let max = body.get("max_tokens").or_else(|| body.get("max_completion_tokens")).cloned();
+    out.insert("max_tokens".into(), max.unwrap_or(json!(DEFAULT_MAX_TOKENS)));
     if let Some(n) = body.get("n").and_then(Value::as_u64)
         && n != 1
     {
@@ -132,17 +115,11 @@ pub fn to_messages_request(
     }
 
     let messages = match task {
-        Task::Chat => body
-            .get("messages")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
+        Task::Chat => body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default(),
         Task::Completions => {
             let prompt = match body.get("prompt") {
                 Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(a)) if a.len() == 1 => {
-                    a[0].as_str().unwrap_or_default().to_string()
-                }
+                Some(Value::Array(a)) if a.len() == 1 => a[0].as_str().unwrap_or_default().to_string(),
                 Some(Value::Array(_)) => {
                     return Err(unsupported("more than one prompt per request"));
                 }
@@ -195,11 +172,7 @@ pub fn to_messages_request(
 fn text_of(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .collect::<Vec<_>>()
-            .join(""),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(""),
         _ => String::new(),
     }
 }
@@ -215,7 +188,8 @@ fn content_blocks(content: &Value) -> Result<Vec<Value>, ProviderError> {
                 Some("image_url") => {
                     let url = p["image_url"]["url"].as_str().unwrap_or_default();
                     if let Some(rest) = url.strip_prefix("data:") {
-                        let (media, data) = rest.split_once(";base64,").ok_or_else(|| unsupported("a non-base64 data URL"))?;
+                        let (media, data) =
+                            rest.split_once(";base64,").ok_or_else(|| unsupported("a non-base64 data URL"))?;
                         Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}))
                     } else {
                         Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
@@ -245,11 +219,11 @@ fn convert_messages(messages: &[Value]) -> Result<(String, Vec<Value>), Provider
                 for call in m["tool_calls"].as_array().into_iter().flatten() {
                     let args = call["function"]["arguments"].as_str().unwrap_or("{}");
                     let input: Value = serde_json::from_str(args).map_err(|_| {
-                        ProviderError::Unsupported(format!(
-                            "messages[{i}].tool_calls: arguments are not JSON"
-                        ))
+                        ProviderError::Unsupported(format!("messages[{i}].tool_calls: arguments are not JSON"))
                     })?;
-                    blocks.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
+                    blocks.push(
+                        json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}),
+                    );
                 }
                 ("assistant", blocks)
             }
@@ -271,14 +245,9 @@ fn convert_messages(messages: &[Value]) -> Result<(String, Vec<Value>), Provider
         }
     }
     if turns.is_empty() {
-        return Err(ProviderError::Unsupported(
-            "messages must contain at least one user message".into(),
-        ));
+        return Err(ProviderError::Unsupported("messages must contain at least one user message".into()));
     }
-    let turns = turns
-        .into_iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
-        .collect();
+    let turns = turns.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect();
     Ok((system.join("\n\n"), turns))
 }
 
@@ -296,14 +265,10 @@ fn finish_reason(stop: &Value) -> Value {
 
 /// OpenAI usage from Anthropic usage; cache reads and writes count as prompt tokens.
 fn usage(u: &Value) -> Value {
-    let input = [
-        "input_tokens",
-        "cache_creation_input_tokens",
-        "cache_read_input_tokens",
-    ]
-    .iter()
-    .filter_map(|k| u[*k].as_u64())
-    .sum::<u64>();
+    let input = ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
+        .iter()
+        .filter_map(|k| u[*k].as_u64())
+        .sum::<u64>();
     let output = u["output_tokens"].as_u64().unwrap_or(0);
     let mut out = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
     if let Some(c) = u["cache_read_input_tokens"].as_u64() {
@@ -371,13 +336,10 @@ impl Adapter for Anthropic {
     }
 
     fn response(&self, task: Task, body: Bytes) -> Result<Bytes, ProviderError> {
-        let msg: Value = serde_json::from_slice(&body).map_err(|e| {
-            ProviderError::BadResponse(format!("anthropic answered with invalid JSON: {e}"))
-        })?;
+        let msg: Value = serde_json::from_slice(&body)
+            .map_err(|e| ProviderError::BadResponse(format!("anthropic answered with invalid JSON: {e}")))?;
         if msg["type"] != "message" {
-            return Err(ProviderError::BadResponse(
-                "anthropic answered with something that is not a message".into(),
-            ));
+            return Err(ProviderError::BadResponse("anthropic answered with something that is not a message".into()));
         }
         Ok(Bytes::from(from_message(task, &msg).to_string()))
     }
@@ -445,10 +407,7 @@ impl StreamTranslator for StreamState {
                 self.id = ev["message"]["id"].clone();
                 self.model = ev["message"]["model"].clone();
                 self.usage = ev["message"]["usage"].clone();
-                vec![StreamItem::Data(self.chunk(
-                    json!({"role": "assistant", "content": ""}),
-                    Value::Null,
-                ))]
+                vec![StreamItem::Data(self.chunk(json!({"role": "assistant", "content": ""}), Value::Null))]
             }
             "content_block_start" if ev["content_block"]["type"] == "tool_use" => {
                 let index = self.tools.len();
@@ -459,9 +418,9 @@ impl StreamTranslator for StreamState {
                 vec![StreamItem::Data(self.chunk(delta, Value::Null))]
             }
             "content_block_delta" => match ev["delta"]["type"].as_str() {
-                Some("text_delta") => vec![StreamItem::Data(
-                    self.chunk(json!({"content": ev["delta"]["text"]}), Value::Null),
-                )],
+                Some("text_delta") => {
+                    vec![StreamItem::Data(self.chunk(json!({"content": ev["delta"]["text"]}), Value::Null))]
+                }
                 Some("input_json_delta") => {
                     let block = ev["index"].as_u64().unwrap_or(0);
                     let index = self.tools.iter().position(|b| *b == block).unwrap_or(0);
@@ -480,11 +439,8 @@ impl StreamTranslator for StreamState {
             "message_stop" => {
                 let mut items = Vec::new();
                 if self.include_usage {
-                    let object = if self.task == Task::Completions {
-                        "text_completion"
-                    } else {
-                        "chat.completion.chunk"
-                    };
+                    let object =
+                        if self.task == Task::Completions { "text_completion" } else { "chat.completion.chunk" };
                     items.push(StreamItem::Data(
                         json!({"id": self.id, "object": object, "created": self.created, "model": self.model,
                                "choices": [], "usage": usage(&self.usage)})
@@ -545,10 +501,7 @@ mod tests {
         let msgs = req["messages"].as_array().unwrap();
         assert_eq!(msgs.len(), 3, "consecutive user turns merged: {msgs:?}");
         assert_eq!(msgs[0]["content"].as_array().unwrap().len(), 2);
-        assert_eq!(
-            msgs[1]["content"][0],
-            json!({"type": "tool_use", "id": "t1", "name": "get", "input": {"x": 1}})
-        );
+        assert_eq!(msgs[1]["content"][0], json!({"type": "tool_use", "id": "t1", "name": "get", "input": {"x": 1}}));
         assert_eq!(msgs[2]["content"][0]["type"], "tool_result");
         assert_eq!(req["tools"][0]["input_schema"], json!({"type": "object"}));
         assert_eq!(req["tool_choice"], json!({"type": "any"}));
@@ -561,23 +514,15 @@ mod tests {
             (json!({"n": 2}), "n > 1"),
             (json!({"temperature": 1.5}), "outside 0..1"),
             (json!({"logprobs": true}), "'logprobs'"),
-            (
-                json!({"response_format": {"type": "json_object"}}),
-                "'response_format'",
-            ),
+            (json!({"response_format": {"type": "json_object"}}), "'response_format'"),
         ] {
             let mut b = body(extra);
             b.insert("messages".into(), msgs.clone());
-            let err = to_messages_request("m", Task::Chat, b, false)
-                .unwrap_err()
-                .to_string();
+            let err = to_messages_request("m", Task::Chat, b, false).unwrap_err().to_string();
             assert!(err.contains(needle) && err.contains("anthropic"), "{err}");
         }
         let b = body(json!({"messages": msgs}));
-        assert_eq!(
-            to_messages_request("m", Task::Chat, b, false).unwrap()["max_tokens"],
-            DEFAULT_MAX_TOKENS
-        );
+        assert_eq!(to_messages_request("m", Task::Chat, b, false).unwrap()["max_tokens"], DEFAULT_MAX_TOKENS);
     }
 
     #[test]
@@ -588,10 +533,7 @@ mod tests {
         let out = from_message(Task::Chat, &msg);
         assert_eq!(out["object"], "chat.completion");
         assert_eq!(out["choices"][0]["message"]["content"], "Hello");
-        assert_eq!(
-            out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
-            "{\"a\":1}"
-        );
+        assert_eq!(out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
         assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(
             out["usage"],
@@ -602,11 +544,7 @@ mod tests {
 
     #[test]
     fn stream_translation() {
-        let a = Anthropic {
-            base: String::new(),
-            model: "m".into(),
-            key: SecretString::new("k"),
-        };
+        let a = Anthropic { base: String::new(), model: "m".into(), key: SecretString::new("k") };
         let mut s = a.stream(Task::Chat, true);
         let events = [
             r#"{"type":"message_start","message":{"id":"msg_1","model":"claude","usage":{"input_tokens":7,"output_tokens":1}}}"#,
@@ -630,18 +568,12 @@ mod tests {
         assert_eq!(data[0]["choices"][0]["delta"]["role"], "assistant");
         assert_eq!(data[1]["choices"][0]["delta"]["content"], "Hi");
         assert_eq!(data[2]["choices"][0]["delta"]["tool_calls"][0]["id"], "t1");
-        assert_eq!(
-            data[3]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"],
-            "{\"a\":"
-        );
+        assert_eq!(data[3]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"], "{\"a\":");
         assert_eq!(data[4]["choices"][0]["finish_reason"], "stop");
         assert_eq!(data[5]["usage"]["completion_tokens"], 9);
         assert_eq!(data[5]["usage"]["prompt_tokens"], 7);
         assert_eq!(items.last(), Some(&StreamItem::Done));
-        let err = s.on_event(
-            "error",
-            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-        );
+        let err = s.on_event("error", r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
         assert_eq!(err, vec![StreamItem::Error("anthropic: Overloaded".into())]);
     }
 }

@@ -44,14 +44,7 @@ struct TokenResponse {
 impl EntraTokens {
     /// A token source for one app registration.
     pub fn new(authority: String, tenant: String, client_id: String, secret: SecretString) -> Self {
-        Self {
-            authority,
-            tenant,
-            client_id,
-            secret,
-            cached: RwLock::new(None),
-            refreshing: Mutex::new(()),
-        }
+        Self { authority, tenant, client_id, secret, cached: RwLock::new(None), refreshing: Mutex::new(()) }
     }
 
     /// The client secret (for redaction).
@@ -92,26 +85,18 @@ impl EntraTokens {
             ("client_secret", self.secret.expose()),
             ("scope", SCOPE),
         ];
-        let resp = http.post(&url).form(&form).send().await.map_err(|e| {
-            ProviderError::Connect(format!(
-                "Microsoft Entra token endpoint: {}",
-                without_url(&e)
-            ))
-        })?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
+        let resp = http
+            .post(&url)
+            .form(&form)
+            .send()
             .await
-            .map_err(|e| ProviderError::Connect(without_url(&e)))?;
+            .map_err(|e| ProviderError::Connect(format!("Microsoft Entra token endpoint: {}", without_url(&e))))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| ProviderError::Connect(without_url(&e)))?;
         if !status.is_success() {
             let reason = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
-                .and_then(|v| {
-                    v["error_description"]
-                        .as_str()
-                        .or(v["error"].as_str())
-                        .map(str::to_string)
-                })
+                .and_then(|v| v["error_description"].as_str().or(v["error"].as_str()).map(str::to_string))
                 .unwrap_or_else(|| format!("HTTP {status}"));
             return Err(ProviderError::Upstream {
                 status: 401,
@@ -122,9 +107,8 @@ impl EntraTokens {
                 retry_after: None,
             });
         }
-        let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
-            ProviderError::BadResponse(format!("Microsoft Entra token response: {e}"))
-        })?;
+        let t: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|e| ProviderError::BadResponse(format!("Microsoft Entra token response: {e}")))?;
         let cached = Cached {
             token: SecretString::new(t.access_token),
             expires: Instant::now() + Duration::from_secs(t.expires_in),

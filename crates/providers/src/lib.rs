@@ -148,29 +148,18 @@ pub struct Settings {
 impl Settings {
     /// The base URL for `provider`: the override if any, else `default`.
     pub fn base_url(&self, provider: &str, default: &str) -> String {
-        self.base_urls
-            .get(provider)
-            .map(String::as_str)
-            .unwrap_or(default)
-            .trim_end_matches('/')
-            .to_string()
+        self.base_urls.get(provider).map(String::as_str).unwrap_or(default).trim_end_matches('/').to_string()
     }
 }
 
 /// Builds the adapter for an external model. Fails with a reason when a credential is missing.
-pub fn build(
-    model: &ExternalModel,
-    creds: &Credentials,
-    settings: &Settings,
-) -> Result<Arc<dyn Adapter>, String> {
+pub fn build(model: &ExternalModel, creds: &Credentials, settings: &Settings) -> Result<Arc<dyn Adapter>, String> {
     match model.provider.as_str() {
-        "openai" | "custom" | "databricks-model-serving" => Ok(Arc::new(
-            openai::OpenAiCompatible::new(model, creds, settings)?,
-        )),
+        "openai" | "custom" | "databricks-model-serving" => {
+            Ok(Arc::new(openai::OpenAiCompatible::new(model, creds, settings)?))
+        }
         "anthropic" => Ok(Arc::new(anthropic::Anthropic::new(model, creds, settings)?)),
-        other => Err(format!(
-            "provider '{other}' cannot serve queries in this version"
-        )),
+        other => Err(format!("provider '{other}' cannot serve queries in this version")),
     }
 }
 

@@ -14,9 +14,7 @@ use serde_json::Value;
 
 use crate::entra::EntraTokens;
 use crate::shared::{credential, flatten_databricks_fields};
-use crate::{
-    Adapter, Body, Credentials, ProviderError, Settings, StreamItem, StreamTranslator, Task,
-};
+use crate::{Adapter, Body, Credentials, ProviderError, Settings, StreamItem, StreamTranslator, Task};
 
 /// Default OpenAI base URL.
 pub const OPENAI_BASE: &str = "https://api.openai.com/v1";
@@ -28,21 +26,10 @@ enum Auth {
 }
 
 enum Flavor {
-    OpenAi {
-        base: String,
-        organization: Option<String>,
-    },
-    Azure {
-        base: String,
-        deployment: String,
-        version: String,
-    },
-    Custom {
-        url: String,
-    },
-    Databricks {
-        workspace: String,
-    },
+    OpenAi { base: String, organization: Option<String> },
+    Azure { base: String, deployment: String, version: String },
+    Custom { url: String },
+    Databricks { workspace: String },
 }
 
 /// Adapter for the OpenAI wire format.
@@ -55,11 +42,7 @@ pub struct OpenAiCompatible {
 
 impl OpenAiCompatible {
     /// Builds the adapter for `model` (provider `openai`, `custom` or `databricks-model-serving`).
-    pub fn new(
-        model: &ExternalModel,
-        creds: &Credentials,
-        settings: &Settings,
-    ) -> Result<Self, String> {
+    pub fn new(model: &ExternalModel, creds: &Credentials, settings: &Settings) -> Result<Self, String> {
         let (provider, flavor, auth) = match model.provider.as_str() {
             "openai" => {
                 let c = model.openai_config.clone().unwrap_or_default();
@@ -79,20 +62,11 @@ impl OpenAiCompatible {
                     }
                 };
                 let flavor = if api_type == "openai" {
-                    let base = c
-                        .openai_api_base
-                        .unwrap_or_else(|| settings.base_url("openai", OPENAI_BASE));
-                    Flavor::OpenAi {
-                        base: base.trim_end_matches('/').into(),
-                        organization: c.openai_organization,
-                    }
+                    let base = c.openai_api_base.unwrap_or_else(|| settings.base_url("openai", OPENAI_BASE));
+                    Flavor::OpenAi { base: base.trim_end_matches('/').into(), organization: c.openai_organization }
                 } else {
                     Flavor::Azure {
-                        base: c
-                            .openai_api_base
-                            .unwrap_or_default()
-                            .trim_end_matches('/')
-                            .into(),
+                        base: c.openai_api_base.unwrap_or_default().trim_end_matches('/').into(),
                         deployment: c.openai_deployment_name.unwrap_or_default(),
                         version: c.openai_api_version.unwrap_or_default(),
                     }
@@ -106,64 +80,31 @@ impl OpenAiCompatible {
                         a.key.unwrap_or_default(),
                         credential(creds, "custom_provider_config.api_key_auth.value")?,
                     ),
-                    None => Auth::Bearer(credential(
-                        creds,
-                        "custom_provider_config.bearer_token_auth.token",
-                    )?),
+                    None => Auth::Bearer(credential(creds, "custom_provider_config.bearer_token_auth.token")?),
                 };
-                let url = c
-                    .custom_provider_url
-                    .unwrap_or_default()
-                    .trim_end_matches('/')
-                    .to_string();
+                let url = c.custom_provider_url.unwrap_or_default().trim_end_matches('/').to_string();
                 ("custom", Flavor::Custom { url }, auth)
             }
             _ => {
-                let c = model
-                    .databricks_model_serving_config
-                    .clone()
-                    .unwrap_or_default();
-                let token = credential(
-                    creds,
-                    "databricks_model_serving_config.databricks_api_token",
-                )?;
-                let workspace = c
-                    .databricks_workspace_url
-                    .unwrap_or_default()
-                    .trim_end_matches('/')
-                    .to_string();
-                (
-                    "databricks-model-serving",
-                    Flavor::Databricks { workspace },
-                    Auth::Bearer(token),
-                )
+                let c = model.databricks_model_serving_config.clone().unwrap_or_default();
+                let token = credential(creds, "databricks_model_serving_config.databricks_api_token")?;
+                let workspace = c.databricks_workspace_url.unwrap_or_default().trim_end_matches('/').to_string();
+                ("databricks-model-serving", Flavor::Databricks { workspace }, Auth::Bearer(token))
             }
         };
-        Ok(Self {
-            provider,
-            model: model.name.clone(),
-            flavor,
-            auth,
-        })
+        Ok(Self { provider, model: model.name.clone(), flavor, auth })
     }
 
     fn url(&self, task: Task) -> String {
         let path = task.openai_path();
         match &self.flavor {
             Flavor::OpenAi { base, .. } => format!("{base}/{path}"),
-            Flavor::Azure {
-                base,
-                deployment,
-                version,
-            } => {
+            Flavor::Azure { base, deployment, version } => {
                 format!("{base}/openai/deployments/{deployment}/{path}?api-version={version}")
             }
             Flavor::Custom { url } => {
                 // A URL that already names the operation is used as is; a base gets the path.
-                if ["/chat/completions", "/completions", "/embeddings"]
-                    .iter()
-                    .any(|s| url.ends_with(s))
-                {
+                if ["/chat/completions", "/completions", "/embeddings"].iter().any(|s| url.ends_with(s)) {
                     url.clone()
                 } else {
                     format!("{url}/{path}")
@@ -208,11 +149,7 @@ impl Adapter for OpenAiCompatible {
             body.insert("stream".into(), Value::Bool(true));
         }
         let mut req = http.post(self.url(task)).json(&body);
-        if let Flavor::OpenAi {
-            organization: Some(org),
-            ..
-        } = &self.flavor
-        {
+        if let Flavor::OpenAi { organization: Some(org), .. } = &self.flavor {
             req = req.header("OpenAI-Organization", org);
         }
         req = match &self.auth {
@@ -260,9 +197,7 @@ impl StreamTranslator for PassThrough {
             && let Ok(v) = serde_json::from_str::<Value>(data)
             && v.get("choices").is_none()
         {
-            return vec![StreamItem::Error(crate::shared::error_message(
-                data.as_bytes(),
-            ))];
+            return vec![StreamItem::Error(crate::shared::error_message(data.as_bytes()))];
         }
         vec![StreamItem::Data(data.to_string())]
     }

@@ -7,10 +7,7 @@ use modelgate_core::SecretString;
 
 /// The credential stored for `field`, or a reason why the entity cannot serve.
 pub fn credential(creds: &Credentials, field: &str) -> Result<SecretString, String> {
-    creds
-        .get(field)
-        .cloned()
-        .ok_or_else(|| format!("credential {field} is not available"))
+    creds.get(field).cloned().ok_or_else(|| format!("credential {field} is not available"))
 }
 
 /// Moves `extra_params` into the body (provider pass-through) and removes the Databricks-only
@@ -27,9 +24,7 @@ pub fn flatten_databricks_fields(body: &mut Body) -> Result<(), ProviderError> {
             }
             Value::Null => {}
             _ => {
-                return Err(ProviderError::Unsupported(
-                    "extra_params must be an object".into(),
-                ));
+                return Err(ProviderError::Unsupported("extra_params must be an object".into()));
             }
         }
     }
@@ -42,10 +37,7 @@ pub fn error_message(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => {
-            let m = v["error"]["message"]
-                .as_str()
-                .or_else(|| v["message"].as_str())
-                .or_else(|| v["error"].as_str());
+            let m = v["error"]["message"].as_str().or_else(|| v["message"].as_str()).or_else(|| v["error"].as_str());
             m.map(str::to_string).unwrap_or_else(|| truncate(&text))
         }
         Err(_) => truncate(&text),

@@ -15,10 +15,7 @@ use crate::state::AppState;
 
 /// Paths that answer without a token: liveness, readiness and the SDK's startup probe.
 pub fn is_public(path: &str) -> bool {
-    matches!(
-        path,
-        "/healthz" | "/readyz" | "/.well-known/databricks-config"
-    )
+    matches!(path, "/healthz" | "/readyz" | "/.well-known/databricks-config")
 }
 
 /// Resolves the bearer token against the snapshot and attaches the [`Principal`]. Every path that
@@ -28,32 +25,15 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
     if is_public(req.uri().path()) {
         return next.run(req).await;
     }
-    let header = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let Some(value) = header else {
-        return ApiError::Unauthenticated(
-            "Missing Authorization header: send 'Authorization: Bearer <token>'.".into(),
-        )
-        .into_response();
+        return ApiError::Unauthenticated("Missing Authorization header: send 'Authorization: Bearer <token>'.".into())
+            .into_response();
     };
-    let Some(bearer) = value
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    else {
-        return ApiError::Unauthenticated(
-            "The Authorization header must be 'Bearer <token>'.".into(),
-        )
-        .into_response();
+    let Some(bearer) = value.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()) else {
+        return ApiError::Unauthenticated("The Authorization header must be 'Bearer <token>'.".into()).into_response();
     };
-    let principal = app
-        .snapshot
-        .load()
-        .tokens
-        .get(&token::hash(bearer))
-        .cloned();
+    let principal = app.snapshot.load().tokens.get(&token::hash(bearer)).cloned();
     match principal {
         Some(p) if p.expires_at.is_none_or(|t| t > now_ms()) => {
             req.extensions_mut().insert(p.clone());
@@ -72,10 +52,7 @@ pub async fn log_requests(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let resp = next.run(req).await;
-    let user = resp
-        .extensions()
-        .get::<Arc<Principal>>()
-        .map(|p| p.user_name.clone());
+    let user = resp.extensions().get::<Arc<Principal>>().map(|p| p.user_name.clone());
     tracing::info!(
         %method,
         %path,
@@ -89,11 +66,5 @@ pub async fn log_requests(req: Request, next: Next) -> Response {
 
 /// Requires the caller to be an admin.
 pub fn require_admin(p: &Principal, what: &str) -> Result<(), ApiError> {
-    if p.is_admin {
-        Ok(())
-    } else {
-        Err(ApiError::PermissionDenied(format!(
-            "Only admins may {what}."
-        )))
-    }
+    if p.is_admin { Ok(()) } else { Err(ApiError::PermissionDenied(format!("Only admins may {what}."))) }
 }

@@ -21,6 +21,9 @@ pub enum StartError {
     /// The master key is missing, malformed or does not match the data.
     #[error("{0}")]
     MasterKey(String),
+    /// The upstream HTTP client could not be built.
+    #[error("cannot build the upstream HTTP client: {0}")]
+    HttpClient(reqwest::Error),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -47,10 +50,7 @@ const KEY_CHECK_CONTEXT: &str = "key-check";
 
 /// Creates the data directory (owner-only) if needed.
 pub fn data_dir(path: &Path) -> Result<(), StartError> {
-    let err = |source| StartError::DataDir {
-        path: path.to_path_buf(),
-        source,
-    };
+    let err = |source| StartError::DataDir { path: path.to_path_buf(), source };
     std::fs::create_dir_all(path).map_err(err)?;
     #[cfg(unix)]
     {
@@ -63,21 +63,13 @@ pub fn data_dir(path: &Path) -> Result<(), StartError> {
 /// Finds the master key (environment, then key file, then a new key file on a fresh data
 /// directory) and checks that it opens the existing data. Nothing is written unless the data
 /// directory is fresh.
-pub async fn master_key(
-    store: &dyn Store,
-    dir: &Path,
-    from_env: Option<&str>,
-) -> Result<Cipher, StartError> {
+pub async fn master_key(store: &dyn Store, dir: &Path, from_env: Option<&str>) -> Result<Cipher, StartError> {
     let key_check = store.get_meta("key_check").await?;
     let key_path = dir.join(KEY_FILE);
     let key_text = match from_env {
         Some(k) => k.to_string(),
-        None if key_path.exists() => {
-            std::fs::read_to_string(&key_path).map_err(|source| StartError::DataDir {
-                path: key_path.clone(),
-                source,
-            })?
-        }
+        None if key_path.exists() => std::fs::read_to_string(&key_path)
+            .map_err(|source| StartError::DataDir { path: key_path.clone(), source })?,
         None if key_check.is_some() => {
             return Err(StartError::MasterKey(format!(
                 "{} holds encrypted data but there is no master key: set MODELGATE_MASTER_KEY or restore {}",
@@ -86,23 +78,14 @@ pub async fn master_key(
             )));
         }
         None => {
-            let text =
-                Cipher::generate_key_text().map_err(|e| StartError::MasterKey(e.to_string()))?;
-            write_private(&key_path, &text).map_err(|source| StartError::DataDir {
-                path: key_path.clone(),
-                source,
-            })?;
+            let text = Cipher::generate_key_text().map_err(|e| StartError::MasterKey(e.to_string()))?;
+            write_private(&key_path, &text).map_err(|source| StartError::DataDir { path: key_path.clone(), source })?;
             tracing::info!(path = %key_path.display(), "generated a new master key");
             text
         }
     };
-    let source = if from_env.is_some() {
-        "MODELGATE_MASTER_KEY".to_string()
-    } else {
-        key_path.display().to_string()
-    };
-    let key = Cipher::parse_key(&key_text)
-        .map_err(|e| StartError::MasterKey(format!("{source}: {e}")))?;
+    let source = if from_env.is_some() { "MODELGATE_MASTER_KEY".to_string() } else { key_path.display().to_string() };
+    let key = Cipher::parse_key(&key_text).map_err(|e| StartError::MasterKey(format!("{source}: {e}")))?;
     let cipher = Cipher::new(&key);
     if let Some(check) = key_check
         && cipher.open_text(KEY_CHECK_CONTEXT, &check).is_err()
@@ -118,9 +101,8 @@ pub async fn master_key(
 /// Records the key check on a fresh database (after migration).
 pub async fn remember_key(store: &dyn Store, cipher: &Cipher) -> Result<(), StartError> {
     if store.get_meta("key_check").await?.is_none() {
-        let sealed = cipher
-            .seal_text(KEY_CHECK_CONTEXT, "modelgate")
-            .map_err(|e| StartError::MasterKey(e.to_string()))?;
+        let sealed =
+            cipher.seal_text(KEY_CHECK_CONTEXT, "modelgate").map_err(|e| StartError::MasterKey(e.to_string()))?;
         store.put_meta("key_check", &sealed).await?;
     }
     Ok(())
@@ -133,26 +115,15 @@ pub async fn workspace_id(store: &dyn Store) -> Result<String, StartError> {
     }
     // Databricks workspace ids are decimal; 15 digits from random bytes.
     let hex = token::random_hex(8);
-    let id = (u64::from_str_radix(&hex, 16).unwrap_or(1) % 900_000_000_000_000
-        + 100_000_000_000_000)
-        .to_string();
+    let id = (u64::from_str_radix(&hex, 16).unwrap_or(1) % 900_000_000_000_000 + 100_000_000_000_000).to_string();
     store.put_meta("workspace_id", &id).await?;
     Ok(id)
 }
 
 /// Ensures the admin user exists and has a token. Returns a newly generated token the first
 /// time, for the caller to print once; with `from_env`, makes that token valid instead.
-pub async fn admin(
-    store: &dyn Store,
-    from_env: Option<&str>,
-) -> Result<Option<String>, StartError> {
-    store
-        .ensure_user(&UserRecord {
-            user_name: ADMIN_USER.into(),
-            is_admin: true,
-            created_at: now_ms(),
-        })
-        .await?;
+pub async fn admin(store: &dyn Store, from_env: Option<&str>) -> Result<Option<String>, StartError> {
+    store.ensure_user(&UserRecord { user_name: ADMIN_USER.into(), is_admin: true, created_at: now_ms() }).await?;
     let record = |value: &str, id: String, comment: &str| TokenRecord {
         token_id: id,
         token_hash: token::hash(value),
@@ -168,13 +139,7 @@ pub async fn admin(
             if tokens.iter().any(|t| t.token_id == ENV_TOKEN_ID) {
                 store.delete_token(ENV_TOKEN_ID, None).await?;
             }
-            store
-                .insert_token(&record(
-                    value,
-                    ENV_TOKEN_ID.into(),
-                    "from MODELGATE_ADMIN_TOKEN",
-                ))
-                .await?;
+            store.insert_token(&record(value, ENV_TOKEN_ID.into(), "from MODELGATE_ADMIN_TOKEN")).await?;
         }
         return Ok(None);
     }
@@ -182,16 +147,8 @@ pub async fn admin(
         return Ok(None);
     }
     let value = token::generate();
-    store
-        .insert_token(&record(
-            &value,
-            token::random_hex(16),
-            "admin token created on first start",
-        ))
-        .await?;
-    store
-        .put_meta("admin_token_issued", &now_ms().to_string())
-        .await?;
+    store.insert_token(&record(&value, token::random_hex(16), "admin token created on first start")).await?;
+    store.put_meta("admin_token_issued", &now_ms().to_string()).await?;
     Ok(Some(value))
 }
 

@@ -28,9 +28,7 @@ pub fn seal_plaintext(
         if let Some(m) = e.external_model.as_mut() {
             for slot in credentials::slots(m) {
                 if let Some(p) = slot.plaintext.as_mut() {
-                    *p = cipher
-                        .seal_text(&context, p)
-                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    *p = cipher.seal_text(&context, p).map_err(|e| ApiError::Internal(e.to_string()))?;
                 }
             }
         }

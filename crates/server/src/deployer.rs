@@ -39,10 +39,7 @@ impl DeployQueue {
     /// Queues a deployment. If the deployer has stopped (shutdown), the version stays pending in
     /// the store and is deployed on the next start.
     pub fn enqueue(&self, endpoint_id: &str, version: i64) {
-        let _ = self.0.send(DeployJob {
-            endpoint_id: endpoint_id.to_string(),
-            version,
-        });
+        let _ = self.0.send(DeployJob { endpoint_id: endpoint_id.to_string(), version });
     }
 }
 
@@ -79,34 +76,14 @@ async fn deploy(app: &AppState, job: &DeployJob) -> Result<(), crate::error::Api
     let config = configs::parse_stored(&record)?;
     let (ok, log) = check(app, &record, &config).await;
     let outcome = if ok {
-        DeployOutcome::Ready {
-            task: task_of(&config),
-            build_log: log,
-        }
+        DeployOutcome::Ready { task: task_of(&config), build_log: log }
     } else {
         DeployOutcome::Failed { build_log: log }
     };
-    if app
-        .store
-        .finish_deployment(&job.endpoint_id, job.version, &outcome)
-        .await?
-    {
-        let verdict = if ok {
-            "is serving"
-        } else {
-            "failed to deploy; see build-logs"
-        };
-        for e in config
-            .served_entities
-            .iter()
-            .flatten()
-            .filter_map(|e| e.name.as_deref())
-        {
-            app.events.push(
-                &job.endpoint_id,
-                e,
-                format!("config version {} {verdict}", job.version),
-            );
+    if app.store.finish_deployment(&job.endpoint_id, job.version, &outcome).await? {
+        let verdict = if ok { "is serving" } else { "failed to deploy; see build-logs" };
+        for e in config.served_entities.iter().flatten().filter_map(|e| e.name.as_deref()) {
+            app.events.push(&job.endpoint_id, e, format!("config version {} {verdict}", job.version));
         }
         app.refresh().await?;
         tracing::info!(endpoint_id = %job.endpoint_id, version = job.version, ready = ok, "deployment finished");
@@ -115,28 +92,16 @@ async fn deploy(app: &AppState, job: &DeployJob) -> Result<(), crate::error::Api
 }
 
 fn task_of(config: &EndpointCoreConfigInput) -> Option<String> {
-    config
-        .served_entities
-        .iter()
-        .flatten()
-        .find_map(|e| e.external_model.as_ref().map(|m| m.task.clone()))
+    config.served_entities.iter().flatten().find_map(|e| e.external_model.as_ref().map(|m| m.task.clone()))
 }
 
 /// Checks every served entity; returns whether all deploy, and the build log. The log names
 /// entities, fields and secret references, never values.
-async fn check(
-    app: &AppState,
-    record: &ConfigRecord,
-    config: &EndpointCoreConfigInput,
-) -> (bool, String) {
+async fn check(app: &AppState, record: &ConfigRecord, config: &EndpointCoreConfigInput) -> (bool, String) {
     let mut log = Vec::new();
     let mut ok = true;
     let stamp = || humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    log.push(format!(
-        "{} deploying config version {}",
-        stamp(),
-        record.version
-    ));
+    log.push(format!("{} deploying config version {}", stamp(), record.version));
     let context = configs::credential_context(&record.endpoint_id);
 
     for entity in config.served_entities.iter().flatten() {
@@ -147,21 +112,22 @@ async fn check(
                 for slot in credentials::slots(&mut model.clone()) {
                     if let Some(r) = slot.reference.as_deref() {
                         match secret_ref::parse(r) {
-                            Ok(sr) => match app.store.get_secret(&sr.scope, &sr.key).await {
-                                Ok(Some(s)) => {
-                                    let ctx = configs::secret_context(&s.scope, &s.key);
-                                    if app.cipher.open(&ctx, &s.value).is_err() {
-                                        problems.push(format!("secret {sr} for external_model.{} does not decrypt with the master key", slot.reference_field));
+                            Ok(sr) => {
+                                match app.store.get_secret(&sr.scope, &sr.key).await {
+                                    Ok(Some(s)) => {
+                                        let ctx = configs::secret_context(&s.scope, &s.key);
+                                        if app.cipher.open(&ctx, &s.value).is_err() {
+                                            problems.push(format!("secret {sr} for external_model.{} does not decrypt with the master key", slot.reference_field));
+                                        }
                                     }
+                                    Ok(None) => problems.push(format!(
+                                        "secret {sr} referenced by external_model.{} does not exist",
+                                        slot.reference_field
+                                    )),
+                                    Err(e) => problems.push(format!("could not read secret {sr}: {e}")),
                                 }
-                                Ok(None) => problems.push(format!(
-                                    "secret {sr} referenced by external_model.{} does not exist",
-                                    slot.reference_field
-                                )),
-                                Err(e) => problems.push(format!("could not read secret {sr}: {e}")),
-                            },
-                            Err(e) => problems
-                                .push(format!("external_model.{}: {e}", slot.reference_field)),
+                            }
+                            Err(e) => problems.push(format!("external_model.{}: {e}", slot.reference_field)),
                         }
                     } else if let Some(sealed) = slot.plaintext.as_deref()
                         && app.cipher.open_text(&context, sealed).is_err()
@@ -176,9 +142,7 @@ async fn check(
                     if let Ok(sr) = secret_ref::parse(v)
                         && !matches!(app.store.get_secret(&sr.scope, &sr.key).await, Ok(Some(_)))
                     {
-                        problems.push(format!(
-                            "secret {sr} referenced by environment_vars.{k} does not exist"
-                        ));
+                        problems.push(format!("secret {sr} referenced by environment_vars.{k} does not exist"));
                     }
                 }
                 if problems.is_empty() {
@@ -211,11 +175,6 @@ async fn check(
             model.model_name.as_deref().unwrap_or_default()
         ));
     }
-    log.push(format!(
-        "{} config version {} {}",
-        stamp(),
-        record.version,
-        if ok { "is ready" } else { "failed" }
-    ));
+    log.push(format!("{} config version {} {}", stamp(), record.version, if ok { "is ready" } else { "failed" }));
     (ok, log.join("\n") + "\n")
 }

@@ -34,11 +34,7 @@ async fn load(app: &AppState, name: &str) -> ApiResult<EndpointRecord> {
         .ok_or_else(|| ApiError::NotFound(format!("Endpoint with name '{name}' does not exist.")))
 }
 
-async fn config_at(
-    app: &AppState,
-    e: &EndpointRecord,
-    version: Option<i64>,
-) -> ApiResult<Option<ConfigRecord>> {
+async fn config_at(app: &AppState, e: &EndpointRecord, version: Option<i64>) -> ApiResult<Option<ConfigRecord>> {
     match version {
         Some(v) => Ok(app.store.get_config(&e.id, v).await?),
         None => Ok(None),
@@ -58,12 +54,8 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateServingEndpoint>,
 ) -> ApiResult<Json<ServingEndpointDetailed>> {
     validate::endpoint_name(&req.name, "name")?;
-    let config = req
-        .config
-        .ok_or_else(|| ApiError::invalid("config", "is required"))?;
-    let NormalizedConfig {
-        mut config, task, ..
-    } = validate::normalize_config(config, "config")?;
+    let config = req.config.ok_or_else(|| ApiError::invalid("config", "is required"))?;
+    let NormalizedConfig { mut config, task, .. } = validate::normalize_config(config, "config")?;
     if let Some(g) = &req.ai_gateway {
         validate::ai_gateway(g, "ai_gateway")?;
     }
@@ -127,19 +119,13 @@ pub async fn list(State(app): State<AppState>) -> ApiResult<Json<ListEndpointsRe
 }
 
 /// `GET /api/2.0/serving-endpoints/{name}`
-pub async fn get(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<ServingEndpointDetailed>> {
+pub async fn get(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<ServingEndpointDetailed>> {
     let e = load(&app, &name).await?;
     Ok(Json(detailed(&app, &e).await?))
 }
 
 /// `DELETE /api/2.0/serving-endpoints/{name}`
-pub async fn delete(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+pub async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<serde_json::Value>> {
     let e = load(&app, &name).await?;
     app.store.delete_endpoint(&name).await?;
     app.events.forget(&e.id);
@@ -188,15 +174,9 @@ async fn begin_update(
     Ok(e)
 }
 
-async fn kind_of_latest(
-    app: &AppState,
-    e: &EndpointRecord,
-) -> ApiResult<Option<validate::ServingKind>> {
+async fn kind_of_latest(app: &AppState, e: &EndpointRecord) -> ApiResult<Option<validate::ServingKind>> {
     let latest = config_at(app, e, e.active_version.or(Some(e.latest_version))).await?;
-    Ok(latest
-        .map(|c| configs::parse_stored(&c))
-        .transpose()?
-        .map(|c| validate::kind_of(&c)))
+    Ok(latest.map(|c| configs::parse_stored(&c)).transpose()?.map(|c| validate::kind_of(&c)))
 }
 
 /// `PUT /api/2.0/serving-endpoints/{name}/config`
@@ -207,9 +187,7 @@ pub async fn update_config(
     ApiJson(body): ApiJson<EndpointCoreConfigInput>,
 ) -> ApiResult<Json<ServingEndpointDetailed>> {
     let current = load(&app, &name).await?;
-    let NormalizedConfig {
-        mut config, kind, ..
-    } = validate::normalize_config(body, "")?;
+    let NormalizedConfig { mut config, kind, .. } = validate::normalize_config(body, "")?;
     if let Some(old) = kind_of_latest(&app, &current).await?
         && old != kind
     {
@@ -240,16 +218,9 @@ pub async fn rollback(
     ApiJson(body): ApiJson<RollbackRequest>,
 ) -> ApiResult<Json<ServingEndpointDetailed>> {
     let current = load(&app, &name).await?;
-    let target = app
-        .store
-        .get_config(&current.id, body.config_version)
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "Endpoint '{name}' has no config version {}.",
-                body.config_version
-            ))
-        })?;
+    let target = app.store.get_config(&current.id, body.config_version).await?.ok_or_else(|| {
+        ApiError::NotFound(format!("Endpoint '{name}' has no config version {}.", body.config_version))
+    })?;
     let config = configs::parse_stored(&target)?;
     let e = begin_update(&app, &name, &caller.user_name, config).await?;
     Ok(Json(detailed(&app, &e).await?))
@@ -296,10 +267,7 @@ async fn mutate(
 }
 
 /// `POST .../config:stop`: the endpoint refuses queries until started.
-pub async fn stop(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<ServingEndpointDetailed>> {
+pub async fn stop(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<ServingEndpointDetailed>> {
     let e = mutate(&app, &name, |e| {
         e.stopped = true;
         Ok(())
@@ -310,10 +278,7 @@ pub async fn stop(
 }
 
 /// `POST .../config:start`
-pub async fn start(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<ServingEndpointDetailed>> {
+pub async fn start(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<ServingEndpointDetailed>> {
     let e = mutate(&app, &name, |e| {
         e.stopped = false;
         Ok(())
@@ -327,12 +292,7 @@ async fn log_all_entities(app: &AppState, e: &EndpointRecord, line: &str) {
     if let Ok(Some(c)) = config_at(app, e, e.active_version).await
         && let Ok(cfg) = configs::parse_stored(&c)
     {
-        for name in cfg
-            .served_entities
-            .iter()
-            .flatten()
-            .filter_map(|s| s.name.as_deref())
-        {
+        for name in cfg.served_entities.iter().flatten().filter_map(|s| s.name.as_deref()) {
             app.events.push(&e.id, name, line);
         }
     }
@@ -379,17 +339,13 @@ pub async fn patch_tags(
     validate::tags(&body.add_tags, "add_tags")?;
     let e = mutate(&app, &name, move |e| {
         let mut tags = render::tags(e);
-        tags.retain(|t| {
-            !body.delete_tags.contains(&t.key) && !body.add_tags.iter().any(|a| a.key == t.key)
-        });
+        tags.retain(|t| !body.delete_tags.contains(&t.key) && !body.add_tags.iter().any(|a| a.key == t.key));
         tags.extend(body.add_tags);
         e.tags = to_json(&tags);
         Ok(())
     })
     .await?;
-    Ok(Json(EndpointTags {
-        tags: render::tags(&e),
-    }))
+    Ok(Json(EndpointTags { tags: render::tags(&e) }))
 }
 
 /// `PATCH .../notifications`
@@ -404,9 +360,7 @@ pub async fn patch_notifications(
         Ok(())
     })
     .await?;
-    Ok(Json(
-        json!({"name": name, "email_notifications": body.email_notifications}),
-    ))
+    Ok(Json(json!({"name": name, "email_notifications": body.email_notifications})))
 }
 
 /// `PATCH .../telemetry-config`
@@ -425,11 +379,7 @@ pub async fn patch_telemetry(
 }
 
 /// Finds the newest config version that has a served entity (or model) called `entity`.
-async fn version_with_entity(
-    app: &AppState,
-    e: &EndpointRecord,
-    entity: &str,
-) -> ApiResult<ConfigRecord> {
+async fn version_with_entity(app: &AppState, e: &EndpointRecord, entity: &str) -> ApiResult<ConfigRecord> {
     for c in app.store.list_configs(&e.id).await? {
         let cfg = configs::parse_stored(&c)?;
         let names = cfg
@@ -437,20 +387,12 @@ async fn version_with_entity(
             .iter()
             .flatten()
             .filter_map(|s| s.name.as_deref())
-            .chain(
-                cfg.served_models
-                    .iter()
-                    .flatten()
-                    .filter_map(|m| m.name.as_deref()),
-            );
+            .chain(cfg.served_models.iter().flatten().filter_map(|m| m.name.as_deref()));
         if names.into_iter().any(|n| n == entity) {
             return Ok(c);
         }
     }
-    Err(ApiError::NotFound(format!(
-        "Served model '{entity}' does not exist in endpoint '{}'.",
-        e.name
-    )))
+    Err(ApiError::NotFound(format!("Served model '{entity}' does not exist in endpoint '{}'.", e.name)))
 }
 
 /// `GET .../served-models/{entity}/build-logs`: the deployment log of the newest version that
@@ -461,11 +403,8 @@ pub async fn build_logs(
 ) -> ApiResult<Json<LogsResponse>> {
     let e = load(&app, &name).await?;
     let c = version_with_entity(&app, &e, &entity).await?;
-    let logs = if c.build_log.is_empty() {
-        format!("config version {} is still deploying\n", c.version)
-    } else {
-        c.build_log
-    };
+    let logs =
+        if c.build_log.is_empty() { format!("config version {} is still deploying\n", c.version) } else { c.build_log };
     Ok(Json(LogsResponse { logs }))
 }
 
@@ -476,19 +415,13 @@ pub async fn logs(
 ) -> ApiResult<Json<LogsResponse>> {
     let e = load(&app, &name).await?;
     version_with_entity(&app, &e, &entity).await?;
-    Ok(Json(LogsResponse {
-        logs: app.events.text(&e.id, &entity),
-    }))
+    Ok(Json(LogsResponse { logs: app.events.text(&e.id, &entity) }))
 }
 
 /// `GET .../openapi`: an OpenAPI 3 document for this endpoint's invocations.
-pub async fn get_openapi(
-    State(app): State<AppState>,
-    Path(name): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+pub async fn get_openapi(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<impl IntoResponse> {
     let e = load(&app, &name).await?;
     let doc = openapi::document(&e.name, e.task.as_deref());
-    let text =
-        serde_json::to_string_pretty(&doc).map_err(|err| ApiError::Internal(err.to_string()))?;
+    let text = serde_json::to_string_pretty(&doc).map_err(|err| ApiError::Internal(err.to_string()))?;
     Ok(([(CONTENT_TYPE, "application/json")], text))
 }

@@ -42,6 +42,19 @@ pub enum ApiError {
     /// Route exists, method does not.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// An upstream provider failed; the status, code and reason come from
+    /// [`ApiError::from_provider`].
+    #[error("{message}")]
+    Upstream {
+        /// Status sent to the client.
+        status: StatusCode,
+        /// `error_code` sent to the client.
+        code: &'static str,
+        /// The provider's reason, credentials redacted.
+        message: String,
+        /// Seconds for `Retry-After`.
+        retry_after: Option<u64>,
+    },
     /// A dependency (the store) is not reachable right now.
     #[error("{0}")]
     Unavailable(String),
@@ -65,9 +78,8 @@ impl ApiError {
             ApiError::LimitExceeded(_) => (StatusCode::BAD_REQUEST, "RESOURCE_LIMIT_EXCEEDED"),
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "BAD_REQUEST"),
-            ApiError::Unavailable(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE")
-            }
+            ApiError::Upstream { status, code, .. } => (*status, code),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
         }
     }
@@ -75,6 +87,57 @@ impl ApiError {
     /// Shorthand for [`ApiError::InvalidParameter`] with a field path.
     pub fn invalid(path: &str, message: impl std::fmt::Display) -> Self {
         ApiError::InvalidParameter(format!("{path}: {message}"))
+    }
+}
+
+impl ApiError {
+    /// Maps a provider failure. The provider's status class is kept: its 4xx answers become
+    /// 400 (or 429 for rate limits, with `Retry-After`), its 5xx become 502/503/504, a connect
+    /// failure 502, a timeout 504. The client's own credentials are never blamed: an upstream 401
+    /// is reported as a 400 naming the provider.
+    pub fn from_provider(provider: &str, e: modelgate_providers::ProviderError) -> ApiError {
+        use modelgate_providers::ProviderError as P;
+        let upstream = |status: StatusCode, code, message: String, retry_after| ApiError::Upstream {
+            status,
+            code,
+            message,
+            retry_after,
+        };
+        match e {
+            P::Unsupported(m) => ApiError::InvalidParameter(m),
+            P::Upstream { status, message, retry_after } => {
+                let text = format!("Provider '{provider}' answered HTTP {status}: {message}");
+                match status {
+                    429 => {
+                        upstream(StatusCode::TOO_MANY_REQUESTS, "REQUEST_LIMIT_EXCEEDED", text, retry_after.or(Some(1)))
+                    }
+                    400..=499 => upstream(StatusCode::BAD_REQUEST, "BAD_REQUEST", text, None),
+                    503 | 529 => {
+                        upstream(StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE", text, retry_after)
+                    }
+                    504 => upstream(StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED", text, None),
+                    _ => upstream(StatusCode::BAD_GATEWAY, "BAD_GATEWAY", text, None),
+                }
+            }
+            P::Connect(m) => upstream(
+                StatusCode::BAD_GATEWAY,
+                "BAD_GATEWAY",
+                format!("Could not reach provider '{provider}': {m}"),
+                None,
+            ),
+            P::Timeout(m) => upstream(
+                StatusCode::GATEWAY_TIMEOUT,
+                "DEADLINE_EXCEEDED",
+                format!("Provider '{provider}' timed out: {m}"),
+                None,
+            ),
+            P::BadResponse(m) => upstream(
+                StatusCode::BAD_GATEWAY,
+                "BAD_GATEWAY",
+                format!("Provider '{provider}' sent an invalid answer: {m}"),
+                None,
+            ),
+        }
     }
 }
 
@@ -108,14 +171,13 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = ErrorBody {
-            error_code: code.to_string(),
-            message,
-        };
+        let body = ErrorBody { error_code: code.to_string(), message };
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::Upstream { retry_after: Some(secs), .. } = &self {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*secs));
         }
         resp
     }

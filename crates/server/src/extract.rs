@@ -16,18 +16,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::BadRequest(format!(
-                "could not read the request body: {}",
-                e.body_text()
-            ))
-        })?;
-        parse_json(if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        })
-        .map(ApiJson)
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("could not read the request body: {}", e.body_text())))?;
+        parse_json(if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes }).map(ApiJson)
     }
 }
 
@@ -39,17 +31,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = e.into_inner();
         // serde's message ends with " at line L column C"; say the location once, up front.
         let full = inner.to_string();
-        let text = full
-            .rsplit_once(" at line ")
-            .map_or(full.as_str(), |(t, _)| t);
+        let text = full.rsplit_once(" at line ").map_or(full.as_str(), |(t, _)| t);
         match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                ApiError::BadRequest(format!(
-                    "malformed JSON at line {} column {}: {text}",
-                    inner.line(),
-                    inner.column()
-                ))
-            }
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => ApiError::BadRequest(format!(
+                "malformed JSON at line {} column {}: {text}",
+                inner.line(),
+                inner.column()
+            )),
             _ => {
                 if path == "." || path.is_empty() {
                     ApiError::InvalidParameter(text.to_string())
@@ -75,9 +63,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
 fn serde_urlencoded_from<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     axum::extract::Query::<T>::try_from_uri(
-        &format!("/?{query}")
-            .parse()
-            .map_err(|_| ApiError::BadRequest("the query string is not valid".into()))?,
+        &format!("/?{query}").parse().map_err(|_| ApiError::BadRequest("the query string is not valid".into()))?,
     )
     .map(|q| q.0)
     .map_err(|e| ApiError::InvalidParameter(format!("query string: {}", e.body_text())))

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod configs;
+pub mod dataplane;
 pub mod deployer;
 pub mod endpoints;
 pub mod error;
@@ -47,6 +48,10 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// Hold each deployment back this long (for observing `IN_PROGRESS`).
     pub deploy_delay: Duration,
+    /// Provider settings (base-URL overrides).
+    pub providers: modelgate_providers::Settings,
+    /// Upstream time limits.
+    pub timeouts: state::UpstreamTimeouts,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +62,8 @@ impl Default for ServerConfig {
             master_key: None,
             admin_token: None,
             deploy_delay: Duration::ZERO,
+            providers: Default::default(),
+            timeouts: Default::default(),
         }
     }
 }
@@ -77,12 +84,7 @@ impl Server {
         bootstrap::data_dir(&config.data_dir)?;
         let sqlite = SqliteStore::open(&config.data_dir.join(bootstrap::DB_FILE)).await?;
         let store: Arc<dyn Store> = Arc::new(sqlite);
-        let cipher = bootstrap::master_key(
-            store.as_ref(),
-            &config.data_dir,
-            config.master_key.as_deref(),
-        )
-        .await;
+        let cipher = bootstrap::master_key(store.as_ref(), &config.data_dir, config.master_key.as_deref()).await;
         let cipher = match cipher {
             Ok(c) => c,
             Err(e) => {
@@ -93,14 +95,24 @@ impl Server {
         store.migrate().await?;
         bootstrap::remember_key(store.as_ref(), &cipher).await?;
         let workspace_id = bootstrap::workspace_id(store.as_ref()).await?;
-        let new_admin_token =
-            bootstrap::admin(store.as_ref(), config.admin_token.as_deref()).await?;
+        let new_admin_token = bootstrap::admin(store.as_ref(), config.admin_token.as_deref()).await?;
 
         let cipher = Arc::new(cipher);
-        let snapshot = snapshot::Snapshot::build(store.as_ref(), &cipher).await?;
+        // reqwest needs a process-wide TLS provider; ring keeps aws-lc and OpenSSL out of the build.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let providers = Arc::new(config.providers.clone());
+        let snapshot = snapshot::Snapshot::build(store.as_ref(), &cipher, &providers).await?;
         let (queue, jobs) = deployer::DeployQueue::new();
-        let app =
-            state::AppState::new(store.clone(), cipher, snapshot, queue.clone(), workspace_id);
+        let app = state::AppState::new(
+            store.clone(),
+            cipher,
+            snapshot,
+            queue.clone(),
+            workspace_id,
+            providers,
+            config.timeouts,
+        )
+        .map_err(StartError::HttpClient)?;
 
         // Versions left pending by the previous run are deployed now.
         for e in store.list_endpoints().await? {
@@ -111,14 +123,8 @@ impl Server {
 
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| StartError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
         let listener = listener.tap_io(|tcp| {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::warn!(error = %e, "could not set TCP_NODELAY");
@@ -126,12 +132,7 @@ impl Server {
         });
 
         let (stop, stop_rx) = watch::channel(false);
-        let deployer = tokio::spawn(deployer::run(
-            app.clone(),
-            jobs,
-            config.deploy_delay,
-            stop_rx.clone(),
-        ));
+        let deployer = tokio::spawn(deployer::run(app.clone(), jobs, config.deploy_delay, stop_rx.clone()));
         let router = routes::router(app);
         let mut shutdown = stop_rx;
         let task = tokio::spawn(async move {
@@ -145,12 +146,7 @@ impl Server {
             served
         });
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "modelgate listening");
-        Ok(Server {
-            addr,
-            new_admin_token,
-            stop,
-            task,
-        })
+        Ok(Server { addr, new_admin_token, stop, task })
     }
 
     /// Stops accepting connections, lets in-flight requests and the current deployment finish,

@@ -10,40 +10,21 @@ use crate::error::ApiError;
 /// and the endpoint is not stopped.
 pub fn endpoint_state(e: &EndpointRecord) -> EndpointState {
     let ready = e.active_version.is_some() && !e.stopped;
-    EndpointState {
-        ready: if ready { "READY" } else { "NOT_READY" }.into(),
-        config_update: e.config_update.clone(),
-    }
+    EndpointState { ready: if ready { "READY" } else { "NOT_READY" }.into(), config_update: e.config_update.clone() }
 }
 
 fn entity_state(record: &ConfigRecord, stopped: bool) -> ServedEntityState {
     let (deployment, message) = match record.status.as_str() {
-        config_status::PENDING => (
-            "DEPLOYMENT_CREATING",
-            format!("Deploying config version {}.", record.version),
-        ),
-        config_status::FAILED => (
-            "DEPLOYMENT_FAILED",
-            "Deployment failed; see build-logs.".to_string(),
-        ),
-        _ if stopped => (
-            "DEPLOYMENT_ABORTED",
-            "The endpoint is stopped; start it to serve again.".to_string(),
-        ),
+        config_status::PENDING => ("DEPLOYMENT_CREATING", format!("Deploying config version {}.", record.version)),
+        config_status::FAILED => ("DEPLOYMENT_FAILED", "Deployment failed; see build-logs.".to_string()),
+        _ if stopped => ("DEPLOYMENT_ABORTED", "The endpoint is stopped; start it to serve again.".to_string()),
         _ => ("DEPLOYMENT_READY", "Served entity is ready.".to_string()),
     };
-    ServedEntityState {
-        deployment: deployment.into(),
-        deployment_state_message: Some(message),
-    }
+    ServedEntityState { deployment: deployment.into(), deployment_state_message: Some(message) }
 }
 
 /// A config version as `config` or `pending_config`.
-pub fn config_output(
-    record: &ConfigRecord,
-    stopped: bool,
-    pending: bool,
-) -> Result<EndpointConfigOutput, ApiError> {
+pub fn config_output(record: &ConfigRecord, stopped: bool, pending: bool) -> Result<EndpointConfigOutput, ApiError> {
     let cfg = configs::public(configs::parse_stored(record)?);
     let state = entity_state(record, stopped);
     let served_entities = cfg.served_entities.map(|v| {
@@ -91,16 +72,10 @@ pub fn detailed(
     active: Option<&ConfigRecord>,
     pending: Option<&ConfigRecord>,
 ) -> Result<ServingEndpointDetailed, ApiError> {
-    let config = active
-        .map(|c| config_output(c, e.stopped, false))
-        .transpose()?;
-    let pending_config = pending
-        .map(|c| config_output(c, e.stopped, true))
-        .transpose()?;
-    let kind = active
-        .or(pending)
-        .and_then(|c| configs::parse_stored(c).ok())
-        .map(|c| modelgate_core::validate::kind_of(&c));
+    let config = active.map(|c| config_output(c, e.stopped, false)).transpose()?;
+    let pending_config = pending.map(|c| config_output(c, e.stopped, true)).transpose()?;
+    let kind =
+        active.or(pending).and_then(|c| configs::parse_stored(c).ok()).map(|c| modelgate_core::validate::kind_of(&c));
     Ok(ServingEndpointDetailed {
         name: e.name.clone(),
         id: e.id.clone(),
@@ -127,22 +102,19 @@ pub fn detailed(
 
 /// The list-item summary.
 pub fn summary(e: &EndpointRecord, config: Option<&ConfigRecord>) -> ServingEndpoint {
-    let config =
-        config
-            .and_then(|c| configs::parse_stored(c).ok())
-            .map(|c| EndpointConfigSummary {
-                served_entities: configs::public(c)
-                    .served_entities
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|s| ServedEntitySpec {
-                        name: s.name.unwrap_or_default(),
-                        entity_name: s.entity_name,
-                        entity_version: s.entity_version,
-                        external_model: s.external_model,
-                    })
-                    .collect(),
-            });
+    let config = config.and_then(|c| configs::parse_stored(c).ok()).map(|c| EndpointConfigSummary {
+        served_entities: configs::public(c)
+            .served_entities
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| ServedEntitySpec {
+                name: s.name.unwrap_or_default(),
+                entity_name: s.entity_name,
+                entity_version: s.entity_version,
+                external_model: s.external_model,
+            })
+            .collect(),
+    });
     ServingEndpoint {
         name: e.name.clone(),
         id: e.id.clone(),

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, endpoints, secrets, tokens};
+use crate::{auth, dataplane, endpoints, secrets, tokens};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -19,50 +19,23 @@ pub fn router(app: AppState) -> Router {
     let one = "/api/2.0/serving-endpoints/{name}";
     let api = Router::new()
         .route(se, get(endpoints::list).post(endpoints::create))
-        .route(
-            &format!("{se}/"),
-            get(endpoints::list).post(endpoints::create),
-        )
+        .route(&format!("{se}/"), get(endpoints::list).post(endpoints::create))
         .route(one, get(endpoints::get).delete(endpoints::delete))
         .route(&format!("{one}/config"), put(endpoints::update_config))
         .route(&format!("{one}/config:stop"), post(endpoints::stop))
         .route(&format!("{one}/config:start"), post(endpoints::start))
         .route(&format!("{one}/config:rollback"), post(endpoints::rollback))
-        .route(
-            &format!("{one}/config-versions"),
-            get(endpoints::config_versions),
-        )
+        .route(&format!("{one}/config-versions"), get(endpoints::config_versions))
         .route(&format!("{one}/ai-gateway"), put(endpoints::put_ai_gateway))
-        .route(
-            &format!("{one}/rate-limits"),
-            put(endpoints::put_rate_limits),
-        )
+        .route(&format!("{one}/rate-limits"), put(endpoints::put_rate_limits))
         .route(&format!("{one}/tags"), patch(endpoints::patch_tags))
-        .route(
-            &format!("{one}/notifications"),
-            patch(endpoints::patch_notifications),
-        )
-        .route(
-            &format!("{one}/telemetry-config"),
-            patch(endpoints::patch_telemetry),
-        )
+        .route(&format!("{one}/notifications"), patch(endpoints::patch_notifications))
+        .route(&format!("{one}/telemetry-config"), patch(endpoints::patch_telemetry))
         .route(&format!("{one}/openapi"), get(endpoints::get_openapi))
-        .route(
-            &format!("{one}/served-models/{{entity}}/logs"),
-            get(endpoints::logs),
-        )
-        .route(
-            &format!("{one}/served-models/{{entity}}/build-logs"),
-            get(endpoints::build_logs),
-        )
-        .route(
-            "/api/2.0/secrets/scopes/create",
-            post(secrets::create_scope),
-        )
-        .route(
-            "/api/2.0/secrets/scopes/delete",
-            post(secrets::delete_scope),
-        )
+        .route(&format!("{one}/served-models/{{entity}}/logs"), get(endpoints::logs))
+        .route(&format!("{one}/served-models/{{entity}}/build-logs"), get(endpoints::build_logs))
+        .route("/api/2.0/secrets/scopes/create", post(secrets::create_scope))
+        .route("/api/2.0/secrets/scopes/delete", post(secrets::delete_scope))
         .route("/api/2.0/secrets/scopes/list", get(secrets::list_scopes))
         .route("/api/2.0/secrets/put", post(secrets::put))
         .route("/api/2.0/secrets/get", get(secrets::get))
@@ -71,18 +44,24 @@ pub fn router(app: AppState) -> Router {
         .route("/api/2.0/token/create", post(tokens::create))
         .route("/api/2.0/token/list", get(tokens::list))
         .route("/api/2.0/token/delete", post(tokens::delete))
+        .route("/serving-endpoints/{name}/invocations", post(dataplane::invocations))
+        .route("/serving-endpoints/chat/completions", post(dataplane::chat))
+        .route("/serving-endpoints/completions", post(dataplane::completions))
+        .route("/serving-endpoints/embeddings", post(dataplane::embeddings))
+        .route("/serving-endpoints/models", get(dataplane::models))
+        .route("/v1/chat/completions", post(dataplane::chat))
+        .route("/v1/completions", post(dataplane::completions))
+        .route("/v1/embeddings", post(dataplane::embeddings))
+        .route("/v1/models", get(dataplane::models))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/.well-known/databricks-config", get(well_known))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed);
-    api.layer(middleware::from_fn_with_state(
-        app.clone(),
-        auth::authenticate,
-    ))
-    .layer(middleware::from_fn(auth::log_requests))
-    .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-    .with_state(app)
+    api.layer(middleware::from_fn_with_state(app.clone(), auth::authenticate))
+        .layer(middleware::from_fn(auth::log_requests))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(app)
 }
 
 async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -106,8 +85,5 @@ async fn no_route(method: Method, uri: Uri) -> ApiError {
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::MethodNotAllowed(format!(
-        "Method {method} is not allowed for '{}'",
-        uri.path()
-    ))
+    ApiError::MethodNotAllowed(format!("Method {method} is not allowed for '{}'", uri.path()))
 }

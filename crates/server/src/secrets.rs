@@ -46,10 +46,7 @@ fn users_of(app: &AppState, pred: impl Fn(&SecretRef) -> bool) -> Vec<String> {
         .secret_users
         .iter()
         .filter(|(r, _)| pred(r))
-        .flat_map(|(r, uses)| {
-            uses.iter()
-                .map(move |(ep, ent)| format!("endpoint '{ep}' (served entity '{ent}', {r})"))
-        })
+        .flat_map(|(r, uses)| uses.iter().map(move |(ep, ent)| format!("endpoint '{ep}' (served entity '{ent}', {r})")))
         .collect();
     users.sort();
     users.dedup();
@@ -63,11 +60,7 @@ pub async fn create_scope(
     ApiJson(req): ApiJson<CreateScopeRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
     check_name("scope", &req.scope)?;
-    if let Some(t) = req
-        .scope_backend_type
-        .as_deref()
-        .filter(|t| *t != "DATABRICKS")
-    {
+    if let Some(t) = req.scope_backend_type.as_deref().filter(|t| *t != "DATABRICKS") {
         return Err(ApiError::invalid(
             "scope_backend_type",
             format!(
@@ -76,27 +69,13 @@ pub async fn create_scope(
         ));
     }
     if req.backend_azure_keyvault.is_some() {
-        return Err(ApiError::invalid(
-            "backend_azure_keyvault",
-            "Azure Key Vault-backed scopes are not supported",
-        ));
+        return Err(ApiError::invalid("backend_azure_keyvault", "Azure Key Vault-backed scopes are not supported"));
     }
-    if let Some(p) = req
-        .initial_manage_principal
-        .as_deref()
-        .filter(|p| *p != "users")
-    {
-        return Err(ApiError::invalid(
-            "initial_manage_principal",
-            format!("only 'users' is allowed, got '{p}'"),
-        ));
+    if let Some(p) = req.initial_manage_principal.as_deref().filter(|p| *p != "users") {
+        return Err(ApiError::invalid("initial_manage_principal", format!("only 'users' is allowed, got '{p}'")));
     }
     app.store
-        .create_scope(&ScopeRecord {
-            name: req.scope,
-            creator: caller.user_name.clone(),
-            created_at: now_ms(),
-        })
+        .create_scope(&ScopeRecord { name: req.scope, creator: caller.user_name.clone(), created_at: now_ms() })
         .await?;
     Ok(Json(json!({})))
 }
@@ -126,10 +105,7 @@ pub async fn list_scopes(State(app): State<AppState>) -> ApiResult<Json<ListScop
         .list_scopes()
         .await?
         .into_iter()
-        .map(|s| SecretScope {
-            name: s.name,
-            backend_type: "DATABRICKS".into(),
-        })
+        .map(|s| SecretScope { name: s.name, backend_type: "DATABRICKS".into() })
         .collect();
     Ok(Json(ListScopesResponse { scopes }))
 }
@@ -144,29 +120,20 @@ pub async fn put(
     check_name("key", &req.key)?;
     let value = match (req.string_value, req.bytes_value) {
         (Some(s), None) => s.into_bytes(),
-        (None, Some(b)) => B64
-            .decode(b.trim())
-            .map_err(|_| ApiError::invalid("bytes_value", "must be base64-encoded"))?,
+        (None, Some(b)) => {
+            B64.decode(b.trim()).map_err(|_| ApiError::invalid("bytes_value", "must be base64-encoded"))?
+        }
         (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
-                "string_value",
-                "set exactly one of string_value or bytes_value",
-            ));
+            return Err(ApiError::invalid("string_value", "set exactly one of string_value or bytes_value"));
         }
         (None, None) => {
-            return Err(ApiError::invalid(
-                "string_value",
-                "one of string_value or bytes_value is required",
-            ));
+            return Err(ApiError::invalid("string_value", "one of string_value or bytes_value is required"));
         }
     };
     if value.len() > MAX_SECRET_BYTES {
         return Err(ApiError::invalid(
             "string_value",
-            format!(
-                "the value is {} bytes; the limit is {MAX_SECRET_BYTES}",
-                value.len()
-            ),
+            format!("the value is {} bytes; the limit is {MAX_SECRET_BYTES}", value.len()),
         ));
     }
     let sealed = app
@@ -205,17 +172,16 @@ pub async fn get(
 ) -> ApiResult<Json<GetSecretResponse>> {
     require_admin(&caller, "read secret values")?;
     let (scope, key) = (required(q.scope, "scope")?, required(q.key, "key")?);
-    let record = app.store.get_secret(&scope, &key).await?.ok_or_else(|| {
-        ApiError::NotFound(format!("Secret '{key}' does not exist in scope '{scope}'."))
-    })?;
+    let record = app
+        .store
+        .get_secret(&scope, &key)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("Secret '{key}' does not exist in scope '{scope}'.")))?;
     let plain = app
         .cipher
         .open(&secret_context(&scope, &key), &record.value)
         .map_err(|e| ApiError::Internal(format!("secret {scope}/{key}: {e}")))?;
-    Ok(Json(GetSecretResponse {
-        key,
-        value: B64.encode(plain),
-    }))
+    Ok(Json(GetSecretResponse { key, value: B64.encode(plain) }))
 }
 
 /// `GET /api/2.0/secrets/list?scope=`: keys and update times, never values.
@@ -229,10 +195,7 @@ pub async fn list(
         .list_secrets(&scope)
         .await?
         .into_iter()
-        .map(|s| SecretMetadata {
-            key: s.key,
-            last_updated_timestamp: s.updated_at,
-        })
+        .map(|s| SecretMetadata { key: s.key, last_updated_timestamp: s.updated_at })
         .collect();
     Ok(Json(ListSecretsResponse { secrets }))
 }

@@ -12,6 +12,7 @@ use modelgate_core::SecretString;
 use modelgate_core::cipher::Cipher;
 use modelgate_core::credentials;
 use modelgate_core::secret_ref::{self, SecretRef};
+use modelgate_providers::{Adapter, Settings};
 use modelgate_store::{ConfigRecord, Store, StoreError};
 use modelgate_wire::{AiGatewayConfig, EndpointCoreConfigInput, ExternalModel};
 
@@ -31,7 +32,7 @@ pub struct Principal {
 }
 
 /// One served entity ready to receive traffic.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LiveEntity {
     /// Served entity name.
     pub name: String,
@@ -43,10 +44,12 @@ pub struct LiveEntity {
     pub environment: BTreeMap<String, SecretString>,
     /// Share of traffic, 0 to 100.
     pub traffic_percentage: i64,
+    /// The provider adapter, or why the entity cannot serve.
+    pub adapter: Result<Arc<dyn Adapter>, String>,
 }
 
 /// One endpoint as the request path sees it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LiveEndpoint {
     /// 32-hex id.
     pub id: String,
@@ -65,7 +68,7 @@ pub struct LiveEndpoint {
 }
 
 /// Everything the request path needs, immutable.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Snapshot {
     /// Principals by token hash.
     pub tokens: HashMap<String, Arc<Principal>>,
@@ -83,11 +86,7 @@ pub fn secret_refs(config: &EndpointCoreConfigInput) -> BTreeSet<(SecretRef, Str
         let name = e.name.clone().unwrap_or_default();
         if let Some(m) = &e.external_model {
             for slot in credentials::slots(&mut m.clone()) {
-                if let Some(r) = slot
-                    .reference
-                    .as_deref()
-                    .and_then(|r| secret_ref::parse(r).ok())
-                {
+                if let Some(r) = slot.reference.as_deref().and_then(|r| secret_ref::parse(r).ok()) {
                     out.insert((r, name.clone()));
                 }
             }
@@ -103,13 +102,9 @@ pub fn secret_refs(config: &EndpointCoreConfigInput) -> BTreeSet<(SecretRef, Str
 
 impl Snapshot {
     /// Reads the whole control-plane state and builds a snapshot.
-    pub async fn build(store: &dyn Store, cipher: &Cipher) -> Result<Snapshot, StoreError> {
-        let users: HashMap<String, bool> = store
-            .list_users()
-            .await?
-            .into_iter()
-            .map(|u| (u.user_name, u.is_admin))
-            .collect();
+    pub async fn build(store: &dyn Store, cipher: &Cipher, providers: &Settings) -> Result<Snapshot, StoreError> {
+        let users: HashMap<String, bool> =
+            store.list_users().await?.into_iter().map(|u| (u.user_name, u.is_admin)).collect();
         let tokens = store
             .list_tokens(None)
             .await?
@@ -130,25 +125,15 @@ impl Snapshot {
             let context = configs::secret_context(&s.scope, &s.key);
             match cipher.open(&context, &s.value) {
                 Ok(v) => {
-                    secrets.insert(
-                        SecretRef {
-                            scope: s.scope,
-                            key: s.key,
-                        },
-                        v,
-                    );
+                    secrets.insert(SecretRef { scope: s.scope, key: s.key }, v);
                 }
                 Err(_) => {
                     tracing::warn!(scope = %s.scope, key = %s.key, "secret does not decrypt; skipped")
                 }
             }
         }
-        let resolve = |r: &SecretRef| {
-            secrets
-                .get(r)
-                .and_then(|v| String::from_utf8(v.clone()).ok())
-                .map(SecretString::new)
-        };
+        let resolve =
+            |r: &SecretRef| secrets.get(r).and_then(|v| String::from_utf8(v.clone()).ok()).map(SecretString::new);
 
         let mut endpoints = HashMap::new();
         let mut secret_users: HashMap<SecretRef, Vec<(String, String)>> = HashMap::new();
@@ -160,10 +145,7 @@ impl Snapshot {
                 task: e.task.clone(),
                 config_version: e.active_version,
                 entities: Vec::new(),
-                ai_gateway: e
-                    .ai_gateway
-                    .as_deref()
-                    .and_then(|j| serde_json::from_str(j).ok()),
+                ai_gateway: e.ai_gateway.as_deref().and_then(|j| serde_json::from_str(j).ok()),
             };
             for version in [e.active_version, e.pending_version].into_iter().flatten() {
                 let Some(record) = store.get_config(&e.id, version).await? else {
@@ -174,22 +156,15 @@ impl Snapshot {
                     continue;
                 };
                 for (r, entity) in secret_refs(&config) {
-                    secret_users
-                        .entry(r)
-                        .or_default()
-                        .push((e.name.clone(), entity));
+                    secret_users.entry(r).or_default().push((e.name.clone(), entity));
                 }
                 if Some(version) == e.active_version {
-                    live.entities = live_entities(&record, config, cipher, &resolve);
+                    live.entities = live_entities(&record, config, cipher, &resolve, providers);
                 }
             }
             endpoints.insert(e.name.clone(), Arc::new(live));
         }
-        Ok(Snapshot {
-            tokens,
-            endpoints,
-            secret_users,
-        })
+        Ok(Snapshot { tokens, endpoints, secret_users })
     }
 }
 
@@ -198,16 +173,14 @@ fn live_entities(
     config: EndpointCoreConfigInput,
     cipher: &Cipher,
     resolve: &dyn Fn(&SecretRef) -> Option<SecretString>,
+    providers: &Settings,
 ) -> Vec<LiveEntity> {
     let traffic: HashMap<String, i64> = config
         .traffic_config
         .iter()
         .flat_map(|t| t.routes.iter().flatten())
         .filter_map(|r| {
-            r.served_entity_name
-                .clone()
-                .or_else(|| r.served_model_name.clone())
-                .map(|n| (n, r.traffic_percentage))
+            r.served_entity_name.clone().or_else(|| r.served_model_name.clone()).map(|n| (n, r.traffic_percentage))
         })
         .collect();
     let context = configs::credential_context(&record.endpoint_id);
@@ -222,10 +195,7 @@ fn live_entities(
                 for slot in credentials::slots(&mut m) {
                     let value = match (slot.reference.as_deref(), slot.plaintext.as_deref()) {
                         (Some(r), _) => secret_ref::parse(r).ok().and_then(|r| resolve(&r)),
-                        (None, Some(sealed)) => cipher
-                            .open_text(&context, sealed)
-                            .ok()
-                            .map(SecretString::new),
+                        (None, Some(sealed)) => cipher.open_text(&context, sealed).ok().map(SecretString::new),
                         _ => None,
                     };
                     if let Some(v) = value {
@@ -244,7 +214,12 @@ fn live_entities(
                     Err(_) => Some((k, SecretString::new(v))),
                 })
                 .collect();
+            let adapter = match &external_model {
+                Some(m) => modelgate_providers::build(m, &credentials, providers),
+                None => Err("this served entity is not an external model".to_string()),
+            };
             LiveEntity {
+                adapter,
                 traffic_percentage: traffic.get(&name).copied().unwrap_or(0),
                 name,
                 external_model,

@@ -3,8 +3,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use arc_swap::ArcSwap;
 use modelgate_core::cipher::Cipher;
+use modelgate_providers::Settings;
 use modelgate_store::Store;
 
 use crate::deployer::DeployQueue;
@@ -28,6 +31,36 @@ pub struct AppState {
     pub events: Arc<EntityEvents>,
     /// Stable id of this installation, announced at `/.well-known/databricks-config`.
     pub workspace_id: Arc<str>,
+    /// Pooled HTTP client for upstream providers.
+    pub http: reqwest::Client,
+    /// Provider settings (base-URL overrides).
+    pub providers: Arc<Settings>,
+    /// Upstream time limits.
+    pub timeouts: UpstreamTimeouts,
+}
+
+/// Time limits for upstream calls.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTimeouts {
+    /// Establishing the TCP/TLS connection.
+    pub connect: Duration,
+    /// From sending the request to the response headers.
+    pub first_byte: Duration,
+    /// Longest silence between two stream events.
+    pub idle: Duration,
+    /// Whole request, body included (streams too).
+    pub total: Duration,
+}
+
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(120),
+            idle: Duration::from_secs(60),
+            total: Duration::from_secs(600),
+        }
+    }
 }
 
 impl AppState {
@@ -38,8 +71,16 @@ impl AppState {
         snapshot: Snapshot,
         deployer: DeployQueue,
         workspace_id: String,
-    ) -> Self {
-        Self {
+        providers: Arc<Settings>,
+        timeouts: UpstreamTimeouts,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build()?;
+        Ok(Self {
             store,
             cipher,
             snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
@@ -47,7 +88,10 @@ impl AppState {
             deployer,
             events: Arc::new(EntityEvents::default()),
             workspace_id: workspace_id.into(),
-        }
+            http,
+            providers,
+            timeouts,
+        })
     }
 
     /// Rebuilds the snapshot from the store and swaps it in. Called after every committed change,
@@ -55,7 +99,7 @@ impl AppState {
     /// request.
     pub async fn refresh(&self) -> Result<(), ApiError> {
         let _guard = self.refresh_lock.lock().await;
-        let snap = Snapshot::build(self.store.as_ref(), &self.cipher).await?;
+        let snap = Snapshot::build(self.store.as_ref(), &self.cipher, &self.providers).await?;
         self.snapshot.store(Arc::new(snap));
         Ok(())
     }
@@ -75,9 +119,7 @@ impl EntityEvents {
     pub fn push(&self, endpoint_id: &str, entity: &str, line: impl std::fmt::Display) {
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let q = map
-            .entry((endpoint_id.to_string(), entity.to_string()))
-            .or_default();
+        let q = map.entry((endpoint_id.to_string(), entity.to_string())).or_default();
         if q.len() == EVENTS_PER_ENTITY {
             q.pop_front();
         }

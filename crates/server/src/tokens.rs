@@ -38,17 +38,11 @@ pub async fn create(
         user_name: caller.user_name.clone(),
         comment: req.comment.unwrap_or_default(),
         created_at: now,
-        expires_at: req
-            .lifetime_seconds
-            .filter(|s| *s > 0)
-            .map(|s| now.saturating_add(s.saturating_mul(1000))),
+        expires_at: req.lifetime_seconds.filter(|s| *s > 0).map(|s| now.saturating_add(s.saturating_mul(1000))),
     };
     app.store.insert_token(&record).await?;
     app.refresh().await?;
-    Ok(Json(CreateTokenResponse {
-        token_value: value,
-        token_info: info(record),
-    }))
+    Ok(Json(CreateTokenResponse { token_value: value, token_info: info(record) }))
 }
 
 /// `GET /api/2.0/token/list`: the caller's tokens (an admin sees everyone's).
@@ -57,13 +51,7 @@ pub async fn list(
     Extension(caller): Extension<Arc<Principal>>,
 ) -> ApiResult<Json<ListTokensResponse>> {
     let owner = (!caller.is_admin).then_some(caller.user_name.as_str());
-    let token_infos = app
-        .store
-        .list_tokens(owner)
-        .await?
-        .into_iter()
-        .map(info)
-        .collect();
+    let token_infos = app.store.list_tokens(owner).await?.into_iter().map(info).collect();
     Ok(Json(ListTokensResponse { token_infos }))
 }
 

@@ -20,69 +20,33 @@ async fn ready_server() -> TestServer {
 #[tokio::test]
 async fn create_goes_from_in_progress_to_ready() {
     let t = ready_server().await;
-    let (s, e) = t
-        .post(
-            SE,
-            create_body("chat", vec![openai_entity("gpt-4o.mini", KEY)]),
-        )
-        .await;
+    let (s, e) = t.post(SE, create_body("chat", vec![openai_entity("gpt-4o.mini", KEY)])).await;
     assert_eq!(s, StatusCode::OK, "{e}");
-    assert_eq!(
-        e["state"],
-        json!({"ready": "NOT_READY", "config_update": "IN_PROGRESS"})
-    );
+    assert_eq!(e["state"], json!({"ready": "NOT_READY", "config_update": "IN_PROGRESS"}));
     assert!(e.get("config").is_none());
     let pending = &e["pending_config"];
     assert_eq!(pending["config_version"], 1);
-    assert!(
-        pending["start_time"].as_i64().unwrap() > 1_600_000_000_000,
-        "start_time is in ms"
-    );
-    assert_eq!(
-        pending["served_entities"][0]["name"], "gpt-4o-mini",
-        "default name replaces '.'"
-    );
-    assert_eq!(
-        pending["served_entities"][0]["state"]["deployment"],
-        "DEPLOYMENT_CREATING"
-    );
+    assert!(pending["start_time"].as_i64().unwrap() > 1_600_000_000_000, "start_time is in ms");
+    assert_eq!(pending["served_entities"][0]["name"], "gpt-4o-mini", "default name replaces '.'");
+    assert_eq!(pending["served_entities"][0]["state"]["deployment"], "DEPLOYMENT_CREATING");
     assert_eq!(e["id"].as_str().unwrap().len(), 32);
     assert_eq!(e["creator"], "admin");
     assert_eq!(e["task"], "llm/v1/chat");
 
     let e = t.wait_settled("chat").await;
-    assert_eq!(
-        e["state"],
-        json!({"ready": "READY", "config_update": "NOT_UPDATING"})
-    );
+    assert_eq!(e["state"], json!({"ready": "READY", "config_update": "NOT_UPDATING"}));
     assert!(e.get("pending_config").is_none());
     assert_eq!(e["config"]["config_version"], 1);
-    assert_eq!(
-        e["config"]["served_entities"][0]["state"]["deployment"],
-        "DEPLOYMENT_READY"
-    );
-    assert_eq!(
-        e["config"]["traffic_config"]["routes"][0]["traffic_percentage"],
-        100
-    );
+    assert_eq!(e["config"]["served_entities"][0]["state"]["deployment"], "DEPLOYMENT_READY");
+    assert_eq!(e["config"]["traffic_config"]["routes"][0]["traffic_percentage"], 100);
     assert_eq!(e["permission_level"], "CAN_MANAGE");
 
     // mlflow sends a trailing slash on list and create.
-    let (s, _) = t
-        .post(
-            &format!("{SE}/"),
-            create_body("chat2", vec![openai_entity("gpt-4o", KEY)]),
-        )
-        .await;
+    let (s, _) = t.post(&format!("{SE}/"), create_body("chat2", vec![openai_entity("gpt-4o", KEY)])).await;
     assert_eq!(s, StatusCode::OK);
     let (s, list) = t.get(&format!("{SE}/")).await;
     assert_eq!(s, StatusCode::OK);
-    let names: Vec<&str> = list["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = list["endpoints"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["chat", "chat2"]);
 }
 
@@ -136,10 +100,7 @@ async fn every_field_is_stored_and_returned() {
         assert_eq!(e[field], body[field], "field {field}");
     }
     let ents = &e["config"]["served_entities"];
-    assert_eq!(
-        ents[0]["external_model"]["openai_config"]["openai_organization"],
-        "org-1"
-    );
+    assert_eq!(ents[0]["external_model"]["openai_config"]["openai_organization"], "org-1");
     assert_eq!(ents[0]["environment_vars"], json!({"A": "1"}));
     assert_eq!(ents[0]["workload_size"], "Small");
     assert_eq!(
@@ -159,23 +120,14 @@ async fn validation_errors_name_the_field_and_store_nothing() {
             "INVALID_PARAMETER_VALUE",
             "name: invalid endpoint name",
         ),
-        (
-            json!({"name": "x"}),
-            "INVALID_PARAMETER_VALUE",
-            "config: is required",
-        ),
+        (json!({"name": "x"}), "INVALID_PARAMETER_VALUE", "config: is required"),
         (
             json!({"name": "x", "config": {"served_entities": []}}),
             "INVALID_PARAMETER_VALUE",
             "config.served_entities: at least one",
         ),
         (
-            create_body(
-                "x",
-                (0..16)
-                    .map(|i| openai_entity(&format!("m{i}"), KEY))
-                    .collect(),
-            ),
+            create_body("x", (0..16).map(|i| openai_entity(&format!("m{i}"), KEY)).collect()),
             "INVALID_PARAMETER_VALUE",
             "at most 15",
         ),
@@ -216,12 +168,7 @@ async fn validation_errors_name_the_field_and_store_nothing() {
             "config.served_entities[1].external_model.task",
         ),
         (
-            create_body(
-                "x",
-                vec![
-                    json!({"external_model": {"provider": "nope", "name": "m", "task": "llm/v1/chat"}}),
-                ],
-            ),
+            create_body("x", vec![json!({"external_model": {"provider": "nope", "name": "m", "task": "llm/v1/chat"}})]),
             "INVALID_PARAMETER_VALUE",
             "config.served_entities[0].external_model.provider: 'nope' is not a supported provider",
         ),
@@ -256,13 +203,7 @@ async fn validation_errors_name_the_field_and_store_nothing() {
             "custom_provider_config.api_key_auth: one of api_key_auth or bearer_token_auth",
         ),
         (
-            create_body(
-                "x",
-                vec![
-                    ok.clone(),
-                    json!({"entity_name": "main.default.model", "entity_version": "1"}),
-                ],
-            ),
+            create_body("x", vec![ok.clone(), json!({"entity_name": "main.default.model", "entity_version": "1"})]),
             "INVALID_PARAMETER_VALUE",
             "cannot mix external models",
         ),
@@ -291,37 +232,19 @@ async fn validation_errors_name_the_field_and_store_nothing() {
             "INVALID_PARAMETER_VALUE",
             "duplicate tag key",
         ),
-        (
-            json!({"name": 5}),
-            "INVALID_PARAMETER_VALUE",
-            "name: invalid type",
-        ),
+        (json!({"name": 5}), "INVALID_PARAMETER_VALUE", "name: invalid type"),
     ];
     for (body, code, fragment) in cases {
         let got = t.post(SE, body.clone()).await;
         assert_error(&got, StatusCode::BAD_REQUEST, code, fragment);
     }
     // Malformed JSON.
-    let resp = t
-        .http
-        .post(format!("{}{SE}", t.base))
-        .bearer_auth(&t.token)
-        .body("{\"name\": ")
-        .send()
-        .await
-        .unwrap();
+    let resp = t.http.post(format!("{}{SE}", t.base)).bearer_auth(&t.token).body("{\"name\": ").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error_code"], "BAD_REQUEST");
-    assert!(
-        body["message"].as_str().unwrap().contains("line 1 column"),
-        "{body}"
-    );
-    assert_eq!(
-        t.get(SE).await.1,
-        json!({"endpoints": []}),
-        "nothing was stored"
-    );
+    assert!(body["message"].as_str().unwrap().contains("line 1 column"), "{body}");
+    assert_eq!(t.get(SE).await.1, json!({"endpoints": []}), "nothing was stored");
 }
 
 #[tokio::test]
@@ -329,12 +252,7 @@ async fn duplicate_and_missing_endpoints() {
     let t = ready_server().await;
     let body = create_body("dup", vec![openai_entity("gpt-4o", KEY)]);
     assert_eq!(t.post(SE, body.clone()).await.0, StatusCode::OK);
-    assert_error(
-        &t.post(SE, body).await,
-        StatusCode::CONFLICT,
-        "RESOURCE_ALREADY_EXISTS",
-        "'dup' already exists",
-    );
+    assert_error(&t.post(SE, body).await, StatusCode::CONFLICT, "RESOURCE_ALREADY_EXISTS", "'dup' already exists");
     assert_error(
         &t.get(&format!("{SE}/ghost")).await,
         StatusCode::NOT_FOUND,
@@ -348,11 +266,7 @@ async fn duplicate_and_missing_endpoints() {
         "ghost",
     );
     assert_error(
-        &t.put(
-            &format!("{SE}/ghost/config"),
-            json!({"served_entities": [openai_entity("m", KEY)]}),
-        )
-        .await,
+        &t.put(&format!("{SE}/ghost/config"), json!({"served_entities": [openai_entity("m", KEY)]})).await,
         StatusCode::NOT_FOUND,
         "RESOURCE_DOES_NOT_EXIST",
         "ghost",
@@ -363,38 +277,18 @@ async fn duplicate_and_missing_endpoints() {
 async fn update_keeps_old_version_serving_and_rejects_a_second_update() {
     let t = TestServer::start_with(|c| c.deploy_delay = Duration::from_millis(400)).await;
     t.secret("llm", "openai", "sk-test-value").await;
-    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)]))
-        .await;
+    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)])).await;
     t.wait_settled("chat").await;
 
-    let (s, e) = t
-        .put(
-            &format!("{SE}/chat/config"),
-            json!({"served_entities": [openai_entity("gpt-4.1", KEY)]}),
-        )
-        .await;
+    let (s, e) = t.put(&format!("{SE}/chat/config"), json!({"served_entities": [openai_entity("gpt-4.1", KEY)]})).await;
     assert_eq!(s, StatusCode::OK, "{e}");
-    assert_eq!(
-        e["state"],
-        json!({"ready": "READY", "config_update": "IN_PROGRESS"}),
-        "v1 keeps serving"
-    );
+    assert_eq!(e["state"], json!({"ready": "READY", "config_update": "IN_PROGRESS"}), "v1 keeps serving");
     assert_eq!(e["config"]["config_version"], 1);
     assert_eq!(e["pending_config"]["config_version"], 2);
     assert_eq!(e["pending_config"]["served_entities"][0]["name"], "gpt-4-1");
 
-    let second = t
-        .put(
-            &format!("{SE}/chat/config"),
-            json!({"served_entities": [openai_entity("o3", KEY)]}),
-        )
-        .await;
-    assert_error(
-        &second,
-        StatusCode::CONFLICT,
-        "RESOURCE_CONFLICT",
-        "in progress",
-    );
+    let second = t.put(&format!("{SE}/chat/config"), json!({"served_entities": [openai_entity("o3", KEY)]})).await;
+    assert_error(&second, StatusCode::CONFLICT, "RESOURCE_CONFLICT", "in progress");
 
     let e = t.wait_settled("chat").await;
     assert_eq!(e["config"]["config_version"], 2);
@@ -404,12 +298,7 @@ async fn update_keeps_old_version_serving_and_rejects_a_second_update() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| {
-            (
-                c["config_version"].as_i64().unwrap(),
-                c["status"].as_str().unwrap(),
-            )
-        })
+        .map(|c| (c["config_version"].as_i64().unwrap(), c["status"].as_str().unwrap()))
         .collect();
     assert_eq!(statuses, vec![(2, "ACTIVE"), (1, "SUPERSEDED")]);
 }
@@ -417,8 +306,7 @@ async fn update_keeps_old_version_serving_and_rejects_a_second_update() {
 #[tokio::test]
 async fn failed_update_reports_build_logs_and_old_config_keeps_serving() {
     let t = ready_server().await;
-    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)]))
-        .await;
+    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)])).await;
     t.wait_settled("chat").await;
     let (s, _) = t
         .put(
@@ -428,24 +316,14 @@ async fn failed_update_reports_build_logs_and_old_config_keeps_serving() {
         .await;
     assert_eq!(s, StatusCode::OK);
     let e = t.wait_settled("chat").await;
-    assert_eq!(
-        e["state"],
-        json!({"ready": "READY", "config_update": "UPDATE_FAILED"})
-    );
+    assert_eq!(e["state"], json!({"ready": "READY", "config_update": "UPDATE_FAILED"}));
     assert_eq!(e["config"]["config_version"], 1);
-    let (_, logs) = t
-        .get(&format!("{SE}/chat/served-models/gpt-5/build-logs"))
-        .await;
+    let (_, logs) = t.get(&format!("{SE}/chat/served-models/gpt-5/build-logs")).await;
     let logs = logs["logs"].as_str().unwrap();
     assert!(logs.contains("[gpt-5] ERROR secret {{secrets/llm/missing}} referenced by external_model.openai_config.openai_api_key does not exist"), "{logs}");
     assert!(!logs.contains("sk-test-value"));
     // After a failure a new update is allowed.
-    let (s, _) = t
-        .put(
-            &format!("{SE}/chat/config"),
-            json!({"served_entities": [openai_entity("gpt-5", KEY)]}),
-        )
-        .await;
+    let (s, _) = t.put(&format!("{SE}/chat/config"), json!({"served_entities": [openai_entity("gpt-5", KEY)]})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(t.wait_settled("chat").await["config"]["config_version"], 3);
 }
@@ -453,95 +331,43 @@ async fn failed_update_reports_build_logs_and_old_config_keeps_serving() {
 #[tokio::test]
 async fn failed_create_stays_not_ready() {
     let t = TestServer::start().await;
-    t.post(
-        SE,
-        create_body(
-            "broken",
-            vec![openai_entity("gpt-4o", "{{secrets/none/here}}")],
-        ),
-    )
-    .await;
+    t.post(SE, create_body("broken", vec![openai_entity("gpt-4o", "{{secrets/none/here}}")])).await;
     let e = t.wait_settled("broken").await;
-    assert_eq!(
-        e["state"],
-        json!({"ready": "NOT_READY", "config_update": "UPDATE_FAILED"})
-    );
+    assert_eq!(e["state"], json!({"ready": "NOT_READY", "config_update": "UPDATE_FAILED"}));
     // Registered models need a runtime this server does not have: the deployer says so.
-    t.post(
-        SE,
-        create_body(
-            "uc",
-            vec![json!({"entity_name": "main.default.ads", "entity_version": "3"})],
-        ),
-    )
-    .await;
+    t.post(SE, create_body("uc", vec![json!({"entity_name": "main.default.ads", "entity_version": "3"})])).await;
     let e = t.wait_settled("uc").await;
     assert_eq!(e["state"]["config_update"], "UPDATE_FAILED");
-    let (_, logs) = t
-        .get(&format!("{SE}/uc/served-models/ads-3/build-logs"))
-        .await;
-    assert!(
-        logs["logs"]
-            .as_str()
-            .unwrap()
-            .contains("requires a model runtime"),
-        "{logs}"
-    );
+    let (_, logs) = t.get(&format!("{SE}/uc/served-models/ads-3/build-logs")).await;
+    assert!(logs["logs"].as_str().unwrap().contains("requires a model runtime"), "{logs}");
 }
 
 #[tokio::test]
 async fn cannot_switch_between_external_and_other_entities() {
     let t = ready_server().await;
-    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)]))
-        .await;
+    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)])).await;
     t.wait_settled("chat").await;
     let got = t
-        .put(
-            &format!("{SE}/chat/config"),
-            json!({"served_entities": [{"entity_name": "m", "entity_version": "1"}]}),
-        )
+        .put(&format!("{SE}/chat/config"), json!({"served_entities": [{"entity_name": "m", "entity_version": "1"}]}))
         .await;
-    assert_error(
-        &got,
-        StatusCode::BAD_REQUEST,
-        "INVALID_PARAMETER_VALUE",
-        "cannot switch between external models",
-    );
-    assert_eq!(
-        t.get(&format!("{SE}/chat")).await.1["state"]["config_update"],
-        "NOT_UPDATING",
-        "nothing changed"
-    );
+    assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "cannot switch between external models");
+    assert_eq!(t.get(&format!("{SE}/chat")).await.1["state"]["config_update"], "NOT_UPDATING", "nothing changed");
 }
 
 #[tokio::test]
 async fn rollback_deploys_an_earlier_version_as_a_new_one() {
     let t = ready_server().await;
-    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)]))
-        .await;
+    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)])).await;
     t.wait_settled("chat").await;
-    t.put(
-        &format!("{SE}/chat/config"),
-        json!({"served_entities": [openai_entity("o3", KEY)]}),
-    )
-    .await;
+    t.put(&format!("{SE}/chat/config"), json!({"served_entities": [openai_entity("o3", KEY)]})).await;
     t.wait_settled("chat").await;
-    let (s, _) = t
-        .post(
-            &format!("{SE}/chat/config:rollback"),
-            json!({"config_version": 1}),
-        )
-        .await;
+    let (s, _) = t.post(&format!("{SE}/chat/config:rollback"), json!({"config_version": 1})).await;
     assert_eq!(s, StatusCode::OK);
     let e = t.wait_settled("chat").await;
     assert_eq!(e["config"]["config_version"], 3);
     assert_eq!(e["config"]["served_entities"][0]["name"], "gpt-4o");
     assert_error(
-        &t.post(
-            &format!("{SE}/chat/config:rollback"),
-            json!({"config_version": 9}),
-        )
-        .await,
+        &t.post(&format!("{SE}/chat/config:rollback"), json!({"config_version": 9})).await,
         StatusCode::NOT_FOUND,
         "RESOURCE_DOES_NOT_EXIST",
         "no config version 9",
@@ -551,25 +377,16 @@ async fn rollback_deploys_an_earlier_version_as_a_new_one() {
 #[tokio::test]
 async fn stop_and_start() {
     let t = ready_server().await;
-    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)]))
-        .await;
+    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)])).await;
     t.wait_settled("chat").await;
     let (s, e) = t.post(&format!("{SE}/chat/config:stop"), json!({})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(e["state"]["ready"], "NOT_READY");
     assert_eq!(e["stopped"], true);
-    assert_eq!(
-        e["config"]["served_entities"][0]["state"]["deployment"],
-        "DEPLOYMENT_ABORTED"
-    );
+    assert_eq!(e["config"]["served_entities"][0]["state"]["deployment"], "DEPLOYMENT_ABORTED");
     let (_, logs) = t.get(&format!("{SE}/chat/served-models/gpt-4o/logs")).await;
-    assert!(
-        logs["logs"].as_str().unwrap().contains("endpoint stopped"),
-        "{logs}"
-    );
-    let (_, e) = t
-        .call(Method::POST, &format!("{SE}/chat/config:start"), None)
-        .await;
+    assert!(logs["logs"].as_str().unwrap().contains("endpoint stopped"), "{logs}");
+    let (_, e) = t.call(Method::POST, &format!("{SE}/chat/config:start"), None).await;
     assert_eq!(e["state"]["ready"], "READY");
     assert_eq!(e["stopped"], false);
 }
@@ -577,19 +394,14 @@ async fn stop_and_start() {
 #[tokio::test]
 async fn gateway_rate_limits_tags_and_notifications() {
     let t = ready_server().await;
-    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)]))
-        .await;
+    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)])).await;
     let gw = json!({"rate_limits": [{"renewal_period": "minute", "tokens": "5000", "key": "user_group", "principal": "ml"}],
                     "fallback_config": {"enabled": true}});
     let (s, body) = t.put(&format!("{SE}/chat/ai-gateway"), gw).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["rate_limits"][0]["tokens"], 5000);
     assert_error(
-        &t.put(
-            &format!("{SE}/chat/ai-gateway"),
-            json!({"guardrails": {"input": {"pii": {"behavior": "HIDE"}}}}),
-        )
-        .await,
+        &t.put(&format!("{SE}/chat/ai-gateway"), json!({"guardrails": {"input": {"pii": {"behavior": "HIDE"}}}})).await,
         StatusCode::BAD_REQUEST,
         "INVALID_PARAMETER_VALUE",
         "guardrails.input.pii.behavior",
@@ -601,10 +413,7 @@ async fn gateway_rate_limits_tags_and_notifications() {
     );
 
     let (s, body) = t
-        .put(
-            &format!("{SE}/chat/rate-limits"),
-            json!({"rate_limits": [{"calls": 5, "renewal_period": "minute"}]}),
-        )
+        .put(&format!("{SE}/chat/rate-limits"), json!({"rate_limits": [{"calls": 5, "renewal_period": "minute"}]}))
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body["rate_limits"][0]["calls"], 5);
@@ -635,37 +444,24 @@ async fn gateway_rate_limits_tags_and_notifications() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(n["email_notifications"]["on_update_success"][0], "a@b.c");
-    assert_eq!(
-        t.get(&format!("{SE}/chat")).await.1["email_notifications"]["on_update_success"][0],
-        "a@b.c"
-    );
+    assert_eq!(t.get(&format!("{SE}/chat")).await.1["email_notifications"]["on_update_success"][0], "a@b.c");
 }
 
 #[tokio::test]
 async fn openapi_logs_and_delete() {
     let t = ready_server().await;
-    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)]))
-        .await;
+    t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)])).await;
     t.wait_settled("chat").await;
     let (s, doc) = t.get(&format!("{SE}/chat/openapi")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.0.3");
     let op = &doc["paths"]["/serving-endpoints/chat/invocations"]["post"];
     assert!(op.is_object(), "{doc}");
-    assert_eq!(
-        doc["components"]["schemas"]["Request"]["required"],
-        json!(["messages"])
-    );
+    assert_eq!(doc["components"]["schemas"]["Request"]["required"], json!(["messages"]));
     assert!(doc["components"]["schemas"]["Response"]["properties"]["choices"].is_object());
 
     let (_, logs) = t.get(&format!("{SE}/chat/served-models/gpt-4o/logs")).await;
-    assert!(
-        logs["logs"]
-            .as_str()
-            .unwrap()
-            .contains("config version 1 is serving"),
-        "{logs}"
-    );
+    assert!(logs["logs"].as_str().unwrap().contains("config version 1 is serving"), "{logs}");
     assert_error(
         &t.get(&format!("{SE}/chat/served-models/nope/logs")).await,
         StatusCode::NOT_FOUND,
@@ -684,10 +480,8 @@ async fn plaintext_credentials_are_never_echoed_nor_stored_in_clear() {
     let plaintext = "sk-plaintext-never-shown-42";
     let body = create_body(
         "p",
-        vec![
-            json!({"external_model": {"provider": "openai", "name": "gpt-4o", "task": "llm/v1/chat",
-        "openai_config": {"openai_api_key_plaintext": plaintext}}}),
-        ],
+        vec![json!({"external_model": {"provider": "openai", "name": "gpt-4o", "task": "llm/v1/chat",
+        "openai_config": {"openai_api_key_plaintext": plaintext}}})],
     );
     let (s, created) = t.post(SE, body).await;
     assert_eq!(s, StatusCode::OK);
@@ -697,19 +491,11 @@ async fn plaintext_credentials_are_never_echoed_nor_stored_in_clear() {
     let (_, list) = t.get(SE).await;
     for v in [&created, &ready, &versions, &list] {
         let text = v.to_string();
-        assert!(
-            !text.contains(plaintext) && !text.contains("plaintext"),
-            "{text}"
-        );
+        assert!(!text.contains(plaintext) && !text.contains("plaintext"), "{text}");
     }
     for entry in std::fs::read_dir(t.data_dir()).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(
-            !bytes
-                .windows(plaintext.len())
-                .any(|w| w == plaintext.as_bytes()),
-            "plaintext found on disk"
-        );
+        assert!(!bytes.windows(plaintext.len()).any(|w| w == plaintext.as_bytes()), "plaintext found on disk");
     }
 }
 

@@ -48,8 +48,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A read-modify-write of one endpoint, run inside a transaction. It may change the record and
 /// return a new config version to insert; returning an error aborts without writing.
-pub type EndpointMutation =
-    Box<dyn FnOnce(&mut EndpointRecord) -> Result<Option<ConfigRecord>> + Send + 'static>;
+pub type EndpointMutation = Box<dyn FnOnce(&mut EndpointRecord) -> Result<Option<ConfigRecord>> + Send + 'static>;
 
 /// Everything modelgate persists.
 #[async_trait]
@@ -78,8 +77,7 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_token(&self, token_id: &str, owner: Option<&str>) -> Result<()>;
 
     /// Inserts an endpoint and its first config version atomically; `AlreadyExists` on a taken name.
-    async fn create_endpoint(&self, endpoint: &EndpointRecord, config: &ConfigRecord)
-    -> Result<()>;
+    async fn create_endpoint(&self, endpoint: &EndpointRecord, config: &ConfigRecord) -> Result<()>;
     /// One endpoint by name.
     async fn get_endpoint(&self, name: &str) -> Result<Option<EndpointRecord>>;
     /// One endpoint by id.
@@ -89,19 +87,10 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes an endpoint and its config history.
     async fn delete_endpoint(&self, name: &str) -> Result<()>;
     /// Applies `mutation` to the named endpoint atomically and returns the stored result.
-    async fn update_endpoint(
-        &self,
-        name: &str,
-        mutation: EndpointMutation,
-    ) -> Result<EndpointRecord>;
+    async fn update_endpoint(&self, name: &str, mutation: EndpointMutation) -> Result<EndpointRecord>;
     /// Records the outcome of deploying `version`; returns false if that version is no longer
     /// pending (the endpoint was deleted or moved on).
-    async fn finish_deployment(
-        &self,
-        endpoint_id: &str,
-        version: i64,
-        outcome: &DeployOutcome,
-    ) -> Result<bool>;
+    async fn finish_deployment(&self, endpoint_id: &str, version: i64, outcome: &DeployOutcome) -> Result<bool>;
     /// Every config version of an endpoint, newest first.
     async fn list_configs(&self, endpoint_id: &str) -> Result<Vec<ConfigRecord>>;
     /// One config version.

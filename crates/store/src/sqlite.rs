@@ -53,25 +53,13 @@ impl SqliteStore {
     pub async fn in_memory() -> Result<Self> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
         // One shared connection: each in-memory connection would be its own database.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await?;
-        Ok(Self {
-            writer: pool.clone(),
-            reader: pool,
-        })
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        Ok(Self { writer: pool.clone(), reader: pool })
     }
 
     async fn with_options(options: SqliteConnectOptions) -> Result<Self> {
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await?;
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
         Ok(Self { writer, reader })
     }
 }
@@ -89,50 +77,46 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.writer)
-            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&self.writer).await?;
         Ok(())
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {
-        let exists =
-            sqlx::query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
-                .fetch_optional(&self.writer)
-                .await?;
+        let exists = sqlx::query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
+            .fetch_optional(&self.writer)
+            .await?;
         if exists.is_none() {
             return Ok(None);
         }
-        let row = sqlx::query("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.writer)
-            .await?;
+        let row = sqlx::query("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.writer).await?;
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
     async fn put_meta(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
     async fn ensure_user(&self, user: &UserRecord) -> Result<()> {
-        sqlx::query("INSERT INTO users (user_name, is_admin, created_at) VALUES (?, ?, ?) ON CONFLICT (user_name) DO NOTHING")
-            .bind(&user.user_name)
-            .bind(user.is_admin)
-            .bind(user.created_at)
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "INSERT INTO users (user_name, is_admin, created_at) VALUES (?, ?, ?) ON CONFLICT (user_name) DO NOTHING",
+        )
+        .bind(&user.user_name)
+        .bind(user.is_admin)
+        .bind(user.created_at)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>> {
-        Ok(sqlx::query_as("SELECT * FROM users ORDER BY user_name")
-            .fetch_all(&self.reader)
-            .await?)
+        Ok(sqlx::query_as("SELECT * FROM users ORDER BY user_name").fetch_all(&self.reader).await?)
     }
 
     async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
@@ -160,34 +144,27 @@ impl Store for SqliteStore {
     async fn list_tokens(&self, user_name: Option<&str>) -> Result<Vec<TokenRecord>> {
         let rows = match user_name {
             Some(u) => {
-                sqlx::query_as(
-                    "SELECT * FROM tokens WHERE user_name = ? ORDER BY created_at, token_id",
-                )
-                .bind(u)
-                .fetch_all(&self.reader)
-                .await?
-            }
-            None => {
-                sqlx::query_as("SELECT * FROM tokens ORDER BY created_at, token_id")
+                sqlx::query_as("SELECT * FROM tokens WHERE user_name = ? ORDER BY created_at, token_id")
+                    .bind(u)
                     .fetch_all(&self.reader)
                     .await?
+            }
+            None => {
+                sqlx::query_as("SELECT * FROM tokens ORDER BY created_at, token_id").fetch_all(&self.reader).await?
             }
         };
         Ok(rows)
     }
 
     async fn delete_token(&self, token_id: &str, owner: Option<&str>) -> Result<()> {
-        let done =
-            sqlx::query("DELETE FROM tokens WHERE token_id = ? AND (? IS NULL OR user_name = ?)")
-                .bind(token_id)
-                .bind(owner)
-                .bind(owner)
-                .execute(&self.writer)
-                .await?;
+        let done = sqlx::query("DELETE FROM tokens WHERE token_id = ? AND (? IS NULL OR user_name = ?)")
+            .bind(token_id)
+            .bind(owner)
+            .bind(owner)
+            .execute(&self.writer)
+            .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "Token '{token_id}' does not exist."
-            )));
+            return Err(StoreError::NotFound(format!("Token '{token_id}' does not exist.")));
         }
         Ok(())
     }
@@ -224,10 +201,7 @@ impl Store for SqliteStore {
         .await;
         match inserted {
             Err(err) if is_unique_violation(&err) => {
-                return Err(StoreError::AlreadyExists(format!(
-                    "Endpoint with name '{}' already exists.",
-                    e.name
-                )));
+                return Err(StoreError::AlreadyExists(format!("Endpoint with name '{}' already exists.", e.name)));
             }
             other => other?,
         };
@@ -237,41 +211,26 @@ impl Store for SqliteStore {
     }
 
     async fn get_endpoint(&self, name: &str) -> Result<Option<EndpointRecord>> {
-        Ok(sqlx::query_as("SELECT * FROM endpoints WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await?)
+        Ok(sqlx::query_as("SELECT * FROM endpoints WHERE name = ?").bind(name).fetch_optional(&self.reader).await?)
     }
 
     async fn get_endpoint_by_id(&self, id: &str) -> Result<Option<EndpointRecord>> {
-        Ok(sqlx::query_as("SELECT * FROM endpoints WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?)
+        Ok(sqlx::query_as("SELECT * FROM endpoints WHERE id = ?").bind(id).fetch_optional(&self.reader).await?)
     }
 
     async fn list_endpoints(&self) -> Result<Vec<EndpointRecord>> {
-        Ok(sqlx::query_as("SELECT * FROM endpoints ORDER BY name")
-            .fetch_all(&self.reader)
-            .await?)
+        Ok(sqlx::query_as("SELECT * FROM endpoints ORDER BY name").fetch_all(&self.reader).await?)
     }
 
     async fn delete_endpoint(&self, name: &str) -> Result<()> {
-        let done = sqlx::query("DELETE FROM endpoints WHERE name = ?")
-            .bind(name)
-            .execute(&self.writer)
-            .await?;
+        let done = sqlx::query("DELETE FROM endpoints WHERE name = ?").bind(name).execute(&self.writer).await?;
         if done.rows_affected() == 0 {
             return Err(endpoint_missing(name));
         }
         Ok(())
     }
 
-    async fn update_endpoint(
-        &self,
-        name: &str,
-        mutation: EndpointMutation,
-    ) -> Result<EndpointRecord> {
+    async fn update_endpoint(&self, name: &str, mutation: EndpointMutation) -> Result<EndpointRecord> {
         let mut tx = self.writer.begin().await?;
         let mut e: EndpointRecord = sqlx::query_as("SELECT * FROM endpoints WHERE name = ?")
             .bind(name)
@@ -311,33 +270,25 @@ impl Store for SqliteStore {
         Ok(e)
     }
 
-    async fn finish_deployment(
-        &self,
-        endpoint_id: &str,
-        version: i64,
-        outcome: &DeployOutcome,
-    ) -> Result<bool> {
+    async fn finish_deployment(&self, endpoint_id: &str, version: i64, outcome: &DeployOutcome) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        let pending: Option<Option<i64>> =
-            sqlx::query("SELECT pending_version FROM endpoints WHERE id = ?")
-                .bind(endpoint_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.get(0));
+        let pending: Option<Option<i64>> = sqlx::query("SELECT pending_version FROM endpoints WHERE id = ?")
+            .bind(endpoint_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get(0));
         if pending != Some(Some(version)) {
             return Ok(false);
         }
         let now = modelgate_core::now_ms();
         match outcome {
             DeployOutcome::Ready { task, build_log } => {
-                sqlx::query(
-                    "UPDATE endpoint_configs SET status = ? WHERE endpoint_id = ? AND status = ?",
-                )
-                .bind(SUPERSEDED)
-                .bind(endpoint_id)
-                .bind(ACTIVE)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query("UPDATE endpoint_configs SET status = ? WHERE endpoint_id = ? AND status = ?")
+                    .bind(SUPERSEDED)
+                    .bind(endpoint_id)
+                    .bind(ACTIVE)
+                    .execute(&mut *tx)
+                    .await?;
                 set_config_status(&mut tx, endpoint_id, version, ACTIVE, build_log).await?;
                 sqlx::query(
                     "UPDATE endpoints SET active_version = ?, pending_version = NULL, pending_since = NULL, \
@@ -367,22 +318,18 @@ impl Store for SqliteStore {
     }
 
     async fn list_configs(&self, endpoint_id: &str) -> Result<Vec<ConfigRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM endpoint_configs WHERE endpoint_id = ? ORDER BY version DESC",
-        )
-        .bind(endpoint_id)
-        .fetch_all(&self.reader)
-        .await?)
+        Ok(sqlx::query_as("SELECT * FROM endpoint_configs WHERE endpoint_id = ? ORDER BY version DESC")
+            .bind(endpoint_id)
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn get_config(&self, endpoint_id: &str, version: i64) -> Result<Option<ConfigRecord>> {
-        Ok(
-            sqlx::query_as("SELECT * FROM endpoint_configs WHERE endpoint_id = ? AND version = ?")
-                .bind(endpoint_id)
-                .bind(version)
-                .fetch_optional(&self.reader)
-                .await?,
-        )
+        Ok(sqlx::query_as("SELECT * FROM endpoint_configs WHERE endpoint_id = ? AND version = ?")
+            .bind(endpoint_id)
+            .bind(version)
+            .fetch_optional(&self.reader)
+            .await?)
     }
 
     async fn create_scope(&self, s: &ScopeRecord) -> Result<()> {
@@ -403,10 +350,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_scope(&self, name: &str) -> Result<()> {
-        let done = sqlx::query("DELETE FROM secret_scopes WHERE name = ?")
-            .bind(name)
-            .execute(&self.writer)
-            .await?;
+        let done = sqlx::query("DELETE FROM secret_scopes WHERE name = ?").bind(name).execute(&self.writer).await?;
         if done.rows_affected() == 0 {
             return Err(scope_missing(name));
         }
@@ -414,17 +358,13 @@ impl Store for SqliteStore {
     }
 
     async fn list_scopes(&self) -> Result<Vec<ScopeRecord>> {
-        Ok(sqlx::query_as("SELECT * FROM secret_scopes ORDER BY name")
-            .fetch_all(&self.reader)
-            .await?)
+        Ok(sqlx::query_as("SELECT * FROM secret_scopes ORDER BY name").fetch_all(&self.reader).await?)
     }
 
     async fn put_secret(&self, s: &SecretRecord, max_per_scope: usize) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        let scope = sqlx::query("SELECT 1 FROM secret_scopes WHERE name = ?")
-            .bind(&s.scope)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let scope =
+            sqlx::query("SELECT 1 FROM secret_scopes WHERE name = ?").bind(&s.scope).fetch_optional(&mut *tx).await?;
         if scope.is_none() {
             return Err(scope_missing(&s.scope));
         }
@@ -459,29 +399,23 @@ impl Store for SqliteStore {
     }
 
     async fn get_secret(&self, scope: &str, key: &str) -> Result<Option<SecretRecord>> {
-        Ok(
-            sqlx::query_as("SELECT * FROM secrets WHERE scope = ? AND key = ?")
-                .bind(scope)
-                .bind(key)
-                .fetch_optional(&self.reader)
-                .await?,
-        )
+        Ok(sqlx::query_as("SELECT * FROM secrets WHERE scope = ? AND key = ?")
+            .bind(scope)
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?)
     }
 
     async fn list_secrets(&self, scope: &str) -> Result<Vec<SecretRecord>> {
-        let exists = sqlx::query("SELECT 1 FROM secret_scopes WHERE name = ?")
-            .bind(scope)
-            .fetch_optional(&self.reader)
-            .await?;
+        let exists =
+            sqlx::query("SELECT 1 FROM secret_scopes WHERE name = ?").bind(scope).fetch_optional(&self.reader).await?;
         if exists.is_none() {
             return Err(scope_missing(scope));
         }
-        Ok(
-            sqlx::query_as("SELECT * FROM secrets WHERE scope = ? ORDER BY key")
-                .bind(scope)
-                .fetch_all(&self.reader)
-                .await?,
-        )
+        Ok(sqlx::query_as("SELECT * FROM secrets WHERE scope = ? ORDER BY key")
+            .bind(scope)
+            .fetch_all(&self.reader)
+            .await?)
     }
 
     async fn delete_secret(&self, scope: &str, key: &str) -> Result<()> {
@@ -491,24 +425,17 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "Secret '{key}' does not exist in scope '{scope}'."
-            )));
+            return Err(StoreError::NotFound(format!("Secret '{key}' does not exist in scope '{scope}'.")));
         }
         Ok(())
     }
 
     async fn all_secrets(&self) -> Result<Vec<SecretRecord>> {
-        Ok(sqlx::query_as("SELECT * FROM secrets ORDER BY scope, key")
-            .fetch_all(&self.reader)
-            .await?)
+        Ok(sqlx::query_as("SELECT * FROM secrets ORDER BY scope, key").fetch_all(&self.reader).await?)
     }
 }
 
-async fn insert_config(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    c: &ConfigRecord,
-) -> Result<()> {
+async fn insert_config(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, c: &ConfigRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO endpoint_configs (endpoint_id, version, config, creator, created_at, status, build_log) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -4,14 +4,8 @@ use modelgate_store::*;
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&dir.path().join("state.db"))
-        .await
-        .unwrap();
-    assert_eq!(
-        s.get_meta("x").await.unwrap(),
-        None,
-        "meta on an unmigrated database reads as absent"
-    );
+    let s = SqliteStore::open(&dir.path().join("state.db")).await.unwrap();
+    assert_eq!(s.get_meta("x").await.unwrap(), None, "meta on an unmigrated database reads as absent");
     s.migrate().await.unwrap();
     (dir, s)
 }
@@ -61,24 +55,11 @@ async fn endpoint_lifecycle_and_conflicts() {
     let dup = s.create_endpoint(&e, &c).await.unwrap_err();
     assert!(matches!(dup, StoreError::AlreadyExists(_)), "{dup:?}");
 
-    let ready = DeployOutcome::Ready {
-        task: Some("llm/v1/chat".into()),
-        build_log: "ok".into(),
-    };
+    let ready = DeployOutcome::Ready { task: Some("llm/v1/chat".into()), build_log: "ok".into() };
     assert!(s.finish_deployment(&e.id, 1, &ready).await.unwrap());
-    assert!(
-        !s.finish_deployment(&e.id, 1, &ready).await.unwrap(),
-        "a version is finished once"
-    );
+    assert!(!s.finish_deployment(&e.id, 1, &ready).await.unwrap(), "a version is finished once");
     let got = s.get_endpoint("chat").await.unwrap().unwrap();
-    assert_eq!(
-        (
-            got.active_version,
-            got.pending_version,
-            got.config_update.as_str()
-        ),
-        (Some(1), None, "NOT_UPDATING")
-    );
+    assert_eq!((got.active_version, got.pending_version, got.config_update.as_str()), (Some(1), None, "NOT_UPDATING"));
 
     // A mutation that fails writes nothing.
     let err = s
@@ -92,10 +73,7 @@ async fn endpoint_lifecycle_and_conflicts() {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)));
-    assert_eq!(
-        s.get_endpoint("chat").await.unwrap().unwrap().description,
-        None
-    );
+    assert_eq!(s.get_endpoint("chat").await.unwrap().unwrap().description, None);
 
     // Version 2 fails; version 1 keeps serving.
     let id = e.id.clone();
@@ -118,43 +96,15 @@ async fn endpoint_lifecycle_and_conflicts() {
     )
     .await
     .unwrap();
-    assert!(
-        s.finish_deployment(
-            &e.id,
-            2,
-            &DeployOutcome::Failed {
-                build_log: "bad".into()
-            }
-        )
-        .await
-        .unwrap()
-    );
+    assert!(s.finish_deployment(&e.id, 2, &DeployOutcome::Failed { build_log: "bad".into() }).await.unwrap());
     let got = s.get_endpoint("chat").await.unwrap().unwrap();
-    assert_eq!(
-        (got.active_version, got.config_update.as_str()),
-        (Some(1), "UPDATE_FAILED")
-    );
-    let versions: Vec<_> = s
-        .list_configs(&e.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| (c.version, c.status))
-        .collect();
-    assert_eq!(
-        versions,
-        vec![(2, "FAILED".to_string()), (1, "ACTIVE".to_string())]
-    );
+    assert_eq!((got.active_version, got.config_update.as_str()), (Some(1), "UPDATE_FAILED"));
+    let versions: Vec<_> = s.list_configs(&e.id).await.unwrap().into_iter().map(|c| (c.version, c.status)).collect();
+    assert_eq!(versions, vec![(2, "FAILED".to_string()), (1, "ACTIVE".to_string())]);
 
     s.delete_endpoint("chat").await.unwrap();
-    assert!(
-        s.list_configs(&e.id).await.unwrap().is_empty(),
-        "history goes with the endpoint"
-    );
-    assert!(matches!(
-        s.delete_endpoint("chat").await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(s.list_configs(&e.id).await.unwrap().is_empty(), "history goes with the endpoint");
+    assert!(matches!(s.delete_endpoint("chat").await, Err(StoreError::NotFound(_))));
 }
 
 #[tokio::test]
@@ -167,30 +117,13 @@ async fn secrets_scopes_and_limits() {
         updated_by: "admin".into(),
         updated_at: 5,
     };
-    assert!(matches!(
-        s.put_secret(&secret("a"), 2).await,
-        Err(StoreError::NotFound(_))
-    ));
-    s.create_scope(&ScopeRecord {
-        name: "team".into(),
-        creator: "admin".into(),
-        created_at: 1,
-    })
-    .await
-    .unwrap();
+    assert!(matches!(s.put_secret(&secret("a"), 2).await, Err(StoreError::NotFound(_))));
+    s.create_scope(&ScopeRecord { name: "team".into(), creator: "admin".into(), created_at: 1 }).await.unwrap();
     s.put_secret(&secret("a"), 2).await.unwrap();
     s.put_secret(&secret("b"), 2).await.unwrap();
-    s.put_secret(&secret("b"), 2)
-        .await
-        .expect("overwriting does not count against the limit");
-    assert!(matches!(
-        s.put_secret(&secret("c"), 2).await,
-        Err(StoreError::LimitExceeded(_))
-    ));
+    s.put_secret(&secret("b"), 2).await.expect("overwriting does not count against the limit");
+    assert!(matches!(s.put_secret(&secret("c"), 2).await, Err(StoreError::LimitExceeded(_))));
     assert_eq!(s.list_secrets("team").await.unwrap().len(), 2);
     s.delete_scope("team").await.unwrap();
-    assert!(
-        s.all_secrets().await.unwrap().is_empty(),
-        "secrets go with their scope"
-    );
+    assert!(s.all_secrets().await.unwrap().is_empty(), "secrets go with their scope");
 }

@@ -95,39 +95,19 @@ pub struct ServedEntityInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_to_zero_enabled: Option<bool>,
     /// Sizing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::lenient::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
     pub min_provisioned_concurrency: Option<i64>,
     /// Sizing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::lenient::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
     pub max_provisioned_concurrency: Option<i64>,
     /// Sizing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::lenient::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
     pub min_provisioned_throughput: Option<i64>,
     /// Sizing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::lenient::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
     pub max_provisioned_throughput: Option<i64>,
     /// Sizing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::lenient::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
     pub provisioned_model_units: Option<i64>,
     /// Sizing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,39 +143,19 @@ pub struct ServedModelInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload_type: Option<String>,
     /// Sizing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::lenient::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
     pub min_provisioned_concurrency: Option<i64>,
     /// Sizing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::lenient::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
     pub max_provisioned_concurrency: Option<i64>,
     /// Sizing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::lenient::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
     pub min_provisioned_throughput: Option<i64>,
     /// Sizing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::lenient::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
     pub max_provisioned_throughput: Option<i64>,
     /// Sizing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::lenient::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
     pub provisioned_model_units: Option<i64>,
     /// Sizing.
     #[serde(default, skip_serializing_if = "Option::is_none")]

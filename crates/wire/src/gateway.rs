@@ -58,18 +58,10 @@ pub struct AiGatewayRateLimit {
     /// Only `minute`.
     pub renewal_period: String,
     /// Queries per period.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::lenient::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
     pub calls: Option<i64>,
     /// Tokens per period.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::lenient::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
     pub tokens: Option<i64>,
     /// `endpoint` (default), `user`, `user_group` or `service_principal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

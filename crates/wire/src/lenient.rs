@@ -13,10 +13,7 @@ enum IntOrString {
 fn parse<E: Error>(v: IntOrString) -> Result<i64, E> {
     match v {
         IntOrString::Int(i) => Ok(i),
-        IntOrString::Str(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| E::custom(format!("expected an integer, got \"{s}\""))),
+        IntOrString::Str(s) => s.trim().parse().map_err(|_| E::custom(format!("expected an integer, got \"{s}\""))),
     }
 }
 

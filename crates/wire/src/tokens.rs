@@ -7,11 +7,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     /// Lifetime in seconds; absent or non-positive means the token does not expire.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::lenient::opt_int"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
     pub lifetime_seconds: Option<i64>,
     /// Free text shown in listings.
     #[serde(default, skip_serializing_if = "Option::is_none")]

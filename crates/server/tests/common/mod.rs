@@ -81,20 +81,12 @@ impl TestServer {
         let resp = req.send().await.expect("request reaches the server");
         let status = resp.status();
         let text = resp.text().await.unwrap();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
+        let value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, value)
     }
 
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         self.call_as(Some(&self.token), method, path, body).await
     }
 
@@ -113,9 +105,7 @@ impl TestServer {
     /// Polls until the endpoint is no longer updating and returns it.
     pub async fn wait_settled(&self, name: &str) -> Value {
         for _ in 0..200 {
-            let (status, e) = self
-                .get(&format!("/api/2.0/serving-endpoints/{name}"))
-                .await;
+            let (status, e) = self.get(&format!("/api/2.0/serving-endpoints/{name}")).await;
             assert_eq!(status, StatusCode::OK, "{e}");
             if e["state"]["config_update"] != "IN_PROGRESS" {
                 return e;
@@ -126,19 +116,10 @@ impl TestServer {
     }
 
     pub async fn secret(&self, scope: &str, key: &str, value: &str) {
-        let (s, b) = self
-            .post("/api/2.0/secrets/scopes/create", json!({"scope": scope}))
-            .await;
-        assert!(
-            s == StatusCode::OK || b["error_code"] == "RESOURCE_ALREADY_EXISTS",
-            "{b}"
-        );
-        let (s, b) = self
-            .post(
-                "/api/2.0/secrets/put",
-                json!({"scope": scope, "key": key, "string_value": value}),
-            )
-            .await;
+        let (s, b) = self.post("/api/2.0/secrets/scopes/create", json!({"scope": scope})).await;
+        assert!(s == StatusCode::OK || b["error_code"] == "RESOURCE_ALREADY_EXISTS", "{b}");
+        let (s, b) =
+            self.post("/api/2.0/secrets/put", json!({"scope": scope, "key": key, "string_value": value})).await;
         assert_eq!(s, StatusCode::OK, "{b}");
     }
 }
@@ -158,8 +139,5 @@ pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str, f
     assert_eq!(got.0, status, "body: {}", got.1);
     assert_eq!(got.1["error_code"], code, "body: {}", got.1);
     let msg = got.1["message"].as_str().unwrap_or_default();
-    assert!(
-        msg.contains(fragment),
-        "message {msg:?} should contain {fragment:?}"
-    );
+    assert!(msg.contains(fragment), "message {msg:?} should contain {fragment:?}");
 }

@@ -1,0 +1,305 @@
+//! The data plane: `POST /serving-endpoints/{name}/invocations` and the OpenAI-compatible routes
+//! (`/serving-endpoints/chat/completions`, `/completions`, `/embeddings`, the same under `/v1/`,
+//! and `GET /v1/models`).
+//!
+//! Per request: look the endpoint up in the snapshot (no database), check it can serve, pick a
+//! served entity by traffic percentage, let its adapter build the upstream request, send it on
+//! the pooled client, and translate the answer back. Streams are re-framed event by event: only
+//! `data:` lines reach the client, a finished stream ends with `data: [DONE]`, and a stream that
+//! breaks or stalls ends with a `data: {"error": ...}` event instead, never a clean `[DONE]`.
+//! Dropping the response (client gone) drops the upstream request with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::body::{Body as HttpBody, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use modelgate_providers::{Adapter, Body, ProviderError, StreamItem, Task};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::parse_json;
+use crate::snapshot::{LiveEndpoint, LiveEntity, Principal};
+use crate::state::AppState;
+
+/// Response header naming the served entity that answered.
+pub const SERVED_MODEL_HEADER: &str = "served-model-name";
+
+type Caller = Extension<Arc<Principal>>;
+
+/// `POST /serving-endpoints/{name}/invocations`: the task is the endpoint's.
+pub async fn invocations(
+    State(app): State<AppState>,
+    _caller: Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    match parse_body(&body) {
+        Ok(b) => query(&app, &name, None, b).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST .../chat/completions`
+pub async fn chat(State(app): State<AppState>, _caller: Caller, body: Bytes) -> Response {
+    openai_route(&app, Task::Chat, &body).await
+}
+
+/// `POST .../completions`
+pub async fn completions(State(app): State<AppState>, _caller: Caller, body: Bytes) -> Response {
+    openai_route(&app, Task::Completions, &body).await
+}
+
+/// `POST .../embeddings`
+pub async fn embeddings(State(app): State<AppState>, _caller: Caller, body: Bytes) -> Response {
+    openai_route(&app, Task::Embeddings, &body).await
+}
+
+/// `GET /v1/models` (and `/serving-endpoints/models`): the endpoints, as OpenAI models.
+pub async fn models(State(app): State<AppState>, _caller: Caller) -> Response {
+    let snap = app.snapshot.load();
+    let mut names: Vec<&String> = snap.endpoints.keys().collect();
+    names.sort();
+    let data: Vec<Value> = names
+        .into_iter()
+        .map(|n| {
+            let e = &snap.endpoints[n];
+            json!({"id": n, "object": "model", "created": 0, "owned_by": "modelgate", "task": e.task})
+        })
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+fn parse_body(body: &[u8]) -> ApiResult<Body> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest("the request body is empty; send a JSON object".into()));
+    }
+    parse_json::<Body>(body)
+}
+
+async fn openai_route(app: &AppState, task: Task, body: &[u8]) -> Response {
+    let parsed = match parse_body(body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let Some(name) = parsed.get("model").and_then(Value::as_str).map(str::to_string) else {
+        return ApiError::invalid("model", "is required: the name of the serving endpoint to query").into_response();
+    };
+    query(app, &name, Some(task), parsed).await
+}
+
+/// Checks that `endpoint` can answer `route_task` and returns its task.
+fn servable(ep: &LiveEndpoint, route_task: Option<Task>) -> ApiResult<Task> {
+    let name = &ep.name;
+    if ep.stopped {
+        return Err(ApiError::BadRequest(format!(
+            "Endpoint '{name}' is stopped; start it with POST /api/2.0/serving-endpoints/{name}/config:start."
+        )));
+    }
+    if ep.config_version.is_none() {
+        return Err(ApiError::BadRequest(format!(
+            "Endpoint '{name}' is not ready: no config version has deployed yet (see its build logs)."
+        )));
+    }
+    let Some(task) = ep.task.as_deref().and_then(Task::from_task) else {
+        return Err(ApiError::BadRequest(format!("Endpoint '{name}' serves no external model that can be queried.")));
+    };
+    if let Some(asked) = route_task
+        && asked != task
+    {
+        return Err(ApiError::InvalidParameter(format!(
+            "Endpoint '{name}' serves {}, not {}; use POST /serving-endpoints/{}.",
+            task.as_task(),
+            asked.as_task(),
+            task.openai_path()
+        )));
+    }
+    Ok(task)
+}
+
+/// Checks the fields the task needs, before anything is sent upstream.
+fn check_body(task: Task, body: &Body) -> ApiResult<()> {
+    for custom in ["dataframe_records", "dataframe_split", "instances", "inputs"] {
+        if body.contains_key(custom) {
+            return Err(ApiError::invalid(
+                custom,
+                "is an input of custom models; this endpoint serves an external model",
+            ));
+        }
+    }
+    match task {
+        Task::Chat => match body.get("messages") {
+            Some(Value::Array(m)) if !m.is_empty() => Ok(()),
+            Some(Value::Array(_)) => Err(ApiError::invalid("messages", "must not be empty")),
+            Some(_) => Err(ApiError::invalid("messages", "must be a list of {role, content} objects")),
+            None => Err(ApiError::invalid("messages", "is required for a chat endpoint")),
+        },
+        Task::Completions => match body.get("prompt") {
+            Some(Value::String(_)) | Some(Value::Array(_)) => Ok(()),
+            Some(_) => Err(ApiError::invalid("prompt", "must be a string or a list of strings")),
+            None => Err(ApiError::invalid("prompt", "is required for a completions endpoint")),
+        },
+        Task::Embeddings => {
+            if body.get("stream").and_then(Value::as_bool) == Some(true) {
+                return Err(ApiError::invalid("stream", "embeddings cannot be streamed"));
+            }
+            match body.get("input") {
+                Some(Value::String(_)) | Some(Value::Array(_)) => Ok(()),
+                Some(_) => Err(ApiError::invalid("input", "must be a string or a list of strings")),
+                None => Err(ApiError::invalid("input", "is required for an embeddings endpoint")),
+            }
+        }
+    }
+}
+
+/// Picks a served entity at random in proportion to its traffic percentage.
+fn pick(entities: &[LiveEntity]) -> Option<&LiveEntity> {
+    let total: i64 = entities.iter().map(|e| e.traffic_percentage.max(0)).sum();
+    if total <= 0 {
+        return entities.first();
+    }
+    let mut ticket = fastrand::i64(0..total);
+    entities.iter().find(|e| {
+        ticket -= e.traffic_percentage.max(0);
+        ticket < 0
+    })
+}
+
+async fn query(app: &AppState, name: &str, route_task: Option<Task>, body: Body) -> Response {
+    let endpoint = app.snapshot.load().endpoints.get(name).cloned();
+    let Some(ep) = endpoint else {
+        return ApiError::NotFound(format!("Endpoint with name '{name}' does not exist.")).into_response();
+    };
+    let prepared = servable(&ep, route_task).and_then(|task| check_body(task, &body).map(|_| task));
+    let task = match prepared {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let Some(entity) = pick(&ep.entities) else {
+        return ApiError::BadRequest(format!("Endpoint '{name}' has no served entity.")).into_response();
+    };
+    let mut resp = match &entity.adapter {
+        Ok(adapter) => call(app, adapter.as_ref(), task, body).await.unwrap_or_else(|e| e.into_response()),
+        Err(why) => {
+            ApiError::BadRequest(format!("Served entity '{}' of endpoint '{name}' cannot serve: {why}.", entity.name))
+                .into_response()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&entity.name) {
+        resp.headers_mut().insert(SERVED_MODEL_HEADER, v);
+    }
+    resp
+}
+
+fn classify(e: reqwest::Error, secrets: &[&str]) -> ProviderError {
+    let text = modelgate_providers::redact(&modelgate_providers::entra::without_url(&e), secrets);
+    if e.is_timeout() { ProviderError::Timeout(text) } else { ProviderError::Connect(text) }
+}
+
+async fn call(app: &AppState, adapter: &dyn Adapter, task: Task, body: Body) -> ApiResult<Response> {
+    let provider = adapter.provider();
+    let fail = |e| ApiError::from_provider(provider, e);
+    let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
+    let include_usage =
+        body.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true);
+    let request = adapter.request(&app.http, task, body, stream).await.map_err(fail)?;
+    let t = app.timeouts;
+    let sent = tokio::time::timeout(t.first_byte, request.timeout(t.total).send()).await;
+    let upstream = match sent {
+        Err(_) => {
+            return Err(fail(ProviderError::Timeout(format!(
+                "no response within {}",
+                humantime::format_duration(t.first_byte)
+            ))));
+        }
+        Ok(Err(e)) => return Err(fail(classify(e, &adapter.secrets()))),
+        Ok(Ok(r)) => r,
+    };
+    let status = upstream.status();
+    if !status.is_success() {
+        let retry_after = upstream
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|s| s.ceil() as u64);
+        let bytes = upstream.bytes().await.unwrap_or_default();
+        let message = modelgate_providers::redact(&adapter.error_message(&bytes), &adapter.secrets());
+        return Err(fail(ProviderError::Upstream { status: status.as_u16(), message, retry_after }));
+    }
+    if stream {
+        return Ok(stream_response(adapter.stream(task, include_usage), upstream, t.idle, adapter.secrets()));
+    }
+    let bytes = upstream.bytes().await.map_err(|e| fail(classify(e, &adapter.secrets())))?;
+    let out = adapter.response(task, bytes).map_err(fail)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+fn error_event(message: &str) -> Bytes {
+    let payload = json!({"error": {"message": message, "type": "upstream_error", "code": "STREAM_FAILED"}});
+    Bytes::from(format!("data: {payload}\n\n"))
+}
+
+fn stream_response(
+    mut translator: Box<dyn modelgate_providers::StreamTranslator>,
+    upstream: reqwest::Response,
+    idle: Duration,
+    secrets: Vec<&str>,
+) -> Response {
+    let secrets: Vec<String> = secrets.into_iter().map(str::to_string).collect();
+    let mut events = upstream.bytes_stream().eventsource();
+    let body = async_stream::stream! {
+        loop {
+            let next = tokio::time::timeout(idle, events.next()).await;
+            let event = match next {
+                Err(_) => {
+                    yield Ok::<Bytes, std::io::Error>(error_event(&format!(
+                        "the provider sent nothing for {}; the answer is incomplete", humantime::format_duration(idle))));
+                    break;
+                }
+                Ok(None) => {
+                    yield Ok(error_event("the provider closed the stream before it finished; the answer is incomplete"));
+                    break;
+                }
+                Ok(Some(Err(e))) => {
+                    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+                    let reason = modelgate_providers::redact(&e.to_string(), &refs);
+                    yield Ok(error_event(&format!("the provider stream broke: {reason}; the answer is incomplete")));
+                    break;
+                }
+                Ok(Some(Ok(ev))) => ev,
+            };
+            let mut finished = false;
+            for item in translator.on_event(&event.event, &event.data) {
+                match item {
+                    StreamItem::Data(d) => yield Ok(Bytes::from(format!("data: {d}\n\n"))),
+                    StreamItem::Done => {
+                        yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+                        finished = true;
+                        break;
+                    }
+                    StreamItem::Error(m) => {
+                        yield Ok(error_event(&m));
+                        finished = true;
+                        break;
+                    }
+                }
+            }
+            if finished {
+                break;
+            }
+        }
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .body(HttpBody::from_stream(body))
+        .unwrap_or_else(|_| ApiError::Internal("could not build the stream response".into()).into_response())
+}
