@@ -356,6 +356,14 @@ fn http_url(v: Option<&str>, path: &str, required: bool) -> Result<()> {
     }
 }
 
+/// Tasks a provider offers, where it does not offer all three.
+fn provider_tasks(provider: &str) -> Option<&'static [&'static str]> {
+    match provider {
+        "anthropic" => Some(&["llm/v1/chat", "llm/v1/completions"]),
+        _ => None,
+    }
+}
+
 fn config_key(provider: &str) -> &'static str {
     match provider {
         "openai" => "openai_config",
@@ -408,6 +416,14 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
     non_empty(Some(&m.name), &format!("{path}.name"))?;
     if !TASKS.contains(&m.task.as_str()) {
         return Err(err(format!("{path}.task"), format!("'{}' is not one of {}", m.task, TASKS.join(", "))));
+    }
+    if let Some(tasks) = provider_tasks(&m.provider)
+        && !tasks.contains(&m.task.as_str())
+    {
+        return Err(err(
+            format!("{path}.task"),
+            format!("provider '{}' does not offer {}; it offers {}", m.provider, m.task, tasks.join(", ")),
+        ));
     }
     let expected = config_key(&m.provider);
     for key in present_configs(m) {

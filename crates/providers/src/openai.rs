@@ -161,6 +161,10 @@ impl Adapter for OpenAiCompatible {
     }
 
     fn response(&self, _task: Task, body: Bytes) -> Result<Bytes, ProviderError> {
+        // The bytes pass through, but only if they are JSON: a truncated body must not reach the
+        // client as a success.
+        serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+            .map_err(|e| ProviderError::BadResponse(format!("the answer is not valid JSON: {e}")))?;
         Ok(body)
     }
 

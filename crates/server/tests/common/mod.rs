@@ -25,6 +25,7 @@ pub fn config(dir: PathBuf) -> ServerConfig {
         master_key: None,
         admin_token: Some(ADMIN_TOKEN.into()),
         deploy_delay: Duration::ZERO,
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,502 @@
+//! A fake of the LLM providers' HTTP APIs, speaking their real wire formats.
+//!
+//! Routes: OpenAI (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`), Azure OpenAI
+//! (`/openai/deployments/{d}/...?api-version=`), Databricks (`/serving-endpoints/{n}/invocations`),
+//! Anthropic (`/v1/messages`) and the Entra ID token endpoint (`/{tenant}/oauth2/v2.0/token`).
+//!
+//! Answers echo the last user text (`echo: <text>`) so tests can check translation end to end.
+//! Markers in that text trigger failures: `__status_429__` (with `Retry-After: 7`),
+//! `__status_500__`, `__status_401__` (echoing the presented key, to test redaction),
+//! `__malformed__` (invalid JSON), `__cut__` (stream closed without its end), `__stall__` (stream
+//! goes silent). Every request is recorded; `GET /__requests` returns them, `DELETE` clears them.
+//! In `fast` mode the OpenAI chat route skips all of that and returns fixed bytes (benchmarks).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde_json::{Value, json};
+
+/// How the mock behaves.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Wait this long before answering.
+    pub delay: Duration,
+    /// Words per streamed answer are sent this far apart.
+    pub chunk_interval: Duration,
+    /// Fixed answers on the OpenAI chat route, no parsing or recording (benchmarks).
+    pub fast: bool,
+}
+
+/// One recorded request.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Request path.
+    pub path: String,
+    /// Query string.
+    pub query: Option<String>,
+    /// Headers, lowercase names.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body (or the raw text as a string).
+    pub body: Value,
+}
+
+/// Shared mock state.
+#[derive(Default)]
+pub struct Mock {
+    /// Behaviour.
+    pub options: Options,
+    /// Requests received, oldest first.
+    pub requests: Mutex<Vec<Recorded>>,
+    /// Entra tokens issued so far.
+    pub tokens_issued: Mutex<Vec<String>>,
+    /// Streamed answers still being written; drops to zero when clients (or the gateway) hang up.
+    pub open_streams: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts an open stream until dropped.
+struct OpenStream(Arc<std::sync::atomic::AtomicUsize>);
+
+impl OpenStream {
+    fn new(counter: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Mock {
+    /// A mock with `options`.
+    pub fn new(options: Options) -> Arc<Mock> {
+        Arc::new(Mock { options, ..Default::default() })
+    }
+
+    /// The last request to a path ending with `suffix`.
+    pub fn last(&self, suffix: &str) -> Option<Recorded> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter().rev().find(|r| r.path.ends_with(suffix)).cloned()
+    }
+
+    fn record(&self, path: &str, query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Value {
+        let parsed =
+            serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into()));
+        let headers =
+            headers.iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string())).collect();
+        self.requests.lock().unwrap_or_else(|e| e.into_inner()).push(Recorded {
+            path: path.to_string(),
+            query,
+            headers,
+            body: parsed.clone(),
+        });
+        parsed
+    }
+}
+
+/// All routes.
+pub fn router(mock: Arc<Mock>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1/completions", post(openai_completions))
+        .route("/v1/embeddings", post(openai_embeddings))
+        .route("/openai/deployments/{deployment}/chat/completions", post(azure_chat))
+        .route("/openai/deployments/{deployment}/embeddings", post(azure_embeddings))
+        .route("/serving-endpoints/{name}/invocations", post(databricks_invocations))
+        .route("/v1/messages", post(anthropic_messages))
+        .route("/{tenant}/oauth2/v2.0/token", post(entra_token))
+        .route("/__requests", get(list_requests).delete(clear_requests))
+        .with_state(mock)
+}
+
+/// Serves the mock on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, mock: Arc<Mock>) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(mock)).await
+}
+
+fn last_user_text(body: &Value) -> String {
+    if let Some(msgs) = body["messages"].as_array() {
+        for m in msgs.iter().rev() {
+            if m["role"] == "user" {
+                return match &m["content"] {
+                    Value::String(s) => s.clone(),
+                    Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(""),
+                    _ => String::new(),
+                };
+            }
+        }
+    }
+    match &body["prompt"] {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "),
+        _ => String::new(),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Dialect {
+    OpenAi,
+    Anthropic,
+}
+
+fn error(dialect: Dialect, status: StatusCode, message: &str) -> Response {
+    let body = match dialect {
+        Dialect::OpenAi => {
+            json!({"error": {"message": message, "type": "invalid_request_error", "code": status.as_u16().to_string()}})
+        }
+        Dialect::Anthropic => json!({"type": "error", "error": {"type": "api_error", "message": message}}),
+    };
+    let mut resp = (status, axum::Json(body)).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        resp.headers_mut().insert(header::RETRY_AFTER, 7.into());
+    }
+    resp
+}
+
+/// A failure requested by a marker in the text, if any.
+fn injected(dialect: Dialect, text: &str, headers: &HeaderMap) -> Option<Response> {
+    if text.contains("__status_429__") {
+        return Some(error(dialect, StatusCode::TOO_MANY_REQUESTS, "Rate limit reached for requests"));
+    }
+    if text.contains("__status_500__") {
+        return Some(error(
+            dialect,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The server had an error while processing your request",
+        ));
+    }
+    if text.contains("__status_401__") {
+        let presented = headers
+            .get("x-api-key")
+            .or_else(|| headers.get("api-key"))
+            .or_else(|| headers.get(header::AUTHORIZATION))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim_start_matches("Bearer ")
+            .to_string();
+        return Some(error(dialect, StatusCode::UNAUTHORIZED, &format!("Incorrect API key provided: {presented}")));
+    }
+    if text.contains("__malformed__") {
+        return Some(
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"id\": \"broken").into_response(),
+        );
+    }
+    None
+}
+
+async fn pause(mock: &Mock) {
+    if !mock.options.delay.is_zero() {
+        tokio::time::sleep(mock.options.delay).await;
+    }
+}
+
+const FAST_CHAT: &str = r#"{"id":"chatcmpl-fast","object":"chat.completion","created":1700000000,"model":"mock","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the mock."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":5,"total_tokens":14}}"#;
+const FAST_STREAM: &str = concat!(
+    "data: {\"id\":\"chatcmpl-fast\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"mock\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hello\"},\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"chatcmpl-fast\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"mock\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" from the mock.\"},\"finish_reason\":\"stop\"}]}\n\n",
+    "data: [DONE]\n\n"
+);
+
+fn sse(body: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn chat_chunk(model: &Value, delta: Value, finish: Value) -> String {
+    json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    .to_string()
+}
+
+async fn openai_chat(
+    State(mock): State<Arc<Mock>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if mock.options.fast {
+        pause(&mock).await;
+        // Clients serialise compactly, so a byte search finds streaming requests without parsing.
+        if body.windows(13).any(|w| w == b"\"stream\":true") {
+            return sse(futures::stream::once(async { Ok(Bytes::from_static(FAST_STREAM.as_bytes())) }));
+        }
+        return ([(header::CONTENT_TYPE, "application/json")], FAST_CHAT).into_response();
+    }
+    let body = mock.record("/v1/chat/completions", q, &headers, &body);
+    chat_answer(&mock, body, &headers).await
+}
+
+async fn chat_answer(mock: &Arc<Mock>, body: Value, headers: &HeaderMap) -> Response {
+    pause(mock).await;
+    let text = last_user_text(&body);
+    if let Some(r) = injected(Dialect::OpenAi, &text, headers) {
+        return r;
+    }
+    let answer = format!("echo: {text}");
+    let model = body.get("model").cloned().unwrap_or(json!("mock-model"));
+    if body["stream"] == true {
+        let include_usage = body["stream_options"]["include_usage"] == true;
+        let words: Vec<String> = answer.split_inclusive(' ').map(str::to_string).collect();
+        let interval = mock.options.chunk_interval;
+        let (cut, stall) = (text.contains("__cut__"), text.contains("__stall__"));
+        let open = OpenStream::new(&mock.open_streams);
+        let stream = async_stream::stream! {
+            let _open = open;
+            yield Ok(Bytes::from(format!("data: {}\n\n", chat_chunk(&model, json!({"role": "assistant", "content": ""}), Value::Null))));
+            // A comment line, as some OpenAI-compatible servers send; it must not reach clients.
+            yield Ok(Bytes::from_static(b": keep-alive\n\n"));
+            for (i, w) in words.iter().enumerate() {
+                if !interval.is_zero() {
+                    tokio::time::sleep(interval).await;
+                }
+                if (cut || stall) && i == 1 {
+                    // Let what was sent so far reach the client first, as on a real connection.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if stall {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    yield Err(std::io::Error::other("connection reset by mock"));
+                    return;
+                }
+                yield Ok(Bytes::from(format!("data: {}\n\n", chat_chunk(&model, json!({"content": w}), Value::Null))));
+            }
+            yield Ok(Bytes::from(format!("data: {}\n\n", chat_chunk(&model, json!({}), json!("stop")))));
+            if include_usage {
+                let u = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+                               "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}});
+                yield Ok(Bytes::from(format!("data: {u}\n\n")));
+            }
+            yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+        };
+        return sse(stream);
+    }
+    axum::Json(json!({
+        "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    }))
+    .into_response()
+}
+
+async fn openai_completions(
+    State(mock): State<Arc<Mock>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = mock.record("/v1/completions", q, &headers, &body);
+    pause(&mock).await;
+    let text = last_user_text(&body);
+    if let Some(r) = injected(Dialect::OpenAi, &text, &headers) {
+        return r;
+    }
+    let model = body.get("model").cloned().unwrap_or(json!("mock-model"));
+    let answer = format!("echo: {text}");
+    if body["stream"] == true {
+        let stream = async_stream::stream! {
+            for w in answer.split_inclusive(' ').map(str::to_string).collect::<Vec<_>>() {
+                let c = json!({"id": "cmpl-mock", "object": "text_completion", "created": 1_700_000_000, "model": model,
+                               "choices": [{"index": 0, "text": w, "finish_reason": null, "logprobs": null}]});
+                yield Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {c}\n\n")));
+            }
+            yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+        };
+        return sse(stream);
+    }
+    axum::Json(json!({
+        "id": "cmpl-mock", "object": "text_completion", "created": 1_700_000_000, "model": model,
+        "choices": [{"index": 0, "text": answer, "finish_reason": "stop", "logprobs": null}],
+        "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
+    }))
+    .into_response()
+}
+
+fn embedding_answer(body: &Value) -> Response {
+    let inputs: Vec<String> = match &body["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect(),
+        _ => Vec::new(),
+    };
+    let base64 = body["encoding_format"] == "base64";
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let v = [s.len() as f32, 0.5, -0.25];
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    let tokens = inputs.iter().map(|s| s.split_whitespace().count()).sum::<usize>();
+    axum::Json(
+        json!({"object": "list", "model": body.get("model").cloned().unwrap_or(json!("mock-embed")), "data": data,
+                      "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
+    )
+    .into_response()
+}
+
+async fn openai_embeddings(
+    State(mock): State<Arc<Mock>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = mock.record("/v1/embeddings", q, &headers, &body);
+    pause(&mock).await;
+    embedding_answer(&body)
+}
+
+fn entra_ok(mock: &Mock, headers: &HeaderMap) -> bool {
+    match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+        Some(t) if t.starts_with("entra-") => {
+            mock.tokens_issued.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|i| i == t)
+        }
+        _ => true,
+    }
+}
+
+async fn azure_chat(
+    State(mock): State<Arc<Mock>>,
+    Path(d): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = mock.record(&format!("/openai/deployments/{d}/chat/completions"), q, &headers, &body);
+    if !entra_ok(&mock, &headers) {
+        return error(Dialect::OpenAi, StatusCode::UNAUTHORIZED, "token was not issued by this tenant");
+    }
+    chat_answer(&mock, body, &headers).await
+}
+
+async fn azure_embeddings(
+    State(mock): State<Arc<Mock>>,
+    Path(d): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = mock.record(&format!("/openai/deployments/{d}/embeddings"), q, &headers, &body);
+    embedding_answer(&body)
+}
+
+async fn databricks_invocations(
+    State(mock): State<Arc<Mock>>,
+    Path(n): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = mock.record(&format!("/serving-endpoints/{n}/invocations"), q, &headers, &body);
+    chat_answer(&mock, body, &headers).await
+}
+
+async fn entra_token(
+    State(mock): State<Arc<Mock>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    mock.record(&format!("/{tenant}/oauth2/v2.0/token"), None, &headers, &body);
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let get = |k: &str| form.iter().find(|(a, _)| a == k).map(|(_, b)| b.as_str()).unwrap_or_default();
+    if get("grant_type") != "client_credentials" || get("scope") != "https://cognitiveservices.azure.com/.default" {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_request", "error_description": "bad grant or scope"})),
+        )
+            .into_response();
+    }
+    if get("client_secret") != "entra-secret" {
+        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}))).into_response();
+    }
+    let mut issued = mock.tokens_issued.lock().unwrap_or_else(|e| e.into_inner());
+    let token = format!("entra-{}-{}", get("client_id"), issued.len());
+    issued.push(token.clone());
+    axum::Json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": token})).into_response()
+}
+
+async fn anthropic_messages(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -> Response {
+    let body = mock.record("/v1/messages", None, &headers, &body);
+    pause(&mock).await;
+    if headers.get("anthropic-version").is_none() {
+        return error(Dialect::Anthropic, StatusCode::BAD_REQUEST, "anthropic-version header is required");
+    }
+    if body.get("max_tokens").is_none() {
+        return error(Dialect::Anthropic, StatusCode::BAD_REQUEST, "max_tokens: Field required");
+    }
+    let text = last_user_text(&body);
+    if let Some(r) = injected(Dialect::Anthropic, &text, &headers) {
+        return r;
+    }
+    let model = body.get("model").cloned().unwrap_or(json!("claude-mock"));
+    let answer = format!("echo: {text}");
+    if body["stream"] == true {
+        let (cut, stall) = (text.contains("__cut__"), text.contains("__stall__"));
+        let stream = async_stream::stream! {
+            let ev = |name: &str, data: Value| Ok::<Bytes, std::io::Error>(Bytes::from(format!("event: {name}\ndata: {data}\n\n")));
+            yield ev("message_start", json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant",
+                "model": model, "content": [], "stop_reason": null, "usage": {"input_tokens": 5, "output_tokens": 1}}}));
+            yield ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}));
+            yield ev("ping", json!({"type": "ping"}));
+            for (i, w) in answer.split_inclusive(' ').enumerate() {
+                if (cut || stall) && i == 1 {
+                    // Let what was sent so far reach the client first, as on a real connection.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if stall {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    yield Err(std::io::Error::other("connection reset by mock"));
+                    return;
+                }
+                yield ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}));
+            }
+            yield ev("content_block_stop", json!({"type": "content_block_stop", "index": 0}));
+            yield ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 3}}));
+            yield ev("message_stop", json!({"type": "message_stop"}));
+        };
+        return sse(stream);
+    }
+    axum::Json(json!({
+        "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+        "content": [{"type": "text", "text": answer}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 5, "output_tokens": 3}
+    }))
+    .into_response()
+}
+
+async fn list_requests(State(mock): State<Arc<Mock>>) -> Response {
+    let list: Vec<Value> = mock
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|r| json!({"path": r.path, "query": r.query, "headers": r.headers.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(), "body": r.body}))
+        .collect();
+    axum::Json(json!({"requests": list})).into_response()
+}
+
+async fn clear_requests(State(mock): State<Arc<Mock>>) -> Response {
+    mock.requests.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,438 @@
+//! The data plane against a local fake of the providers' wire formats.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use modelgate_mock_upstream::{Mock, Options};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const SE: &str = "/api/2.0/serving-endpoints";
+
+struct Rig {
+    t: TestServer,
+    mock: Arc<Mock>,
+    mock_url: String,
+}
+
+async fn rig_with(options: Options, tweak: impl FnOnce(&mut modelgate_server::ServerConfig)) -> Rig {
+    let mock = Mock::new(options);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mock_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(modelgate_mock_upstream::serve(listener, mock.clone()));
+    let url = mock_url.clone();
+    let t = TestServer::start_with(move |c| {
+        c.providers.base_urls.insert("anthropic".into(), url.clone());
+        c.providers.base_urls.insert("microsoft-entra".into(), url.clone());
+        tweak(c);
+    })
+    .await;
+    t.secret("llm", "openai", "sk-openai-test-key").await;
+    t.secret("llm", "anthropic", "sk-ant-test-key").await;
+    Rig { t, mock, mock_url }
+}
+
+async fn rig() -> Rig {
+    rig_with(Options::default(), |_| {}).await
+}
+
+impl Rig {
+    async fn endpoint(&self, name: &str, entities: Vec<Value>) {
+        let (s, b) = self.t.post(SE, create_body(name, entities)).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let e = self.t.wait_settled(name).await;
+        assert_eq!(e["state"]["ready"], "READY", "{e}");
+    }
+
+    fn openai(&self, model: &str, task: &str) -> Value {
+        json!({"external_model": {"provider": "openai", "name": model, "task": task,
+               "openai_config": {"openai_api_key": "{{secrets/llm/openai}}", "openai_api_base": format!("{}/v1", self.mock_url)}}})
+    }
+
+    fn anthropic(&self, model: &str) -> Value {
+        json!({"external_model": {"provider": "anthropic", "name": model, "task": "llm/v1/chat",
+               "anthropic_config": {"anthropic_api_key": "{{secrets/llm/anthropic}}"}}})
+    }
+
+    async fn raw(&self, path: &str, body: Value) -> reqwest::Response {
+        self.t.http.post(format!("{}{path}", self.t.base)).bearer_auth(&self.t.token).json(&body).send().await.unwrap()
+    }
+}
+
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    r.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The `data:` payloads of an SSE body, checking that nothing else is in it.
+fn sse_payloads(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.split('\n').filter(|l| !l.is_empty()) {
+        let payload = line.strip_prefix("data: ").unwrap_or_else(|| panic!("non-data line {line:?} in {text:?}"));
+        out.push(payload.to_string());
+    }
+    out
+}
+
+#[tokio::test]
+async fn openai_chat_translation_and_headers() {
+    let r = rig().await;
+    r.endpoint("chat", vec![r.openai("gpt-4o", "llm/v1/chat")]).await;
+    let resp = r
+        .raw(
+            "/serving-endpoints/chat/invocations",
+            json!({
+                "messages": [{"role": "user", "content": "hi there"}], "max_tokens": 20, "temperature": 0.2,
+                "extra_params": {"seed": 7}, "client_request_id": "req-1", "usage_context": {"team": "ml"},
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+            }),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header(&resp, "served-model-name"), Some("gpt-4o"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "echo: hi there");
+    assert_eq!(body["usage"]["total_tokens"], 8);
+
+    let sent = r.mock.last("/v1/chat/completions").unwrap();
+    assert_eq!(sent.body["model"], "gpt-4o", "the provider model replaces the endpoint name");
+    assert_eq!(sent.body["seed"], 7, "extra_params pass through");
+    assert_eq!(sent.body["max_tokens"], 20);
+    assert!(sent.body.get("client_request_id").is_none() && sent.body.get("usage_context").is_none());
+    assert_eq!(sent.body["tools"][0]["function"]["name"], "f");
+    let auth = sent.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.as_str());
+    assert_eq!(auth, Some("Bearer sk-openai-test-key"));
+
+    // The OpenAI-compatible routes, by model name.
+    for path in ["/serving-endpoints/chat/completions", "/v1/chat/completions"] {
+        let resp = r.raw(path, json!({"model": "chat", "messages": [{"role": "user", "content": "x"}]})).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        assert_eq!(header(&resp, "served-model-name"), Some("gpt-4o"));
+    }
+    let (_, models) = r.t.get("/v1/models").await;
+    assert_eq!(models["data"][0]["id"], "chat");
+}
+
+#[tokio::test]
+async fn queries_that_cannot_be_served_get_clear_4xx() {
+    let r = rig().await;
+    r.endpoint("chat", vec![r.openai("gpt-4o", "llm/v1/chat")]).await;
+    let chat = json!({"messages": [{"role": "user", "content": "x"}]});
+    let got = r.t.post("/serving-endpoints/nope/invocations", chat.clone()).await;
+    assert_error(&got, StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", "'nope' does not exist");
+    let got = r.t.post("/serving-endpoints/embeddings", json!({"model": "chat", "input": "x"})).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "serves llm/v1/chat, not llm/v1/embeddings");
+    let got = r.t.post("/serving-endpoints/chat/invocations", json!({"prompt": "x"})).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "messages: is required");
+    let got = r.t.post("/serving-endpoints/chat/invocations", json!({"dataframe_records": []})).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "custom models");
+    let got = r.t.post("/serving-endpoints/chat/completions", chat.clone()).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "model: is required");
+
+    r.t.post(&format!("{SE}/chat/config:stop"), json!({})).await;
+    let got = r.t.post("/serving-endpoints/chat/invocations", chat.clone()).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "BAD_REQUEST", "is stopped");
+    r.t.post(&format!("{SE}/chat/config:start"), json!({})).await;
+    assert_eq!(r.t.post("/serving-endpoints/chat/invocations", chat.clone()).await.0, StatusCode::OK);
+
+    r.t.post(SE, create_body("broken", vec![openai_entity("m", "{{secrets/llm/missing}}")])).await;
+    r.t.wait_settled("broken").await;
+    let got = r.t.post("/serving-endpoints/broken/invocations", chat).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "BAD_REQUEST", "is not ready");
+}
+
+#[tokio::test]
+async fn streaming_is_reframed_and_ends_with_done() {
+    let r = rig().await;
+    r.endpoint("chat", vec![r.openai("gpt-4o", "llm/v1/chat")]).await;
+    let resp = r
+        .raw(
+            "/serving-endpoints/chat/invocations",
+            json!({
+            "messages": [{"role": "user", "content": "one two three"}], "stream": true,
+            "stream_options": {"include_usage": true}}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header(&resp, "content-type"), Some("text/event-stream"));
+    assert_eq!(header(&resp, "served-model-name"), Some("gpt-4o"));
+    let payloads = sse_payloads(&resp.text().await.unwrap());
+    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = payloads[..payloads.len() - 1].iter().map(|p| serde_json::from_str(p).unwrap()).collect();
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "echo: one two three");
+    assert_eq!(chunks.last().unwrap()["usage"]["total_tokens"], 8, "include_usage gives a final usage chunk");
+}
+
+#[tokio::test]
+async fn broken_or_stalled_streams_end_with_an_error_event() {
+    let r = rig_with(Options::default(), |c| c.timeouts.idle = Duration::from_millis(400)).await;
+    r.endpoint("chat", vec![r.openai("gpt-4o", "llm/v1/chat")]).await;
+    for (marker, reason) in [("__cut__", "stream broke"), ("__stall__", "sent nothing for")] {
+        let resp = r
+            .raw(
+                "/serving-endpoints/chat/invocations",
+                json!({"messages": [{"role": "user", "content": format!("a {marker} b")}], "stream": true}),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let payloads = sse_payloads(&resp.text().await.unwrap());
+        assert!(!payloads.contains(&"[DONE]".to_string()), "{marker}: a broken stream must not end cleanly");
+        let last: Value = serde_json::from_str(payloads.last().unwrap()).unwrap();
+        let msg = last["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(reason) && msg.contains("incomplete"), "{marker}: {msg}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_cancels_the_upstream_stream() {
+    let r = rig_with(Options { chunk_interval: Duration::from_millis(200), ..Default::default() }, |_| {}).await;
+    r.endpoint("chat", vec![r.openai("gpt-4o", "llm/v1/chat")]).await;
+    let long = "w ".repeat(50);
+    let mut resp = r
+        .raw(
+            "/serving-endpoints/chat/invocations",
+            json!({"messages": [{"role": "user", "content": long}], "stream": true}),
+        )
+        .await;
+    let first = resp.chunk().await.unwrap();
+    assert!(first.is_some());
+    assert_eq!(r.mock.open_streams.load(Ordering::SeqCst), 1);
+    drop(resp);
+    for _ in 0..50 {
+        if r.mock.open_streams.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the upstream stream was still open 1 s after the client left (it would run 10 s)");
+}
+
+#[tokio::test]
+async fn upstream_errors_keep_their_class_and_hide_credentials() {
+    let r = rig_with(Options::default(), |c| c.timeouts.first_byte = Duration::from_secs(5)).await;
+    r.endpoint("chat", vec![r.openai("gpt-4o", "llm/v1/chat")]).await;
+    let ask = |text: &str| json!({"messages": [{"role": "user", "content": text}]});
+
+    let resp = r.raw("/serving-endpoints/chat/invocations", ask("__status_429__")).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&resp, "retry-after"), Some("7"));
+    assert_eq!(header(&resp, "served-model-name"), Some("gpt-4o"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error_code"], "REQUEST_LIMIT_EXCEEDED");
+    assert!(body["message"].as_str().unwrap().contains("Rate limit reached"), "{body}");
+
+    let got = r.t.post("/serving-endpoints/chat/invocations", ask("__status_500__")).await;
+    assert_error(&got, StatusCode::BAD_GATEWAY, "BAD_GATEWAY", "answered HTTP 500");
+
+    let got = r.t.post("/serving-endpoints/chat/invocations", ask("__status_401__")).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "BAD_REQUEST", "Incorrect API key provided: ***");
+    assert!(!got.1.to_string().contains("sk-openai-test-key"));
+
+    let got = r.t.post("/serving-endpoints/chat/invocations", ask("__malformed__")).await;
+    assert_error(&got, StatusCode::BAD_GATEWAY, "BAD_GATEWAY", "not valid JSON");
+
+    let mut dead = r.openai("gpt-4o", "llm/v1/chat");
+    dead["external_model"]["openai_config"]["openai_api_base"] = json!("http://127.0.0.1:9/v1");
+    r.endpoint("dead", vec![dead]).await;
+    let got = r.t.post("/serving-endpoints/dead/invocations", ask("x")).await;
+    assert_error(&got, StatusCode::BAD_GATEWAY, "BAD_GATEWAY", "Could not reach provider 'openai'");
+}
+
+#[tokio::test]
+async fn a_slow_upstream_times_out_with_504() {
+    let r = rig_with(Options { delay: Duration::from_secs(3), ..Default::default() }, |c| {
+        c.timeouts.first_byte = Duration::from_millis(300)
+    })
+    .await;
+    r.endpoint("chat", vec![r.openai("gpt-4o", "llm/v1/chat")]).await;
+    let got =
+        r.t.post("/serving-endpoints/chat/invocations", json!({"messages": [{"role": "user", "content": "x"}]})).await;
+    assert_error(&got, StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED", "timed out");
+}
+
+#[tokio::test]
+async fn anthropic_chat_and_stream() {
+    let r = rig().await;
+    r.endpoint("claude", vec![r.anthropic("claude-3-5-sonnet")]).await;
+    let got =
+        r.t.post(
+            "/serving-endpoints/claude/invocations",
+            json!({"messages": [
+            {"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}], "stop": ["X"]}),
+        )
+        .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(got.1["object"], "chat.completion");
+    assert_eq!(got.1["choices"][0]["message"]["content"], "echo: hello");
+    assert_eq!(got.1["choices"][0]["finish_reason"], "stop");
+    assert_eq!(got.1["usage"], json!({"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}));
+    let sent = r.mock.last("/v1/messages").unwrap();
+    assert_eq!(sent.body["system"], "Be brief.");
+    assert_eq!(sent.body["max_tokens"], 4096);
+    assert_eq!(sent.body["stop_sequences"], json!(["X"]));
+    assert_eq!(sent.body["model"], "claude-3-5-sonnet");
+    let h = |k: &str| sent.headers.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+    assert_eq!(h("x-api-key").as_deref(), Some("sk-ant-test-key"));
+    assert_eq!(h("anthropic-version").as_deref(), Some("2023-06-01"));
+
+    let resp = r
+        .raw(
+            "/serving-endpoints/claude/invocations",
+            json!({"messages": [{"role": "user", "content": "a b"}], "stream": true}),
+        )
+        .await;
+    let payloads = sse_payloads(&resp.text().await.unwrap());
+    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+    let text: String = payloads[..payloads.len() - 1]
+        .iter()
+        .map(|p| serde_json::from_str::<Value>(p).unwrap())
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(text, "echo: a b");
+
+    let got = r
+        .t
+        .post("/serving-endpoints/claude/invocations", json!({"messages": [{"role": "user", "content": "x"}], "n": 3}))
+        .await;
+    assert_error(
+        &got,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+        "n > 1 is not supported by provider 'anthropic'",
+    );
+    let got =
+        r.t.post(
+            "/serving-endpoints/claude/invocations",
+            json!({"messages": [{"role": "user", "content": "__status_429__"}]}),
+        )
+        .await;
+    assert_error(&got, StatusCode::TOO_MANY_REQUESTS, "REQUEST_LIMIT_EXCEEDED", "Rate limit");
+
+    let resp = r
+        .raw(
+            "/serving-endpoints/claude/invocations",
+            json!({"messages": [{"role": "user", "content": "a __cut__ b"}], "stream": true}),
+        )
+        .await;
+    let payloads = sse_payloads(&resp.text().await.unwrap());
+    assert!(payloads.last().unwrap().contains("\"error\""), "{payloads:?}");
+}
+
+#[tokio::test]
+async fn embeddings_and_completions() {
+    let r = rig().await;
+    r.endpoint("embed", vec![r.openai("text-embedding-3-small", "llm/v1/embeddings")]).await;
+    r.endpoint("complete", vec![r.openai("gpt-3.5-turbo-instruct", "llm/v1/completions")]).await;
+    let got = r.t.post("/serving-endpoints/embeddings", json!({"model": "embed", "input": ["ab", "cde"]})).await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(got.1["data"][1]["embedding"], json!([3.0, 0.5, -0.25]));
+    let got =
+        r.t.post("/serving-endpoints/embed/invocations", json!({"input": "ab", "encoding_format": "base64"})).await;
+    assert!(got.1["data"][0]["embedding"].is_string(), "base64 passes through: {}", got.1);
+    let got = r.t.post("/serving-endpoints/embed/invocations", json!({"input": "ab", "stream": true})).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "cannot be streamed");
+    let got = r.t.post("/v1/completions", json!({"model": "complete", "prompt": "say"})).await;
+    assert_eq!(got.1["choices"][0]["text"], "echo: say");
+    assert_eq!(r.mock.last("/v1/completions").unwrap().body["model"], "gpt-3.5-turbo-instruct");
+}
+
+#[tokio::test]
+async fn azure_api_key_and_entra_id() {
+    let r = rig().await;
+    let azure = |auth: Value| {
+        let mut cfg = json!({"openai_api_type": "azure", "openai_api_base": r.mock_url, "openai_deployment_name": "dep1",
+                             "openai_api_version": "2024-06-01"});
+        cfg.as_object_mut().unwrap().extend(auth.as_object().unwrap().clone());
+        json!({"external_model": {"provider": "openai", "name": "gpt-4o", "task": "llm/v1/chat", "openai_config": cfg}})
+    };
+    r.endpoint("az", vec![azure(json!({"openai_api_key": "{{secrets/llm/openai}}"}))]).await;
+    let ask = json!({"messages": [{"role": "user", "content": "x"}]});
+    assert_eq!(r.t.post("/serving-endpoints/az/invocations", ask.clone()).await.0, StatusCode::OK);
+    let sent = r.mock.last("/openai/deployments/dep1/chat/completions").unwrap();
+    assert_eq!(sent.query.as_deref(), Some("api-version=2024-06-01"));
+    assert!(sent.headers.iter().any(|(k, v)| k == "api-key" && v == "sk-openai-test-key"));
+    assert!(sent.body.get("model").is_none(), "Azure names the model by its deployment");
+
+    let entra = json!({"microsoft_entra_client_id": "app-1", "microsoft_entra_tenant_id": "tenant-1",
+                       "microsoft_entra_client_secret_plaintext": "entra-secret"});
+    r.endpoint("az-entra", vec![azure(entra)]).await;
+    for _ in 0..3 {
+        let got = r.t.post("/serving-endpoints/az-entra/invocations", ask.clone()).await;
+        assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    }
+    assert_eq!(r.mock.tokens_issued.lock().unwrap().len(), 1, "the token is cached across requests");
+    let sent = r.mock.last("/openai/deployments/dep1/chat/completions").unwrap();
+    assert!(sent.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer entra-app-1-0"));
+    let token_req = r.mock.last("/tenant-1/oauth2/v2.0/token").unwrap();
+    assert!(token_req.body.as_str().unwrap().contains("grant_type=client_credentials"));
+
+    let bad = json!({"microsoft_entra_client_id": "app-2", "microsoft_entra_tenant_id": "tenant-1",
+                     "microsoft_entra_client_secret_plaintext": "wrong-secret"});
+    r.endpoint("az-bad", vec![azure(bad)]).await;
+    let got = r.t.post("/serving-endpoints/az-bad/invocations", ask).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "BAD_REQUEST", "Microsoft Entra ID refused the client credentials");
+    assert!(!got.1.to_string().contains("wrong-secret"));
+}
+
+#[tokio::test]
+async fn custom_and_databricks_providers() {
+    let r = rig().await;
+    let custom = json!({"external_model": {"provider": "custom", "name": "llama-3", "task": "llm/v1/chat",
+        "custom_provider_config": {"custom_provider_url": format!("{}/v1", r.mock_url),
+                                   "api_key_auth": {"key": "X-Custom-Key", "value": "{{secrets/llm/openai}}"}}}});
+    r.endpoint("custom", vec![custom]).await;
+    let ask = json!({"messages": [{"role": "user", "content": "x"}], "client_request_id": "abc"});
+    assert_eq!(r.t.post("/serving-endpoints/custom/invocations", ask.clone()).await.0, StatusCode::OK);
+    let sent = r.mock.last("/v1/chat/completions").unwrap();
+    assert!(sent.headers.iter().any(|(k, v)| k == "x-custom-key" && v == "sk-openai-test-key"));
+    assert_eq!(sent.body["model"], "llama-3");
+
+    let dbx = json!({"external_model": {"provider": "databricks-model-serving", "name": "remote-chat", "task": "llm/v1/chat",
+        "databricks_model_serving_config": {"databricks_workspace_url": r.mock_url, "databricks_api_token": "{{secrets/llm/openai}}"}}});
+    r.endpoint("dbx", vec![dbx]).await;
+    assert_eq!(r.t.post("/serving-endpoints/dbx/invocations", ask).await.0, StatusCode::OK);
+    let sent = r.mock.last("/serving-endpoints/remote-chat/invocations").unwrap();
+    assert_eq!(
+        sent.body["client_request_id"], "abc",
+        "another Databricks-compatible server gets the Databricks fields"
+    );
+    assert!(sent.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer sk-openai-test-key"));
+}
+
+#[tokio::test]
+async fn traffic_split_follows_percentages() {
+    let r = rig().await;
+    let cfg = json!({"name": "split", "config": {
+        "served_entities": [r.openai("model-a", "llm/v1/chat"), r.openai("model-b", "llm/v1/chat"), r.openai("model-c", "llm/v1/chat")],
+        "traffic_config": {"routes": [{"served_entity_name": "model-a", "traffic_percentage": 50},
+                                      {"served_entity_name": "model-b", "traffic_percentage": 50},
+                                      {"served_entity_name": "model-c", "traffic_percentage": 0}]}}});
+    assert_eq!(r.t.post(SE, cfg).await.0, StatusCode::OK);
+    r.t.wait_settled("split").await;
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..60 {
+        let resp = r
+            .raw("/serving-endpoints/split/invocations", json!({"messages": [{"role": "user", "content": "x"}]}))
+            .await;
+        *seen.entry(header(&resp, "served-model-name").unwrap().to_string()).or_insert(0) += 1;
+    }
+    assert!(
+        seen.get("model-a").copied().unwrap_or(0) > 10 && seen.get("model-b").copied().unwrap_or(0) > 10,
+        "{seen:?}"
+    );
+    assert!(!seen.contains_key("model-c"), "0% gets no traffic: {seen:?}");
+}
+
+#[tokio::test]
+async fn rotated_secret_is_used_on_the_next_request() {
+    let r = rig().await;
+    r.endpoint("chat", vec![r.openai("gpt-4o", "llm/v1/chat")]).await;
+    r.t.secret("llm", "openai", "sk-rotated").await;
+    r.t.post("/serving-endpoints/chat/invocations", json!({"messages": [{"role": "user", "content": "x"}]})).await;
+    let sent = r.mock.last("/v1/chat/completions").unwrap();
+    assert!(sent.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer sk-rotated"));
+}
