@@ -1,5 +1,6 @@
 # `make test` runs the whole suite: formatting, lints, Rust unit and integration tests, and the
-# Python client-compatibility tests (databricks-sdk, mlflow) against the built binary.
+# Python client-compatibility tests (databricks-sdk, mlflow, openai) against the built binary and the
+# mock upstream.
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -22,8 +23,8 @@ $(VENV)/.installed: $(REQS)
 	touch $@
 
 compat-test: $(VENV)/.installed
-	cargo build --locked -p modelgate
-	MODELGATE_BIN=target/debug/modelgate $(PY) -m pytest -q tests/compat
+	cargo build --locked -p modelgate -p modelgate-mock-upstream
+	MODELGATE_BIN_DIR=target/debug $(PY) -m pytest -q tests/compat
 
 run:
 	cargo run -p modelgate -- serve
