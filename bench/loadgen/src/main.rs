@@ -1,0 +1,185 @@
+//! `modelgate-loadgen`: drives HTTP load at a URL and prints one JSON line of results.
+//!
+//! Closed loop (`--concurrency N`): N workers each send the next request when the previous
+//! answer is fully read; measures throughput. Open loop (`--rate R`): requests start on a fixed
+//! schedule whatever the answers do, so a slow server cannot slow the offered load down. Latency
+//! is timed from the moment each request is actually sent: tokio's timer wakes up to about 1 ms
+//! late, and timing from the scheduled instant would add that jitter to both sides of a
+//! comparison. `lag_p99_us` reports how late the schedule ran. With `--stream` the time to the
+//! first body byte is recorded too.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+#[derive(Parser, Clone)]
+struct Args {
+    /// Target URL.
+    #[arg(long)]
+    url: String,
+    /// Bearer token.
+    #[arg(long, default_value = "")]
+    token: String,
+    /// Request body (JSON).
+    #[arg(long)]
+    body: String,
+    /// Closed loop with this many workers.
+    #[arg(long, conflicts_with = "rate")]
+    concurrency: Option<usize>,
+    /// Open loop at this many requests per second.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Measured duration.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    duration: Duration,
+    /// Unmeasured warm-up before it.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    warmup: Duration,
+    /// Record time to first byte (streaming answers).
+    #[arg(long)]
+    stream: bool,
+}
+
+#[derive(Default)]
+struct Stats {
+    ok: u64,
+    errors: u64,
+    /// Every answered request, warm-up included (to divide the server's CPU time by).
+    all: u64,
+}
+
+struct Recorder {
+    latency: Histogram<u64>,
+    ttfb: Histogram<u64>,
+    lag: Histogram<u64>,
+    stats: Stats,
+}
+
+impl Recorder {
+    fn new() -> Self {
+        let h = || Histogram::new(3).expect("histogram");
+        Self { latency: h(), ttfb: h(), lag: h(), stats: Stats::default() }
+    }
+}
+
+async fn one(client: &reqwest::Client, args: &Args, body: &'static [u8]) -> Result<(Duration, Duration), ()> {
+    let start = Instant::now();
+    let mut resp = client
+        .post(&args.url)
+        .bearer_auth(&args.token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|_| ())?;
+    if !resp.status().is_success() {
+        return Err(());
+    }
+    let mut first = None;
+    while let Some(chunk) = resp.chunk().await.map_err(|_| ())? {
+        if first.is_none() && !chunk.is_empty() {
+            first = Some(start.elapsed());
+        }
+    }
+    Ok((start.elapsed(), first.unwrap_or_else(|| start.elapsed())))
+}
+
+// One thread: the load generator shares its core with the mock and should not fight it.
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = Args::parse();
+    let client = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(1024).build().expect("client");
+    let body: &'static [u8] = Box::leak(args.body.clone().into_bytes().into_boxed_slice());
+    let rec = Arc::new(Mutex::new(Recorder::new()));
+    let measure_from = Instant::now() + args.warmup;
+    let end = measure_from + args.duration;
+
+    if let Some(rate) = args.rate {
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let mut next = Instant::now();
+        let mut tasks = Vec::new();
+        while next < end {
+            tokio::time::sleep_until(next.into()).await;
+            let scheduled = next;
+            let (client, args, rec) = (client.clone(), args.clone(), rec.clone());
+            tasks.push(tokio::spawn(async move {
+                let lag = scheduled.elapsed();
+                let r = one(&client, &args, body).await;
+                let mut rec = rec.lock().await;
+                rec.stats.all += 1;
+                if scheduled < measure_from {
+                    return;
+                }
+                match r {
+                    Ok((latency, ttfb)) => {
+                        rec.stats.ok += 1;
+                        let _ = rec.latency.record(latency.as_micros() as u64);
+                        let _ = rec.ttfb.record(ttfb.as_micros() as u64);
+                        let _ = rec.lag.record(lag.as_micros() as u64);
+                    }
+                    Err(()) => rec.stats.errors += 1,
+                }
+            }));
+            next += interval;
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    } else {
+        let workers = args.concurrency.unwrap_or(32);
+        let mut handles = Vec::new();
+        for _ in 0..workers {
+            let (client, args, rec) = (client.clone(), args.clone(), rec.clone());
+            handles.push(tokio::spawn(async move {
+                let mut local = Recorder::new();
+                while Instant::now() < end {
+                    let started = Instant::now();
+                    let r = one(&client, &args, body).await;
+                    local.stats.all += 1;
+                    if started < measure_from {
+                        continue;
+                    }
+                    match r {
+                        Ok((lat, ttfb)) => {
+                            local.stats.ok += 1;
+                            let _ = local.latency.record(lat.as_micros() as u64);
+                            let _ = local.ttfb.record(ttfb.as_micros() as u64);
+                        }
+                        Err(()) => local.stats.errors += 1,
+                    }
+                }
+                let mut rec = rec.lock().await;
+                let _ = rec.latency.add(&local.latency);
+                let _ = rec.ttfb.add(&local.ttfb);
+                rec.stats.ok += local.stats.ok;
+                rec.stats.errors += local.stats.errors;
+                rec.stats.all += local.stats.all;
+            }));
+        }
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+
+    let rec = rec.lock().await;
+    let secs = args.duration.as_secs_f64();
+    let out = json!({
+        "ok": rec.stats.ok,
+        "errors": rec.stats.errors,
+        "all": rec.stats.all,
+        "rps": (rec.stats.ok as f64 / secs).round(),
+        "p50_us": rec.latency.value_at_quantile(0.50),
+        "p90_us": rec.latency.value_at_quantile(0.90),
+        "p99_us": rec.latency.value_at_quantile(0.99),
+        "max_us": rec.latency.max(),
+        "ttfb_p50_us": rec.ttfb.value_at_quantile(0.50),
+        "ttfb_p99_us": rec.ttfb.value_at_quantile(0.99),
+        "lag_p99_us": rec.lag.value_at_quantile(0.99),
+    });
+    println!("{out}");
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Reproduces the benchmark figures in bench/README.md.
+#
+# Pins modelgate to one core (one tokio worker) and the mock upstream plus the load generator to
+# the other, then measures the same load direct-to-mock and through modelgate in one run:
+#   1. throughput, closed loop, concurrency 32, non-streaming chat;
+#   2. latency at a fixed 500 req/s (open loop), non-streaming chat: added p50/p99;
+#   3. streaming time to first byte, concurrency 8;
+# plus modelgate's CPU time per request and its resident memory.
+# Only loopback addresses are used; every phase is bounded by DURATION.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+GATEWAY_CPU=${GATEWAY_CPU:-0}
+OTHER_CPU=${OTHER_CPU:-1}
+TOKEN=mgt_bench_token_0123456789abcdefghijklmnop
+
+cargo build --release --locked -p modelgate -p modelgate-mock-upstream -p modelgate-loadgen >&2
+BIN=target/release
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_listen() { # file -> url
+  for _ in $(seq 1 100); do
+    if grep -q "listening on" "$1" 2>/dev/null; then grep -o 'http://[0-9.:]*' "$1" | head -1; return; fi
+    sleep 0.1
+  done
+  echo "did not start: $(cat "$1")" >&2; exit 1
+}
+
+taskset -c "$OTHER_CPU" "$BIN/modelgate-mock-upstream" --fast --threads 1 --listen 127.0.0.1:0 > "$WORK/mock.log" 2>&1 &
+PIDS+=($!)
+MOCK=$(wait_listen "$WORK/mock.log")
+
+TOKIO_WORKER_THREADS=1 MODELGATE_ADMIN_TOKEN=$TOKEN taskset -c "$GATEWAY_CPU" \
+  "$BIN/modelgate" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" --log-level warn > "$WORK/gw.log" 2>&1 &
+GW_PID=$!
+PIDS+=($GW_PID)
+GW=$(wait_listen "$WORK/gw.log")
+
+H="Authorization: Bearer $TOKEN"
+curl -sf -H "$H" "$GW/api/2.0/secrets/scopes/create" -d '{"scope": "bench"}' > /dev/null
+curl -sf -H "$H" "$GW/api/2.0/secrets/put" -d '{"scope": "bench", "key": "k", "string_value": "sk-bench"}' > /dev/null
+curl -sf -H "$H" "$GW/api/2.0/serving-endpoints" -d "{\"name\": \"bench\", \"config\": {\"served_entities\": [{\"external_model\": {
+  \"provider\": \"openai\", \"name\": \"gpt-4o-mini\", \"task\": \"llm/v1/chat\",
+  \"openai_config\": {\"openai_api_key\": \"{{secrets/bench/k}}\", \"openai_api_base\": \"$MOCK/v1\"}}}]}}" > /dev/null
+sleep 0.5
+
+CHAT='{"model":"bench","messages":[{"role":"user","content":"Is Santa real?"}],"max_tokens":100}'
+STREAM='{"model":"bench","messages":[{"role":"user","content":"Is Santa real?"}],"max_tokens":100,"stream":true}'
+DIRECT_URL="$MOCK/v1/chat/completions"
+GW_URL="$GW/serving-endpoints/chat/completions"
+
+load() { taskset -c "$OTHER_CPU" "$BIN/modelgate-loadgen" --duration "$DURATION" --warmup "$WARMUP" --token "$TOKEN" "$@"; }
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
+TICK=$(getconf CLK_TCK)
+
+echo "== 1. throughput, concurrency 32" >&2
+D1=$(load --url "$DIRECT_URL" --body "$CHAT" --concurrency 32)
+C0=$(cpu_ticks)
+G1=$(load --url "$GW_URL" --body "$CHAT" --concurrency 32)
+C1=$(cpu_ticks)
+echo "== 2. fixed 500 req/s" >&2
+D2=$(load --url "$DIRECT_URL" --body "$CHAT" --rate 500)
+G2=$(load --url "$GW_URL" --body "$CHAT" --rate 500)
+echo "== 3. streaming, concurrency 8" >&2
+D3=$(load --url "$DIRECT_URL" --body "$STREAM" --concurrency 8 --stream)
+G3=$(load --url "$GW_URL" --body "$STREAM" --concurrency 8 --stream)
+RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status")
+HWM_KB=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
+
+python3 - "$D1" "$G1" "$D2" "$G2" "$D3" "$G3" "$C0" "$C1" "$TICK" "$RSS_KB" "$HWM_KB" "$DURATION" <<'PY'
+import json, sys, datetime
+d1, g1, d2, g2, d3, g3 = (json.loads(a) for a in sys.argv[1:7])
+c0, c1, tick, rss, hwm = (float(a) for a in sys.argv[7:12])
+duration = sys.argv[12]
+# The CPU delta covers warm-up and measured requests alike, so divide by all of them.
+cpu_us = (c1 - c0) / tick * 1e6 / max(g1["all"], 1)
+ms = lambda us: f"{us / 1000:.3f}"
+rows = [
+    ("1. throughput, c=32, non-streaming", "req/s", f"{d1['rps']:.0f}", f"{g1['rps']:.0f}", f"{g1['rps'] / max(d1['rps'], 1):.2f}× of direct"),
+    ("1. latency p50 / p99 at c=32", "ms", f"{ms(d1['p50_us'])} / {ms(d1['p99_us'])}", f"{ms(g1['p50_us'])} / {ms(g1['p99_us'])}", ""),
+    ("2. latency p50 at 500 req/s", "ms", ms(d2["p50_us"]), ms(g2["p50_us"]), f"added {ms(g2['p50_us'] - d2['p50_us'])} ms"),
+    ("2. latency p99 at 500 req/s", "ms", ms(d2["p99_us"]), ms(g2["p99_us"]), f"added {ms(g2['p99_us'] - d2['p99_us'])} ms"),
+    ("3. streaming TTFB p50, c=8", "ms", ms(d3["ttfb_p50_us"]), ms(g3["ttfb_p50_us"]), f"added {ms(g3['ttfb_p50_us'] - d3['ttfb_p50_us'])} ms"),
+    ("3. streaming TTFB p99, c=8", "ms", ms(d3["ttfb_p99_us"]), ms(g3["ttfb_p99_us"]), f"added {ms(g3['ttfb_p99_us'] - d3['ttfb_p99_us'])} ms"),
+    ("errors (direct / gateway, all phases)", "count", str(d1["errors"] + d2["errors"] + d3["errors"]), str(g1["errors"] + g2["errors"] + g3["errors"]), ""),
+    ("gateway CPU per request (phase 1)", "µs", "", f"{cpu_us:.1f}", ""),
+    ("gateway RSS after the run / peak", "MB", "", f"{rss / 1024:.1f} / {hwm / 1024:.1f}", ""),
+]
+print(f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {duration} per phase, modelgate on 1 core (1 worker), mock + load generator on the other.\n")
+print("| measure | unit | direct to mock | through modelgate | ratio / added |")
+print("|---|---|---|---|---|")
+for r in rows:
+    print("| " + " | ".join(r) + " |")
+PY
