@@ -360,6 +360,7 @@ fn http_url(v: Option<&str>, path: &str, required: bool) -> Result<()> {
 fn provider_tasks(provider: &str) -> Option<&'static [&'static str]> {
     match provider {
         "anthropic" => Some(&["llm/v1/chat", "llm/v1/completions"]),
+        "ai21labs" => Some(&["llm/v1/chat"]),
         _ => None,
     }
 }

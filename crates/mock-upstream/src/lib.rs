@@ -2,7 +2,8 @@
 //!
 //! Routes: OpenAI (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`), Azure OpenAI
 //! (`/openai/deployments/{d}/...?api-version=`), Databricks (`/serving-endpoints/{n}/invocations`),
-//! Anthropic (`/v1/messages`) and the Entra ID token endpoint (`/{tenant}/oauth2/v2.0/token`).
+//! Anthropic (`/v1/messages`), Cohere v2 (`/v2/chat`, `/v2/embed`) and the Entra ID token
+//! endpoint (`/{tenant}/oauth2/v2.0/token`).
 //!
 //! Answers echo the last user text (`echo: <text>`) so tests can check translation end to end.
 //! Markers in that text trigger failures: `__status_429__` (with `Retry-After: 7`),
@@ -112,6 +113,8 @@ pub fn router(mock: Arc<Mock>) -> Router {
         .route("/openai/deployments/{deployment}/embeddings", post(azure_embeddings))
         .route("/serving-endpoints/{name}/invocations", post(databricks_invocations))
         .route("/v1/messages", post(anthropic_messages))
+        .route("/v2/chat", post(cohere_chat))
+        .route("/v2/embed", post(cohere_embed))
         .route("/{tenant}/oauth2/v2.0/token", post(entra_token))
         .route("/__requests", get(list_requests).delete(clear_requests))
         .with_state(mock)
@@ -149,6 +152,7 @@ fn last_user_text(body: &Value) -> String {
 enum Dialect {
     OpenAi,
     Anthropic,
+    Cohere,
 }
 
 fn error(dialect: Dialect, status: StatusCode, message: &str) -> Response {
@@ -157,6 +161,7 @@ fn error(dialect: Dialect, status: StatusCode, message: &str) -> Response {
             json!({"error": {"message": message, "type": "invalid_request_error", "code": status.as_u16().to_string()}})
         }
         Dialect::Anthropic => json!({"type": "error", "error": {"type": "api_error", "message": message}}),
+        Dialect::Cohere => json!({"id": "err-mock", "message": message}),
     };
     let mut resp = (status, axum::Json(body)).into_response();
     if status == StatusCode::TOO_MANY_REQUESTS {
@@ -482,6 +487,57 @@ async fn anthropic_messages(State(mock): State<Arc<Mock>>, headers: HeaderMap, b
         "stop_reason": "end_turn", "stop_sequence": null,
         "usage": {"input_tokens": 5, "output_tokens": 3}
     }))
+    .into_response()
+}
+
+async fn cohere_chat(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -> Response {
+    let body = mock.record("/v2/chat", None, &headers, &body);
+    pause(&mock).await;
+    let text = last_user_text(&body);
+    if let Some(r) = injected(Dialect::Cohere, &text, &headers) {
+        return r;
+    }
+    let answer = format!("echo: {text}");
+    let usage = json!({"billed_units": {"input_tokens": 5, "output_tokens": 3}, "tokens": {"input_tokens": 60, "output_tokens": 3}});
+    if body["stream"] == true {
+        let cut = text.contains("__cut__");
+        let stream = async_stream::stream! {
+            let ev = |name: &str, data: Value| Ok::<Bytes, std::io::Error>(Bytes::from(format!("event: {name}\ndata: {data}\n\n")));
+            yield ev("message-start", json!({"type": "message-start", "id": "cohere-mock", "delta": {"message": {"role": "assistant", "content": []}}}));
+            yield ev("content-start", json!({"type": "content-start", "index": 0, "delta": {"message": {"content": {"type": "text", "text": ""}}}}));
+            for (i, w) in answer.split_inclusive(' ').enumerate() {
+                if cut && i == 1 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    yield Err(std::io::Error::other("connection reset by mock"));
+                    return;
+                }
+                yield ev("content-delta", json!({"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": w}}}}));
+            }
+            yield ev("content-end", json!({"type": "content-end", "index": 0}));
+            yield ev("message-end", json!({"type": "message-end", "delta": {"finish_reason": "COMPLETE", "usage": usage}}));
+        };
+        return sse(stream);
+    }
+    axum::Json(json!({
+        "id": "cohere-mock", "finish_reason": "COMPLETE",
+        "message": {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+        "usage": usage
+    }))
+    .into_response()
+}
+
+async fn cohere_embed(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -> Response {
+    let body = mock.record("/v2/embed", None, &headers, &body);
+    if body["input_type"].as_str().is_none()
+        || !body["embedding_types"].as_array().is_some_and(|t| t.contains(&json!("float")))
+    {
+        return error(Dialect::Cohere, StatusCode::BAD_REQUEST, "input_type and embedding_types are required");
+    }
+    let texts: Vec<String> =
+        body["texts"].as_array().into_iter().flatten().map(|t| t.as_str().unwrap_or_default().to_string()).collect();
+    let vectors: Vec<Value> = texts.iter().map(|t| json!([t.len() as f32, 0.5, -0.25])).collect();
+    axum::Json(json!({"id": "embed-mock", "embeddings": {"float": vectors}, "texts": texts,
+                      "meta": {"billed_units": {"input_tokens": texts.len() * 2}}}))
     .into_response()
 }
 

@@ -14,7 +14,7 @@ use modelgate_wire::ExternalModel;
 use serde_json::{Map, Value, json};
 
 use crate::shared::{credential, flatten_databricks_fields, now_secs};
-use crate::{Adapter, Body, Credentials, ProviderError, Settings, StreamItem, StreamTranslator, Task};
+use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
 
 /// Default API base.
 pub const BASE: &str = "https://api.anthropic.com";
@@ -335,7 +335,7 @@ impl Adapter for Anthropic {
             .json(&payload))
     }
 
-    fn response(&self, task: Task, body: Bytes) -> Result<Bytes, ProviderError> {
+    fn response(&self, task: Task, body: Bytes, _options: ResponseOptions) -> Result<Bytes, ProviderError> {
         let msg: Value = serde_json::from_slice(&body)
             .map_err(|e| ProviderError::BadResponse(format!("anthropic answered with invalid JSON: {e}")))?;
         if msg["type"] != "message" {

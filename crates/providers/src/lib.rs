@@ -9,6 +9,7 @@
 //! bytes pass through untouched.
 
 pub mod anthropic;
+pub mod cohere;
 pub mod entra;
 pub mod openai;
 mod shared;
@@ -96,6 +97,14 @@ pub enum ProviderError {
     BadResponse(String),
 }
 
+/// What the client asked about the shape of the answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResponseOptions {
+    /// Embeddings as base64 of little-endian f32 (`encoding_format: base64`, the openai SDK's
+    /// default) instead of float arrays.
+    pub embeddings_base64: bool,
+}
+
 /// One outbound stream item.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamItem {
@@ -127,7 +136,7 @@ pub trait Adapter: Send + Sync {
         stream: bool,
     ) -> Result<reqwest::RequestBuilder, ProviderError>;
     /// Turns a successful non-streaming answer into the OpenAI shape.
-    fn response(&self, task: Task, body: Bytes) -> Result<Bytes, ProviderError>;
+    fn response(&self, task: Task, body: Bytes, options: ResponseOptions) -> Result<Bytes, ProviderError>;
     /// A translator for one streamed answer.
     fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator>;
     /// The reason in a provider error body.
@@ -155,10 +164,11 @@ impl Settings {
 /// Builds the adapter for an external model. Fails with a reason when a credential is missing.
 pub fn build(model: &ExternalModel, creds: &Credentials, settings: &Settings) -> Result<Arc<dyn Adapter>, String> {
     match model.provider.as_str() {
-        "openai" | "custom" | "databricks-model-serving" => {
+        "openai" | "custom" | "databricks-model-serving" | "ai21labs" => {
             Ok(Arc::new(openai::OpenAiCompatible::new(model, creds, settings)?))
         }
         "anthropic" => Ok(Arc::new(anthropic::Anthropic::new(model, creds, settings)?)),
+        "cohere" => Ok(Arc::new(cohere::Cohere::new(model, creds, settings)?)),
         other => Err(format!("provider '{other}' cannot serve queries in this version")),
     }
 }

@@ -1,6 +1,7 @@
 //! OpenAI and the providers that speak its wire format: Azure OpenAI (API key, Entra ID),
-//! `custom` (any OpenAI-compatible server) and `databricks-model-serving` (another
-//! Databricks-compatible server, such as another modelgate).
+//! `custom` (any OpenAI-compatible server), `databricks-model-serving` (another
+//! Databricks-compatible server, such as another modelgate) and `ai21labs` (AI21's Jamba chat
+//! API is OpenAI-compatible).
 //!
 //! Answers are already in the internal shape, so their bytes pass through; streams are re-framed
 //! event by event so that only `data:` lines reach the client.
@@ -14,10 +15,12 @@ use serde_json::Value;
 
 use crate::entra::EntraTokens;
 use crate::shared::{credential, flatten_databricks_fields};
-use crate::{Adapter, Body, Credentials, ProviderError, Settings, StreamItem, StreamTranslator, Task};
+use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
 
 /// Default OpenAI base URL.
 pub const OPENAI_BASE: &str = "https://api.openai.com/v1";
+/// Default AI21 Studio base URL.
+pub const AI21_BASE: &str = "https://api.ai21.com/studio/v1";
 
 enum Auth {
     Bearer(SecretString),
@@ -72,6 +75,11 @@ impl OpenAiCompatible {
                     }
                 };
                 ("openai", flavor, auth)
+            }
+            "ai21labs" => {
+                let key = credential(creds, "ai21labs_config.ai21labs_api_key")?;
+                let base = settings.base_url("ai21labs", AI21_BASE);
+                ("ai21labs", Flavor::OpenAi { base, organization: None }, Auth::Bearer(key))
             }
             "custom" => {
                 let c = model.custom_provider_config.clone().unwrap_or_default();
@@ -160,7 +168,7 @@ impl Adapter for OpenAiCompatible {
         Ok(req)
     }
 
-    fn response(&self, _task: Task, body: Bytes) -> Result<Bytes, ProviderError> {
+    fn response(&self, _task: Task, body: Bytes, _options: ResponseOptions) -> Result<Bytes, ProviderError> {
         // The bytes pass through, but only if they are JSON: a truncated body must not reach the
         // client as a success.
         serde_json::from_slice::<serde::de::IgnoredAny>(&body)

@@ -19,7 +19,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use modelgate_providers::{Adapter, Body, ProviderError, StreamItem, Task};
+use modelgate_providers::{Adapter, Body, ProviderError, ResponseOptions, StreamItem, Task};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
@@ -207,6 +207,8 @@ async fn call(app: &AppState, adapter: &dyn Adapter, task: Task, body: Body) -> 
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
     let include_usage =
         body.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true);
+    let options =
+        ResponseOptions { embeddings_base64: body.get("encoding_format").and_then(Value::as_str) == Some("base64") };
     let request = adapter.request(&app.http, task, body, stream).await.map_err(fail)?;
     let t = app.timeouts;
     let sent = tokio::time::timeout(t.first_byte, request.timeout(t.total).send()).await;
@@ -236,7 +238,7 @@ async fn call(app: &AppState, adapter: &dyn Adapter, task: Task, body: Body) -> 
         return Ok(stream_response(adapter.stream(task, include_usage), upstream, t.idle, adapter.secrets()));
     }
     let bytes = upstream.bytes().await.map_err(|e| fail(classify(e, &adapter.secrets())))?;
-    let out = adapter.response(task, bytes).map_err(fail)?;
+    let out = adapter.response(task, bytes, options).map_err(fail)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 

@@ -28,6 +28,8 @@ async fn rig_with(options: Options, tweak: impl FnOnce(&mut modelgate_server::Se
     let t = TestServer::start_with(move |c| {
         c.providers.base_urls.insert("anthropic".into(), url.clone());
         c.providers.base_urls.insert("microsoft-entra".into(), url.clone());
+        c.providers.base_urls.insert("cohere".into(), url.clone());
+        c.providers.base_urls.insert("ai21labs".into(), format!("{url}/v1"));
         tweak(c);
     })
     .await;
@@ -435,4 +437,73 @@ async fn rotated_secret_is_used_on_the_next_request() {
     r.t.post("/serving-endpoints/chat/invocations", json!({"messages": [{"role": "user", "content": "x"}]})).await;
     let sent = r.mock.last("/v1/chat/completions").unwrap();
     assert!(sent.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer sk-rotated"));
+}
+
+#[tokio::test]
+async fn cohere_chat_stream_and_embed() {
+    let r = rig().await;
+    let cohere = |task: &str| {
+        json!({"external_model": {"provider": "cohere", "name": "command-r-plus", "task": task,
+        "cohere_config": {"cohere_api_key": "{{secrets/llm/openai}}"}}})
+    };
+    r.endpoint("co", vec![cohere("llm/v1/chat")]).await;
+    let got =
+        r.t.post(
+            "/serving-endpoints/co/invocations",
+            json!({"messages": [{"role": "user", "content": "hey"}], "top_p": 0.5, "stop": ["Z"]}),
+        )
+        .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(got.1["choices"][0]["message"]["content"], "echo: hey");
+    assert_eq!(got.1["usage"], json!({"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}), "billed units");
+    let sent = r.mock.last("/v2/chat").unwrap();
+    assert_eq!((sent.body["p"].clone(), sent.body["stop_sequences"].clone()), (json!(0.5), json!(["Z"])));
+    assert!(sent.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer sk-openai-test-key"));
+
+    let resp = r
+        .raw(
+            "/serving-endpoints/co/invocations",
+            json!({"messages": [{"role": "user", "content": "a b"}], "stream": true,
+        "stream_options": {"include_usage": true}}),
+        )
+        .await;
+    let payloads = sse_payloads(&resp.text().await.unwrap());
+    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = payloads[..payloads.len() - 1].iter().map(|p| serde_json::from_str(p).unwrap()).collect();
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "echo: a b");
+    assert_eq!(chunks.last().unwrap()["usage"]["total_tokens"], 8);
+
+    r.endpoint("co-embed", vec![cohere("llm/v1/embeddings")]).await;
+    let got = r.t.post("/serving-endpoints/embeddings", json!({"model": "co-embed", "input": ["abcd"]})).await;
+    assert_eq!(got.1["data"][0]["embedding"], json!([4.0, 0.5, -0.25]), "{}", got.1);
+    let got = r
+        .t
+        .post("/serving-endpoints/embeddings", json!({"model": "co-embed", "input": "ab", "encoding_format": "base64"}))
+        .await;
+    assert!(got.1["data"][0]["embedding"].is_string(), "{}", got.1);
+    assert_eq!(r.mock.last("/v2/embed").unwrap().body["input_type"], "search_document");
+
+    let got = r
+        .t
+        .post("/serving-endpoints/co/invocations", json!({"messages": [{"role": "user", "content": "__status_429__"}]}))
+        .await;
+    assert_error(&got, StatusCode::TOO_MANY_REQUESTS, "REQUEST_LIMIT_EXCEEDED", "Rate limit");
+}
+
+#[tokio::test]
+async fn ai21_speaks_openai() {
+    let r = rig().await;
+    r.endpoint(
+        "jamba",
+        vec![json!({"external_model": {"provider": "ai21labs", "name": "jamba-1.5-large", "task": "llm/v1/chat",
+        "ai21labs_config": {"ai21labs_api_key": "{{secrets/llm/anthropic}}"}}})],
+    )
+    .await;
+    let got =
+        r.t.post("/serving-endpoints/jamba/invocations", json!({"messages": [{"role": "user", "content": "q"}]})).await;
+    assert_eq!(got.1["choices"][0]["message"]["content"], "echo: q");
+    let sent = r.mock.last("/v1/chat/completions").unwrap();
+    assert_eq!(sent.body["model"], "jamba-1.5-large");
+    assert!(sent.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer sk-ant-test-key"));
 }
