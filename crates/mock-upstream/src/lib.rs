@@ -2,8 +2,10 @@
 //!
 //! Routes: OpenAI (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`), Azure OpenAI
 //! (`/openai/deployments/{d}/...?api-version=`), Databricks (`/serving-endpoints/{n}/invocations`),
-//! Anthropic (`/v1/messages`), Cohere v2 (`/v2/chat`, `/v2/embed`) and the Entra ID token
-//! endpoint (`/{tenant}/oauth2/v2.0/token`).
+//! Anthropic (`/v1/messages`), Cohere v2 (`/v2/chat`, `/v2/embed`), Vertex AI Gemini and
+//! embeddings (`/v1/projects/.../models/{m}:{action}`), and the token endpoints of Entra ID
+//! (`/{tenant}/oauth2/v2.0/token`) and Google (`/token`, which verifies the RS256 signature of
+//! the service-account assertion against `testdata/test-service-account.pub.der`).
 //!
 //! Answers echo the last user text (`echo: <text>`) so tests can check translation end to end.
 //! Markers in that text trigger failures: `__status_429__` (with `Retry-After: 7`),
@@ -55,7 +57,7 @@ pub struct Mock {
     pub options: Options,
     /// Requests received, oldest first.
     pub requests: Mutex<Vec<Recorded>>,
-    /// Entra tokens issued so far.
+    /// Entra and Google tokens issued so far.
     pub tokens_issued: Mutex<Vec<String>>,
     /// Streamed answers still being written; drops to zero when clients (or the gateway) hang up.
     pub open_streams: Arc<std::sync::atomic::AtomicUsize>,
@@ -114,6 +116,11 @@ pub fn router(mock: Arc<Mock>) -> Router {
         .route("/serving-endpoints/{name}/invocations", post(databricks_invocations))
         .route("/v1/messages", post(anthropic_messages))
         .route("/v2/chat", post(cohere_chat))
+        .route("/token", post(google_token))
+        .route(
+            "/v1/projects/{project}/locations/{location}/publishers/google/models/{model_action}",
+            post(vertex_model),
+        )
         .route("/v2/embed", post(cohere_embed))
         .route("/{tenant}/oauth2/v2.0/token", post(entra_token))
         .route("/__requests", get(list_requests).delete(clear_requests))
@@ -538,6 +545,127 @@ async fn cohere_embed(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: B
     let vectors: Vec<Value> = texts.iter().map(|t| json!([t.len() as f32, 0.5, -0.25])).collect();
     axum::Json(json!({"id": "embed-mock", "embeddings": {"float": vectors}, "texts": texts,
                       "meta": {"billed_units": {"input_tokens": texts.len() * 2}}}))
+    .into_response()
+}
+
+/// Public half of the throwaway test service-account key (see `testdata/README.md`).
+pub const TEST_SERVICE_ACCOUNT_PUBLIC_KEY: &[u8] = include_bytes!("../testdata/test-service-account.pub.der");
+/// The throwaway test service-account private key, PKCS#8 PEM.
+pub const TEST_SERVICE_ACCOUNT_PRIVATE_KEY: &str = include_str!("../testdata/test-service-account.pem");
+
+fn verify_assertion(jwt: &str) -> Result<Value, String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = jwt.split('.');
+    let (h, c, s) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(c), Some(s)) => (h, c, s),
+        _ => return Err("assertion is not a JWT".into()),
+    };
+    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| "signature is not base64url")?;
+    let key = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        TEST_SERVICE_ACCOUNT_PUBLIC_KEY,
+    );
+    key.verify(format!("{h}.{c}").as_bytes(), &sig).map_err(|_| "invalid JWT signature")?;
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|_| "bad header")?).map_err(|_| "bad header")?;
+    if header["alg"] != "RS256" {
+        return Err("alg must be RS256".into());
+    }
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).map_err(|_| "bad claims")?).map_err(|_| "bad claims")?;
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    if claims["scope"] != "https://www.googleapis.com/auth/cloud-platform"
+        || !claims["aud"].as_str().is_some_and(|a| a.ends_with("/token"))
+    {
+        return Err("wrong scope or audience".into());
+    }
+    if claims["exp"].as_i64().unwrap_or(0) <= now || claims["iat"].as_i64().unwrap_or(i64::MAX) > now + 60 {
+        return Err("assertion is expired or from the future".into());
+    }
+    Ok(claims)
+}
+
+async fn google_token(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -> Response {
+    mock.record("/token", None, &headers, &body);
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let get = |k: &str| form.iter().find(|(a, _)| a == k).map(|(_, b)| b.as_str()).unwrap_or_default();
+    if get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "unsupported_grant_type"}))).into_response();
+    }
+    match verify_assertion(get("assertion")) {
+        Err(why) => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant", "error_description": why})))
+            .into_response(),
+        Ok(claims) => {
+            let mut issued = mock.tokens_issued.lock().unwrap_or_else(|e| e.into_inner());
+            let token = format!("google-{}-{}", claims["iss"].as_str().unwrap_or_default(), issued.len());
+            issued.push(token.clone());
+            axum::Json(json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})).into_response()
+        }
+    }
+}
+
+fn gemini_text(body: &Value) -> String {
+    body["contents"]
+        .as_array()
+        .and_then(|c| c.iter().rev().find(|m| m["role"] == "user"))
+        .map(|m| m["parts"].as_array().into_iter().flatten().filter_map(|p| p["text"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+async fn vertex_model(
+    State(mock): State<Arc<Mock>>,
+    Path((project, location, model_action)): Path<(String, String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/v1/projects/{project}/locations/{location}/publishers/google/models/{model_action}");
+    let body = mock.record(&path, q, &headers, &body);
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !mock.tokens_issued.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|t| t == bearer) {
+        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}}))).into_response();
+    }
+    let (model, action) = model_action.split_once(':').unwrap_or((&model_action, ""));
+    if action == "predict" {
+        let preds: Vec<Value> = body["instances"].as_array().into_iter().flatten().map(|i| {
+            let t = i["content"].as_str().unwrap_or_default();
+            json!({"embeddings": {"values": [t.len() as f32, 0.5, -0.25], "statistics": {"token_count": 2, "truncated": false}}})
+        }).collect();
+        return axum::Json(json!({"predictions": preds})).into_response();
+    }
+    let text = gemini_text(&body);
+    if text.contains("__status_429__") {
+        let mut r = (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({"error": {"code": 429, "message": "Resource exhausted. Please try again later.", "status": "RESOURCE_EXHAUSTED"}}))).into_response();
+        r.headers_mut().insert(header::RETRY_AFTER, 7.into());
+        return r;
+    }
+    let answer = format!("echo: {text}");
+    let usage = json!({"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8});
+    if action == "streamGenerateContent" {
+        let words: Vec<String> = answer.split_inclusive(' ').map(str::to_string).collect();
+        let model = model.to_string();
+        let stream = async_stream::stream! {
+            let n = words.len();
+            for (i, w) in words.into_iter().enumerate() {
+                let mut c = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": w}]}}], "modelVersion": model});
+                if i + 1 == n {
+                    c["candidates"][0]["finishReason"] = json!("STOP");
+                    c["usageMetadata"] = usage.clone();
+                }
+                yield Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {c}\r\n\r\n")));
+            }
+        };
+        return sse(stream);
+    }
+    axum::Json(json!({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": answer}]}, "finishReason": "STOP"}],
+        "usageMetadata": usage, "modelVersion": model
+    }))
     .into_response()
 }
 

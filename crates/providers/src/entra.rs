@@ -1,38 +1,27 @@
 //! Microsoft Entra ID client-credentials tokens for Azure OpenAI.
 //!
-//! A token is fetched from the tenant's token endpoint and cached. Shortly before it expires, one
-//! request refreshes it while concurrent requests keep using the still-valid token; only when no
-//! valid token exists do requests wait, and then for a single shared fetch.
+//! A token is fetched from the tenant's token endpoint and kept in a [`TokenCache`], which
+//! refreshes it ahead of expiry without stalling concurrent requests.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use modelgate_core::SecretString;
 use serde::Deserialize;
-use tokio::sync::{Mutex, RwLock};
 
 use crate::ProviderError;
+use crate::token_cache::TokenCache;
 
 /// Scope of Azure OpenAI (Cognitive Services) tokens.
 pub const SCOPE: &str = "https://cognitiveservices.azure.com/.default";
 /// Default authority.
 pub const AUTHORITY: &str = "https://login.microsoftonline.com";
-/// Refresh this long before expiry.
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
-
-#[derive(Clone)]
-struct Cached {
-    token: SecretString,
-    expires: Instant,
-}
-
 /// A cached client-credentials token source.
 pub struct EntraTokens {
     authority: String,
     tenant: String,
     client_id: String,
     secret: SecretString,
-    cached: RwLock<Option<Cached>>,
-    refreshing: Mutex<()>,
+    cache: TokenCache,
 }
 
 #[derive(Deserialize)]
@@ -44,7 +33,7 @@ struct TokenResponse {
 impl EntraTokens {
     /// A token source for one app registration.
     pub fn new(authority: String, tenant: String, client_id: String, secret: SecretString) -> Self {
-        Self { authority, tenant, client_id, secret, cached: RwLock::new(None), refreshing: Mutex::new(()) }
+        Self { authority, tenant, client_id, secret, cache: TokenCache::default() }
     }
 
     /// The client secret (for redaction).
@@ -54,30 +43,10 @@ impl EntraTokens {
 
     /// A valid access token.
     pub async fn token(&self, http: &reqwest::Client) -> Result<SecretString, ProviderError> {
-        let now = Instant::now();
-        let current = self.cached.read().await.clone();
-        if let Some(c) = &current {
-            if c.expires > now + REFRESH_MARGIN {
-                return Ok(c.token.clone());
-            }
-            if c.expires > now {
-                // Still valid: refresh only if nobody else is, otherwise use it.
-                return match self.refreshing.try_lock() {
-                    Ok(_guard) => Ok(self.fetch(http).await.unwrap_or_else(|_| c.token.clone())),
-                    Err(_) => Ok(c.token.clone()),
-                };
-            }
-        }
-        let _guard = self.refreshing.lock().await;
-        if let Some(c) = self.cached.read().await.clone()
-            && c.expires > Instant::now() + REFRESH_MARGIN
-        {
-            return Ok(c.token);
-        }
-        self.fetch(http).await
+        self.cache.get(|| self.fetch(http)).await
     }
 
-    async fn fetch(&self, http: &reqwest::Client) -> Result<SecretString, ProviderError> {
+    async fn fetch(&self, http: &reqwest::Client) -> Result<(SecretString, Duration), ProviderError> {
         let url = format!("{}/{}/oauth2/v2.0/token", self.authority, self.tenant);
         let form = [
             ("grant_type", "client_credentials"),
@@ -109,12 +78,7 @@ impl EntraTokens {
         }
         let t: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| ProviderError::BadResponse(format!("Microsoft Entra token response: {e}")))?;
-        let cached = Cached {
-            token: SecretString::new(t.access_token),
-            expires: Instant::now() + Duration::from_secs(t.expires_in),
-        };
-        *self.cached.write().await = Some(cached.clone());
-        Ok(cached.token)
+        Ok((SecretString::new(t.access_token), Duration::from_secs(t.expires_in)))
     }
 }
 

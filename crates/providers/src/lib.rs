@@ -13,6 +13,8 @@ pub mod cohere;
 pub mod entra;
 pub mod openai;
 mod shared;
+pub mod token_cache;
+pub mod vertex;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -120,6 +122,12 @@ pub enum StreamItem {
 pub trait StreamTranslator: Send {
     /// Handles one upstream event (`event` is the SSE event name, empty if none).
     fn on_event(&mut self, event: &str, data: &str) -> Vec<StreamItem>;
+
+    /// Called when the upstream closes the stream without a terminal item. Providers whose
+    /// streams end by closing (Gemini) finish here; by default a close is a broken stream.
+    fn on_end(&mut self) -> Vec<StreamItem> {
+        Vec::new()
+    }
 }
 
 /// A provider adapter bound to one served entity's config and credentials.
@@ -169,6 +177,7 @@ pub fn build(model: &ExternalModel, creds: &Credentials, settings: &Settings) ->
         }
         "anthropic" => Ok(Arc::new(anthropic::Anthropic::new(model, creds, settings)?)),
         "cohere" => Ok(Arc::new(cohere::Cohere::new(model, creds, settings)?)),
+        "google-cloud-vertex-ai" => Ok(Arc::new(vertex::Vertex::new(model, creds, settings)?)),
         other => Err(format!("provider '{other}' cannot serve queries in this version")),
     }
 }

@@ -265,7 +265,22 @@ fn stream_response(
                     break;
                 }
                 Ok(None) => {
-                    yield Ok(error_event("the provider closed the stream before it finished; the answer is incomplete"));
+                    let mut done = false;
+                    for item in translator.on_end() {
+                        match item {
+                            StreamItem::Data(d) => yield Ok(Bytes::from(format!("data: {d}\n\n"))),
+                            StreamItem::Done => done = true,
+                            StreamItem::Error(m) => {
+                                yield Ok(error_event(&m));
+                                break;
+                            }
+                        }
+                    }
+                    if done {
+                        yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+                    } else {
+                        yield Ok(error_event("the provider closed the stream before it finished; the answer is incomplete"));
+                    }
                     break;
                 }
                 Ok(Some(Err(e))) => {

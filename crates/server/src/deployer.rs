@@ -109,34 +109,69 @@ async fn check(app: &AppState, record: &ConfigRecord, config: &EndpointCoreConfi
         let mut problems = Vec::new();
         match &entity.external_model {
             Some(model) => {
+                let mut resolved = modelgate_providers::Credentials::new();
                 for slot in credentials::slots(&mut model.clone()) {
-                    if let Some(r) = slot.reference.as_deref() {
+                    let value = if let Some(r) = slot.reference.as_deref() {
                         match secret_ref::parse(r) {
-                            Ok(sr) => {
-                                match app.store.get_secret(&sr.scope, &sr.key).await {
-                                    Ok(Some(s)) => {
-                                        let ctx = configs::secret_context(&s.scope, &s.key);
-                                        if app.cipher.open(&ctx, &s.value).is_err() {
+                            Ok(sr) => match app.store.get_secret(&sr.scope, &sr.key).await {
+                                Ok(Some(s)) => {
+                                    let ctx = configs::secret_context(&s.scope, &s.key);
+                                    match app.cipher.open(&ctx, &s.value).map(String::from_utf8) {
+                                        Ok(Ok(v)) => Some(v),
+                                        Ok(Err(_)) => {
+                                            problems.push(format!(
+                                                "secret {sr} for external_model.{} is not UTF-8 text",
+                                                slot.reference_field
+                                            ));
+                                            None
+                                        }
+                                        Err(_) => {
                                             problems.push(format!("secret {sr} for external_model.{} does not decrypt with the master key", slot.reference_field));
+                                            None
                                         }
                                     }
-                                    Ok(None) => problems.push(format!(
+                                }
+                                Ok(None) => {
+                                    problems.push(format!(
                                         "secret {sr} referenced by external_model.{} does not exist",
                                         slot.reference_field
-                                    )),
-                                    Err(e) => problems.push(format!("could not read secret {sr}: {e}")),
+                                    ));
+                                    None
                                 }
+                                Err(e) => {
+                                    problems.push(format!("could not read secret {sr}: {e}"));
+                                    None
+                                }
+                            },
+                            Err(e) => {
+                                problems.push(format!("external_model.{}: {e}", slot.reference_field));
+                                None
                             }
-                            Err(e) => problems.push(format!("external_model.{}: {e}", slot.reference_field)),
                         }
-                    } else if let Some(sealed) = slot.plaintext.as_deref()
-                        && app.cipher.open_text(&context, sealed).is_err()
-                    {
-                        problems.push(format!(
-                            "external_model.{} does not decrypt with the master key",
-                            slot.plaintext_field
-                        ));
+                    } else if let Some(sealed) = slot.plaintext.as_deref() {
+                        match app.cipher.open_text(&context, sealed) {
+                            Ok(v) => Some(v),
+                            Err(_) => {
+                                problems.push(format!(
+                                    "external_model.{} does not decrypt with the master key",
+                                    slot.plaintext_field
+                                ));
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    if let Some(v) = value {
+                        resolved.insert(slot.reference_field, modelgate_core::SecretString::new(v));
                     }
+                }
+                // Building the adapter proves the provider config and credentials are usable
+                // (e.g. a Vertex AI key file parses); its message names no secret value.
+                if problems.is_empty()
+                    && let Err(why) = modelgate_providers::build(model, &resolved, &app.providers)
+                {
+                    problems.push(why);
                 }
                 for (k, v) in entity.environment_vars.iter().flatten() {
                     if let Ok(sr) = secret_ref::parse(v)

@@ -30,6 +30,8 @@ async fn rig_with(options: Options, tweak: impl FnOnce(&mut modelgate_server::Se
         c.providers.base_urls.insert("microsoft-entra".into(), url.clone());
         c.providers.base_urls.insert("cohere".into(), url.clone());
         c.providers.base_urls.insert("ai21labs".into(), format!("{url}/v1"));
+        c.providers.base_urls.insert("google-cloud-vertex-ai".into(), url.clone());
+        c.providers.base_urls.insert("google-oauth".into(), format!("{url}/token"));
         tweak(c);
     })
     .await;
@@ -506,4 +508,90 @@ async fn ai21_speaks_openai() {
     let sent = r.mock.last("/v1/chat/completions").unwrap();
     assert_eq!(sent.body["model"], "jamba-1.5-large");
     assert!(sent.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer sk-ant-test-key"));
+}
+
+fn key_file(pem: &str) -> String {
+    json!({"type": "service_account", "project_id": "proj", "private_key_id": "k1", "private_key": pem,
+           "client_email": "svc@proj.iam.gserviceaccount.com", "token_uri": "https://oauth2.googleapis.com/token"})
+    .to_string()
+}
+
+#[tokio::test]
+async fn vertex_gemini_with_a_signed_service_account_assertion() {
+    let r = rig().await;
+    r.t.secret("gcp", "sa", &key_file(modelgate_mock_upstream::TEST_SERVICE_ACCOUNT_PRIVATE_KEY)).await;
+    let vertex = |task: &str, key: &str| {
+        json!({"external_model": {"provider": "google-cloud-vertex-ai", "name": "gemini-2.0-flash", "task": task,
+        "google_cloud_vertex_ai_config": {"project_id": "proj", "region": "us-central1", "private_key": key}}})
+    };
+    r.endpoint("gem", vec![vertex("llm/v1/chat", "{{secrets/gcp/sa}}")]).await;
+    for _ in 0..2 {
+        let got =
+            r.t.post(
+                "/serving-endpoints/gem/invocations",
+                json!({"messages": [
+            {"role": "system", "content": "s"}, {"role": "user", "content": "hola"}], "max_tokens": 9}),
+            )
+            .await;
+        assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+        assert_eq!(got.1["choices"][0]["message"]["content"], "echo: hola");
+        assert_eq!(got.1["usage"]["total_tokens"], 8);
+    }
+    let token_requests = r.mock.requests.lock().unwrap().iter().filter(|q| q.path == "/token").count();
+    assert_eq!(token_requests, 1, "the access token is cached");
+    let sent = r.mock.last(":generateContent").unwrap();
+    assert!(
+        sent.path.ends_with(
+            "/projects/proj/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent"
+        ),
+        "{}",
+        sent.path
+    );
+    assert_eq!(sent.body["generationConfig"]["maxOutputTokens"], 9);
+    assert_eq!(sent.body["systemInstruction"]["parts"][0]["text"], "s");
+
+    let resp = r
+        .raw(
+            "/serving-endpoints/gem/invocations",
+            json!({"messages": [{"role": "user", "content": "a b c"}], "stream": true,
+        "stream_options": {"include_usage": true}}),
+        )
+        .await;
+    let payloads = sse_payloads(&resp.text().await.unwrap());
+    assert_eq!(
+        payloads.last().map(String::as_str),
+        Some("[DONE]"),
+        "a Gemini stream that closes after its finish reason is complete"
+    );
+    let chunks: Vec<Value> = payloads[..payloads.len() - 1].iter().map(|p| serde_json::from_str(p).unwrap()).collect();
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "echo: a b c");
+    assert_eq!(chunks.last().unwrap()["usage"]["total_tokens"], 8);
+    assert_eq!(r.mock.last(":streamGenerateContent").unwrap().query.as_deref(), Some("alt=sse"));
+
+    r.endpoint("gem-embed", vec![vertex("llm/v1/embeddings", "{{secrets/gcp/sa}}")]).await;
+    let got = r.t.post("/serving-endpoints/embeddings", json!({"model": "gem-embed", "input": ["abc", "de"]})).await;
+    assert_eq!(got.1["data"][1]["embedding"], json!([2.0, 0.5, -0.25]), "{}", got.1);
+
+    // A key that is not a service-account key file fails the deployment, saying why.
+    r.t.secret("gcp", "pem-only", "not a key file").await;
+    r.t.post(SE, create_body("gem-pem", vec![vertex("llm/v1/chat", "{{secrets/gcp/pem-only}}")])).await;
+    assert_eq!(r.t.wait_settled("gem-pem").await["state"]["config_update"], "UPDATE_FAILED");
+    let (_, logs) = r.t.get(&format!("{SE}/gem-pem/served-models/gemini-2-0-flash/build-logs")).await;
+    assert!(logs["logs"].as_str().unwrap().contains("must be the service account's JSON key file"), "{logs}");
+
+    // A key the token endpoint does not trust: the signature check fails there.
+    let untrusted = include_str!("../../mock-upstream/testdata/untrusted-service-account.pem");
+    r.t.secret("gcp", "other", &key_file(untrusted)).await;
+    r.endpoint("gem-bad", vec![vertex("llm/v1/chat", "{{secrets/gcp/other}}")]).await;
+    let got =
+        r.t.post("/serving-endpoints/gem-bad/invocations", json!({"messages": [{"role": "user", "content": "x"}]}))
+            .await;
+    assert_error(
+        &got,
+        StatusCode::BAD_REQUEST,
+        "BAD_REQUEST",
+        "Google refused the service-account credentials: invalid JWT signature",
+    );
+    assert!(!got.1.to_string().contains("PRIVATE KEY"));
 }
