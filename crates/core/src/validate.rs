@@ -548,6 +548,12 @@ fn bedrock(m: &ExternalModel, path: &str) -> Result<()> {
             format!("'{bp}' is not one of anthropic, cohere, ai21labs, amazon"),
         ));
     }
+    if m.task == "llm/v1/embeddings" && !["amazon", "cohere"].contains(&bp.to_ascii_lowercase().as_str()) {
+        return Err(err(
+            format!("{path}.task"),
+            format!("Bedrock offers embeddings only for bedrock_provider amazon and cohere, not '{bp}'"),
+        ));
+    }
     let id = c.aws_access_key_id.is_some() || c.aws_access_key_id_plaintext.is_some();
     let secret = c.aws_secret_access_key.is_some() || c.aws_secret_access_key_plaintext.is_some();
     let methods = usize::from(id || secret)

@@ -5,7 +5,10 @@
 //! Anthropic (`/v1/messages`), Cohere v2 (`/v2/chat`, `/v2/embed`), Vertex AI Gemini and
 //! embeddings (`/v1/projects/.../models/{m}:{action}`), and the token endpoints of Entra ID
 //! (`/{tenant}/oauth2/v2.0/token`) and Google (`/token`, which verifies the RS256 signature of
-//! the service-account assertion against `testdata/test-service-account.pub.der`).
+//! the service-account assertion against `testdata/test-service-account.pub.der`), and Amazon
+//! Bedrock (`/model/{id}/converse`, `/converse-stream` in event-stream frames, `/invoke`), which
+//! recomputes each request's SigV4 signature with [`TEST_AWS_ACCESS_KEY_ID`] /
+//! [`TEST_AWS_SECRET_ACCESS_KEY`] and rejects any mismatch.
 //!
 //! Answers echo the last user text (`echo: <text>`) so tests can check translation end to end.
 //! Markers in that text trigger failures: `__status_429__` (with `Retry-After: 7`),
@@ -117,6 +120,7 @@ pub fn router(mock: Arc<Mock>) -> Router {
         .route("/v1/messages", post(anthropic_messages))
         .route("/v2/chat", post(cohere_chat))
         .route("/token", post(google_token))
+        .route("/model/{model}/{action}", post(bedrock_model))
         .route(
             "/v1/projects/{project}/locations/{location}/publishers/google/models/{model_action}",
             post(vertex_model),
@@ -665,6 +669,158 @@ async fn vertex_model(
     axum::Json(json!({
         "candidates": [{"content": {"role": "model", "parts": [{"text": answer}]}, "finishReason": "STOP"}],
         "usageMetadata": usage, "modelVersion": model
+    }))
+    .into_response()
+}
+
+/// Access key the Bedrock routes accept.
+pub const TEST_AWS_ACCESS_KEY_ID: &str = "AKIAMODELGATETEST";
+/// Secret key the Bedrock routes verify signatures with.
+pub const TEST_AWS_SECRET_ACCESS_KEY: &str = "modelgate/test/secret/key/0123456789";
+
+/// Parses `YYYYMMDDTHHMMSSZ`.
+fn amz_date(s: &str) -> Option<std::time::SystemTime> {
+    let n = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
+    let (y, m, d, hh, mm, ss) = (n(0, 4)?, n(4, 6)?, n(6, 8)?, n(9, 11)?, n(11, 13)?, n(13, 15)?);
+    // Days from the civil date (proleptic Gregorian), after H. Hinnant.
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
+    let yoe = y2 - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    let secs = days * 86400 + hh * 3600 + mm * 60 + ss;
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(secs as u64))
+}
+
+/// Recomputes the SigV4 signature of a request as received; `Err` says what does not match.
+fn verify_sigv4(headers: &HeaderMap, uri: &axum::http::Uri, body: &[u8]) -> Result<(), String> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or("no Authorization header")?;
+    let rest = auth.strip_prefix("AWS4-HMAC-SHA256 ").ok_or("not AWS4-HMAC-SHA256")?;
+    let field = |k: &str| rest.split(", ").find_map(|p| p.strip_prefix(k)).map(str::to_string);
+    let credential = field("Credential=").ok_or("no Credential")?;
+    let signed = field("SignedHeaders=").ok_or("no SignedHeaders")?;
+    let scope: Vec<&str> = credential.split('/').collect();
+    if scope.len() != 5 || scope[0] != TEST_AWS_ACCESS_KEY_ID || scope[3] != "bedrock" {
+        return Err(format!("unknown access key or service in {credential}"));
+    }
+    let time = headers.get("x-amz-date").and_then(|v| v.to_str().ok()).and_then(amz_date).ok_or("bad X-Amz-Date")?;
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).ok_or("no Host")?;
+    let url = format!("http://{host}{}", uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let others: Vec<(String, String)> = signed
+        .split(';')
+        .filter(|h| *h != "host" && *h != "x-amz-date")
+        .map(|h| (h.to_string(), headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()))
+        .collect();
+    let identity =
+        aws_credential_types::Credentials::new(TEST_AWS_ACCESS_KEY_ID, TEST_AWS_SECRET_ACCESS_KEY, None, None, "mock")
+            .into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(scope[2])
+        .name("bedrock")
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let signable = SignableRequest::new(
+        "POST",
+        &url,
+        others.iter().map(|(a, b)| (a.as_str(), b.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(signable, &params).map_err(|e| e.to_string())?.into_parts();
+    let expected =
+        instructions.headers().find(|(k, _)| k.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.to_string());
+    if expected.as_deref() != Some(auth) {
+        return Err("The request signature we calculated does not match the signature you provided.".into());
+    }
+    Ok(())
+}
+
+fn event_frame(kind: &'static str, payload: Value) -> Bytes {
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    let message = Message::new(payload.to_string().into_bytes())
+        .add_header(Header::new(":event-type", HeaderValue::String(kind.into())))
+        .add_header(Header::new(":content-type", HeaderValue::String("application/json".into())))
+        .add_header(Header::new(":message-type", HeaderValue::String("event".into())));
+    let mut out = Vec::new();
+    let _ = aws_smithy_eventstream::frame::write_message_to(&message, &mut out);
+    Bytes::from(out)
+}
+
+async fn bedrock_model(
+    State(mock): State<Arc<Mock>>,
+    Path((model, action)): Path<(String, String)>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let body = mock.record(&format!("/model/{model}/{action}"), uri.query().map(str::to_string), &headers, &raw);
+    if let Err(why) = verify_sigv4(&headers, &uri, &raw) {
+        return (StatusCode::FORBIDDEN, axum::Json(json!({"message": why}))).into_response();
+    }
+    if action == "invoke" {
+        if let Some(t) = body["inputText"].as_str() {
+            return axum::Json(json!({"embedding": [t.len() as f32, 0.5, -0.25], "inputTextTokenCount": 2}))
+                .into_response();
+        }
+        let vectors: Vec<Value> = body["texts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| json!([t.as_str().unwrap_or_default().len() as f32, 0.5, -0.25]))
+            .collect();
+        return axum::Json(json!({"id": "emb", "embeddings": vectors, "response_type": "embeddings_floats"}))
+            .into_response();
+    }
+    let text: String = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .map(|m| m["content"].as_array().into_iter().flatten().filter_map(|c| c["text"].as_str()).collect())
+        .unwrap_or_default();
+    if text.contains("__status_429__") {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(json!({"message": "Too many requests, please wait before trying again."})),
+        )
+            .into_response();
+    }
+    let answer = format!("echo: {text}");
+    let usage = json!({"inputTokens": 5, "outputTokens": 3, "totalTokens": 8});
+    if action == "converse-stream" {
+        let words: Vec<String> = answer.split_inclusive(' ').map(str::to_string).collect();
+        let throttle = text.contains("__throttle_mid_stream__");
+        let stream = async_stream::stream! {
+            yield Ok::<Bytes, std::io::Error>(event_frame("messageStart", json!({"role": "assistant"})));
+            for (i, w) in words.into_iter().enumerate() {
+                if throttle && i == 1 {
+                    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+                    let m = Message::new(json!({"message": "Rate exceeded"}).to_string().into_bytes())
+                        .add_header(Header::new(":message-type", HeaderValue::String("exception".into())))
+                        .add_header(Header::new(":exception-type", HeaderValue::String("throttlingException".into())));
+                    let mut out = Vec::new();
+                    let _ = aws_smithy_eventstream::frame::write_message_to(&m, &mut out);
+                    yield Ok(Bytes::from(out));
+                    return;
+                }
+                yield Ok(event_frame("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": w}})));
+            }
+            yield Ok(event_frame("contentBlockStop", json!({"contentBlockIndex": 0})));
+            yield Ok(event_frame("messageStop", json!({"stopReason": "end_turn"})));
+            yield Ok(event_frame("metadata", json!({"usage": usage, "metrics": {"latencyMs": 1}})));
+        };
+        return Response::builder()
+            .header(header::CONTENT_TYPE, "application/vnd.amazon.eventstream")
+            .body(Body::from_stream(stream))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
+    axum::Json(json!({
+        "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},
+        "stopReason": "end_turn", "usage": usage, "metrics": {"latencyMs": 1}
     }))
     .into_response()
 }

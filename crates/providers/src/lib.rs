@@ -9,8 +9,10 @@
 //! bytes pass through untouched.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod cohere;
 pub mod entra;
+pub mod framing;
 pub mod openai;
 mod shared;
 pub mod token_cache;
@@ -145,6 +147,10 @@ pub trait Adapter: Send + Sync {
     ) -> Result<reqwest::RequestBuilder, ProviderError>;
     /// Turns a successful non-streaming answer into the OpenAI shape.
     fn response(&self, task: Task, body: Bytes, options: ResponseOptions) -> Result<Bytes, ProviderError>;
+    /// How the provider frames streamed answers.
+    fn framing(&self) -> framing::Framing {
+        framing::Framing::Sse
+    }
     /// A translator for one streamed answer.
     fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator>;
     /// The reason in a provider error body.
@@ -178,6 +184,7 @@ pub fn build(model: &ExternalModel, creds: &Credentials, settings: &Settings) ->
         "anthropic" => Ok(Arc::new(anthropic::Anthropic::new(model, creds, settings)?)),
         "cohere" => Ok(Arc::new(cohere::Cohere::new(model, creds, settings)?)),
         "google-cloud-vertex-ai" => Ok(Arc::new(vertex::Vertex::new(model, creds, settings)?)),
+        "amazon-bedrock" => Ok(Arc::new(bedrock::Bedrock::new(model, creds, settings)?)),
         other => Err(format!("provider '{other}' cannot serve queries in this version")),
     }
 }

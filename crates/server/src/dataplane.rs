@@ -19,6 +19,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
+use modelgate_providers::framing::{Framing, RawEvent, aws_event_stream};
 use modelgate_providers::{Adapter, Body, ProviderError, ResponseOptions, StreamItem, Task};
 use serde_json::{Value, json};
 
@@ -235,7 +236,8 @@ async fn call(app: &AppState, adapter: &dyn Adapter, task: Task, body: Body) -> 
         return Err(fail(ProviderError::Upstream { status: status.as_u16(), message, retry_after }));
     }
     if stream {
-        return Ok(stream_response(adapter.stream(task, include_usage), upstream, t.idle, adapter.secrets()));
+        let events = upstream_events(upstream, adapter.framing());
+        return Ok(stream_response(adapter.stream(task, include_usage), events, t.idle, adapter.secrets()));
     }
     let bytes = upstream.bytes().await.map_err(|e| fail(classify(e, &adapter.secrets())))?;
     let out = adapter.response(task, bytes, options).map_err(fail)?;
@@ -247,14 +249,28 @@ fn error_event(message: &str) -> Bytes {
     Bytes::from(format!("data: {payload}\n\n"))
 }
 
+type EventStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<RawEvent, String>> + Send>>;
+
+/// The upstream body as events, whatever the provider's framing.
+fn upstream_events(upstream: reqwest::Response, framing: Framing) -> EventStream {
+    match framing {
+        Framing::Sse => Box::pin(
+            upstream
+                .bytes_stream()
+                .eventsource()
+                .map(|r| r.map(|e| RawEvent { event: e.event, data: e.data }).map_err(|e| e.to_string())),
+        ),
+        Framing::AwsEventStream => Box::pin(aws_event_stream(upstream.bytes_stream())),
+    }
+}
+
 fn stream_response(
     mut translator: Box<dyn modelgate_providers::StreamTranslator>,
-    upstream: reqwest::Response,
+    mut events: EventStream,
     idle: Duration,
     secrets: Vec<&str>,
 ) -> Response {
     let secrets: Vec<String> = secrets.into_iter().map(str::to_string).collect();
-    let mut events = upstream.bytes_stream().eventsource();
     let body = async_stream::stream! {
         loop {
             let next = tokio::time::timeout(idle, events.next()).await;

@@ -80,12 +80,14 @@ async fn deploy(app: &AppState, job: &DeployJob) -> Result<(), crate::error::Api
     } else {
         DeployOutcome::Failed { build_log: log }
     };
-    if app.store.finish_deployment(&job.endpoint_id, job.version, &outcome).await? {
+    let finished = app
+        .commit_and_refresh(async { Ok(app.store.finish_deployment(&job.endpoint_id, job.version, &outcome).await?) })
+        .await?;
+    if finished {
         let verdict = if ok { "is serving" } else { "failed to deploy; see build-logs" };
         for e in config.served_entities.iter().flatten().filter_map(|e| e.name.as_deref()) {
             app.events.push(&job.endpoint_id, e, format!("config version {} {verdict}", job.version));
         }
-        app.refresh().await?;
         tracing::info!(endpoint_id = %job.endpoint_id, version = job.version, ready = ok, "deployment finished");
     }
     Ok(())

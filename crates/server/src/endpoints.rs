@@ -110,6 +110,7 @@ pub async fn create(
 
 /// `GET /api/2.0/serving-endpoints`
 pub async fn list(State(app): State<AppState>) -> ApiResult<Json<ListEndpointsResponse>> {
+    let _settled = app.settled().await;
     let mut endpoints = Vec::new();
     for e in app.store.list_endpoints().await? {
         let config = config_at(&app, &e, e.active_version.or(e.pending_version)).await?;
@@ -120,6 +121,7 @@ pub async fn list(State(app): State<AppState>) -> ApiResult<Json<ListEndpointsRe
 
 /// `GET /api/2.0/serving-endpoints/{name}`
 pub async fn get(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<ServingEndpointDetailed>> {
+    let _settled = app.settled().await;
     let e = load(&app, &name).await?;
     Ok(Json(detailed(&app, &e).await?))
 }

@@ -23,8 +23,10 @@ pub struct AppState {
     pub cipher: Arc<Cipher>,
     /// What the request path reads.
     pub snapshot: Arc<ArcSwap<Snapshot>>,
-    /// Serialises rebuilds so a slower, older rebuild never replaces a newer one.
-    refresh_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Writers hold it across "commit, rebuild, swap" so a slower, older rebuild never replaces
+    /// a newer one, and so readers of endpoint state (who take the read side) never see a commit
+    /// whose snapshot is not live yet.
+    refresh_lock: Arc<tokio::sync::RwLock<()>>,
     /// Deployment requests.
     pub deployer: DeployQueue,
     /// Recent runtime events per served entity (`logs`).
@@ -84,7 +86,7 @@ impl AppState {
             store,
             cipher,
             snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
-            refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
+            refresh_lock: Arc::new(tokio::sync::RwLock::new(())),
             deployer,
             events: Arc::new(EntityEvents::default()),
             workspace_id: workspace_id.into(),
@@ -98,10 +100,28 @@ impl AppState {
     /// before the response is sent, so a client that got an answer sees its change on the next
     /// request.
     pub async fn refresh(&self) -> Result<(), ApiError> {
-        let _guard = self.refresh_lock.lock().await;
+        let _guard = self.refresh_lock.write().await;
+        self.rebuild().await
+    }
+
+    async fn rebuild(&self) -> Result<(), ApiError> {
         let snap = Snapshot::build(self.store.as_ref(), &self.cipher, &self.providers).await?;
         self.snapshot.store(Arc::new(snap));
         Ok(())
+    }
+
+    /// Runs a write that nobody is waiting on (the deployer), then rebuilds the snapshot, as one
+    /// step for readers: whoever reads the result through [`AppState::settled`] can already query it.
+    pub async fn commit_and_refresh<T>(&self, write: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+        let _guard = self.refresh_lock.write().await;
+        let out = write.await?;
+        self.rebuild().await?;
+        Ok(out)
+    }
+
+    /// Waits for any commit-and-rebuild in progress; hold the guard while reading endpoint state.
+    pub async fn settled(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.refresh_lock.read().await
     }
 }
 

@@ -32,6 +32,7 @@ async fn rig_with(options: Options, tweak: impl FnOnce(&mut modelgate_server::Se
         c.providers.base_urls.insert("ai21labs".into(), format!("{url}/v1"));
         c.providers.base_urls.insert("google-cloud-vertex-ai".into(), url.clone());
         c.providers.base_urls.insert("google-oauth".into(), format!("{url}/token"));
+        c.providers.base_urls.insert("amazon-bedrock".into(), url.clone());
         tweak(c);
     })
     .await;
@@ -594,4 +595,93 @@ async fn vertex_gemini_with_a_signed_service_account_assertion() {
         "Google refused the service-account credentials: invalid JWT signature",
     );
     assert!(!got.1.to_string().contains("PRIVATE KEY"));
+}
+
+#[tokio::test]
+async fn bedrock_converse_signed_with_sigv4() {
+    use modelgate_mock_upstream::{TEST_AWS_ACCESS_KEY_ID, TEST_AWS_SECRET_ACCESS_KEY};
+    let r = rig().await;
+    r.t.secret("aws", "id", TEST_AWS_ACCESS_KEY_ID).await;
+    r.t.secret("aws", "secret", TEST_AWS_SECRET_ACCESS_KEY).await;
+    r.t.secret("aws", "wrong", "not-the-secret-key").await;
+    let bedrock = |family: &str, model: &str, task: &str, secret: &str| {
+        json!({"external_model": {"provider": "amazon-bedrock", "name": model, "task": task,
+        "amazon_bedrock_config": {"aws_region": "us-east-1", "bedrock_provider": family,
+            "aws_access_key_id": "{{secrets/aws/id}}", "aws_secret_access_key": format!("{{{{secrets/aws/{secret}}}}}")}}})
+    };
+    let model = "anthropic.claude-3-haiku-20240307-v1:0";
+    r.endpoint("br", vec![bedrock("anthropic", model, "llm/v1/chat", "secret")]).await;
+    let got =
+        r.t.post(
+            "/serving-endpoints/br/invocations",
+            json!({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "yo"}],
+        "max_tokens": 7, "extra_params": {"top_k": 2}}),
+        )
+        .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(got.1["choices"][0]["message"]["content"], "echo: yo");
+    assert_eq!(got.1["usage"]["total_tokens"], 8);
+    let sent = r.mock.last("/converse").unwrap();
+    assert_eq!(sent.path, format!("/model/{model}/converse"));
+    assert_eq!(sent.body["inferenceConfig"]["maxTokens"], 7);
+    assert_eq!(sent.body["additionalModelRequestFields"], json!({"top_k": 2}));
+    let auth = sent.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.clone()).unwrap();
+    assert!(
+        auth.starts_with(&format!("AWS4-HMAC-SHA256 Credential={TEST_AWS_ACCESS_KEY_ID}/"))
+            && auth.contains("/us-east-1/bedrock/aws4_request"),
+        "{auth}"
+    );
+
+    let resp = r
+        .raw(
+            "/serving-endpoints/br/invocations",
+            json!({"messages": [{"role": "user", "content": "a b"}], "stream": true,
+        "stream_options": {"include_usage": true}}),
+        )
+        .await;
+    let payloads = sse_payloads(&resp.text().await.unwrap());
+    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"), "{payloads:?}");
+    let chunks: Vec<Value> = payloads[..payloads.len() - 1].iter().map(|p| serde_json::from_str(p).unwrap()).collect();
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "echo: a b");
+    assert_eq!(chunks.last().unwrap()["usage"]["total_tokens"], 8);
+
+    let resp = r
+        .raw(
+            "/serving-endpoints/br/invocations",
+            json!({"messages": [{"role": "user", "content": "x __throttle_mid_stream__ y"}], "stream": true}),
+        )
+        .await;
+    let payloads = sse_payloads(&resp.text().await.unwrap());
+    let last: Value = serde_json::from_str(payloads.last().unwrap()).unwrap();
+    assert!(last["error"]["message"].as_str().unwrap().contains("throttlingException"), "{last}");
+
+    r.endpoint("titan", vec![bedrock("amazon", "amazon.titan-embed-text-v2:0", "llm/v1/embeddings", "secret")]).await;
+    let got = r.t.post("/serving-endpoints/embeddings", json!({"model": "titan", "input": "abcd"})).await;
+    assert_eq!(got.1["data"][0]["embedding"], json!([4.0, 0.5, -0.25]), "{}", got.1);
+    let got = r.t.post("/serving-endpoints/embeddings", json!({"model": "titan", "input": ["a", "b"]})).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "more than one input");
+
+    r.endpoint("br-bad", vec![bedrock("anthropic", model, "llm/v1/chat", "wrong")]).await;
+    let got =
+        r.t.post("/serving-endpoints/br-bad/invocations", json!({"messages": [{"role": "user", "content": "x"}]}))
+            .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "BAD_REQUEST", "signature we calculated does not match");
+    assert!(!got.1.to_string().contains("not-the-secret-key"));
+}
+
+#[tokio::test]
+async fn an_endpoint_seen_ready_can_be_queried_at_once() {
+    let r = rig().await;
+    for i in 0..25 {
+        let name = format!("fresh-{i}");
+        r.endpoint(&name, vec![r.openai("gpt-4o", "llm/v1/chat")]).await;
+        let got =
+            r.t.post(
+                &format!("/serving-endpoints/{name}/invocations"),
+                json!({"messages": [{"role": "user", "content": "x"}]}),
+            )
+            .await;
+        assert_eq!(got.0, StatusCode::OK, "round {i}: GET said READY but the data plane disagreed: {}", got.1);
+    }
 }
