@@ -42,7 +42,7 @@ impl Anthropic {
 }
 
 fn unsupported(what: &str) -> ProviderError {
-    ProviderError::Unsupported(format!("{what} is not supported by provider 'anthropic'"))
+    crate::shared::unsupported("anthropic", what)
 }
 
 /// Fields of the internal model that have an Anthropic equivalent (or are ignored on purpose).
@@ -69,18 +69,11 @@ const HANDLED: &[&str] = &[
 /// Turns the internal chat body into an Anthropic Messages body.
 pub fn to_messages_request(model: &str, task: Task, mut body: Body, stream: bool) -> Result<Value, ProviderError> {
     flatten_databricks_fields(&mut body)?;
-    if let Some(k) = body.keys().find(|k| !HANDLED.contains(&k.as_str())) {
-        return Err(unsupported(&format!("the option '{k}'")));
-    }
+    crate::shared::refuse_unknown(&body, HANDLED, "anthropic")?;
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
     let max = body.get("max_tokens").or_else(|| body.get("max_completion_tokens")).cloned();
     out.insert("max_tokens".into(), max.unwrap_or(json!(DEFAULT_MAX_TOKENS)));
-    if let Some(n) = body.get("n").and_then(Value::as_u64)
-        && n != 1
-    {
-        return Err(unsupported("n > 1"));
-    }
     if let Some(t) = body.get("temperature") {
         match t.as_f64() {
             Some(v) if (0.0..=1.0).contains(&v) => {
@@ -98,14 +91,8 @@ pub fn to_messages_request(model: &str, task: Task, mut body: Body, stream: bool
             out.insert(k.into(), v.clone());
         }
     }
-    match body.get("stop") {
-        Some(Value::String(s)) => {
-            out.insert("stop_sequences".into(), json!([s]));
-        }
-        Some(Value::Array(a)) => {
-            out.insert("stop_sequences".into(), Value::Array(a.clone()));
-        }
-        _ => {}
+    if let Some(stop) = crate::shared::stop_sequences(&body) {
+        out.insert("stop_sequences".into(), stop);
     }
     if let Some(u) = body.get("user").and_then(Value::as_str) {
         out.insert("metadata".into(), json!({"user_id": u}));
@@ -114,21 +101,10 @@ pub fn to_messages_request(model: &str, task: Task, mut body: Body, stream: bool
         out.insert("stream".into(), json!(true));
     }
 
-    let messages = match task {
-        Task::Chat => body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default(),
-        Task::Completions => {
-            let prompt = match body.get("prompt") {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(a)) if a.len() == 1 => a[0].as_str().unwrap_or_default().to_string(),
-                Some(Value::Array(_)) => {
-                    return Err(unsupported("more than one prompt per request"));
-                }
-                _ => return Err(ProviderError::Unsupported("prompt is required".into())),
-            };
-            vec![json!({"role": "user", "content": prompt})]
-        }
-        Task::Embeddings => return Err(unsupported("embeddings")),
-    };
+    if task == Task::Embeddings {
+        return Err(unsupported("embeddings"));
+    }
+    let messages = crate::shared::chat_messages(task, &body, "anthropic")?;
     let (system, turns) = convert_messages(&messages)?;
     if !system.is_empty() {
         out.insert("system".into(), json!(system));
@@ -187,9 +163,9 @@ fn content_blocks(content: &Value) -> Result<Vec<Value>, ProviderError> {
                 Some("text") => Ok(json!({"type": "text", "text": p["text"]})),
                 Some("image_url") => {
                     let url = p["image_url"]["url"].as_str().unwrap_or_default();
-                    if let Some(rest) = url.strip_prefix("data:") {
+                    if url.starts_with("data:") {
                         let (media, data) =
-                            rest.split_once(";base64,").ok_or_else(|| unsupported("a non-base64 data URL"))?;
+                            crate::shared::data_url(url).ok_or_else(|| unsupported("a non-base64 data URL"))?;
                         Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}))
                     } else {
                         Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))

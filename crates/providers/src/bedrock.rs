@@ -7,7 +7,6 @@ use std::time::SystemTime;
 use aws_credential_types::Credentials as AwsCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
-use base64::Engine;
 use bytes::Bytes;
 use modelgate_core::SecretString;
 use modelgate_wire::ExternalModel;
@@ -89,7 +88,7 @@ impl Bedrock {
 }
 
 fn unsupported(what: &str) -> ProviderError {
-    ProviderError::Unsupported(format!("{what} is not supported by provider 'amazon-bedrock'"))
+    crate::shared::unsupported("amazon-bedrock", what)
 }
 
 const FIELDS: &[&str] = &[
@@ -122,9 +121,7 @@ fn content_blocks(content: &Value) -> Result<Vec<Value>, ProviderError> {
                 Some("text") => Ok(json!({"text": p["text"]})),
                 Some("image_url") => {
                     let url = p["image_url"]["url"].as_str().unwrap_or_default();
-                    let (mime, data) = url
-                        .strip_prefix("data:")
-                        .and_then(|r| r.split_once(";base64,"))
+                    let (mime, data) = crate::shared::data_url(url)
                         .ok_or_else(|| unsupported("an image that is not a base64 data URL"))?;
                     let format = mime.strip_prefix("image/").unwrap_or(mime);
                     Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
@@ -138,20 +135,8 @@ fn content_blocks(content: &Value) -> Result<Vec<Value>, ProviderError> {
 
 /// Turns the internal body into a Converse request.
 pub fn converse_request(task: Task, body: &Body) -> Result<Value, ProviderError> {
-    if let Some(k) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(unsupported(&format!("the option '{k}'")));
-    }
-    if body.get("n").and_then(Value::as_u64).is_some_and(|n| n != 1) {
-        return Err(unsupported("n > 1"));
-    }
-    let messages = match task {
-        Task::Chat => body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default(),
-        _ => match body.get("prompt") {
-            Some(Value::String(p)) => vec![json!({"role": "user", "content": p})],
-            Some(Value::Array(a)) if a.len() == 1 => vec![json!({"role": "user", "content": a[0]})],
-            _ => return Err(unsupported("a prompt that is not a single string")),
-        },
-    };
+    crate::shared::refuse_unknown(body, FIELDS, "amazon-bedrock")?;
+    let messages = crate::shared::chat_messages(task, body, "amazon-bedrock")?;
     let mut system = Vec::new();
     let mut turns: Vec<(String, Vec<Value>)> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
@@ -198,24 +183,18 @@ pub fn converse_request(task: Task, body: &Body) -> Result<Value, ProviderError>
         out.insert("system".into(), Value::Array(system));
     }
     let mut inference = Map::new();
-    for (from, to) in [
-        ("max_tokens", "maxTokens"),
-        ("max_completion_tokens", "maxTokens"),
-        ("temperature", "temperature"),
-        ("top_p", "topP"),
-    ] {
-        if let Some(v) = body.get(from) {
-            inference.insert(to.into(), v.clone());
-        }
-    }
-    match body.get("stop") {
-        Some(Value::String(s)) => {
-            inference.insert("stopSequences".into(), json!([s]));
-        }
-        Some(Value::Array(a)) => {
-            inference.insert("stopSequences".into(), Value::Array(a.clone()));
-        }
-        _ => {}
+    crate::shared::copy_fields(
+        body,
+        &mut inference,
+        &[
+            ("max_tokens", "maxTokens"),
+            ("max_completion_tokens", "maxTokens"),
+            ("temperature", "temperature"),
+            ("top_p", "topP"),
+        ],
+    );
+    if let Some(stop) = crate::shared::stop_sequences(body) {
+        inference.insert("stopSequences".into(), stop);
     }
     if !inference.is_empty() {
         out.insert("inferenceConfig".into(), Value::Object(inference));
@@ -354,17 +333,7 @@ impl Adapter for Bedrock {
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    let embedding = if options.embeddings_base64 {
-                        let bytes: Vec<u8> = v
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .flat_map(|x| (x.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
-                            .collect();
-                        json!(base64::engine::general_purpose::STANDARD.encode(bytes))
-                    } else {
-                        v.clone()
-                    };
+                    let embedding = crate::shared::embedding_value(v, options.embeddings_base64);
                     json!({"object": "embedding", "index": i, "embedding": embedding})
                 })
                 .collect();

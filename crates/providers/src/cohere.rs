@@ -6,7 +6,6 @@
 //! shapes. Embeddings ask for floats and answer in the client's `encoding_format` (the openai SDK
 //! asks for base64).
 
-use base64::Engine;
 use bytes::Bytes;
 use modelgate_core::SecretString;
 use modelgate_wire::ExternalModel;
@@ -40,7 +39,7 @@ impl Cohere {
 }
 
 fn unsupported(what: &str) -> ProviderError {
-    ProviderError::Unsupported(format!("{what} is not supported by provider 'cohere'"))
+    crate::shared::unsupported("cohere", what)
 }
 
 const CHAT_FIELDS: &[&str] = &[
@@ -67,26 +66,12 @@ const CHAT_FIELDS: &[&str] = &[
 /// Turns the internal body into a Cohere v2 chat request.
 pub fn chat_request(model: &str, task: Task, mut body: Body, stream: bool) -> Result<Value, ProviderError> {
     flatten_databricks_fields(&mut body)?;
-    if let Some(k) = body.keys().find(|k| !CHAT_FIELDS.contains(&k.as_str())) {
-        return Err(unsupported(&format!("the option '{k}'")));
-    }
-    if body.get("n").and_then(Value::as_u64).is_some_and(|n| n != 1) {
-        return Err(unsupported("n > 1"));
-    }
+    crate::shared::refuse_unknown(&body, CHAT_FIELDS, "cohere")?;
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
-    let messages = match task {
-        Task::Chat => body.remove("messages").unwrap_or(json!([])),
-        _ => match body.remove("prompt") {
-            Some(Value::String(p)) => json!([{"role": "user", "content": p}]),
-            Some(Value::Array(a)) if a.len() == 1 => json!([{"role": "user", "content": a[0]}]),
-            _ => return Err(unsupported("a prompt that is not a single string")),
-        },
-    };
+    let messages = crate::shared::chat_messages(task, &body, "cohere")?;
     let messages: Vec<Value> = messages
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|m| {
             let mut m = m.clone();
             // v2 takes content as a string or text parts; flatten parts to text.
@@ -101,29 +86,23 @@ pub fn chat_request(model: &str, task: Task, mut body: Body, stream: bool) -> Re
         })
         .collect();
     out.insert("messages".into(), Value::Array(messages));
-    for (from, to) in [
-        ("max_tokens", "max_tokens"),
-        ("temperature", "temperature"),
-        ("top_p", "p"),
-        ("k", "k"),
-        ("seed", "seed"),
-        ("frequency_penalty", "frequency_penalty"),
-        ("presence_penalty", "presence_penalty"),
-        ("tools", "tools"),
-        ("response_format", "response_format"),
-    ] {
-        if let Some(v) = body.get(from) {
-            out.insert(to.into(), v.clone());
-        }
-    }
-    match body.get("stop") {
-        Some(Value::String(s)) => {
-            out.insert("stop_sequences".into(), json!([s]));
-        }
-        Some(Value::Array(a)) => {
-            out.insert("stop_sequences".into(), Value::Array(a.clone()));
-        }
-        _ => {}
+    crate::shared::copy_fields(
+        &body,
+        &mut out,
+        &[
+            ("max_tokens", "max_tokens"),
+            ("temperature", "temperature"),
+            ("top_p", "p"),
+            ("k", "k"),
+            ("seed", "seed"),
+            ("frequency_penalty", "frequency_penalty"),
+            ("presence_penalty", "presence_penalty"),
+            ("tools", "tools"),
+            ("response_format", "response_format"),
+        ],
+    );
+    if let Some(stop) = crate::shared::stop_sequences(&body) {
+        out.insert("stop_sequences".into(), stop);
     }
     match body.get("tool_choice") {
         None => {}
@@ -196,17 +175,7 @@ pub fn from_embed(model: &str, r: &Value, base64: bool) -> Result<Value, Provide
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let embedding = if base64 {
-                let bytes: Vec<u8> = v
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|x| (x.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
-                    .collect();
-                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
-            } else {
-                v.clone()
-            };
+            let embedding = crate::shared::embedding_value(v, base64);
             json!({"object": "embedding", "index": i, "embedding": embedding})
         })
         .collect();
@@ -359,6 +328,7 @@ impl StreamTranslator for StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     #[test]
     fn chat_translation() {

@@ -61,3 +61,71 @@ fn truncate(s: &str) -> String {
 pub fn now_secs() -> i64 {
     modelgate_core::now_ms() / 1000
 }
+
+/// `{what} is not supported by provider '{provider}'`.
+pub fn unsupported(provider: &str, what: &str) -> ProviderError {
+    ProviderError::Unsupported(format!("{what} is not supported by provider '{provider}'"))
+}
+
+/// Refuses any option outside `allowed`, and `n` > 1, naming them. Nothing is silently dropped.
+pub fn refuse_unknown(body: &Body, allowed: &[&str], provider: &str) -> Result<(), ProviderError> {
+    if let Some(k) = body.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(unsupported(provider, &format!("the option '{k}'")));
+    }
+    if body.get("n").and_then(Value::as_u64).is_some_and(|n| n != 1) {
+        return Err(unsupported(provider, "n > 1"));
+    }
+    Ok(())
+}
+
+/// The chat messages of the request; a completions `prompt` becomes one user message.
+pub fn chat_messages(task: crate::Task, body: &Body, provider: &str) -> Result<Vec<Value>, ProviderError> {
+    match task {
+        crate::Task::Chat => Ok(body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default()),
+        _ => match body.get("prompt") {
+            Some(Value::String(p)) => Ok(vec![serde_json::json!({"role": "user", "content": p})]),
+            Some(Value::Array(a)) if a.len() == 1 => Ok(vec![serde_json::json!({"role": "user", "content": a[0]})]),
+            Some(_) => Err(unsupported(provider, "more than one prompt per request")),
+            None => Err(ProviderError::Unsupported("prompt is required".into())),
+        },
+    }
+}
+
+/// `stop` as a list, whether the client sent a string or a list.
+pub fn stop_sequences(body: &Body) -> Option<Value> {
+    match body.get("stop") {
+        Some(Value::String(s)) => Some(serde_json::json!([s])),
+        Some(Value::Array(a)) => Some(Value::Array(a.clone())),
+        _ => None,
+    }
+}
+
+/// Copies `from` → `to` for each pair present in `body`.
+pub fn copy_fields(body: &Body, out: &mut serde_json::Map<String, Value>, pairs: &[(&str, &str)]) {
+    for (from, to) in pairs {
+        if let Some(v) = body.get(*from) {
+            out.insert((*to).to_string(), v.clone());
+        }
+    }
+}
+
+/// `(media type, base64 data)` of a `data:<type>;base64,<data>` URL.
+pub fn data_url(url: &str) -> Option<(&str, &str)> {
+    url.strip_prefix("data:").and_then(|r| r.split_once(";base64,"))
+}
+
+/// An embedding as the client asked for it: the float array, or base64 of little-endian f32
+/// (`encoding_format: base64`).
+pub fn embedding_value(values: &Value, base64: bool) -> Value {
+    if !base64 {
+        return values.clone();
+    }
+    use base64::Engine;
+    let bytes: Vec<u8> = values
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|x| (x.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
+        .collect();
+    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+}

@@ -133,7 +133,7 @@ impl Vertex {
 }
 
 fn unsupported(what: &str) -> ProviderError {
-    ProviderError::Unsupported(format!("{what} is not supported by provider 'google-cloud-vertex-ai'"))
+    crate::shared::unsupported("google-cloud-vertex-ai", what)
 }
 
 const FIELDS: &[&str] = &[
@@ -168,9 +168,7 @@ fn text_parts(content: &Value) -> Result<Vec<Value>, ProviderError> {
                 Some("text") => Ok(json!({"text": p["text"]})),
                 Some("image_url") => {
                     let url = p["image_url"]["url"].as_str().unwrap_or_default();
-                    let (mime, data) = url
-                        .strip_prefix("data:")
-                        .and_then(|r| r.split_once(";base64,"))
+                    let (mime, data) = crate::shared::data_url(url)
                         .ok_or_else(|| unsupported("an image that is not a base64 data URL"))?;
                     Ok(json!({"inlineData": {"mimeType": mime, "data": data}}))
                 }
@@ -184,17 +182,11 @@ fn text_parts(content: &Value) -> Result<Vec<Value>, ProviderError> {
 /// Turns the internal body into a Gemini `generateContent` request.
 pub fn gemini_request(task: Task, mut body: Body) -> Result<Value, ProviderError> {
     flatten_databricks_fields(&mut body)?;
+    // `n` maps to candidateCount, so only unknown options are refused here.
     if let Some(k) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(unsupported(&format!("the option '{k}'")));
     }
-    let messages = match task {
-        Task::Chat => body.get("messages").and_then(Value::as_array).cloned().unwrap_or_default(),
-        _ => match body.get("prompt") {
-            Some(Value::String(p)) => vec![json!({"role": "user", "content": p})],
-            Some(Value::Array(a)) if a.len() == 1 => vec![json!({"role": "user", "content": a[0]})],
-            _ => return Err(unsupported("a prompt that is not a single string")),
-        },
-    };
+    let messages = crate::shared::chat_messages(task, &body, "google-cloud-vertex-ai")?;
     let mut system = Vec::new();
     let mut contents: Vec<(String, Vec<Value>)> = Vec::new();
     let mut call_names = std::collections::HashMap::new();
@@ -248,29 +240,23 @@ pub fn gemini_request(task: Task, mut body: Body) -> Result<Value, ProviderError
         out.insert("systemInstruction".into(), json!({"parts": system}));
     }
     let mut generation = Map::new();
-    for (from, to) in [
-        ("max_tokens", "maxOutputTokens"),
-        ("max_completion_tokens", "maxOutputTokens"),
-        ("temperature", "temperature"),
-        ("top_p", "topP"),
-        ("top_k", "topK"),
-        ("n", "candidateCount"),
-        ("seed", "seed"),
-        ("presence_penalty", "presencePenalty"),
-        ("frequency_penalty", "frequencyPenalty"),
-    ] {
-        if let Some(v) = body.get(from) {
-            generation.insert(to.into(), v.clone());
-        }
-    }
-    match body.get("stop") {
-        Some(Value::String(s)) => {
-            generation.insert("stopSequences".into(), json!([s]));
-        }
-        Some(Value::Array(a)) => {
-            generation.insert("stopSequences".into(), Value::Array(a.clone()));
-        }
-        _ => {}
+    crate::shared::copy_fields(
+        &body,
+        &mut generation,
+        &[
+            ("max_tokens", "maxOutputTokens"),
+            ("max_completion_tokens", "maxOutputTokens"),
+            ("temperature", "temperature"),
+            ("top_p", "topP"),
+            ("top_k", "topK"),
+            ("n", "candidateCount"),
+            ("seed", "seed"),
+            ("presence_penalty", "presencePenalty"),
+            ("frequency_penalty", "frequencyPenalty"),
+        ],
+    );
+    if let Some(stop) = crate::shared::stop_sequences(&body) {
+        generation.insert("stopSequences".into(), stop);
     }
     match body.get("response_format").map(|f| f["type"].as_str()) {
         None | Some(Some("text")) => {}
@@ -433,17 +419,7 @@ impl Adapter for Vertex {
                     .map(|(i, p)| {
                         tokens += p["embeddings"]["statistics"]["token_count"].as_f64().unwrap_or(0.0) as u64;
                         let values = &p["embeddings"]["values"];
-                        let embedding = if options.embeddings_base64 {
-                            let bytes: Vec<u8> = values
-                                .as_array()
-                                .into_iter()
-                                .flatten()
-                                .flat_map(|x| (x.as_f64().unwrap_or(0.0) as f32).to_le_bytes())
-                                .collect();
-                            json!(STANDARD.encode(bytes))
-                        } else {
-                            values.clone()
-                        };
+                        let embedding = crate::shared::embedding_value(values, options.embeddings_base64);
                         json!({"object": "embedding", "index": i, "embedding": embedding})
                     })
                     .collect();
