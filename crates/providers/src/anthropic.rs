@@ -13,7 +13,7 @@ use modelgate_core::SecretString;
 use modelgate_wire::ExternalModel;
 use serde_json::{Map, Value, json};
 
-use crate::shared::{credential, flatten_databricks_fields, now_secs};
+use crate::shared::{Chunks, credential, flatten_databricks_fields, now_secs};
 use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
 
 /// Default API base.
@@ -322,14 +322,10 @@ impl Adapter for Anthropic {
 
     fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator> {
         Box::new(StreamState {
-            task,
+            out: Chunks::new(task, &self.model),
             include_usage,
-            id: Value::Null,
-            model: Value::Null,
-            created: now_secs(),
             tools: Vec::new(),
             usage: json!({}),
-            finish: Value::Null,
         })
     }
 
@@ -343,31 +339,11 @@ impl Adapter for Anthropic {
 }
 
 struct StreamState {
-    task: Task,
+    out: Chunks,
     include_usage: bool,
-    id: Value,
-    model: Value,
-    created: i64,
-    /// Anthropic content-block index → OpenAI tool-call index.
+    /// Anthropic content-block index of each tool call, in order.
     tools: Vec<u64>,
     usage: Value,
-    finish: Value,
-}
-
-impl StreamState {
-    fn chunk(&self, delta: Value, finish: Value) -> String {
-        match self.task {
-            Task::Completions => json!({
-                "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "text": delta["content"].as_str().unwrap_or_default(), "finish_reason": finish, "logprobs": null}]
-            }),
-            _ => json!({
-                "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
-            }),
-        }
-        .to_string()
-    }
 }
 
 impl StreamTranslator for StreamState {
@@ -380,10 +356,10 @@ impl StreamTranslator for StreamState {
         };
         match ev["type"].as_str().unwrap_or_default() {
             "message_start" => {
-                self.id = ev["message"]["id"].clone();
-                self.model = ev["message"]["model"].clone();
+                self.out.id = ev["message"]["id"].clone();
+                self.out.model = ev["message"]["model"].clone();
                 self.usage = ev["message"]["usage"].clone();
-                vec![StreamItem::Data(self.chunk(json!({"role": "assistant", "content": ""}), Value::Null))]
+                vec![StreamItem::Data(self.out.delta(json!({"role": "assistant", "content": ""}), Value::Null))]
             }
             "content_block_start" if ev["content_block"]["type"] == "tool_use" => {
                 let index = self.tools.len();
@@ -391,17 +367,17 @@ impl StreamTranslator for StreamState {
                 let b = &ev["content_block"];
                 let delta = json!({"tool_calls": [{"index": index, "id": b["id"], "type": "function",
                                                    "function": {"name": b["name"], "arguments": ""}}]});
-                vec![StreamItem::Data(self.chunk(delta, Value::Null))]
+                vec![StreamItem::Data(self.out.delta(delta, Value::Null))]
             }
             "content_block_delta" => match ev["delta"]["type"].as_str() {
                 Some("text_delta") => {
-                    vec![StreamItem::Data(self.chunk(json!({"content": ev["delta"]["text"]}), Value::Null))]
+                    vec![StreamItem::Data(self.out.delta(json!({"content": ev["delta"]["text"]}), Value::Null))]
                 }
                 Some("input_json_delta") => {
                     let block = ev["index"].as_u64().unwrap_or(0);
                     let index = self.tools.iter().position(|b| *b == block).unwrap_or(0);
                     let delta = json!({"tool_calls": [{"index": index, "function": {"arguments": ev["delta"]["partial_json"]}}]});
-                    vec![StreamItem::Data(self.chunk(delta, Value::Null))]
+                    vec![StreamItem::Data(self.out.delta(delta, Value::Null))]
                 }
                 _ => Vec::new(),
             },
@@ -409,19 +385,12 @@ impl StreamTranslator for StreamState {
                 if let Some(out) = ev["usage"]["output_tokens"].as_u64() {
                     self.usage["output_tokens"] = json!(out);
                 }
-                self.finish = finish_reason(&ev["delta"]["stop_reason"]);
-                vec![StreamItem::Data(self.chunk(json!({}), self.finish.clone()))]
+                vec![StreamItem::Data(self.out.delta(json!({}), finish_reason(&ev["delta"]["stop_reason"])))]
             }
             "message_stop" => {
                 let mut items = Vec::new();
                 if self.include_usage {
-                    let object =
-                        if self.task == Task::Completions { "text_completion" } else { "chat.completion.chunk" };
-                    items.push(StreamItem::Data(
-                        json!({"id": self.id, "object": object, "created": self.created, "model": self.model,
-                               "choices": [], "usage": usage(&self.usage)})
-                        .to_string(),
-                    ));
+                    items.push(StreamItem::Data(self.out.usage(usage(&self.usage))));
                 }
                 items.push(StreamItem::Done);
                 items

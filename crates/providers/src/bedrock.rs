@@ -13,7 +13,7 @@ use modelgate_wire::ExternalModel;
 use serde_json::{Map, Value, json};
 
 use crate::framing::Framing;
-use crate::shared::{credential, now_secs};
+use crate::shared::{Chunks, credential, now_secs};
 use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
 
 /// Signing name of the Bedrock runtime.
@@ -345,14 +345,7 @@ impl Adapter for Bedrock {
     }
 
     fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator> {
-        Box::new(StreamState {
-            task,
-            include_usage,
-            model: self.model.clone(),
-            created: now_secs(),
-            tools: Vec::new(),
-            stopped: false,
-        })
+        Box::new(StreamState { out: Chunks::new(task, &self.model), include_usage, tools: Vec::new(), stopped: false })
     }
 
     fn error_message(&self, body: &[u8]) -> String {
@@ -365,25 +358,11 @@ impl Adapter for Bedrock {
 }
 
 struct StreamState {
-    task: Task,
+    out: Chunks,
     include_usage: bool,
-    model: String,
-    created: i64,
     /// Bedrock content-block index of each tool call, in order.
     tools: Vec<u64>,
     stopped: bool,
-}
-
-impl StreamState {
-    fn chunk(&self, delta: Value, finish: Value) -> String {
-        match self.task {
-            Task::Completions => json!({"id": "bedrock-stream", "object": "text_completion", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "text": delta["content"].as_str().unwrap_or_default(), "finish_reason": finish, "logprobs": null}]}),
-            _ => json!({"id": "bedrock-stream", "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
-        }
-        .to_string()
-    }
 }
 
 impl StreamTranslator for StreamState {
@@ -403,26 +382,26 @@ impl StreamTranslator for StreamState {
         };
         match event {
             "messageStart" => {
-                vec![StreamItem::Data(self.chunk(json!({"role": "assistant", "content": ""}), Value::Null))]
+                vec![StreamItem::Data(self.out.delta(json!({"role": "assistant", "content": ""}), Value::Null))]
             }
             "contentBlockStart" => match ev["start"].get("toolUse") {
                 Some(t) => {
                     let index = self.tools.len();
                     self.tools.push(ev["contentBlockIndex"].as_u64().unwrap_or(0));
                     let d = json!({"tool_calls": [{"index": index, "id": t["toolUseId"], "type": "function", "function": {"name": t["name"], "arguments": ""}}]});
-                    vec![StreamItem::Data(self.chunk(d, Value::Null))]
+                    vec![StreamItem::Data(self.out.delta(d, Value::Null))]
                 }
                 None => Vec::new(),
             },
             "contentBlockDelta" => {
                 let delta = &ev["delta"];
                 if let Some(t) = delta["text"].as_str() {
-                    return vec![StreamItem::Data(self.chunk(json!({"content": t}), Value::Null))];
+                    return vec![StreamItem::Data(self.out.delta(json!({"content": t}), Value::Null))];
                 }
                 if let Some(input) = delta["toolUse"]["input"].as_str() {
                     let block = ev["contentBlockIndex"].as_u64().unwrap_or(0);
                     let index = self.tools.iter().position(|b| *b == block).unwrap_or(0);
-                    return vec![StreamItem::Data(self.chunk(
+                    return vec![StreamItem::Data(self.out.delta(
                         json!({"tool_calls": [{"index": index, "function": {"arguments": input}}]}),
                         Value::Null,
                     ))];
@@ -431,17 +410,12 @@ impl StreamTranslator for StreamState {
             }
             "messageStop" => {
                 self.stopped = true;
-                vec![StreamItem::Data(self.chunk(json!({}), finish_reason(&ev["stopReason"])))]
+                vec![StreamItem::Data(self.out.delta(json!({}), finish_reason(&ev["stopReason"])))]
             }
             "metadata" => {
                 let mut items = Vec::new();
                 if self.include_usage {
-                    let object =
-                        if self.task == Task::Completions { "text_completion" } else { "chat.completion.chunk" };
-                    items.push(StreamItem::Data(
-                        json!({"id": "bedrock-stream", "object": object, "created": self.created, "model": self.model, "choices": [], "usage": usage(&ev["usage"])})
-                            .to_string(),
-                    ));
+                    items.push(StreamItem::Data(self.out.usage(usage(&ev["usage"]))));
                 }
                 items.push(StreamItem::Done);
                 items

@@ -11,7 +11,7 @@ use modelgate_core::SecretString;
 use modelgate_wire::ExternalModel;
 use serde_json::{Map, Value, json};
 
-use crate::shared::{credential, flatten_databricks_fields, now_secs};
+use crate::shared::{Chunks, credential, flatten_databricks_fields, now_secs};
 use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
 
 /// Default API base.
@@ -233,14 +233,7 @@ impl Adapter for Cohere {
     }
 
     fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator> {
-        Box::new(StreamState {
-            task,
-            include_usage,
-            model: self.model.clone(),
-            id: Value::Null,
-            created: now_secs(),
-            tools: 0,
-        })
+        Box::new(StreamState { out: Chunks::new(task, &self.model), include_usage, tools: 0 })
     }
 
     fn error_message(&self, body: &[u8]) -> String {
@@ -253,24 +246,9 @@ impl Adapter for Cohere {
 }
 
 struct StreamState {
-    task: Task,
+    out: Chunks,
     include_usage: bool,
-    model: String,
-    id: Value,
-    created: i64,
     tools: usize,
-}
-
-impl StreamState {
-    fn chunk(&self, delta: Value, finish: Value) -> String {
-        match self.task {
-            Task::Completions => json!({"id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "text": delta["content"].as_str().unwrap_or_default(), "finish_reason": finish, "logprobs": null}]}),
-            _ => json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
-        }
-        .to_string()
-    }
 }
 
 impl StreamTranslator for StreamState {
@@ -284,38 +262,32 @@ impl StreamTranslator for StreamState {
         let delta = &ev["delta"]["message"];
         match ev["type"].as_str().unwrap_or_default() {
             "message-start" => {
-                self.id = ev["id"].clone();
-                vec![StreamItem::Data(self.chunk(json!({"role": "assistant", "content": ""}), Value::Null))]
+                self.out.id = ev["id"].clone();
+                vec![StreamItem::Data(self.out.delta(json!({"role": "assistant", "content": ""}), Value::Null))]
             }
             "content-delta" => {
-                vec![StreamItem::Data(self.chunk(json!({"content": delta["content"]["text"]}), Value::Null))]
+                vec![StreamItem::Data(self.out.delta(json!({"content": delta["content"]["text"]}), Value::Null))]
             }
             "tool-call-start" => {
                 let call = &delta["tool_calls"];
                 let d = json!({"tool_calls": [{"index": self.tools, "id": call["id"], "type": "function",
                     "function": {"name": call["function"]["name"], "arguments": call["function"]["arguments"].as_str().unwrap_or_default()}}]});
                 self.tools += 1;
-                vec![StreamItem::Data(self.chunk(d, Value::Null))]
+                vec![StreamItem::Data(self.out.delta(d, Value::Null))]
             }
             "tool-call-delta" => {
                 let d = json!({"tool_calls": [{"index": self.tools.saturating_sub(1),
                     "function": {"arguments": delta["tool_calls"]["function"]["arguments"]}}]});
-                vec![StreamItem::Data(self.chunk(d, Value::Null))]
+                vec![StreamItem::Data(self.out.delta(d, Value::Null))]
             }
             "message-end" => {
                 let end = &ev["delta"];
                 if let Some(err) = end["error"].as_str().filter(|e| !e.is_empty()) {
                     return vec![StreamItem::Error(format!("cohere: {err}"))];
                 }
-                let mut items = vec![StreamItem::Data(self.chunk(json!({}), finish_reason(&end["finish_reason"])))];
+                let mut items = vec![StreamItem::Data(self.out.delta(json!({}), finish_reason(&end["finish_reason"])))];
                 if self.include_usage {
-                    let object =
-                        if self.task == Task::Completions { "text_completion" } else { "chat.completion.chunk" };
-                    items.push(StreamItem::Data(
-                        json!({"id": self.id, "object": object, "created": self.created, "model": self.model, "choices": [],
-                               "usage": usage(&end["usage"])})
-                        .to_string(),
-                    ));
+                    items.push(StreamItem::Data(self.out.usage(usage(&end["usage"]))));
                 }
                 items.push(StreamItem::Done);
                 items
@@ -369,14 +341,7 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode([0, 0, 128, 63, 0, 0, 0, 64u8])
         );
 
-        let mut s = StreamState {
-            task: Task::Chat,
-            include_usage: true,
-            model: "m".into(),
-            id: Value::Null,
-            created: 0,
-            tools: 0,
-        };
+        let mut s = StreamState { out: Chunks::new(Task::Chat, "m"), include_usage: true, tools: 0 };
         let items: Vec<StreamItem> = [
             r#"{"type":"message-start","id":"x","delta":{"message":{"role":"assistant"}}}"#,
             r#"{"type":"content-delta","index":0,"delta":{"message":{"content":{"text":"Hi"}}}}"#,

@@ -129,3 +129,47 @@ pub fn embedding_value(values: &Value, base64: bool) -> Value {
         .collect();
     Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
+
+/// Writes the OpenAI stream chunks of one answer (chat chunks, or text-completion chunks for the
+/// completions task).
+pub struct Chunks {
+    /// What the stream answers.
+    pub task: crate::Task,
+    /// Answer id.
+    pub id: Value,
+    /// Model name.
+    pub model: Value,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+impl Chunks {
+    /// A writer for a new answer.
+    pub fn new(task: crate::Task, model: &str) -> Self {
+        Self {
+            task,
+            id: Value::String(format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())),
+            model: Value::String(model.to_string()),
+            created: now_secs(),
+        }
+    }
+
+    fn object(&self) -> &'static str {
+        if self.task == crate::Task::Completions { "text_completion" } else { "chat.completion.chunk" }
+    }
+
+    /// A chunk carrying `delta` (`{"content": ...}`, `{"tool_calls": ...}`, ...) and a finish reason.
+    pub fn delta(&self, delta: Value, finish: Value) -> String {
+        let choice = if self.task == crate::Task::Completions {
+            serde_json::json!({"index": 0, "text": delta["content"].as_str().unwrap_or_default(), "finish_reason": finish, "logprobs": null})
+        } else {
+            serde_json::json!({"index": 0, "delta": delta, "finish_reason": finish})
+        };
+        serde_json::json!({"id": self.id, "object": self.object(), "created": self.created, "model": self.model, "choices": [choice]}).to_string()
+    }
+
+    /// The final usage chunk (`stream_options.include_usage`): empty `choices` and `usage`.
+    pub fn usage(&self, usage: Value) -> String {
+        serde_json::json!({"id": self.id, "object": self.object(), "created": self.created, "model": self.model, "choices": [], "usage": usage}).to_string()
+    }
+}

@@ -16,7 +16,7 @@ use modelgate_wire::ExternalModel;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde_json::{Map, Value, json};
 
-use crate::shared::{credential, flatten_databricks_fields, now_secs};
+use crate::shared::{Chunks, credential, flatten_databricks_fields, now_secs};
 use crate::token_cache::TokenCache;
 use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
 
@@ -432,10 +432,8 @@ impl Adapter for Vertex {
 
     fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator> {
         Box::new(StreamState {
-            task,
+            out: Chunks::new(task, &self.model),
             include_usage,
-            model: self.model.clone(),
-            created: now_secs(),
             started: false,
             finished: false,
             usage: Value::Null,
@@ -453,26 +451,12 @@ impl Adapter for Vertex {
 }
 
 struct StreamState {
-    task: Task,
+    out: Chunks,
     include_usage: bool,
-    model: String,
-    created: i64,
     started: bool,
     finished: bool,
     usage: Value,
     calls: usize,
-}
-
-impl StreamState {
-    fn chunk(&self, delta: Value, finish: Value) -> String {
-        match self.task {
-            Task::Completions => json!({"id": "vertex-stream", "object": "text_completion", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "text": delta["content"].as_str().unwrap_or_default(), "finish_reason": finish, "logprobs": null}]}),
-            _ => json!({"id": "vertex-stream", "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
-        }
-        .to_string()
-    }
 }
 
 impl StreamTranslator for StreamState {
@@ -489,7 +473,7 @@ impl StreamTranslator for StreamState {
         let mut items = Vec::new();
         if !self.started {
             self.started = true;
-            items.push(StreamItem::Data(self.chunk(json!({"role": "assistant", "content": ""}), Value::Null)));
+            items.push(StreamItem::Data(self.out.delta(json!({"role": "assistant", "content": ""}), Value::Null)));
         }
         if r["usageMetadata"].is_object() {
             self.usage = r["usageMetadata"].clone();
@@ -497,18 +481,18 @@ impl StreamTranslator for StreamState {
         let c = &r["candidates"][0];
         let (text, calls) = candidate_parts(c);
         if !text.is_empty() {
-            items.push(StreamItem::Data(self.chunk(json!({"content": text}), Value::Null)));
+            items.push(StreamItem::Data(self.out.delta(json!({"content": text}), Value::Null)));
         }
         for call in &calls {
             let mut call = call.clone();
             call["index"] = json!(self.calls);
             call["id"] = json!(format!("call_{}", self.calls));
             self.calls += 1;
-            items.push(StreamItem::Data(self.chunk(json!({"tool_calls": [call]}), Value::Null)));
+            items.push(StreamItem::Data(self.out.delta(json!({"tool_calls": [call]}), Value::Null)));
         }
         if c["finishReason"].is_string() {
             self.finished = true;
-            items.push(StreamItem::Data(self.chunk(json!({}), finish_reason(&c["finishReason"], self.calls > 0))));
+            items.push(StreamItem::Data(self.out.delta(json!({}), finish_reason(&c["finishReason"], self.calls > 0))));
         }
         items
     }
@@ -520,11 +504,7 @@ impl StreamTranslator for StreamState {
         }
         let mut items = Vec::new();
         if self.include_usage {
-            let object = if self.task == Task::Completions { "text_completion" } else { "chat.completion.chunk" };
-            items.push(StreamItem::Data(
-                json!({"id": "vertex-stream", "object": object, "created": self.created, "model": self.model, "choices": [], "usage": usage(&self.usage)})
-                    .to_string(),
-            ));
+            items.push(StreamItem::Data(self.out.usage(usage(&self.usage))));
         }
         items.push(StreamItem::Done);
         items
