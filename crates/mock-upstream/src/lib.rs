@@ -774,8 +774,10 @@ async fn bedrock_model(
             .flatten()
             .map(|t| json!([t.as_str().unwrap_or_default().len() as f32, 0.5, -0.25]))
             .collect();
-        return axum::Json(json!({"id": "emb", "embeddings": vectors, "response_type": "embeddings_floats"}))
-            .into_response();
+        return axum::Json(
+            json!({"id": "emb", "embeddings": vectors, "texts": body["texts"], "response_type": "embeddings_floats"}),
+        )
+        .into_response();
     }
     let text: String = body["messages"]
         .as_array()

@@ -327,7 +327,10 @@ impl Adapter for Bedrock {
         let out = if task == Task::Embeddings {
             let (vectors, tokens) = match r.get("embedding") {
                 Some(v) => (vec![v.clone()], r["inputTextTokenCount"].as_u64().unwrap_or(0)),
-                None => (r["embeddings"].as_array().cloned().unwrap_or_default(), 0),
+                // Cohere-on-Bedrock reports no token count; it echoes the texts, so count them.
+                None => {
+                    (r["embeddings"].as_array().cloned().unwrap_or_default(), crate::tokens::count_strings(&r["texts"]))
+                }
             };
             let data: Vec<Value> = vectors
                 .iter()

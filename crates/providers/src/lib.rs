@@ -16,6 +16,7 @@ pub mod framing;
 pub mod openai;
 mod shared;
 pub mod token_cache;
+pub mod tokens;
 pub mod vertex;
 
 use std::collections::{BTreeMap, HashMap};

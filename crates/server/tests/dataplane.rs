@@ -662,6 +662,13 @@ async fn bedrock_converse_signed_with_sigv4() {
     let got = r.t.post("/serving-endpoints/embeddings", json!({"model": "titan", "input": ["a", "b"]})).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "more than one input");
 
+    r.endpoint("br-cohere", vec![bedrock("cohere", "cohere.embed-english-v3", "llm/v1/embeddings", "secret")]).await;
+    let got =
+        r.t.post("/serving-endpoints/embeddings", json!({"model": "br-cohere", "input": ["hello world", "hello"]}))
+            .await;
+    assert_eq!(got.1["data"].as_array().map(Vec::len), Some(2), "{}", got.1);
+    assert_eq!(got.1["usage"]["prompt_tokens"], 3, "no count from the provider: counted with a real tokenizer");
+
     r.endpoint("br-bad", vec![bedrock("anthropic", model, "llm/v1/chat", "wrong")]).await;
     let got =
         r.t.post("/serving-endpoints/br-bad/invocations", json!({"messages": [{"role": "user", "content": "x"}]}))
