@@ -164,6 +164,8 @@ enum Dialect {
     OpenAi,
     Anthropic,
     Cohere,
+    Google,
+    Aws,
 }
 
 fn error(dialect: Dialect, status: StatusCode, message: &str) -> Response {
@@ -173,6 +175,10 @@ fn error(dialect: Dialect, status: StatusCode, message: &str) -> Response {
         }
         Dialect::Anthropic => json!({"type": "error", "error": {"type": "api_error", "message": message}}),
         Dialect::Cohere => json!({"id": "err-mock", "message": message}),
+        Dialect::Google => {
+            json!({"error": {"code": status.as_u16(), "message": message, "status": "FAILED_PRECONDITION"}})
+        }
+        Dialect::Aws => json!({"message": message}),
     };
     let mut resp = (status, axum::Json(body)).into_response();
     if status == StatusCode::TOO_MANY_REQUESTS {
@@ -643,9 +649,7 @@ async fn vertex_model(
         return axum::Json(json!({"predictions": preds})).into_response();
     }
     let text = gemini_text(&body);
-    if text.contains("__status_429__") {
-        let mut r = (StatusCode::TOO_MANY_REQUESTS, axum::Json(json!({"error": {"code": 429, "message": "Resource exhausted. Please try again later.", "status": "RESOURCE_EXHAUSTED"}}))).into_response();
-        r.headers_mut().insert(header::RETRY_AFTER, 7.into());
+    if let Some(r) = injected(Dialect::Google, &text, &headers) {
         return r;
     }
     let answer = format!("echo: {text}");
@@ -653,9 +657,15 @@ async fn vertex_model(
     if action == "streamGenerateContent" {
         let words: Vec<String> = answer.split_inclusive(' ').map(str::to_string).collect();
         let model = model.to_string();
+        let cut = text.contains("__cut__");
         let stream = async_stream::stream! {
             let n = words.len();
             for (i, w) in words.into_iter().enumerate() {
+                if cut && i == 1 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    yield Err(std::io::Error::other("connection reset by mock"));
+                    return;
+                }
                 let mut c = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": w}]}}], "modelVersion": model});
                 if i + 1 == n {
                     c["candidates"][0]["finishReason"] = json!("STOP");
@@ -784,21 +794,23 @@ async fn bedrock_model(
         .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
         .map(|m| m["content"].as_array().into_iter().flatten().filter_map(|c| c["text"].as_str()).collect())
         .unwrap_or_default();
-    if text.contains("__status_429__") {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            axum::Json(json!({"message": "Too many requests, please wait before trying again."})),
-        )
-            .into_response();
+    if let Some(r) = injected(Dialect::Aws, &text, &headers) {
+        return r;
     }
     let answer = format!("echo: {text}");
     let usage = json!({"inputTokens": 5, "outputTokens": 3, "totalTokens": 8});
     if action == "converse-stream" {
         let words: Vec<String> = answer.split_inclusive(' ').map(str::to_string).collect();
         let throttle = text.contains("__throttle_mid_stream__");
+        let cut = text.contains("__cut__");
         let stream = async_stream::stream! {
             yield Ok::<Bytes, std::io::Error>(event_frame("messageStart", json!({"role": "assistant"})));
             for (i, w) in words.into_iter().enumerate() {
+                if cut && i == 1 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    yield Err(std::io::Error::other("connection reset by mock"));
+                    return;
+                }
                 if throttle && i == 1 {
                     use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
                     let m = Message::new(json!({"message": "Rate exceeded"}).to_string().into_bytes())

@@ -692,3 +692,62 @@ async fn an_endpoint_seen_ready_can_be_queried_at_once() {
         assert_eq!(got.0, StatusCode::OK, "round {i}: GET said READY but the data plane disagreed: {}", got.1);
     }
 }
+
+#[tokio::test]
+async fn every_provider_reports_upstream_failures_the_same_way() {
+    use modelgate_mock_upstream::{
+        TEST_AWS_ACCESS_KEY_ID, TEST_AWS_SECRET_ACCESS_KEY, TEST_SERVICE_ACCOUNT_PRIVATE_KEY,
+    };
+    let r = rig().await;
+    r.t.secret("aws", "id", TEST_AWS_ACCESS_KEY_ID).await;
+    r.t.secret("aws", "secret", TEST_AWS_SECRET_ACCESS_KEY).await;
+    r.t.secret("gcp", "sa", &key_file(TEST_SERVICE_ACCOUNT_PRIVATE_KEY)).await;
+    let entities = [
+        ("p-openai", r.openai("gpt-4o", "llm/v1/chat")),
+        ("p-anthropic", r.anthropic("claude-3-5-sonnet")),
+        (
+            "p-cohere",
+            json!({"external_model": {"provider": "cohere", "name": "command-r", "task": "llm/v1/chat",
+            "cohere_config": {"cohere_api_key": "{{secrets/llm/openai}}"}}}),
+        ),
+        (
+            "p-vertex",
+            json!({"external_model": {"provider": "google-cloud-vertex-ai", "name": "gemini-2.0-flash", "task": "llm/v1/chat",
+            "google_cloud_vertex_ai_config": {"project_id": "proj", "region": "us-central1", "private_key": "{{secrets/gcp/sa}}"}}}),
+        ),
+        (
+            "p-bedrock",
+            json!({"external_model": {"provider": "amazon-bedrock", "name": "anthropic.claude-3-haiku-20240307-v1:0", "task": "llm/v1/chat",
+            "amazon_bedrock_config": {"aws_region": "us-east-1", "bedrock_provider": "anthropic",
+                "aws_access_key_id": "{{secrets/aws/id}}", "aws_secret_access_key": "{{secrets/aws/secret}}"}}}),
+        ),
+    ];
+    for (name, entity) in entities {
+        r.endpoint(name, vec![entity]).await;
+        let path = format!("/serving-endpoints/{name}/invocations");
+        let ask = |text: &str| json!({"messages": [{"role": "user", "content": text}]});
+
+        let resp = r.raw(&path, ask("__status_429__")).await;
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "{name}");
+        assert_eq!(header(&resp, "retry-after"), Some("7"), "{name}: Retry-After passes through");
+
+        let got = r.t.post(&path, ask("__status_500__")).await;
+        assert_error(&got, StatusCode::BAD_GATEWAY, "BAD_GATEWAY", "answered HTTP 500");
+
+        let got = r.t.post(&path, ask("__status_401__")).await;
+        assert_error(&got, StatusCode::BAD_REQUEST, "BAD_REQUEST", "answered HTTP 401");
+        for secret in ["sk-openai-test-key", "sk-ant-test-key", TEST_AWS_ACCESS_KEY_ID, TEST_AWS_SECRET_ACCESS_KEY] {
+            assert!(!got.1.to_string().contains(secret), "{name}: a credential leaked: {}", got.1);
+        }
+
+        let got = r.t.post(&path, ask("__malformed__")).await;
+        assert_error(&got, StatusCode::BAD_GATEWAY, "BAD_GATEWAY", "invalid");
+
+        let resp =
+            r.raw(&path, json!({"messages": [{"role": "user", "content": "a __cut__ b"}], "stream": true})).await;
+        let payloads = sse_payloads(&resp.text().await.unwrap());
+        assert!(!payloads.contains(&"[DONE]".to_string()), "{name}: a cut stream must not end cleanly");
+        let last: Value = serde_json::from_str(payloads.last().unwrap()).unwrap();
+        assert!(last["error"]["message"].as_str().unwrap().contains("incomplete"), "{name}: {last}");
+    }
+}
