@@ -202,9 +202,9 @@ pub enum TokensCmd {
         #[arg(long)]
         comment: Option<String>,
     },
-    /// List tokens (admins see everyone's).
+    /// List your tokens.
     List,
-    /// Revoke a token by id; effective immediately.
+    /// Revoke one of your tokens by id; effective immediately.
     Revoke {
         /// Token id (from `tokens list`).
         token_id: String,

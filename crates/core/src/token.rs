@@ -33,6 +33,13 @@ pub fn random_hex(n: usize) -> String {
     hex(&b)
 }
 
+/// `n` random decimal digits, not starting with 0 (SCIM ids look like this).
+pub fn random_digits(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    SystemRandom::new().fill(&mut b).expect("system random generator");
+    b.iter().enumerate().map(|(i, x)| char::from(b'0' + if i == 0 { 1 + x % 9 } else { x % 10 })).collect()
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use modelgate_core::cipher::Cipher;
 use modelgate_core::{now_ms, token};
-use modelgate_store::{Store, StoreError, TokenRecord, UserRecord};
+use modelgate_store::{PrincipalRecord, Store, StoreError, TokenRecord, principal_kind};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,8 @@ pub const KEY_FILE: &str = "master.key";
 pub const DB_FILE: &str = "modelgate.db";
 /// The admin user created on first start.
 pub const ADMIN_USER: &str = "admin";
+/// The built-in group whose members (direct or through nested groups) are admins.
+pub const ADMINS_GROUP: &str = "admins";
 /// Token id of the token taken from `MODELGATE_ADMIN_TOKEN`.
 const ENV_TOKEN_ID: &str = "admin-env";
 /// Plaintext sealed into `meta.key_check` to recognise the right master key.
@@ -120,21 +122,42 @@ pub async fn workspace_id(store: &dyn Store) -> Result<String, StartError> {
     Ok(id)
 }
 
-/// Ensures the admin user exists and has a token. Returns a newly generated token the first
-/// time, for the caller to print once; with `from_env`, makes that token valid instead.
+/// The principal of `kind` named `name`, created if missing.
+pub async fn ensure_principal(store: &dyn Store, kind: &str, name: &str) -> Result<PrincipalRecord, StoreError> {
+    if let Some(p) = store.find_principal(kind, name).await? {
+        return Ok(p);
+    }
+    let p = PrincipalRecord {
+        id: token::random_digits(16),
+        kind: kind.into(),
+        name: name.into(),
+        display_name: name.into(),
+        active: true,
+        created_at: now_ms(),
+    };
+    store.create_principal(&p).await?;
+    Ok(p)
+}
+
+/// Ensures the `admins` group and the `admin` user in it exist, and that the admin has a token.
+/// Returns a newly generated token the first time, for the caller to print once; with
+/// `from_env`, makes that token valid instead.
 pub async fn admin(store: &dyn Store, from_env: Option<&str>) -> Result<Option<String>, StartError> {
-    store.ensure_user(&UserRecord { user_name: ADMIN_USER.into(), is_admin: true, created_at: now_ms() }).await?;
+    let group = ensure_principal(store, principal_kind::GROUP, ADMINS_GROUP).await?;
+    let user = ensure_principal(store, principal_kind::USER, ADMIN_USER).await?;
+    store.add_member(&group.id, &user.id).await?;
     let record = |value: &str, id: String, comment: &str| TokenRecord {
         token_id: id,
         token_hash: token::hash(value),
-        user_name: ADMIN_USER.into(),
+        principal_id: user.id.clone(),
         comment: comment.into(),
+        created_by: user.id.clone(),
         created_at: now_ms(),
         expires_at: None,
     };
     if let Some(value) = from_env {
         let hash = token::hash(value);
-        let tokens = store.list_tokens(Some(ADMIN_USER)).await?;
+        let tokens = store.list_tokens(Some(&user.id)).await?;
         if !tokens.iter().any(|t| t.token_hash == hash) {
             if tokens.iter().any(|t| t.token_id == ENV_TOKEN_ID) {
                 store.delete_token(ENV_TOKEN_ID, None).await?;

@@ -13,7 +13,7 @@ use modelgate_core::cipher::Cipher;
 use modelgate_core::credentials;
 use modelgate_core::secret_ref::{self, SecretRef};
 use modelgate_providers::{Adapter, Settings};
-use modelgate_store::{ConfigRecord, Store, StoreError};
+use modelgate_store::{ConfigRecord, PrincipalRecord, Store, StoreError};
 use modelgate_wire::{AiGatewayConfig, EndpointCoreConfigInput, ExternalModel};
 
 use crate::configs;
@@ -21,10 +21,16 @@ use crate::configs;
 /// Who a request is from, as established by its token.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// User name.
+    /// SCIM id.
+    pub id: String,
+    /// userName, or a service principal's applicationId (recorded as creator of what it makes).
     pub user_name: String,
-    /// Member of the built-in admins group.
+    /// `user` or `service_principal`.
+    pub kind: String,
+    /// Member of the built-in admins group, directly or through nested groups.
     pub is_admin: bool,
+    /// Names of every group the principal belongs to, directly or through nested groups.
+    pub groups: Arc<BTreeSet<String>>,
     /// Token the request used (never the token value).
     pub token_id: String,
     /// ms since the epoch; `None` never expires.
@@ -72,6 +78,8 @@ pub struct LiveEndpoint {
 pub struct Snapshot {
     /// Principals by token hash.
     pub tokens: HashMap<String, Arc<Principal>>,
+    /// Principal names by id (for listings).
+    pub principal_names: HashMap<String, String>,
     /// Endpoints by name.
     pub endpoints: HashMap<String, Arc<LiveEndpoint>>,
     /// For each referenced secret, the endpoints (active or pending configs) and entities using it.
@@ -103,22 +111,45 @@ pub fn secret_refs(config: &EndpointCoreConfigInput) -> BTreeSet<(SecretRef, Str
 impl Snapshot {
     /// Reads the whole control-plane state and builds a snapshot.
     pub async fn build(store: &dyn Store, cipher: &Cipher, providers: &Settings) -> Result<Snapshot, StoreError> {
-        let users: HashMap<String, bool> =
-            store.list_users().await?.into_iter().map(|u| (u.user_name, u.is_admin)).collect();
-        let tokens = store
-            .list_tokens(None)
-            .await?
-            .into_iter()
-            .map(|t| {
-                let p = Principal {
-                    is_admin: users.get(&t.user_name).copied().unwrap_or(false),
-                    user_name: t.user_name,
-                    token_id: t.token_id,
-                    expires_at: t.expires_at,
-                };
-                (t.token_hash, Arc::new(p))
-            })
-            .collect();
+        let principals: HashMap<String, PrincipalRecord> =
+            store.list_principals(None).await?.into_iter().map(|p| (p.id.clone(), p)).collect();
+        let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+        for m in store.list_memberships().await? {
+            parents.entry(m.member_id).or_default().push(m.group_id);
+        }
+        let group_names = |id: &str| -> BTreeSet<String> {
+            // Walks up nested groups; `seen` stops cycles.
+            let mut seen = BTreeSet::new();
+            let mut stack = vec![id.to_string()];
+            let mut names = BTreeSet::new();
+            while let Some(cur) = stack.pop() {
+                for g in parents.get(&cur).into_iter().flatten() {
+                    if seen.insert(g.clone()) {
+                        if let Some(p) = principals.get(g) {
+                            names.insert(p.name.clone());
+                        }
+                        stack.push(g.clone());
+                    }
+                }
+            }
+            names
+        };
+        let mut tokens = HashMap::new();
+        for t in store.list_tokens(None).await? {
+            let Some(p) = principals.get(&t.principal_id).filter(|p| p.active) else { continue };
+            let groups = group_names(&p.id);
+            let principal = Principal {
+                id: p.id.clone(),
+                user_name: p.name.clone(),
+                kind: p.kind.clone(),
+                is_admin: groups.contains(crate::bootstrap::ADMINS_GROUP),
+                groups: Arc::new(groups),
+                token_id: t.token_id,
+                expires_at: t.expires_at,
+            };
+            tokens.insert(t.token_hash, Arc::new(principal));
+        }
+        let principal_names = principals.iter().map(|(id, p)| (id.clone(), p.name.clone())).collect();
 
         let mut secrets: HashMap<SecretRef, Vec<u8>> = HashMap::new();
         for s in store.all_secrets().await? {
@@ -164,7 +195,7 @@ impl Snapshot {
             }
             endpoints.insert(e.name.clone(), Arc::new(live));
         }
-        Ok(Snapshot { tokens, endpoints, secret_users })
+        Ok(Snapshot { tokens, principal_names, endpoints, secret_users })
     }
 }
 

@@ -14,13 +14,14 @@ use crate::extract::ApiJson;
 use crate::snapshot::Principal;
 use crate::state::AppState;
 
-fn info(t: TokenRecord) -> TokenInfo {
+/// Public facts about a token; `names` maps principal ids to names.
+pub fn info(t: TokenRecord, names: &std::collections::HashMap<String, String>) -> TokenInfo {
     TokenInfo {
+        owner: names.get(&t.principal_id).cloned(),
         token_id: t.token_id,
         creation_time: t.created_at,
         expiry_time: t.expires_at.unwrap_or(-1),
         comment: t.comment,
-        owner: Some(t.user_name),
     }
 }
 
@@ -35,34 +36,35 @@ pub async fn create(
     let record = TokenRecord {
         token_id: token::random_hex(16),
         token_hash: token::hash(&value),
-        user_name: caller.user_name.clone(),
+        principal_id: caller.id.clone(),
         comment: req.comment.unwrap_or_default(),
+        created_by: caller.id.clone(),
         created_at: now,
         expires_at: req.lifetime_seconds.filter(|s| *s > 0).map(|s| now.saturating_add(s.saturating_mul(1000))),
     };
     app.store.insert_token(&record).await?;
     app.refresh().await?;
-    Ok(Json(CreateTokenResponse { token_value: value, token_info: info(record) }))
+    let names = app.snapshot.load().principal_names.clone();
+    Ok(Json(CreateTokenResponse { token_value: value, token_info: info(record, &names) }))
 }
 
-/// `GET /api/2.0/token/list`: the caller's tokens (an admin sees everyone's).
+/// `GET /api/2.0/token/list`: the caller's own tokens (admins see all through token management).
 pub async fn list(
     State(app): State<AppState>,
     Extension(caller): Extension<Arc<Principal>>,
 ) -> ApiResult<Json<ListTokensResponse>> {
-    let owner = (!caller.is_admin).then_some(caller.user_name.as_str());
-    let token_infos = app.store.list_tokens(owner).await?.into_iter().map(info).collect();
+    let names = app.snapshot.load().principal_names.clone();
+    let token_infos = app.store.list_tokens(Some(&caller.id)).await?.into_iter().map(|t| info(t, &names)).collect();
     Ok(Json(ListTokensResponse { token_infos }))
 }
 
-/// `POST /api/2.0/token/delete`: revokes a token; effective on the very next request.
+/// `POST /api/2.0/token/delete`: revokes one of the caller's tokens; effective on the very next request.
 pub async fn delete(
     State(app): State<AppState>,
     Extension(caller): Extension<Arc<Principal>>,
     ApiJson(req): ApiJson<RevokeTokenRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let owner = (!caller.is_admin).then_some(caller.user_name.as_str());
-    app.store.delete_token(&req.token_id, owner).await?;
+    app.store.delete_token(&req.token_id, Some(&caller.id)).await?;
     app.refresh().await?;
     Ok(Json(json!({})))
 }

@@ -65,15 +65,29 @@ pub trait Store: Send + Sync + 'static {
     /// Sets a metadata value.
     async fn put_meta(&self, key: &str, value: &str) -> Result<()>;
 
-    /// Creates the user if missing.
-    async fn ensure_user(&self, user: &UserRecord) -> Result<()>;
-    /// Every user.
-    async fn list_users(&self) -> Result<Vec<UserRecord>>;
+    /// Creates a principal; `AlreadyExists` if one of that kind has that name.
+    async fn create_principal(&self, principal: &PrincipalRecord) -> Result<()>;
+    /// One principal by id.
+    async fn get_principal(&self, id: &str) -> Result<Option<PrincipalRecord>>;
+    /// One principal by kind and name.
+    async fn find_principal(&self, kind: &str, name: &str) -> Result<Option<PrincipalRecord>>;
+    /// Principals of one kind, or all, by name.
+    async fn list_principals(&self, kind: Option<&str>) -> Result<Vec<PrincipalRecord>>;
+    /// Writes a principal's display name and active flag; `NotFound` if missing.
+    async fn update_principal(&self, principal: &PrincipalRecord) -> Result<()>;
+    /// Deletes a principal with its memberships and tokens; `NotFound` if missing.
+    async fn delete_principal(&self, id: &str) -> Result<()>;
+    /// Every direct membership.
+    async fn list_memberships(&self) -> Result<Vec<MembershipRecord>>;
+    /// Adds a member to a group (no-op if present).
+    async fn add_member(&self, group_id: &str, member_id: &str) -> Result<()>;
+    /// Removes a member from a group (no-op if absent).
+    async fn remove_member(&self, group_id: &str, member_id: &str) -> Result<()>;
     /// Stores a token (hash only).
     async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
-    /// Tokens of one user, or of everyone.
-    async fn list_tokens(&self, user_name: Option<&str>) -> Result<Vec<TokenRecord>>;
-    /// Deletes a token; `NotFound` if it does not exist (or belongs to another user when `owner` is given).
+    /// Tokens of one principal, or of everyone.
+    async fn list_tokens(&self, principal_id: Option<&str>) -> Result<Vec<TokenRecord>>;
+    /// Deletes a token; `NotFound` if it does not exist (or belongs to another principal when `owner` is given).
     async fn delete_token(&self, token_id: &str, owner: Option<&str>) -> Result<()>;
 
     /// Inserts an endpoint and its first config version atomically; `AlreadyExists` on a taken name.

@@ -1,14 +1,39 @@
 //! Rows as plain structs.
 
-/// A user.
+/// Kinds of principal.
+pub mod principal_kind {
+    /// A person (SCIM User).
+    pub const USER: &str = "user";
+    /// A group of principals.
+    pub const GROUP: &str = "group";
+    /// An application identity.
+    pub const SERVICE_PRINCIPAL: &str = "service_principal";
+}
+
+/// A user, group or service principal.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct UserRecord {
-    /// Unique name (e-mail style).
-    pub user_name: String,
-    /// Members of the built-in admins group may do everything.
-    pub is_admin: bool,
+pub struct PrincipalRecord {
+    /// SCIM id.
+    pub id: String,
+    /// See [`principal_kind`].
+    pub kind: String,
+    /// userName, group displayName, or service principal applicationId; unique per kind.
+    pub name: String,
+    /// Display name.
+    pub display_name: String,
+    /// Inactive principals cannot authenticate.
+    pub active: bool,
     /// ms since the epoch.
     pub created_at: i64,
+}
+
+/// A direct group membership.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct MembershipRecord {
+    /// The group.
+    pub group_id: String,
+    /// The member (user, service principal or group).
+    pub member_id: String,
 }
 
 /// A bearer token, by hash.
@@ -19,9 +44,11 @@ pub struct TokenRecord {
     /// Hex SHA-256 of the token.
     pub token_hash: String,
     /// Who the token authenticates as.
-    pub user_name: String,
+    pub principal_id: String,
     /// Free text.
     pub comment: String,
+    /// Principal id of whoever created it (differs from `principal_id` for on-behalf-of tokens).
+    pub created_by: String,
     /// ms since the epoch.
     pub created_at: i64,
     /// ms since the epoch; `None` never expires.

@@ -103,30 +103,101 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn ensure_user(&self, user: &UserRecord) -> Result<()> {
+    async fn create_principal(&self, p: &PrincipalRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO users (user_name, is_admin, created_at) VALUES (?, ?, ?) ON CONFLICT (user_name) DO NOTHING",
+            "INSERT INTO principals (id, kind, name, display_name, active, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .bind(&user.user_name)
-        .bind(user.is_admin)
-        .bind(user.created_at)
+        .bind(&p.id)
+        .bind(&p.kind)
+        .bind(&p.name)
+        .bind(&p.display_name)
+        .bind(p.active)
+        .bind(p.created_at)
         .execute(&self.writer)
-        .await?;
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("A {} named '{}' already exists.", p.kind.replace('_', " "), p.name))
+            } else {
+                e.into()
+            }
+        })?;
         Ok(())
     }
 
-    async fn list_users(&self) -> Result<Vec<UserRecord>> {
-        Ok(sqlx::query_as("SELECT * FROM users ORDER BY user_name").fetch_all(&self.reader).await?)
+    async fn get_principal(&self, id: &str) -> Result<Option<PrincipalRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM principals WHERE id = ?").bind(id).fetch_optional(&self.reader).await?)
+    }
+
+    async fn find_principal(&self, kind: &str, name: &str) -> Result<Option<PrincipalRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM principals WHERE kind = ? AND name = ?")
+            .bind(kind)
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn list_principals(&self, kind: Option<&str>) -> Result<Vec<PrincipalRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM principals WHERE (? IS NULL OR kind = ?) ORDER BY name, id")
+            .bind(kind)
+            .bind(kind)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn update_principal(&self, p: &PrincipalRecord) -> Result<()> {
+        let done = sqlx::query("UPDATE principals SET display_name = ?, active = ? WHERE id = ?")
+            .bind(&p.display_name)
+            .bind(p.active)
+            .bind(&p.id)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("Principal '{}' does not exist.", p.id)));
+        }
+        Ok(())
+    }
+
+    async fn delete_principal(&self, id: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM principals WHERE id = ?").bind(id).execute(&self.writer).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("Principal '{id}' does not exist.")));
+        }
+        Ok(())
+    }
+
+    async fn list_memberships(&self) -> Result<Vec<MembershipRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM group_members ORDER BY group_id, member_id").fetch_all(&self.reader).await?)
+    }
+
+    async fn add_member(&self, group_id: &str, member_id: &str) -> Result<()> {
+        sqlx::query("INSERT INTO group_members (group_id, member_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(group_id)
+            .bind(member_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_member(&self, group_id: &str, member_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM group_members WHERE group_id = ? AND member_id = ?")
+            .bind(group_id)
+            .bind(member_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO tokens (token_id, token_hash, user_name, comment, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tokens (token_id, token_hash, principal_id, comment, created_by, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&t.token_id)
         .bind(&t.token_hash)
-        .bind(&t.user_name)
+        .bind(&t.principal_id)
         .bind(&t.comment)
+        .bind(&t.created_by)
         .bind(t.created_at)
         .bind(t.expires_at)
         .execute(&self.writer)
@@ -141,10 +212,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn list_tokens(&self, user_name: Option<&str>) -> Result<Vec<TokenRecord>> {
-        let rows = match user_name {
+    async fn list_tokens(&self, principal_id: Option<&str>) -> Result<Vec<TokenRecord>> {
+        let rows = match principal_id {
             Some(u) => {
-                sqlx::query_as("SELECT * FROM tokens WHERE user_name = ? ORDER BY created_at, token_id")
+                sqlx::query_as("SELECT * FROM tokens WHERE principal_id = ? ORDER BY created_at, token_id")
                     .bind(u)
                     .fetch_all(&self.reader)
                     .await?
@@ -157,7 +228,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_token(&self, token_id: &str, owner: Option<&str>) -> Result<()> {
-        let done = sqlx::query("DELETE FROM tokens WHERE token_id = ? AND (? IS NULL OR user_name = ?)")
+        let done = sqlx::query("DELETE FROM tokens WHERE token_id = ? AND (? IS NULL OR principal_id = ?)")
             .bind(token_id)
             .bind(owner)
             .bind(owner)

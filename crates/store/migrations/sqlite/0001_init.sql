@@ -6,19 +6,33 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 );
 
-CREATE TABLE users (
-    user_name  TEXT PRIMARY KEY,
-    is_admin   INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
+-- Users, groups and service principals. `name` is the userName, the group displayName or the
+-- service principal's applicationId; unique per kind.
+CREATE TABLE principals (
+    id           TEXT PRIMARY KEY,
+    kind         TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    active       INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    UNIQUE (kind, name)
+);
+
+-- Direct membership; groups may contain users, service principals and other groups.
+CREATE TABLE group_members (
+    group_id  TEXT NOT NULL REFERENCES principals (id) ON DELETE CASCADE,
+    member_id TEXT NOT NULL REFERENCES principals (id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, member_id)
 );
 
 CREATE TABLE tokens (
-    token_id   TEXT PRIMARY KEY,
-    token_hash TEXT NOT NULL UNIQUE,
-    user_name  TEXT NOT NULL REFERENCES users (user_name) ON DELETE CASCADE,
-    comment    TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER
+    token_id     TEXT PRIMARY KEY,
+    token_hash   TEXT NOT NULL UNIQUE,
+    principal_id TEXT NOT NULL REFERENCES principals (id) ON DELETE CASCADE,
+    comment      TEXT NOT NULL,
+    created_by   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER
 );
 
 CREATE TABLE endpoints (
