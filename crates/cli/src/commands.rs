@@ -193,8 +193,14 @@ pub enum SecretsCmd {
 /// `modelgate tokens ...`
 #[derive(Subcommand)]
 pub enum TokensCmd {
-    /// Create a token for yourself; the value is printed once.
+    /// Create a token for yourself, or (admins) for a service principal or user; the value is printed once.
     Create {
+        /// Create it for this service principal (application id) instead of yourself.
+        #[arg(long, conflicts_with = "for_user")]
+        for_application_id: Option<String>,
+        /// Create it for this user instead of yourself.
+        #[arg(long)]
+        for_user: Option<String>,
         /// Lifetime in seconds (default: no expiry).
         #[arg(long)]
         lifetime_seconds: Option<i64>,
@@ -202,12 +208,19 @@ pub enum TokensCmd {
         #[arg(long)]
         comment: Option<String>,
     },
-    /// List your tokens.
-    List,
-    /// Revoke one of your tokens by id; effective immediately.
+    /// List your tokens (with --all, admins see every principal's).
+    List {
+        /// Every principal's tokens (admins).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a token by id; effective immediately (with --any-owner, admins revoke anyone's).
     Revoke {
         /// Token id (from `tokens list`).
         token_id: String,
+        /// Revoke a token of another principal (admins).
+        #[arg(long)]
+        any_owner: bool,
     },
 }
 
@@ -228,7 +241,7 @@ fn read_json(arg: &JsonArg, required: bool) -> Result<Value, CliError> {
     serde_json::from_str(&text).map_err(|e| CliError::Usage(format!("--json is not valid JSON: {e}")))
 }
 
-fn print_json(v: &Value) {
+pub fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
@@ -243,7 +256,7 @@ fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
 
 /// Prints a list answer: the JSON as is with `-o json`, else a table of `v[key]` with one row per
 /// item made by `row`.
-fn print_list(v: &Value, output: Output, key: &str, headers: &[&str], row: impl Fn(&Value) -> Vec<String>) {
+pub fn print_list(v: &Value, output: Output, key: &str, headers: &[&str], row: impl Fn(&Value) -> Vec<String>) {
     if output == Output::Json {
         print_json(v);
     } else {
@@ -251,7 +264,7 @@ fn print_list(v: &Value, output: Output, key: &str, headers: &[&str], row: impl 
     }
 }
 
-fn s(v: &Value) -> String {
+pub fn s(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
@@ -477,7 +490,7 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
 /// Runs a `tokens` command.
 pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(), CliError> {
     match cmd {
-        TokensCmd::Create { lifetime_seconds, comment } => {
+        TokensCmd::Create { for_application_id, for_user, lifetime_seconds, comment } => {
             let mut body = json!({});
             if let Some(l) = lifetime_seconds {
                 body["lifetime_seconds"] = json!(l);
@@ -485,10 +498,22 @@ pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(
             if let Some(c) = comment {
                 body["comment"] = json!(c);
             }
-            print_json(&client.json(Method::POST, "/api/2.0/token/create", Some(&body)).await?);
+            let path = match (for_application_id, for_user) {
+                (Some(a), _) => {
+                    body["application_id"] = json!(a);
+                    "/api/2.0/token-management/on-behalf-of/tokens"
+                }
+                (None, Some(u)) => {
+                    body["user_name"] = json!(u);
+                    "/api/2.0/token-management/on-behalf-of/tokens"
+                }
+                (None, None) => "/api/2.0/token/create",
+            };
+            print_json(&client.json(Method::POST, path, Some(&body)).await?);
         }
-        TokensCmd::List => {
-            let v = client.json(Method::GET, "/api/2.0/token/list", None).await?;
+        TokensCmd::List { all } => {
+            let path = if all { "/api/2.0/token-management/tokens" } else { "/api/2.0/token/list" };
+            let v = client.json(Method::GET, path, None).await?;
             let headers = ["Token id", "Owner", "Created", "Expires", "Comment"];
             print_list(&v, output, "token_infos", &headers, |t| {
                 let expiry =
@@ -496,7 +521,12 @@ pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(
                 vec![s(&t["token_id"]), s(&t["owner"]), ms_to_time(&t["creation_time"]), expiry, s(&t["comment"])]
             });
         }
-        TokensCmd::Revoke { token_id } => {
+        TokensCmd::Revoke { token_id, any_owner: true } => {
+            print_json(
+                &client.json(Method::DELETE, &format!("/api/2.0/token-management/tokens/{token_id}"), None).await?,
+            );
+        }
+        TokensCmd::Revoke { token_id, any_owner: false } => {
             print_json(
                 &client.json(Method::POST, "/api/2.0/token/delete", Some(&json!({"token_id": token_id}))).await?,
             );

@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod identity;
 mod profile;
 
 use std::net::SocketAddr;
@@ -81,6 +82,15 @@ enum Command {
     /// Manage access tokens.
     #[command(subcommand)]
     Tokens(commands::TokensCmd),
+    /// Manage users.
+    #[command(subcommand)]
+    Users(identity::UsersCmd),
+    /// Manage groups and their members.
+    #[command(subcommand)]
+    Groups(identity::GroupsCmd),
+    /// Manage service principals (application identities).
+    #[command(subcommand)]
+    ServicePrincipals(identity::ServicePrincipalsCmd),
 }
 
 #[derive(Args)]
@@ -159,6 +169,9 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::ServingEndpoints(c) => commands::endpoints(&client, c, output).await,
                     Command::Secrets(c) => commands::secrets(&client, c, output).await,
                     Command::Tokens(c) => commands::tokens(&client, c, output).await,
+                    Command::Users(c) => identity::users(&client, c, output).await,
+                    Command::Groups(c) => identity::groups(&client, c, output).await,
+                    Command::ServicePrincipals(c) => identity::service_principals(&client, c, output).await,
                     Command::Serve(_) | Command::Configure => unreachable!("handled above"),
                 },
             }

@@ -301,3 +301,42 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::Exit
     let _ = child.kill();
     None
 }
+
+#[test]
+fn identities_and_token_management_from_the_cli() {
+    let env = Env::new();
+    let mut server = spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN)]);
+    let run = |args: &[&str]| ok(cli(&server.host, Some(ADMIN), args, None, &env.config()));
+    let json = |out: String| serde_json::from_str::<serde_json::Value>(&out).unwrap();
+
+    let user = json(run(&["users", "create", "erin@example.com", "--display-name", "Erin"]));
+    let user_id = user["id"].as_str().unwrap().to_string();
+    let sp = json(run(&["service-principals", "create", "nightly batch", "--application-id", "batch-1"]));
+    let group = json(run(&["groups", "create", "data", "--member", &user_id]));
+    let group_id = group["id"].as_str().unwrap().to_string();
+    run(&["groups", "add-member", &group_id, sp["id"].as_str().unwrap()]);
+    let table = run(&["groups", "list"]);
+    assert!(table.contains("data") && table.contains("Erin") && table.contains("nightly batch"), "{table}");
+    let users = run(&["users", "list", "--filter", "userName sw \"erin\""]);
+    assert!(users.contains("erin@example.com") && users.contains("data"), "{users}");
+
+    let token = json(run(&["tokens", "create", "--for-application-id", "batch-1", "--comment", "nightly"]));
+    let value = token["token_value"].as_str().unwrap().to_string();
+    let id = token["token_info"]["token_id"].as_str().unwrap().to_string();
+    ok(cli(&server.host, Some(&value), &["serving-endpoints", "list"], None, &env.config()));
+    let denied = cli(&server.host, Some(&value), &["secrets", "create-scope", "x"], None, &env.config());
+    assert!(!denied.status.success() && text(&denied).1.contains("PERMISSION_DENIED"), "{:?}", text(&denied));
+    let all = run(&["tokens", "list", "--all"]);
+    assert!(all.contains(&id) && all.contains("batch-1"), "{all}");
+    run(&["tokens", "revoke", "--any-owner", &id]);
+    let refused = cli(&server.host, Some(&value), &["serving-endpoints", "list"], None, &env.config());
+    assert!(text(&refused).1.contains("UNAUTHENTICATED"));
+
+    run(&["users", "set-active", &user_id, "false"]);
+    assert!(run(&["users", "get", &user_id]).contains("\"active\": false"));
+    run(&["users", "delete", &user_id]);
+    let gone = cli(&server.host, Some(ADMIN), &["users", "get", &user_id], None, &env.config());
+    assert!(!gone.status.success() && text(&gone).1.contains("RESOURCE_DOES_NOT_EXIST"));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}

@@ -36,6 +36,9 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
     let principal = app.snapshot.load().tokens.get(&token::hash(bearer)).cloned();
     match principal {
         Some(p) if p.expires_at.is_none_or(|t| t > now_ms()) => {
+            if let Err(e) = interim_policy(&p, req.method(), req.uri().path()) {
+                return e.into_response();
+            }
             req.extensions_mut().insert(p.clone());
             let mut resp = next.run(req).await;
             resp.extensions_mut().insert(p);
@@ -62,6 +65,18 @@ pub async fn log_requests(req: Request, next: Next) -> Response {
         "request"
     );
     resp
+}
+
+/// Until per-endpoint permissions exist, principals outside `admins` may read the control plane,
+/// manage their own tokens, and query endpoints, but not change anything else.
+fn interim_policy(p: &Principal, method: &axum::http::Method, path: &str) -> Result<(), ApiError> {
+    let read = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
+    let own_tokens = path.starts_with("/api/2.0/token/");
+    let control_plane = path.starts_with("/api/2.0/");
+    if p.is_admin || read || own_tokens || !control_plane {
+        return Ok(());
+    }
+    Err(ApiError::PermissionDenied(format!("Only admins may {method} {path}.")))
 }
 
 /// Requires the caller to be an admin.

@@ -18,6 +18,7 @@ pub mod extract;
 pub mod openapi;
 pub mod render;
 pub mod routes;
+pub mod scim;
 pub mod secrets;
 pub mod snapshot;
 pub mod state;

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, dataplane, endpoints, secrets, tokens};
+use crate::{auth, dataplane, endpoints, scim, secrets, tokens};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -44,6 +44,30 @@ pub fn router(app: AppState) -> Router {
         .route("/api/2.0/token/create", post(tokens::create))
         .route("/api/2.0/token/list", get(tokens::list))
         .route("/api/2.0/token/delete", post(tokens::delete))
+        .route("/api/2.0/token-management/tokens", get(tokens::manage_list))
+        .route("/api/2.0/token-management/tokens/{token_id}", get(tokens::manage_get).delete(tokens::manage_delete))
+        .route("/api/2.0/token-management/on-behalf-of/tokens", post(tokens::create_obo))
+        .route("/api/2.0/preview/scim/v2/Me", get(scim::me))
+        .route("/api/2.0/preview/scim/v2/Users", get(scim::list_users).post(scim::create_user))
+        .route(
+            "/api/2.0/preview/scim/v2/Users/{id}",
+            get(scim::get_user).patch(scim::patch_user).delete(scim::delete_user),
+        )
+        .route("/api/2.0/preview/scim/v2/Groups", get(scim::list_groups).post(scim::create_group))
+        .route(
+            "/api/2.0/preview/scim/v2/Groups/{id}",
+            get(scim::get_group).patch(scim::patch_group).delete(scim::delete_group),
+        )
+        .route(
+            "/api/2.0/preview/scim/v2/ServicePrincipals",
+            get(scim::list_service_principals).post(scim::create_service_principal),
+        )
+        .route(
+            "/api/2.0/preview/scim/v2/ServicePrincipals/{id}",
+            get(scim::get_service_principal)
+                .patch(scim::patch_service_principal)
+                .delete(scim::delete_service_principal),
+        )
         .route("/serving-endpoints/{name}/invocations", post(dataplane::invocations))
         .route("/serving-endpoints/chat/completions", post(dataplane::chat))
         .route("/serving-endpoints/completions", post(dataplane::completions))

@@ -1,8 +1,9 @@
 //! Personal access tokens (`/api/2.0/token/...`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use modelgate_core::{now_ms, token};
 use modelgate_store::TokenRecord;
@@ -15,14 +16,37 @@ use crate::snapshot::Principal;
 use crate::state::AppState;
 
 /// Public facts about a token; `names` maps principal ids to names.
-pub fn info(t: TokenRecord, names: &std::collections::HashMap<String, String>) -> TokenInfo {
+pub fn info(t: TokenRecord, names: &HashMap<String, String>) -> TokenInfo {
     TokenInfo {
         owner: names.get(&t.principal_id).cloned(),
+        owner_id: t.principal_id.parse().ok(),
+        created_by_id: t.created_by.parse().ok(),
+        created_by_username: names.get(&t.created_by).cloned(),
         token_id: t.token_id,
         creation_time: t.created_at,
         expiry_time: t.expires_at.unwrap_or(-1),
         comment: t.comment,
     }
+}
+
+fn new_token(
+    principal_id: &str,
+    created_by: &str,
+    lifetime_seconds: Option<i64>,
+    comment: Option<String>,
+) -> (String, TokenRecord) {
+    let now = now_ms();
+    let value = token::generate();
+    let record = TokenRecord {
+        token_id: token::random_hex(16),
+        token_hash: token::hash(&value),
+        principal_id: principal_id.to_string(),
+        comment: comment.unwrap_or_default(),
+        created_by: created_by.to_string(),
+        created_at: now,
+        expires_at: lifetime_seconds.filter(|s| *s > 0).map(|s| now.saturating_add(s.saturating_mul(1000))),
+    };
+    (value, record)
 }
 
 /// `POST /api/2.0/token/create`: a new token for the caller. The value is in this response only.
@@ -31,17 +55,7 @@ pub async fn create(
     Extension(caller): Extension<Arc<Principal>>,
     ApiJson(req): ApiJson<CreateTokenRequest>,
 ) -> ApiResult<Json<CreateTokenResponse>> {
-    let now = now_ms();
-    let value = token::generate();
-    let record = TokenRecord {
-        token_id: token::random_hex(16),
-        token_hash: token::hash(&value),
-        principal_id: caller.id.clone(),
-        comment: req.comment.unwrap_or_default(),
-        created_by: caller.id.clone(),
-        created_at: now,
-        expires_at: req.lifetime_seconds.filter(|s| *s > 0).map(|s| now.saturating_add(s.saturating_mul(1000))),
-    };
+    let (value, record) = new_token(&caller.id, &caller.id, req.lifetime_seconds, req.comment);
     app.store.insert_token(&record).await?;
     app.refresh().await?;
     let names = app.snapshot.load().principal_names.clone();
@@ -67,4 +81,96 @@ pub async fn delete(
     app.store.delete_token(&req.token_id, Some(&caller.id)).await?;
     app.refresh().await?;
     Ok(Json(json!({})))
+}
+
+/// Query of the token-management listing.
+#[derive(serde::Deserialize, Default)]
+pub struct ManagementQuery {
+    created_by_id: Option<String>,
+    created_by_username: Option<String>,
+}
+
+/// `GET /api/2.0/token-management/tokens`: every token (admins).
+pub async fn manage_list(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Arc<Principal>>,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<ManagementQuery>,
+) -> ApiResult<Json<ListTokensResponse>> {
+    crate::auth::require_admin(&caller, "manage other principals' tokens")?;
+    let names = app.snapshot.load().principal_names.clone();
+    let token_infos = app
+        .store
+        .list_tokens(None)
+        .await?
+        .into_iter()
+        .filter(|t| q.created_by_id.as_deref().is_none_or(|id| t.created_by == id))
+        .filter(|t| {
+            q.created_by_username.as_deref().is_none_or(|n| names.get(&t.created_by).map(String::as_str) == Some(n))
+        })
+        .map(|t| info(t, &names))
+        .collect();
+    Ok(Json(ListTokensResponse { token_infos }))
+}
+
+async fn find(app: &AppState, token_id: &str) -> ApiResult<TokenRecord> {
+    app.store
+        .list_tokens(None)
+        .await?
+        .into_iter()
+        .find(|t| t.token_id == token_id)
+        .ok_or_else(|| crate::error::ApiError::NotFound(format!("Token '{token_id}' does not exist.")))
+}
+
+/// `GET /api/2.0/token-management/tokens/{token_id}` (admins).
+pub async fn manage_get(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Arc<Principal>>,
+    Path(token_id): Path<String>,
+) -> ApiResult<Json<GetTokenResponse>> {
+    crate::auth::require_admin(&caller, "manage other principals' tokens")?;
+    let names = app.snapshot.load().principal_names.clone();
+    Ok(Json(GetTokenResponse { token_info: info(find(&app, &token_id).await?, &names) }))
+}
+
+/// `DELETE /api/2.0/token-management/tokens/{token_id}` (admins); effective on the next request.
+pub async fn manage_delete(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Arc<Principal>>,
+    Path(token_id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    crate::auth::require_admin(&caller, "manage other principals' tokens")?;
+    app.store.delete_token(&token_id, None).await?;
+    app.refresh().await?;
+    Ok(Json(json!({})))
+}
+
+/// `POST /api/2.0/token-management/on-behalf-of/tokens` (admins): a token for a service principal
+/// (`application_id`), or for a user (`user_name`, our extension). The value is shown once.
+pub async fn create_obo(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Arc<Principal>>,
+    crate::extract::ApiJson(req): crate::extract::ApiJson<CreateOboTokenRequest>,
+) -> ApiResult<Json<CreateTokenResponse>> {
+    use modelgate_store::principal_kind;
+    crate::auth::require_admin(&caller, "create tokens for other principals")?;
+    let (kind, name, field) = match (req.application_id.as_deref(), req.user_name.as_deref()) {
+        (Some(a), None) => (principal_kind::SERVICE_PRINCIPAL, a, "application_id"),
+        (None, Some(u)) => (principal_kind::USER, u, "user_name"),
+        _ => {
+            return Err(crate::error::ApiError::invalid(
+                "application_id",
+                "set exactly one of application_id or user_name",
+            ));
+        }
+    };
+    let owner = app
+        .store
+        .find_principal(kind, name)
+        .await?
+        .ok_or_else(|| crate::error::ApiError::NotFound(format!("No principal with {field} '{name}'.")))?;
+    let (value, record) = new_token(&owner.id, &caller.id, req.lifetime_seconds, req.comment);
+    app.store.insert_token(&record).await?;
+    app.refresh().await?;
+    let names = app.snapshot.load().principal_names.clone();
+    Ok(Json(CreateTokenResponse { token_value: value, token_info: info(record, &names) }))
 }

@@ -29,6 +29,40 @@ pub struct TokenInfo {
     /// User the token authenticates as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// SCIM id of the principal the token authenticates as (token management).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<i64>,
+    /// SCIM id of whoever created it (token management).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by_id: Option<i64>,
+    /// Name of whoever created it (token management).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by_username: Option<String>,
+}
+
+/// Body of `POST /api/2.0/token-management/on-behalf-of/tokens`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOboTokenRequest {
+    /// The service principal's application id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<String>,
+    /// A user name instead of a service principal (our extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// Lifetime in seconds; absent means no expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
+    pub lifetime_seconds: Option<i64>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// One token, from token management.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetTokenResponse {
+    /// The token's facts.
+    pub token_info: TokenInfo,
 }
 
 /// Response of `POST /api/2.0/token/create`: the only time the token value is shown.

@@ -1,0 +1,238 @@
+//! `modelgate users|groups|service-principals ...`: SCIM identities.
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::commands::{print_json, print_list, s};
+use crate::{CliError, Output};
+
+const SCIM: &str = "/api/2.0/preview/scim/v2";
+
+/// `modelgate users ...`
+#[derive(Subcommand)]
+pub enum UsersCmd {
+    /// List users.
+    List {
+        /// SCIM filter, e.g. 'userName sw "a"'.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Show one user.
+    Get {
+        /// User id.
+        id: String,
+    },
+    /// Create a user.
+    Create {
+        /// Login name (an e-mail address).
+        user_name: String,
+        /// Display name.
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Deactivate or reactivate a user.
+    SetActive {
+        /// User id.
+        id: String,
+        /// true or false.
+        #[arg(action = clap::ArgAction::Set)]
+        active: bool,
+    },
+    /// Delete a user; its tokens stop working at once.
+    Delete {
+        /// User id.
+        id: String,
+    },
+}
+
+/// `modelgate groups ...`
+#[derive(Subcommand)]
+pub enum GroupsCmd {
+    /// List groups.
+    List {
+        /// SCIM filter, e.g. 'displayName eq "ml"'.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Show one group with its members.
+    Get {
+        /// Group id.
+        id: String,
+    },
+    /// Create a group.
+    Create {
+        /// Group name.
+        name: String,
+        /// Initial member ids (users, service principals or groups).
+        #[arg(long = "member")]
+        members: Vec<String>,
+    },
+    /// Add a member (user, service principal or group) to a group.
+    AddMember {
+        /// Group id.
+        group_id: String,
+        /// Member id.
+        member_id: String,
+    },
+    /// Remove a member from a group.
+    RemoveMember {
+        /// Group id.
+        group_id: String,
+        /// Member id.
+        member_id: String,
+    },
+    /// Delete a group.
+    Delete {
+        /// Group id.
+        id: String,
+    },
+}
+
+/// `modelgate service-principals ...`
+#[derive(Subcommand)]
+pub enum ServicePrincipalsCmd {
+    /// List service principals.
+    List {
+        /// SCIM filter, e.g. 'displayName co "app"'.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Show one service principal.
+    Get {
+        /// Service principal id.
+        id: String,
+    },
+    /// Create a service principal (an application's identity).
+    Create {
+        /// Display name.
+        display_name: String,
+        /// Application id (default: a new UUID).
+        #[arg(long)]
+        application_id: Option<String>,
+    },
+    /// Delete a service principal; its tokens stop working at once.
+    Delete {
+        /// Service principal id.
+        id: String,
+    },
+}
+
+async fn list(
+    client: &Client,
+    kind: &str,
+    filter: Option<String>,
+    output: Output,
+    headers: &[&str],
+    row: impl Fn(&Value) -> Vec<String>,
+) -> Result<(), CliError> {
+    let query: Vec<(&str, &str)> = filter.as_deref().map(|f| vec![("filter", f)]).unwrap_or_default();
+    let v = client.json_query(Method::GET, &format!("{SCIM}/{kind}"), &query, None).await?;
+    print_list(&v, output, "Resources", headers, row);
+    Ok(())
+}
+
+fn groups_of(v: &Value) -> String {
+    v["groups"].as_array().into_iter().flatten().map(|g| s(&g["display"])).collect::<Vec<_>>().join(", ")
+}
+
+fn patch(op: &str, path: &str, value: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": op, "path": path, "value": value}]})
+}
+
+async fn delete(client: &Client, kind: &str, id: &str) -> Result<(), CliError> {
+    client.json(Method::DELETE, &format!("{SCIM}/{kind}/{id}"), None).await?;
+    Ok(())
+}
+
+/// Runs a `users` command.
+pub async fn users(client: &Client, cmd: UsersCmd, output: Output) -> Result<(), CliError> {
+    match cmd {
+        UsersCmd::List { filter } => {
+            list(client, "Users", filter, output, &["Id", "User name", "Display name", "Active", "Groups"], |u| {
+                vec![s(&u["id"]), s(&u["userName"]), s(&u["displayName"]), s(&u["active"]), groups_of(u)]
+            })
+            .await?
+        }
+        UsersCmd::Get { id } => print_json(&client.json(Method::GET, &format!("{SCIM}/Users/{id}"), None).await?),
+        UsersCmd::Create { user_name, display_name } => {
+            let mut body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name});
+            if let Some(d) = display_name {
+                body["displayName"] = json!(d);
+            }
+            print_json(&client.json(Method::POST, &format!("{SCIM}/Users"), Some(&body)).await?);
+        }
+        UsersCmd::SetActive { id, active } => print_json(
+            &client
+                .json(Method::PATCH, &format!("{SCIM}/Users/{id}"), Some(&patch("replace", "active", json!(active))))
+                .await?,
+        ),
+        UsersCmd::Delete { id } => delete(client, "Users", &id).await?,
+    }
+    Ok(())
+}
+
+/// Runs a `groups` command.
+pub async fn groups(client: &Client, cmd: GroupsCmd, output: Output) -> Result<(), CliError> {
+    match cmd {
+        GroupsCmd::List { filter } => {
+            list(client, "Groups", filter, output, &["Id", "Name", "Members", "Member of"], |g| {
+                let members = g["members"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| s(&m["display"]))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                vec![s(&g["id"]), s(&g["displayName"]), members, groups_of(g)]
+            })
+            .await?
+        }
+        GroupsCmd::Get { id } => print_json(&client.json(Method::GET, &format!("{SCIM}/Groups/{id}"), None).await?),
+        GroupsCmd::Create { name, members } => {
+            let members: Vec<Value> = members.into_iter().map(|m| json!({"value": m})).collect();
+            let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members});
+            print_json(&client.json(Method::POST, &format!("{SCIM}/Groups"), Some(&body)).await?);
+        }
+        GroupsCmd::AddMember { group_id, member_id } => {
+            let body = patch("add", "members", json!([{"value": member_id}]));
+            print_json(&client.json(Method::PATCH, &format!("{SCIM}/Groups/{group_id}"), Some(&body)).await?);
+        }
+        GroupsCmd::RemoveMember { group_id, member_id } => {
+            let body = json!({"Operations": [{"op": "remove", "path": format!("members[value eq \"{member_id}\"]")}]});
+            print_json(&client.json(Method::PATCH, &format!("{SCIM}/Groups/{group_id}"), Some(&body)).await?);
+        }
+        GroupsCmd::Delete { id } => delete(client, "Groups", &id).await?,
+    }
+    Ok(())
+}
+
+/// Runs a `service-principals` command.
+pub async fn service_principals(client: &Client, cmd: ServicePrincipalsCmd, output: Output) -> Result<(), CliError> {
+    match cmd {
+        ServicePrincipalsCmd::List { filter } => {
+            list(
+                client,
+                "ServicePrincipals",
+                filter,
+                output,
+                &["Id", "Application id", "Display name", "Active", "Groups"],
+                |p| vec![s(&p["id"]), s(&p["applicationId"]), s(&p["displayName"]), s(&p["active"]), groups_of(p)],
+            )
+            .await?
+        }
+        ServicePrincipalsCmd::Get { id } => {
+            print_json(&client.json(Method::GET, &format!("{SCIM}/ServicePrincipals/{id}"), None).await?)
+        }
+        ServicePrincipalsCmd::Create { display_name, application_id } => {
+            let mut body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"], "displayName": display_name});
+            if let Some(a) = application_id {
+                body["applicationId"] = json!(a);
+            }
+            print_json(&client.json(Method::POST, &format!("{SCIM}/ServicePrincipals"), Some(&body)).await?);
+        }
+        ServicePrincipalsCmd::Delete { id } => delete(client, "ServicePrincipals", &id).await?,
+    }
+    Ok(())
+}

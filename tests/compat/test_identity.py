@@ -1,0 +1,61 @@
+"""databricks-sdk identity APIs (SCIM users, groups, service principals, current user, token
+management) against the running binary."""
+
+import pytest
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.errors import NotFound, PermissionDenied, ResourceAlreadyExists
+from databricks.sdk.service import iam
+
+from conftest import ADMIN_TOKEN
+
+
+@pytest.fixture(scope="module")
+def w(server):
+    return WorkspaceClient(host=server.host, token=ADMIN_TOKEN)
+
+
+def test_users_groups_service_principals(w):
+    me = w.current_user.me()
+    assert me.user_name == "admin"
+    assert "admins" in [g.display for g in me.groups]
+
+    u = w.users.create(user_name="dana@example.com", display_name="Dana")
+    assert u.id and u.user_name == "dana@example.com"
+    with pytest.raises(ResourceAlreadyExists):
+        w.users.create(user_name="dana@example.com")
+    found = list(w.users.list(filter='userName eq "dana@example.com"'))
+    assert [x.id for x in found] == [u.id]
+    assert "admin" in [x.user_name for x in w.users.list()]
+
+    sp = w.service_principals.create(display_name="reporting app")
+    assert sp.application_id
+    g = w.groups.create(display_name="analysts", members=[iam.ComplexValue(value=u.id)])
+    w.groups.patch(
+        g.id,
+        operations=[iam.Patch(op=iam.PatchOp.ADD, path="members", value=[{"value": sp.id}])],
+        schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP],
+    )
+    members = {m.value for m in w.groups.get(g.id).members}
+    assert members == {u.id, sp.id}
+    assert [x.display_name for x in w.groups.list(filter='displayName eq "analysts"')] == ["analysts"]
+
+    w.users.delete(u.id)
+    with pytest.raises(NotFound):
+        w.users.get(u.id)
+
+
+def test_token_management_on_behalf_of_a_service_principal(w, server):
+    sp = w.service_principals.create(display_name="chat app")
+    obo = w.token_management.create_obo_token(application_id=sp.application_id, lifetime_seconds=3600, comment="app")
+    assert obo.token_value and obo.token_info.token_id
+    as_sp = WorkspaceClient(host=server.host, token=obo.token_value)
+    assert as_sp.current_user.me().id == sp.id
+    assert isinstance(list(as_sp.serving_endpoints.list()), list), "a service principal may read"
+    with pytest.raises(PermissionDenied):
+        as_sp.secrets.create_scope(scope="not-allowed")
+
+    infos = [t for t in w.token_management.list() if t.token_id == obo.token_info.token_id]
+    assert len(infos) == 1 and infos[0].comment == "app"
+    w.token_management.delete(obo.token_info.token_id)
+    with pytest.raises(Exception):
+        as_sp.current_user.me()
