@@ -59,3 +59,41 @@ def test_token_management_on_behalf_of_a_service_principal(w, server):
     w.token_management.delete(obo.token_info.token_id)
     with pytest.raises(Exception):
         as_sp.current_user.me()
+
+
+def test_endpoint_permissions_through_the_sdk(w, server):
+    from databricks.sdk.service import serving
+
+    w.secrets.create_scope(scope="perm")
+    w.secrets.put_secret(scope="perm", key="k", string_value="sk-perm")
+    ep = w.serving_endpoints.create_and_wait(
+        name="perm-chat",
+        config=serving.EndpointCoreConfigInput(name="perm-chat", served_entities=[serving.ServedEntityInput(
+            external_model=serving.ExternalModel(provider=serving.ExternalModelProvider.OPENAI, name="gpt-4o", task="llm/v1/chat",
+                                                 openai_config=serving.OpenAiConfig(openai_api_key="{{secrets/perm/k}}")))]))
+    sp = w.service_principals.create(display_name="perm app")
+    acl = w.serving_endpoints.set_permissions(ep.id, access_control_list=[
+        serving.ServingEndpointAccessControlRequest(service_principal_name=sp.application_id,
+                                                    permission_level=serving.ServingEndpointPermissionLevel.CAN_VIEW)])
+    assert acl.object_id == f"/serving-endpoints/{ep.id}"
+    levels = {e.service_principal_name: e.all_permissions[0].permission_level for e in acl.access_control_list if e.service_principal_name}
+    assert levels == {sp.application_id: serving.ServingEndpointPermissionLevel.CAN_VIEW}
+
+    token = w.token_management.create_obo_token(application_id=sp.application_id).token_value
+    as_sp = WorkspaceClient(host=server.host, token=token)
+    assert as_sp.serving_endpoints.get("perm-chat").permission_level == serving.ServingEndpointDetailedPermissionLevel.CAN_VIEW
+    with pytest.raises(PermissionDenied):
+        as_sp.serving_endpoints.patch("perm-chat", add_tags=[serving.EndpointTag(key="k", value="v")])
+
+    w.serving_endpoints.update_permissions(ep.id, access_control_list=[
+        serving.ServingEndpointAccessControlRequest(service_principal_name=sp.application_id,
+                                                    permission_level=serving.ServingEndpointPermissionLevel.CAN_MANAGE)])
+    as_sp.serving_endpoints.patch("perm-chat", add_tags=[serving.EndpointTag(key="k", value="v")])
+    got = w.serving_endpoints.get_permissions(ep.id)
+    assert any(e.group_name == "admins" and e.all_permissions[0].inherited for e in got.access_control_list)
+    names = [l.permission_level.value for l in w.serving_endpoints.get_permission_levels(ep.id).permission_levels]
+    assert names == ["CAN_VIEW", "CAN_QUERY", "CAN_MANAGE"]
+
+    w.serving_endpoints.set_permissions(ep.id, access_control_list=[])
+    with pytest.raises(NotFound):
+        as_sp.serving_endpoints.get("perm-chat")

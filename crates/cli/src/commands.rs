@@ -224,7 +224,7 @@ pub enum TokensCmd {
     },
 }
 
-fn read_json(arg: &JsonArg, required: bool) -> Result<Value, CliError> {
+pub fn read_json(arg: &JsonArg, required: bool) -> Result<Value, CliError> {
     let text = match arg.json.as_deref() {
         None if required => return Err(CliError::Usage("--json is required".into())),
         None => return Ok(json!({})),

@@ -10,6 +10,83 @@ use crate::{CliError, Output};
 
 const SCIM: &str = "/api/2.0/preview/scim/v2";
 
+/// `modelgate permissions ...`
+#[derive(Subcommand)]
+pub enum PermissionsCmd {
+    /// Show the permissions of an object.
+    Get {
+        /// Object type: serving-endpoints.
+        object_type: ObjectType,
+        /// Endpoint id or name.
+        id: String,
+    },
+    /// Replace every direct permission: --json '{"access_control_list": [...]}'.
+    Set {
+        /// Object type: serving-endpoints.
+        object_type: ObjectType,
+        /// Endpoint id or name.
+        id: String,
+        #[command(flatten)]
+        json: crate::commands::JsonArg,
+    },
+    /// Add or change permissions: --json '{"access_control_list": [{"group_name": "ml", "permission_level": "CAN_QUERY"}]}'.
+    Update {
+        /// Object type: serving-endpoints.
+        object_type: ObjectType,
+        /// Endpoint id or name.
+        id: String,
+        #[command(flatten)]
+        json: crate::commands::JsonArg,
+    },
+    /// List the permission levels of an object.
+    GetPermissionLevels {
+        /// Object type: serving-endpoints.
+        object_type: ObjectType,
+        /// Endpoint id or name.
+        id: String,
+    },
+}
+
+/// Objects that carry permissions.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ObjectType {
+    /// Serving endpoints.
+    ServingEndpoints,
+}
+
+/// Runs a `permissions` command.
+pub async fn permissions(client: &Client, cmd: PermissionsCmd, output: Output) -> Result<(), CliError> {
+    const BASE: &str = "/api/2.0/permissions/serving-endpoints";
+    match cmd {
+        PermissionsCmd::Get { id, .. } => {
+            let v = client.json(Method::GET, &format!("{BASE}/{id}"), None).await?;
+            print_list(&v, output, "access_control_list", &["Principal", "Kind", "Level", "Inherited"], |e| {
+                let (who, kind) = if !e["user_name"].is_null() {
+                    (s(&e["user_name"]), "user")
+                } else if !e["group_name"].is_null() {
+                    (s(&e["group_name"]), "group")
+                } else {
+                    (s(&e["service_principal_name"]), "service principal")
+                };
+                let p = &e["all_permissions"][0];
+                vec![who, kind.into(), s(&p["permission_level"]), s(&p["inherited"])]
+            });
+        }
+        PermissionsCmd::Set { id, json, .. } => {
+            let body = crate::commands::read_json(&json, true)?;
+            print_json(&client.json(Method::PUT, &format!("{BASE}/{id}"), Some(&body)).await?);
+        }
+        PermissionsCmd::Update { id, json, .. } => {
+            let body = crate::commands::read_json(&json, true)?;
+            print_json(&client.json(Method::PATCH, &format!("{BASE}/{id}"), Some(&body)).await?);
+        }
+        PermissionsCmd::GetPermissionLevels { id, .. } => {
+            print_json(&client.json(Method::GET, &format!("{BASE}/{id}/permissionLevels"), None).await?)
+        }
+    }
+    Ok(())
+}
+
 /// `modelgate users ...`
 #[derive(Subcommand)]
 pub enum UsersCmd {

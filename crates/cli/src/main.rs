@@ -91,6 +91,9 @@ enum Command {
     /// Manage service principals (application identities).
     #[command(subcommand)]
     ServicePrincipals(identity::ServicePrincipalsCmd),
+    /// Manage permissions on serving endpoints.
+    #[command(subcommand)]
+    Permissions(identity::PermissionsCmd),
 }
 
 #[derive(Args)]
@@ -172,6 +175,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::Users(c) => identity::users(&client, c, output).await,
                     Command::Groups(c) => identity::groups(&client, c, output).await,
                     Command::ServicePrincipals(c) => identity::service_principals(&client, c, output).await,
+                    Command::Permissions(c) => identity::permissions(&client, c, output).await,
                     Command::Serve(_) | Command::Configure => unreachable!("handled above"),
                 },
             }

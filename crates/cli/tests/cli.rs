@@ -332,6 +332,22 @@ fn identities_and_token_management_from_the_cli() {
     let refused = cli(&server.host, Some(&value), &["serving-endpoints", "list"], None, &env.config());
     assert!(text(&refused).1.contains("UNAUTHENTICATED"));
 
+    // Endpoint permissions by name.
+    ok(cli(&server.host, Some(ADMIN), &["secrets", "create-scope", "llm"], None, &env.config()));
+    ok(cli(
+        &server.host,
+        Some(ADMIN),
+        &["secrets", "put-secret", "llm", "openai", "--string-value", "sk"],
+        None,
+        &env.config(),
+    ));
+    run(&["serving-endpoints", "create", "--json", ENDPOINT]);
+    let grant = r#"{"access_control_list": [{"group_name": "data", "permission_level": "CAN_QUERY"}]}"#;
+    run(&["permissions", "update", "serving-endpoints", "chat", "--json", grant]);
+    let acl = run(&["permissions", "get", "serving-endpoints", "chat"]);
+    assert!(acl.contains("data") && acl.contains("CAN_QUERY") && acl.contains("admins"), "{acl}");
+    assert!(run(&["permissions", "get-permission-levels", "serving-endpoints", "chat"]).contains("CAN_MANAGE"));
+
     run(&["users", "set-active", &user_id, "false"]);
     assert!(run(&["users", "get", &user_id]).contains("\"active\": false"));
     run(&["users", "delete", &user_id]);

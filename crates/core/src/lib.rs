@@ -14,6 +14,7 @@
 pub mod cipher;
 pub mod credentials;
 pub mod names;
+pub mod permission;
 pub mod secret;
 pub mod secret_ref;
 pub mod token;

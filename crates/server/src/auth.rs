@@ -67,13 +67,16 @@ pub async fn log_requests(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Until per-endpoint permissions exist, principals outside `admins` may read the control plane,
-/// manage their own tokens, and query endpoints, but not change anything else.
+/// Serving endpoints and their permissions are governed per endpoint (see
+/// [`crate::permissions`]). Until scope ACLs exist, the other control-plane writes (secrets) stay
+/// with admins; everyone may read, manage their own tokens, and use what endpoint grants allow.
 fn interim_policy(p: &Principal, method: &axum::http::Method, path: &str) -> Result<(), ApiError> {
     let read = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
+    let per_endpoint =
+        path.starts_with("/api/2.0/serving-endpoints") || path.starts_with("/api/2.0/permissions/serving-endpoints");
     let own_tokens = path.starts_with("/api/2.0/token/");
     let control_plane = path.starts_with("/api/2.0/");
-    if p.is_admin || read || own_tokens || !control_plane {
+    if p.is_admin || read || per_endpoint || own_tokens || !control_plane {
         return Ok(());
     }
     Err(ApiError::PermissionDenied(format!("Only admins may {method} {path}.")))

@@ -19,6 +19,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
+use modelgate_core::permission::Level;
 use modelgate_providers::framing::{Framing, RawEvent, aws_event_stream};
 use modelgate_providers::{Adapter, Body, ProviderError, ResponseOptions, StreamItem, Task};
 use serde_json::{Value, json};
@@ -36,35 +37,40 @@ type Caller = Extension<Arc<Principal>>;
 /// `POST /serving-endpoints/{name}/invocations`: the task is the endpoint's.
 pub async fn invocations(
     State(app): State<AppState>,
-    _caller: Caller,
+    Extension(caller): Caller,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
     match parse_body(&body) {
-        Ok(b) => query(&app, &name, None, b).await,
+        Ok(b) => query(&app, &caller, &name, None, b).await,
         Err(e) => e.into_response(),
     }
 }
 
 /// `POST .../chat/completions`
-pub async fn chat(State(app): State<AppState>, _caller: Caller, body: Bytes) -> Response {
-    openai_route(&app, Task::Chat, &body).await
+pub async fn chat(State(app): State<AppState>, Extension(caller): Caller, body: Bytes) -> Response {
+    openai_route(&app, &caller, Task::Chat, &body).await
 }
 
 /// `POST .../completions`
-pub async fn completions(State(app): State<AppState>, _caller: Caller, body: Bytes) -> Response {
-    openai_route(&app, Task::Completions, &body).await
+pub async fn completions(State(app): State<AppState>, Extension(caller): Caller, body: Bytes) -> Response {
+    openai_route(&app, &caller, Task::Completions, &body).await
 }
 
 /// `POST .../embeddings`
-pub async fn embeddings(State(app): State<AppState>, _caller: Caller, body: Bytes) -> Response {
-    openai_route(&app, Task::Embeddings, &body).await
+pub async fn embeddings(State(app): State<AppState>, Extension(caller): Caller, body: Bytes) -> Response {
+    openai_route(&app, &caller, Task::Embeddings, &body).await
 }
 
 /// `GET /v1/models` (and `/serving-endpoints/models`): the endpoints, as OpenAI models.
-pub async fn models(State(app): State<AppState>, _caller: Caller) -> Response {
+pub async fn models(State(app): State<AppState>, Extension(caller): Caller) -> Response {
     let snap = app.snapshot.load();
-    let mut names: Vec<&String> = snap.endpoints.keys().collect();
+    let mut names: Vec<&String> = snap
+        .endpoints
+        .iter()
+        .filter(|(_, ep)| crate::permissions::level_of(&caller, ep).is_some_and(|l| l >= Level::CanQuery))
+        .map(|(n, _)| n)
+        .collect();
     names.sort();
     let data: Vec<Value> = names
         .into_iter()
@@ -83,7 +89,7 @@ fn parse_body(body: &[u8]) -> ApiResult<Body> {
     parse_json::<Body>(body)
 }
 
-async fn openai_route(app: &AppState, task: Task, body: &[u8]) -> Response {
+async fn openai_route(app: &AppState, caller: &Principal, task: Task, body: &[u8]) -> Response {
     let parsed = match parse_body(body) {
         Ok(b) => b,
         Err(e) => return e.into_response(),
@@ -91,7 +97,7 @@ async fn openai_route(app: &AppState, task: Task, body: &[u8]) -> Response {
     let Some(name) = parsed.get("model").and_then(Value::as_str).map(str::to_string) else {
         return ApiError::invalid("model", "is required: the name of the serving endpoint to query").into_response();
     };
-    query(app, &name, Some(task), parsed).await
+    query(app, caller, &name, Some(task), parsed).await
 }
 
 /// Checks that `endpoint` can answer `route_task` and returns its task.
@@ -171,10 +177,10 @@ fn pick(entities: &[LiveEntity]) -> Option<&LiveEntity> {
     })
 }
 
-async fn query(app: &AppState, name: &str, route_task: Option<Task>, body: Body) -> Response {
-    let endpoint = app.snapshot.load().endpoints.get(name).cloned();
-    let Some(ep) = endpoint else {
-        return ApiError::NotFound(format!("Endpoint with name '{name}' does not exist.")).into_response();
+async fn query(app: &AppState, caller: &Principal, name: &str, route_task: Option<Task>, body: Body) -> Response {
+    let ep = match crate::permissions::require(app, caller, name, Level::CanQuery) {
+        Ok(ep) => ep,
+        Err(e) => return e.into_response(),
     };
     let prepared = servable(&ep, route_task).and_then(|task| check_body(task, &body).map(|_| task));
     let task = match prepared {

@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use modelgate_core::permission::Level;
 use modelgate_core::validate::{self, NormalizedConfig};
 use modelgate_core::{now_ms, token};
 use modelgate_store::{ConfigRecord, EndpointMutation, EndpointRecord, StoreError, config_status};
@@ -17,6 +18,7 @@ use crate::configs;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::openapi;
+use crate::permissions;
 use crate::render;
 use crate::snapshot::Principal;
 use crate::state::AppState;
@@ -41,10 +43,17 @@ async fn config_at(app: &AppState, e: &EndpointRecord, version: Option<i64>) -> 
     }
 }
 
-async fn detailed(app: &AppState, e: &EndpointRecord) -> ApiResult<ServingEndpointDetailed> {
+async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> ApiResult<ServingEndpointDetailed> {
     let active = config_at(app, e, e.active_version).await?;
     let pending = config_at(app, e, e.pending_version).await?;
-    render::detailed(e, active.as_ref(), pending.as_ref())
+    let level = app.snapshot.load().endpoints.get(&e.name).and_then(|ep| permissions::level_of(caller, ep));
+    render::detailed(e, active.as_ref(), pending.as_ref(), level)
+}
+
+/// Checks the caller's level on `name`, then loads the endpoint from the store.
+async fn load_as(app: &AppState, caller: &Principal, name: &str, needed: Level) -> ApiResult<EndpointRecord> {
+    permissions::require(app, caller, name, needed)?;
+    load(app, name).await
 }
 
 /// `POST /api/2.0/serving-endpoints`
@@ -99,20 +108,28 @@ pub async fn create(
         status: config_status::PENDING.into(),
         build_log: String::new(),
     };
-    app.store.create_endpoint(&endpoint, &record).await?;
+    app.store.create_endpoint(&endpoint, &record, &caller.id).await?;
     app.refresh().await?;
     // Rendered from what was just written, so the reply shows IN_PROGRESS even if the deployer
     // finishes before the response is serialised.
-    let body = render::detailed(&endpoint, None, Some(&record))?;
+    let body = render::detailed(&endpoint, None, Some(&record), Some(Level::CanManage))?;
     app.deployer.enqueue(&id, 1);
     Ok(Json(body))
 }
 
 /// `GET /api/2.0/serving-endpoints`
-pub async fn list(State(app): State<AppState>) -> ApiResult<Json<ListEndpointsResponse>> {
+pub async fn list(State(app): State<AppState>, Extension(caller): Caller) -> ApiResult<Json<ListEndpointsResponse>> {
     let _settled = app.settled().await;
+    let visible: std::collections::HashSet<String> = app
+        .snapshot
+        .load()
+        .endpoints
+        .values()
+        .filter(|ep| permissions::level_of(&caller, ep).is_some())
+        .map(|ep| ep.name.clone())
+        .collect();
     let mut endpoints = Vec::new();
-    for e in app.store.list_endpoints().await? {
+    for e in app.store.list_endpoints().await?.into_iter().filter(|e| visible.contains(&e.name)) {
         let config = config_at(&app, &e, e.active_version.or(e.pending_version)).await?;
         endpoints.push(render::summary(&e, config.as_ref()));
     }
@@ -120,15 +137,23 @@ pub async fn list(State(app): State<AppState>) -> ApiResult<Json<ListEndpointsRe
 }
 
 /// `GET /api/2.0/serving-endpoints/{name}`
-pub async fn get(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<ServingEndpointDetailed>> {
+pub async fn get(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ServingEndpointDetailed>> {
     let _settled = app.settled().await;
-    let e = load(&app, &name).await?;
-    Ok(Json(detailed(&app, &e).await?))
+    let e = load_as(&app, &caller, &name, Level::CanView).await?;
+    Ok(Json(detailed(&app, &caller, &e).await?))
 }
 
 /// `DELETE /api/2.0/serving-endpoints/{name}`
-pub async fn delete(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<serde_json::Value>> {
-    let e = load(&app, &name).await?;
+pub async fn delete(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let e = load_as(&app, &caller, &name, Level::CanManage).await?;
     app.store.delete_endpoint(&name).await?;
     app.events.forget(&e.id);
     app.refresh().await?;
@@ -188,7 +213,7 @@ pub async fn update_config(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<EndpointCoreConfigInput>,
 ) -> ApiResult<Json<ServingEndpointDetailed>> {
-    let current = load(&app, &name).await?;
+    let current = load_as(&app, &caller, &name, Level::CanManage).await?;
     let NormalizedConfig { mut config, kind, .. } = validate::normalize_config(body, "")?;
     if let Some(old) = kind_of_latest(&app, &current).await?
         && old != kind
@@ -208,7 +233,7 @@ pub async fn update_config(
     }
     configs::seal_plaintext(&mut config, &app.cipher, &current.id)?;
     let e = begin_update(&app, &name, &caller.user_name, config).await?;
-    Ok(Json(detailed(&app, &e).await?))
+    Ok(Json(detailed(&app, &caller, &e).await?))
 }
 
 /// `POST /api/2.0/serving-endpoints/{name}/config:rollback` (our extension): deploys the content
@@ -219,21 +244,22 @@ pub async fn rollback(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<RollbackRequest>,
 ) -> ApiResult<Json<ServingEndpointDetailed>> {
-    let current = load(&app, &name).await?;
+    let current = load_as(&app, &caller, &name, Level::CanManage).await?;
     let target = app.store.get_config(&current.id, body.config_version).await?.ok_or_else(|| {
         ApiError::NotFound(format!("Endpoint '{name}' has no config version {}.", body.config_version))
     })?;
     let config = configs::parse_stored(&target)?;
     let e = begin_update(&app, &name, &caller.user_name, config).await?;
-    Ok(Json(detailed(&app, &e).await?))
+    Ok(Json(detailed(&app, &caller, &e).await?))
 }
 
 /// `GET /api/2.0/serving-endpoints/{name}/config-versions` (our extension).
 pub async fn config_versions(
     State(app): State<AppState>,
+    Extension(caller): Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ConfigVersionsResponse>> {
-    let e = load(&app, &name).await?;
+    let e = load_as(&app, &caller, &name, Level::CanView).await?;
     let mut config_versions = Vec::new();
     for c in app.store.list_configs(&e.id).await? {
         config_versions.push(ConfigVersionInfo {
@@ -250,9 +276,11 @@ pub async fn config_versions(
 
 async fn mutate(
     app: &AppState,
+    caller: &Principal,
     name: &str,
     f: impl FnOnce(&mut EndpointRecord) -> Result<(), StoreError> + Send + 'static,
 ) -> ApiResult<EndpointRecord> {
+    permissions::require(app, caller, name, Level::CanManage)?;
     let e = app
         .store
         .update_endpoint(
@@ -269,25 +297,33 @@ async fn mutate(
 }
 
 /// `POST .../config:stop`: the endpoint refuses queries until started.
-pub async fn stop(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<ServingEndpointDetailed>> {
-    let e = mutate(&app, &name, |e| {
+pub async fn stop(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ServingEndpointDetailed>> {
+    let e = mutate(&app, &caller, &name, |e| {
         e.stopped = true;
         Ok(())
     })
     .await?;
     log_all_entities(&app, &e, "endpoint stopped").await;
-    Ok(Json(detailed(&app, &e).await?))
+    Ok(Json(detailed(&app, &caller, &e).await?))
 }
 
 /// `POST .../config:start`
-pub async fn start(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<ServingEndpointDetailed>> {
-    let e = mutate(&app, &name, |e| {
+pub async fn start(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ServingEndpointDetailed>> {
+    let e = mutate(&app, &caller, &name, |e| {
         e.stopped = false;
         Ok(())
     })
     .await?;
     log_all_entities(&app, &e, "endpoint started").await;
-    Ok(Json(detailed(&app, &e).await?))
+    Ok(Json(detailed(&app, &caller, &e).await?))
 }
 
 async fn log_all_entities(app: &AppState, e: &EndpointRecord, line: &str) {
@@ -303,12 +339,13 @@ async fn log_all_entities(app: &AppState, e: &EndpointRecord, line: &str) {
 /// `PUT .../ai-gateway`
 pub async fn put_ai_gateway(
     State(app): State<AppState>,
+    Extension(caller): Caller,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<AiGatewayConfig>,
 ) -> ApiResult<Json<AiGatewayConfig>> {
     validate::ai_gateway(&body, "")?;
     let stored = to_json(&body);
-    mutate(&app, &name, move |e| {
+    mutate(&app, &caller, &name, move |e| {
         e.ai_gateway = Some(stored);
         Ok(())
     })
@@ -319,12 +356,13 @@ pub async fn put_ai_gateway(
 /// `PUT .../rate-limits` (legacy)
 pub async fn put_rate_limits(
     State(app): State<AppState>,
+    Extension(caller): Caller,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<RateLimits>,
 ) -> ApiResult<Json<RateLimits>> {
     validate::legacy_rate_limits(&body.rate_limits, "rate_limits")?;
     let stored = to_json(&body.rate_limits);
-    mutate(&app, &name, move |e| {
+    mutate(&app, &caller, &name, move |e| {
         e.rate_limits = Some(stored);
         Ok(())
     })
@@ -335,11 +373,12 @@ pub async fn put_rate_limits(
 /// `PATCH .../tags`
 pub async fn patch_tags(
     State(app): State<AppState>,
+    Extension(caller): Caller,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<PatchTagsRequest>,
 ) -> ApiResult<Json<EndpointTags>> {
     validate::tags(&body.add_tags, "add_tags")?;
-    let e = mutate(&app, &name, move |e| {
+    let e = mutate(&app, &caller, &name, move |e| {
         let mut tags = render::tags(e);
         tags.retain(|t| !body.delete_tags.contains(&t.key) && !body.add_tags.iter().any(|a| a.key == t.key));
         tags.extend(body.add_tags);
@@ -353,11 +392,12 @@ pub async fn patch_tags(
 /// `PATCH .../notifications`
 pub async fn patch_notifications(
     State(app): State<AppState>,
+    Extension(caller): Caller,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<UpdateNotificationsRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let stored = body.email_notifications.as_ref().map(to_json);
-    mutate(&app, &name, move |e| {
+    mutate(&app, &caller, &name, move |e| {
         e.email_notifications = stored;
         Ok(())
     })
@@ -368,16 +408,17 @@ pub async fn patch_notifications(
 /// `PATCH .../telemetry-config`
 pub async fn patch_telemetry(
     State(app): State<AppState>,
+    Extension(caller): Caller,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<PatchTelemetryConfigRequest>,
 ) -> ApiResult<Json<ServingEndpointDetailed>> {
     let stored = body.telemetry_config.as_ref().map(to_json);
-    let e = mutate(&app, &name, move |e| {
+    let e = mutate(&app, &caller, &name, move |e| {
         e.telemetry_config = stored;
         Ok(())
     })
     .await?;
-    Ok(Json(detailed(&app, &e).await?))
+    Ok(Json(detailed(&app, &caller, &e).await?))
 }
 
 /// Finds the newest config version that has a served entity (or model) called `entity`.
@@ -401,9 +442,10 @@ async fn version_with_entity(app: &AppState, e: &EndpointRecord, entity: &str) -
 /// contains the entity.
 pub async fn build_logs(
     State(app): State<AppState>,
+    Extension(caller): Caller,
     Path((name, entity)): Path<(String, String)>,
 ) -> ApiResult<Json<LogsResponse>> {
-    let e = load(&app, &name).await?;
+    let e = load_as(&app, &caller, &name, Level::CanView).await?;
     let c = version_with_entity(&app, &e, &entity).await?;
     let logs =
         if c.build_log.is_empty() { format!("config version {} is still deploying\n", c.version) } else { c.build_log };
@@ -413,16 +455,21 @@ pub async fn build_logs(
 /// `GET .../served-models/{entity}/logs`: recent runtime events of the entity.
 pub async fn logs(
     State(app): State<AppState>,
+    Extension(caller): Caller,
     Path((name, entity)): Path<(String, String)>,
 ) -> ApiResult<Json<LogsResponse>> {
-    let e = load(&app, &name).await?;
+    let e = load_as(&app, &caller, &name, Level::CanView).await?;
     version_with_entity(&app, &e, &entity).await?;
     Ok(Json(LogsResponse { logs: app.events.text(&e.id, &entity) }))
 }
 
 /// `GET .../openapi`: an OpenAPI 3 document for this endpoint's invocations.
-pub async fn get_openapi(State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<impl IntoResponse> {
-    let e = load(&app, &name).await?;
+pub async fn get_openapi(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let e = load_as(&app, &caller, &name, Level::CanView).await?;
     let doc = openapi::document(&e.name, e.task.as_deref());
     let text = serde_json::to_string_pretty(&doc).map_err(|err| ApiError::Internal(err.to_string()))?;
     Ok(([(CONTENT_TYPE, "application/json")], text))

@@ -16,6 +16,7 @@ pub mod endpoints;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod permissions;
 pub mod render;
 pub mod routes;
 pub mod scim;

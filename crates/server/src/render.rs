@@ -71,6 +71,7 @@ pub fn detailed(
     e: &EndpointRecord,
     active: Option<&ConfigRecord>,
     pending: Option<&ConfigRecord>,
+    level: Option<modelgate_core::permission::Level>,
 ) -> Result<ServingEndpointDetailed, ApiError> {
     let config = active.map(|c| config_output(c, e.stopped, false)).transpose()?;
     let pending_config = pending.map(|c| config_output(c, e.stopped, true)).transpose()?;
@@ -94,7 +95,7 @@ pub fn detailed(
         email_notifications: json_field(e.email_notifications.as_deref()),
         route_optimized: e.route_optimized,
         telemetry_config: json_field(e.telemetry_config.as_deref()),
-        permission_level: Some("CAN_MANAGE".into()),
+        permission_level: level.map(|l| l.as_str().to_string()),
         endpoint_type: kind.map(|k| k.endpoint_type().to_string()),
         stopped: e.stopped,
     })

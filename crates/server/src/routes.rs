@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, dataplane, endpoints, scim, secrets, tokens};
+use crate::{auth, dataplane, endpoints, permissions, scim, secrets, tokens};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -34,6 +34,11 @@ pub fn router(app: AppState) -> Router {
         .route(&format!("{one}/openapi"), get(endpoints::get_openapi))
         .route(&format!("{one}/served-models/{{entity}}/logs"), get(endpoints::logs))
         .route(&format!("{one}/served-models/{{entity}}/build-logs"), get(endpoints::build_logs))
+        .route(
+            "/api/2.0/permissions/serving-endpoints/{id}",
+            get(permissions::get).put(permissions::set).patch(permissions::update),
+        )
+        .route("/api/2.0/permissions/serving-endpoints/{id}/permissionLevels", get(permissions::levels))
         .route("/api/2.0/secrets/scopes/create", post(secrets::create_scope))
         .route("/api/2.0/secrets/scopes/delete", post(secrets::delete_scope))
         .route("/api/2.0/secrets/scopes/list", get(secrets::list_scopes))

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use modelgate_core::SecretString;
 use modelgate_core::cipher::Cipher;
 use modelgate_core::credentials;
+use modelgate_core::permission::Level;
 use modelgate_core::secret_ref::{self, SecretRef};
 use modelgate_providers::{Adapter, Settings};
 use modelgate_store::{ConfigRecord, PrincipalRecord, Store, StoreError};
@@ -31,6 +32,8 @@ pub struct Principal {
     pub is_admin: bool,
     /// Names of every group the principal belongs to, directly or through nested groups.
     pub groups: Arc<BTreeSet<String>>,
+    /// Ids of the same groups.
+    pub group_ids: Arc<BTreeSet<String>>,
     /// Token the request used (never the token value).
     pub token_id: String,
     /// ms since the epoch; `None` never expires.
@@ -71,6 +74,8 @@ pub struct LiveEndpoint {
     pub entities: Vec<LiveEntity>,
     /// AI Gateway policies.
     pub ai_gateway: Option<AiGatewayConfig>,
+    /// Direct permission grants: principal id and level.
+    pub grants: Vec<(String, Level)>,
 }
 
 /// Everything the request path needs, immutable.
@@ -117,28 +122,27 @@ impl Snapshot {
         for m in store.list_memberships().await? {
             parents.entry(m.member_id).or_default().push(m.group_id);
         }
-        let group_names = |id: &str| -> BTreeSet<String> {
-            // Walks up nested groups; `seen` stops cycles.
-            let mut seen = BTreeSet::new();
+        // Every group a principal is in, through nesting: (ids, names). `ids` doubles as the
+        // visited set, which also stops cycles.
+        let groups_of = |id: &str| -> (BTreeSet<String>, BTreeSet<String>) {
+            let mut ids = BTreeSet::new();
             let mut stack = vec![id.to_string()];
-            let mut names = BTreeSet::new();
             while let Some(cur) = stack.pop() {
                 for g in parents.get(&cur).into_iter().flatten() {
-                    if seen.insert(g.clone()) {
-                        if let Some(p) = principals.get(g) {
-                            names.insert(p.name.clone());
-                        }
+                    if ids.insert(g.clone()) {
                         stack.push(g.clone());
                     }
                 }
             }
-            names
+            let names = ids.iter().filter_map(|g| principals.get(g)).map(|p| p.name.clone()).collect();
+            (ids, names)
         };
         let mut tokens = HashMap::new();
         for t in store.list_tokens(None).await? {
             let Some(p) = principals.get(&t.principal_id).filter(|p| p.active) else { continue };
-            let groups = group_names(&p.id);
+            let (group_ids, groups) = groups_of(&p.id);
             let principal = Principal {
+                group_ids: Arc::new(group_ids),
                 id: p.id.clone(),
                 user_name: p.name.clone(),
                 kind: p.kind.clone(),
@@ -166,6 +170,12 @@ impl Snapshot {
         let resolve =
             |r: &SecretRef| secrets.get(r).and_then(|v| String::from_utf8(v.clone()).ok()).map(SecretString::new);
 
+        let mut grants: HashMap<String, Vec<(String, Level)>> = HashMap::new();
+        for g in store.list_endpoint_permissions().await? {
+            if let Some(level) = Level::parse(&g.level) {
+                grants.entry(g.endpoint_id).or_default().push((g.principal_id, level));
+            }
+        }
         let mut endpoints = HashMap::new();
         let mut secret_users: HashMap<SecretRef, Vec<(String, String)>> = HashMap::new();
         for e in store.list_endpoints().await? {
@@ -177,6 +187,7 @@ impl Snapshot {
                 config_version: e.active_version,
                 entities: Vec::new(),
                 ai_gateway: e.ai_gateway.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+                grants: grants.remove(&e.id).unwrap_or_default(),
             };
             for version in [e.active_version, e.pending_version].into_iter().flatten() {
                 let Some(record) = store.get_config(&e.id, version).await? else {

@@ -90,8 +90,19 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a token; `NotFound` if it does not exist (or belongs to another principal when `owner` is given).
     async fn delete_token(&self, token_id: &str, owner: Option<&str>) -> Result<()>;
 
-    /// Inserts an endpoint and its first config version atomically; `AlreadyExists` on a taken name.
-    async fn create_endpoint(&self, endpoint: &EndpointRecord, config: &ConfigRecord) -> Result<()>;
+    /// Inserts an endpoint, its first config version and its owner's `CAN_MANAGE` grant atomically;
+    /// `AlreadyExists` on a taken name.
+    async fn create_endpoint(&self, endpoint: &EndpointRecord, config: &ConfigRecord, owner_id: &str) -> Result<()>;
+    /// Every direct endpoint grant.
+    async fn list_endpoint_permissions(&self) -> Result<Vec<EndpointPermissionRecord>>;
+    /// Sets an endpoint's direct grants: with `replace`, exactly `grants`; otherwise `grants` are
+    /// merged in (a principal's grant is overwritten).
+    async fn write_endpoint_permissions(
+        &self,
+        endpoint_id: &str,
+        grants: &[EndpointPermissionRecord],
+        replace: bool,
+    ) -> Result<()>;
     /// One endpoint by name.
     async fn get_endpoint(&self, name: &str) -> Result<Option<EndpointRecord>>;
     /// One endpoint by id.

@@ -27,6 +27,17 @@ pub struct PrincipalRecord {
     pub created_at: i64,
 }
 
+/// A direct permission grant on an endpoint.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EndpointPermissionRecord {
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The user, group or service principal.
+    pub principal_id: String,
+    /// `CAN_VIEW`, `CAN_QUERY` or `CAN_MANAGE`.
+    pub level: String,
+}
+
 /// A direct group membership.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct MembershipRecord {

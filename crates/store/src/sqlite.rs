@@ -240,7 +240,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_endpoint(&self, e: &EndpointRecord, c: &ConfigRecord) -> Result<()> {
+    async fn create_endpoint(&self, e: &EndpointRecord, c: &ConfigRecord, owner_id: &str) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO endpoints (id, name, creator, created_at, updated_at, task, description, budget_policy_id, \
@@ -277,6 +277,45 @@ impl Store for SqliteStore {
             other => other?,
         };
         insert_config(&mut tx, c).await?;
+        sqlx::query("INSERT INTO endpoint_permissions (endpoint_id, principal_id, level) VALUES (?, ?, 'CAN_MANAGE')")
+            .bind(&e.id)
+            .bind(owner_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_endpoint_permissions(&self) -> Result<Vec<EndpointPermissionRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM endpoint_permissions ORDER BY endpoint_id, principal_id")
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn write_endpoint_permissions(
+        &self,
+        endpoint_id: &str,
+        grants: &[EndpointPermissionRecord],
+        replace: bool,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        if replace {
+            sqlx::query("DELETE FROM endpoint_permissions WHERE endpoint_id = ?")
+                .bind(endpoint_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for g in grants {
+            sqlx::query(
+                "INSERT INTO endpoint_permissions (endpoint_id, principal_id, level) VALUES (?, ?, ?) \
+                 ON CONFLICT (endpoint_id, principal_id) DO UPDATE SET level = excluded.level",
+            )
+            .bind(endpoint_id)
+            .bind(&g.principal_id)
+            .bind(&g.level)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -10,6 +10,24 @@ async fn store() -> (tempfile::TempDir, SqliteStore) {
     (dir, s)
 }
 
+trait Owner {
+    async fn ensure_owner(&self);
+}
+
+impl Owner for SqliteStore {
+    async fn ensure_owner(&self) {
+        let p = PrincipalRecord {
+            id: "owner".into(),
+            kind: "user".into(),
+            name: "o".into(),
+            display_name: "o".into(),
+            active: true,
+            created_at: 1,
+        };
+        self.create_principal(&p).await.unwrap();
+    }
+}
+
 fn endpoint(name: &str) -> (EndpointRecord, ConfigRecord) {
     let id = format!("id-{name}");
     (
@@ -51,8 +69,9 @@ fn endpoint(name: &str) -> (EndpointRecord, ConfigRecord) {
 async fn endpoint_lifecycle_and_conflicts() {
     let (_d, s) = store().await;
     let (e, c) = endpoint("chat");
-    s.create_endpoint(&e, &c).await.unwrap();
-    let dup = s.create_endpoint(&e, &c).await.unwrap_err();
+    s.ensure_owner().await;
+    s.create_endpoint(&e, &c, "owner").await.unwrap();
+    let dup = s.create_endpoint(&e, &c, "owner").await.unwrap_err();
     assert!(matches!(dup, StoreError::AlreadyExists(_)), "{dup:?}");
 
     let ready = DeployOutcome::Ready { task: Some("llm/v1/chat".into()), build_log: "ok".into() };

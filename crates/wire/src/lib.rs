@@ -12,6 +12,7 @@ pub mod endpoint;
 pub mod error;
 pub mod gateway;
 pub mod lenient;
+pub mod permissions;
 pub mod scim;
 pub mod secrets;
 pub mod tokens;

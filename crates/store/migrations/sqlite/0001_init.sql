@@ -58,6 +58,14 @@ CREATE TABLE endpoints (
     pending_since       INTEGER
 );
 
+-- Direct grants on endpoints: CAN_VIEW, CAN_QUERY or CAN_MANAGE.
+CREATE TABLE endpoint_permissions (
+    endpoint_id  TEXT NOT NULL REFERENCES endpoints (id) ON DELETE CASCADE,
+    principal_id TEXT NOT NULL REFERENCES principals (id) ON DELETE CASCADE,
+    level        TEXT NOT NULL,
+    PRIMARY KEY (endpoint_id, principal_id)
+);
+
 CREATE TABLE endpoint_configs (
     endpoint_id TEXT NOT NULL REFERENCES endpoints (id) ON DELETE CASCADE,
     version     INTEGER NOT NULL,

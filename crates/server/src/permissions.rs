@@ -1,0 +1,181 @@
+//! Endpoint permissions: effective levels, checks, and the Permissions API
+//! (`/api/2.0/permissions/serving-endpoints/{id}`).
+//!
+//! A caller's level on an endpoint is the highest of its direct grants and the grants of every
+//! group it belongs to (through nesting); admins have `CAN_MANAGE` everywhere. Checks read the
+//! snapshot only. An endpoint the caller cannot view answers exactly like one that does not exist.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::{Extension, Json};
+use modelgate_core::permission::Level;
+use modelgate_store::{EndpointPermissionRecord, principal_kind};
+use modelgate_wire::permissions::*;
+
+use crate::bootstrap::ADMINS_GROUP;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::snapshot::{LiveEndpoint, Principal};
+use crate::state::AppState;
+
+/// The caller's effective level on `ep`, if any.
+pub fn level_of(caller: &Principal, ep: &LiveEndpoint) -> Option<Level> {
+    if caller.is_admin {
+        return Some(Level::CanManage);
+    }
+    ep.grants.iter().filter(|(who, _)| *who == caller.id || caller.group_ids.contains(who)).map(|(_, l)| *l).max()
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::NotFound(format!("Endpoint with name '{name}' does not exist."))
+}
+
+/// The endpoint named `name` if the caller has at least `needed` on it: 404 when the caller cannot
+/// even view it (or it does not exist), 403 naming the missing level otherwise.
+pub fn require(app: &AppState, caller: &Principal, name: &str, needed: Level) -> ApiResult<Arc<LiveEndpoint>> {
+    let ep = app.snapshot.load().endpoints.get(name).cloned().ok_or_else(|| not_found(name))?;
+    match level_of(caller, &ep) {
+        None => Err(not_found(name)),
+        Some(l) if l >= needed => Ok(ep),
+        Some(l) => Err(ApiError::PermissionDenied(format!(
+            "{} on endpoint '{name}' is required; you have {}.",
+            needed.as_str(),
+            l.as_str()
+        ))),
+    }
+}
+
+/// Finds an endpoint by id (as the Permissions API addresses it) or, for convenience, by name.
+fn by_id_or_name(app: &AppState, key: &str) -> Option<Arc<LiveEndpoint>> {
+    let snap = app.snapshot.load();
+    snap.endpoints.values().find(|e| e.id == key).or_else(|| snap.endpoints.get(key)).cloned()
+}
+
+async fn render(app: &AppState, ep: &LiveEndpoint) -> ApiResult<Json<ObjectPermissions>> {
+    let principals = app.store.list_principals(None).await?;
+    let mut acl = Vec::new();
+    for (who, level) in &ep.grants {
+        let Some(p) = principals.iter().find(|p| &p.id == who) else { continue };
+        acl.push(entry(&p.kind, &p.name, &p.display_name, *level, None));
+    }
+    // Admins manage every endpoint, inherited from the root of all endpoints.
+    acl.push(entry(principal_kind::GROUP, ADMINS_GROUP, ADMINS_GROUP, Level::CanManage, Some("/serving-endpoints/")));
+    Ok(Json(ObjectPermissions {
+        object_id: format!("/serving-endpoints/{}", ep.id),
+        object_type: "serving-endpoint".into(),
+        access_control_list: acl,
+    }))
+}
+
+fn entry(kind: &str, name: &str, display: &str, level: Level, inherited_from: Option<&str>) -> AccessControlResponse {
+    let mut e = AccessControlResponse { display_name: Some(display.to_string()), ..Default::default() };
+    match kind {
+        principal_kind::USER => e.user_name = Some(name.into()),
+        principal_kind::GROUP => e.group_name = Some(name.into()),
+        _ => e.service_principal_name = Some(name.into()),
+    }
+    e.all_permissions = vec![Permission {
+        permission_level: level.as_str().into(),
+        inherited: inherited_from.is_some(),
+        inherited_from_object: inherited_from.map(|o| vec![o.to_string()]),
+    }];
+    e
+}
+
+async fn resolve(app: &AppState, acl: &[AccessControlRequest]) -> ApiResult<Vec<EndpointPermissionRecord>> {
+    let mut out = Vec::new();
+    for (i, a) in acl.iter().enumerate() {
+        let path = format!("access_control_list[{i}]");
+        let (kind, name) = match (&a.user_name, &a.group_name, &a.service_principal_name) {
+            (Some(u), None, None) => (principal_kind::USER, u),
+            (None, Some(g), None) => (principal_kind::GROUP, g),
+            (None, None, Some(s)) => (principal_kind::SERVICE_PRINCIPAL, s),
+            _ => {
+                return Err(ApiError::invalid(
+                    &path,
+                    "set exactly one of user_name, group_name, service_principal_name",
+                ));
+            }
+        };
+        let level = Level::parse(&a.permission_level).ok_or_else(|| {
+            ApiError::invalid(
+                &format!("{path}.permission_level"),
+                format!("'{}' is not one of CAN_VIEW, CAN_QUERY, CAN_MANAGE", a.permission_level),
+            )
+        })?;
+        let p = app
+            .store
+            .find_principal(kind, name)
+            .await?
+            .ok_or_else(|| ApiError::invalid(&path, format!("no {} named '{name}'", kind.replace('_', " "))))?;
+        out.push(EndpointPermissionRecord {
+            endpoint_id: String::new(),
+            principal_id: p.id,
+            level: level.as_str().into(),
+        });
+    }
+    Ok(out)
+}
+
+/// `GET /api/2.0/permissions/serving-endpoints/{id}`: needs `CAN_VIEW`.
+pub async fn get(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Arc<Principal>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ObjectPermissions>> {
+    let ep = by_id_or_name(&app, &id).ok_or_else(|| not_found(&id))?;
+    require(&app, &caller, &ep.name, Level::CanView)?;
+    render(&app, &ep).await
+}
+
+async fn write(
+    app: AppState,
+    caller: &Principal,
+    id: &str,
+    body: PermissionsRequest,
+    replace: bool,
+) -> ApiResult<Json<ObjectPermissions>> {
+    let ep = by_id_or_name(&app, id).ok_or_else(|| not_found(id))?;
+    require(&app, caller, &ep.name, Level::CanManage)?;
+    let grants = resolve(&app, &body.access_control_list).await?;
+    app.commit_and_refresh(async { Ok(app.store.write_endpoint_permissions(&ep.id, &grants, replace).await?) }).await?;
+    let ep = by_id_or_name(&app, &ep.id).ok_or_else(|| not_found(id))?;
+    render(&app, &ep).await
+}
+
+/// `PUT ...`: replaces every direct grant (an empty list removes them all; admins keep access).
+pub async fn set(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Arc<Principal>>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PermissionsRequest>,
+) -> ApiResult<Json<ObjectPermissions>> {
+    write(app, &caller, &id, body, true).await
+}
+
+/// `PATCH ...`: adds or changes the given grants.
+pub async fn update(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Arc<Principal>>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PermissionsRequest>,
+) -> ApiResult<Json<ObjectPermissions>> {
+    write(app, &caller, &id, body, false).await
+}
+
+/// `GET .../{id}/permissionLevels`
+pub async fn levels(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Arc<Principal>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PermissionLevels>> {
+    let ep = by_id_or_name(&app, &id).ok_or_else(|| not_found(&id))?;
+    require(&app, &caller, &ep.name, Level::CanView)?;
+    Ok(Json(PermissionLevels {
+        permission_levels: Level::ALL
+            .iter()
+            .map(|l| PermissionLevel { permission_level: l.as_str().into(), description: l.description().into() })
+            .collect(),
+    }))
+}
