@@ -52,7 +52,7 @@ def test_token_management_on_behalf_of_a_service_principal(w, server):
     assert as_sp.current_user.me().id == sp.id
     assert isinstance(list(as_sp.serving_endpoints.list()), list), "a service principal may read"
     with pytest.raises(PermissionDenied):
-        as_sp.secrets.create_scope(scope="not-allowed")
+        as_sp.users.create(user_name="not-allowed@example.com")
 
     infos = [t for t in w.token_management.list() if t.token_id == obo.token_info.token_id]
     assert len(infos) == 1 and infos[0].comment == "app"
@@ -97,3 +97,24 @@ def test_endpoint_permissions_through_the_sdk(w, server):
     w.serving_endpoints.set_permissions(ep.id, access_control_list=[])
     with pytest.raises(NotFound):
         as_sp.serving_endpoints.get("perm-chat")
+
+
+def test_secret_acls_through_the_sdk(w, server):
+    from databricks.sdk.service import workspace
+
+    w.secrets.create_scope(scope="acl-scope")
+    w.secrets.put_secret(scope="acl-scope", key="k", string_value="v")
+    w.groups.create(display_name="acl-readers")
+    w.secrets.put_acl(scope="acl-scope", principal="acl-readers", permission=workspace.AclPermission.READ)
+    assert w.secrets.get_acl(scope="acl-scope", principal="acl-readers").permission == workspace.AclPermission.READ
+    items = {a.principal: a.permission for a in w.secrets.list_acls(scope="acl-scope")}
+    assert items == {"admin": workspace.AclPermission.MANAGE, "acl-readers": workspace.AclPermission.READ}
+
+    sp = w.service_principals.create(display_name="acl app")
+    as_sp = WorkspaceClient(host=server.host, token=w.token_management.create_obo_token(application_id=sp.application_id).token_value)
+    with pytest.raises(PermissionDenied):
+        list(as_sp.secrets.list_secrets(scope="acl-scope"))
+    w.secrets.put_acl(scope="acl-scope", principal=sp.application_id, permission=workspace.AclPermission.READ)
+    assert [s.key for s in as_sp.secrets.list_secrets(scope="acl-scope")] == ["k"]
+    w.secrets.delete_acl(scope="acl-scope", principal="acl-readers")
+    assert "acl-readers" not in {a.principal for a in w.secrets.list_acls(scope="acl-scope")}

@@ -324,7 +324,7 @@ fn identities_and_token_management_from_the_cli() {
     let value = token["token_value"].as_str().unwrap().to_string();
     let id = token["token_info"]["token_id"].as_str().unwrap().to_string();
     ok(cli(&server.host, Some(&value), &["serving-endpoints", "list"], None, &env.config()));
-    let denied = cli(&server.host, Some(&value), &["secrets", "create-scope", "x"], None, &env.config());
+    let denied = cli(&server.host, Some(&value), &["users", "create", "mallory@example.com"], None, &env.config());
     assert!(!denied.status.success() && text(&denied).1.contains("PERMISSION_DENIED"), "{:?}", text(&denied));
     let all = run(&["tokens", "list", "--all"]);
     assert!(all.contains(&id) && all.contains("batch-1"), "{all}");

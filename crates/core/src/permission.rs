@@ -39,6 +39,33 @@ impl Level {
     }
 }
 
+/// What a principal may do with a secret scope. Ordered: each includes the ones below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ScopePermission {
+    /// List keys and read values; reference the scope from endpoint configs.
+    Read,
+    /// Also put and delete secrets.
+    Write,
+    /// Also change ACLs and delete the scope.
+    Manage,
+}
+
+impl ScopePermission {
+    /// The wire name (`READ`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopePermission::Read => "READ",
+            ScopePermission::Write => "WRITE",
+            ScopePermission::Manage => "MANAGE",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<ScopePermission> {
+        [ScopePermission::Read, ScopePermission::Write, ScopePermission::Manage].into_iter().find(|p| p.as_str() == s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,9 +36,6 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
     let principal = app.snapshot.load().tokens.get(&token::hash(bearer)).cloned();
     match principal {
         Some(p) if p.expires_at.is_none_or(|t| t > now_ms()) => {
-            if let Err(e) = interim_policy(&p, req.method(), req.uri().path()) {
-                return e.into_response();
-            }
             req.extensions_mut().insert(p.clone());
             let mut resp = next.run(req).await;
             resp.extensions_mut().insert(p);
@@ -65,21 +62,6 @@ pub async fn log_requests(req: Request, next: Next) -> Response {
         "request"
     );
     resp
-}
-
-/// Serving endpoints and their permissions are governed per endpoint (see
-/// [`crate::permissions`]). Until scope ACLs exist, the other control-plane writes (secrets) stay
-/// with admins; everyone may read, manage their own tokens, and use what endpoint grants allow.
-fn interim_policy(p: &Principal, method: &axum::http::Method, path: &str) -> Result<(), ApiError> {
-    let read = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
-    let per_endpoint =
-        path.starts_with("/api/2.0/serving-endpoints") || path.starts_with("/api/2.0/permissions/serving-endpoints");
-    let own_tokens = path.starts_with("/api/2.0/token/");
-    let control_plane = path.starts_with("/api/2.0/");
-    if p.is_admin || read || per_endpoint || own_tokens || !control_plane {
-        return Ok(());
-    }
-    Err(ApiError::PermissionDenied(format!("Only admins may {method} {path}.")))
 }
 
 /// Requires the caller to be an admin.

@@ -45,6 +45,8 @@ pub const DB_FILE: &str = "modelgate.db";
 pub const ADMIN_USER: &str = "admin";
 /// The built-in group whose members (direct or through nested groups) are admins.
 pub const ADMINS_GROUP: &str = "admins";
+/// The built-in group every user and service principal joins on creation.
+pub const USERS_GROUP: &str = "users";
 /// Token id of the token taken from `MODELGATE_ADMIN_TOKEN`.
 const ENV_TOKEN_ID: &str = "admin-env";
 /// Plaintext sealed into `meta.key_check` to recognise the right master key.
@@ -144,8 +146,10 @@ pub async fn ensure_principal(store: &dyn Store, kind: &str, name: &str) -> Resu
 /// `from_env`, makes that token valid instead.
 pub async fn admin(store: &dyn Store, from_env: Option<&str>) -> Result<Option<String>, StartError> {
     let group = ensure_principal(store, principal_kind::GROUP, ADMINS_GROUP).await?;
+    let everyone = ensure_principal(store, principal_kind::GROUP, USERS_GROUP).await?;
     let user = ensure_principal(store, principal_kind::USER, ADMIN_USER).await?;
     store.add_member(&group.id, &user.id).await?;
+    store.add_member(&everyone.id, &user.id).await?;
     let record = |value: &str, id: String, comment: &str| TokenRecord {
         token_id: id,
         token_hash: token::hash(value),

@@ -5,6 +5,7 @@
 //! cannot be served by this server yet, and say so in the build log. Requests arrive on a queue;
 //! on start the server re-queues versions that were pending when it last stopped.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use modelgate_core::credentials;
@@ -97,11 +98,47 @@ fn task_of(config: &EndpointCoreConfigInput) -> Option<String> {
     config.served_entities.iter().flatten().find_map(|e| e.external_model.as_ref().map(|m| m.task.clone()))
 }
 
+/// The scopes the principal named `name` (who applied a config) may read, or `None` for "all"
+/// (admins).
+async fn readable_scopes(app: &AppState, name: &str) -> Result<Option<HashSet<String>>, crate::error::ApiError> {
+    use modelgate_store::principal_kind;
+    let mut who = None;
+    for kind in [principal_kind::USER, principal_kind::SERVICE_PRINCIPAL] {
+        if let Some(p) = app.store.find_principal(kind, name).await? {
+            who = Some(p);
+            break;
+        }
+    }
+    let Some(who) = who else { return Ok(Some(HashSet::new())) };
+    let memberships = app.store.list_memberships().await?;
+    let mut ids: HashSet<String> = HashSet::from([who.id.clone()]);
+    let mut stack = vec![who.id];
+    while let Some(cur) = stack.pop() {
+        for m in memberships.iter().filter(|m| m.member_id == cur) {
+            if ids.insert(m.group_id.clone()) {
+                stack.push(m.group_id.clone());
+            }
+        }
+    }
+    if let Some(admins) = app.store.find_principal(principal_kind::GROUP, crate::bootstrap::ADMINS_GROUP).await?
+        && ids.contains(&admins.id)
+    {
+        return Ok(None);
+    }
+    let acls = app.store.list_scope_acls().await?;
+    Ok(Some(acls.into_iter().filter(|a| ids.contains(&a.principal_id)).map(|a| a.scope).collect()))
+}
+
 /// Checks every served entity; returns whether all deploy, and the build log. The log names
 /// entities, fields and secret references, never values.
 async fn check(app: &AppState, record: &ConfigRecord, config: &EndpointCoreConfigInput) -> (bool, String) {
     let mut log = Vec::new();
     let mut ok = true;
+    // Every READ-level grant suffices to reference a scope (READ is the lowest scope permission).
+    let readable = match readable_scopes(app, &record.creator).await {
+        Ok(r) => r,
+        Err(e) => return (false, format!("could not check {}'s scope permissions: {e}\n", record.creator)),
+    };
     let stamp = || humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     log.push(format!("{} deploying config version {}", stamp(), record.version));
     let context = configs::credential_context(&record.endpoint_id);
@@ -115,6 +152,13 @@ async fn check(app: &AppState, record: &ConfigRecord, config: &EndpointCoreConfi
                 for slot in credentials::slots(&mut model.clone()) {
                     let value = if let Some(r) = slot.reference.as_deref() {
                         match secret_ref::parse(r) {
+                            Ok(sr) if readable.as_ref().is_some_and(|s| !s.contains(&sr.scope)) => {
+                                problems.push(format!(
+                                    "{} may not READ secret scope '{}', needed for {sr} in external_model.{}",
+                                    record.creator, sr.scope, slot.reference_field
+                                ));
+                                None
+                            }
                             Ok(sr) => match app.store.get_secret(&sr.scope, &sr.key).await {
                                 Ok(Some(s)) => {
                                     let ctx = configs::secret_context(&s.scope, &s.key);

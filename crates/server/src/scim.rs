@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::require_admin;
-use crate::bootstrap::ADMINS_GROUP;
+use crate::bootstrap::{ADMINS_GROUP, USERS_GROUP};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::snapshot::Principal;
@@ -222,6 +222,7 @@ fn listed<'a>(dir: &'a Directory, kind: &str, q: &ListQuery) -> ApiResult<Vec<&'
     Ok(out)
 }
 
+/// Creates a principal; users and service principals also join the built-in `users` group.
 async fn create(
     app: &AppState,
     kind: &str,
@@ -238,6 +239,11 @@ async fn create(
         created_at: now_ms(),
     };
     app.store.create_principal(&p).await?;
+    if kind != principal_kind::GROUP
+        && let Some(everyone) = app.store.find_principal(principal_kind::GROUP, USERS_GROUP).await?
+    {
+        app.store.add_member(&everyone.id, &p.id).await?;
+    }
     Ok(p)
 }
 
@@ -501,8 +507,8 @@ pub async fn patch_service_principal(
 async fn delete(app: &AppState, caller: &Principal, id: &str, kind: &str) -> ApiResult<StatusCode> {
     require_admin(caller, &format!("delete {}", collection(kind).to_lowercase()))?;
     let p = Directory::load(app).await?.get(id, kind)?.clone();
-    if p.kind == principal_kind::GROUP && p.name == ADMINS_GROUP {
-        return Err(ApiError::InvalidState("The built-in admins group cannot be deleted.".into()));
+    if p.kind == principal_kind::GROUP && (p.name == ADMINS_GROUP || p.name == USERS_GROUP) {
+        return Err(ApiError::InvalidState(format!("The built-in {} group cannot be deleted.", p.name)));
     }
     if p.id == caller.id {
         return Err(ApiError::InvalidState("You cannot delete yourself.".into()));

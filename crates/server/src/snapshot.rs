@@ -11,7 +11,7 @@ use std::sync::Arc;
 use modelgate_core::SecretString;
 use modelgate_core::cipher::Cipher;
 use modelgate_core::credentials;
-use modelgate_core::permission::Level;
+use modelgate_core::permission::{Level, ScopePermission};
 use modelgate_core::secret_ref::{self, SecretRef};
 use modelgate_providers::{Adapter, Settings};
 use modelgate_store::{ConfigRecord, PrincipalRecord, Store, StoreError};
@@ -89,6 +89,8 @@ pub struct Snapshot {
     pub endpoints: HashMap<String, Arc<LiveEndpoint>>,
     /// For each referenced secret, the endpoints (active or pending configs) and entities using it.
     pub secret_users: HashMap<SecretRef, Vec<(String, String)>>,
+    /// Scope grants: scope → (principal id, permission).
+    pub scope_acls: HashMap<String, Vec<(String, ScopePermission)>>,
 }
 
 /// Secret references in a config's credential fields and environment variables, with the
@@ -206,7 +208,13 @@ impl Snapshot {
             }
             endpoints.insert(e.name.clone(), Arc::new(live));
         }
-        Ok(Snapshot { tokens, principal_names, endpoints, secret_users })
+        let mut scope_acls: HashMap<String, Vec<(String, ScopePermission)>> = HashMap::new();
+        for a in store.list_scope_acls().await? {
+            if let Some(p) = ScopePermission::parse(&a.permission) {
+                scope_acls.entry(a.scope).or_default().push((a.principal_id, p));
+            }
+        }
+        Ok(Snapshot { tokens, principal_names, endpoints, secret_users, scope_acls })
     }
 }
 

@@ -79,7 +79,8 @@ async fn scim_resources_filters_and_pages() {
         "Group",
     );
     let (_, user) = t.get(&format!("{SCIM}/Users/{alice_id}")).await;
-    assert_eq!(user["groups"], json!([]), "memberships go with the group");
+    let groups: Vec<&str> = user["groups"].as_array().unwrap().iter().map(|g| g["display"].as_str().unwrap()).collect();
+    assert_eq!(groups, vec!["users"], "memberships go with the group; everyone stays in the built-in users group");
 }
 
 #[tokio::test]
@@ -93,14 +94,9 @@ async fn admin_through_nested_groups_and_immediate_revocation() {
     let bob_id = bob["id"].as_str().unwrap().to_string();
     let bob_token = obo_token(&t, json!({"user_name": "bob@example.com", "comment": "bob"})).await;
 
-    let write = json!({"scope": "bob-scope"});
-    let got = t.call_as(Some(&bob_token), Method::POST, "/api/2.0/secrets/scopes/create", Some(write.clone())).await;
-    assert_error(
-        &got,
-        StatusCode::FORBIDDEN,
-        "PERMISSION_DENIED",
-        "Only admins may POST /api/2.0/secrets/scopes/create",
-    );
+    let users = format!("{SCIM}/Users");
+    let got = t.call_as(Some(&bob_token), Method::POST, &users, Some(json!({"userName": "new@example.com"}))).await;
+    assert_error(&got, StatusCode::FORBIDDEN, "PERMISSION_DENIED", "Only admins may create users");
     assert_eq!(
         t.call_as(Some(&bob_token), Method::GET, "/api/2.0/serving-endpoints", None).await.0,
         StatusCode::OK,
@@ -109,15 +105,11 @@ async fn admin_through_nested_groups_and_immediate_revocation() {
 
     // ops joins admins: bob is an admin through nested membership, on the very next request.
     t.call(Method::PATCH, &format!("{SCIM}/Groups/{admins_id}"), Some(add_member(&ops_id))).await;
-    assert_eq!(
-        t.call_as(Some(&bob_token), Method::POST, "/api/2.0/secrets/scopes/create", Some(write)).await.0,
-        StatusCode::OK
-    );
+    let got = t.call_as(Some(&bob_token), Method::POST, &users, Some(json!({"userName": "new@example.com"}))).await;
+    assert_eq!(got.0, StatusCode::CREATED, "{}", got.1);
     let remove = json!({"Operations": [{"op": "remove", "path": format!("members[value eq \"{ops_id}\"]")}]});
     t.call(Method::PATCH, &format!("{SCIM}/Groups/{admins_id}"), Some(remove)).await;
-    let got = t
-        .call_as(Some(&bob_token), Method::POST, "/api/2.0/secrets/scopes/create", Some(json!({"scope": "again"})))
-        .await;
+    let got = t.call_as(Some(&bob_token), Method::POST, &users, Some(json!({"userName": "again@example.com"}))).await;
     assert_eq!(got.0, StatusCode::FORBIDDEN);
 
     // Deactivating or deleting a user, or deleting the token, cuts access at once.

@@ -138,4 +138,10 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_secret(&self, scope: &str, key: &str) -> Result<()>;
     /// Every secret of every scope.
     async fn all_secrets(&self) -> Result<Vec<SecretRecord>>;
+    /// Every scope grant.
+    async fn list_scope_acls(&self) -> Result<Vec<ScopeAclRecord>>;
+    /// Creates or overwrites a scope grant; `NotFound` if the scope is missing.
+    async fn put_scope_acl(&self, acl: &ScopeAclRecord) -> Result<()>;
+    /// Removes a scope grant; `NotFound` if there is none.
+    async fn delete_scope_acl(&self, scope: &str, principal_id: &str) -> Result<()>;
 }

@@ -38,6 +38,17 @@ pub struct EndpointPermissionRecord {
     pub level: String,
 }
 
+/// A grant on a secret scope.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ScopeAclRecord {
+    /// The scope.
+    pub scope: String,
+    /// The user, group or service principal.
+    pub principal_id: String,
+    /// `READ`, `WRITE` or `MANAGE`.
+    pub permission: String,
+}
+
 /// A direct group membership.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct MembershipRecord {

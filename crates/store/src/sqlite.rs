@@ -540,6 +540,39 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn list_scope_acls(&self) -> Result<Vec<ScopeAclRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM scope_acls ORDER BY scope, principal_id").fetch_all(&self.reader).await?)
+    }
+
+    async fn put_scope_acl(&self, a: &ScopeAclRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO scope_acls (scope, principal_id, permission) VALUES (?, ?, ?) \
+             ON CONFLICT (scope, principal_id) DO UPDATE SET permission = excluded.permission",
+        )
+        .bind(&a.scope)
+        .bind(&a.principal_id)
+        .bind(&a.permission)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => scope_missing(&a.scope),
+            _ => e.into(),
+        })?;
+        Ok(())
+    }
+
+    async fn delete_scope_acl(&self, scope: &str, principal_id: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM scope_acls WHERE scope = ? AND principal_id = ?")
+            .bind(scope)
+            .bind(principal_id)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("No ACL for that principal on scope '{scope}'.")));
+        }
+        Ok(())
+    }
+
     async fn all_secrets(&self) -> Result<Vec<SecretRecord>> {
         Ok(sqlx::query_as("SELECT * FROM secrets ORDER BY scope, key").fetch_all(&self.reader).await?)
     }

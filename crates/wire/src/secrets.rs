@@ -93,3 +93,43 @@ pub struct GetSecretResponse {
     /// Base64 of the stored bytes.
     pub value: String,
 }
+
+/// Body of `POST /api/2.0/secrets/acls/put`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutAclRequest {
+    /// The scope.
+    pub scope: String,
+    /// A user name, group name or service principal application id.
+    pub principal: String,
+    /// `READ`, `WRITE` or `MANAGE`.
+    pub permission: String,
+}
+
+/// Body of `POST /api/2.0/secrets/acls/delete`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAclRequest {
+    /// The scope.
+    pub scope: String,
+    /// Whose grant to remove.
+    pub principal: String,
+}
+
+/// One scope grant.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AclItem {
+    /// User name, group name or service principal application id.
+    pub principal: String,
+    /// `READ`, `WRITE` or `MANAGE`.
+    pub permission: String,
+}
+
+/// Response of `GET /api/2.0/secrets/acls/list`. The SDK reads `items`; the docs show `acls`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListAclsResponse {
+    /// The grants.
+    pub items: Vec<AclItem>,
+    /// The same grants.
+    pub acls: Vec<AclItem>,
+}

@@ -83,6 +83,14 @@ CREATE TABLE secret_scopes (
     created_at INTEGER NOT NULL
 );
 
+-- Who may use a secret scope: READ, WRITE or MANAGE.
+CREATE TABLE scope_acls (
+    scope        TEXT NOT NULL REFERENCES secret_scopes (name) ON DELETE CASCADE,
+    principal_id TEXT NOT NULL REFERENCES principals (id) ON DELETE CASCADE,
+    permission   TEXT NOT NULL,
+    PRIMARY KEY (scope, principal_id)
+);
+
 CREATE TABLE secrets (
     scope      TEXT NOT NULL REFERENCES secret_scopes (name) ON DELETE CASCADE,
     key        TEXT NOT NULL,
