@@ -188,6 +188,34 @@ pub enum SecretsCmd {
         /// Key name.
         key: String,
     },
+    /// Grant READ, WRITE or MANAGE on a scope to a user, group or service principal (application id).
+    PutAcl {
+        /// Scope name.
+        scope: String,
+        /// User name, group name or service principal application id.
+        principal: String,
+        /// READ, WRITE or MANAGE.
+        permission: String,
+    },
+    /// Show one principal's permission on a scope.
+    GetAcl {
+        /// Scope name.
+        scope: String,
+        /// User name, group name or application id.
+        principal: String,
+    },
+    /// List who may use a scope.
+    ListAcls {
+        /// Scope name.
+        scope: String,
+    },
+    /// Remove a principal's permission on a scope.
+    DeleteAcl {
+        /// Scope name.
+        scope: String,
+        /// User name, group name or application id.
+        principal: String,
+    },
 }
 
 /// `modelgate tokens ...`
@@ -477,6 +505,31 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
             });
             return Ok(());
         }
+        PutAcl { scope, principal, permission } => {
+            let body = json!({"scope": scope, "principal": principal, "permission": permission});
+            client.json(Method::POST, "/api/2.0/secrets/acls/put", Some(&body)).await?;
+        }
+        GetAcl { scope, principal } => {
+            let q = [("scope", scope.as_str()), ("principal", principal.as_str())];
+            print_json(&client.json_query(Method::GET, "/api/2.0/secrets/acls/get", &q, None).await?);
+            return Ok(());
+        }
+        ListAcls { scope } => {
+            let v = client.json_query(Method::GET, "/api/2.0/secrets/acls/list", &[("scope", &scope)], None).await?;
+            print_list(&v, output, "items", &["Principal", "Permission"], |a| {
+                vec![s(&a["principal"]), s(&a["permission"])]
+            });
+            return Ok(());
+        }
+        DeleteAcl { scope, principal } => {
+            client
+                .json(
+                    Method::POST,
+                    "/api/2.0/secrets/acls/delete",
+                    Some(&json!({"scope": scope, "principal": principal})),
+                )
+                .await?;
+        }
         DeleteSecret { scope, key } => {
             client.json(Method::POST, "/api/2.0/secrets/delete", Some(&json!({"scope": scope, "key": key}))).await?;
         }
@@ -532,5 +585,64 @@ pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(
             );
         }
     }
+    Ok(())
+}
+
+/// `modelgate audit-log`: who changed what, and what was refused.
+#[derive(Args)]
+pub struct AuditArgs {
+    /// Only records newer than this (e.g. 1h, 7d).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// Only this principal (user name or application id).
+    #[arg(long)]
+    principal: Option<String>,
+    /// Only this object, e.g. serving-endpoint:chat, secret-scope:llm.
+    #[arg(long)]
+    object: Option<String>,
+    /// Only this action (HTTP method: POST, PUT, PATCH, DELETE, GET for refused reads).
+    #[arg(long)]
+    action: Option<String>,
+    /// Most records, newest first.
+    #[arg(long, default_value_t = 1000)]
+    limit: i64,
+    /// Print JSON Lines (one record per line), for export.
+    #[arg(long)]
+    jsonl: bool,
+}
+
+/// Runs `audit-log`.
+pub async fn audit_log(client: &Client, args: AuditArgs, output: Output) -> Result<(), CliError> {
+    let since = args.since.map(|d| (modelgate_core::now_ms() - d.as_millis() as i64).to_string());
+    let limit = args.limit.to_string();
+    let mut q: Vec<(&str, &str)> = vec![("limit", &limit)];
+    for (k, v) in [
+        ("since", since.as_deref()),
+        ("principal", args.principal.as_deref()),
+        ("object", args.object.as_deref()),
+        ("action", args.action.as_deref()),
+    ] {
+        if let Some(v) = v {
+            q.push((k, v));
+        }
+    }
+    let v = client.json_query(Method::GET, "/api/2.0/audit-log", &q, None).await?;
+    if args.jsonl {
+        for e in v["entries"].as_array().into_iter().flatten() {
+            println!("{e}");
+        }
+        return Ok(());
+    }
+    print_list(&v, output, "entries", &["Time", "Principal", "Action", "Object", "Status", "Error", "Address"], |e| {
+        vec![
+            ms_to_time(&e["timestamp"]),
+            s(&e["principal"]),
+            s(&e["action"]),
+            s(&e["object"]),
+            s(&e["status"]),
+            s(&e["error_code"]),
+            s(&e["address"]),
+        ]
+    });
     Ok(())
 }

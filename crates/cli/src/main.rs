@@ -94,6 +94,8 @@ enum Command {
     /// Manage permissions on serving endpoints.
     #[command(subcommand)]
     Permissions(identity::PermissionsCmd),
+    /// Read the audit log (admins).
+    AuditLog(commands::AuditArgs),
 }
 
 #[derive(Args)]
@@ -176,6 +178,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::Groups(c) => identity::groups(&client, c, output).await,
                     Command::ServicePrincipals(c) => identity::service_principals(&client, c, output).await,
                     Command::Permissions(c) => identity::permissions(&client, c, output).await,
+                    Command::AuditLog(a) => commands::audit_log(&client, a, output).await,
                     Command::Serve(_) | Command::Configure => unreachable!("handled above"),
                 },
             }

@@ -348,6 +348,17 @@ fn identities_and_token_management_from_the_cli() {
     assert!(acl.contains("data") && acl.contains("CAN_QUERY") && acl.contains("admins"), "{acl}");
     assert!(run(&["permissions", "get-permission-levels", "serving-endpoints", "chat"]).contains("CAN_MANAGE"));
 
+    run(&["secrets", "put-acl", "llm", "data", "READ"]);
+    let acls = run(&["secrets", "list-acls", "llm"]);
+    assert!(acls.contains("data") && acls.contains("READ") && acls.contains("MANAGE"), "{acls}");
+    let audit = run(&["audit-log", "--since", "1h", "--jsonl"]);
+    let lines: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().any(|e| e["path"] == "/api/2.0/secrets/acls/put" && e["principal"] == "admin"), "{audit}");
+    assert!(lines.iter().any(|e| e["status"] == 403), "the refused create is in the log: {audit}");
+    assert!(!audit.contains("\"sk\""), "secret values are not in the audit log");
+    let table = run(&["audit-log", "--action", "PATCH"]);
+    assert!(table.contains("PATCH") && !table.contains("DELETE"), "{table}");
+
     run(&["users", "set-active", &user_id, "false"]);
     assert!(run(&["users", "get", &user_id]).contains("\"active\": false"));
     run(&["users", "delete", &user_id]);

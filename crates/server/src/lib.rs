@@ -7,6 +7,7 @@
 //! rebuilt and swapped atomically; the [`deployer`] moves pending config versions to ready or
 //! failed in the background.
 
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod configs;
@@ -138,7 +139,7 @@ impl Server {
         let router = routes::router(app);
         let mut shutdown = stop_rx;
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
+            let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = shutdown.changed().await;
                 })

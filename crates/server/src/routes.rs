@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, dataplane, endpoints, permissions, scim, secrets, tokens};
+use crate::{audit, auth, dataplane, endpoints, permissions, scim, secrets, tokens};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -53,6 +53,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/2.0/token/create", post(tokens::create))
         .route("/api/2.0/token/list", get(tokens::list))
         .route("/api/2.0/token/delete", post(tokens::delete))
+        .route("/api/2.0/audit-log", get(audit::list))
         .route("/api/2.0/token-management/tokens", get(tokens::manage_list))
         .route("/api/2.0/token-management/tokens/{token_id}", get(tokens::manage_get).delete(tokens::manage_delete))
         .route("/api/2.0/token-management/on-behalf-of/tokens", post(tokens::create_obo))
@@ -92,6 +93,7 @@ pub fn router(app: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed);
     api.layer(middleware::from_fn_with_state(app.clone(), auth::authenticate))
+        .layer(middleware::from_fn_with_state(app.clone(), audit::record))
         .layer(middleware::from_fn(auth::log_requests))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)

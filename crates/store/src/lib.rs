@@ -138,6 +138,10 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_secret(&self, scope: &str, key: &str) -> Result<()>;
     /// Every secret of every scope.
     async fn all_secrets(&self) -> Result<Vec<SecretRecord>>;
+    /// Appends an audit record (`seq` is assigned).
+    async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
+    /// Reads audit records, newest first.
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
     /// Every scope grant.
     async fn list_scope_acls(&self) -> Result<Vec<ScopeAclRecord>>;
     /// Creates or overwrites a scope grant; `NotFound` if the scope is missing.

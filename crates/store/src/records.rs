@@ -49,6 +49,52 @@ pub struct ScopeAclRecord {
     pub permission: String,
 }
 
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct AuditRecord {
+    /// Order of recording.
+    pub seq: i64,
+    /// ms since the epoch.
+    pub at: i64,
+    /// Name of the authenticated principal, if any.
+    pub principal: Option<String>,
+    /// Its id.
+    pub principal_id: Option<String>,
+    /// Id of the token used (never the token).
+    pub token_id: Option<String>,
+    /// Client address.
+    pub address: Option<String>,
+    /// HTTP method.
+    pub method: String,
+    /// Request path.
+    pub path: String,
+    /// What was acted on, e.g. `serving-endpoint:chat`, `secret-scope:llm`.
+    pub object: Option<String>,
+    /// The request body with secret values removed.
+    pub summary: Option<String>,
+    /// HTTP status of the answer.
+    pub status: i64,
+    /// `error_code` of a failed answer.
+    pub error_code: Option<String>,
+}
+
+/// Which audit records to read.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// From (ms, inclusive).
+    pub since: Option<i64>,
+    /// Until (ms, exclusive).
+    pub until: Option<i64>,
+    /// Principal name.
+    pub principal: Option<String>,
+    /// Object, e.g. `serving-endpoint:chat`.
+    pub object: Option<String>,
+    /// HTTP method (the action).
+    pub method: Option<String>,
+    /// Most records, newest first.
+    pub limit: i64,
+}
+
 /// A direct group membership.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct MembershipRecord {

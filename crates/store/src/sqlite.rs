@@ -540,6 +540,47 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn append_audit(&self, r: &AuditRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, principal, principal_id, token_id, address, method, path, object, summary, status, error_code) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.at)
+        .bind(&r.principal)
+        .bind(&r.principal_id)
+        .bind(&r.token_id)
+        .bind(&r.address)
+        .bind(&r.method)
+        .bind(&r.path)
+        .bind(&r.object)
+        .bind(&r.summary)
+        .bind(r.status)
+        .bind(&r.error_code)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM audit_log WHERE (? IS NULL OR at >= ?) AND (? IS NULL OR at < ?) AND (? IS NULL OR principal = ?) \
+             AND (? IS NULL OR object = ?) AND (? IS NULL OR method = ?) ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(q.since)
+        .bind(q.since)
+        .bind(q.until)
+        .bind(q.until)
+        .bind(&q.principal)
+        .bind(&q.principal)
+        .bind(&q.object)
+        .bind(&q.object)
+        .bind(&q.method)
+        .bind(&q.method)
+        .bind(q.limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
     async fn list_scope_acls(&self) -> Result<Vec<ScopeAclRecord>> {
         Ok(sqlx::query_as("SELECT * FROM scope_acls ORDER BY scope, principal_id").fetch_all(&self.reader).await?)
     }

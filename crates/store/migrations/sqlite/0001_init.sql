@@ -1,6 +1,23 @@
 -- Control-plane state. Kept to portable SQL (TEXT/INTEGER/BLOB, no SQLite-only features) so the
 -- PostgreSQL migrations can mirror it column for column.
 
+-- Control-plane changes and denied requests. Never holds tokens or secret values.
+CREATE TABLE audit_log (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           INTEGER NOT NULL,
+    principal    TEXT,
+    principal_id TEXT,
+    token_id     TEXT,
+    address      TEXT,
+    method       TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    object       TEXT,
+    summary      TEXT,
+    status       INTEGER NOT NULL,
+    error_code   TEXT
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
