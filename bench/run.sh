@@ -6,6 +6,8 @@
 #   1. throughput, closed loop, concurrency 32, non-streaming chat;
 #   2. latency at a fixed 500 req/s (open loop), non-streaming chat: added p50/p99;
 #   3. streaming time to first byte, concurrency 8;
+#   4. phases 1 and 2 again with a non-admin token that holds CAN_QUERY through a group (the
+#      "governed" caller: permission checks on every request);
 # plus modelgate's CPU time per request and its resident memory.
 # Only loopback addresses are used; every phase is bounded by DURATION.
 set -euo pipefail
@@ -51,6 +53,12 @@ curl -sf -H "$H" "$GW/api/2.0/secrets/put" -d '{"scope": "bench", "key": "k", "s
 curl -sf -H "$H" "$GW/api/2.0/serving-endpoints" -d "{\"name\": \"bench\", \"config\": {\"served_entities\": [{\"external_model\": {
   \"provider\": \"openai\", \"name\": \"gpt-4o-mini\", \"task\": \"llm/v1/chat\",
   \"openai_config\": {\"openai_api_key\": \"{{secrets/bench/k}}\", \"openai_api_base\": \"$MOCK/v1\"}}}]}}" > /dev/null
+GROUP_ID=$(curl -sf -H "$H" "$GW/api/2.0/preview/scim/v2/Groups" -d '{"displayName": "bench-callers"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+curl -sf -H "$H" "$GW/api/2.0/preview/scim/v2/Users" -d "{\"userName\": \"bench@example.com\", \"groups\": [{\"value\": \"$GROUP_ID\"}]}" > /dev/null
+curl -sf -H "$H" -X PATCH "$GW/api/2.0/permissions/serving-endpoints/bench" \
+  -d '{"access_control_list": [{"group_name": "bench-callers", "permission_level": "CAN_QUERY"}]}' > /dev/null
+USER_TOKEN=$(curl -sf -H "$H" "$GW/api/2.0/token-management/on-behalf-of/tokens" -d '{"user_name": "bench@example.com"}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["token_value"])')
 sleep 0.5
 
 CHAT='{"model":"bench","messages":[{"role":"user","content":"Is Santa real?"}],"max_tokens":100}'
@@ -58,7 +66,7 @@ STREAM='{"model":"bench","messages":[{"role":"user","content":"Is Santa real?"}]
 DIRECT_URL="$MOCK/v1/chat/completions"
 GW_URL="$GW/serving-endpoints/chat/completions"
 
-load() { taskset -c "$OTHER_CPU" "$BIN/modelgate-loadgen" --duration "$DURATION" --warmup "$WARMUP" --token "$TOKEN" "$@"; }
+load() { taskset -c "$OTHER_CPU" "$BIN/modelgate-loadgen" --duration "$DURATION" --warmup "$WARMUP" --token "${LOAD_TOKEN:-$TOKEN}" "$@"; }
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$GW_PID/stat"; }
 TICK=$(getconf CLK_TCK)
@@ -74,14 +82,18 @@ G2=$(load --url "$GW_URL" --body "$CHAT" --rate 500)
 echo "== 3. streaming, concurrency 8" >&2
 D3=$(load --url "$DIRECT_URL" --body "$STREAM" --concurrency 8 --stream)
 G3=$(load --url "$GW_URL" --body "$STREAM" --concurrency 8 --stream)
+echo "== 4. governed caller (CAN_QUERY through a group)" >&2
+U1=$(LOAD_TOKEN=$USER_TOKEN load --url "$GW_URL" --body "$CHAT" --concurrency 32)
+U2=$(LOAD_TOKEN=$USER_TOKEN load --url "$GW_URL" --body "$CHAT" --rate 500)
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status")
 HWM_KB=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
 
-python3 - "$D1" "$G1" "$D2" "$G2" "$D3" "$G3" "$C0" "$C1" "$TICK" "$RSS_KB" "$HWM_KB" "$DURATION" <<'PY'
+python3 - "$D1" "$G1" "$D2" "$G2" "$D3" "$G3" "$C0" "$C1" "$TICK" "$RSS_KB" "$HWM_KB" "$DURATION" "$U1" "$U2" <<'PY'
 import json, sys, datetime
 d1, g1, d2, g2, d3, g3 = (json.loads(a) for a in sys.argv[1:7])
 c0, c1, tick, rss, hwm = (float(a) for a in sys.argv[7:12])
 duration = sys.argv[12]
+u1, u2 = (json.loads(a) for a in sys.argv[13:15])
 # The CPU delta covers warm-up and measured requests alike, so divide by all of them.
 cpu_us = (c1 - c0) / tick * 1e6 / max(g1["all"], 1)
 ms = lambda us: f"{us / 1000:.3f}"
@@ -92,7 +104,9 @@ rows = [
     ("2. latency p99 at 500 req/s", "ms", ms(d2["p99_us"]), ms(g2["p99_us"]), f"added {ms(g2['p99_us'] - d2['p99_us'])} ms"),
     ("3. streaming TTFB p50, c=8", "ms", ms(d3["ttfb_p50_us"]), ms(g3["ttfb_p50_us"]), f"added {ms(g3['ttfb_p50_us'] - d3['ttfb_p50_us'])} ms"),
     ("3. streaming TTFB p99, c=8", "ms", ms(d3["ttfb_p99_us"]), ms(g3["ttfb_p99_us"]), f"added {ms(g3['ttfb_p99_us'] - d3['ttfb_p99_us'])} ms"),
-    ("errors (direct / gateway, all phases)", "count", str(d1["errors"] + d2["errors"] + d3["errors"]), str(g1["errors"] + g2["errors"] + g3["errors"]), ""),
+    ("4. governed caller: throughput, c=32", "req/s", f"{g1['rps']:.0f} (admin)", f"{u1['rps']:.0f}", f"{u1['rps'] / max(g1['rps'], 1):.3f}× of admin"),
+    ("4. governed caller: latency p50 at 500 req/s", "ms", f"{ms(g2['p50_us'])} (admin)", ms(u2["p50_us"]), f"{u2['p50_us'] / max(g2['p50_us'], 1):.3f}× of admin"),
+    ("errors (direct / gateway, all phases)", "count", str(d1["errors"] + d2["errors"] + d3["errors"]), str(g1["errors"] + g2["errors"] + g3["errors"] + u1["errors"] + u2["errors"]), ""),
     ("gateway CPU per request (phase 1)", "µs", "", f"{cpu_us:.1f}", ""),
     ("gateway RSS after the run / peak", "MB", "", f"{rss / 1024:.1f} / {hwm / 1024:.1f}", ""),
 ]

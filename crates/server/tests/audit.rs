@@ -73,3 +73,61 @@ async fn forbidden_requests_are_recorded_and_only_admins_read_the_log() {
         "denied reads are recorded too"
     );
 }
+
+#[tokio::test]
+async fn every_mutation_route_leaves_a_record() {
+    let t = TestServer::start().await;
+    t.secret("m", "k", "v").await;
+    let ep = create_body("mut", vec![openai_entity("gpt-4o", "{{secrets/m/k}}")]);
+    let steps: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::POST, "/api/2.0/serving-endpoints".into(), Some(ep)),
+        (
+            Method::PUT,
+            "/api/2.0/serving-endpoints/mut/config".into(),
+            Some(json!({"served_entities": [openai_entity("o3", "{{secrets/m/k}}")]})),
+        ),
+        (
+            Method::PUT,
+            "/api/2.0/serving-endpoints/mut/ai-gateway".into(),
+            Some(json!({"usage_tracking_config": {"enabled": true}})),
+        ),
+        (Method::PUT, "/api/2.0/serving-endpoints/mut/rate-limits".into(), Some(json!({"rate_limits": []}))),
+        (
+            Method::PATCH,
+            "/api/2.0/serving-endpoints/mut/tags".into(),
+            Some(json!({"add_tags": [{"key": "a", "value": "b"}]})),
+        ),
+        (Method::PATCH, "/api/2.0/serving-endpoints/mut/notifications".into(), Some(json!({}))),
+        (Method::POST, "/api/2.0/serving-endpoints/mut/config:stop".into(), None),
+        (Method::POST, "/api/2.0/serving-endpoints/mut/config:start".into(), None),
+        (Method::PATCH, "/api/2.0/permissions/serving-endpoints/mut".into(), Some(json!({"access_control_list": []}))),
+        (
+            Method::POST,
+            "/api/2.0/secrets/acls/put".into(),
+            Some(json!({"scope": "m", "principal": "users", "permission": "READ"})),
+        ),
+        (Method::POST, "/api/2.0/secrets/acls/delete".into(), Some(json!({"scope": "m", "principal": "users"}))),
+        (Method::POST, "/api/2.0/preview/scim/v2/Groups".into(), Some(json!({"displayName": "g"}))),
+        (Method::POST, "/api/2.0/token/create".into(), Some(json!({"comment": "c"}))),
+        (Method::DELETE, "/api/2.0/serving-endpoints/mut".into(), None),
+        (Method::POST, "/api/2.0/secrets/delete".into(), Some(json!({"scope": "m", "key": "k"}))),
+        (Method::POST, "/api/2.0/secrets/scopes/delete".into(), Some(json!({"scope": "m"}))),
+    ];
+    for (method, path, body) in &steps {
+        if path.ends_with("/config") {
+            t.wait_settled("mut").await;
+        }
+        let got = t.call(method.clone(), path, body.clone()).await;
+        assert!(got.0.is_success(), "{method} {path}: {}", got.1);
+    }
+    let log = entries(&t, "limit=1000").await;
+    for (method, path, _) in &steps {
+        assert!(
+            log.iter()
+                .any(|e| e["action"] == method.as_str() && e["path"] == path.as_str() && e["principal"] == "admin"),
+            "no audit record for {method} {path}"
+        );
+    }
+    let created = log.iter().find(|e| e["path"] == "/api/2.0/token/create").unwrap();
+    assert_eq!(created["status"], 200);
+}
