@@ -131,6 +131,25 @@ struct ServeArgs {
     /// Time limit for a whole provider call, streamed answers included.
     #[arg(long, env = "MODELGATE_UPSTREAM_TIMEOUT", value_parser = humantime::parse_duration, default_value = "600s")]
     upstream_timeout: Duration,
+    /// Failures (429, 5xx, timeouts, connection errors) within the window that open a served
+    /// entity's circuit breaker.
+    #[arg(long, env = "MODELGATE_BREAKER_FAILURES", default_value_t = 3)]
+    breaker_failures: usize,
+    /// The breaker's sliding window.
+    #[arg(long, env = "MODELGATE_BREAKER_WINDOW", value_parser = humantime::parse_duration, default_value = "10s")]
+    breaker_window: Duration,
+    /// How long an open breaker sends the entity no traffic (or the upstream's Retry-After, if longer).
+    #[arg(long, env = "MODELGATE_BREAKER_COOLDOWN", value_parser = humantime::parse_duration, default_value = "10s")]
+    breaker_cooldown: Duration,
+    /// Extra attempts on the same entity when an endpoint has nowhere to fail over to.
+    #[arg(long, env = "MODELGATE_UPSTREAM_RETRIES", default_value_t = 2)]
+    upstream_retries: u32,
+    /// First retry back-off (doubles per attempt, with jitter).
+    #[arg(long, env = "MODELGATE_RETRY_BACKOFF", value_parser = humantime::parse_duration, default_value = "200ms")]
+    retry_backoff: Duration,
+    /// Longest upstream Retry-After waited for before retrying; longer ones go to the client.
+    #[arg(long, env = "MODELGATE_RETRY_AFTER_CAP", value_parser = humantime::parse_duration, default_value = "5s")]
+    retry_after_cap: Duration,
 }
 
 fn parse_base_url(s: &str) -> Result<(String, String), String> {
@@ -246,6 +265,16 @@ async fn serve(args: ServeArgs) -> ExitCode {
             first_byte: args.upstream_first_byte_timeout,
             idle: args.upstream_idle_timeout,
             total: args.upstream_timeout,
+        },
+        breaker: modelgate_server::breaker::BreakerSettings {
+            failures: args.breaker_failures.max(1),
+            window: args.breaker_window,
+            cooldown: args.breaker_cooldown,
+        },
+        retries: modelgate_server::state::RetrySettings {
+            retries: args.upstream_retries,
+            backoff: args.retry_backoff,
+            retry_after_cap: args.retry_after_cap,
         },
     };
     let server = match modelgate_server::Server::start(config).await {

@@ -246,6 +246,13 @@ fn validate_entity(entity: &mut ServedEntityInput, epath: &str) -> Result<()> {
         (Some(d), "entity_name and entity_version")
     };
     entity_name_rule(&mut entity.name, default.0, &format!("{epath}.name"), default.1)?;
+    for (field, value) in [("priority", entity.priority), ("weight", entity.weight)] {
+        if let Some(v) = value
+            && !(0..=1000).contains(&v)
+        {
+            return Err(err(format!("{epath}.{field}"), format!("must be between 0 and 1000, got {v}")));
+        }
+    }
     environment_vars(entity.environment_vars.as_ref(), epath)?;
     sizing(
         epath,

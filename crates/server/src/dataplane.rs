@@ -10,7 +10,7 @@
 //! Dropping the response (client gone) drops the upstream request with it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::body::{Body as HttpBody, Bytes};
@@ -165,16 +165,84 @@ fn check_body(task: Task, body: &Body) -> ApiResult<()> {
 }
 
 /// Picks a served entity at random in proportion to its traffic percentage.
-fn pick(entities: &[LiveEntity]) -> Option<&LiveEntity> {
+fn pick(entities: &[LiveEntity]) -> usize {
     let total: i64 = entities.iter().map(|e| e.traffic_percentage.max(0)).sum();
     if total <= 0 {
-        return entities.first();
+        return 0;
     }
     let mut ticket = fastrand::i64(0..total);
-    entities.iter().find(|e| {
-        ticket -= e.traffic_percentage.max(0);
-        ticket < 0
-    })
+    entities
+        .iter()
+        .position(|e| {
+            ticket -= e.traffic_percentage.max(0);
+            ticket < 0
+        })
+        .unwrap_or(0)
+}
+
+/// Orders `indices` by weighted random draws without replacement (weight 0 goes last).
+fn weighted_order(entities: &[LiveEntity], mut indices: Vec<usize>) -> Vec<usize> {
+    let mut out = Vec::with_capacity(indices.len());
+    while !indices.is_empty() {
+        let total: i64 = indices.iter().map(|i| entities[*i].weight.max(0)).sum();
+        let at = if total <= 0 {
+            0
+        } else {
+            let mut ticket = fastrand::i64(0..total);
+            indices
+                .iter()
+                .position(|i| {
+                    ticket -= entities[*i].weight.max(0);
+                    ticket < 0
+                })
+                .unwrap_or(0)
+        };
+        out.push(indices.remove(at));
+    }
+    out
+}
+
+/// The order in which the served entities are tried for one request, and whether a failure moves
+/// on to the next one. Backend pools (any `priority` set) go tier by tier, weighted within a tier,
+/// and always fail over. Otherwise the traffic split picks the first entity and, with
+/// `fallback_config.enabled`, the others follow in `served_entities` order.
+fn plan(ep: &LiveEndpoint) -> (Vec<usize>, bool) {
+    let n = ep.entities.len();
+    if ep.entities.iter().any(|e| e.priority.is_some()) {
+        let mut tiers: std::collections::BTreeMap<i64, Vec<usize>> = std::collections::BTreeMap::new();
+        for (i, e) in ep.entities.iter().enumerate() {
+            tiers.entry(e.priority.unwrap_or(i64::MAX)).or_default().push(i);
+        }
+        let order = tiers.into_values().flat_map(|tier| weighted_order(&ep.entities, tier)).collect();
+        return (order, true);
+    }
+    let first = pick(&ep.entities);
+    let fallback = ep.ai_gateway.as_ref().and_then(|g| g.fallback_config.as_ref()).is_some_and(|f| f.enabled);
+    if fallback { ((0..n).map(|k| (first + k) % n).collect(), true) } else { (vec![first], false) }
+}
+
+/// Whether a failure counts against the entity's breaker and may be retried or failed over: rate
+/// limits, server errors, timeouts, connection failures and unreadable answers.
+fn transient(e: &ProviderError) -> bool {
+    match e {
+        ProviderError::Upstream { status, .. } => *status == 429 || *status >= 500,
+        ProviderError::Connect(_) | ProviderError::Timeout(_) | ProviderError::BadResponse(_) => true,
+        ProviderError::Unsupported(_) => false,
+    }
+}
+
+fn retry_after(e: &ProviderError) -> Option<Duration> {
+    match e {
+        ProviderError::Upstream { retry_after: Some(s), .. } => Some(Duration::from_secs(*s)),
+        _ => None,
+    }
+}
+
+fn with_entity(mut resp: Response, entity: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(entity) {
+        resp.headers_mut().insert(SERVED_MODEL_HEADER, v);
+    }
+    resp
 }
 
 async fn query(app: &AppState, caller: &Principal, name: &str, route_task: Option<Task>, body: Body) -> Response {
@@ -183,24 +251,97 @@ async fn query(app: &AppState, caller: &Principal, name: &str, route_task: Optio
         Err(e) => return e.into_response(),
     };
     let prepared = servable(&ep, route_task).and_then(|task| check_body(task, &body).map(|_| task));
-    let task = match prepared {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let Some(entity) = pick(&ep.entities) else {
-        return ApiError::BadRequest(format!("Endpoint '{name}' has no served entity.")).into_response();
-    };
-    let mut resp = match &entity.adapter {
-        Ok(adapter) => call(app, adapter.as_ref(), task, body).await.unwrap_or_else(|e| e.into_response()),
-        Err(why) => {
-            ApiError::BadRequest(format!("Served entity '{}' of endpoint '{name}' cannot serve: {why}.", entity.name))
-                .into_response()
-        }
-    };
-    if let Ok(v) = HeaderValue::from_str(&entity.name) {
-        resp.headers_mut().insert(SERVED_MODEL_HEADER, v);
+    match prepared {
+        Ok(task) if !ep.entities.is_empty() => route(app, &ep, task, body).await,
+        Ok(_) => ApiError::BadRequest(format!("Endpoint '{name}' has no served entity.")).into_response(),
+        Err(e) => e.into_response(),
     }
-    resp
+}
+
+/// Tries served entities in plan order (or one entity with retries) until one answers. Nothing is
+/// retried once an answer has started: a stream that fails later ends with an error event.
+async fn route(app: &AppState, ep: &LiveEndpoint, task: Task, body: Body) -> Response {
+    let (order, failover) = plan(ep);
+    let policy = app.retries;
+    let attempts: Vec<usize> = if failover { order } else { vec![order[0]; 1 + policy.retries as usize] };
+    let deadline = Instant::now() + app.timeouts.total;
+    let mut last: Option<(usize, &'static str, ProviderError)> = None;
+    let mut refused_by_breaker = false;
+    for (n, idx) in attempts.into_iter().enumerate() {
+        let entity = &ep.entities[idx];
+        let adapter = match &entity.adapter {
+            Ok(a) => a,
+            Err(why) if !failover => {
+                let msg = format!("Served entity '{}' of endpoint '{}' cannot serve: {why}.", entity.name, ep.name);
+                return with_entity(ApiError::BadRequest(msg).into_response(), &entity.name);
+            }
+            Err(_) => continue,
+        };
+        if n > 0 && !failover {
+            // Same entity again: wait as the upstream asked (up to the cap), else back off.
+            let wait = match last.as_ref().and_then(|(_, _, e)| retry_after(e)) {
+                Some(r) if r > policy.retry_after_cap => break,
+                Some(r) => r,
+                None => {
+                    let ceiling = policy.backoff.saturating_mul(1 << (n - 1).min(10) as u32);
+                    Duration::from_millis(fastrand::u64(0..=ceiling.as_millis() as u64))
+                }
+            };
+            if Instant::now() + wait >= deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        if !app.breakers.allow(&ep.id, &entity.name, Instant::now()) {
+            refused_by_breaker = true;
+            continue;
+        }
+        match call(app, adapter.as_ref(), task, body.clone(), deadline).await {
+            Ok(resp) => {
+                app.breakers.success(&ep.id, &entity.name);
+                return with_entity(resp, &entity.name);
+            }
+            Err(e) if transient(&e) => {
+                if app.breakers.failure(&ep.id, &entity.name, retry_after(&e), Instant::now()) {
+                    tracing::warn!(endpoint = %ep.name, entity = %entity.name, "circuit breaker opened");
+                    app.events.push(&ep.id, &entity.name, "circuit breaker opened after repeated failures");
+                }
+                last = Some((idx, adapter.provider(), e));
+            }
+            Err(e) => {
+                app.breakers.release(&ep.id, &entity.name);
+                return with_entity(ApiError::from_provider(adapter.provider(), e).into_response(), &entity.name);
+            }
+        }
+    }
+    match last {
+        Some((idx, provider, e)) => {
+            with_entity(ApiError::from_provider(provider, e).into_response(), &ep.entities[idx].name)
+        }
+        None if refused_by_breaker => {
+            let now = Instant::now();
+            let wait = ep
+                .entities
+                .iter()
+                .filter_map(|e| match app.breakers.status(&ep.id, &e.name, now) {
+                    crate::breaker::Status::Open(d) => Some(d),
+                    _ => None,
+                })
+                .min()
+                .unwrap_or(Duration::from_secs(1));
+            ApiError::Upstream {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "TEMPORARILY_UNAVAILABLE",
+                message: format!(
+                    "Every served entity of endpoint '{}' is unavailable: circuit breakers are open after repeated failures.",
+                    ep.name
+                ),
+                retry_after: Some(wait.as_secs().max(1)),
+            }
+            .into_response()
+        }
+        None => ApiError::BadRequest(format!("No served entity of endpoint '{}' can serve.", ep.name)).into_response(),
+    }
 }
 
 fn classify(e: reqwest::Error, secrets: &[&str]) -> ProviderError {
@@ -208,9 +349,15 @@ fn classify(e: reqwest::Error, secrets: &[&str]) -> ProviderError {
     if e.is_timeout() { ProviderError::Timeout(text) } else { ProviderError::Connect(text) }
 }
 
-async fn call(app: &AppState, adapter: &dyn Adapter, task: Task, body: Body) -> ApiResult<Response> {
-    let provider = adapter.provider();
-    let fail = |e| ApiError::from_provider(provider, e);
+/// One attempt against one entity. Errors are returned raw so the router can judge them.
+async fn call(
+    app: &AppState,
+    adapter: &dyn Adapter,
+    task: Task,
+    body: Body,
+    deadline: Instant,
+) -> Result<Response, ProviderError> {
+    let fail = |e| e;
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
     let include_usage =
         body.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true);
@@ -218,7 +365,8 @@ async fn call(app: &AppState, adapter: &dyn Adapter, task: Task, body: Body) -> 
         ResponseOptions { embeddings_base64: body.get("encoding_format").and_then(Value::as_str) == Some("base64") };
     let request = adapter.request(&app.http, task, body, stream).await.map_err(fail)?;
     let t = app.timeouts;
-    let sent = tokio::time::timeout(t.first_byte, request.timeout(t.total).send()).await;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let sent = tokio::time::timeout(t.first_byte.min(left), request.timeout(left).send()).await;
     let upstream = match sent {
         Err(_) => {
             return Err(fail(ProviderError::Timeout(format!(

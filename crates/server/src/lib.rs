@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod breaker;
 pub mod configs;
 pub mod dataplane;
 pub mod deployer;
@@ -55,6 +56,10 @@ pub struct ServerConfig {
     pub providers: modelgate_providers::Settings,
     /// Upstream time limits.
     pub timeouts: state::UpstreamTimeouts,
+    /// Circuit-breaker tuning.
+    pub breaker: breaker::BreakerSettings,
+    /// Retry policy.
+    pub retries: state::RetrySettings,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +72,8 @@ impl Default for ServerConfig {
             deploy_delay: Duration::ZERO,
             providers: Default::default(),
             timeouts: Default::default(),
+            breaker: Default::default(),
+            retries: Default::default(),
         }
     }
 }
@@ -114,6 +121,7 @@ impl Server {
             workspace_id,
             providers,
             config.timeouts,
+            (config.breaker, config.retries),
         )
         .map_err(StartError::HttpClient)?;
 

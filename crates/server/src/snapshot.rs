@@ -55,6 +55,10 @@ pub struct LiveEntity {
     pub traffic_percentage: i64,
     /// The provider adapter, or why the entity cannot serve.
     pub adapter: Result<Arc<dyn Adapter>, String>,
+    /// Backend-pool tier, if the endpoint uses pools.
+    pub priority: Option<i64>,
+    /// Share within the tier.
+    pub weight: i64,
 }
 
 /// One endpoint as the request path sees it.
@@ -239,6 +243,7 @@ fn live_entities(
         .unwrap_or_default()
         .into_iter()
         .map(|e| {
+            let (priority, weight) = (e.priority, e.weight.unwrap_or(1));
             let name = e.name.unwrap_or_default();
             let mut credentials = BTreeMap::new();
             let external_model = e.external_model.map(|mut m| {
@@ -270,6 +275,8 @@ fn live_entities(
             };
             LiveEntity {
                 adapter,
+                priority,
+                weight,
                 traffic_percentage: traffic.get(&name).copied().unwrap_or(0),
                 name,
                 external_model,

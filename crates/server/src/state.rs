@@ -10,6 +10,7 @@ use modelgate_core::cipher::Cipher;
 use modelgate_providers::Settings;
 use modelgate_store::Store;
 
+use crate::breaker::Breakers;
 use crate::deployer::DeployQueue;
 use crate::error::ApiError;
 use crate::snapshot::Snapshot;
@@ -39,6 +40,28 @@ pub struct AppState {
     pub providers: Arc<Settings>,
     /// Upstream time limits.
     pub timeouts: UpstreamTimeouts,
+    /// Circuit breakers of every served entity.
+    pub breakers: Arc<Breakers>,
+    /// Retry policy.
+    pub retries: RetrySettings,
+}
+
+/// Retries of a failed upstream call (429, 5xx, timeout, connection error) on the same entity,
+/// used when the endpoint has nowhere to fail over to.
+#[derive(Debug, Clone, Copy)]
+pub struct RetrySettings {
+    /// Extra attempts after the first.
+    pub retries: u32,
+    /// First back-off; doubles each attempt, with full jitter.
+    pub backoff: Duration,
+    /// Longest `Retry-After` honoured; a longer one is passed to the client instead.
+    pub retry_after_cap: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self { retries: 2, backoff: Duration::from_millis(200), retry_after_cap: Duration::from_secs(5) }
+    }
 }
 
 /// Time limits for upstream calls.
@@ -75,6 +98,7 @@ impl AppState {
         workspace_id: String,
         providers: Arc<Settings>,
         timeouts: UpstreamTimeouts,
+        resilience: (crate::breaker::BreakerSettings, RetrySettings),
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
@@ -93,6 +117,8 @@ impl AppState {
             http,
             providers,
             timeouts,
+            breakers: Arc::new(Breakers::new(resilience.0)),
+            retries: resilience.1,
         })
     }
 

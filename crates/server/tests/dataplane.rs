@@ -26,6 +26,9 @@ async fn rig_with(options: Options, tweak: impl FnOnce(&mut modelgate_server::Se
     tokio::spawn(modelgate_mock_upstream::serve(listener, mock.clone()));
     let url = mock_url.clone();
     let t = TestServer::start_with(move |c| {
+        // These tests check one attempt's mapping; resilience tests set their own policy.
+        c.retries.retries = 0;
+        c.breaker.failures = usize::MAX;
         c.providers.base_urls.insert("anthropic".into(), url.clone());
         c.providers.base_urls.insert("microsoft-entra".into(), url.clone());
         c.providers.base_urls.insert("cohere".into(), url.clone());

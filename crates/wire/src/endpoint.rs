@@ -112,6 +112,13 @@ pub struct ServedEntityInput {
     /// Sizing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst_scaling_enabled: Option<bool>,
+    /// Backend pools (our extension): failover tier, lower is tried first. Setting it on any
+    /// entity routes the endpoint by priority and weight instead of traffic percentages.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
+    pub priority: Option<i64>,
+    /// Backend pools (our extension): share of traffic within its tier (default 1; 0 = standby).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
+    pub weight: Option<i64>,
 }
 
 /// Legacy served model (registered model version).
