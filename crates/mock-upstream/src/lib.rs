@@ -64,6 +64,11 @@ pub struct Mock {
     pub tokens_issued: Mutex<Vec<String>>,
     /// Streamed answers still being written; drops to zero when clients (or the gateway) hang up.
     pub open_streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// When not 0, every OpenAI chat request fails with this status (429 carries `Retry-After`
+    /// only if [`Mock::retry_after`] is set). Switchable at run time, for failover tests.
+    pub force_status: std::sync::atomic::AtomicU16,
+    /// `Retry-After` seconds sent with a forced 429 (0: none).
+    pub retry_after: std::sync::atomic::AtomicU64,
 }
 
 /// Counts an open stream until dropped.
@@ -264,6 +269,17 @@ async fn openai_chat(
 
 async fn chat_answer(mock: &Arc<Mock>, body: Value, headers: &HeaderMap) -> Response {
     pause(mock).await;
+    let forced = mock.force_status.load(std::sync::atomic::Ordering::SeqCst);
+    if forced != 0 {
+        let status = StatusCode::from_u16(forced).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut r = (status, axum::Json(json!({"error": {"message": format!("forced {forced}"), "type": "mock"}})))
+            .into_response();
+        let after = mock.retry_after.load(std::sync::atomic::Ordering::SeqCst);
+        if after > 0 {
+            r.headers_mut().insert(header::RETRY_AFTER, after.into());
+        }
+        return r;
+    }
     let text = last_user_text(&body);
     if let Some(r) = injected(Dialect::OpenAi, &text, headers) {
         return r;

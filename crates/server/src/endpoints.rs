@@ -47,7 +47,26 @@ async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> Api
     let active = config_at(app, e, e.active_version).await?;
     let pending = config_at(app, e, e.pending_version).await?;
     let level = app.snapshot.load().endpoints.get(&e.name).and_then(|ep| permissions::level_of(caller, ep));
-    render::detailed(e, active.as_ref(), pending.as_ref(), level)
+    let mut out = render::detailed(e, active.as_ref(), pending.as_ref(), level)?;
+    // Breaker state shows in the serving entities' state messages.
+    let now = std::time::Instant::now();
+    for entity in out.config.iter_mut().flat_map(|c| c.served_entities.iter_mut().flatten()) {
+        let name = entity.spec.name.clone().unwrap_or_default();
+        let note = match app.breakers.status(&e.id, &name, now) {
+            crate::breaker::Status::Open(d) => Some(format!(
+                "Circuit breaker open for another {}s after repeated upstream failures; traffic goes to other entities.",
+                d.as_secs().max(1)
+            )),
+            crate::breaker::Status::HalfOpen => {
+                Some("Circuit breaker half-open: the next request probes the upstream.".to_string())
+            }
+            crate::breaker::Status::Closed => None,
+        };
+        if let (Some(note), Some(state)) = (note, entity.state.as_mut()) {
+            state.deployment_state_message = Some(note);
+        }
+    }
+    Ok(out)
 }
 
 /// Checks the caller's level on `name`, then loads the endpoint from the store.

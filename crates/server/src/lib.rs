@@ -110,20 +110,10 @@ impl Server {
         let cipher = Arc::new(cipher);
         // reqwest needs a process-wide TLS provider; ring keeps aws-lc and OpenSSL out of the build.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let providers = Arc::new(config.providers.clone());
-        let snapshot = snapshot::Snapshot::build(store.as_ref(), &cipher, &providers).await?;
+        let snapshot = snapshot::Snapshot::build(store.as_ref(), &cipher, &config.providers).await?;
         let (queue, jobs) = deployer::DeployQueue::new();
-        let app = state::AppState::new(
-            store.clone(),
-            cipher,
-            snapshot,
-            queue.clone(),
-            workspace_id,
-            providers,
-            config.timeouts,
-            (config.breaker, config.retries),
-        )
-        .map_err(StartError::HttpClient)?;
+        let app = state::AppState::new(store.clone(), cipher, snapshot, queue.clone(), workspace_id, &config)
+            .map_err(StartError::HttpClient)?;
 
         // Versions left pending by the previous run are deployed now.
         for e in store.list_endpoints().await? {

@@ -96,10 +96,9 @@ impl AppState {
         snapshot: Snapshot,
         deployer: DeployQueue,
         workspace_id: String,
-        providers: Arc<Settings>,
-        timeouts: UpstreamTimeouts,
-        resilience: (crate::breaker::BreakerSettings, RetrySettings),
+        config: &crate::ServerConfig,
     ) -> Result<Self, reqwest::Error> {
+        let timeouts = config.timeouts;
         let http = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .tcp_nodelay(true)
@@ -115,10 +114,10 @@ impl AppState {
             events: Arc::new(EntityEvents::default()),
             workspace_id: workspace_id.into(),
             http,
-            providers,
+            providers: Arc::new(config.providers.clone()),
             timeouts,
-            breakers: Arc::new(Breakers::new(resilience.0)),
-            retries: resilience.1,
+            breakers: Arc::new(Breakers::new(config.breaker)),
+            retries: config.retries,
         })
     }
 

@@ -1,0 +1,188 @@
+//! Failover, circuit breakers, retries and traffic splits against fault-injecting fake upstreams.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::*;
+use modelgate_mock_upstream::{Mock, Options};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const SE: &str = "/api/2.0/serving-endpoints";
+
+async fn mock() -> (Arc<Mock>, String) {
+    let m = Mock::new(Options::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(modelgate_mock_upstream::serve(listener, m.clone()));
+    (m, url)
+}
+
+fn entity(name: &str, url: &str, extra: Value) -> Value {
+    let mut e = json!({"name": name, "external_model": {"provider": "openai", "name": "gpt-4o", "task": "llm/v1/chat",
+        "openai_config": {"openai_api_key": "{{secrets/llm/k}}", "openai_api_base": format!("{url}/v1")}}});
+    e.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    e
+}
+
+async fn server(tweak: impl FnOnce(&mut modelgate_server::ServerConfig)) -> TestServer {
+    let t = TestServer::start_with(tweak).await;
+    t.secret("llm", "k", "sk-res").await;
+    t
+}
+
+async fn endpoint(t: &TestServer, body: Value) {
+    let (s, b) = t.post(SE, body).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let name = b["name"].as_str().unwrap().to_string();
+    assert_eq!(t.wait_settled(&name).await["state"]["ready"], "READY");
+}
+
+async fn ask(t: &TestServer, name: &str) -> (StatusCode, Option<String>, Value) {
+    let resp = t
+        .http
+        .post(format!("{}/serving-endpoints/{name}/invocations", t.base))
+        .bearer_auth(&t.token)
+        .json(&json!({"messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let served = resp.headers().get("served-model-name").and_then(|v| v.to_str().ok()).map(str::to_string);
+    (resp.status(), served, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn chat_requests(m: &Mock) -> usize {
+    m.requests.lock().unwrap().iter().filter(|r| r.path == "/v1/chat/completions").count()
+}
+
+#[tokio::test]
+async fn a_429_storm_trips_the_breaker_traffic_moves_and_returns_after_the_cooldown() {
+    let (a, a_url) = mock().await;
+    let (b, b_url) = mock().await;
+    let t = server(|c| {
+        c.breaker.failures = 3;
+        c.breaker.cooldown = Duration::from_millis(800);
+    })
+    .await;
+    endpoint(
+        &t,
+        json!({"name": "pool", "config": {"served_entities": [
+        entity("east", &a_url, json!({"priority": 1})), entity("west", &b_url, json!({"priority": 2}))]}}),
+    )
+    .await;
+    assert_eq!(ask(&t, "pool").await.1.as_deref(), Some("east"), "the first tier serves while healthy");
+
+    a.force_status.store(429, Ordering::SeqCst);
+    let before = chat_requests(&a);
+    for i in 0..10 {
+        let (s, served, body) = ask(&t, "pool").await;
+        assert_eq!((s, served.as_deref()), (StatusCode::OK, Some("west")), "request {i}: {body}");
+    }
+    assert_eq!(chat_requests(&a) - before, 3, "east got exactly the 3 failures that opened its breaker");
+    let (_, e) = t.get(&format!("{SE}/pool")).await;
+    let east = e["config"]["served_entities"].as_array().unwrap().iter().find(|s| s["name"] == "east").unwrap().clone();
+    assert!(east["state"]["deployment_state_message"].as_str().unwrap().contains("Circuit breaker open"), "{east}");
+
+    a.force_status.store(0, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(ask(&t, "pool").await.1.as_deref(), Some("east"), "the half-open probe succeeds and east is back");
+    assert_eq!(ask(&t, "pool").await.1.as_deref(), Some("east"));
+    let _ = b;
+}
+
+#[tokio::test]
+async fn server_errors_fail_over_only_when_fallback_is_enabled() {
+    let (a, a_url) = mock().await;
+    let (_b, b_url) = mock().await;
+    let t = server(|c| {
+        c.retries.retries = 2;
+        c.retries.backoff = Duration::from_millis(10);
+        c.breaker.failures = 1000;
+    })
+    .await;
+    let routes = json!({"routes": [{"served_entity_name": "primary", "traffic_percentage": 100},
+                                   {"served_entity_name": "backup", "traffic_percentage": 0}]});
+    endpoint(&t, json!({"name": "fb", "ai_gateway": {"fallback_config": {"enabled": true}}, "config": {
+        "served_entities": [entity("primary", &a_url, json!({})), entity("backup", &b_url, json!({}))], "traffic_config": routes.clone()}})).await;
+    endpoint(&t, json!({"name": "nofb", "config": {
+        "served_entities": [entity("primary", &a_url, json!({})), entity("backup", &b_url, json!({}))], "traffic_config": routes}})).await;
+    a.force_status.store(500, Ordering::SeqCst);
+
+    let (s, served, _) = ask(&t, "fb").await;
+    assert_eq!((s, served.as_deref()), (StatusCode::OK, Some("backup")), "a 500 fails over to the next entity");
+
+    let before = chat_requests(&a);
+    let (s, served, body) = ask(&t, "nofb").await;
+    assert_eq!((s, served.as_deref()), (StatusCode::BAD_GATEWAY, Some("primary")), "{body}");
+    assert_eq!(chat_requests(&a) - before, 3, "without fallback: the first attempt and 2 retries, same entity");
+
+    // A Retry-After beyond the cap is not waited for: the client gets it at once.
+    a.force_status.store(429, Ordering::SeqCst);
+    a.retry_after.store(60, Ordering::SeqCst);
+    let before = chat_requests(&a);
+    let started = std::time::Instant::now();
+    let resp = t
+        .http
+        .post(format!("{}/serving-endpoints/nofb/invocations", t.base))
+        .bearer_auth(&t.token)
+        .json(&json!({"messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers().get("retry-after").unwrap(), "60");
+    assert_eq!(chat_requests(&a) - before, 1);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn all_breakers_open_answers_503_with_retry_after() {
+    let (a, a_url) = mock().await;
+    let t = server(|c| {
+        c.breaker.failures = 2;
+        c.breaker.cooldown = Duration::from_secs(30);
+        c.retries.retries = 0;
+    })
+    .await;
+    endpoint(&t, json!({"name": "solo", "config": {"served_entities": [entity("only", &a_url, json!({}))]}})).await;
+    a.force_status.store(503, Ordering::SeqCst);
+    ask(&t, "solo").await;
+    ask(&t, "solo").await;
+    let before = chat_requests(&a);
+    let (s, _, body) = ask(&t, "solo").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("circuit breakers are open"));
+    assert_eq!(chat_requests(&a), before, "an open breaker sends the upstream nothing");
+}
+
+#[tokio::test]
+async fn traffic_splits_and_pool_weights_hold_their_shares() {
+    let (_a, a_url) = mock().await;
+    let t = server(|_| {}).await;
+    endpoint(
+        &t,
+        json!({"name": "split", "config": {
+        "served_entities": [entity("seventy", &a_url, json!({})), entity("thirty", &a_url, json!({}))],
+        "traffic_config": {"routes": [{"served_entity_name": "seventy", "traffic_percentage": 70},
+                                      {"served_entity_name": "thirty", "traffic_percentage": 30}]}}}),
+    )
+    .await;
+    endpoint(&t, json!({"name": "weighted", "config": {"served_entities": [
+        entity("heavy", &a_url, json!({"priority": 1, "weight": 3})), entity("light", &a_url, json!({"priority": 1, "weight": 1})),
+        entity("standby", &a_url, json!({"priority": 2}))]}})).await;
+    for (name, n, expect, tolerance) in
+        [("split", 2000, ("seventy", 0.70), 0.04), ("weighted", 1200, ("heavy", 0.75), 0.05)]
+    {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for _ in 0..n {
+            *seen.entry(ask(&t, name).await.1.unwrap()).or_default() += 1;
+        }
+        let share = seen.get(expect.0).copied().unwrap_or(0) as f64 / n as f64;
+        assert!((share - expect.1).abs() < tolerance, "{name}: {seen:?}");
+        assert!(!seen.contains_key("standby"), "the second tier only serves when the first fails: {seen:?}");
+    }
+}
