@@ -150,6 +150,10 @@ struct ServeArgs {
     /// Longest upstream Retry-After waited for before retrying; longer ones go to the client.
     #[arg(long, env = "MODELGATE_RETRY_AFTER_CAP", value_parser = humantime::parse_duration, default_value = "5s")]
     retry_after_cap: Duration,
+    /// Chat serving endpoint that judges the `safety` and `valid_topics` guardrails. Without one,
+    /// configs that enable them fail to deploy.
+    #[arg(long, env = "MODELGATE_GUARDRAIL_JUDGE_ENDPOINT", value_name = "ENDPOINT")]
+    guardrail_judge_endpoint: Option<String>,
 }
 
 fn parse_base_url(s: &str) -> Result<(String, String), String> {
@@ -276,6 +280,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             backoff: args.retry_backoff,
             retry_after_cap: args.retry_after_cap,
         },
+        judge_endpoint: args.guardrail_judge_endpoint,
     };
     let server = match modelgate_server::Server::start(config).await {
         Ok(s) => s,

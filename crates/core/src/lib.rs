@@ -10,11 +10,13 @@
 //!   and resolving references.
 //! - [`cipher`]: AEAD encryption at rest under the master key.
 //! - [`token`]: bearer token generation and hashing.
+//! - [`pii`]: personal data and blocked keywords in text, for guardrails.
 
 pub mod cipher;
 pub mod credentials;
 pub mod names;
 pub mod permission;
+pub mod pii;
 pub mod secret;
 pub mod secret_ref;
 pub mod token;

@@ -145,6 +145,19 @@ pub async fn serve(listener: tokio::net::TcpListener, mock: Arc<Mock>) -> std::i
     axum::serve(listener, router(mock)).await
 }
 
+/// Plays a guardrail judge when the system prompt asks for one: the text is unsafe when it
+/// contains `__unsafe__`, and on topic when it mentions one of the allowed topics.
+fn judge_verdict(body: &Value, text: &str) -> Option<String> {
+    let system = body["messages"].as_array()?.iter().find(|m| m["role"] == "system")?["content"].as_str()?;
+    if !system.contains("guardrail judge") {
+        return None;
+    }
+    let topics = system.lines().find_map(|l| l.strip_prefix("Allowed topics: "))?;
+    let lower = text.to_lowercase();
+    let on_topic = topics == "any" || topics.split("; ").any(|t| lower.contains(&t.to_lowercase()));
+    Some(json!({"safe": !text.contains("__unsafe__"), "on_topic": on_topic}).to_string())
+}
+
 fn last_user_text(body: &Value) -> String {
     if let Some(msgs) = body["messages"].as_array() {
         for m in msgs.iter().rev() {
@@ -284,8 +297,19 @@ async fn chat_answer(mock: &Arc<Mock>, body: Value, headers: &HeaderMap) -> Resp
     if let Some(r) = injected(Dialect::OpenAi, &text, headers) {
         return r;
     }
-    let answer = format!("echo: {text}");
+    let answer = match judge_verdict(&body, &text) {
+        Some(verdict) => verdict,
+        None => format!("echo: {text}"),
+    };
     let model = body.get("model").cloned().unwrap_or(json!("mock-model"));
+    // `__usage_N__` makes the answer report N completion tokens.
+    let completion = text
+        .split("__usage_")
+        .nth(1)
+        .and_then(|rest| rest.split("__").next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(3);
+    let usage = json!({"prompt_tokens": 5, "completion_tokens": completion, "total_tokens": 5 + completion});
     if body["stream"] == true {
         let include_usage = body["stream_options"]["include_usage"] == true;
         let words: Vec<String> = answer.split_inclusive(' ').map(str::to_string).collect();
@@ -315,7 +339,7 @@ async fn chat_answer(mock: &Arc<Mock>, body: Value, headers: &HeaderMap) -> Resp
             yield Ok(Bytes::from(format!("data: {}\n\n", chat_chunk(&model, json!({}), json!("stop")))));
             if include_usage {
                 let u = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
-                               "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}});
+                               "choices": [], "usage": usage});
                 yield Ok(Bytes::from(format!("data: {u}\n\n")));
             }
             yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
@@ -325,7 +349,7 @@ async fn chat_answer(mock: &Arc<Mock>, body: Value, headers: &HeaderMap) -> Resp
     axum::Json(json!({
         "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        "usage": usage
     }))
     .into_response()
 }

@@ -26,6 +26,9 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::parse_json;
+use crate::guardrails::{self, Judge, OutputGuard};
+use crate::outbound::Outbound;
+use crate::ratelimit;
 use crate::snapshot::{LiveEndpoint, LiveEntity, Principal};
 use crate::state::AppState;
 
@@ -246,21 +249,63 @@ fn with_entity(mut resp: Response, entity: &str) -> Response {
 }
 
 async fn query(app: &AppState, caller: &Principal, name: &str, route_task: Option<Task>, body: Body) -> Response {
-    let ep = match crate::permissions::require(app, caller, name, Level::CanQuery) {
-        Ok(ep) => ep,
-        Err(e) => return e.into_response(),
-    };
-    let prepared = servable(&ep, route_task).and_then(|task| check_body(task, &body).map(|_| task));
-    match prepared {
-        Ok(task) if !ep.entities.is_empty() => route(app, &ep, task, body).await,
-        Ok(_) => ApiError::BadRequest(format!("Endpoint '{name}' has no served entity.")).into_response(),
+    match admit(app, caller, name, route_task, body).await {
+        Ok((ep, task, body, outbound)) => route(app, &ep, task, body, outbound).await,
         Err(e) => e.into_response(),
     }
 }
 
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Everything between a parsed request and its upstream call: permission, servability, body
+/// checks, rate limits, input guardrails. Returns the (possibly masked) body and the answer's
+/// post-processing.
+async fn admit(
+    app: &AppState,
+    caller: &Principal,
+    name: &str,
+    route_task: Option<Task>,
+    mut body: Body,
+) -> ApiResult<(Arc<LiveEndpoint>, Task, Body, Outbound)> {
+    let ep = crate::permissions::require(app, caller, name, Level::CanQuery)?;
+    let task = servable(&ep, route_task)?;
+    check_body(task, &body)?;
+    if ep.entities.is_empty() {
+        return Err(ApiError::BadRequest(format!("Endpoint '{name}' has no served entity.")));
+    }
+    let admission = ratelimit::admit(app.counters.as_ref(), &ep, caller, &body, unix_secs())?;
+    let judge = Judge::of(app);
+    let policy = ep.guardrails.clone();
+    let guard =
+        policy.as_ref().and_then(|p| p.output.clone()).map(|side| OutputGuard::new(side, judge.clone(), &ep.name));
+    // Built before the input checks, so a refused request releases its token reservation.
+    let outbound = Outbound::new(app.counters.clone(), admission, guard);
+    if let Some(side) = policy.as_ref().and_then(|p| p.input.as_ref()) {
+        guardrails::check_input(judge.as_ref(), side, &ep.name, &mut body).await?;
+    }
+    Ok((ep, task, body, outbound))
+}
+
+/// Queries a chat endpoint from inside the server (the guardrail judge): no caller, no limits,
+/// no guardrails. Returns the answer, or why there is none.
+pub(crate) async fn ask(app: &AppState, name: &str, body: Body) -> Result<Value, String> {
+    let snapshot = app.snapshot.load();
+    let ep = snapshot.endpoints.get(name).cloned().ok_or_else(|| format!("there is no endpoint '{name}'"))?;
+    servable(&ep, Some(Task::Chat)).map_err(|e| e.to_string())?;
+    // Boxed: the judge runs inside the answer path of `route` itself.
+    let resp = Box::pin(route(app, &ep, Task::Chat, body, Outbound::default())).await;
+    let ok = resp.status().is_success();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| "the answer is not JSON".to_string())?;
+    if ok { Ok(v) } else { Err(v["message"].as_str().unwrap_or("it failed").to_string()) }
+}
+
 /// Tries served entities in plan order (or one entity with retries) until one answers. Nothing is
 /// retried once an answer has started: a stream that fails later ends with an error event.
-async fn route(app: &AppState, ep: &LiveEndpoint, task: Task, body: Body) -> Response {
+async fn route(app: &AppState, ep: &LiveEndpoint, task: Task, body: Body, outbound: Outbound) -> Response {
+    let mut outbound = Some(outbound);
     let (order, failover) = plan(ep);
     let policy = app.retries;
     let attempts: Vec<usize> = if failover { order } else { vec![order[0]; 1 + policy.retries as usize] };
@@ -296,7 +341,7 @@ async fn route(app: &AppState, ep: &LiveEndpoint, task: Task, body: Body) -> Res
             refused_by_breaker = true;
             continue;
         }
-        match call(app, adapter.as_ref(), task, body.clone(), deadline).await {
+        match call(app, adapter.as_ref(), task, body.clone(), deadline, &mut outbound).await {
             Ok(resp) => {
                 app.breakers.success(&ep.id, &entity.name);
                 return with_entity(resp, &entity.name);
@@ -356,6 +401,7 @@ async fn call(
     task: Task,
     body: Body,
     deadline: Instant,
+    outbound: &mut Option<Outbound>,
 ) -> Result<Response, ProviderError> {
     let fail = |e| e;
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
@@ -391,15 +437,29 @@ async fn call(
     }
     if stream {
         let events = upstream_events(upstream, adapter.framing());
-        return Ok(stream_response(adapter.stream(task, include_usage), events, t.idle, adapter.secrets()));
+        let out = outbound.take().unwrap_or_default();
+        return Ok(stream_response(adapter.stream(task, include_usage), events, t.idle, adapter.secrets(), out));
     }
     let bytes = upstream.bytes().await.map_err(|e| fail(classify(e, &adapter.secrets())))?;
     let out = adapter.response(task, bytes, options).map_err(fail)?;
+    let out = match outbound.as_mut() {
+        Some(o) => match o.whole(out).await {
+            Ok(b) => b,
+            Err(e) => return Ok(e.into_response()),
+        },
+        None => out,
+    };
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }
 
 fn error_event(message: &str) -> Bytes {
     let payload = json!({"error": {"message": message, "type": "upstream_error", "code": "STREAM_FAILED"}});
+    Bytes::from(format!("data: {payload}\n\n"))
+}
+
+/// The event that ends a stream a guardrail (or its judge) stopped.
+fn refusal_event(e: &ApiError) -> Bytes {
+    let payload = json!({"error": {"message": e.to_string(), "type": "guardrail", "code": e.status_and_code().1}});
     Bytes::from(format!("data: {payload}\n\n"))
 }
 
@@ -423,6 +483,7 @@ fn stream_response(
     mut events: EventStream,
     idle: Duration,
     secrets: Vec<&str>,
+    mut outbound: Outbound,
 ) -> Response {
     let secrets: Vec<String> = secrets.into_iter().map(str::to_string).collect();
     let body = async_stream::stream! {
@@ -436,18 +497,40 @@ fn stream_response(
                 }
                 Ok(None) => {
                     let mut done = false;
+                    let mut failed = false;
                     for item in translator.on_end() {
                         match item {
-                            StreamItem::Data(d) => yield Ok(Bytes::from(format!("data: {d}\n\n"))),
+                            StreamItem::Data(d) => match outbound.chunk(d) {
+                                Ok(out) => for c in out {
+                                    yield Ok(Bytes::from(format!("data: {c}\n\n")));
+                                },
+                                Err(e) => {
+                                    yield Ok(refusal_event(&e));
+                                    failed = true;
+                                    break;
+                                }
+                            },
                             StreamItem::Done => done = true,
                             StreamItem::Error(m) => {
                                 yield Ok(error_event(&m));
+                                failed = true;
                                 break;
                             }
                         }
                     }
+                    if failed {
+                        break;
+                    }
                     if done {
-                        yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+                        match outbound.end().await {
+                            Ok(out) => {
+                                for c in out {
+                                    yield Ok(Bytes::from(format!("data: {c}\n\n")));
+                                }
+                                yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+                            }
+                            Err(e) => yield Ok(refusal_event(&e)),
+                        }
                     } else {
                         yield Ok(error_event("the provider closed the stream before it finished; the answer is incomplete"));
                     }
@@ -464,9 +547,26 @@ fn stream_response(
             let mut finished = false;
             for item in translator.on_event(&event.event, &event.data) {
                 match item {
-                    StreamItem::Data(d) => yield Ok(Bytes::from(format!("data: {d}\n\n"))),
+                    StreamItem::Data(d) => match outbound.chunk(d) {
+                        Ok(out) => for c in out {
+                            yield Ok(Bytes::from(format!("data: {c}\n\n")));
+                        },
+                        Err(e) => {
+                            yield Ok(refusal_event(&e));
+                            finished = true;
+                            break;
+                        }
+                    },
                     StreamItem::Done => {
-                        yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+                        match outbound.end().await {
+                            Ok(out) => {
+                                for c in out {
+                                    yield Ok(Bytes::from(format!("data: {c}\n\n")));
+                                }
+                                yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+                            }
+                            Err(e) => yield Ok(refusal_event(&e)),
+                        }
                         finished = true;
                         break;
                     }

@@ -75,7 +75,11 @@ async fn deploy(app: &AppState, job: &DeployJob) -> Result<(), crate::error::Api
         return Ok(());
     };
     let config = configs::parse_stored(&record)?;
-    let (ok, log) = check(app, &record, &config).await;
+    let (mut ok, mut log) = check(app, &record, &config).await;
+    if let Some(problem) = needs_missing_judge(app, &job.endpoint_id).await? {
+        ok = false;
+        log.push_str(&format!("{problem}\n"));
+    }
     let outcome = if ok {
         DeployOutcome::Ready { task: task_of(&config), build_log: log }
     } else {
@@ -92,6 +96,18 @@ async fn deploy(app: &AppState, job: &DeployJob) -> Result<(), crate::error::Api
         tracing::info!(endpoint_id = %job.endpoint_id, version = job.version, ready = ok, "deployment finished");
     }
     Ok(())
+}
+
+/// The build-log line when the endpoint's guardrails need a judge and the server has none.
+async fn needs_missing_judge(app: &AppState, endpoint_id: &str) -> Result<Option<String>, crate::error::ApiError> {
+    if app.judge_endpoint.is_some() {
+        return Ok(None);
+    }
+    let Some(e) = app.store.get_endpoint_by_id(endpoint_id).await? else { return Ok(None) };
+    let gateway: Option<modelgate_wire::AiGatewayConfig> =
+        e.ai_gateway.as_deref().and_then(|j| serde_json::from_str(j).ok());
+    let fields = gateway.and_then(|g| g.guardrails).map(|g| crate::guardrails::judge_fields(&g)).unwrap_or_default();
+    Ok((!fields.is_empty()).then(|| format!("ai_gateway.{}", crate::guardrails::no_judge_message(&fields))))
 }
 
 fn task_of(config: &EndpointCoreConfigInput) -> Option<String> {

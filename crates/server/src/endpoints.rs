@@ -29,6 +29,16 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
+/// Guardrails that need a judge cannot be switched on when the server has none. (A new endpoint's
+/// guardrails are checked by its deployment instead, which fails with a build-log line.)
+fn require_judge(app: &AppState, g: &AiGatewayConfig) -> ApiResult<()> {
+    let fields = g.guardrails.as_ref().map(crate::guardrails::judge_fields).unwrap_or_default();
+    if app.judge_endpoint.is_none() && !fields.is_empty() {
+        return Err(ApiError::invalid(&fields[0], crate::guardrails::no_judge_message(&fields)));
+    }
+    Ok(())
+}
+
 async fn load(app: &AppState, name: &str) -> ApiResult<EndpointRecord> {
     app.store
         .get_endpoint(name)
@@ -363,6 +373,7 @@ pub async fn put_ai_gateway(
     ApiJson(body): ApiJson<AiGatewayConfig>,
 ) -> ApiResult<Json<AiGatewayConfig>> {
     validate::ai_gateway(&body, "")?;
+    require_judge(&app, &body)?;
     let stored = to_json(&body);
     mutate(&app, &caller, &name, move |e| {
         e.ai_gateway = Some(stored);

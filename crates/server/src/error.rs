@@ -55,6 +55,26 @@ pub enum ApiError {
         /// Seconds for `Retry-After`.
         retry_after: Option<u64>,
     },
+    /// A rate limit is full.
+    #[error("{message}")]
+    RateLimited {
+        /// Names the limit.
+        message: String,
+        /// The limit.
+        limit: u64,
+        /// Whether it counts tokens (else calls).
+        tokens: bool,
+        /// Seconds until the window resets.
+        reset_secs: u64,
+    },
+    /// A guardrail refused the request or the answer.
+    #[error("{message}")]
+    Guardrail {
+        /// Whether the answer (else the request) was refused.
+        output: bool,
+        /// Names the guardrail.
+        message: String,
+    },
     /// A dependency (the store) is not reachable right now.
     #[error("{0}")]
     Unavailable(String),
@@ -79,6 +99,9 @@ impl ApiError {
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "BAD_REQUEST"),
             ApiError::Upstream { status, code, .. } => (*status, code),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "REQUEST_LIMIT_EXCEEDED"),
+            ApiError::Guardrail { output: false, .. } => (StatusCode::BAD_REQUEST, "INPUT_GUARDRAIL_TRIGGERED"),
+            ApiError::Guardrail { output: true, .. } => (StatusCode::BAD_REQUEST, "OUTPUT_GUARDRAIL_TRIGGERED"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
         }
@@ -175,6 +198,23 @@ impl IntoResponse for ApiError {
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::RateLimited { limit, tokens, reset_secs, .. } = &self {
+            let kind = if *tokens { "tokens" } else { "requests" };
+            let h = resp.headers_mut();
+            h.insert(header::RETRY_AFTER, HeaderValue::from(*reset_secs));
+            if let (Ok(a), Ok(b), Ok(c)) = (
+                header::HeaderName::try_from(format!("x-ratelimit-limit-{kind}")),
+                header::HeaderName::try_from(format!("x-ratelimit-remaining-{kind}")),
+                header::HeaderName::try_from(format!("x-ratelimit-reset-{kind}")),
+            ) {
+                h.insert(a, HeaderValue::from(*limit));
+                h.insert(b, HeaderValue::from(0u64));
+                h.insert(
+                    c,
+                    HeaderValue::from_str(&format!("{reset_secs}s")).unwrap_or(HeaderValue::from_static("60s")),
+                );
+            }
         }
         if let ApiError::Upstream { retry_after: Some(secs), .. } = &self {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*secs));

@@ -12,13 +12,17 @@ pub mod auth;
 pub mod bootstrap;
 pub mod breaker;
 pub mod configs;
+pub mod counters;
 pub mod dataplane;
 pub mod deployer;
 pub mod endpoints;
 pub mod error;
 pub mod extract;
+pub mod guardrails;
 pub mod openapi;
+pub mod outbound;
 pub mod permissions;
+pub mod ratelimit;
 pub mod render;
 pub mod routes;
 pub mod scim;
@@ -60,6 +64,8 @@ pub struct ServerConfig {
     pub breaker: breaker::BreakerSettings,
     /// Retry policy.
     pub retries: state::RetrySettings,
+    /// The chat endpoint that judges `safety` and `valid_topics` guardrails.
+    pub judge_endpoint: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +80,7 @@ impl Default for ServerConfig {
             timeouts: Default::default(),
             breaker: Default::default(),
             retries: Default::default(),
+            judge_endpoint: None,
         }
     }
 }

@@ -80,6 +80,10 @@ pub struct LiveEndpoint {
     pub ai_gateway: Option<AiGatewayConfig>,
     /// Direct permission grants: principal id and level.
     pub grants: Vec<(String, Level)>,
+    /// Rate limits: `ai_gateway.rate_limits` plus the legacy `rate_limits`.
+    pub rate_limits: Vec<modelgate_wire::AiGatewayRateLimit>,
+    /// Compiled `ai_gateway.guardrails`, when any is on.
+    pub guardrails: Option<Arc<crate::guardrails::Policy>>,
 }
 
 /// Everything the request path needs, immutable.
@@ -194,7 +198,25 @@ impl Snapshot {
                 entities: Vec::new(),
                 ai_gateway: e.ai_gateway.as_deref().and_then(|j| serde_json::from_str(j).ok()),
                 grants: grants.remove(&e.id).unwrap_or_default(),
+                rate_limits: Vec::new(),
+                guardrails: None,
             };
+            live.guardrails = live
+                .ai_gateway
+                .as_ref()
+                .and_then(|g| g.guardrails.as_ref())
+                .and_then(crate::guardrails::Policy::compile)
+                .map(Arc::new);
+            live.rate_limits = live.ai_gateway.iter().flat_map(|g| g.rate_limits.iter().flatten().cloned()).collect();
+            let legacy: Vec<modelgate_wire::RateLimit> =
+                e.rate_limits.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+            live.rate_limits.extend(legacy.into_iter().map(|l| modelgate_wire::AiGatewayRateLimit {
+                renewal_period: l.renewal_period,
+                calls: Some(l.calls),
+                tokens: None,
+                key: l.key,
+                principal: None,
+            }));
             for version in [e.active_version, e.pending_version].into_iter().flatten() {
                 let Some(record) = store.get_config(&e.id, version).await? else {
                     continue;

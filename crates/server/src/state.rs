@@ -44,6 +44,10 @@ pub struct AppState {
     pub breakers: Arc<Breakers>,
     /// Retry policy.
     pub retries: RetrySettings,
+    /// Rate-limit counters.
+    pub counters: Arc<dyn crate::counters::Counters>,
+    /// The chat endpoint that judges `safety` and `valid_topics` guardrails.
+    pub judge_endpoint: Option<String>,
 }
 
 /// Retries of a failed upstream call (429, 5xx, timeout, connection error) on the same entity,
@@ -118,6 +122,8 @@ impl AppState {
             timeouts,
             breakers: Arc::new(Breakers::new(config.breaker)),
             retries: config.retries,
+            counters: Arc::new(crate::counters::LocalCounters::default()),
+            judge_endpoint: config.judge_endpoint.clone(),
         })
     }
 

@@ -76,15 +76,6 @@ fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
 }
 
 /// The `data:` payloads of an SSE body, checking that nothing else is in it.
-fn sse_payloads(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in text.split('\n').filter(|l| !l.is_empty()) {
-        let payload = line.strip_prefix("data: ").unwrap_or_else(|| panic!("non-data line {line:?} in {text:?}"));
-        out.push(payload.to_string());
-    }
-    out
-}
-
 #[tokio::test]
 async fn openai_chat_translation_and_headers() {
     let r = rig().await;

@@ -3,43 +3,20 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use modelgate_mock_upstream::{Mock, Options};
+use modelgate_mock_upstream::Mock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const SE: &str = "/api/2.0/serving-endpoints";
 
-async fn mock() -> (Arc<Mock>, String) {
-    let m = Mock::new(Options::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(modelgate_mock_upstream::serve(listener, m.clone()));
-    (m, url)
-}
-
-fn entity(name: &str, url: &str, extra: Value) -> Value {
-    let mut e = json!({"name": name, "external_model": {"provider": "openai", "name": "gpt-4o", "task": "llm/v1/chat",
-        "openai_config": {"openai_api_key": "{{secrets/llm/k}}", "openai_api_base": format!("{url}/v1")}}});
-    e.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    e
-}
-
 async fn server(tweak: impl FnOnce(&mut modelgate_server::ServerConfig)) -> TestServer {
     let t = TestServer::start_with(tweak).await;
     t.secret("llm", "k", "sk-res").await;
     t
-}
-
-async fn endpoint(t: &TestServer, body: Value) {
-    let (s, b) = t.post(SE, body).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let name = b["name"].as_str().unwrap().to_string();
-    assert_eq!(t.wait_settled(&name).await["state"]["ready"], "READY");
 }
 
 async fn ask(t: &TestServer, name: &str) -> (StatusCode, Option<String>, Value) {
@@ -68,10 +45,10 @@ async fn a_429_storm_trips_the_breaker_traffic_moves_and_returns_after_the_coold
         c.breaker.cooldown = Duration::from_millis(800);
     })
     .await;
-    endpoint(
+    create_ready(
         &t,
         json!({"name": "pool", "config": {"served_entities": [
-        entity("east", &a_url, json!({"priority": 1})), entity("west", &b_url, json!({"priority": 2}))]}}),
+        mock_entity("east", &a_url, json!({"priority": 1})), mock_entity("west", &b_url, json!({"priority": 2}))]}}),
     )
     .await;
     assert_eq!(ask(&t, "pool").await.1.as_deref(), Some("east"), "the first tier serves while healthy");
@@ -106,10 +83,10 @@ async fn server_errors_fail_over_only_when_fallback_is_enabled() {
     .await;
     let routes = json!({"routes": [{"served_entity_name": "primary", "traffic_percentage": 100},
                                    {"served_entity_name": "backup", "traffic_percentage": 0}]});
-    endpoint(&t, json!({"name": "fb", "ai_gateway": {"fallback_config": {"enabled": true}}, "config": {
-        "served_entities": [entity("primary", &a_url, json!({})), entity("backup", &b_url, json!({}))], "traffic_config": routes.clone()}})).await;
-    endpoint(&t, json!({"name": "nofb", "config": {
-        "served_entities": [entity("primary", &a_url, json!({})), entity("backup", &b_url, json!({}))], "traffic_config": routes}})).await;
+    create_ready(&t, json!({"name": "fb", "ai_gateway": {"fallback_config": {"enabled": true}}, "config": {
+        "served_entities": [mock_entity("primary", &a_url, json!({})), mock_entity("backup", &b_url, json!({}))], "traffic_config": routes.clone()}})).await;
+    create_ready(&t, json!({"name": "nofb", "config": {
+        "served_entities": [mock_entity("primary", &a_url, json!({})), mock_entity("backup", &b_url, json!({}))], "traffic_config": routes}})).await;
     a.force_status.store(500, Ordering::SeqCst);
 
     let (s, served, _) = ask(&t, "fb").await;
@@ -148,7 +125,8 @@ async fn all_breakers_open_answers_503_with_retry_after() {
         c.retries.retries = 0;
     })
     .await;
-    endpoint(&t, json!({"name": "solo", "config": {"served_entities": [entity("only", &a_url, json!({}))]}})).await;
+    create_ready(&t, json!({"name": "solo", "config": {"served_entities": [mock_entity("only", &a_url, json!({}))]}}))
+        .await;
     a.force_status.store(503, Ordering::SeqCst);
     ask(&t, "solo").await;
     ask(&t, "solo").await;
@@ -163,17 +141,17 @@ async fn all_breakers_open_answers_503_with_retry_after() {
 async fn traffic_splits_and_pool_weights_hold_their_shares() {
     let (_a, a_url) = mock().await;
     let t = server(|_| {}).await;
-    endpoint(
+    create_ready(
         &t,
         json!({"name": "split", "config": {
-        "served_entities": [entity("seventy", &a_url, json!({})), entity("thirty", &a_url, json!({}))],
+        "served_entities": [mock_entity("seventy", &a_url, json!({})), mock_entity("thirty", &a_url, json!({}))],
         "traffic_config": {"routes": [{"served_entity_name": "seventy", "traffic_percentage": 70},
                                       {"served_entity_name": "thirty", "traffic_percentage": 30}]}}}),
     )
     .await;
-    endpoint(&t, json!({"name": "weighted", "config": {"served_entities": [
-        entity("heavy", &a_url, json!({"priority": 1, "weight": 3})), entity("light", &a_url, json!({"priority": 1, "weight": 1})),
-        entity("standby", &a_url, json!({"priority": 2}))]}})).await;
+    create_ready(&t, json!({"name": "weighted", "config": {"served_entities": [
+        mock_entity("heavy", &a_url, json!({"priority": 1, "weight": 3})), mock_entity("light", &a_url, json!({"priority": 1, "weight": 1})),
+        mock_entity("standby", &a_url, json!({"priority": 2}))]}})).await;
     for (name, n, expect, tolerance) in
         [("split", 2000, ("seventy", 0.70), 0.04), ("weighted", 1200, ("heavy", 0.75), 0.05)]
     {

@@ -142,3 +142,39 @@ pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str, f
     let msg = got.1["message"].as_str().unwrap_or_default();
     assert!(msg.contains(fragment), "message {msg:?} should contain {fragment:?}");
 }
+
+/// A fake provider on an ephemeral loopback port, and its base URL.
+pub async fn mock() -> (std::sync::Arc<modelgate_mock_upstream::Mock>, String) {
+    let m = modelgate_mock_upstream::Mock::new(modelgate_mock_upstream::Options::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(modelgate_mock_upstream::serve(listener, m.clone()));
+    (m, url)
+}
+
+/// An OpenAI chat entity named `name` pointing at a mock, keyed by `{{secrets/llm/k}}`; `extra`
+/// fields are merged in.
+pub fn mock_entity(name: &str, url: &str, extra: Value) -> Value {
+    let mut e = json!({"name": name, "external_model": {"provider": "openai", "name": "gpt-4o", "task": "llm/v1/chat",
+        "openai_config": {"openai_api_key": "{{secrets/llm/k}}", "openai_api_base": format!("{url}/v1")}}});
+    e.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    e
+}
+
+/// Creates an endpoint and waits until it is READY.
+pub async fn create_ready(t: &TestServer, body: Value) {
+    let (s, b) = t.post("/api/2.0/serving-endpoints", body).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let name = b["name"].as_str().unwrap().to_string();
+    assert_eq!(t.wait_settled(&name).await["state"]["ready"], "READY");
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn sse_payloads(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.split('\n').filter(|l| !l.is_empty()) {
+        let payload = line.strip_prefix("data: ").unwrap_or_else(|| panic!("non-data line {line:?} in {text:?}"));
+        out.push(payload.to_string());
+    }
+    out
+}

@@ -1,0 +1,441 @@
+//! `ai_gateway.guardrails`: checks on what goes to a provider (input) and what comes back
+//! (output).
+//!
+//! - `pii`: `BLOCK` refuses text with personal data, `MASK` replaces each finding with a
+//!   placeholder such as `[EMAIL_ADDRESS]` ([`modelgate_core::pii`]).
+//! - `invalid_keywords`: refuses text containing any of the words (case-insensitive, whole words).
+//! - `safety` and `valid_topics`: a judge decides. The judge is a chat serving endpoint named in
+//!   the server configuration (`--guardrail-judge-endpoint`); it is asked for a JSON verdict.
+//!
+//! A refusal is a 400 with `error_code` `INPUT_GUARDRAIL_TRIGGERED` or
+//! `OUTPUT_GUARDRAIL_TRIGGERED` and a message naming the guardrail; a refused stream ends with an
+//! error event carrying the same code instead of `[DONE]`.
+//!
+//! Streamed output is held back just enough that no finding or keyword can be split across what
+//! was already sent and what is still to come: the trailing word, any run of number-like words
+//! before it (card numbers, IBANs and phone numbers contain spaces) and, with keywords, as many
+//! bytes as the longest keyword. With a judge on the output, the whole answer is held until the
+//! judge has seen it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use modelgate_core::pii::{self, Keywords};
+use modelgate_wire::{GuardrailParameters, Guardrails};
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Held-back text never grows past this many bytes; beyond it the oldest part is released.
+const MAX_HELD: usize = 4096;
+
+/// What to do with personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PiiAction {
+    /// Refuse the request or answer.
+    Block,
+    /// Replace each finding with a placeholder.
+    Mask,
+}
+
+/// The checks on one side (input or output), compiled.
+#[derive(Debug, Clone)]
+pub struct Side {
+    pii: Option<PiiAction>,
+    keywords: Keywords,
+    safety: bool,
+    topics: Vec<String>,
+}
+
+impl Side {
+    fn compile(p: &GuardrailParameters) -> Option<Side> {
+        let pii = match p.pii.as_ref().and_then(|b| b.behavior.as_deref()) {
+            Some("BLOCK") => Some(PiiAction::Block),
+            Some("MASK") => Some(PiiAction::Mask),
+            _ => None,
+        };
+        let side = Side {
+            pii,
+            keywords: Keywords::new(p.invalid_keywords.as_deref().unwrap_or_default()),
+            safety: p.safety == Some(true),
+            topics: p.valid_topics.clone().unwrap_or_default().into_iter().filter(|t| !t.trim().is_empty()).collect(),
+        };
+        let active = side.pii.is_some() || !side.keywords.is_empty() || side.needs_judge();
+        active.then_some(side)
+    }
+
+    fn needs_judge(&self) -> bool {
+        self.safety || !self.topics.is_empty()
+    }
+}
+
+/// The guardrails of one endpoint, compiled once per snapshot.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Checks on the request.
+    pub input: Option<Side>,
+    /// Checks on the answer.
+    pub output: Option<Arc<Side>>,
+}
+
+impl Policy {
+    /// The compiled policy, or `None` when no guardrail is on.
+    pub fn compile(g: &Guardrails) -> Option<Policy> {
+        let input = g.input.as_ref().and_then(Side::compile);
+        let output = g.output.as_ref().and_then(Side::compile).map(Arc::new);
+        (input.is_some() || output.is_some()).then_some(Policy { input, output })
+    }
+}
+
+/// Which guardrails of `g` need a judge endpoint, as field paths; empty when none does.
+pub fn judge_fields(g: &Guardrails) -> Vec<String> {
+    let mut out = Vec::new();
+    for (side, p) in [("input", &g.input), ("output", &g.output)] {
+        let Some(p) = p else { continue };
+        if p.safety == Some(true) {
+            out.push(format!("guardrails.{side}.safety"));
+        }
+        if p.valid_topics.as_ref().is_some_and(|t| t.iter().any(|t| !t.trim().is_empty())) {
+            out.push(format!("guardrails.{side}.valid_topics"));
+        }
+    }
+    out
+}
+
+/// The message when guardrails need a judge and the server has none.
+pub fn no_judge_message(fields: &[String]) -> String {
+    format!(
+        "{} need(s) a judge endpoint, and the server has none: start it with --guardrail-judge-endpoint <chat endpoint>",
+        fields.join(" and ")
+    )
+}
+
+fn blocked(output: bool, endpoint: &str, guardrail: &str, why: String) -> ApiError {
+    let side = if output { "Output" } else { "Input" };
+    ApiError::Guardrail {
+        output,
+        message: format!("{side} blocked by the '{guardrail}' guardrail of endpoint '{endpoint}': {why}."),
+    }
+}
+
+/// Asks the judge endpoint about a text.
+#[derive(Clone)]
+pub struct Judge {
+    app: AppState,
+    endpoint: String,
+}
+
+impl Judge {
+    /// The server's judge, when it has one.
+    pub fn of(app: &AppState) -> Option<Judge> {
+        app.judge_endpoint.clone().map(|endpoint| Judge { app: app.clone(), endpoint })
+    }
+
+    async fn check(&self, side: &Side, text: &str, output: bool, endpoint: &str) -> Result<(), ApiError> {
+        let topics = if side.topics.is_empty() { "any".to_string() } else { side.topics.join("; ") };
+        let system = format!(
+            "You are a guardrail judge for an AI gateway. Decide whether the text between <text> tags is safe \
+             (it does not help with violence, weapons, self-harm, crime or hate, and has no sexual content \
+             involving minors) and whether it is about one of the allowed topics.\nAllowed topics: {topics}\n\
+             Answer with only a JSON object: {{\"safe\": true|false, \"on_topic\": true|false}}."
+        );
+        let body = json!({
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": format!("<text>{text}</text>")}],
+            "temperature": 0, "max_tokens": 30,
+        });
+        let Value::Object(body) = body else { unreachable!("a JSON object literal") };
+        let answer = crate::dataplane::ask(&self.app, &self.endpoint, body).await.map_err(|e| {
+            ApiError::Unavailable(format!("The guardrail judge endpoint '{}' failed: {e}", self.endpoint))
+        })?;
+        let content = answer["choices"][0]["message"]["content"].as_str().unwrap_or_default();
+        let verdict = content
+            .find('{')
+            .zip(content.rfind('}'))
+            .and_then(|(a, b)| serde_json::from_str::<Value>(content.get(a..=b)?).ok())
+            .ok_or_else(|| {
+                ApiError::Unavailable(format!("The guardrail judge endpoint '{}' gave no verdict", self.endpoint))
+            })?;
+        let what = if output { "answer" } else { "request" };
+        if side.safety && verdict["safe"] != true {
+            return Err(blocked(output, endpoint, "safety", format!("the judge found the {what} unsafe")));
+        }
+        if !side.topics.is_empty() && verdict["on_topic"] != true {
+            let list = side.topics.join(", ");
+            return Err(blocked(
+                output,
+                endpoint,
+                "valid_topics",
+                format!("the {what} is not about an allowed topic ({list})"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Pure checks (PII, keywords) on a text; returns it masked when it changed.
+fn scan(side: &Side, text: &str, output: bool, endpoint: &str) -> Result<Option<String>, ApiError> {
+    let what = if output { "answer" } else { "request" };
+    if let Some(word) = side.keywords.find(text) {
+        return Err(blocked(output, endpoint, "invalid_keywords", format!("the {what} contains the keyword '{word}'")));
+    }
+    let Some(action) = side.pii else { return Ok(None) };
+    let findings = pii::find(text);
+    match findings.first() {
+        None => Ok(None),
+        Some(f) if action == PiiAction::Block => {
+            Err(blocked(output, endpoint, "pii", format!("the {what} contains {}", f.kind.describe())))
+        }
+        Some(_) => Ok(Some(pii::mask_prefix(text, &findings, text.len()))),
+    }
+}
+
+/// Calls `f` on every text of a request: message contents and text parts, `prompt`, `input`.
+fn each_request_text(
+    body: &mut Map<String, Value>,
+    f: &mut impl FnMut(&mut String) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    fn strings(v: &mut Value, f: &mut impl FnMut(&mut String) -> Result<(), ApiError>) -> Result<(), ApiError> {
+        match v {
+            Value::String(s) => f(s),
+            Value::Array(a) => a.iter_mut().try_for_each(|x| strings(x, f)),
+            Value::Object(o) => o.get_mut("text").map_or(Ok(()), |t| strings(t, f)),
+            _ => Ok(()),
+        }
+    }
+    for (k, v) in body.iter_mut() {
+        match k.as_str() {
+            "messages" => {
+                for m in v.as_array_mut().into_iter().flatten() {
+                    if let Some(c) = m.get_mut("content") {
+                        strings(c, f)?;
+                    }
+                }
+            }
+            "prompt" | "input" => strings(v, f)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Applies the input checks to a request: refuses it, or masks it in place.
+pub async fn check_input(
+    judge: Option<&Judge>,
+    side: &Side,
+    endpoint: &str,
+    body: &mut Map<String, Value>,
+) -> Result<(), ApiError> {
+    let mut all = String::new();
+    each_request_text(body, &mut |text| {
+        if let Some(masked) = scan(side, text, false, endpoint)? {
+            *text = masked;
+        }
+        if side.needs_judge() {
+            all.push_str(text);
+            all.push('\n');
+        }
+        Ok(())
+    })?;
+    if side.needs_judge() {
+        let judge = judge.ok_or_else(|| ApiError::Unavailable(no_judge_message(&["guardrails.input".into()])))?;
+        judge.check(side, &all, false, endpoint).await?;
+    }
+    Ok(())
+}
+
+/// Held-back text of one streamed choice.
+#[derive(Default)]
+struct Held {
+    text: String,
+    /// Last character already sent, for word boundaries at the start of `text`.
+    before: Option<char>,
+}
+
+/// Output checks for one answer, streamed or whole.
+pub struct OutputGuard {
+    side: Arc<Side>,
+    judge: Option<Judge>,
+    endpoint: String,
+    held: BTreeMap<u64, Held>,
+    /// A chunk whose envelope (id, model, created) new chunks copy.
+    template: Option<Value>,
+    /// Chunks with a `finish_reason`, held while their text is (judged answers only).
+    finishing: Vec<Value>,
+}
+
+impl OutputGuard {
+    /// Output checks `side` for endpoint `endpoint`.
+    pub fn new(side: Arc<Side>, judge: Option<Judge>, endpoint: &str) -> Self {
+        OutputGuard {
+            side,
+            judge,
+            endpoint: endpoint.to_string(),
+            held: BTreeMap::new(),
+            template: None,
+            finishing: Vec::new(),
+        }
+    }
+
+    async fn judge(&self, text: &str) -> Result<(), ApiError> {
+        if !self.side.needs_judge() {
+            return Ok(());
+        }
+        let judge = self
+            .judge
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable(no_judge_message(&["guardrails.output".into()])))?;
+        judge.check(&self.side, text, true, &self.endpoint).await
+    }
+
+    /// A complete answer: refused, or masked in place.
+    pub async fn whole(&self, answer: &mut Value) -> Result<(), ApiError> {
+        let mut all = String::new();
+        for c in answer["choices"].as_array_mut().into_iter().flatten() {
+            let slot = match c.get_mut("message") {
+                Some(m) => m.get_mut("content"),
+                None => c.get_mut("text"),
+            };
+            let Some(Value::String(text)) = slot else { continue };
+            if let Some(masked) = scan(&self.side, text, true, &self.endpoint)? {
+                *text = masked;
+            }
+            all.push_str(text);
+        }
+        self.judge(&all).await
+    }
+
+    /// How much of `held` can be sent now without splitting a finding or keyword.
+    fn safe_cut(&self, held: &Held) -> usize {
+        let text = &held.text;
+        if self.side.needs_judge() {
+            return 0;
+        }
+        // The trailing (maybe unfinished) word, then number-like words before it.
+        let mut cut = text
+            .rfind(char::is_whitespace)
+            .map(|p| p + text[p..].chars().next().map_or(1, char::len_utf8))
+            .unwrap_or(0);
+        loop {
+            let head = text[..cut].trim_end();
+            if head.len() == cut {
+                break;
+            }
+            let start = head.rfind(char::is_whitespace).map(|p| p + 1).unwrap_or(0);
+            let word = &head[start..];
+            let numberish = word.chars().any(|c| c.is_ascii_digit())
+                && word.chars().all(|c| c.is_ascii_alphanumeric() || "+().-".contains(c));
+            if word.is_empty() || !numberish {
+                break;
+            }
+            cut = start;
+        }
+        if !self.side.keywords.is_empty() {
+            cut = cut.min(text.len().saturating_sub(self.side.keywords.longest()));
+        }
+        if text.len() - cut > MAX_HELD {
+            cut = text.len() - MAX_HELD;
+        }
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        cut
+    }
+
+    /// Checks the held text of one choice and takes what may be sent (`all`: everything).
+    fn release(&mut self, index: u64, all: bool) -> Result<String, ApiError> {
+        let Some(mut held) = self.held.remove(&index) else { return Ok(String::new()) };
+        let mut context = String::new();
+        context.extend(held.before);
+        context.push_str(&held.text);
+        let what = "answer";
+        if let Some(word) = self.side.keywords.find(&context) {
+            return Err(blocked(
+                true,
+                &self.endpoint,
+                "invalid_keywords",
+                format!("the {what} contains the keyword '{word}'"),
+            ));
+        }
+        let mut cut = if all { held.text.len() } else { self.safe_cut(&held) };
+        let findings = if self.side.pii.is_some() { pii::find(&held.text) } else { Vec::new() };
+        // A finding that straddles the cut stays whole in the held part.
+        if let Some(f) = findings.iter().find(|f| f.range.start < cut && f.range.end > cut) {
+            cut = f.range.start;
+        }
+        let sent = match (self.side.pii, findings.iter().find(|f| f.range.end <= cut)) {
+            (Some(PiiAction::Block), Some(f)) => {
+                return Err(blocked(true, &self.endpoint, "pii", format!("the {what} contains {}", f.kind.describe())));
+            }
+            (Some(PiiAction::Mask), _) => pii::mask_prefix(&held.text, &findings, cut),
+            _ => held.text[..cut].to_string(),
+        };
+        held.before = held.text[..cut].chars().last().or(held.before);
+        held.text.drain(..cut);
+        self.held.insert(index, held);
+        Ok(sent)
+    }
+
+    /// One streamed chunk: the chunks to send in its place.
+    pub fn chunk(&mut self, mut chunk: Value) -> Result<Vec<Value>, ApiError> {
+        let judged = self.side.needs_judge();
+        let mut hold_chunk = false;
+        for c in chunk["choices"].as_array_mut().into_iter().flatten() {
+            let index = c["index"].as_u64().unwrap_or(0);
+            let slot = if c.get("text").is_some_and(Value::is_string) { "text" } else { "content" };
+            let incoming = if slot == "text" { c["text"].as_str() } else { c["delta"]["content"].as_str() };
+            if let Some(t) = incoming {
+                self.held.entry(index).or_default().text.push_str(t);
+            }
+            let finished = !c["finish_reason"].is_null();
+            if finished && judged {
+                hold_chunk = true;
+                continue;
+            }
+            let sent = self.release(index, finished)?;
+            if slot == "text" {
+                c["text"] = Value::String(sent);
+            } else if incoming.is_some() || !sent.is_empty() {
+                c["delta"]["content"] = Value::String(sent);
+            }
+        }
+        if self.template.is_none() && chunk["choices"].is_array() {
+            self.template = Some(chunk.clone());
+        }
+        if hold_chunk {
+            self.finishing.push(chunk);
+            return Ok(Vec::new());
+        }
+        Ok(vec![chunk])
+    }
+
+    /// The end of the stream: judges the whole answer when a judge is on, then sends what is
+    /// still held.
+    pub async fn end(&mut self) -> Result<Vec<Value>, ApiError> {
+        // With a judge nothing was sent yet: the held text is the whole answer.
+        let full: String = self.held.values().map(|h| h.text.as_str()).collect::<Vec<_>>().join("\n");
+        self.judge(&full).await?;
+        let indexes: Vec<u64> = self.held.keys().copied().collect();
+        let mut out = Vec::new();
+        for index in indexes {
+            let text = self.release(index, true)?;
+            if text.is_empty() {
+                continue;
+            }
+            let mut chunk = self.template.clone().unwrap_or_else(|| json!({"object": "chat.completion.chunk"}));
+            let is_completion = chunk["choices"][0].get("text").is_some();
+            let choice = if is_completion {
+                json!({"index": index, "text": text, "finish_reason": null})
+            } else {
+                json!({"index": index, "delta": {"content": text}, "finish_reason": null})
+            };
+            chunk["choices"] = json!([choice]);
+            if let Some(o) = chunk.as_object_mut() {
+                o.remove("usage");
+            }
+            out.push(chunk);
+        }
+        out.append(&mut self.finishing);
+        Ok(out)
+    }
+}

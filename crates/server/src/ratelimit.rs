@@ -1,0 +1,174 @@
+//! Rate limits (`ai_gateway.rate_limits` and the legacy `rate_limits`), per calendar minute.
+//!
+//! Which limits apply to a caller, following the Databricks rules:
+//! 1. `endpoint` limits are a ceiling for everyone, always;
+//! 2. a `user` or `service_principal` limit naming the caller overrides everything below;
+//! 3. otherwise the caller's `user_group` limit: a group's counter is shared by its members, and a
+//!    caller in several limited groups is held to the most permissive one (the highest calls
+//!    limit, then the highest tokens limit);
+//! 4. otherwise the default per-user limit (`user` with no principal).
+//!
+//! A limit may count calls, tokens or both; each must have room (the stricter wins). Token limits
+//! reserve the request's estimated input tokens plus its `max_tokens` (default
+//! [`DEFAULT_MAX_TOKENS`]) before sending, and settle to the provider's reported usage afterwards.
+
+use modelgate_providers::tokens;
+use modelgate_wire::AiGatewayRateLimit;
+use serde_json::Value;
+
+use crate::counters::{Counters, Want};
+use crate::error::ApiError;
+use crate::snapshot::{LiveEndpoint, Principal};
+
+/// Output tokens reserved for a request that sets no `max_tokens`.
+pub const DEFAULT_MAX_TOKENS: u64 = 1024;
+
+/// An admitted request's token reservation, to settle once usage is known.
+#[derive(Debug, Default)]
+pub struct Admission {
+    window: u64,
+    token_keys: Vec<String>,
+    reserved: u64,
+    input: u64,
+}
+
+impl Admission {
+    /// Replaces the reservation with the tokens actually used.
+    pub fn settle(&self, counters: &dyn Counters, used: u64) {
+        let delta = used as i64 - self.reserved as i64;
+        for k in &self.token_keys {
+            counters.adjust(self.window, k, delta);
+        }
+    }
+
+    /// Whether token counters need the usage of the answer.
+    pub fn needs_usage(&self) -> bool {
+        !self.token_keys.is_empty()
+    }
+
+    /// The estimated input tokens of the request.
+    pub fn input(&self) -> u64 {
+        self.input
+    }
+}
+
+fn text_of(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Array(a) => a.iter().for_each(|x| text_of(x, out)),
+        Value::Object(o) => {
+            for k in ["content", "text"] {
+                if let Some(x) = o.get(k) {
+                    text_of(x, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Estimated tokens of a request: its input text counted with a real tokenizer, and the output it
+/// may produce.
+pub fn estimate(body: &serde_json::Map<String, Value>) -> (u64, u64) {
+    let mut text = String::new();
+    for k in ["messages", "prompt", "input"] {
+        if let Some(v) = body.get(k) {
+            text_of(v, &mut text);
+        }
+    }
+    let output = if body.contains_key("input") {
+        0
+    } else {
+        body.get("max_tokens")
+            .or_else(|| body.get("max_completion_tokens"))
+            .and_then(Value::as_u64)
+            .unwrap_or(DEFAULT_MAX_TOKENS)
+    };
+    (tokens::count(&text), output)
+}
+
+fn wants(limits: &[&AiGatewayRateLimit], counter: &str, tokens: u64) -> Vec<Want> {
+    let mut out = Vec::new();
+    for (i, l) in limits.iter().enumerate() {
+        if let Some(c) = l.calls {
+            out.push(Want { key: format!("{counter}:{i}:calls"), amount: 1, limit: c.max(0) as u64 });
+        }
+        if let Some(t) = l.tokens {
+            out.push(Want { key: format!("{counter}:{i}:tokens"), amount: tokens, limit: t.max(0) as u64 });
+        }
+    }
+    out
+}
+
+/// "calls per minute for group 'x'" for the counter `key`.
+fn describe(key: &str, limit: u64, caller: &Principal) -> String {
+    let kind = if key.ends_with(":tokens") { "tokens" } else { "calls" };
+    let scope = match key.split(':').next() {
+        Some("ep") => "for the whole endpoint".to_string(),
+        Some("p") => format!("for {}", caller.user_name),
+        Some("g") => format!("for group '{}'", key.split(':').nth(2).unwrap_or_default()),
+        _ => "per user".to_string(),
+    };
+    format!("{limit} {kind} per minute {scope}")
+}
+
+/// Admits a request or refuses it with a 429 naming the limit. `now_secs` is the wall clock.
+pub fn admit(
+    counters: &dyn Counters,
+    ep: &LiveEndpoint,
+    caller: &Principal,
+    body: &serde_json::Map<String, Value>,
+    now_secs: u64,
+) -> Result<Option<Admission>, ApiError> {
+    if ep.rate_limits.is_empty() {
+        return Ok(None);
+    }
+    let window = now_secs / 60;
+    let (input, output) = if ep.rate_limits.iter().any(|l| l.tokens.is_some()) { estimate(body) } else { (0, 0) };
+    let estimated = input + output;
+    let of_key = |k: &str| -> Vec<&AiGatewayRateLimit> {
+        ep.rate_limits.iter().filter(|l| l.key.as_deref().unwrap_or("endpoint") == k).collect()
+    };
+    let mut all = wants(&of_key("endpoint"), &format!("ep:{}", ep.id), estimated);
+
+    let mine = |l: &&AiGatewayRateLimit| l.principal.as_deref() == Some(caller.user_name.as_str());
+    let specific: Vec<_> = of_key("user").into_iter().chain(of_key("service_principal")).filter(mine).collect();
+    let groups: Vec<_> = of_key("user_group")
+        .into_iter()
+        .filter(|l| l.principal.as_ref().is_some_and(|g| caller.groups.contains(g)))
+        .collect();
+    let unlimited = |v: Option<i64>| v.unwrap_or(i64::MAX);
+    if !specific.is_empty() {
+        all.extend(wants(&specific, &format!("p:{}:{}", ep.id, caller.id), estimated));
+    } else if let Some(g) = groups.iter().max_by_key(|g| (unlimited(g.calls), unlimited(g.tokens))) {
+        let group = g.principal.as_deref().unwrap_or_default();
+        all.extend(wants(&[*g], &format!("g:{}:{group}", ep.id), estimated));
+    } else {
+        let default: Vec<_> = of_key("user").into_iter().filter(|l| l.principal.is_none()).collect();
+        all.extend(wants(&default, &format!("u:{}:{}", ep.id, caller.id), estimated));
+    }
+
+    let r = match counters.reserve(window, &all) {
+        Ok(()) => {
+            let token_keys: Vec<String> =
+                all.iter().filter(|w| w.key.ends_with(":tokens")).map(|w| w.key.clone()).collect();
+            let reserved = if token_keys.is_empty() { 0 } else { estimated };
+            return Ok(Some(Admission { window, reserved, input, token_keys }));
+        }
+        Err(r) => r,
+    };
+    let reset = 60 - now_secs % 60;
+    Err(ApiError::RateLimited {
+        message: format!(
+            "Rate limit exceeded on endpoint '{}': {}. Try again in {reset}s.",
+            ep.name,
+            describe(&r.key, r.limit, caller)
+        ),
+        limit: r.limit,
+        tokens: r.key.ends_with(":tokens"),
+        reset_secs: reset,
+    })
+}
