@@ -8,6 +8,8 @@
 #   3. streaming time to first byte, concurrency 8;
 #   4. phases 1 and 2 again with a non-admin token that holds CAN_QUERY through a group (the
 #      "governed" caller: permission checks on every request);
+#   5. phases 1 to 3 against an endpoint with a rate limit (calls and tokens, never reached) and
+#      PII masking on input and output (the "policed" endpoint);
 # plus modelgate's CPU time per request and its resident memory.
 # Only loopback addresses are used; every phase is bounded by DURATION.
 set -euo pipefail
@@ -53,6 +55,11 @@ curl -sf -H "$H" "$GW/api/2.0/secrets/put" -d '{"scope": "bench", "key": "k", "s
 curl -sf -H "$H" "$GW/api/2.0/serving-endpoints" -d "{\"name\": \"bench\", \"config\": {\"served_entities\": [{\"external_model\": {
   \"provider\": \"openai\", \"name\": \"gpt-4o-mini\", \"task\": \"llm/v1/chat\",
   \"openai_config\": {\"openai_api_key\": \"{{secrets/bench/k}}\", \"openai_api_base\": \"$MOCK/v1\"}}}]}}" > /dev/null
+curl -sf -H "$H" "$GW/api/2.0/serving-endpoints" -d "{\"name\": \"policed\", \"config\": {\"served_entities\": [{\"external_model\": {
+  \"provider\": \"openai\", \"name\": \"gpt-4o-mini\", \"task\": \"llm/v1/chat\",
+  \"openai_config\": {\"openai_api_key\": \"{{secrets/bench/k}}\", \"openai_api_base\": \"$MOCK/v1\"}}}]},
+  \"ai_gateway\": {\"rate_limits\": [{\"key\": \"endpoint\", \"calls\": 100000000, \"tokens\": 1000000000000, \"renewal_period\": \"minute\"}],
+  \"guardrails\": {\"input\": {\"pii\": {\"behavior\": \"MASK\"}}, \"output\": {\"pii\": {\"behavior\": \"MASK\"}}}}}" > /dev/null
 GROUP_ID=$(curl -sf -H "$H" "$GW/api/2.0/preview/scim/v2/Groups" -d '{"displayName": "bench-callers"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 curl -sf -H "$H" "$GW/api/2.0/preview/scim/v2/Users" -d "{\"userName\": \"bench@example.com\", \"groups\": [{\"value\": \"$GROUP_ID\"}]}" > /dev/null
 curl -sf -H "$H" -X PATCH "$GW/api/2.0/permissions/serving-endpoints/bench" \
@@ -85,15 +92,23 @@ G3=$(load --url "$GW_URL" --body "$STREAM" --concurrency 8 --stream)
 echo "== 4. governed caller (CAN_QUERY through a group)" >&2
 U1=$(LOAD_TOKEN=$USER_TOKEN load --url "$GW_URL" --body "$CHAT" --concurrency 32)
 U2=$(LOAD_TOKEN=$USER_TOKEN load --url "$GW_URL" --body "$CHAT" --rate 500)
+echo "== 5. policed endpoint (rate limit + PII masking)" >&2
+P_CHAT=${CHAT/\"bench\"/\"policed\"}
+P_STREAM=${STREAM/\"bench\"/\"policed\"}
+P1=$(load --url "$GW_URL" --body "$P_CHAT" --concurrency 32)
+P2=$(load --url "$GW_URL" --body "$P_CHAT" --rate 500)
+P3=$(load --url "$GW_URL" --body "$P_STREAM" --concurrency 8 --stream)
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status")
 HWM_KB=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
 
-python3 - "$D1" "$G1" "$D2" "$G2" "$D3" "$G3" "$C0" "$C1" "$TICK" "$RSS_KB" "$HWM_KB" "$DURATION" "$U1" "$U2" <<'PY'
+python3 - "$D1" "$G1" "$D2" "$G2" "$D3" "$G3" "$C0" "$C1" "$TICK" "$RSS_KB" "$HWM_KB" "$DURATION" "$U1" "$U2" "$P1" "$P2" "$P3" <<'PY'
 import json, sys, datetime
 d1, g1, d2, g2, d3, g3 = (json.loads(a) for a in sys.argv[1:7])
 c0, c1, tick, rss, hwm = (float(a) for a in sys.argv[7:12])
 duration = sys.argv[12]
 u1, u2 = (json.loads(a) for a in sys.argv[13:15])
+p1, p2, p3 = (json.loads(a) for a in sys.argv[15:18])
+added = lambda g, d, k: max(g[k] - d[k], 1)
 # The CPU delta covers warm-up and measured requests alike, so divide by all of them.
 cpu_us = (c1 - c0) / tick * 1e6 / max(g1["all"], 1)
 ms = lambda us: f"{us / 1000:.3f}"
@@ -106,7 +121,11 @@ rows = [
     ("3. streaming TTFB p99, c=8", "ms", ms(d3["ttfb_p99_us"]), ms(g3["ttfb_p99_us"]), f"added {ms(g3['ttfb_p99_us'] - d3['ttfb_p99_us'])} ms"),
     ("4. governed caller: throughput, c=32", "req/s", f"{g1['rps']:.0f} (admin)", f"{u1['rps']:.0f}", f"{u1['rps'] / max(g1['rps'], 1):.3f}× of admin"),
     ("4. governed caller: latency p50 at 500 req/s", "ms", f"{ms(g2['p50_us'])} (admin)", ms(u2["p50_us"]), f"{u2['p50_us'] / max(g2['p50_us'], 1):.3f}× of admin"),
-    ("errors (direct / gateway, all phases)", "count", str(d1["errors"] + d2["errors"] + d3["errors"]), str(g1["errors"] + g2["errors"] + g3["errors"] + u1["errors"] + u2["errors"]), ""),
+    ("5. policed: throughput, c=32", "req/s", f"{g1['rps']:.0f} (bare)", f"{p1['rps']:.0f}", f"{g1['rps'] / max(p1['rps'], 1):.2f}× slower than bare"),
+    ("5. policed: latency p50 at 500 req/s", "ms", f"{ms(g2['p50_us'])} (bare)", ms(p2["p50_us"]), f"added latency {added(p2, d2, 'p50_us') / added(g2, d2, 'p50_us'):.2f}× of bare"),
+    ("5. policed: latency p99 at 500 req/s", "ms", f"{ms(g2['p99_us'])} (bare)", ms(p2["p99_us"]), f"added latency {added(p2, d2, 'p99_us') / added(g2, d2, 'p99_us'):.2f}× of bare"),
+    ("5. policed: streaming TTFB p50, c=8", "ms", f"{ms(g3['ttfb_p50_us'])} (bare)", ms(p3["ttfb_p50_us"]), f"{p3['ttfb_p50_us'] / max(g3['ttfb_p50_us'], 1):.2f}× of bare"),
+    ("errors (direct / gateway, all phases)", "count", str(d1["errors"] + d2["errors"] + d3["errors"]), str(g1["errors"] + g2["errors"] + g3["errors"] + u1["errors"] + u2["errors"] + p1["errors"] + p2["errors"] + p3["errors"]), ""),
     ("gateway CPU per request (phase 1)", "µs", "", f"{cpu_us:.1f}", ""),
     ("gateway RSS after the run / peak", "MB", "", f"{rss / 1024:.1f} / {hwm / 1024:.1f}", ""),
 ]
