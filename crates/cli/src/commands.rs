@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::client::Client;
 use crate::{CliError, Output};
 
-const SE: &str = "/api/2.0/serving-endpoints";
+pub const SE: &str = "/api/2.0/serving-endpoints";
 
 /// `--json` for commands with a request body.
 #[derive(Args)]

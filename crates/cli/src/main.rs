@@ -1,5 +1,6 @@
 //! `modelgate`: the server (`modelgate serve`) and the client commands, in one binary.
 
+mod backends;
 mod client;
 mod commands;
 mod identity;
@@ -96,6 +97,9 @@ enum Command {
     Permissions(identity::PermissionsCmd),
     /// Read the audit log (admins).
     AuditLog(commands::AuditArgs),
+    /// Create endpoints from backend definitions (one endpoint per model, pooling its backends).
+    #[command(subcommand)]
+    Backends(backends::BackendsCmd),
 }
 
 #[derive(Args)]
@@ -202,6 +206,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::ServicePrincipals(c) => identity::service_principals(&client, c, output).await,
                     Command::Permissions(c) => identity::permissions(&client, c, output).await,
                     Command::AuditLog(a) => commands::audit_log(&client, a, output).await,
+                    Command::Backends(c) => backends::run(&client, c, output).await,
                     Command::Serve(_) | Command::Configure => unreachable!("handled above"),
                 },
             }

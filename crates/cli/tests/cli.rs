@@ -367,3 +367,126 @@ fn identities_and_token_management_from_the_cli() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+const BACKENDS: &str = r#"
+backends:
+  - backendId: sweden
+    backendType: azure-openai
+    endpoint: MOCK
+    authScheme: apiKey
+    apiKey: "{{secrets/azure/sweden}}"
+    supportedModels: [gpt-4o, {name: gpt-4o-mini, deployment: mini-prod}]
+    priority: 1
+  - backendId: france
+    backendType: ai-foundry
+    endpoint: MOCK
+    authScheme: managedIdentity
+    tenantId: tenant-1
+    clientId: app-1
+    clientSecret: "{{secrets/azure/sp}}"
+    supportedModels: [gpt-4o]
+    priority: 1
+  - backendId: onprem
+    backendType: external
+    endpoint: MOCK/v1
+    authScheme: token
+    token: "{{secrets/vllm/token}}"
+    supportedModels: [gpt-4o]
+    priority: 2
+"#;
+
+#[test]
+fn backends_import_pools_each_model_across_its_backends() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (mock, mock_url) = rt.block_on(async {
+        let m = modelgate_mock_upstream::Mock::new(Default::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(modelgate_mock_upstream::serve(listener, m.clone()));
+        (m, url)
+    });
+    let env = Env::new();
+    let entra = format!("microsoft-entra={mock_url}");
+    let server = spawn_server(
+        &env.data(),
+        &[("MODELGATE_ADMIN_TOKEN", ADMIN), ("MODELGATE_PROVIDER_BASE_URLS", entra.as_str())],
+    );
+    let run = |args: &[&str], stdin: Option<&str>| cli(&server.host, Some(ADMIN), args, stdin, &env.config());
+    for (scope, key, value) in
+        [("azure", "sweden", "az-key"), ("azure", "sp", "entra-secret"), ("vllm", "token", "tok")]
+    {
+        let _ = run(&["secrets", "create-scope", scope], None);
+        ok(run(&["secrets", "put-secret", scope, key], Some(value)));
+    }
+    let file = env.dir.path().join("backends.yaml");
+    std::fs::write(&file, BACKENDS.replace("MOCK", &mock_url)).unwrap();
+    let path = file.to_str().unwrap();
+
+    let plan = ok(run(&["backends", "import", path, "--dry-run"], None));
+    assert!(plan.contains("would create") && plan.contains("gpt-4o-mini"), "{plan}");
+    let (_, list) = text(&run(&["serving-endpoints", "list", "-o", "json"], None));
+    assert!(!list.contains("gpt-4o"), "a dry run changes nothing: {list}");
+
+    let applied = ok(run(&["backends", "import", path, "-o", "json"], None));
+    let applied: serde_json::Value = serde_json::from_str(&applied).unwrap();
+    let actions: Vec<&str> =
+        applied["endpoints"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["created", "created"], "{applied}");
+
+    // Both priority-1 backends share gpt-4o; the priority-2 one waits for them to fail.
+    let served = rt.block_on(async {
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            let e: serde_json::Value = http
+                .get(format!("{}/api/2.0/serving-endpoints/gpt-4o", server.host))
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if e["state"]["ready"] == "READY" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut served = std::collections::BTreeMap::<String, usize>::new();
+        for _ in 0..40 {
+            let r = http
+                .post(format!("{}/v1/chat/completions", server.host))
+                .bearer_auth(ADMIN)
+                .json(&serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            *served.entry(r.headers()["served-model-name"].to_str().unwrap().to_string()).or_default() += 1;
+        }
+        served
+    });
+    assert!(
+        served.get("sweden").is_some_and(|n| *n >= 5) && served.get("france").is_some_and(|n| *n >= 5),
+        "{served:?}"
+    );
+    assert!(!served.contains_key("onprem"), "{served:?}");
+    let paths: Vec<String> = mock.requests.lock().unwrap().iter().map(|r| r.path.clone()).collect();
+    assert!(paths.iter().any(|p| p == "/tenant-1/oauth2/v2.0/token"), "managedIdentity used Entra client credentials");
+    assert!(paths.iter().all(|p| p != "/v1/chat/completions"), "onprem is only a fallback");
+
+    let again = ok(run(&["backends", "import", path], None));
+    assert_eq!(again.matches("unchanged").count(), 2, "a second import changes nothing: {again}");
+    let fewer = BACKENDS
+        .replace("MOCK", &mock_url)
+        .replace("supportedModels: [gpt-4o]\n    priority: 2", "supportedModels: [other]\n    priority: 2");
+    std::fs::write(&file, fewer).unwrap();
+    let changed = ok(run(&["backends", "import", path], None));
+    assert!(changed.contains("updated") && changed.contains("created"), "{changed}");
+
+    std::fs::write(&file, "backends:\n  - backendId: x\n    backendType: azure-openai\n    endpoint: http://h\n    authScheme: apiKey\n    apiKey: sk-plain\n    supportedModels: [m]\n").unwrap();
+    let bad = run(&["backends", "import", path], None);
+    let (_, err) = text(&bad);
+    assert!(!bad.status.success() && err.contains("backend 'x': apiKey") && err.contains("secret reference"), "{err}");
+    assert!(!err.contains("sk-plain"), "the bad value is not echoed: {err}");
+}
