@@ -489,63 +489,23 @@ fn stream_response(
     let body = async_stream::stream! {
         loop {
             let next = tokio::time::timeout(idle, events.next()).await;
-            let event = match next {
+            let (items, at_end) = match next {
                 Err(_) => {
                     yield Ok::<Bytes, std::io::Error>(error_event(&format!(
                         "the provider sent nothing for {}; the answer is incomplete", humantime::format_duration(idle))));
                     break;
                 }
-                Ok(None) => {
-                    let mut done = false;
-                    let mut failed = false;
-                    for item in translator.on_end() {
-                        match item {
-                            StreamItem::Data(d) => match outbound.chunk(d) {
-                                Ok(out) => for c in out {
-                                    yield Ok(Bytes::from(format!("data: {c}\n\n")));
-                                },
-                                Err(e) => {
-                                    yield Ok(refusal_event(&e));
-                                    failed = true;
-                                    break;
-                                }
-                            },
-                            StreamItem::Done => done = true,
-                            StreamItem::Error(m) => {
-                                yield Ok(error_event(&m));
-                                failed = true;
-                                break;
-                            }
-                        }
-                    }
-                    if failed {
-                        break;
-                    }
-                    if done {
-                        match outbound.end().await {
-                            Ok(out) => {
-                                for c in out {
-                                    yield Ok(Bytes::from(format!("data: {c}\n\n")));
-                                }
-                                yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
-                            }
-                            Err(e) => yield Ok(refusal_event(&e)),
-                        }
-                    } else {
-                        yield Ok(error_event("the provider closed the stream before it finished; the answer is incomplete"));
-                    }
-                    break;
-                }
+                Ok(None) => (translator.on_end(), true),
                 Ok(Some(Err(e))) => {
                     let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
                     let reason = modelgate_providers::redact(&e.to_string(), &refs);
                     yield Ok(error_event(&format!("the provider stream broke: {reason}; the answer is incomplete")));
                     break;
                 }
-                Ok(Some(Ok(ev))) => ev,
+                Ok(Some(Ok(ev))) => (translator.on_event(&ev.event, &ev.data), false),
             };
             let mut finished = false;
-            for item in translator.on_event(&event.event, &event.data) {
+            for item in items {
                 match item {
                     StreamItem::Data(d) => match outbound.chunk(d) {
                         Ok(out) => for c in out {
@@ -578,6 +538,10 @@ fn stream_response(
                 }
             }
             if finished {
+                break;
+            }
+            if at_end {
+                yield Ok(error_event("the provider closed the stream before it finished; the answer is incomplete"));
                 break;
             }
         }

@@ -10,20 +10,7 @@ use modelgate_mock_upstream::{Mock, Options};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const SCIM: &str = "/api/2.0/preview/scim/v2";
 const SE: &str = "/api/2.0/serving-endpoints";
-
-async fn create(t: &TestServer, kind: &str, body: Value) -> String {
-    let (s, b) = t.post(&format!("{SCIM}/{kind}"), body).await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    b["id"].as_str().unwrap().to_string()
-}
-
-async fn token_for(t: &TestServer, body: Value) -> String {
-    let (s, b) = t.post("/api/2.0/token-management/on-behalf-of/tokens", body).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    b["token_value"].as_str().unwrap().to_string()
-}
 
 async fn call(t: &TestServer, token: &str, m: Method, path: String, body: Option<Value>) -> (StatusCode, Value) {
     t.call_as(Some(token), m, &path, body).await
@@ -49,12 +36,12 @@ async fn rig() -> Rig {
     let (_, e) = t.post(SE, json!({"name": "ep", "config": {"served_entities": [entity]}})).await;
     t.wait_settled("ep").await;
 
-    create(&t, "Users", json!({"userName": "direct@example.com"})).await;
-    create(&t, "ServicePrincipals", json!({"displayName": "app", "applicationId": "app-1"})).await;
-    let g1 = create(&t, "Groups", json!({"displayName": "readers"})).await;
-    let g2 = create(&t, "Groups", json!({"displayName": "sub-readers", "groups": [{"value": g1}]})).await;
-    create(&t, "Users", json!({"userName": "member@example.com", "groups": [{"value": g1}]})).await;
-    create(&t, "Users", json!({"userName": "nested@example.com", "groups": [{"value": g2}]})).await;
+    create_principal(&t, "Users", json!({"userName": "direct@example.com"})).await;
+    create_principal(&t, "ServicePrincipals", json!({"displayName": "app", "applicationId": "app-1"})).await;
+    let g1 = create_principal(&t, "Groups", json!({"displayName": "readers"})).await;
+    let g2 = create_principal(&t, "Groups", json!({"displayName": "sub-readers", "groups": [{"value": g1}]})).await;
+    create_principal(&t, "Users", json!({"userName": "member@example.com", "groups": [{"value": g1}]})).await;
+    create_principal(&t, "Users", json!({"userName": "nested@example.com", "groups": [{"value": g2}]})).await;
     let callers = vec![
         ("user", token_for(&t, json!({"user_name": "direct@example.com"})).await),
         ("service principal", token_for(&t, json!({"application_id": "app-1"})).await),

@@ -9,7 +9,6 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const SCIM: &str = "/api/2.0/preview/scim/v2";
 const SE: &str = "/api/2.0/serving-endpoints";
 
 /// Limits count per calendar minute: start a test early enough in a minute that it ends in it.
@@ -42,18 +41,6 @@ async fn rig(limits: Value) -> (TestServer, std::sync::Arc<modelgate_mock_upstre
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     (t, m)
-}
-
-async fn principal(t: &TestServer, kind: &str, body: Value) -> String {
-    let (s, b) = t.post(&format!("{SCIM}/{kind}"), body).await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    b["id"].as_str().unwrap().to_string()
-}
-
-async fn token(t: &TestServer, body: Value) -> String {
-    let (s, b) = t.post("/api/2.0/token-management/on-behalf-of/tokens", body).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    b["token_value"].as_str().unwrap().to_string()
 }
 
 async fn query(t: &TestServer, token: &str, body: Value) -> reqwest::Response {
@@ -119,16 +106,21 @@ async fn precedence_between_user_group_service_principal_and_default_limits() {
         {"key": "service_principal", "principal": "app-7", "calls": 6, "renewal_period": "minute"},
     ]);
     let (t, _m) = rig(limits).await;
-    let team = principal(&t, "Groups", json!({"displayName": "team"})).await;
-    let small = principal(&t, "Groups", json!({"displayName": "small"})).await;
-    let big = principal(&t, "Groups", json!({"displayName": "big"})).await;
-    principal(&t, "Users", json!({"userName": "alice@example.com", "groups": [{"value": team}]})).await;
-    principal(&t, "Users", json!({"userName": "bob@example.com", "groups": [{"value": team}]})).await;
-    principal(&t, "Users", json!({"userName": "carol@example.com", "groups": [{"value": team}]})).await;
-    principal(&t, "Users", json!({"userName": "dave@example.com", "groups": [{"value": small}, {"value": big}]})).await;
-    principal(&t, "Users", json!({"userName": "erin@example.com"})).await;
-    principal(&t, "ServicePrincipals", json!({"displayName": "app", "applicationId": "app-7"})).await;
-    let tok = |who: &'static str| token(&t, json!({"user_name": who}));
+    let team = create_principal(&t, "Groups", json!({"displayName": "team"})).await;
+    let small = create_principal(&t, "Groups", json!({"displayName": "small"})).await;
+    let big = create_principal(&t, "Groups", json!({"displayName": "big"})).await;
+    create_principal(&t, "Users", json!({"userName": "alice@example.com", "groups": [{"value": team}]})).await;
+    create_principal(&t, "Users", json!({"userName": "bob@example.com", "groups": [{"value": team}]})).await;
+    create_principal(&t, "Users", json!({"userName": "carol@example.com", "groups": [{"value": team}]})).await;
+    create_principal(
+        &t,
+        "Users",
+        json!({"userName": "dave@example.com", "groups": [{"value": small}, {"value": big}]}),
+    )
+    .await;
+    create_principal(&t, "Users", json!({"userName": "erin@example.com"})).await;
+    create_principal(&t, "ServicePrincipals", json!({"displayName": "app", "applicationId": "app-7"})).await;
+    let tok = |who: &'static str| token_for(&t, json!({"user_name": who}));
     let (alice, bob, carol, dave, erin) = (
         tok("alice@example.com").await,
         tok("bob@example.com").await,
@@ -136,7 +128,7 @@ async fn precedence_between_user_group_service_principal_and_default_limits() {
         tok("dave@example.com").await,
         tok("erin@example.com").await,
     );
-    let app = token(&t, json!({"application_id": "app-7"})).await;
+    let app = token_for(&t, json!({"application_id": "app-7"})).await;
     fresh_minute(30).await;
 
     assert_eq!(passes(&t, &alice, 7).await, 5, "a user's own limit beats their group's");

@@ -178,3 +178,17 @@ pub fn sse_payloads(text: &str) -> Vec<String> {
     }
     out
 }
+
+/// Creates a SCIM principal (`Users`, `Groups` or `ServicePrincipals`) and returns its id.
+pub async fn create_principal(t: &TestServer, kind: &str, body: Value) -> String {
+    let (s, b) = t.post(&format!("/api/2.0/preview/scim/v2/{kind}"), body).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    b["id"].as_str().unwrap().to_string()
+}
+
+/// An on-behalf-of token for `{"user_name": ...}` or `{"application_id": ...}`.
+pub async fn token_for(t: &TestServer, body: Value) -> String {
+    let (s, b) = t.post("/api/2.0/token-management/on-behalf-of/tokens", body).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b["token_value"].as_str().unwrap().to_string()
+}
