@@ -5,6 +5,8 @@ import time
 
 import openai
 import pytest
+import requests
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import BadRequest
 from databricks.sdk.service.serving import ChatMessage, ChatMessageRole
@@ -61,3 +63,27 @@ def test_databricks_sdk_error_classes(policed):
     assert "INPUT_GUARDRAIL_TRIGGERED" in str(e.value.error_code)
     # (databricks-sdk retries a 429 after its Retry-After until its own timeout, so a rate-limit
     # refusal is checked with the openai SDK and raw HTTP instead.)
+
+
+def test_metrics_parse_with_the_prometheus_parser(policed):
+    oa = openai.OpenAI(base_url=f"{policed.host}/serving-endpoints", api_key=ADMIN_TOKEN, max_retries=0)
+    for _ in range(3):
+        oa.chat.completions.create(model="guarded", messages=[{"role": "user", "content": "hello"}])
+    for path in ["/metrics", "/api/2.0/serving-endpoints/guarded/metrics"]:
+        r = requests.get(f"{policed.host}{path}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        families = {f.name: f for f in text_string_to_metric_families(r.text)}
+        assert families["request_latency_ms"].type == "histogram"
+        answered = [s.value for s in families["request_count"].samples
+                    if s.name == "request_count_total" and s.labels.get("endpoint_name") == "guarded"
+                    and s.labels.get("served_entity")]
+        assert sum(answered) >= 3, families["request_count"].samples
+
+
+def test_databricks_sdk_export_metrics(policed):
+    w = WorkspaceClient(host=policed.host, token=ADMIN_TOKEN)
+    w.serving_endpoints.query(name="guarded", messages=[ChatMessage(role=ChatMessageRole.USER, content="hello")])
+    text = w.serving_endpoints.export_metrics(name="guarded").contents.read().decode()
+    families = {f.name for f in text_string_to_metric_families(text)}
+    assert {"request_count", "request_4xx_count", "request_5xx_count", "request_latency_ms"} <= families
+    assert 'endpoint_name="limited"' not in text

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::parse_json;
 use crate::guardrails::{self, Judge, OutputGuard};
-use crate::outbound::Outbound;
+use crate::outbound::{Ledger, Outbound};
 use crate::ratelimit;
 use crate::snapshot::{LiveEndpoint, LiveEntity, Principal};
 use crate::state::AppState;
@@ -249,10 +249,28 @@ fn with_entity(mut resp: Response, entity: &str) -> Response {
 }
 
 async fn query(app: &AppState, caller: &Principal, name: &str, route_task: Option<Task>, body: Body) -> Response {
-    match admit(app, caller, name, route_task, body).await {
-        Ok((ep, task, body, outbound)) => route(app, &ep, task, body, outbound).await,
-        Err(e) => e.into_response(),
+    // Only endpoints that exist get series: unknown names must not grow the metrics.
+    let ledger = app
+        .snapshot
+        .load()
+        .endpoints
+        .contains_key(name)
+        .then(|| Ledger::new(app.metrics.clone(), name, Instant::now()));
+    let mut outbound = Some(Outbound::new(ledger));
+    let resp = match admit(app, caller, name, route_task, body, &mut outbound).await {
+        Ok((ep, task, body)) => route(app, &ep, task, body, &mut outbound).await,
+        Err(e) => {
+            if matches!(e, ApiError::RateLimited { .. }) {
+                app.metrics.rate_limited(name);
+            }
+            e.into_response()
+        }
+    };
+    // Set for answers sent whole; a stream took the outbound along and records when it ends.
+    if let Some(o) = outbound.as_mut() {
+        o.finish(resp.status().as_u16());
     }
+    resp
 }
 
 fn unix_secs() -> u64 {
@@ -260,15 +278,16 @@ fn unix_secs() -> u64 {
 }
 
 /// Everything between a parsed request and its upstream call: permission, servability, body
-/// checks, rate limits, input guardrails. Returns the (possibly masked) body and the answer's
-/// post-processing.
+/// checks, rate limits, input guardrails. Returns the (possibly masked) body; the reservation and
+/// output guardrails go into `outbound`.
 async fn admit(
     app: &AppState,
     caller: &Principal,
     name: &str,
     route_task: Option<Task>,
     mut body: Body,
-) -> ApiResult<(Arc<LiveEndpoint>, Task, Body, Outbound)> {
+    outbound: &mut Option<Outbound>,
+) -> ApiResult<(Arc<LiveEndpoint>, Task, Body)> {
     let ep = crate::permissions::require(app, caller, name, Level::CanQuery)?;
     let task = servable(&ep, route_task)?;
     check_body(task, &body)?;
@@ -280,12 +299,15 @@ async fn admit(
     let policy = ep.guardrails.clone();
     let guard =
         policy.as_ref().and_then(|p| p.output.clone()).map(|side| OutputGuard::new(side, judge.clone(), &ep.name));
-    // Built before the input checks, so a refused request releases its token reservation.
-    let outbound = Outbound::new(app.counters.clone(), admission, guard);
+    if let Some(o) = outbound.as_mut() {
+        // Held before the input checks, so a refused request releases its token reservation.
+        o.reserve(app.counters.clone(), admission);
+        o.guard(guard);
+    }
     if let Some(side) = policy.as_ref().and_then(|p| p.input.as_ref()) {
         guardrails::check_input(judge.as_ref(), side, &ep.name, &mut body).await?;
     }
-    Ok((ep, task, body, outbound))
+    Ok((ep, task, body))
 }
 
 /// Queries a chat endpoint from inside the server (the guardrail judge): no caller, no limits,
@@ -295,7 +317,7 @@ pub(crate) async fn ask(app: &AppState, name: &str, body: Body) -> Result<Value,
     let ep = snapshot.endpoints.get(name).cloned().ok_or_else(|| format!("there is no endpoint '{name}'"))?;
     servable(&ep, Some(Task::Chat)).map_err(|e| e.to_string())?;
     // Boxed: the judge runs inside the answer path of `route` itself.
-    let resp = Box::pin(route(app, &ep, Task::Chat, body, Outbound::default())).await;
+    let resp = Box::pin(route(app, &ep, Task::Chat, body, &mut None)).await;
     let ok = resp.status().is_success();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| "the answer is not JSON".to_string())?;
@@ -304,8 +326,7 @@ pub(crate) async fn ask(app: &AppState, name: &str, body: Body) -> Result<Value,
 
 /// Tries served entities in plan order (or one entity with retries) until one answers. Nothing is
 /// retried once an answer has started: a stream that fails later ends with an error event.
-async fn route(app: &AppState, ep: &LiveEndpoint, task: Task, body: Body, outbound: Outbound) -> Response {
-    let mut outbound = Some(outbound);
+async fn route(app: &AppState, ep: &LiveEndpoint, task: Task, body: Body, outbound: &mut Option<Outbound>) -> Response {
     let (order, failover) = plan(ep);
     let policy = app.retries;
     let attempts: Vec<usize> = if failover { order } else { vec![order[0]; 1 + policy.retries as usize] };
@@ -341,12 +362,16 @@ async fn route(app: &AppState, ep: &LiveEndpoint, task: Task, body: Body, outbou
             refused_by_breaker = true;
             continue;
         }
-        match call(app, adapter.as_ref(), task, body.clone(), deadline, &mut outbound).await {
+        if let Some(o) = outbound.as_mut() {
+            o.entity(&entity.name);
+        }
+        match call(app, adapter.as_ref(), task, body.clone(), deadline, outbound).await {
             Ok(resp) => {
                 app.breakers.success(&ep.id, &entity.name);
                 return with_entity(resp, &entity.name);
             }
             Err(e) if transient(&e) => {
+                app.metrics.upstream_error(&ep.name, &entity.name, adapter.provider(), &e);
                 if app.breakers.failure(&ep.id, &entity.name, retry_after(&e), Instant::now()) {
                     tracing::warn!(endpoint = %ep.name, entity = %entity.name, "circuit breaker opened");
                     app.events.push(&ep.id, &entity.name, "circuit breaker opened after repeated failures");
@@ -354,6 +379,7 @@ async fn route(app: &AppState, ep: &LiveEndpoint, task: Task, body: Body, outbou
                 last = Some((idx, adapter.provider(), e));
             }
             Err(e) => {
+                app.metrics.upstream_error(&ep.name, &entity.name, adapter.provider(), &e);
                 app.breakers.release(&ep.id, &entity.name);
                 return with_entity(ApiError::from_provider(adapter.provider(), e).into_response(), &entity.name);
             }
@@ -491,6 +517,7 @@ fn stream_response(
             let next = tokio::time::timeout(idle, events.next()).await;
             let (items, at_end) = match next {
                 Err(_) => {
+                    outbound.stream_failed(504);
                     yield Ok::<Bytes, std::io::Error>(error_event(&format!(
                         "the provider sent nothing for {}; the answer is incomplete", humantime::format_duration(idle))));
                     break;
@@ -499,6 +526,7 @@ fn stream_response(
                 Ok(Some(Err(e))) => {
                     let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
                     let reason = modelgate_providers::redact(&e.to_string(), &refs);
+                    outbound.stream_failed(502);
                     yield Ok(error_event(&format!("the provider stream broke: {reason}; the answer is incomplete")));
                     break;
                 }
@@ -512,6 +540,7 @@ fn stream_response(
                             yield Ok(Bytes::from(format!("data: {c}\n\n")));
                         },
                         Err(e) => {
+                            outbound.stream_failed(e.status_and_code().0.as_u16());
                             yield Ok(refusal_event(&e));
                             finished = true;
                             break;
@@ -525,12 +554,16 @@ fn stream_response(
                                 }
                                 yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
                             }
-                            Err(e) => yield Ok(refusal_event(&e)),
+                            Err(e) => {
+                                outbound.stream_failed(e.status_and_code().0.as_u16());
+                                yield Ok(refusal_event(&e));
+                            }
                         }
                         finished = true;
                         break;
                     }
                     StreamItem::Error(m) => {
+                        outbound.stream_failed(502);
                         yield Ok(error_event(&m));
                         finished = true;
                         break;
@@ -541,6 +574,7 @@ fn stream_response(
                 break;
             }
             if at_end {
+                outbound.stream_failed(502);
                 yield Ok(error_event("the provider closed the stream before it finished; the answer is incomplete"));
                 break;
             }

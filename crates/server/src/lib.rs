@@ -19,6 +19,8 @@ pub mod endpoints;
 pub mod error;
 pub mod extract;
 pub mod guardrails;
+pub mod metrics;
+pub mod observability;
 pub mod openapi;
 pub mod outbound;
 pub mod permissions;

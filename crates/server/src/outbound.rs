@@ -1,9 +1,10 @@
-//! What happens to an answer on its way to the client, after the provider adapter translated it:
-//! output guardrails, and settling token rate-limit reservations to the tokens really used.
-//!
-//! An [`Outbound`] with nothing to do costs nothing: answers pass through unparsed.
+//! The life of one query after it was parsed: its rate-limit reservation, output guardrails, and
+//! what it leaves behind (metrics). An [`Outbound`] is created when a query arrives and dropped
+//! when its answer has been sent; dropping it settles and records everything exactly once, also
+//! for a stream the client abandoned.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use modelgate_providers::tokens;
@@ -12,34 +13,128 @@ use serde_json::Value;
 use crate::counters::Counters;
 use crate::error::ApiError;
 use crate::guardrails::OutputGuard;
+use crate::metrics::{EntityLabels, Metrics, Observation};
 use crate::ratelimit::Admission;
 
-/// Post-processing for one request's answer. The default does nothing.
+/// Token counts of an answer, as the provider reported them (or as counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Input (prompt) tokens, cached ones included.
+    pub input: u64,
+    /// Output (completion) tokens, reasoning ones included.
+    pub output: u64,
+    /// Input tokens served from the provider's prompt cache.
+    pub cached_input: u64,
+    /// Output tokens spent on reasoning.
+    pub reasoning: u64,
+}
+
+impl Usage {
+    /// Reads an OpenAI-shaped `usage` object.
+    pub fn of(v: &Value) -> Option<Usage> {
+        let u = v.get("usage").filter(|u| u.is_object())?;
+        let input = u["prompt_tokens"].as_u64().unwrap_or(0);
+        let output = u["completion_tokens"]
+            .as_u64()
+            .unwrap_or_else(|| u["total_tokens"].as_u64().unwrap_or(0).saturating_sub(input));
+        Some(Usage {
+            input,
+            output,
+            cached_input: u["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0),
+            reasoning: u["completion_tokens_details"]["reasoning_tokens"].as_u64().unwrap_or(0),
+        })
+    }
+
+    /// Input plus output.
+    pub fn total(&self) -> u64 {
+        self.input + self.output
+    }
+}
+
+/// Who asked what, for the records a query leaves.
+pub struct Ledger {
+    metrics: Arc<Metrics>,
+    endpoint: String,
+    entity: String,
+    start: Instant,
+    first_token: Option<Instant>,
+    stream_error: Option<u16>,
+}
+
+impl Ledger {
+    /// A query of endpoint `endpoint` that arrived at `start`.
+    pub fn new(metrics: Arc<Metrics>, endpoint: &str, start: Instant) -> Self {
+        Ledger {
+            metrics,
+            endpoint: endpoint.to_string(),
+            entity: String::new(),
+            start,
+            first_token: None,
+            stream_error: None,
+        }
+    }
+}
+
+/// Post-processing and accounting for one query. The default does nothing and records nothing
+/// (internal queries such as the guardrail judge's).
 #[derive(Default)]
 pub struct Outbound {
     settle: Option<(Arc<dyn Counters>, Admission)>,
     guard: Option<OutputGuard>,
-    /// Streamed output text seen so far, to count tokens when the provider reports no usage.
+    ledger: Option<Ledger>,
+    /// Streamed (or unreported) output text, to count tokens when the provider reports none.
     streamed: String,
-    reported: Option<u64>,
+    reported: Option<Usage>,
     started: bool,
+    status: u16,
 }
 
 impl Outbound {
-    /// Post-processing that settles `admission` (if it holds tokens) and applies `guard`.
-    pub fn new(counters: Arc<dyn Counters>, admission: Option<Admission>, guard: Option<OutputGuard>) -> Self {
+    /// Accounting for a query; `None` records nothing.
+    pub fn new(ledger: Option<Ledger>) -> Self {
         Outbound {
-            settle: admission.filter(Admission::needs_usage).map(|a| (counters, a)),
-            guard,
+            settle: None,
+            guard: None,
+            ledger,
             streamed: String::new(),
             reported: None,
             started: false,
+            status: 200,
         }
     }
 
-    /// Whether answers can pass through untouched.
-    pub fn is_noop(&self) -> bool {
-        self.settle.is_none() && self.guard.is_none()
+    /// Holds a rate-limit reservation, settled to the tokens really used.
+    pub fn reserve(&mut self, counters: Arc<dyn Counters>, admission: Option<Admission>) {
+        self.settle = admission.filter(Admission::needs_usage).map(|a| (counters, a));
+    }
+
+    /// Applies output guardrails.
+    pub fn guard(&mut self, guard: Option<OutputGuard>) {
+        self.guard = guard;
+    }
+
+    /// The served entity now trying to answer.
+    pub fn entity(&mut self, name: &str) {
+        if let Some(l) = &mut self.ledger {
+            l.entity.clear();
+            l.entity.push_str(name);
+        }
+    }
+
+    /// The status sent to the client; recording happens when this is dropped.
+    pub fn finish(&mut self, status: u16) {
+        self.status = status;
+    }
+
+    /// A stream ended with an error event: `status` is the class it counts as.
+    pub fn stream_failed(&mut self, status: u16) {
+        if let Some(l) = &mut self.ledger {
+            l.stream_error = Some(status);
+        }
+    }
+
+    fn is_noop(&self) -> bool {
+        self.settle.is_none() && self.guard.is_none() && self.ledger.is_none()
     }
 
     /// A complete (non-streamed) answer, in the OpenAI shape. Returns what to send.
@@ -51,7 +146,7 @@ impl Outbound {
         let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
             return Ok(body);
         };
-        self.reported = usage_of(&v);
+        self.reported = Usage::of(&v);
         if self.reported.is_none() {
             self.streamed = answer_text(&v);
         }
@@ -72,14 +167,18 @@ impl Outbound {
         let Ok(v) = serde_json::from_str::<Value>(&data) else {
             return Ok(vec![data]);
         };
-        if let Some(u) = usage_of(&v) {
+        if let Some(u) = Usage::of(&v) {
             self.reported = Some(u);
         }
-        if self.settle.is_some() {
-            for c in v["choices"].as_array().into_iter().flatten() {
-                if let Some(t) = c["delta"]["content"].as_str().or(c["text"].as_str()) {
-                    self.streamed.push_str(t);
+        for c in v["choices"].as_array().into_iter().flatten() {
+            if let Some(t) = c["delta"]["content"].as_str().or(c["text"].as_str()) {
+                if let Some(l) = &mut self.ledger
+                    && l.first_token.is_none()
+                    && !t.is_empty()
+                {
+                    l.first_token = Some(Instant::now());
                 }
+                self.streamed.push_str(t);
             }
         }
         match &mut self.guard {
@@ -96,28 +195,42 @@ impl Outbound {
             None => Ok(Vec::new()),
         }
     }
-}
 
-impl Drop for Outbound {
-    /// Settles the token reservation: to the provider's usage when it reported one, else to the
-    /// estimated input plus the output counted with a real tokenizer; a request that never got an
-    /// answer used nothing.
-    fn drop(&mut self) {
-        let Some((counters, admission)) = self.settle.take() else {
-            return;
-        };
-        let used = match (self.started, self.reported) {
-            (false, _) => 0,
+    /// The tokens this query used: the provider's report, else the estimated input plus the
+    /// output counted with a real tokenizer; nothing for a query that got no answer.
+    fn usage(&self) -> Usage {
+        match (self.started, self.reported) {
+            (false, _) => Usage::default(),
             (true, Some(u)) => u,
-            (true, None) => admission.input() + tokens::count(&self.streamed),
-        };
-        admission.settle(counters.as_ref(), used);
+            (true, None) => Usage {
+                input: self.settle.as_ref().map_or(0, |(_, a)| a.input()),
+                output: tokens::count(&self.streamed),
+                ..Default::default()
+            },
+        }
     }
 }
 
-fn usage_of(v: &Value) -> Option<u64> {
-    let u = v.get("usage")?;
-    u["total_tokens"].as_u64().or_else(|| Some(u["prompt_tokens"].as_u64()? + u["completion_tokens"].as_u64()?))
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        let usage = self.usage();
+        if let Some((counters, admission)) = self.settle.take() {
+            admission.settle(counters.as_ref(), usage.total());
+        }
+        if let Some(l) = self.ledger.take() {
+            let now = Instant::now();
+            l.metrics.observe(&Observation {
+                labels: Some(EntityLabels { endpoint_name: l.endpoint, served_entity: l.entity }),
+                status: self.status,
+                stream_error: l.stream_error,
+                latency_ms: now.duration_since(l.start).as_secs_f64() * 1e3,
+                ttft_ms: l.first_token.map(|t| t.duration_since(l.start).as_secs_f64() * 1e3),
+                input_tokens: usage.input,
+                output_tokens: usage.output,
+                cost_usd: 0.0,
+            });
+        }
+    }
 }
 
 fn answer_text(v: &Value) -> String {

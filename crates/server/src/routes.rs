@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audit, auth, dataplane, endpoints, permissions, scim, secrets, tokens};
+use crate::{audit, auth, dataplane, endpoints, observability, permissions, scim, secrets, tokens};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -32,6 +32,7 @@ pub fn router(app: AppState) -> Router {
         .route(&format!("{one}/notifications"), patch(endpoints::patch_notifications))
         .route(&format!("{one}/telemetry-config"), patch(endpoints::patch_telemetry))
         .route(&format!("{one}/openapi"), get(endpoints::get_openapi))
+        .route(&format!("{one}/metrics"), get(observability::endpoint_metrics))
         .route(&format!("{one}/served-models/{{entity}}/logs"), get(endpoints::logs))
         .route(&format!("{one}/served-models/{{entity}}/build-logs"), get(endpoints::build_logs))
         .route(
@@ -87,6 +88,7 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/completions", post(dataplane::completions))
         .route("/v1/embeddings", post(dataplane::embeddings))
         .route("/v1/models", get(dataplane::models))
+        .route("/metrics", get(observability::server_metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/.well-known/databricks-config", get(well_known))

@@ -48,6 +48,8 @@ pub struct AppState {
     pub counters: Arc<dyn crate::counters::Counters>,
     /// The chat endpoint that judges `safety` and `valid_topics` guardrails.
     pub judge_endpoint: Option<String>,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Retries of a failed upstream call (429, 5xx, timeout, connection error) on the same entity,
@@ -124,6 +126,7 @@ impl AppState {
             retries: config.retries,
             counters: Arc::new(crate::counters::LocalCounters::default()),
             judge_endpoint: config.judge_endpoint.clone(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })
     }
 

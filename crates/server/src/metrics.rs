@@ -1,0 +1,260 @@
+//! Prometheus metrics: `GET /metrics` (the whole server) and
+//! `GET /api/2.0/serving-endpoints/{name}/metrics` (the series of one endpoint).
+//!
+//! The request metrics use the Databricks names (`request_count_total`, `request_4xx_count_total`,
+//! `request_5xx_count_total`, `request_latency_ms`), labelled by `endpoint_name` and
+//! `served_entity`, so dashboards built for Databricks serving endpoints read them unchanged. Our
+//! own metrics carry the same labels where they concern an endpoint.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::breaker::{Breakers, Status};
+use crate::snapshot::Snapshot;
+
+/// Content type of the exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Latency buckets in milliseconds: sub-millisecond gateway answers up to minute-long streams.
+const LATENCY_BUCKETS_MS: [f64; 16] =
+    [1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0, 120000.0];
+
+/// `endpoint_name`, `served_entity`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EntityLabels {
+    /// Endpoint name.
+    pub endpoint_name: String,
+    /// Served entity name; empty when the request never reached one.
+    pub served_entity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    endpoint_name: String,
+    served_entity: String,
+    provider: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint_name: String,
+}
+
+type Histograms = Family<EntityLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS_MS)
+}
+
+/// What one finished request contributes.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    /// Endpoint and served entity.
+    pub labels: Option<EntityLabels>,
+    /// HTTP status sent (200 for a stream, even one that ended with an error event).
+    pub status: u16,
+    /// Whether a stream ended with an error event (counted as a 5xx, or 4xx for a guardrail).
+    pub stream_error: Option<u16>,
+    /// Whole request, in milliseconds.
+    pub latency_ms: f64,
+    /// Until the first token of a stream.
+    pub ttft_ms: Option<f64>,
+    /// Tokens in.
+    pub input_tokens: u64,
+    /// Tokens out.
+    pub output_tokens: u64,
+    /// USD.
+    pub cost_usd: f64,
+}
+
+/// Every metric of the server.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<EntityLabels, Counter>,
+    requests_4xx: Family<EntityLabels, Counter>,
+    requests_5xx: Family<EntityLabels, Counter>,
+    latency: Histograms,
+    ttft: Histograms,
+    input_tokens: Family<EntityLabels, Counter>,
+    output_tokens: Family<EntityLabels, Counter>,
+    cost: Family<EntityLabels, Counter<f64, AtomicU64>>,
+    rate_limited: Family<EndpointLabels, Counter>,
+    upstream_errors: Family<UpstreamLabels, Counter>,
+    breaker_open: Family<EntityLabels, Gauge>,
+    /// Usage records waiting for the writer.
+    pub usage_queue_depth: Gauge,
+    /// Usage records dropped because the writer's queue was full.
+    pub usage_dropped: Counter,
+    started: Instant,
+    uptime: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric, all at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::default();
+        let requests_4xx = Family::default();
+        let requests_5xx = Family::default();
+        let latency: Histograms = Family::new_with_constructor(latency_histogram);
+        let ttft: Histograms = Family::new_with_constructor(latency_histogram);
+        let input_tokens = Family::default();
+        let output_tokens = Family::default();
+        let cost = Family::default();
+        let rate_limited = Family::default();
+        let upstream_errors = Family::default();
+        let breaker_open = Family::default();
+        let usage_queue_depth = Gauge::default();
+        let usage_dropped = Counter::default();
+        let uptime = Gauge::default();
+        registry.register("request_count", "Queries answered, any status", requests.clone());
+        registry.register("request_4xx_count", "Queries answered with a 4xx status", requests_4xx.clone());
+        registry.register("request_5xx_count", "Queries answered with a 5xx status", requests_5xx.clone());
+        registry.register("request_latency_ms", "Query latency until the last byte, milliseconds", latency.clone());
+        registry.register(
+            "time_to_first_token_ms",
+            "Streamed queries: time until the first token, milliseconds",
+            ttft.clone(),
+        );
+        registry.register("input_tokens", "Input tokens of answered queries", input_tokens.clone());
+        registry.register("output_tokens", "Output tokens of answered queries", output_tokens.clone());
+        registry.register("cost_usd", "Cost of answered queries in US dollars, from the price table", cost.clone());
+        registry.register("rate_limited_count", "Queries refused by a rate limit", rate_limited.clone());
+        registry.register(
+            "upstream_error_count",
+            "Failed provider calls (including ones retried or failed over), by provider and reason",
+            upstream_errors.clone(),
+        );
+        registry.register(
+            "circuit_breaker_open",
+            "1 while a served entity's circuit breaker is open or half-open, else 0",
+            breaker_open.clone(),
+        );
+        registry.register("usage_writer_queue_depth", "Usage records waiting to be written", usage_queue_depth.clone());
+        registry.register(
+            "usage_writer_dropped",
+            "Usage records dropped because the queue was full",
+            usage_dropped.clone(),
+        );
+        registry.register("uptime_seconds", "Seconds since the server started", uptime.clone());
+        Metrics {
+            registry,
+            requests,
+            requests_4xx,
+            requests_5xx,
+            latency,
+            ttft,
+            input_tokens,
+            output_tokens,
+            cost,
+            rate_limited,
+            upstream_errors,
+            breaker_open,
+            usage_queue_depth,
+            usage_dropped,
+            started: Instant::now(),
+            uptime,
+        }
+    }
+
+    /// Counts one finished query.
+    pub fn observe(&self, o: &Observation) {
+        let Some(labels) = &o.labels else { return };
+        self.requests.get_or_create(labels).inc();
+        let effective = o.stream_error.unwrap_or(o.status);
+        match effective {
+            400..=499 => {
+                self.requests_4xx.get_or_create(labels).inc();
+            }
+            500..=599 => {
+                self.requests_5xx.get_or_create(labels).inc();
+            }
+            _ => {}
+        }
+        self.latency.get_or_create(labels).observe(o.latency_ms);
+        if let Some(t) = o.ttft_ms {
+            self.ttft.get_or_create(labels).observe(t);
+        }
+        if o.input_tokens > 0 {
+            self.input_tokens.get_or_create(labels).inc_by(o.input_tokens);
+        }
+        if o.output_tokens > 0 {
+            self.output_tokens.get_or_create(labels).inc_by(o.output_tokens);
+        }
+        if o.cost_usd > 0.0 {
+            self.cost.get_or_create(labels).inc_by(o.cost_usd);
+        }
+    }
+
+    /// Counts a query refused by a rate limit.
+    pub fn rate_limited(&self, endpoint: &str) {
+        self.rate_limited.get_or_create(&EndpointLabels { endpoint_name: endpoint.to_string() }).inc();
+    }
+
+    /// Counts a failed provider call.
+    pub fn upstream_error(&self, endpoint: &str, entity: &str, provider: &str, e: &modelgate_providers::ProviderError) {
+        use modelgate_providers::ProviderError as P;
+        let reason = match e {
+            P::Upstream { status: 429, .. } => "rate_limited".to_string(),
+            P::Upstream { status, .. } => format!("http_{status}"),
+            P::Connect(_) => "connect".into(),
+            P::Timeout(_) => "timeout".into(),
+            P::BadResponse(_) => "bad_response".into(),
+            P::Unsupported(_) => "unsupported".into(),
+        };
+        let labels = UpstreamLabels {
+            endpoint_name: endpoint.to_string(),
+            served_entity: entity.to_string(),
+            provider: provider.to_string(),
+            reason,
+        };
+        self.upstream_errors.get_or_create(&labels).inc();
+    }
+
+    /// The whole exposition, with gauges brought up to date.
+    pub fn render(&self, snapshot: &Snapshot, breakers: &Breakers) -> String {
+        let now = Instant::now();
+        self.breaker_open.clear();
+        for ep in snapshot.endpoints.values() {
+            for e in &ep.entities {
+                let open = !matches!(breakers.status(&ep.id, &e.name, now), Status::Closed);
+                let labels = EntityLabels { endpoint_name: ep.name.clone(), served_entity: e.name.clone() };
+                self.breaker_open.get_or_create(&labels).set(i64::from(open));
+            }
+        }
+        self.uptime.set(self.started.elapsed().as_secs() as i64);
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The series of one endpoint: every sample labelled with it, and every metric's metadata.
+    pub fn render_endpoint(&self, snapshot: &Snapshot, breakers: &Breakers, endpoint: &str) -> String {
+        let all = self.render(snapshot, breakers);
+        let label = format!("endpoint_name=\"{endpoint}\"");
+        all.lines()
+            .filter(|l| l.starts_with('#') || l.contains(&label))
+            .filter(|l| !l.starts_with("# HELP usage_writer") && !l.starts_with("# TYPE usage_writer"))
+            .filter(|l| !l.starts_with("# HELP uptime") && !l.starts_with("# TYPE uptime"))
+            .fold(String::with_capacity(all.len()), |mut s, l| {
+                s.push_str(l);
+                s.push('\n');
+                s
+            })
+    }
+}
