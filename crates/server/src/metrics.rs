@@ -175,16 +175,19 @@ impl Metrics {
     pub fn observe(&self, o: &Observation) {
         let Some(labels) = &o.labels else { return };
         self.requests.get_or_create(labels).inc();
-        let effective = o.stream_error.unwrap_or(o.status);
-        match effective {
+        // Both error series exist from the first request on, at zero, as dashboards expect.
+        let e4 = self.requests_4xx.get_or_create(labels);
+        let e5 = self.requests_5xx.get_or_create(labels);
+        match o.stream_error.unwrap_or(o.status) {
             400..=499 => {
-                self.requests_4xx.get_or_create(labels).inc();
+                e4.inc();
             }
             500..=599 => {
-                self.requests_5xx.get_or_create(labels).inc();
+                e5.inc();
             }
             _ => {}
         }
+        drop((e4, e5));
         self.latency.get_or_create(labels).observe(o.latency_ms);
         if let Some(t) = o.ttft_ms {
             self.ttft.get_or_create(labels).observe(t);
