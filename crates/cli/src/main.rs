@@ -158,6 +158,9 @@ struct ServeArgs {
     /// configs that enable them fail to deploy.
     #[arg(long, env = "MODELGATE_GUARDRAIL_JUDGE_ENDPOINT", value_name = "ENDPOINT")]
     guardrail_judge_endpoint: Option<String>,
+    /// JSON price file replacing or adding entries of the built-in price table (see docs/usage.md).
+    #[arg(long, env = "MODELGATE_PRICE_TABLE", value_name = "FILE")]
+    price_table: Option<PathBuf>,
 }
 
 fn parse_base_url(s: &str) -> Result<(String, String), String> {
@@ -286,6 +289,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             retry_after_cap: args.retry_after_cap,
         },
         judge_endpoint: args.guardrail_judge_endpoint,
+        price_table: args.price_table,
     };
     let server = match modelgate_server::Server::start(config).await {
         Ok(s) => s,

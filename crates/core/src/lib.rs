@@ -11,12 +11,14 @@
 //! - [`cipher`]: AEAD encryption at rest under the master key.
 //! - [`token`]: bearer token generation and hashing.
 //! - [`pii`]: personal data and blocked keywords in text, for guardrails.
+//! - [`pricing`]: the versioned price table and the cost of a request.
 
 pub mod cipher;
 pub mod credentials;
 pub mod names;
 pub mod permission;
 pub mod pii;
+pub mod pricing;
 pub mod secret;
 pub mod secret_ref;
 pub mod token;

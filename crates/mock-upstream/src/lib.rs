@@ -302,14 +302,26 @@ async fn chat_answer(mock: &Arc<Mock>, body: Value, headers: &HeaderMap) -> Resp
         None => format!("echo: {text}"),
     };
     let model = body.get("model").cloned().unwrap_or(json!("mock-model"));
-    // `__usage_N__` makes the answer report N completion tokens.
-    let completion = text
-        .split("__usage_")
-        .nth(1)
-        .and_then(|rest| rest.split("__").next())
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(3);
-    let usage = json!({"prompt_tokens": 5, "completion_tokens": completion, "total_tokens": 5 + completion});
+    // `__usage_N__` makes the answer report N completion tokens, `__cached_N__` N cached prompt
+    // tokens out of 5 + N, `__reasoning_N__` N reasoning tokens on top of the completion.
+    let marker = |name: &str| {
+        text.split(&format!("__{name}_"))
+            .nth(1)
+            .and_then(|rest| rest.split("__").next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let cached = marker("cached");
+    let reasoning = marker("reasoning");
+    let prompt = 5 + cached.unwrap_or(0);
+    let completion = marker("usage").unwrap_or(3) + reasoning.unwrap_or(0);
+    let mut usage =
+        json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
+    if let Some(c) = cached {
+        usage["prompt_tokens_details"] = json!({"cached_tokens": c});
+    }
+    if let Some(r) = reasoning {
+        usage["completion_tokens_details"] = json!({"reasoning_tokens": r});
+    }
     if body["stream"] == true {
         let include_usage = body["stream_options"]["include_usage"] == true;
         let words: Vec<String> = answer.split_inclusive(' ').map(str::to_string).collect();

@@ -239,6 +239,21 @@ fn finish_reason(stop: &Value) -> Value {
     }
 }
 
+/// `prompt_tokens_details`: `cached_tokens` (OpenAI's name for cache reads) and our
+/// `cache_write_tokens`, so cache writes can be priced as billed.
+pub fn cache_details(usage: &mut Value, read: Option<u64>, written: Option<u64>) {
+    let mut d = serde_json::Map::new();
+    if let Some(r) = read {
+        d.insert("cached_tokens".into(), json!(r));
+    }
+    if let Some(w) = written.filter(|w| *w > 0) {
+        d.insert("cache_write_tokens".into(), json!(w));
+    }
+    if !d.is_empty() {
+        usage["prompt_tokens_details"] = Value::Object(d);
+    }
+}
+
 /// OpenAI usage from Anthropic usage; cache reads and writes count as prompt tokens.
 fn usage(u: &Value) -> Value {
     let input = ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
@@ -247,9 +262,7 @@ fn usage(u: &Value) -> Value {
         .sum::<u64>();
     let output = u["output_tokens"].as_u64().unwrap_or(0);
     let mut out = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
-    if let Some(c) = u["cache_read_input_tokens"].as_u64() {
-        out["prompt_tokens_details"] = json!({"cached_tokens": c});
-    }
+    cache_details(&mut out, u["cache_read_input_tokens"].as_u64(), u["cache_creation_input_tokens"].as_u64());
     out
 }
 

@@ -247,9 +247,7 @@ fn usage(u: &Value) -> Value {
         + u["cacheWriteInputTokens"].as_u64().unwrap_or(0);
     let output = u["outputTokens"].as_u64().unwrap_or(0);
     let mut out = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
-    if let Some(c) = u["cacheReadInputTokens"].as_u64() {
-        out["prompt_tokens_details"] = json!({"cached_tokens": c});
-    }
+    crate::anthropic::cache_details(&mut out, u["cacheReadInputTokens"].as_u64(), u["cacheWriteInputTokens"].as_u64());
     out
 }
 

@@ -27,6 +27,14 @@ pub enum StartError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The price table override file could not be read or is invalid.
+    #[error("price table {path}: {reason}")]
+    PriceTable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -39,6 +47,8 @@ pub enum StartError {
 
 /// Name of the key file inside the data directory.
 pub const KEY_FILE: &str = "master.key";
+/// Name of the usage database file inside the data directory.
+pub const USAGE_DB_FILE: &str = "usage.db";
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "modelgate.db";
 /// The admin user created on first start.

@@ -24,7 +24,7 @@ use modelgate_providers::framing::{Framing, RawEvent, aws_event_stream};
 use modelgate_providers::{Adapter, Body, ProviderError, ResponseOptions, StreamItem, Task};
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::parse_json;
 use crate::guardrails::{self, Judge, OutputGuard};
 use crate::outbound::{Ledger, Outbound};
@@ -249,13 +249,13 @@ fn with_entity(mut resp: Response, entity: &str) -> Response {
 }
 
 async fn query(app: &AppState, caller: &Principal, name: &str, route_task: Option<Task>, body: Body) -> Response {
-    // Only endpoints that exist get series: unknown names must not grow the metrics.
+    // Only endpoints that exist leave records: unknown names must not grow the metrics.
     let ledger = app
         .snapshot
         .load()
         .endpoints
-        .contains_key(name)
-        .then(|| Ledger::new(app.metrics.clone(), name, Instant::now()));
+        .get(name)
+        .map(|ep| Ledger::new(app.metrics.clone(), app.usage.clone(), ep, caller, &body, Instant::now()));
     let mut outbound = Some(Outbound::new(ledger));
     let resp = match admit(app, caller, name, route_task, body, &mut outbound).await {
         Ok((ep, task, body)) => route(app, &ep, task, body, &mut outbound).await,
@@ -268,7 +268,7 @@ async fn query(app: &AppState, caller: &Principal, name: &str, route_task: Optio
     };
     // Set for answers sent whole; a stream took the outbound along and records when it ends.
     if let Some(o) = outbound.as_mut() {
-        o.finish(resp.status().as_u16());
+        o.finish(resp.status().as_u16(), resp.extensions().get::<ErrorCode>().map(|c| c.0));
     }
     resp
 }
@@ -363,7 +363,7 @@ async fn route(app: &AppState, ep: &LiveEndpoint, task: Task, body: Body, outbou
             continue;
         }
         if let Some(o) = outbound.as_mut() {
-            o.entity(&entity.name);
+            o.entity(entity, adapter.provider());
         }
         match call(app, adapter.as_ref(), task, body.clone(), deadline, outbound).await {
             Ok(resp) => {
@@ -517,7 +517,7 @@ fn stream_response(
             let next = tokio::time::timeout(idle, events.next()).await;
             let (items, at_end) = match next {
                 Err(_) => {
-                    outbound.stream_failed(504);
+                    outbound.stream_failed(504, "STREAM_FAILED");
                     yield Ok::<Bytes, std::io::Error>(error_event(&format!(
                         "the provider sent nothing for {}; the answer is incomplete", humantime::format_duration(idle))));
                     break;
@@ -526,7 +526,7 @@ fn stream_response(
                 Ok(Some(Err(e))) => {
                     let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
                     let reason = modelgate_providers::redact(&e.to_string(), &refs);
-                    outbound.stream_failed(502);
+                    outbound.stream_failed(502, "STREAM_FAILED");
                     yield Ok(error_event(&format!("the provider stream broke: {reason}; the answer is incomplete")));
                     break;
                 }
@@ -540,7 +540,7 @@ fn stream_response(
                             yield Ok(Bytes::from(format!("data: {c}\n\n")));
                         },
                         Err(e) => {
-                            outbound.stream_failed(e.status_and_code().0.as_u16());
+                            outbound.stream_failed(e.status_and_code().0.as_u16(), e.status_and_code().1);
                             yield Ok(refusal_event(&e));
                             finished = true;
                             break;
@@ -555,7 +555,7 @@ fn stream_response(
                                 yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
                             }
                             Err(e) => {
-                                outbound.stream_failed(e.status_and_code().0.as_u16());
+                                outbound.stream_failed(e.status_and_code().0.as_u16(), e.status_and_code().1);
                                 yield Ok(refusal_event(&e));
                             }
                         }
@@ -563,7 +563,7 @@ fn stream_response(
                         break;
                     }
                     StreamItem::Error(m) => {
-                        outbound.stream_failed(502);
+                        outbound.stream_failed(502, "STREAM_FAILED");
                         yield Ok(error_event(&m));
                         finished = true;
                         break;
@@ -574,7 +574,7 @@ fn stream_response(
                 break;
             }
             if at_end {
-                outbound.stream_failed(502);
+                outbound.stream_failed(502, "STREAM_FAILED");
                 yield Ok(error_event("the provider closed the stream before it finished; the answer is incomplete"));
                 break;
             }

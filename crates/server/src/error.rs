@@ -184,6 +184,10 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The `error_code` of an error response, for the records the request leaves.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
@@ -196,6 +200,7 @@ impl IntoResponse for ApiError {
         };
         let body = ErrorBody { error_code: code.to_string(), message };
         let mut resp = (status, axum::Json(body)).into_response();
+        resp.extensions_mut().insert(ErrorCode(code));
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

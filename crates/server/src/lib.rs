@@ -32,6 +32,8 @@ pub mod secrets;
 pub mod snapshot;
 pub mod state;
 pub mod tokens;
+pub mod usage;
+pub mod usage_api;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,7 +41,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
-use modelgate_store::{SqliteStore, Store};
+use modelgate_core::pricing::PriceTable;
+use modelgate_store::{SqliteStore, Store, UsageDb};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -68,6 +71,8 @@ pub struct ServerConfig {
     pub retries: state::RetrySettings,
     /// The chat endpoint that judges `safety` and `valid_topics` guardrails.
     pub judge_endpoint: Option<String>,
+    /// A price file overriding or extending the built-in price table.
+    pub price_table: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +88,7 @@ impl Default for ServerConfig {
             breaker: Default::default(),
             retries: Default::default(),
             judge_endpoint: None,
+            price_table: None,
         }
     }
 }
@@ -120,9 +126,22 @@ impl Server {
         // reqwest needs a process-wide TLS provider; ring keeps aws-lc and OpenSSL out of the build.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let snapshot = snapshot::Snapshot::build(store.as_ref(), &cipher, &config.providers).await?;
+        let prices = match &config.price_table {
+            None => PriceTable::builtin(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| StartError::PriceTable { path: path.clone(), reason: e.to_string() })?;
+                PriceTable::builtin()
+                    .with_overrides(&text)
+                    .map_err(|reason| StartError::PriceTable { path: path.clone(), reason })?
+            }
+        };
+        let usage_db = UsageDb::open(&config.data_dir.join(bootstrap::USAGE_DB_FILE)).await?;
+        let usage = usage::UsageSink::start(usage_db.clone(), prices, Arc::new(metrics::Metrics::new()));
         let (queue, jobs) = deployer::DeployQueue::new();
-        let app = state::AppState::new(store.clone(), cipher, snapshot, queue.clone(), workspace_id, &config)
-            .map_err(StartError::HttpClient)?;
+        let app =
+            state::AppState::new(store.clone(), cipher, snapshot, queue.clone(), workspace_id, &config, usage.clone())
+                .map_err(StartError::HttpClient)?;
 
         // Versions left pending by the previous run are deployed now.
         for e in store.list_endpoints().await? {
@@ -152,6 +171,9 @@ impl Server {
                 })
                 .await;
             let _ = deployer.await;
+            // Every query has finished: write what they left.
+            usage.flush().await;
+            usage_db.close().await;
             store.close().await;
             served
         });

@@ -15,6 +15,9 @@ use crate::error::ApiError;
 use crate::guardrails::OutputGuard;
 use crate::metrics::{EntityLabels, Metrics, Observation};
 use crate::ratelimit::Admission;
+use crate::snapshot::{LiveEndpoint, LiveEntity, Principal};
+use crate::usage::UsageSink;
+use modelgate_store::UsageRecord;
 
 /// Token counts of an answer, as the provider reported them (or as counted).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,6 +28,8 @@ pub struct Usage {
     pub output: u64,
     /// Input tokens served from the provider's prompt cache.
     pub cached_input: u64,
+    /// Input tokens written to the provider's prompt cache.
+    pub cache_write: u64,
     /// Output tokens spent on reasoning.
     pub reasoning: u64,
 }
@@ -41,6 +46,7 @@ impl Usage {
             input,
             output,
             cached_input: u["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0),
+            cache_write: u["prompt_tokens_details"]["cache_write_tokens"].as_u64().unwrap_or(0),
             reasoning: u["completion_tokens_details"]["reasoning_tokens"].as_u64().unwrap_or(0),
         })
     }
@@ -54,24 +60,39 @@ impl Usage {
 /// Who asked what, for the records a query leaves.
 pub struct Ledger {
     metrics: Arc<Metrics>,
-    endpoint: String,
-    entity: String,
+    sink: Arc<UsageSink>,
+    record: UsageRecord,
     start: Instant,
     first_token: Option<Instant>,
-    stream_error: Option<u16>,
+    stream_error: Option<(u16, &'static str)>,
 }
 
 impl Ledger {
-    /// A query of endpoint `endpoint` that arrived at `start`.
-    pub fn new(metrics: Arc<Metrics>, endpoint: &str, start: Instant) -> Self {
-        Ledger {
-            metrics,
-            endpoint: endpoint.to_string(),
-            entity: String::new(),
-            start,
-            first_token: None,
-            stream_error: None,
-        }
+    /// A query of `ep` by `caller` that arrived at `start`, with its body (for
+    /// `client_request_id` and `usage_context`).
+    pub fn new(
+        metrics: Arc<Metrics>,
+        sink: Arc<UsageSink>,
+        ep: &LiveEndpoint,
+        caller: &Principal,
+        body: &serde_json::Map<String, Value>,
+        start: Instant,
+    ) -> Self {
+        let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+        let record = UsageRecord {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            client_request_id: text("client_request_id"),
+            request_time: modelgate_core::now_ms(),
+            endpoint_id: ep.id.clone(),
+            endpoint_name: ep.name.clone(),
+            requester: caller.user_name.clone(),
+            requester_id: caller.id.clone(),
+            streaming: body.get("stream").and_then(Value::as_bool) == Some(true),
+            usage_context: body.get("usage_context").filter(|v| v.is_object()).map(Value::to_string),
+            tags: ep.tags.as_deref().map(str::to_string),
+            ..Default::default()
+        };
+        Ledger { metrics, sink, record, start, first_token: None, stream_error: None }
     }
 }
 
@@ -114,22 +135,26 @@ impl Outbound {
     }
 
     /// The served entity now trying to answer.
-    pub fn entity(&mut self, name: &str) {
+    pub fn entity(&mut self, entity: &LiveEntity, provider: &str) {
         if let Some(l) = &mut self.ledger {
-            l.entity.clear();
-            l.entity.push_str(name);
+            l.record.served_entity.clone_from(&entity.name);
+            l.record.provider = provider.to_string();
+            l.record.model = entity.external_model.as_ref().map(|m| m.name.clone()).unwrap_or_default();
         }
     }
 
-    /// The status sent to the client; recording happens when this is dropped.
-    pub fn finish(&mut self, status: u16) {
+    /// The status and `error_code` sent to the client; recording happens when this is dropped.
+    pub fn finish(&mut self, status: u16, error_code: Option<&'static str>) {
         self.status = status;
+        if let Some(l) = &mut self.ledger {
+            l.record.error_code = error_code.map(str::to_string);
+        }
     }
 
     /// A stream ended with an error event: `status` is the class it counts as.
-    pub fn stream_failed(&mut self, status: u16) {
+    pub fn stream_failed(&mut self, status: u16, error_code: &'static str) {
         if let Some(l) = &mut self.ledger {
-            l.stream_error = Some(status);
+            l.stream_error = Some((status, error_code));
         }
     }
 
@@ -219,16 +244,34 @@ impl Drop for Outbound {
         }
         if let Some(l) = self.ledger.take() {
             let now = Instant::now();
+            let ms = |t: Instant| t.duration_since(l.start).as_secs_f64() * 1e3;
+            let mut r = l.record;
+            r.status_code = i64::from(self.status);
+            if let Some((_, code)) = l.stream_error {
+                r.error_code = Some(code.to_string());
+            }
+            r.input_tokens = usage.input as i64;
+            r.output_tokens = usage.output as i64;
+            r.cached_input_tokens = usage.cached_input as i64;
+            r.cache_write_tokens = usage.cache_write as i64;
+            r.reasoning_tokens = usage.reasoning as i64;
+            r.latency_ms = ms(now);
+            r.ttft_ms = l.first_token.map(ms);
+            let cost = l.sink.price(&mut r);
             l.metrics.observe(&Observation {
-                labels: Some(EntityLabels { endpoint_name: l.endpoint, served_entity: l.entity }),
+                labels: Some(EntityLabels {
+                    endpoint_name: r.endpoint_name.clone(),
+                    served_entity: r.served_entity.clone(),
+                }),
                 status: self.status,
-                stream_error: l.stream_error,
-                latency_ms: now.duration_since(l.start).as_secs_f64() * 1e3,
-                ttft_ms: l.first_token.map(|t| t.duration_since(l.start).as_secs_f64() * 1e3),
+                stream_error: l.stream_error.map(|(s, _)| s),
+                latency_ms: r.latency_ms,
+                ttft_ms: r.ttft_ms,
                 input_tokens: usage.input,
                 output_tokens: usage.output,
-                cost_usd: 0.0,
+                cost_usd: cost,
             });
+            l.sink.record(r);
         }
     }
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audit, auth, dataplane, endpoints, observability, permissions, scim, secrets, tokens};
+use crate::{audit, auth, dataplane, endpoints, observability, permissions, scim, secrets, tokens, usage_api};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -55,6 +55,8 @@ pub fn router(app: AppState) -> Router {
         .route("/api/2.0/token/list", get(tokens::list))
         .route("/api/2.0/token/delete", post(tokens::delete))
         .route("/api/2.0/audit-log", get(audit::list))
+        .route("/api/2.0/usage", get(usage_api::report))
+        .route("/api/2.0/usage/recompute", post(usage_api::recompute))
         .route("/api/2.0/token-management/tokens", get(tokens::manage_list))
         .route("/api/2.0/token-management/tokens/{token_id}", get(tokens::manage_get).delete(tokens::manage_delete))
         .route("/api/2.0/token-management/on-behalf-of/tokens", post(tokens::create_obo))

@@ -84,6 +84,8 @@ pub struct LiveEndpoint {
     pub rate_limits: Vec<modelgate_wire::AiGatewayRateLimit>,
     /// Compiled `ai_gateway.guardrails`, when any is on.
     pub guardrails: Option<Arc<crate::guardrails::Policy>>,
+    /// The endpoint's tags as a JSON object (`{"team": "ml"}`), for usage records.
+    pub tags: Option<Arc<str>>,
 }
 
 /// Everything the request path needs, immutable.
@@ -200,6 +202,7 @@ impl Snapshot {
                 grants: grants.remove(&e.id).unwrap_or_default(),
                 rate_limits: Vec::new(),
                 guardrails: None,
+                tags: tags_object(&e.tags),
             };
             live.guardrails = live
                 .ai_gateway
@@ -307,4 +310,15 @@ fn live_entities(
             }
         })
         .collect()
+}
+
+/// `[{"key": "team", "value": "ml"}]` as `{"team": "ml"}`; `None` without tags.
+fn tags_object(tags: &str) -> Option<Arc<str>> {
+    let list: Vec<modelgate_wire::EndpointTag> = serde_json::from_str(tags).ok()?;
+    if list.is_empty() {
+        return None;
+    }
+    let map: serde_json::Map<String, serde_json::Value> =
+        list.into_iter().map(|t| (t.key, t.value.map_or(serde_json::Value::Null, serde_json::Value::String))).collect();
+    Some(Arc::from(serde_json::Value::Object(map).to_string()))
 }

@@ -50,6 +50,8 @@ pub struct AppState {
     pub judge_endpoint: Option<String>,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Usage records: pricing, the writer, the database.
+    pub usage: Arc<crate::usage::UsageSink>,
 }
 
 /// Retries of a failed upstream call (429, 5xx, timeout, connection error) on the same entity,
@@ -103,6 +105,7 @@ impl AppState {
         deployer: DeployQueue,
         workspace_id: String,
         config: &crate::ServerConfig,
+        usage: Arc<crate::usage::UsageSink>,
     ) -> Result<Self, reqwest::Error> {
         let timeouts = config.timeouts;
         let http = reqwest::Client::builder()
@@ -126,7 +129,8 @@ impl AppState {
             retries: config.retries,
             counters: Arc::new(crate::counters::LocalCounters::default()),
             judge_endpoint: config.judge_endpoint.clone(),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics: usage.metrics.clone(),
+            usage,
         })
     }
 

@@ -8,9 +8,11 @@
 
 mod records;
 mod sqlite;
+mod usage;
 
 pub use records::*;
 pub use sqlite::SqliteStore;
+pub use usage::*;
 
 use async_trait::async_trait;
 

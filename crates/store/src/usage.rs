@@ -1,0 +1,433 @@
+//! Usage records and the reports built from them, in their own SQLite database.
+//!
+//! Records arrive in batches (one transaction each) from the server's background writer.
+//! `synchronous = NORMAL` in WAL mode: a committed batch survives a process crash; a power loss
+//! may lose the last batches, which is the trade the batching already makes.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use crate::Result;
+
+/// One query, as billed and attributed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageRecord {
+    /// Server-assigned id (`databricks_request_id`).
+    pub request_id: String,
+    /// `client_request_id` from the request body.
+    pub client_request_id: Option<String>,
+    /// Arrival, ms since the epoch.
+    pub request_time: i64,
+    /// Endpoint id.
+    pub endpoint_id: String,
+    /// Endpoint name.
+    pub endpoint_name: String,
+    /// Served entity that answered (or last tried); empty if none was reached.
+    pub served_entity: String,
+    /// Provider of that entity.
+    pub provider: String,
+    /// Provider model name.
+    pub model: String,
+    /// User name or service principal application id.
+    pub requester: String,
+    /// SCIM id of the requester.
+    pub requester_id: String,
+    /// HTTP status sent.
+    pub status_code: i64,
+    /// `error_code` sent, or the error event of a stream that failed.
+    pub error_code: Option<String>,
+    /// Whether the answer was streamed.
+    pub streaming: bool,
+    /// Input tokens (cached and cache-written included).
+    pub input_tokens: i64,
+    /// Output tokens (reasoning included).
+    pub output_tokens: i64,
+    /// Input tokens read from the provider's cache.
+    pub cached_input_tokens: i64,
+    /// Input tokens written to the provider's cache.
+    pub cache_write_tokens: i64,
+    /// Output tokens spent reasoning.
+    pub reasoning_tokens: i64,
+    /// Arrival to last byte.
+    pub latency_ms: f64,
+    /// Arrival to first streamed token.
+    pub ttft_ms: Option<f64>,
+    /// The request's `usage_context`, as a JSON object.
+    pub usage_context: Option<String>,
+    /// The endpoint's tags at the time, as a JSON object.
+    pub tags: Option<String>,
+    /// Cost in USD.
+    pub cost_usd: f64,
+    /// Price table version used; `None` if the model had no price.
+    pub price_version: Option<String>,
+}
+
+/// What a report groups by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dimension {
+    /// Endpoint name.
+    Endpoint,
+    /// Served entity name.
+    ServedEntity,
+    /// Requester.
+    Requester,
+    /// Provider.
+    Provider,
+    /// Provider model.
+    Model,
+    /// An endpoint tag.
+    Tag(String),
+    /// A key of the request's `usage_context`.
+    UsageContext(String),
+}
+
+impl FromStr for Dimension {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let key = |k: &str| -> std::result::Result<String, String> {
+            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:/".contains(c)) {
+                return Err(format!("'{k}' is not a valid key: use letters, digits and _ - . : /"));
+            }
+            Ok(k.to_string())
+        };
+        Ok(match s {
+            "endpoint" => Dimension::Endpoint,
+            "served_entity" => Dimension::ServedEntity,
+            "requester" => Dimension::Requester,
+            "provider" => Dimension::Provider,
+            "model" => Dimension::Model,
+            _ if s.starts_with("tag.") => Dimension::Tag(key(&s[4..])?),
+            _ if s.starts_with("usage_context.") => Dimension::UsageContext(key(&s[14..])?),
+            other => {
+                return Err(format!(
+                    "'{other}' is not a dimension: use endpoint, served_entity, requester, provider, model, tag.<key> or usage_context.<key>"
+                ));
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Dimension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dimension::Endpoint => f.write_str("endpoint"),
+            Dimension::ServedEntity => f.write_str("served_entity"),
+            Dimension::Requester => f.write_str("requester"),
+            Dimension::Provider => f.write_str("provider"),
+            Dimension::Model => f.write_str("model"),
+            Dimension::Tag(k) => write!(f, "tag.{k}"),
+            Dimension::UsageContext(k) => write!(f, "usage_context.{k}"),
+        }
+    }
+}
+
+/// Time buckets of a report, in UTC. Weeks start on Monday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// `2026-11-22T14:00:00Z`
+    Hour,
+    /// `2026-11-22`
+    Day,
+    /// The Monday: `2026-11-16`
+    Week,
+    /// `2026-11`
+    Month,
+}
+
+impl FromStr for Bucket {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "hour" => Ok(Bucket::Hour),
+            "day" => Ok(Bucket::Day),
+            "week" => Ok(Bucket::Week),
+            "month" => Ok(Bucket::Month),
+            other => Err(format!("'{other}' is not a bucket: use hour, day, week or month")),
+        }
+    }
+}
+
+/// A report request.
+#[derive(Debug, Clone, Default)]
+pub struct ReportQuery {
+    /// Grouping, in column order.
+    pub group_by: Vec<Dimension>,
+    /// Time bucket, if any.
+    pub bucket: Option<Bucket>,
+    /// Inclusive start, ms.
+    pub start: i64,
+    /// Exclusive end, ms.
+    pub end: i64,
+    /// Only these endpoints (`None`: all).
+    pub endpoints: Option<Vec<String>>,
+}
+
+/// One row of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportRow {
+    /// The bucket's label, when bucketed.
+    pub bucket: Option<String>,
+    /// One value per dimension (`None` when a record has no such tag or key).
+    pub dimensions: Vec<Option<String>>,
+    /// Queries.
+    pub requests: i64,
+    /// Queries answered with status ≥ 400 or a failed stream.
+    pub errors: i64,
+    /// Input tokens.
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// USD.
+    pub cost_usd: f64,
+}
+
+/// The token counts and model of a record, for re-pricing.
+#[derive(Debug, Clone)]
+pub struct PricingRow {
+    /// Record id.
+    pub request_id: String,
+    /// Provider.
+    pub provider: String,
+    /// Model.
+    pub model: String,
+    /// Input tokens.
+    pub input_tokens: i64,
+    /// Cached input tokens.
+    pub cached_input_tokens: i64,
+    /// Cache-written input tokens.
+    pub cache_write_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+}
+
+/// The usage database.
+#[derive(Clone)]
+pub struct UsageDb {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl UsageDb {
+    /// Opens (creating and migrating) the database at `path`.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations/usage").run(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(2).connect_with(options.read_only(true)).await?;
+        Ok(UsageDb { writer, reader })
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    /// Writes records in one transaction; a record whose id exists already is skipped.
+    pub async fn insert(&self, records: &[UsageRecord]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        // 24 columns × 40 rows stays under the smallest bound-parameter limit SQLite builds use (999).
+        for chunk in records.chunks(40) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR IGNORE INTO usage (request_id, client_request_id, request_time, endpoint_id, endpoint_name, \
+                 served_entity, provider, model, requester, requester_id, status_code, error_code, streaming, input_tokens, \
+                 output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, usage_context, \
+                 tags, cost_usd, price_version) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.request_id)
+                    .push_bind(&r.client_request_id)
+                    .push_bind(r.request_time)
+                    .push_bind(&r.endpoint_id)
+                    .push_bind(&r.endpoint_name)
+                    .push_bind(&r.served_entity)
+                    .push_bind(&r.provider)
+                    .push_bind(&r.model)
+                    .push_bind(&r.requester)
+                    .push_bind(&r.requester_id)
+                    .push_bind(r.status_code)
+                    .push_bind(&r.error_code)
+                    .push_bind(r.streaming)
+                    .push_bind(r.input_tokens)
+                    .push_bind(r.output_tokens)
+                    .push_bind(r.cached_input_tokens)
+                    .push_bind(r.cache_write_tokens)
+                    .push_bind(r.reasoning_tokens)
+                    .push_bind(r.latency_ms)
+                    .push_bind(r.ttft_ms)
+                    .push_bind(&r.usage_context)
+                    .push_bind(&r.tags)
+                    .push_bind(r.cost_usd)
+                    .push_bind(&r.price_version);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every record between `start` (inclusive) and `end` (exclusive), oldest first.
+    pub async fn records(&self, start: i64, end: i64, endpoint: Option<&str>) -> Result<Vec<UsageRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM usage WHERE request_time >= ? AND request_time < ? AND (? IS NULL OR endpoint_name = ?) \
+             ORDER BY request_time, request_id",
+        )
+        .bind(start)
+        .bind(end)
+        .bind(endpoint)
+        .bind(endpoint)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| UsageRecord {
+                request_id: r.get("request_id"),
+                client_request_id: r.get("client_request_id"),
+                request_time: r.get("request_time"),
+                endpoint_id: r.get("endpoint_id"),
+                endpoint_name: r.get("endpoint_name"),
+                served_entity: r.get("served_entity"),
+                provider: r.get("provider"),
+                model: r.get("model"),
+                requester: r.get("requester"),
+                requester_id: r.get("requester_id"),
+                status_code: r.get("status_code"),
+                error_code: r.get("error_code"),
+                streaming: r.get("streaming"),
+                input_tokens: r.get("input_tokens"),
+                output_tokens: r.get("output_tokens"),
+                cached_input_tokens: r.get("cached_input_tokens"),
+                cache_write_tokens: r.get("cache_write_tokens"),
+                reasoning_tokens: r.get("reasoning_tokens"),
+                latency_ms: r.get("latency_ms"),
+                ttft_ms: r.get("ttft_ms"),
+                usage_context: r.get("usage_context"),
+                tags: r.get("tags"),
+                cost_usd: r.get("cost_usd"),
+                price_version: r.get("price_version"),
+            })
+            .collect())
+    }
+
+    /// Aggregates records by time bucket and dimensions.
+    pub async fn report(&self, q: &ReportQuery) -> Result<Vec<ReportRow>> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT ");
+        match q.bucket {
+            Some(Bucket::Hour) => sql.push("strftime('%Y-%m-%dT%H:00:00Z', request_time / 1000, 'unixepoch')"),
+            Some(Bucket::Day) => sql.push("date(request_time / 1000, 'unixepoch')"),
+            Some(Bucket::Week) => sql.push("date(request_time / 1000, 'unixepoch', 'weekday 0', '-6 days')"),
+            Some(Bucket::Month) => sql.push("strftime('%Y-%m', request_time / 1000, 'unixepoch')"),
+            None => sql.push("NULL"),
+        };
+        sql.push(" AS bucket");
+        for (i, d) in q.group_by.iter().enumerate() {
+            sql.push(", ");
+            match d {
+                Dimension::Endpoint => sql.push("endpoint_name"),
+                Dimension::ServedEntity => sql.push("served_entity"),
+                Dimension::Requester => sql.push("requester"),
+                Dimension::Provider => sql.push("provider"),
+                Dimension::Model => sql.push("model"),
+                // Keys are restricted to characters that need no quoting inside the JSON path.
+                Dimension::Tag(k) => sql.push("json_extract(tags, ").push_bind(format!("$.\"{k}\"")).push(")"),
+                Dimension::UsageContext(k) => {
+                    sql.push("json_extract(usage_context, ").push_bind(format!("$.\"{k}\"")).push(")")
+                }
+            };
+            sql.push(format!(" AS d{i}"));
+        }
+        sql.push(
+            ", COUNT(*), SUM(status_code >= 400 OR error_code IS NOT NULL), SUM(input_tokens), SUM(output_tokens), \
+             TOTAL(cost_usd) FROM usage WHERE request_time >= ",
+        )
+        .push_bind(q.start)
+        .push(" AND request_time < ")
+        .push_bind(q.end);
+        if let Some(eps) = &q.endpoints {
+            if eps.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push(" AND endpoint_name IN (");
+            let mut list = sql.separated(", ");
+            for e in eps {
+                list.push_bind(e.clone());
+            }
+            sql.push(")");
+        }
+        let groups: Vec<String> =
+            std::iter::once("bucket".to_string()).chain((0..q.group_by.len()).map(|i| format!("d{i}"))).collect();
+        sql.push(format!(" GROUP BY {0} ORDER BY {0}", groups.join(", ")));
+        let rows = sql.build().fetch_all(&self.reader).await?;
+        let n = q.group_by.len();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let dim = |i: usize| -> Option<String> {
+                    r.try_get::<Option<String>, _>(i + 1)
+                        .ok()
+                        .flatten()
+                        .or_else(|| r.try_get::<Option<i64>, _>(i + 1).ok().flatten().map(|v| v.to_string()))
+                };
+                ReportRow {
+                    bucket: r.get(0),
+                    dimensions: (0..n).map(dim).collect(),
+                    requests: r.get(n + 1),
+                    errors: r.get::<Option<i64>, _>(n + 2).unwrap_or(0),
+                    input_tokens: r.get::<Option<i64>, _>(n + 3).unwrap_or(0),
+                    output_tokens: r.get::<Option<i64>, _>(n + 4).unwrap_or(0),
+                    cost_usd: r.get(n + 5),
+                }
+            })
+            .collect())
+    }
+
+    /// Records since `start` with what pricing needs, oldest first, `limit` at a time after
+    /// `after` (a request id, for paging).
+    pub async fn pricing_rows(&self, start: i64, after: &str, limit: i64) -> Result<Vec<PricingRow>> {
+        let rows = sqlx::query(
+            "SELECT request_id, provider, model, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens \
+             FROM usage WHERE request_time >= ? AND request_id > ? ORDER BY request_id LIMIT ?",
+        )
+        .bind(start)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PricingRow {
+                request_id: r.get(0),
+                provider: r.get(1),
+                model: r.get(2),
+                input_tokens: r.get(3),
+                cached_input_tokens: r.get(4),
+                cache_write_tokens: r.get(5),
+                output_tokens: r.get(6),
+            })
+            .collect())
+    }
+
+    /// Sets cost and price version of records, in one transaction.
+    pub async fn set_costs(&self, costs: &[(String, f64, Option<String>)]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        for (id, cost, version) in costs {
+            sqlx::query("UPDATE usage SET cost_usd = ?, price_version = ? WHERE request_id = ?")
+                .bind(cost)
+                .bind(version)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
