@@ -71,7 +71,7 @@ pub enum Output {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Save --host and a token (read from standard input) as a profile.
     Configure,
     /// Manage serving endpoints.
@@ -193,7 +193,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     let output = cli.output.unwrap_or(Output::Text);
     let result = match cli.command {
-        Command::Serve(args) => return serve(args).await,
+        Command::Serve(args) => return serve(*args).await,
         Command::Configure => configure(cli.host, cli.profile.as_deref()),
         command => {
             let client = profile::resolve(cli.host, cli.token, cli.profile.as_deref())

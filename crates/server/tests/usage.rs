@@ -43,10 +43,10 @@ async fn records_match_the_requests_under_concurrency() {
     )
     .await;
     let send = |i: usize| {
-        let model = if i % 4 == 0 { "fin-chat" } else { "ml-chat" };
-        let project = if i % 2 == 0 { "alpha" } else { "beta" };
+        let model = if i.is_multiple_of(4) { "fin-chat" } else { "ml-chat" };
+        let project = if i.is_multiple_of(2) { "alpha" } else { "beta" };
         let body = json!({"model": model, "messages": [{"role": "user", "content": "hi __usage_7__"}],
-                          "usage_context": {"project": project}, "stream": i % 10 == 0,
+                          "usage_context": {"project": project}, "stream": i.is_multiple_of(10),
                           "stream_options": {"include_usage": true}});
         t.http.post(format!("{}/v1/chat/completions", t.base)).bearer_auth(&t.token).json(&body).send()
     };
