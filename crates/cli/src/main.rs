@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod identity;
 mod profile;
+mod usage;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -100,6 +101,9 @@ enum Command {
     /// Create endpoints from backend definitions (one endpoint per model, pooling its backends).
     #[command(subcommand)]
     Backends(backends::BackendsCmd),
+    /// Usage and cost reports; re-pricing.
+    #[command(subcommand)]
+    Usage(usage::UsageCmd),
 }
 
 #[derive(Args)]
@@ -210,6 +214,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::Permissions(c) => identity::permissions(&client, c, output).await,
                     Command::AuditLog(a) => commands::audit_log(&client, a, output).await,
                     Command::Backends(c) => backends::run(&client, c, output).await,
+                    Command::Usage(c) => usage::run(&client, c, output).await,
                     Command::Serve(_) | Command::Configure => unreachable!("handled above"),
                 },
             }

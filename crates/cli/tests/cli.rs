@@ -490,3 +490,98 @@ fn backends_import_pools_each_model_across_its_backends() {
     assert!(!bad.status.success() && err.contains("backend 'x': apiKey") && err.contains("secret reference"), "{err}");
     assert!(!err.contains("sk-plain"), "the bad value is not echoed: {err}");
 }
+
+/// A mock provider on an ephemeral port inside `rt`.
+fn mock_in(rt: &tokio::runtime::Runtime, options: modelgate_mock_upstream::Options) -> String {
+    rt.block_on(async {
+        let m = modelgate_mock_upstream::Mock::new(options);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(modelgate_mock_upstream::serve(listener, m));
+        url
+    })
+}
+
+#[test]
+fn no_usage_record_is_lost_on_sigterm_under_load() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let options = modelgate_mock_upstream::Options { delay: Duration::from_millis(20), ..Default::default() };
+    let mock_url = mock_in(&rt, options);
+    let env = Env::new();
+    let mut server = spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN)]);
+    let run = |host: &str, args: &[&str], stdin: Option<&str>| cli(host, Some(ADMIN), args, stdin, &env.config());
+    let _ = run(&server.host, &["secrets", "create-scope", "llm"], None);
+    ok(run(&server.host, &["secrets", "put-secret", "llm", "k"], Some("sk-load")));
+    let endpoint = format!(
+        r#"{{"name": "load", "config": {{"served_entities": [{{"external_model": {{"provider": "openai", "name": "gpt-4o",
+            "task": "llm/v1/chat", "openai_config": {{"openai_api_key": "{{{{secrets/llm/k}}}}", "openai_api_base": "{mock_url}/v1"}}}}}}]}},
+            "tags": [{{"key": "team", "value": "ml"}}]}}"#
+    );
+    ok(run(&server.host, &["serving-endpoints", "create", "--json", &endpoint], None));
+
+    // 16 clients send queries until the server is gone; SIGTERM lands in the middle.
+    let host = server.host.clone();
+    let load = rt.spawn(async move {
+        let http = reqwest::Client::new();
+        let clients = (0..16).map(|_| {
+            let (http, host) = (http.clone(), host.clone());
+            tokio::spawn(async move {
+                let mut answered = 0u64;
+                loop {
+                    let sent = http
+                        .post(format!("{host}/serving-endpoints/load/invocations"))
+                        .bearer_auth(ADMIN)
+                        .json(&serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}))
+                        .send()
+                        .await;
+                    let Ok(r) = sent else { return answered };
+                    if r.bytes().await.is_err() {
+                        return answered;
+                    }
+                    answered += 1;
+                }
+            })
+        });
+        let mut total = 0;
+        for c in wait_all(clients.collect()).await {
+            total += c;
+        }
+        total
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    sigterm(&server.child);
+    let status = wait_timeout(&mut server.child, Duration::from_secs(30)).expect("server exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let answered = rt.block_on(load).unwrap();
+    assert!(answered > 50, "load was running: {answered}");
+
+    let server = spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN)]);
+    let report = ok(run(&server.host, &["usage", "report", "--group-by", "endpoint,tag.team", "-o", "json"], None));
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["rows"][0]["requests"], answered, "one record per answered query: {report}");
+    assert_eq!(report["rows"][0]["tag.team"], "ml");
+
+    let csv = ok(run(
+        &server.host,
+        &["usage", "report", "--group-by", "endpoint", "--bucket", "day", "--format", "csv"],
+        None,
+    ));
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("bucket,endpoint,requests,errors,input_tokens,output_tokens,cost_usd"));
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!((row[1], row[2]), ("load", answered.to_string().as_str()));
+    let table = ok(run(&server.host, &["usage", "report", "--group-by", "model"], None));
+    assert!(table.contains("gpt-4o") && table.contains("price table builtin-"), "{table}");
+    let bad = run(&server.host, &["usage", "report", "--group-by", "colour"], None);
+    let (_, err) = text(&bad);
+    assert!(!bad.status.success() && err.contains("'colour' is not a dimension"), "{err}");
+}
+
+async fn wait_all(handles: Vec<tokio::task::JoinHandle<u64>>) -> Vec<u64> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap_or(0));
+    }
+    out
+}

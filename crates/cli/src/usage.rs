@@ -1,0 +1,120 @@
+//! `modelgate usage report|recompute`: usage and cost by any dimension over time.
+
+use std::time::Duration;
+
+use clap::{Subcommand, ValueEnum};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::commands::{print_json, s};
+use crate::{CliError, Output};
+
+/// How `usage report` prints.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table.
+    Table,
+    /// The API's JSON.
+    Json,
+    /// CSV with a header line.
+    Csv,
+}
+
+/// `modelgate usage ...`
+#[derive(Subcommand)]
+pub enum UsageCmd {
+    /// Requests, errors, tokens and cost, grouped:
+    /// modelgate usage report --group-by endpoint,tag.team --bucket day --since 7d
+    Report {
+        /// Comma-separated: endpoint, served_entity, requester, provider, model, tag.<key>,
+        /// usage_context.<key>.
+        #[arg(long, value_name = "DIMS")]
+        group_by: Option<String>,
+        /// Time bucket: hour, day, week or month (UTC).
+        #[arg(long)]
+        bucket: Option<String>,
+        /// How far back, e.g. 1h, 7d, 30d.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "7d")]
+        since: Duration,
+        /// Output format (default: table, or json with -o json).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+    /// Price past records again with the server's current price table (admins):
+    /// modelgate usage recompute --since 30d
+    Recompute {
+        /// How far back, e.g. 30d.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Duration,
+    },
+}
+
+fn ago(d: Duration) -> String {
+    (modelgate_core::now_ms() - d.as_millis() as i64).to_string()
+}
+
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v.to_string() }
+}
+
+/// The columns of a report answer, in order.
+fn columns(v: &Value) -> Vec<String> {
+    let mut cols = Vec::new();
+    if !v["bucket"].is_null() {
+        cols.push("bucket".to_string());
+    }
+    cols.extend(v["group_by"].as_array().into_iter().flatten().map(s));
+    cols.extend(["requests", "errors", "input_tokens", "output_tokens", "cost_usd"].map(String::from));
+    cols
+}
+
+fn cell(row: &Value, col: &str) -> String {
+    match &row[col] {
+        Value::Number(n) if col == "cost_usd" => format!("{:.6}", n.as_f64().unwrap_or(0.0)),
+        other => s(other),
+    }
+}
+
+/// Runs `modelgate usage ...`.
+pub async fn run(client: &Client, cmd: UsageCmd, output: Output) -> Result<(), CliError> {
+    match cmd {
+        UsageCmd::Report { group_by, bucket, since, format } => {
+            let start = ago(since);
+            let mut q: Vec<(&str, &str)> = vec![("start", start.as_str())];
+            if let Some(g) = group_by.as_deref() {
+                q.push(("group_by", g));
+            }
+            if let Some(b) = bucket.as_deref() {
+                q.push(("bucket", b));
+            }
+            let v = client.json_query(Method::GET, "/api/2.0/usage", &q, None).await?;
+            let format = format.unwrap_or(if output == Output::Json { Format::Json } else { Format::Table });
+            let cols = columns(&v);
+            let rows = v["rows"].as_array().cloned().unwrap_or_default();
+            match format {
+                Format::Json => print_json(&v),
+                Format::Csv => {
+                    println!("{}", cols.join(","));
+                    for r in &rows {
+                        println!("{}", cols.iter().map(|c| csv_field(&cell(r, c))).collect::<Vec<_>>().join(","));
+                    }
+                }
+                Format::Table => {
+                    let mut t = comfy_table::Table::new();
+                    t.set_header(cols.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>());
+                    for r in &rows {
+                        t.add_row(cols.iter().map(|c| cell(r, c)).collect::<Vec<_>>());
+                    }
+                    println!("{t}");
+                    println!("price table {}", s(&v["price_version"]));
+                }
+            }
+        }
+        UsageCmd::Recompute { since } => {
+            let v = client.json(Method::POST, "/api/2.0/usage/recompute", Some(&json!({"since": ago(since)}))).await?;
+            print_json(&v);
+        }
+    }
+    Ok(())
+}
