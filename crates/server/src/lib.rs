@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batch;
 pub mod bootstrap;
 pub mod breaker;
 pub mod configs;

@@ -48,6 +48,11 @@ struct EndpointLabels {
     endpoint_name: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WriterLabels {
+    writer: String,
+}
+
 type Histograms = Family<EntityLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -89,10 +94,8 @@ pub struct Metrics {
     rate_limited: Family<EndpointLabels, Counter>,
     upstream_errors: Family<UpstreamLabels, Counter>,
     breaker_open: Family<EntityLabels, Gauge>,
-    /// Usage records waiting for the writer.
-    pub usage_queue_depth: Gauge,
-    /// Usage records dropped because the writer's queue was full.
-    pub usage_dropped: Counter,
+    writer_depth: Family<WriterLabels, Gauge>,
+    writer_dropped: Family<WriterLabels, Counter>,
     started: Instant,
     uptime: Gauge,
 }
@@ -118,8 +121,8 @@ impl Metrics {
         let rate_limited = Family::default();
         let upstream_errors = Family::default();
         let breaker_open = Family::default();
-        let usage_queue_depth = Gauge::default();
-        let usage_dropped = Counter::default();
+        let writer_depth = Family::default();
+        let writer_dropped = Family::default();
         let uptime = Gauge::default();
         registry.register("request_count", "Queries answered, any status", requests.clone());
         registry.register("request_4xx_count", "Queries answered with a 4xx status", requests_4xx.clone());
@@ -144,11 +147,15 @@ impl Metrics {
             "1 while a served entity's circuit breaker is open or half-open, else 0",
             breaker_open.clone(),
         );
-        registry.register("usage_writer_queue_depth", "Usage records waiting to be written", usage_queue_depth.clone());
         registry.register(
-            "usage_writer_dropped",
-            "Usage records dropped because the queue was full",
-            usage_dropped.clone(),
+            "writer_queue_depth",
+            "Records waiting for a background writer (usage, inference)",
+            writer_depth.clone(),
+        );
+        registry.register(
+            "writer_dropped",
+            "Records a background writer dropped: queue full, or the database failed",
+            writer_dropped.clone(),
         );
         registry.register("uptime_seconds", "Seconds since the server started", uptime.clone());
         Metrics {
@@ -164,8 +171,8 @@ impl Metrics {
             rate_limited,
             upstream_errors,
             breaker_open,
-            usage_queue_depth,
-            usage_dropped,
+            writer_depth,
+            writer_dropped,
             started: Instant::now(),
             uptime,
         }
@@ -201,6 +208,16 @@ impl Metrics {
         if o.cost_usd > 0.0 {
             self.cost.get_or_create(labels).inc_by(o.cost_usd);
         }
+    }
+
+    /// Records dropped by the writer `writer`.
+    pub fn writer_dropped(&self, writer: &str, n: u64) {
+        self.writer_dropped.get_or_create(&WriterLabels { writer: writer.to_string() }).inc_by(n);
+    }
+
+    /// Records waiting for the writer `writer`.
+    pub fn writer_queue_depth(&self, writer: &str, n: usize) {
+        self.writer_depth.get_or_create(&WriterLabels { writer: writer.to_string() }).set(n as i64);
     }
 
     /// Counts a query refused by a rate limit.
@@ -252,7 +269,7 @@ impl Metrics {
         let label = format!("endpoint_name=\"{endpoint}\"");
         all.lines()
             .filter(|l| l.starts_with('#') || l.contains(&label))
-            .filter(|l| !l.starts_with("# HELP usage_writer") && !l.starts_with("# TYPE usage_writer"))
+            .filter(|l| !l.starts_with("# HELP writer_") && !l.starts_with("# TYPE writer_"))
             .filter(|l| !l.starts_with("# HELP uptime") && !l.starts_with("# TYPE uptime"))
             .fold(String::with_capacity(all.len()), |mut s, l| {
                 s.push_str(l);
