@@ -659,10 +659,28 @@ fn normalize_traffic(traffic: Option<TrafficConfig>, names: &[String], path: &st
     Ok(TrafficConfig { routes: Some(routes) })
 }
 
+/// Largest payload an inference table may keep.
+pub const MAX_PAYLOAD_BYTES: i64 = 10 * 1024 * 1024;
+
 fn inference_table(c: &InferenceTableConfig, path: &str) -> Result<()> {
     if c.enabled == Some(true) {
         non_empty(c.catalog_name.as_deref(), &format!("{path}.catalog_name"))?;
         non_empty(c.schema_name.as_deref(), &format!("{path}.schema_name"))?;
+    }
+    if let Some(f) = c.sampling_fraction
+        && !(f > 0.0 && f <= 1.0)
+    {
+        return Err(err(format!("{path}.sampling_fraction"), format!("must be in (0, 1], got {f}")));
+    }
+    if let Some(b) = c.max_payload_bytes
+        && !(1..=MAX_PAYLOAD_BYTES).contains(&b)
+    {
+        return Err(err(format!("{path}.max_payload_bytes"), format!("must be 1 to {MAX_PAYLOAD_BYTES}, got {b}")));
+    }
+    if let Some(d) = c.retention_days
+        && !(1..=3650).contains(&d)
+    {
+        return Err(err(format!("{path}.retention_days"), format!("must be 1 to 3650, got {d}")));
     }
     Ok(())
 }

@@ -47,6 +47,8 @@ pub enum StartError {
 
 /// Name of the key file inside the data directory.
 pub const KEY_FILE: &str = "master.key";
+/// Name of the inference-table database file inside the data directory.
+pub const INFERENCE_DB_FILE: &str = "inference.db";
 /// Name of the usage database file inside the data directory.
 pub const USAGE_DB_FILE: &str = "usage.db";
 /// Name of the database file inside the data directory.

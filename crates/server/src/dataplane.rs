@@ -250,12 +250,7 @@ fn with_entity(mut resp: Response, entity: &str) -> Response {
 
 async fn query(app: &AppState, caller: &Principal, name: &str, route_task: Option<Task>, body: Body) -> Response {
     // Only endpoints that exist leave records: unknown names must not grow the metrics.
-    let ledger = app
-        .snapshot
-        .load()
-        .endpoints
-        .get(name)
-        .map(|ep| Ledger::new(app.metrics.clone(), app.usage.clone(), ep, caller, &body, Instant::now()));
+    let ledger = app.snapshot.load().endpoints.get(name).map(|ep| Ledger::new(app, ep, caller, &body, Instant::now()));
     let mut outbound = Some(Outbound::new(ledger));
     let resp = match admit(app, caller, name, route_task, body, &mut outbound).await {
         Ok((ep, task, body)) => route(app, &ep, task, body, &mut outbound).await,

@@ -20,6 +20,7 @@ pub mod endpoints;
 pub mod error;
 pub mod extract;
 pub mod guardrails;
+pub mod inference;
 pub mod metrics;
 pub mod observability;
 pub mod openapi;
@@ -43,7 +44,7 @@ use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use modelgate_core::pricing::PriceTable;
-use modelgate_store::{SqliteStore, Store, UsageDb};
+use modelgate_store::{InferenceDb, SqliteStore, Store, UsageDb};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -138,11 +139,21 @@ impl Server {
             }
         };
         let usage_db = UsageDb::open(&config.data_dir.join(bootstrap::USAGE_DB_FILE)).await?;
-        let usage = usage::UsageSink::start(usage_db.clone(), prices, Arc::new(metrics::Metrics::new()));
+        let metrics = Arc::new(metrics::Metrics::new());
+        let usage = usage::UsageSink::start(usage_db.clone(), prices, metrics.clone());
+        let inference_db = InferenceDb::open(&config.data_dir.join(bootstrap::INFERENCE_DB_FILE)).await?;
+        let inference = inference::InferenceSink::start(inference_db.clone(), metrics);
         let (queue, jobs) = deployer::DeployQueue::new();
-        let app =
-            state::AppState::new(store.clone(), cipher, snapshot, queue.clone(), workspace_id, &config, usage.clone())
-                .map_err(StartError::HttpClient)?;
+        let app = state::AppState::new(
+            store.clone(),
+            cipher,
+            snapshot,
+            queue.clone(),
+            workspace_id,
+            &config,
+            state::Sinks { usage: usage.clone(), inference: inference.clone() },
+        )
+        .map_err(StartError::HttpClient)?;
 
         // Versions left pending by the previous run are deployed now.
         for e in store.list_endpoints().await? {
@@ -163,6 +174,7 @@ impl Server {
 
         let (stop, stop_rx) = watch::channel(false);
         let deployer = tokio::spawn(deployer::run(app.clone(), jobs, config.deploy_delay, stop_rx.clone()));
+        let retention = tokio::spawn(inference::retention_loop(app.clone(), stop_rx.clone()));
         let router = routes::router(app);
         let mut shutdown = stop_rx;
         let task = tokio::spawn(async move {
@@ -172,9 +184,12 @@ impl Server {
                 })
                 .await;
             let _ = deployer.await;
+            let _ = retention.await;
             // Every query has finished: write what they left.
             usage.flush().await;
+            inference.flush().await;
             usage_db.close().await;
+            inference_db.close().await;
             store.close().await;
             served
         });

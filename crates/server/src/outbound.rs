@@ -13,11 +13,13 @@ use serde_json::Value;
 use crate::counters::Counters;
 use crate::error::ApiError;
 use crate::guardrails::OutputGuard;
+use crate::inference::{Capture, InferenceSink};
 use crate::metrics::{EntityLabels, Metrics, Observation};
 use crate::ratelimit::Admission;
 use crate::snapshot::{LiveEndpoint, LiveEntity, Principal};
+use crate::state::AppState;
 use crate::usage::UsageSink;
-use modelgate_store::UsageRecord;
+use modelgate_store::{PayloadRecord, UsageRecord};
 
 /// Token counts of an answer, as the provider reported them (or as counted).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,6 +63,8 @@ impl Usage {
 pub struct Ledger {
     metrics: Arc<Metrics>,
     sink: Arc<UsageSink>,
+    inference: Arc<InferenceSink>,
+    capture: Option<Capture>,
     record: UsageRecord,
     start: Instant,
     first_token: Option<Instant>,
@@ -71,8 +75,7 @@ impl Ledger {
     /// A query of `ep` by `caller` that arrived at `start`, with its body (for
     /// `client_request_id` and `usage_context`).
     pub fn new(
-        metrics: Arc<Metrics>,
-        sink: Arc<UsageSink>,
+        app: &AppState,
         ep: &LiveEndpoint,
         caller: &Principal,
         body: &serde_json::Map<String, Value>,
@@ -92,7 +95,16 @@ impl Ledger {
             tags: ep.tags.as_deref().map(str::to_string),
             ..Default::default()
         };
-        Ledger { metrics, sink, record, start, first_token: None, stream_error: None }
+        Ledger {
+            metrics: app.metrics.clone(),
+            sink: app.usage.clone(),
+            inference: app.inference.clone(),
+            capture: Capture::start(ep.ai_gateway.as_ref(), body),
+            record,
+            start,
+            first_token: None,
+            stream_error: None,
+        }
     }
 }
 
@@ -108,6 +120,8 @@ pub struct Outbound {
     reported: Option<Usage>,
     started: bool,
     status: u16,
+    /// The answer as sent, kept only for an inference-table capture.
+    response: Option<Bytes>,
 }
 
 impl Outbound {
@@ -121,6 +135,7 @@ impl Outbound {
             reported: None,
             started: false,
             status: 200,
+            response: None,
         }
     }
 
@@ -175,11 +190,17 @@ impl Outbound {
         if self.reported.is_none() {
             self.streamed = answer_text(&v);
         }
-        if let Some(guard) = &self.guard {
-            guard.whole(&mut v).await?;
-            return Ok(Bytes::from(v.to_string()));
+        let out = match &self.guard {
+            Some(guard) => {
+                guard.whole(&mut v).await?;
+                Bytes::from(v.to_string())
+            }
+            None => body,
+        };
+        if self.ledger.as_ref().is_some_and(|l| l.capture.is_some()) {
+            self.response = Some(out.clone());
         }
-        Ok(body)
+        Ok(out)
     }
 
     /// One streamed chunk (a JSON object). Returns the chunks to send in its place, or the error
@@ -258,6 +279,30 @@ impl Drop for Outbound {
             r.latency_ms = ms(now);
             r.ttft_ms = l.first_token.map(ms);
             let cost = l.sink.price(&mut r);
+            if let Some(capture) = l.capture {
+                let response = match (&self.response, r.streaming && self.started) {
+                    (Some(b), _) => Some(String::from_utf8_lossy(b).into_owned()),
+                    (None, true) => Some(streamed_answer(&self.streamed, &usage, r.error_code.as_deref())),
+                    (None, false) => r.error_code.as_ref().map(|c| serde_json::json!({"error_code": c}).to_string()),
+                };
+                let payload = PayloadRecord {
+                    databricks_request_id: r.request_id.clone(),
+                    endpoint_name: r.endpoint_name.clone(),
+                    request_date: humantime::format_rfc3339(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.request_time as u64),
+                    )
+                    .to_string()[..10]
+                        .to_string(),
+                    client_request_id: r.client_request_id.clone(),
+                    request_time: r.request_time,
+                    status_code: r.status_code,
+                    execution_duration_ms: r.latency_ms.round() as i64,
+                    served_entity_id: Some(r.served_entity.clone()).filter(|s| !s.is_empty()),
+                    requester: Some(r.requester.clone()),
+                    ..Default::default()
+                };
+                l.inference.record(capture.finish(payload, response));
+            }
             l.metrics.observe(&Observation {
                 labels: Some(EntityLabels {
                     endpoint_name: r.endpoint_name.clone(),
@@ -274,6 +319,19 @@ impl Drop for Outbound {
             l.sink.record(r);
         }
     }
+}
+
+/// A streamed answer as one chat completion, for the inference table.
+fn streamed_answer(text: &str, usage: &Usage, error: Option<&str>) -> String {
+    let mut v = serde_json::json!({
+        "object": "chat.completion", "streamed": true,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
+        "usage": {"prompt_tokens": usage.input, "completion_tokens": usage.output, "total_tokens": usage.total()},
+    });
+    if let Some(code) = error {
+        v["error_code"] = Value::from(code);
+    }
+    v.to_string()
 }
 
 fn answer_text(v: &Value) -> String {

@@ -8,7 +8,9 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audit, auth, dataplane, endpoints, observability, permissions, scim, secrets, tokens, usage_api};
+use crate::{
+    audit, auth, dataplane, endpoints, inference, observability, permissions, scim, secrets, tokens, usage_api,
+};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -33,6 +35,7 @@ pub fn router(app: AppState) -> Router {
         .route(&format!("{one}/telemetry-config"), patch(endpoints::patch_telemetry))
         .route(&format!("{one}/openapi"), get(endpoints::get_openapi))
         .route(&format!("{one}/metrics"), get(observability::endpoint_metrics))
+        .route(&format!("{one}/inference-table"), get(inference::table))
         .route(&format!("{one}/served-models/{{entity}}/logs"), get(endpoints::logs))
         .route(&format!("{one}/served-models/{{entity}}/build-logs"), get(endpoints::build_logs))
         .route(

@@ -52,6 +52,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Usage records: pricing, the writer, the database.
     pub usage: Arc<crate::usage::UsageSink>,
+    /// Inference-table payloads: the writer, the database.
+    pub inference: Arc<crate::inference::InferenceSink>,
 }
 
 /// Retries of a failed upstream call (429, 5xx, timeout, connection error) on the same entity,
@@ -96,6 +98,14 @@ impl Default for UpstreamTimeouts {
     }
 }
 
+/// Where finished queries leave their records.
+pub struct Sinks {
+    /// Usage records.
+    pub usage: Arc<crate::usage::UsageSink>,
+    /// Inference-table payloads.
+    pub inference: Arc<crate::inference::InferenceSink>,
+}
+
 impl AppState {
     /// Builds the state around an initial snapshot.
     pub fn new(
@@ -105,8 +115,9 @@ impl AppState {
         deployer: DeployQueue,
         workspace_id: String,
         config: &crate::ServerConfig,
-        usage: Arc<crate::usage::UsageSink>,
+        sinks: Sinks,
     ) -> Result<Self, reqwest::Error> {
+        let Sinks { usage, inference } = sinks;
         let timeouts = config.timeouts;
         let http = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
@@ -131,6 +142,7 @@ impl AppState {
             judge_endpoint: config.judge_endpoint.clone(),
             metrics: usage.metrics.clone(),
             usage,
+            inference,
         })
     }
 

@@ -6,10 +6,12 @@
 //! values: configs are JSON text and secrets are ciphertext sealed by the caller, so every
 //! implementation stores the same bytes and encryption lives in one place.
 
+mod inference;
 mod records;
 mod sqlite;
 mod usage;
 
+pub use inference::*;
 pub use records::*;
 pub use sqlite::SqliteStore;
 pub use usage::*;

@@ -49,6 +49,18 @@ pub struct InferenceTableConfig {
     /// Whether payloads are logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Our extension: share of queries logged, in (0, 1]; default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling_fraction: Option<f64>,
+    /// Our extension: largest request or response logged, in bytes; default 1 MiB, at most 10 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
+    pub max_payload_bytes: Option<i64>,
+    /// Our extension: days payloads are kept; default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
+    pub retention_days: Option<i64>,
+    /// Our extension: mask personal data in payloads before they are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_pii: Option<bool>,
 }
 
 /// One AI Gateway rate limit.

@@ -1,0 +1,173 @@
+//! Inference-table payloads, in their own SQLite database.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use crate::Result;
+
+/// One logged query, with the columns of a Databricks inference (payload) table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PayloadRecord {
+    /// Server-assigned request id.
+    pub databricks_request_id: String,
+    /// Endpoint name.
+    pub endpoint_name: String,
+    /// `YYYY-MM-DD`, UTC.
+    pub request_date: String,
+    /// `client_request_id` of the request body.
+    pub client_request_id: Option<String>,
+    /// ms since the epoch.
+    pub request_time: i64,
+    /// HTTP status sent.
+    pub status_code: i64,
+    /// Share of queries logged when this one was.
+    pub sampling_fraction: f64,
+    /// Time spent answering, ms.
+    pub execution_duration_ms: i64,
+    /// Request JSON; `None` when over the size cap.
+    pub request: Option<String>,
+    /// Response JSON; `None` when over the size cap.
+    pub response: Option<String>,
+    /// e.g. `MAX_REQUEST_SIZE_EXCEEDED`.
+    pub logging_error_codes: Vec<String>,
+    /// Served entity name.
+    pub served_entity_id: Option<String>,
+    /// User name or service principal application id.
+    pub requester: Option<String>,
+}
+
+/// Filters of a payload query.
+#[derive(Debug, Clone, Default)]
+pub struct PayloadQuery {
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Inclusive start, ms.
+    pub since: i64,
+    /// Exclusive end, ms.
+    pub until: i64,
+    /// Status range, inclusive.
+    pub status: Option<(i64, i64)>,
+    /// Requester.
+    pub requester: Option<String>,
+    /// Most rows, newest first.
+    pub limit: i64,
+}
+
+/// The payload database.
+#[derive(Clone)]
+pub struct InferenceDb {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl InferenceDb {
+    /// Opens (creating and migrating) the database at `path`.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations/inference").run(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(2).connect_with(options.read_only(true)).await?;
+        Ok(InferenceDb { writer, reader })
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    /// Writes records in one transaction; ids already present are skipped.
+    pub async fn insert(&self, records: &[PayloadRecord]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        // 13 columns × 70 rows stays under the smallest bound-parameter limit SQLite builds use (999).
+        for chunk in records.chunks(70) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR IGNORE INTO payloads (databricks_request_id, endpoint_name, request_date, client_request_id, \
+                 request_time, status_code, sampling_fraction, execution_duration_ms, request, response, \
+                 logging_error_codes, served_entity_id, requester) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.databricks_request_id)
+                    .push_bind(&r.endpoint_name)
+                    .push_bind(&r.request_date)
+                    .push_bind(&r.client_request_id)
+                    .push_bind(r.request_time)
+                    .push_bind(r.status_code)
+                    .push_bind(r.sampling_fraction)
+                    .push_bind(r.execution_duration_ms)
+                    .push_bind(&r.request)
+                    .push_bind(&r.response)
+                    .push_bind(serde_json::to_string(&r.logging_error_codes).unwrap_or_else(|_| "[]".into()))
+                    .push_bind(&r.served_entity_id)
+                    .push_bind(&r.requester);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records matching `q`, newest first.
+    pub async fn query(&self, q: &PayloadQuery) -> Result<Vec<PayloadRecord>> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM payloads WHERE endpoint_name = ");
+        sql.push_bind(&q.endpoint).push(" AND request_time >= ").push_bind(q.since);
+        sql.push(" AND request_time < ").push_bind(q.until);
+        if let Some((lo, hi)) = q.status {
+            sql.push(" AND status_code BETWEEN ").push_bind(lo).push(" AND ").push_bind(hi);
+        }
+        if let Some(r) = &q.requester {
+            sql.push(" AND requester = ").push_bind(r);
+        }
+        sql.push(" ORDER BY request_time DESC, databricks_request_id LIMIT ").push_bind(q.limit);
+        let rows = sql.build().fetch_all(&self.reader).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PayloadRecord {
+                databricks_request_id: r.get("databricks_request_id"),
+                endpoint_name: r.get("endpoint_name"),
+                request_date: r.get("request_date"),
+                client_request_id: r.get("client_request_id"),
+                request_time: r.get("request_time"),
+                status_code: r.get("status_code"),
+                sampling_fraction: r.get("sampling_fraction"),
+                execution_duration_ms: r.get("execution_duration_ms"),
+                request: r.get("request"),
+                response: r.get("response"),
+                logging_error_codes: serde_json::from_str(&r.get::<String, _>("logging_error_codes"))
+                    .unwrap_or_default(),
+                served_entity_id: r.get("served_entity_id"),
+                requester: r.get("requester"),
+            })
+            .collect())
+    }
+
+    /// Deletes the records of `endpoint` (or of every endpoint not in `keep`, when `endpoint` is
+    /// `None`) older than `before` ms; returns how many.
+    pub async fn delete_older(&self, endpoint: Option<&str>, keep: &[String], before: i64) -> Result<u64> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM payloads WHERE request_time < ");
+        sql.push_bind(before);
+        match endpoint {
+            Some(e) => {
+                sql.push(" AND endpoint_name = ").push_bind(e);
+            }
+            None if !keep.is_empty() => {
+                sql.push(" AND endpoint_name NOT IN (");
+                let mut list = sql.separated(", ");
+                for k in keep {
+                    list.push_bind(k);
+                }
+                sql.push(")");
+            }
+            None => {}
+        }
+        Ok(sql.build().execute(&self.writer).await?.rows_affected())
+    }
+}
