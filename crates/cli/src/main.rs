@@ -4,6 +4,7 @@ mod backends;
 mod client;
 mod commands;
 mod identity;
+mod inference;
 mod profile;
 mod usage;
 
@@ -104,6 +105,9 @@ enum Command {
     /// Usage and cost reports; re-pricing.
     #[command(subcommand)]
     Usage(usage::UsageCmd),
+    /// Logged request and response payloads of an endpoint.
+    #[command(subcommand)]
+    InferenceTable(inference::InferenceCmd),
 }
 
 #[derive(Args)]
@@ -215,6 +219,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::AuditLog(a) => commands::audit_log(&client, a, output).await,
                     Command::Backends(c) => backends::run(&client, c, output).await,
                     Command::Usage(c) => usage::run(&client, c, output).await,
+                    Command::InferenceTable(c) => inference::run(&client, c, output).await,
                     Command::Serve(_) | Command::Configure => unreachable!("handled above"),
                 },
             }

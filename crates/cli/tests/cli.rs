@@ -585,3 +585,78 @@ async fn wait_all(handles: Vec<tokio::task::JoinHandle<u64>>) -> Vec<u64> {
     }
     out
 }
+
+#[test]
+fn inference_table_query_and_export_to_jsonl_and_parquet() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock_url = mock_in(&rt, Default::default());
+    let env = Env::new();
+    let server = spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN)]);
+    let run = |args: &[&str], stdin: Option<&str>| cli(&server.host, Some(ADMIN), args, stdin, &env.config());
+    let _ = run(&["secrets", "create-scope", "llm"], None);
+    ok(run(&["secrets", "put-secret", "llm", "k"], Some("sk-inf")));
+    let endpoint = format!(
+        r#"{{"name": "logged", "config": {{"served_entities": [{{"name": "a", "external_model": {{"provider": "openai", "name": "gpt-4o",
+            "task": "llm/v1/chat", "openai_config": {{"openai_api_key": "{{{{secrets/llm/k}}}}", "openai_api_base": "{mock_url}/v1"}}}}}}]}},
+            "ai_gateway": {{"inference_table_config": {{"enabled": true, "catalog_name": "main", "schema_name": "logs", "max_payload_bytes": 400}}}}}}"#
+    );
+    ok(run(&["serving-endpoints", "create", "--json", &endpoint], None));
+    let host = server.host.clone();
+    rt.block_on(async move {
+        let http = reqwest::Client::new();
+        // The failing one goes last: its retries open the breaker for what would follow.
+        for text in ["hello", &"big ".repeat(200), "__status_500__"] {
+            http.post(format!("{host}/serving-endpoints/logged/invocations"))
+                .bearer_auth(ADMIN)
+                .json(&serde_json::json!({"messages": [{"role": "user", "content": text}]}))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+        }
+    });
+
+    let table = ok(run(&["inference-table", "query", "logged", "--since", "1h"], None));
+    assert!(
+        table.contains("STATUS") && table.contains("hello") && table.contains("MAX_REQUEST_SIZE_EXCEEDED"),
+        "{table}"
+    );
+    let failed = ok(run(&["inference-table", "query", "logged", "--status", "5xx", "-o", "json"], None));
+    let failed: serde_json::Value = serde_json::from_str(&failed).unwrap();
+    assert_eq!(failed["records"].as_array().unwrap().len(), 1, "{failed}");
+
+    let jsonl = env.dir.path().join("out.jsonl");
+    ok(run(&["inference-table", "export", "logged", "--out", jsonl.to_str().unwrap()], None));
+    assert_eq!(std::fs::read_to_string(&jsonl).unwrap().lines().count(), 3);
+
+    let pq = env.dir.path().join("out.parquet");
+    ok(run(&["inference-table", "export", "logged", "--format", "parquet", "--out", pq.to_str().unwrap()], None));
+    let reader = SerializedFileReader::new(std::fs::File::open(&pq).unwrap()).unwrap();
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 3);
+    let mut statuses = Vec::new();
+    let mut saw_null_request_with_error = false;
+    for row in reader.get_row_iter(None).unwrap() {
+        let row = row.unwrap();
+        let fields: std::collections::HashMap<String, Field> =
+            row.get_column_iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if let Field::Int(s) = fields["status_code"] {
+            statuses.push(s);
+        }
+        assert!(matches!(fields["request_date"], Field::Date(_)));
+        assert!(matches!(fields["request_time"], Field::TimestampMillis(_)));
+        if matches!(fields["request"], Field::Null) {
+            let codes = format!("{:?}", fields["logging_error_codes"]);
+            saw_null_request_with_error = codes.contains("MAX_REQUEST_SIZE_EXCEEDED");
+        }
+    }
+    statuses.sort();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{statuses:?}");
+    assert!(statuses.iter().any(|s| *s >= 500), "{statuses:?}");
+    assert!(saw_null_request_with_error, "the oversized request is null with its logging error code");
+}
