@@ -71,6 +71,12 @@ pub enum EndpointsCmd {
         /// Endpoint name.
         name: String,
     },
+    /// Request rate, error rate, p50/p95/p99 latency, tokens and cost over the last 5 minutes,
+    /// hour and day.
+    GetMetrics {
+        /// Endpoint name.
+        name: String,
+    },
     /// Print the OpenAPI document of the endpoint's invocation API.
     GetOpenApi {
         /// Endpoint name.
@@ -300,6 +306,29 @@ pub fn s(v: &Value) -> String {
     }
 }
 
+fn print_metrics_summary(v: &Value) {
+    let ms = |x: &Value| x.as_f64().map_or_else(|| "-".to_string(), |m| format!("{m:.1} ms"));
+    let rows = v["windows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| {
+            vec![
+                s(&w["window"]),
+                format!("{:.3}/s ({})", w["requests_per_second"].as_f64().unwrap_or(0.0), w["requests"]),
+                format!("{:.2} %", w["error_rate"].as_f64().unwrap_or(0.0) * 100.0),
+                ms(&w["latency_ms"]["p50"]),
+                ms(&w["latency_ms"]["p95"]),
+                ms(&w["latency_ms"]["p99"]),
+                format!("{} / {}", w["input_tokens"], w["output_tokens"]),
+                format!("${:.4}", w["cost_usd"].as_f64().unwrap_or(0.0)),
+            ]
+        })
+        .collect();
+    println!("{}", s(&v["endpoint"]));
+    print_table(&["WINDOW", "REQUESTS", "ERRORS", "P50", "P95", "P99", "TOKENS IN / OUT", "COST"], rows);
+}
+
 fn ms_to_time(v: &Value) -> String {
     v.as_i64()
         .filter(|ms| *ms > 0)
@@ -385,6 +414,14 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
             maybe_wait(client, updated, &wait).await?;
         }
         Delete { name } => print_json(&client.json(Method::DELETE, &format!("{SE}/{name}"), None).await?),
+        GetMetrics { name } => {
+            let v = client.json(Method::GET, &format!("{SE}/{name}/metrics-summary"), None).await?;
+            if output == Output::Json {
+                print_json(&v);
+            } else {
+                print_metrics_summary(&v);
+            }
+        }
         GetOpenApi { name } => println!("{}", client.text(Method::GET, &format!("{SE}/{name}/openapi")).await?),
         BuildLogs { name, served_model_name } => {
             let v = client

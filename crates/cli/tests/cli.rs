@@ -573,6 +573,11 @@ fn no_usage_record_is_lost_on_sigterm_under_load() {
     assert_eq!((row[1], row[2]), ("load", answered.to_string().as_str()));
     let table = ok(run(&server.host, &["usage", "report", "--group-by", "model"], None));
     assert!(table.contains("gpt-4o") && table.contains("price table builtin-"), "{table}");
+    let summary = ok(run(&server.host, &["serving-endpoints", "get-metrics", "load"], None));
+    assert!(
+        summary.contains("WINDOW") && summary.contains("5m") && summary.contains(&format!("({answered})")),
+        "{summary}"
+    );
     let bad = run(&server.host, &["usage", "report", "--group-by", "colour"], None);
     let (_, err) = text(&bad);
     assert!(!bad.status.success() && err.contains("'colour' is not a dimension"), "{err}");

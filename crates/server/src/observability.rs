@@ -38,3 +38,33 @@ pub async fn endpoint_metrics(
     let text = app.metrics.render_endpoint(&app.snapshot.load(), &app.breakers, &name);
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }
+
+/// `GET /api/2.0/serving-endpoints/{name}/metrics-summary` (our extension, `CAN_VIEW`): request
+/// rate, error rate, latency percentiles, tokens and cost over the last 5 minutes, hour and day,
+/// from the usage records.
+pub async fn endpoint_summary(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Arc<Principal>>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    crate::permissions::require(&app, &caller, &name, Level::CanView)?;
+    app.usage.flush().await;
+    let now = modelgate_core::now_ms();
+    let mut windows = Vec::new();
+    for (label, secs) in [("5m", 300i64), ("1h", 3600), ("1d", 86_400)] {
+        let s = app.usage.db.summary(&name, now - secs * 1000).await?;
+        let rate = |n: i64| n as f64 / secs as f64;
+        windows.push(serde_json::json!({
+            "window": label,
+            "requests": s.requests,
+            "requests_per_second": rate(s.requests),
+            "errors": s.errors,
+            "error_rate": if s.requests > 0 { s.errors as f64 / s.requests as f64 } else { 0.0 },
+            "latency_ms": {"p50": s.p50_ms, "p95": s.p95_ms, "p99": s.p99_ms},
+            "input_tokens": s.input_tokens,
+            "output_tokens": s.output_tokens,
+            "cost_usd": s.cost_usd,
+        }));
+    }
+    Ok(axum::Json(serde_json::json!({"endpoint": name, "windows": windows})))
+}

@@ -35,6 +35,7 @@ pub fn router(app: AppState) -> Router {
         .route(&format!("{one}/telemetry-config"), patch(endpoints::patch_telemetry))
         .route(&format!("{one}/openapi"), get(endpoints::get_openapi))
         .route(&format!("{one}/metrics"), get(observability::endpoint_metrics))
+        .route(&format!("{one}/metrics-summary"), get(observability::endpoint_summary))
         .route(&format!("{one}/inference-table"), get(inference::table))
         .route(&format!("{one}/served-models/{{entity}}/logs"), get(endpoints::logs))
         .route(&format!("{one}/served-models/{{entity}}/build-logs"), get(endpoints::build_logs))

@@ -89,6 +89,16 @@ async fn records_match_the_requests_under_concurrency() {
     let rows = hourly["rows"].as_array().unwrap();
     assert!(rows.iter().all(|r| r["bucket"].as_str().unwrap().ends_with(":00:00Z") && r["requester"] == "admin"));
     assert_eq!(rows.iter().map(|r| r["requests"].as_i64().unwrap()).sum::<i64>(), 200);
+    let (s, summary) = t.get(&format!("{SE}/ml-chat/metrics-summary")).await;
+    assert_eq!(s, StatusCode::OK, "{summary}");
+    let five = &summary["windows"][0];
+    assert_eq!(
+        (five["window"].as_str(), five["requests"].as_i64(), five["errors"].as_i64()),
+        (Some("5m"), Some(150), Some(0))
+    );
+    let (p50, p99) = (five["latency_ms"]["p50"].as_f64().unwrap(), five["latency_ms"]["p99"].as_f64().unwrap());
+    assert!(p50 > 0.0 && p50 <= p99, "{five}");
+    assert_eq!(five["output_tokens"], 150 * 7);
     let daily = report(&t, "bucket=day").await;
     assert_eq!(daily["rows"][0]["requests"], 200);
     assert_eq!(daily["rows"][0]["bucket"].as_str().unwrap().len(), 10, "YYYY-MM-DD");

@@ -431,3 +431,66 @@ impl UsageDb {
         Ok(())
     }
 }
+
+/// Traffic of one endpoint over a window, from its usage records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowSummary {
+    /// Queries.
+    pub requests: i64,
+    /// Queries with status ≥ 400 or a failed stream.
+    pub errors: i64,
+    /// Latency percentiles in ms (`None` without queries).
+    pub p50_ms: Option<f64>,
+    /// 95th percentile.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile.
+    pub p99_ms: Option<f64>,
+    /// Input tokens.
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// USD.
+    pub cost_usd: f64,
+}
+
+impl UsageDb {
+    /// Requests, errors, latency percentiles, tokens and cost of `endpoint` since `since` ms.
+    pub async fn summary(&self, endpoint: &str, since: i64) -> Result<WindowSummary> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), TOTAL(status_code >= 400 OR error_code IS NOT NULL), TOTAL(input_tokens), \
+             TOTAL(output_tokens), TOTAL(cost_usd) FROM usage WHERE endpoint_name = ? AND request_time >= ?",
+        )
+        .bind(endpoint)
+        .bind(since)
+        .fetch_one(&self.reader)
+        .await?;
+        let requests: i64 = row.get(0);
+        let mut s = WindowSummary {
+            requests,
+            errors: row.get::<f64, _>(1) as i64,
+            input_tokens: row.get::<f64, _>(2) as i64,
+            output_tokens: row.get::<f64, _>(3) as i64,
+            cost_usd: row.get(4),
+            ..Default::default()
+        };
+        if requests > 0 {
+            // Nearest-rank percentiles: the value at rank ceil(p × n).
+            let at = |p: f64| ((p * requests as f64).ceil() as i64 - 1).clamp(0, requests - 1);
+            let mut pct = Vec::new();
+            for p in [0.50, 0.95, 0.99] {
+                let v: f64 = sqlx::query_scalar(
+                    "SELECT latency_ms FROM usage WHERE endpoint_name = ? AND request_time >= ? \
+                     ORDER BY latency_ms LIMIT 1 OFFSET ?",
+                )
+                .bind(endpoint)
+                .bind(since)
+                .bind(at(p))
+                .fetch_one(&self.reader)
+                .await?;
+                pct.push(v);
+            }
+            (s.p50_ms, s.p95_ms, s.p99_ms) = (Some(pct[0]), Some(pct[1]), Some(pct[2]));
+        }
+        Ok(s)
+    }
+}
