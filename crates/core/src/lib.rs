@@ -12,10 +12,12 @@
 //! - [`token`]: bearer token generation and hashing.
 //! - [`pii`]: personal data and blocked keywords in text, for guardrails.
 //! - [`pricing`]: the versioned price table and the cost of a request.
+//! - [`period`]: UTC calendar periods of budgets.
 
 pub mod cipher;
 pub mod credentials;
 pub mod names;
+pub mod period;
 pub mod permission;
 pub mod pii;
 pub mod pricing;

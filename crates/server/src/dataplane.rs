@@ -250,7 +250,8 @@ fn with_entity(mut resp: Response, entity: &str) -> Response {
 
 async fn query(app: &AppState, caller: &Principal, name: &str, route_task: Option<Task>, body: Body) -> Response {
     // Only endpoints that exist leave records: unknown names must not grow the metrics.
-    let ledger = app.snapshot.load().endpoints.get(name).map(|ep| Ledger::new(app, ep, caller, &body, Instant::now()));
+    let ledger =
+        app.snapshot.load().endpoints.get(name).map(|ep| Ledger::new(app, ep.clone(), caller, &body, Instant::now()));
     let mut outbound = Some(Outbound::new(ledger));
     let resp = match admit(app, caller, name, route_task, body, &mut outbound).await {
         Ok((ep, task, body)) => route(app, &ep, task, body, &mut outbound).await,
@@ -289,6 +290,7 @@ async fn admit(
     if ep.entities.is_empty() {
         return Err(ApiError::BadRequest(format!("Endpoint '{name}' has no served entity.")));
     }
+    app.budgets.check(&ep, &body)?;
     let admission = ratelimit::admit(app.counters.as_ref(), &ep, caller, &body, unix_secs())?;
     let judge = Judge::of(app);
     let policy = ep.guardrails.clone();

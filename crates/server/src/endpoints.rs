@@ -97,6 +97,7 @@ pub async fn create(
     if let Some(g) = &req.ai_gateway {
         validate::ai_gateway(g, "ai_gateway")?;
     }
+    crate::budgets_api::check_reference(&app, req.budget_policy_id.as_deref())?;
     if let Some(r) = &req.rate_limits {
         validate::legacy_rate_limits(r, "rate_limits")?;
     }
@@ -139,6 +140,7 @@ pub async fn create(
     };
     app.store.create_endpoint(&endpoint, &record, &caller.id).await?;
     app.refresh().await?;
+    crate::budgets_api::after_create(&app, endpoint.budget_policy_id.as_deref()).await?;
     // Rendered from what was just written, so the reply shows IN_PROGRESS even if the deployer
     // finishes before the response is serialised.
     let body = render::detailed(&endpoint, None, Some(&record), Some(Level::CanManage))?;
@@ -301,6 +303,16 @@ pub async fn config_versions(
         });
     }
     Ok(Json(ConfigVersionsResponse { config_versions }))
+}
+
+/// Sets the endpoint's `budget_policy_id` (`CAN_MANAGE`).
+pub async fn set_budget_policy(app: &AppState, caller: &Principal, name: &str, id: Option<String>) -> ApiResult<()> {
+    mutate(app, caller, name, move |e| {
+        e.budget_policy_id = id;
+        Ok(())
+    })
+    .await?;
+    Ok(())
 }
 
 async fn mutate(

@@ -67,6 +67,14 @@ pub enum ApiError {
         /// Seconds until the window resets.
         reset_secs: u64,
     },
+    /// A `BLOCK` budget policy has no money left this period.
+    #[error("{message}")]
+    BudgetExhausted {
+        /// Names the policy.
+        message: String,
+        /// Seconds until the period ends.
+        retry_after: u64,
+    },
     /// A guardrail refused the request or the answer.
     #[error("{message}")]
     Guardrail {
@@ -99,7 +107,9 @@ impl ApiError {
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "ENDPOINT_NOT_FOUND"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "BAD_REQUEST"),
             ApiError::Upstream { status, code, .. } => (*status, code),
-            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "REQUEST_LIMIT_EXCEEDED"),
+            ApiError::RateLimited { .. } | ApiError::BudgetExhausted { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "REQUEST_LIMIT_EXCEEDED")
+            }
             ApiError::Guardrail { output: false, .. } => (StatusCode::BAD_REQUEST, "INPUT_GUARDRAIL_TRIGGERED"),
             ApiError::Guardrail { output: true, .. } => (StatusCode::BAD_REQUEST, "OUTPUT_GUARDRAIL_TRIGGERED"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE"),
@@ -220,6 +230,9 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_str(&format!("{reset_secs}s")).unwrap_or(HeaderValue::from_static("60s")),
                 );
             }
+        }
+        if let ApiError::BudgetExhausted { retry_after, .. } = &self {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
         if let ApiError::Upstream { retry_after: Some(secs), .. } = &self {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*secs));

@@ -12,6 +12,8 @@ pub mod auth;
 pub mod batch;
 pub mod bootstrap;
 pub mod breaker;
+pub mod budgets;
+pub mod budgets_api;
 pub mod configs;
 pub mod counters;
 pub mod dataplane;
@@ -154,6 +156,10 @@ impl Server {
             state::Sinks { usage: usage.clone(), inference: inference.clone() },
         )
         .map_err(StartError::HttpClient)?;
+
+        app.budgets.reload(app.store.as_ref(), &app.usage.db, &app.snapshot.load()).await.map_err(|e| {
+            StartError::Store(modelgate_store::StoreError::Invalid(format!("loading budget policies: {e}")))
+        })?;
 
         // Versions left pending by the previous run are deployed now.
         for e in store.list_endpoints().await? {

@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use modelgate_providers::tokens;
 use serde_json::Value;
 
+use crate::budgets::Budgets;
 use crate::counters::Counters;
 use crate::error::ApiError;
 use crate::guardrails::OutputGuard;
@@ -64,6 +65,9 @@ pub struct Ledger {
     metrics: Arc<Metrics>,
     sink: Arc<UsageSink>,
     inference: Arc<InferenceSink>,
+    budgets: Arc<Budgets>,
+    endpoint: Arc<LiveEndpoint>,
+    usage_context: Option<serde_json::Map<String, Value>>,
     capture: Option<Capture>,
     record: UsageRecord,
     start: Instant,
@@ -76,7 +80,7 @@ impl Ledger {
     /// `client_request_id` and `usage_context`).
     pub fn new(
         app: &AppState,
-        ep: &LiveEndpoint,
+        ep: Arc<LiveEndpoint>,
         caller: &Principal,
         body: &serde_json::Map<String, Value>,
         start: Instant,
@@ -99,7 +103,10 @@ impl Ledger {
             metrics: app.metrics.clone(),
             sink: app.usage.clone(),
             inference: app.inference.clone(),
+            budgets: app.budgets.clone(),
+            usage_context: body.get("usage_context").and_then(Value::as_object).cloned(),
             capture: Capture::start(ep.ai_gateway.as_ref(), body),
+            endpoint: ep,
             record,
             start,
             first_token: None,
@@ -279,6 +286,7 @@ impl Drop for Outbound {
             r.latency_ms = ms(now);
             r.ttft_ms = l.first_token.map(ms);
             let cost = l.sink.price(&mut r);
+            l.budgets.add(&l.endpoint, l.usage_context.as_ref(), cost);
             if let Some(capture) = l.capture {
                 let response = match (&self.response, r.streaming && self.started) {
                     (Some(b), _) => Some(String::from_utf8_lossy(b).into_owned()),

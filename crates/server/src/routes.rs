@@ -9,7 +9,8 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
-    audit, auth, dataplane, endpoints, inference, observability, permissions, scim, secrets, tokens, usage_api,
+    audit, auth, budgets_api, dataplane, endpoints, inference, observability, permissions, scim, secrets, tokens,
+    usage_api,
 };
 
 /// Largest request body accepted.
@@ -35,6 +36,7 @@ pub fn router(app: AppState) -> Router {
         .route(&format!("{one}/telemetry-config"), patch(endpoints::patch_telemetry))
         .route(&format!("{one}/openapi"), get(endpoints::get_openapi))
         .route(&format!("{one}/metrics"), get(observability::endpoint_metrics))
+        .route(&format!("{one}/budget-policy"), put(budgets_api::set_for_endpoint))
         .route(&format!("{one}/metrics-summary"), get(observability::endpoint_summary))
         .route(&format!("{one}/inference-table"), get(inference::table))
         .route(&format!("{one}/served-models/{{entity}}/logs"), get(endpoints::logs))
@@ -60,6 +62,11 @@ pub fn router(app: AppState) -> Router {
         .route("/api/2.0/token/delete", post(tokens::delete))
         .route("/api/2.0/audit-log", get(audit::list))
         .route("/api/2.0/usage", get(usage_api::report))
+        .route("/api/2.0/budget-policies", get(budgets_api::list).post(budgets_api::create))
+        .route(
+            "/api/2.0/budget-policies/{id}",
+            get(budgets_api::get).put(budgets_api::update).delete(budgets_api::delete),
+        )
         .route("/api/2.0/usage/recompute", post(usage_api::recompute))
         .route("/api/2.0/token-management/tokens", get(tokens::manage_list))
         .route("/api/2.0/token-management/tokens/{token_id}", get(tokens::manage_get).delete(tokens::manage_delete))

@@ -86,6 +86,10 @@ pub struct LiveEndpoint {
     pub guardrails: Option<Arc<crate::guardrails::Policy>>,
     /// The endpoint's tags as a JSON object (`{"team": "ml"}`), for usage records.
     pub tags: Option<Arc<str>>,
+    /// The same tags as a map, for budget scopes.
+    pub tag_map: BTreeMap<String, String>,
+    /// The budget policy the endpoint names.
+    pub budget_policy_id: Option<String>,
 }
 
 /// Everything the request path needs, immutable.
@@ -203,6 +207,8 @@ impl Snapshot {
                 rate_limits: Vec::new(),
                 guardrails: None,
                 tags: tags_object(&e.tags),
+                tag_map: crate::budgets::tag_map(&e.tags),
+                budget_policy_id: e.budget_policy_id.clone(),
             };
             live.guardrails = live
                 .ai_gateway

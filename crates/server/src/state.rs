@@ -54,6 +54,8 @@ pub struct AppState {
     pub usage: Arc<crate::usage::UsageSink>,
     /// Inference-table payloads: the writer, the database.
     pub inference: Arc<crate::inference::InferenceSink>,
+    /// Budget policies and their spend.
+    pub budgets: Arc<crate::budgets::Budgets>,
 }
 
 /// Retries of a failed upstream call (429, 5xx, timeout, connection error) on the same entity,
@@ -143,6 +145,7 @@ impl AppState {
             metrics: usage.metrics.clone(),
             usage,
             inference,
+            budgets: Arc::new(crate::budgets::Budgets::default()),
         })
     }
 

@@ -146,6 +146,13 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
     /// Reads audit records, newest first.
     async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
+    /// Creates or replaces the document `(kind, id)`; `AlreadyExists` if another document of the
+    /// kind has that name.
+    async fn put_document(&self, doc: &Document) -> Result<()>;
+    /// Every document of a kind, by name.
+    async fn list_documents(&self, kind: &str) -> Result<Vec<Document>>;
+    /// Deletes a document; whether it existed.
+    async fn delete_document(&self, kind: &str, id: &str) -> Result<bool>;
     /// Every scope grant.
     async fn list_scope_acls(&self) -> Result<Vec<ScopeAclRecord>>;
     /// Creates or overwrites a scope grant; `NotFound` if the scope is missing.

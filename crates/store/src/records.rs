@@ -252,3 +252,18 @@ impl std::fmt::Debug for SecretRecord {
             .finish_non_exhaustive()
     }
 }
+
+/// A policy object stored as JSON (budget policies, alert rules and destinations).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// What it is: `budget_policy`, `alert_rule`, `alert_destination`.
+    pub kind: String,
+    /// Id.
+    pub id: String,
+    /// Unique name within the kind.
+    pub name: String,
+    /// The JSON body.
+    pub body: String,
+    /// ms since the epoch.
+    pub updated_at: i64,
+}

@@ -561,6 +561,48 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn put_document(&self, d: &Document) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO documents (kind, id, name, body, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (kind, id) DO UPDATE SET name = excluded.name, body = excluded.body, updated_at = excluded.updated_at",
+        )
+        .bind(&d.kind)
+        .bind(&d.id)
+        .bind(&d.name)
+        .bind(&d.body)
+        .bind(d.updated_at)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("A {} named '{}' already exists.", d.kind.replace('_', " "), d.name))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn list_documents(&self, kind: &str) -> Result<Vec<Document>> {
+        let rows = sqlx::query("SELECT kind, id, name, body, updated_at FROM documents WHERE kind = ? ORDER BY name")
+            .bind(kind)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Document { kind: r.get(0), id: r.get(1), name: r.get(2), body: r.get(3), updated_at: r.get(4) })
+            .collect())
+    }
+
+    async fn delete_document(&self, kind: &str, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM documents WHERE kind = ? AND id = ?")
+            .bind(kind)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
         Ok(sqlx::query_as(
             "SELECT * FROM audit_log WHERE (? IS NULL OR at >= ?) AND (? IS NULL OR at < ?) AND (? IS NULL OR principal = ?) \

@@ -494,3 +494,41 @@ impl UsageDb {
         Ok(s)
     }
 }
+
+/// Which records a budget counts: any of these.
+#[derive(Debug, Clone, Default)]
+pub struct SpendFilter {
+    /// Endpoints by name.
+    pub endpoints: Vec<String>,
+    /// Records whose endpoint tags hold this key and value.
+    pub tag: Option<(String, String)>,
+    /// Records whose `usage_context` holds this key and value.
+    pub usage_context: Option<(String, String)>,
+}
+
+impl UsageDb {
+    /// Total cost of the records matching `f` since `since` ms.
+    pub async fn spend(&self, f: &SpendFilter, since: i64) -> Result<f64> {
+        let mut sql: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT TOTAL(cost_usd) FROM usage WHERE request_time >= ");
+        sql.push_bind(since).push(" AND (0");
+        if !f.endpoints.is_empty() {
+            sql.push(" OR endpoint_name IN (");
+            let mut list = sql.separated(", ");
+            for e in &f.endpoints {
+                list.push_bind(e.clone());
+            }
+            sql.push(")");
+        }
+        for (column, kv) in [("tags", &f.tag), ("usage_context", &f.usage_context)] {
+            if let Some((k, v)) = kv {
+                sql.push(format!(" OR json_extract({column}, "))
+                    .push_bind(format!("$.\"{}\"", k.replace('"', "")))
+                    .push(") = ")
+                    .push_bind(v.clone());
+            }
+        }
+        sql.push(")");
+        Ok(sql.build().fetch_one(&self.reader).await?.get(0))
+    }
+}

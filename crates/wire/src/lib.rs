@@ -8,6 +8,7 @@
 //! Request types reject unknown fields so that a typo in a config file is an error that names the
 //! field instead of a setting that silently does nothing. Response types are lenient.
 
+pub mod budgets;
 pub mod endpoint;
 pub mod error;
 pub mod gateway;
@@ -17,6 +18,7 @@ pub mod scim;
 pub mod secrets;
 pub mod tokens;
 
+pub use budgets::*;
 pub use endpoint::*;
 pub use error::ErrorBody;
 pub use gateway::*;

@@ -116,3 +116,14 @@ CREATE TABLE secrets (
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (scope, key)
 );
+
+-- Policy objects kept as JSON documents: budget policies, alert rules, alert destinations.
+CREATE TABLE documents (
+    kind       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, id),
+    UNIQUE (kind, name)
+);

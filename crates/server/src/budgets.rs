@@ -1,0 +1,218 @@
+//! Budget policies: spend per period for a scope, alert thresholds, and blocking at 100 %.
+//!
+//! Spend is counted from the usage records: when policies change (or the server starts) it is
+//! summed from the usage database, and every priced query adds its cost under one lock, so
+//! concurrent queries never lose an addition. A `BLOCK` policy refuses queries once the spend
+//! has reached the amount; queries already in flight at that moment still finish, so the spend
+//! can exceed the amount by at most their cost.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use modelgate_core::period::Period;
+use modelgate_store::{SpendFilter, Store, UsageDb};
+use modelgate_wire::{BudgetPolicy, BudgetPolicyInput, BudgetSpend};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::snapshot::{LiveEndpoint, Snapshot};
+
+/// Document kind of budget policies.
+pub const KIND: &str = "budget_policy";
+/// Default alert thresholds, in percent.
+pub const DEFAULT_THRESHOLDS: [f64; 3] = [50.0, 80.0, 100.0];
+
+/// Checks a policy's settings; the error names the field.
+pub fn validate(p: &BudgetPolicyInput) -> Result<Period, ApiError> {
+    if let Some(problem) = modelgate_core::names::endpoint_name_problem(&p.name) {
+        return Err(ApiError::invalid("name", problem));
+    }
+    let period = Period::from_str(&p.period).map_err(|e| ApiError::invalid("period", e))?;
+    if !(p.amount_usd.is_finite() && p.amount_usd > 0.0) {
+        return Err(ApiError::invalid("amount_usd", format!("must be a positive number, got {}", p.amount_usd)));
+    }
+    for (i, t) in p.alert_thresholds.iter().flatten().enumerate() {
+        if !(t.is_finite() && *t > 0.0 && *t <= 1000.0) {
+            return Err(ApiError::invalid(
+                &format!("alert_thresholds[{i}]"),
+                format!("must be a percentage in (0, 1000], got {t}"),
+            ));
+        }
+    }
+    match p.action.as_deref() {
+        None | Some("ALERT") | Some("BLOCK") => {}
+        Some(other) => return Err(ApiError::invalid("action", format!("'{other}' is not ALERT or BLOCK"))),
+    }
+    let s = &p.scope;
+    let set = [s.endpoint.is_some(), s.tag.is_some(), s.usage_context.is_some()].into_iter().filter(|b| *b).count();
+    if set > 1 {
+        return Err(ApiError::invalid("scope", "set at most one of endpoint, tag, usage_context"));
+    }
+    for (field, kv) in [("scope.tag", &s.tag), ("scope.usage_context", &s.usage_context)] {
+        if let Some(kv) = kv
+            && (kv.key.is_empty() || kv.key.contains(['"', '\\']))
+        {
+            return Err(ApiError::invalid(&format!("{field}.key"), "must be non-empty, without quotes or backslashes"));
+        }
+    }
+    Ok(period)
+}
+
+struct Tracked {
+    id: String,
+    input: BudgetPolicyInput,
+    period: Period,
+    start: i64,
+    end: i64,
+    spent: f64,
+}
+
+impl Tracked {
+    fn applies(&self, ep: &LiveEndpoint, usage_context: Option<&Map<String, Value>>) -> bool {
+        let s = &self.input.scope;
+        ep.budget_policy_id.as_deref() == Some(self.id.as_str())
+            || s.endpoint.as_deref() == Some(ep.name.as_str())
+            || s.tag.as_ref().is_some_and(|kv| ep.tag_map.get(&kv.key) == Some(&kv.value))
+            || s.usage_context.as_ref().is_some_and(|kv| {
+                usage_context.and_then(|c| c.get(&kv.key)).and_then(Value::as_str) == Some(kv.value.as_str())
+            })
+    }
+
+    /// Moves to the period holding `now`; a new period starts from zero.
+    fn roll(&mut self, now: i64) {
+        if now >= self.end || now < self.start {
+            (self.start, self.end) = self.period.bounds(now);
+            self.spent = 0.0;
+        }
+    }
+
+    fn blocks(&self) -> bool {
+        self.input.action.as_deref() == Some("BLOCK")
+    }
+
+    fn view(&self, endpoints: Vec<String>) -> BudgetPolicy {
+        BudgetPolicy {
+            policy_id: self.id.clone(),
+            input: self.input.clone(),
+            endpoints,
+            spend: Some(BudgetSpend {
+                period_start: self.start,
+                period_end: self.end,
+                spent_usd: self.spent,
+                percent: self.spent / self.input.amount_usd * 100.0,
+            }),
+        }
+    }
+}
+
+/// The policies and their spend.
+#[derive(Default)]
+pub struct Budgets {
+    tracked: Mutex<Vec<Tracked>>,
+}
+
+fn endpoints_of(snapshot: &Snapshot, id: &str) -> Vec<String> {
+    let mut v: Vec<String> = snapshot
+        .endpoints
+        .values()
+        .filter(|e| e.budget_policy_id.as_deref() == Some(id))
+        .map(|e| e.name.clone())
+        .collect();
+    v.sort();
+    v
+}
+
+impl Budgets {
+    /// Reads every policy and sums its spend of the current period from the usage records.
+    pub async fn reload(&self, store: &dyn Store, usage: &UsageDb, snapshot: &Snapshot) -> Result<(), ApiError> {
+        let now = modelgate_core::now_ms();
+        let mut fresh = Vec::new();
+        for d in store.list_documents(KIND).await? {
+            let Ok(input) = serde_json::from_str::<BudgetPolicyInput>(&d.body) else {
+                tracing::warn!(policy = %d.name, "unreadable budget policy skipped");
+                continue;
+            };
+            let Ok(period) = Period::from_str(&input.period) else { continue };
+            let (start, end) = period.bounds(now);
+            let mut filter = SpendFilter { endpoints: endpoints_of(snapshot, &d.id), ..Default::default() };
+            filter.endpoints.extend(input.scope.endpoint.clone());
+            filter.tag = input.scope.tag.as_ref().map(|kv| (kv.key.clone(), kv.value.clone()));
+            filter.usage_context = input.scope.usage_context.as_ref().map(|kv| (kv.key.clone(), kv.value.clone()));
+            let spent = usage.spend(&filter, start).await?;
+            fresh.push(Tracked { id: d.id, input, period, start, end, spent });
+        }
+        *self.tracked.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// Refuses a query a `BLOCK` policy has no money left for: 429 naming the policy.
+    pub fn check(&self, ep: &LiveEndpoint, body: &Map<String, Value>) -> Result<(), ApiError> {
+        let now = modelgate_core::now_ms();
+        let usage_context = body.get("usage_context").and_then(Value::as_object);
+        let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        for t in tracked.iter_mut().filter(|t| t.blocks()) {
+            t.roll(now);
+            if t.spent >= t.input.amount_usd && t.applies(ep, usage_context) {
+                let wait = ((t.end - now) / 1000).max(1) as u64;
+                return Err(ApiError::BudgetExhausted {
+                    message: format!(
+                        "Budget policy '{}' is exhausted: ${:.4} spent of ${:.2} this {}. Queries resume when the {} ends, in {}.",
+                        t.input.name,
+                        t.spent,
+                        t.input.amount_usd,
+                        t.input.period,
+                        t.input.period,
+                        humantime::format_duration(std::time::Duration::from_secs(wait))
+                    ),
+                    retry_after: wait,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the cost of a finished query to every policy it falls under.
+    pub fn add(&self, ep: &LiveEndpoint, usage_context: Option<&Map<String, Value>>, cost: f64) {
+        if cost <= 0.0 {
+            return;
+        }
+        let now = modelgate_core::now_ms();
+        let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        for t in tracked.iter_mut() {
+            if t.applies(ep, usage_context) {
+                t.roll(now);
+                t.spent += cost;
+            }
+        }
+    }
+
+    /// Every policy with its current spend, by name.
+    pub fn list(&self, snapshot: &Snapshot) -> Vec<BudgetPolicy> {
+        let now = modelgate_core::now_ms();
+        let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<BudgetPolicy> = tracked
+            .iter_mut()
+            .map(|t| {
+                t.roll(now);
+                t.view(endpoints_of(snapshot, &t.id))
+            })
+            .collect();
+        out.sort_by(|a, b| a.input.name.cmp(&b.input.name));
+        out
+    }
+
+    /// Whether a policy with this id exists.
+    pub fn exists(&self, id: &str) -> bool {
+        self.tracked.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|t| t.id == id)
+    }
+}
+
+/// Tags of an endpoint as a map, from its stored JSON array.
+pub fn tag_map(tags: &str) -> BTreeMap<String, String> {
+    serde_json::from_str::<Vec<modelgate_wire::EndpointTag>>(tags)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.key, t.value.unwrap_or_default()))
+        .collect()
+}
