@@ -279,7 +279,7 @@ pub fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
+pub fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
     let mut t = Table::new();
     t.set_header(headers.to_vec());
     for r in rows {

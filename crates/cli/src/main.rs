@@ -1,6 +1,7 @@
 //! `modelgate`: the server (`modelgate serve`) and the client commands, in one binary.
 
 mod backends;
+mod budgets;
 mod client;
 mod commands;
 mod identity;
@@ -108,6 +109,9 @@ enum Command {
     /// Logged request and response payloads of an endpoint.
     #[command(subcommand)]
     InferenceTable(inference::InferenceCmd),
+    /// Budget policies: spend per period, alerts, blocking.
+    #[command(subcommand)]
+    Budgets(budgets::BudgetsCmd),
 }
 
 #[derive(Args)]
@@ -220,6 +224,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::Backends(c) => backends::run(&client, c, output).await,
                     Command::Usage(c) => usage::run(&client, c, output).await,
                     Command::InferenceTable(c) => inference::run(&client, c, output).await,
+                    Command::Budgets(c) => budgets::run(&client, c, output).await,
                     Command::Serve(_) | Command::Configure => unreachable!("handled above"),
                 },
             }

@@ -664,4 +664,23 @@ fn inference_table_query_and_export_to_jsonl_and_parquet() {
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{statuses:?}");
     assert!(statuses.iter().any(|s| *s >= 500), "{statuses:?}");
     assert!(saw_null_request_with_error, "the oversized request is null with its logging error code");
+
+    // Budgets from the CLI: create, attach, list with spend, detach, delete.
+    let created = ok(run(
+        &[
+            "budgets",
+            "create",
+            "--json",
+            r#"{"name": "logged-daily", "period": "day", "amount_usd": 5, "action": "BLOCK"}"#,
+        ],
+        None,
+    ));
+    let id = serde_json::from_str::<serde_json::Value>(&created).unwrap()["policy_id"].as_str().unwrap().to_string();
+    ok(run(&["budgets", "attach", "logged", &id], None));
+    let list = ok(run(&["budgets", "list"], None));
+    assert!(list.contains("logged-daily") && list.contains("endpoints logged") && list.contains("BLOCK"), "{list}");
+    let refused = run(&["budgets", "delete", &id], None);
+    assert!(!refused.status.success() && text(&refused).1.contains("INVALID_STATE"), "{}", text(&refused).1);
+    ok(run(&["budgets", "attach", "logged", "--none"], None));
+    ok(run(&["budgets", "delete", &id], None));
 }
