@@ -1,5 +1,6 @@
 //! `modelgate`: the server (`modelgate serve`) and the client commands, in one binary.
 
+mod alerts;
 mod backends;
 mod budgets;
 mod client;
@@ -112,6 +113,9 @@ enum Command {
     /// Budget policies: spend per period, alerts, blocking.
     #[command(subcommand)]
     Budgets(budgets::BudgetsCmd),
+    /// Firing alerts, alert rules and webhook destinations.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCmd),
 }
 
 #[derive(Args)]
@@ -170,6 +174,9 @@ struct ServeArgs {
     /// configs that enable them fail to deploy.
     #[arg(long, env = "MODELGATE_GUARDRAIL_JUDGE_ENDPOINT", value_name = "ENDPOINT")]
     guardrail_judge_endpoint: Option<String>,
+    /// How often alert rules are evaluated.
+    #[arg(long, env = "MODELGATE_ALERT_INTERVAL", value_parser = humantime::parse_duration, default_value = "30s")]
+    alert_interval: Duration,
     /// JSON price file replacing or adding entries of the built-in price table (see docs/usage.md).
     #[arg(long, env = "MODELGATE_PRICE_TABLE", value_name = "FILE")]
     price_table: Option<PathBuf>,
@@ -225,6 +232,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::Usage(c) => usage::run(&client, c, output).await,
                     Command::InferenceTable(c) => inference::run(&client, c, output).await,
                     Command::Budgets(c) => budgets::run(&client, c, output).await,
+                    Command::Alerts(c) => alerts::run(&client, c, output).await,
                     Command::Serve(_) | Command::Configure => unreachable!("handled above"),
                 },
             }
@@ -305,6 +313,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         },
         judge_endpoint: args.guardrail_judge_endpoint,
         price_table: args.price_table,
+        alert_interval: args.alert_interval,
     };
     let server = match modelgate_server::Server::start(config).await {
         Ok(s) => s,

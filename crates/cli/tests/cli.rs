@@ -683,4 +683,21 @@ fn inference_table_query_and_export_to_jsonl_and_parquet() {
     assert!(!refused.status.success() && text(&refused).1.contains("INVALID_STATE"), "{}", text(&refused).1);
     ok(run(&["budgets", "attach", "logged", "--none"], None));
     ok(run(&["budgets", "delete", &id], None));
+
+    let rules = ok(run(&["alerts", "rules"], None));
+    for name in ["error-rate", "latency-p95", "not-ready", "breaker-open", "budget-threshold", "rate-limit-usage"] {
+        assert!(rules.contains(name), "default rule {name}: {rules}");
+    }
+    let firing = ok(run(&["alerts", "list", "-o", "json"], None));
+    assert!(serde_json::from_str::<serde_json::Value>(&firing).unwrap()["firing"].is_array());
+    ok(run(
+        &[
+            "alerts",
+            "create-destination",
+            "--json",
+            r#"{"name": "oncall", "url": "http://127.0.0.1:9/hook", "format": "slack"}"#,
+        ],
+        None,
+    ));
+    assert!(ok(run(&["alerts", "destinations"], None)).contains("oncall"));
 }

@@ -7,6 +7,8 @@
 //! rebuilt and swapped atomically; the [`deployer`] moves pending config versions to ready or
 //! failed in the background.
 
+pub mod alerts;
+pub mod alerts_api;
 pub mod audit;
 pub mod auth;
 pub mod batch;
@@ -77,6 +79,8 @@ pub struct ServerConfig {
     pub judge_endpoint: Option<String>,
     /// A price file overriding or extending the built-in price table.
     pub price_table: Option<PathBuf>,
+    /// How often alert rules are evaluated.
+    pub alert_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +97,7 @@ impl Default for ServerConfig {
             retries: Default::default(),
             judge_endpoint: None,
             price_table: None,
+            alert_interval: Duration::from_secs(30),
         }
     }
 }
@@ -157,6 +162,9 @@ impl Server {
         )
         .map_err(StartError::HttpClient)?;
 
+        alerts::install_defaults(app.store.as_ref()).await.map_err(|e| {
+            StartError::Store(modelgate_store::StoreError::Invalid(format!("installing default alert rules: {e}")))
+        })?;
         app.budgets.reload(app.store.as_ref(), &app.usage.db, &app.snapshot.load()).await.map_err(|e| {
             StartError::Store(modelgate_store::StoreError::Invalid(format!("loading budget policies: {e}")))
         })?;
@@ -181,6 +189,7 @@ impl Server {
         let (stop, stop_rx) = watch::channel(false);
         let deployer = tokio::spawn(deployer::run(app.clone(), jobs, config.deploy_delay, stop_rx.clone()));
         let retention = tokio::spawn(inference::retention_loop(app.clone(), stop_rx.clone()));
+        let alerting = tokio::spawn(alerts::run(app.clone(), config.alert_interval, stop_rx.clone()));
         let router = routes::router(app);
         let mut shutdown = stop_rx;
         let task = tokio::spawn(async move {
@@ -191,6 +200,7 @@ impl Server {
                 .await;
             let _ = deployer.await;
             let _ = retention.await;
+            let _ = alerting.await;
             // Every query has finished: write what they left.
             usage.flush().await;
             inference.flush().await;

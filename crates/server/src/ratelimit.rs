@@ -104,11 +104,11 @@ fn wants(limits: &[&AiGatewayRateLimit], counter: &str, tokens: u64) -> Vec<Want
 }
 
 /// "calls per minute for group 'x'" for the counter `key`.
-fn describe(key: &str, limit: u64, caller: &Principal) -> String {
+fn describe(key: &str, limit: u64, caller: &str) -> String {
     let kind = if key.ends_with(":tokens") { "tokens" } else { "calls" };
     let scope = match key.split(':').next() {
         Some("ep") => "for the whole endpoint".to_string(),
-        Some("p") => format!("for {}", caller.user_name),
+        Some("p") => format!("for {caller}"),
         Some("g") => format!("for group '{}'", key.split(':').nth(2).unwrap_or_default()),
         _ => "per user".to_string(),
     };
@@ -165,10 +165,22 @@ pub fn admit(
         message: format!(
             "Rate limit exceeded on endpoint '{}': {}. Try again in {reset}s.",
             ep.name,
-            describe(&r.key, r.limit, caller)
+            describe(&r.key, r.limit, &caller.user_name)
         ),
         limit: r.limit,
         tokens: r.key.ends_with(":tokens"),
         reset_secs: reset,
     })
+}
+
+/// How full each endpoint-wide limit of `ep` is in the current minute: what it counts, the amount
+/// used and the limit.
+pub fn endpoint_usage(counters: &dyn Counters, ep: &LiveEndpoint, now_secs: u64) -> Vec<(String, u64, u64)> {
+    let window = now_secs / 60;
+    let limits: Vec<&AiGatewayRateLimit> =
+        ep.rate_limits.iter().filter(|l| l.key.as_deref().unwrap_or("endpoint") == "endpoint").collect();
+    wants(&limits, &format!("ep:{}", ep.id), 0)
+        .into_iter()
+        .map(|w| (describe(&w.key, w.limit, ""), counters.get(window, &w.key), w.limit))
+        .collect()
 }

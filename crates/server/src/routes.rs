@@ -2,15 +2,15 @@
 
 use axum::extract::State;
 use axum::http::{Method, Uri};
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router, middleware};
 use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
-    audit, auth, budgets_api, dataplane, endpoints, inference, observability, permissions, scim, secrets, tokens,
-    usage_api,
+    alerts_api, audit, auth, budgets_api, dataplane, endpoints, inference, observability, permissions, scim, secrets,
+    tokens, usage_api,
 };
 
 /// Largest request body accepted.
@@ -63,6 +63,11 @@ pub fn router(app: AppState) -> Router {
         .route("/api/2.0/audit-log", get(audit::list))
         .route("/api/2.0/usage", get(usage_api::report))
         .route("/api/2.0/budget-policies", get(budgets_api::list).post(budgets_api::create))
+        .route("/api/2.0/alert-destinations", get(alerts_api::list_destinations).post(alerts_api::create_destination))
+        .route("/api/2.0/alert-destinations/{id}", delete(alerts_api::delete_destination))
+        .route("/api/2.0/alert-rules", get(alerts_api::list_rules).post(alerts_api::create_rule))
+        .route("/api/2.0/alert-rules/{id}", put(alerts_api::update_rule).delete(alerts_api::delete_rule))
+        .route("/api/2.0/alerts", get(alerts_api::list_alerts))
         .route(
             "/api/2.0/budget-policies/{id}",
             get(budgets_api::get).put(budgets_api::update).delete(budgets_api::delete),

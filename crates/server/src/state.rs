@@ -56,6 +56,8 @@ pub struct AppState {
     pub inference: Arc<crate::inference::InferenceSink>,
     /// Budget policies and their spend.
     pub budgets: Arc<crate::budgets::Budgets>,
+    /// Firing and resolved alerts.
+    pub alerts: Arc<crate::alerts::AlertState>,
 }
 
 /// Retries of a failed upstream call (429, 5xx, timeout, connection error) on the same entity,
@@ -146,6 +148,7 @@ impl AppState {
             usage,
             inference,
             budgets: Arc::new(crate::budgets::Budgets::default()),
+            alerts: Arc::new(crate::alerts::AlertState::default()),
         })
     }
 

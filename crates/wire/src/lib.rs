@@ -8,6 +8,7 @@
 //! Request types reject unknown fields so that a typo in a config file is an error that names the
 //! field instead of a setting that silently does nothing. Response types are lenient.
 
+pub mod alerts;
 pub mod budgets;
 pub mod endpoint;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod scim;
 pub mod secrets;
 pub mod tokens;
 
+pub use alerts::*;
 pub use budgets::*;
 pub use endpoint::*;
 pub use error::ErrorBody;

@@ -1,0 +1,420 @@
+//! Alerting: rules evaluated in the background, and webhook notifications with one message when an
+//! alert fires and one when it resolves, nothing in between.
+//!
+//! Rules and destinations are documents in the store. A fresh server gets the default rules, which
+//! apply to every endpoint, new ones included: error rate above 5 % over 5 minutes, p95 latency
+//! above 2 s over 5 minutes, not ready for a minute, a circuit breaker open, a budget threshold
+//! crossed, and an endpoint-wide rate limit more than 90 % used.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use modelgate_store::{Document, Store};
+use modelgate_wire::{Alert, AlertDestination, AlertDestinationInput, AlertRule, AlertRuleInput};
+use serde_json::{Value, json};
+
+use crate::breaker::Status;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Document kind of rules.
+pub const RULE_KIND: &str = "alert_rule";
+/// Document kind of destinations.
+pub const DESTINATION_KIND: &str = "alert_destination";
+/// Kinds of rules.
+pub const KINDS: [&str; 6] = ["error_rate", "latency_p95", "not_ready", "breaker_open", "budget", "rate_limit_usage"];
+const RESOLVED_KEPT: usize = 100;
+
+/// The rules a fresh server starts with.
+pub fn default_rules() -> Vec<AlertRuleInput> {
+    let rule = |name: &str, kind: &str, threshold: Option<f64>, window: Option<&str>| AlertRuleInput {
+        name: name.into(),
+        kind: kind.into(),
+        endpoint: None,
+        threshold,
+        window: window.map(str::to_string),
+        min_requests: matches!(kind, "error_rate" | "latency_p95").then_some(10),
+        enabled: Some(true),
+        destinations: None,
+    };
+    vec![
+        rule("error-rate", "error_rate", Some(0.05), Some("5m")),
+        rule("latency-p95", "latency_p95", Some(2000.0), Some("5m")),
+        rule("not-ready", "not_ready", None, Some("1m")),
+        rule("breaker-open", "breaker_open", None, None),
+        rule("budget-threshold", "budget", None, None),
+        rule("rate-limit-usage", "rate_limit_usage", Some(0.9), None),
+    ]
+}
+
+/// Checks a rule; the error names the field.
+pub fn validate_rule(r: &AlertRuleInput) -> Result<(), ApiError> {
+    if let Some(p) = modelgate_core::names::endpoint_name_problem(&r.name) {
+        return Err(ApiError::invalid("name", p));
+    }
+    if !KINDS.contains(&r.kind.as_str()) {
+        return Err(ApiError::invalid("kind", format!("'{}' is not one of {}", r.kind, KINDS.join(", "))));
+    }
+    if let Some(w) = &r.window {
+        humantime::parse_duration(w).map_err(|e| ApiError::invalid("window", format!("'{w}': {e}")))?;
+    }
+    if let Some(t) = r.threshold
+        && !(t.is_finite() && t >= 0.0)
+    {
+        return Err(ApiError::invalid("threshold", format!("must be a non-negative number, got {t}")));
+    }
+    Ok(())
+}
+
+/// Checks a destination; the error names the field.
+pub fn validate_destination(d: &AlertDestinationInput) -> Result<(), ApiError> {
+    if let Some(p) = modelgate_core::names::endpoint_name_problem(&d.name) {
+        return Err(ApiError::invalid("name", p));
+    }
+    if !(d.url.starts_with("http://") || d.url.starts_with("https://")) {
+        return Err(ApiError::invalid("url", format!("'{}' is not an http(s) URL", d.url)));
+    }
+    match d.format.as_deref() {
+        None | Some("json") | Some("slack") | Some("teams") => Ok(()),
+        Some(f) => Err(ApiError::invalid("format", format!("'{f}' is not json, slack or teams"))),
+    }
+}
+
+/// Creates the default rules when the store has no rule at all (a fresh server).
+pub async fn install_defaults(store: &dyn Store) -> Result<(), ApiError> {
+    if !store.list_documents(RULE_KIND).await?.is_empty() {
+        return Ok(());
+    }
+    for r in default_rules() {
+        let doc = Document {
+            kind: RULE_KIND.into(),
+            id: modelgate_core::token::random_hex(16),
+            name: r.name.clone(),
+            body: serde_json::to_string(&r).map_err(|e| ApiError::Internal(e.to_string()))?,
+            updated_at: modelgate_core::now_ms(),
+        };
+        store.put_document(&doc).await?;
+    }
+    Ok(())
+}
+
+/// Every rule in the store.
+pub async fn rules(store: &dyn Store) -> Result<Vec<AlertRule>, ApiError> {
+    Ok(store
+        .list_documents(RULE_KIND)
+        .await?
+        .into_iter()
+        .filter_map(|d| serde_json::from_str(&d.body).ok().map(|input| AlertRule { rule_id: d.id, input }))
+        .collect())
+}
+
+/// Every destination in the store.
+pub async fn destinations(store: &dyn Store) -> Result<Vec<AlertDestination>, ApiError> {
+    Ok(store
+        .list_documents(DESTINATION_KIND)
+        .await?
+        .into_iter()
+        .filter_map(|d| {
+            serde_json::from_str(&d.body).ok().map(|input| AlertDestination { destination_id: d.id, input })
+        })
+        .collect())
+}
+
+/// What is firing, and what resolved lately.
+#[derive(Default)]
+pub struct AlertState {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    firing: BTreeMap<String, Alert>,
+    resolved: VecDeque<Alert>,
+    /// Since when a `not_ready` condition has held, by alert id.
+    pending: HashMap<String, i64>,
+}
+
+impl AlertState {
+    /// Firing alerts, and recently resolved ones (newest first).
+    pub fn snapshot(&self) -> (Vec<Alert>, Vec<Alert>) {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (inner.firing.values().cloned().collect(), inner.resolved.iter().cloned().collect())
+    }
+}
+
+fn window_ms(rule: &AlertRuleInput, default: &str) -> i64 {
+    let w = rule.window.as_deref().unwrap_or(default);
+    humantime::parse_duration(w).map_or(300_000, |d| d.as_millis() as i64)
+}
+
+/// A condition that holds now.
+struct Finding {
+    id: String,
+    endpoint: Option<String>,
+    subject: Option<String>,
+    value: f64,
+    threshold: f64,
+    message: String,
+}
+
+/// Evaluates every rule once; returns the alerts that fired and resolved.
+async fn evaluate(app: &AppState) -> Result<(Vec<(AlertRule, Alert)>, Vec<(AlertRule, Alert)>), ApiError> {
+    let now = modelgate_core::now_ms();
+    let snapshot = app.snapshot.load_full();
+    app.usage.flush().await;
+    let mut found: Vec<(AlertRule, Finding)> = Vec::new();
+    let all_rules = rules(app.store.as_ref()).await?;
+    for rule in all_rules.iter().cloned() {
+        let r = &rule.input;
+        if r.enabled == Some(false) {
+            continue;
+        }
+        let endpoints: Vec<_> = snapshot
+            .endpoints
+            .values()
+            .filter(|e| r.endpoint.as_deref().is_none_or(|n| n == e.name))
+            .cloned()
+            .collect();
+        let id = |ep: &str, subject: &str| format!("{}:{ep}:{subject}", rule.rule_id);
+        match r.kind.as_str() {
+            "error_rate" | "latency_p95" => {
+                let since = now - window_ms(r, "5m");
+                let min = r.min_requests.unwrap_or(10);
+                for ep in &endpoints {
+                    let s = app.usage.db.summary(&ep.name, since).await?;
+                    if s.requests < min.max(1) {
+                        continue;
+                    }
+                    let (value, threshold, what) = if r.kind == "error_rate" {
+                        (s.errors as f64 / s.requests as f64, r.threshold.unwrap_or(0.05), "error rate")
+                    } else {
+                        (s.p95_ms.unwrap_or(0.0), r.threshold.unwrap_or(2000.0), "p95 latency")
+                    };
+                    if value > threshold {
+                        let shown = |v: f64| {
+                            if r.kind == "error_rate" { format!("{:.1} %", v * 100.0) } else { format!("{v:.0} ms") }
+                        };
+                        found.push((
+                            rule.clone(),
+                            Finding {
+                                id: id(&ep.name, ""),
+                                endpoint: Some(ep.name.clone()),
+                                subject: None,
+                                value,
+                                threshold,
+                                message: format!(
+                                    "Endpoint '{}': {what} {} over the last {} is above {} ({} queries).",
+                                    ep.name,
+                                    shown(value),
+                                    r.window.as_deref().unwrap_or("5m"),
+                                    shown(threshold),
+                                    s.requests
+                                ),
+                            },
+                        ));
+                    }
+                }
+            }
+            "not_ready" => {
+                for ep in endpoints.iter().filter(|e| e.config_version.is_none() && !e.stopped) {
+                    found.push((
+                        rule.clone(),
+                        Finding {
+                            id: id(&ep.name, ""),
+                            endpoint: Some(ep.name.clone()),
+                            subject: None,
+                            value: 1.0,
+                            threshold: window_ms(r, "1m") as f64,
+                            message: format!("Endpoint '{}' is not ready: it has no working config.", ep.name),
+                        },
+                    ));
+                }
+            }
+            "breaker_open" => {
+                let t = std::time::Instant::now();
+                for ep in &endpoints {
+                    for e in &ep.entities {
+                        if let Status::Open(_) | Status::HalfOpen = app.breakers.status(&ep.id, &e.name, t) {
+                            found.push((rule.clone(), Finding {
+                                id: id(&ep.name, &e.name),
+                                endpoint: Some(ep.name.clone()),
+                                subject: Some(e.name.clone()),
+                                value: 1.0,
+                                threshold: 1.0,
+                                message: format!(
+                                    "Endpoint '{}': the circuit breaker of served entity '{}' is open after repeated failures.",
+                                    ep.name, e.name
+                                ),
+                            }));
+                        }
+                    }
+                }
+            }
+            "budget" => {
+                for p in app.budgets.list(&snapshot) {
+                    let Some(spend) = &p.spend else { continue };
+                    let thresholds =
+                        p.input.alert_thresholds.clone().unwrap_or(crate::budgets::DEFAULT_THRESHOLDS.to_vec());
+                    for t in thresholds.into_iter().filter(|t| spend.percent >= *t) {
+                        found.push((rule.clone(), Finding {
+                            id: id("", &format!("{}:{t}", p.policy_id)),
+                            endpoint: None,
+                            subject: Some(format!("{} at {t} %", p.input.name)),
+                            value: spend.percent,
+                            threshold: t,
+                            message: format!(
+                                "Budget policy '{}' has used {:.1} % (${:.4} of ${:.2}) this {}; threshold {t} % crossed.",
+                                p.input.name, spend.percent, spend.spent_usd, p.input.amount_usd, p.input.period
+                            ),
+                        }));
+                    }
+                }
+            }
+            _ => {
+                let threshold = r.threshold.unwrap_or(0.9);
+                let secs = (now / 1000) as u64;
+                for ep in &endpoints {
+                    for (what, used, limit) in crate::ratelimit::endpoint_usage(app.counters.as_ref(), ep, secs) {
+                        let value = if limit == 0 { 1.0 } else { used as f64 / limit as f64 };
+                        if value > threshold {
+                            found.push((rule.clone(), Finding {
+                                id: id(&ep.name, &what),
+                                endpoint: Some(ep.name.clone()),
+                                subject: Some(what.clone()),
+                                value,
+                                threshold,
+                                message: format!(
+                                    "Endpoint '{}': rate limit of {what} is {:.0} % used this minute ({used} of {limit}).",
+                                    ep.name,
+                                    value * 100.0
+                                ),
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let mut inner = app.alerts.inner.lock().unwrap_or_else(|e| e.into_inner());
+    let mut fired = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (rule, f) in found {
+        seen.insert(f.id.clone());
+        if inner.firing.contains_key(&f.id) {
+            continue;
+        }
+        if rule.input.kind == "not_ready" {
+            // Deployments take a moment: only a condition that lasts its window fires.
+            let since = *inner.pending.entry(f.id.clone()).or_insert(now);
+            if now - since < f.threshold as i64 {
+                continue;
+            }
+        }
+        let alert = Alert {
+            alert_id: f.id.clone(),
+            state: "FIRING".into(),
+            rule_id: rule.rule_id.clone(),
+            rule_name: rule.input.name.clone(),
+            kind: rule.input.kind.clone(),
+            endpoint: f.endpoint,
+            subject: f.subject,
+            value: f.value,
+            threshold: f.threshold,
+            message: f.message,
+            fired_at: now,
+            resolved_at: None,
+        };
+        inner.firing.insert(f.id, alert.clone());
+        fired.push((rule, alert));
+    }
+    inner.pending.retain(|k, _| seen.contains(k));
+    let gone: Vec<String> = inner.firing.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+    let mut resolved = Vec::new();
+    for k in gone {
+        if let Some(mut a) = inner.firing.remove(&k) {
+            a.state = "RESOLVED".into();
+            a.resolved_at = Some(now);
+            inner.resolved.push_front(a.clone());
+            inner.resolved.truncate(RESOLVED_KEPT);
+            let rule = all_rules.iter().find(|r| r.rule_id == a.rule_id).cloned().unwrap_or_else(|| AlertRule {
+                rule_id: a.rule_id.clone(),
+                input: AlertRuleInput {
+                    name: a.rule_name.clone(),
+                    kind: a.kind.clone(),
+                    endpoint: None,
+                    threshold: None,
+                    window: None,
+                    min_requests: None,
+                    enabled: None,
+                    destinations: None,
+                },
+            });
+            resolved.push((rule, a));
+        }
+    }
+    Ok((fired, resolved))
+}
+
+/// The webhook body for a destination's format.
+pub fn payload(format: &str, a: &Alert) -> Value {
+    let firing = a.state == "FIRING";
+    let title = format!(
+        "[{}] {}{}",
+        a.state,
+        a.rule_name,
+        a.endpoint.as_deref().map(|e| format!(" on {e}")).unwrap_or_default()
+    );
+    match format {
+        "slack" => {
+            json!({"text": format!("{} {title}\n{}", if firing { ":rotating_light:" } else { ":white_check_mark:" }, a.message)})
+        }
+        "teams" => json!({
+            "@type": "MessageCard", "@context": "https://schema.org/extensions",
+            "themeColor": if firing { "D93F0B" } else { "2EB67D" },
+            "summary": title, "title": title, "text": a.message,
+        }),
+        _ => json!({"status": a.state, "alert": a}),
+    }
+}
+
+async fn notify(app: &AppState, rule: &AlertRule, alert: &Alert) {
+    let Ok(all) = destinations(app.store.as_ref()).await else { return };
+    for d in
+        all.into_iter().filter(|d| rule.input.destinations.as_ref().is_none_or(|ids| ids.contains(&d.destination_id)))
+    {
+        let body = payload(d.input.format.as_deref().unwrap_or("json"), alert);
+        let http = app.http.clone();
+        tokio::spawn(async move {
+            for attempt in 0..3u64 {
+                let sent = http.post(&d.input.url).timeout(Duration::from_secs(5)).json(&body).send().await;
+                match sent {
+                    Ok(r) if r.status().is_success() => return,
+                    Ok(r) => tracing::warn!(destination = %d.input.name, status = %r.status(), "alert webhook refused"),
+                    Err(e) => tracing::warn!(destination = %d.input.name, error = %e, "alert webhook failed"),
+                }
+                tokio::time::sleep(Duration::from_millis(500 * (attempt + 1))).await;
+            }
+        });
+    }
+}
+
+/// Evaluates the rules every `interval` until the server stops.
+pub async fn run(app: AppState, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        match evaluate(&app).await {
+            Ok((fired, resolved)) => {
+                for (rule, a) in fired.iter().chain(resolved.iter()) {
+                    tracing::info!(alert = %a.alert_id, state = %a.state, "{}", a.message);
+                    notify(&app, rule, a).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "alert evaluation failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
