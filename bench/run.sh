@@ -10,6 +10,9 @@
 #      "governed" caller: permission checks on every request);
 #   5. phases 1 to 3 against an endpoint with a rate limit (calls and tokens, never reached) and
 #      PII masking on input and output (the "policed" endpoint);
+#   6. phases 1 to 3 against an endpoint logging every payload to its inference table (the
+#      "logged" endpoint). Usage records are written for every query in every phase;
+# the gateway's 1-3 figures relative to direct show their cost against earlier runs.
 # plus modelgate's CPU time per request and its resident memory.
 # Only loopback addresses are used; every phase is bounded by DURATION.
 set -euo pipefail
@@ -60,6 +63,10 @@ curl -sf -H "$H" "$GW/api/2.0/serving-endpoints" -d "{\"name\": \"policed\", \"c
   \"openai_config\": {\"openai_api_key\": \"{{secrets/bench/k}}\", \"openai_api_base\": \"$MOCK/v1\"}}}]},
   \"ai_gateway\": {\"rate_limits\": [{\"key\": \"endpoint\", \"calls\": 100000000, \"tokens\": 1000000000000, \"renewal_period\": \"minute\"}],
   \"guardrails\": {\"input\": {\"pii\": {\"behavior\": \"MASK\"}}, \"output\": {\"pii\": {\"behavior\": \"MASK\"}}}}}" > /dev/null
+curl -sf -H "$H" "$GW/api/2.0/serving-endpoints" -d "{\"name\": \"logged\", \"config\": {\"served_entities\": [{\"external_model\": {
+  \"provider\": \"openai\", \"name\": \"gpt-4o-mini\", \"task\": \"llm/v1/chat\",
+  \"openai_config\": {\"openai_api_key\": \"{{secrets/bench/k}}\", \"openai_api_base\": \"$MOCK/v1\"}}}]},
+  \"ai_gateway\": {\"inference_table_config\": {\"enabled\": true, \"catalog_name\": \"bench\", \"schema_name\": \"logs\", \"sampling_fraction\": 1}}}" > /dev/null
 GROUP_ID=$(curl -sf -H "$H" "$GW/api/2.0/preview/scim/v2/Groups" -d '{"displayName": "bench-callers"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 curl -sf -H "$H" "$GW/api/2.0/preview/scim/v2/Users" -d "{\"userName\": \"bench@example.com\", \"groups\": [{\"value\": \"$GROUP_ID\"}]}" > /dev/null
 curl -sf -H "$H" -X PATCH "$GW/api/2.0/permissions/serving-endpoints/bench" \
@@ -98,16 +105,25 @@ P_STREAM=${STREAM/\"bench\"/\"policed\"}
 P1=$(load --url "$GW_URL" --body "$P_CHAT" --concurrency 32)
 P2=$(load --url "$GW_URL" --body "$P_CHAT" --rate 500)
 P3=$(load --url "$GW_URL" --body "$P_STREAM" --concurrency 8 --stream)
+echo "== 6. logged endpoint (every payload to the inference table)" >&2
+L_CHAT=${CHAT/\"bench\"/\"logged\"}
+L_STREAM=${STREAM/\"bench\"/\"logged\"}
+L1=$(load --url "$GW_URL" --body "$L_CHAT" --concurrency 32)
+L2=$(load --url "$GW_URL" --body "$L_CHAT" --rate 500)
+L3=$(load --url "$GW_URL" --body "$L_STREAM" --concurrency 8 --stream)
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status")
+DROPPED=$(curl -sf -H "$H" "$GW/metrics" | awk '/^writer_dropped_total/ {s += $2} END {print s + 0}')
 HWM_KB=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
 
-python3 - "$D1" "$G1" "$D2" "$G2" "$D3" "$G3" "$C0" "$C1" "$TICK" "$RSS_KB" "$HWM_KB" "$DURATION" "$U1" "$U2" "$P1" "$P2" "$P3" <<'PY'
+python3 - "$D1" "$G1" "$D2" "$G2" "$D3" "$G3" "$C0" "$C1" "$TICK" "$RSS_KB" "$HWM_KB" "$DURATION" "$U1" "$U2" "$P1" "$P2" "$P3" "$L1" "$L2" "$L3" "$DROPPED" <<'PY'
 import json, sys, datetime
 d1, g1, d2, g2, d3, g3 = (json.loads(a) for a in sys.argv[1:7])
 c0, c1, tick, rss, hwm = (float(a) for a in sys.argv[7:12])
 duration = sys.argv[12]
 u1, u2 = (json.loads(a) for a in sys.argv[13:15])
 p1, p2, p3 = (json.loads(a) for a in sys.argv[15:18])
+l1, l2, l3 = (json.loads(a) for a in sys.argv[18:21])
+dropped = sys.argv[21]
 added = lambda g, d, k: max(g[k] - d[k], 1)
 # The CPU delta covers warm-up and measured requests alike, so divide by all of them.
 cpu_us = (c1 - c0) / tick * 1e6 / max(g1["all"], 1)
@@ -125,7 +141,12 @@ rows = [
     ("5. policed: latency p50 at 500 req/s", "ms", f"{ms(g2['p50_us'])} (bare)", ms(p2["p50_us"]), f"added latency {added(p2, d2, 'p50_us') / added(g2, d2, 'p50_us'):.2f}× of bare"),
     ("5. policed: latency p99 at 500 req/s", "ms", f"{ms(g2['p99_us'])} (bare)", ms(p2["p99_us"]), f"added latency {added(p2, d2, 'p99_us') / added(g2, d2, 'p99_us'):.2f}× of bare"),
     ("5. policed: streaming TTFB p50, c=8", "ms", f"{ms(g3['ttfb_p50_us'])} (bare)", ms(p3["ttfb_p50_us"]), f"{p3['ttfb_p50_us'] / max(g3['ttfb_p50_us'], 1):.2f}× of bare"),
-    ("errors (direct / gateway, all phases)", "count", str(d1["errors"] + d2["errors"] + d3["errors"]), str(g1["errors"] + g2["errors"] + g3["errors"] + u1["errors"] + u2["errors"] + p1["errors"] + p2["errors"] + p3["errors"]), ""),
+    ("6. logged: throughput, c=32", "req/s", f"{g1['rps']:.0f} (bare)", f"{l1['rps']:.0f}", f"{g1['rps'] / max(l1['rps'], 1):.2f}× slower than bare"),
+    ("6. logged: latency p50 at 500 req/s", "ms", f"{ms(g2['p50_us'])} (bare)", ms(l2["p50_us"]), f"added latency {added(l2, d2, 'p50_us') / added(g2, d2, 'p50_us'):.2f}× of bare"),
+    ("6. logged: latency p99 at 500 req/s", "ms", f"{ms(g2['p99_us'])} (bare)", ms(l2["p99_us"]), f"added latency {added(l2, d2, 'p99_us') / added(g2, d2, 'p99_us'):.2f}× of bare"),
+    ("6. logged: streaming TTFB p50, c=8", "ms", f"{ms(g3['ttfb_p50_us'])} (bare)", ms(l3["ttfb_p50_us"]), f"{l3['ttfb_p50_us'] / max(g3['ttfb_p50_us'], 1):.2f}× of bare"),
+    ("errors (direct / gateway, all phases)", "count", str(d1["errors"] + d2["errors"] + d3["errors"]), str(sum(x["errors"] for x in (g1, g2, g3, u1, u2, p1, p2, p3, l1, l2, l3))), ""),
+    ("usage and inference records dropped (queue full)", "count", "", dropped, ""),
     ("gateway CPU per request (phase 1)", "µs", "", f"{cpu_us:.1f}", ""),
     ("gateway RSS after the run / peak", "MB", "", f"{rss / 1024:.1f} / {hwm / 1024:.1f}", ""),
 ]

@@ -63,7 +63,8 @@ pub struct Tokens {
 #[derive(Debug, Clone)]
 pub struct PriceTable {
     version: String,
-    prices: HashMap<(String, String), Price>,
+    /// provider → model → price; nested so a lookup borrows its keys instead of allocating.
+    prices: HashMap<String, HashMap<String, Price>>,
 }
 
 impl PriceTable {
@@ -90,7 +91,7 @@ impl PriceTable {
             }
         }
         for e in file.prices {
-            self.prices.insert((e.provider, e.model), e.price);
+            self.prices.entry(e.provider).or_default().insert(e.model, e.price);
         }
         Ok(file.version)
     }
@@ -119,18 +120,18 @@ impl PriceTable {
                 name = name.strip_prefix(region).unwrap_or(name);
             }
         }
-        if let Some(p) = self.prices.get(&(provider.to_string(), name.to_string())) {
+        let models = self.prices.get(provider)?;
+        if let Some(p) = models.get(name) {
             return Some(p);
         }
-        self.prices
+        models
             .iter()
-            .filter(|((prov, m), _)| {
-                prov == provider
-                    && name.len() > m.len()
+            .filter(|(m, _)| {
+                name.len() > m.len()
                     && name.starts_with(m.as_str())
                     && name[m.len()..].starts_with(['-', ':', '@', '.'])
             })
-            .max_by_key(|((_, m), _)| m.len())
+            .max_by_key(|(m, _)| m.len())
             .map(|(_, p)| p)
     }
 
@@ -156,7 +157,7 @@ mod tests {
     fn builtin_table_parses_and_has_a_version() {
         let t = PriceTable::builtin();
         assert!(t.version().starts_with("builtin-"), "{}", t.version());
-        assert!(t.prices.len() > 40);
+        assert!(t.prices.values().map(HashMap::len).sum::<usize>() > 40);
     }
 
     #[test]

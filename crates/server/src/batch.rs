@@ -2,9 +2,9 @@
 //! in batches: usage records and inference-table payloads both go through one.
 //!
 //! The queue is bounded; a full queue drops the record and counts it rather than slowing
-//! queries down. The writer takes whatever is queued (waiting only when nothing is), so batches
-//! grow with the load and light traffic waits for no timer. [`BatchWriter::flush`] returns once
-//! everything queued before it is written, which clean shutdown and read-your-writes reports use.
+//! queries down. The writer takes whatever is queued, after lingering a few milliseconds past the
+//! first record so batches grow with the load. [`BatchWriter::flush`] returns once everything
+//! queued before it is written, which clean shutdown and read-your-writes reports use.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,9 @@ use crate::metrics::Metrics;
 pub const QUEUE_CAPACITY: usize = 65_536;
 /// Records per write at most.
 pub const BATCH: usize = 1024;
+/// How long the writer waits for more records after the first of a batch: under load it turns
+/// thousands of one-record transactions into a few hundred larger ones.
+const LINGER: Duration = Duration::from_millis(5);
 
 /// Where a writer's batches go.
 #[async_trait]
@@ -72,6 +75,16 @@ async fn write_loop<T>(
     let mut msgs = Vec::with_capacity(BATCH);
     let mut batch: Vec<T> = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut msgs, BATCH).await > 0 {
+        let flushing = msgs.iter().any(|m| matches!(m, Msg::Flush(_)));
+        if !flushing && msgs.len() < BATCH {
+            tokio::time::sleep(LINGER).await;
+            while msgs.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(m) => msgs.push(m),
+                    Err(_) => break,
+                }
+            }
+        }
         let mut flushed = Vec::new();
         for m in msgs.drain(..) {
             match m {

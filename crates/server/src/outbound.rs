@@ -37,7 +37,21 @@ pub struct Usage {
     pub reasoning: u64,
 }
 
+/// Only the `usage` of an answer: deserialising into this skips everything else without
+/// building it.
+#[derive(serde::Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
 impl Usage {
+    /// Reads the `usage` of an OpenAI-shaped answer without parsing the rest into values.
+    fn of_bytes(body: &[u8]) -> Option<Usage> {
+        let u = serde_json::from_slice::<UsageOnly>(body).ok()?.usage?;
+        Usage::of(&serde_json::json!({"usage": u}))
+    }
+
     /// Reads an OpenAI-shaped `usage` object.
     pub fn of(v: &Value) -> Option<Usage> {
         let u = v.get("usage").filter(|u| u.is_object())?;
@@ -87,7 +101,8 @@ impl Ledger {
     ) -> Self {
         let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
         let record = UsageRecord {
-            request_id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered ids keep the usage table's primary key appending, not scattering.
+            request_id: uuid::Uuid::now_v7().to_string(),
             client_request_id: text("client_request_id"),
             request_time: modelgate_core::now_ms(),
             endpoint_id: ep.id.clone(),
@@ -190,19 +205,27 @@ impl Outbound {
         if self.is_noop() {
             return Ok(body);
         }
-        let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
-            return Ok(body);
-        };
-        self.reported = Usage::of(&v);
-        if self.reported.is_none() {
-            self.streamed = answer_text(&v);
-        }
         let out = match &self.guard {
             Some(guard) => {
+                let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
+                    return Ok(body);
+                };
+                self.reported = Usage::of(&v);
+                if self.reported.is_none() {
+                    self.streamed = answer_text(&v);
+                }
                 guard.whole(&mut v).await?;
                 Bytes::from(v.to_string())
             }
-            None => body,
+            None => {
+                self.reported = Usage::of_bytes(&body);
+                if self.reported.is_none()
+                    && let Ok(v) = serde_json::from_slice::<Value>(&body)
+                {
+                    self.streamed = answer_text(&v);
+                }
+                body
+            }
         };
         if self.ledger.as_ref().is_some_and(|l| l.capture.is_some()) {
             self.response = Some(out.clone());

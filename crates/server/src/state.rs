@@ -15,9 +15,20 @@ use crate::deployer::DeployQueue;
 use crate::error::ApiError;
 use crate::snapshot::Snapshot;
 
-/// Everything handlers share. Cheap to clone.
+/// Everything handlers share. One `Arc`: axum clones the state for every extractor of every
+/// request, so a clone must cost one atomic increment, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     /// Persistent state.
     pub store: Arc<dyn Store>,
     /// Master-key cipher for secrets and plaintext credentials.
@@ -129,7 +140,7 @@ impl AppState {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build()?;
-        Ok(Self {
+        Ok(AppState(Arc::new(Shared {
             store,
             cipher,
             snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
@@ -149,7 +160,7 @@ impl AppState {
             inference,
             budgets: Arc::new(crate::budgets::Budgets::default()),
             alerts: Arc::new(crate::alerts::AlertState::default()),
-        })
+        })))
     }
 
     /// Rebuilds the snapshot from the store and swaps it in. Called after every committed change,

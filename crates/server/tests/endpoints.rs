@@ -61,6 +61,10 @@ async fn empty_list_still_has_endpoints_array() {
 #[tokio::test]
 async fn every_field_is_stored_and_returned() {
     let t = ready_server().await;
+    // A budget reference must name a policy that exists.
+    let (s, policy) =
+        t.post("/api/2.0/budget-policies", json!({"name": "ml-monthly", "period": "month", "amount_usd": 100.0})).await;
+    assert_eq!(s, StatusCode::OK, "{policy}");
     let body = json!({
         "name": "full",
         "config": {"served_entities": [
@@ -78,7 +82,7 @@ async fn every_field_is_stored_and_returned() {
                        "inference_table_config": {"catalog_name": "c", "schema_name": "s", "enabled": true}},
         "tags": [{"key": "team", "value": "ml"}, {"key": "env"}],
         "description": "the full thing",
-        "budget_policy_id": "bp-1",
+        "budget_policy_id": policy["policy_id"],
         "email_notifications": {"on_update_failure": ["a@example.com"]},
         "route_optimized": false,
         "rate_limits": [{"calls": 10, "renewal_period": "minute", "key": "endpoint"}],

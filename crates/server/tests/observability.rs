@@ -103,6 +103,21 @@ async fn counters_agree_with_the_requests_made() {
     assert!(!text.contains("nope"), "unknown endpoints make no series");
     assert!(text.trim_end().ends_with("# EOF"));
 
+    // The counters agree with the usage records, series by series.
+    let (_, report) = t.get("/api/2.0/usage?group_by=endpoint,served_entity").await;
+    for row in report["rows"].as_array().unwrap() {
+        let labels = format!(
+            r#"{{endpoint_name="{}",served_entity="{}"}}"#,
+            row["endpoint"].as_str().unwrap(),
+            row["served_entity"].as_str().unwrap()
+        );
+        assert_eq!(sample(&text, &format!("request_count_total{labels}")), row["requests"].as_f64(), "{labels}");
+        let tokens = |name: &str| sample(&text, &format!("{name}_total{labels}")).unwrap_or(0.0);
+        assert_eq!(tokens("input_tokens"), row["input_tokens"].as_f64().unwrap(), "{labels}");
+        assert_eq!(tokens("output_tokens"), row["output_tokens"].as_f64().unwrap(), "{labels}");
+        assert!((tokens("cost_usd") - row["cost_usd"].as_f64().unwrap()).abs() < 1e-12, "{labels}");
+    }
+
     let one = metrics(&t, "/api/2.0/serving-endpoints/other/metrics").await;
     assert!(one.contains(r#"request_count_total{endpoint_name="other",served_entity="solo"} 2"#), "{one}");
     assert!(!one.contains("pool"), "only the endpoint's own series: {one}");

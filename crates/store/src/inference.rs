@@ -87,7 +87,8 @@ impl InferenceDb {
     /// Writes records in one transaction; ids already present are skipped.
     pub async fn insert(&self, records: &[PayloadRecord]) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        // 13 columns × 70 rows stays under the smallest bound-parameter limit SQLite builds use (999).
+        // Several rows per statement (each is a round trip to SQLite's thread); 13 columns × 70
+        // rows stays under the smallest bound-parameter limit SQLite builds use (999).
         for chunk in records.chunks(70) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT OR IGNORE INTO payloads (databricks_request_id, endpoint_name, request_date, client_request_id, \

@@ -1,7 +1,7 @@
 -- Usage records: one row per query, written in batches by the server's usage writer. They live in
 -- their own database file so heavy traffic never competes with control-plane writes.
 CREATE TABLE usage (
-    request_id          TEXT PRIMARY KEY,   -- databricks_request_id
+    request_id          TEXT PRIMARY KEY,   -- databricks_request_id; UUIDv7, so inserts append
     client_request_id   TEXT,
     request_time        INTEGER NOT NULL,   -- ms since the epoch, UTC
     endpoint_id         TEXT NOT NULL,
@@ -26,5 +26,4 @@ CREATE TABLE usage (
     cost_usd            REAL NOT NULL,
     price_version       TEXT                -- NULL when the price table had no price
 );
-CREATE INDEX usage_by_time ON usage (request_time);
 CREATE INDEX usage_by_endpoint_time ON usage (endpoint_name, request_time);
