@@ -17,6 +17,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+// The request path allocates small, short-lived buffers on one thread and frees some of them on
+// another (the batched writers); mimalloc is markedly cheaper than glibc's malloc at that and
+// keeps the resident set from fragmenting under sustained load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Failures of a client command.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {

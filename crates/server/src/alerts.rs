@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::breaker::Status;
 use crate::error::ApiError;
+use crate::recent::{History, Totals};
 use crate::state::AppState;
 
 /// Document kind of rules.
@@ -133,6 +134,8 @@ struct Inner {
     resolved: VecDeque<Alert>,
     /// Since when a `not_ready` condition has held, by alert id.
     pending: HashMap<String, i64>,
+    /// Snapshots of the per-endpoint statistics, for windowed rules; begun at the first evaluation.
+    history: Option<History>,
 }
 
 impl AlertState {
@@ -162,9 +165,22 @@ struct Finding {
 async fn evaluate(app: &AppState) -> Result<(Vec<(AlertRule, Alert)>, Vec<(AlertRule, Alert)>), ApiError> {
     let now = modelgate_core::now_ms();
     let snapshot = app.snapshot.load_full();
-    app.usage.flush().await;
     let mut found: Vec<(AlertRule, Finding)> = Vec::new();
     let all_rules = rules(app.store.as_ref()).await?;
+    let recent = app.metrics.recent();
+    let names: std::collections::HashSet<&str> = snapshot.endpoints.values().map(|e| e.name.as_str()).collect();
+    recent.retain(|name| names.contains(name));
+    let totals = recent.totals();
+    let longest = all_rules
+        .iter()
+        .filter(|r| matches!(r.input.kind.as_str(), "error_rate" | "latency_p95"))
+        .map(|r| window_ms(&r.input, "5m"))
+        .max()
+        .unwrap_or(0);
+    // Only this loop evaluates, so the history can leave the lock while the rules are read.
+    let taken = app.alerts.inner.lock().unwrap_or_else(|e| e.into_inner()).history.take();
+    let mut history = taken.unwrap_or_else(|| History::new(now));
+    let zero = Totals::default();
     for rule in all_rules.iter().cloned() {
         let r = &rule.input;
         if r.enabled == Some(false) {
@@ -182,14 +198,14 @@ async fn evaluate(app: &AppState) -> Result<(Vec<(AlertRule, Alert)>, Vec<(Alert
                 let since = now - window_ms(r, "5m");
                 let min = r.min_requests.unwrap_or(10);
                 for ep in &endpoints {
-                    let s = app.usage.db.summary(&ep.name, since).await?;
-                    if s.requests < min.max(1) {
+                    let s = history.window(&ep.name, totals.get(&ep.name).unwrap_or(&zero), since);
+                    if s.requests < min.max(1) as u64 {
                         continue;
                     }
                     let (value, threshold, what) = if r.kind == "error_rate" {
                         (s.errors as f64 / s.requests as f64, r.threshold.unwrap_or(0.05), "error rate")
                     } else {
-                        (s.p95_ms.unwrap_or(0.0), r.threshold.unwrap_or(2000.0), "p95 latency")
+                        (s.quantile_ms(0.95).unwrap_or(0.0), r.threshold.unwrap_or(2000.0), "p95 latency")
                     };
                     if value > threshold {
                         let shown = |v: f64| {
@@ -297,7 +313,9 @@ async fn evaluate(app: &AppState) -> Result<(Vec<(AlertRule, Alert)>, Vec<(Alert
         }
     }
 
+    history.record(now, totals, longest);
     let mut inner = app.alerts.inner.lock().unwrap_or_else(|e| e.into_inner());
+    inner.history = Some(history);
     let mut fired = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (rule, f) in found {

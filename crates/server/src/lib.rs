@@ -31,6 +31,7 @@ pub mod openapi;
 pub mod outbound;
 pub mod permissions;
 pub mod ratelimit;
+pub mod recent;
 pub mod render;
 pub mod routes;
 pub mod scim;

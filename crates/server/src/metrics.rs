@@ -17,6 +17,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::breaker::{Breakers, Status};
+use crate::recent::Recent;
 use crate::snapshot::Snapshot;
 
 /// Content type of the exposition.
@@ -98,6 +99,7 @@ pub struct Metrics {
     writer_dropped: Family<WriterLabels, Counter>,
     started: Instant,
     uptime: Gauge,
+    recent: Recent,
 }
 
 impl Default for Metrics {
@@ -175,6 +177,7 @@ impl Metrics {
             writer_dropped,
             started: Instant::now(),
             uptime,
+            recent: Recent::default(),
         }
     }
 
@@ -185,7 +188,8 @@ impl Metrics {
         // Both error series exist from the first request on, at zero, as dashboards expect.
         let e4 = self.requests_4xx.get_or_create(labels);
         let e5 = self.requests_5xx.get_or_create(labels);
-        match o.stream_error.unwrap_or(o.status) {
+        let status = o.stream_error.unwrap_or(o.status);
+        match status {
             400..=499 => {
                 e4.inc();
             }
@@ -195,6 +199,7 @@ impl Metrics {
             _ => {}
         }
         drop((e4, e5));
+        self.recent.observe(&labels.endpoint_name, status >= 400, o.latency_ms);
         self.latency.get_or_create(labels).observe(o.latency_ms);
         if let Some(t) = o.ttft_ms {
             self.ttft.get_or_create(labels).observe(t);
@@ -208,6 +213,11 @@ impl Metrics {
         if o.cost_usd > 0.0 {
             self.cost.get_or_create(labels).inc_by(o.cost_usd);
         }
+    }
+
+    /// Cumulative per-endpoint statistics for the alert rules.
+    pub fn recent(&self) -> &Recent {
+        &self.recent
     }
 
     /// Records dropped by the writer `writer`.

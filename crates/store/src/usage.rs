@@ -478,20 +478,22 @@ impl UsageDb {
         if requests > 0 {
             // Nearest-rank percentiles: the value at rank ceil(p × n).
             let at = |p: f64| ((p * requests as f64).ceil() as i64 - 1).clamp(0, requests - 1);
-            let mut pct = Vec::new();
-            for p in [0.50, 0.95, 0.99] {
-                let v: f64 = sqlx::query_scalar(
-                    "SELECT latency_ms FROM usage WHERE endpoint_name = ? AND request_time >= ? \
-                     ORDER BY latency_ms LIMIT 1 OFFSET ?",
-                )
-                .bind(endpoint)
-                .bind(since)
-                .bind(at(p))
-                .fetch_one(&self.reader)
-                .await?;
-                pct.push(v);
-            }
-            (s.p50_ms, s.p95_ms, s.p99_ms) = (Some(pct[0]), Some(pct[1]), Some(pct[2]));
+            let ranks = [at(0.50), at(0.95), at(0.99)];
+            // One sort for all three ranks.
+            let rows: Vec<(i64, f64)> = sqlx::query_as(
+                "SELECT r, latency_ms FROM (SELECT latency_ms, ROW_NUMBER() OVER (ORDER BY latency_ms) - 1 AS r \
+                 FROM usage WHERE endpoint_name = ? AND request_time >= ?) WHERE r IN (?, ?, ?)",
+            )
+            .bind(endpoint)
+            .bind(since)
+            .bind(ranks[0])
+            .bind(ranks[1])
+            .bind(ranks[2])
+            .fetch_all(&self.reader)
+            .await?;
+            let value = |rank: i64| rows.iter().find(|(r, _)| *r == rank).map(|(_, v)| *v);
+            let pct = ranks.map(value);
+            [s.p50_ms, s.p95_ms, s.p99_ms] = pct;
         }
         Ok(s)
     }

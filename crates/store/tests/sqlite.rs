@@ -146,3 +146,35 @@ async fn secrets_scopes_and_limits() {
     s.delete_scope("team").await.unwrap();
     assert!(s.all_secrets().await.unwrap().is_empty(), "secrets go with their scope");
 }
+
+#[tokio::test]
+async fn usage_summary_percentiles_are_nearest_rank() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = UsageDb::open(&dir.path().join("usage.db")).await.unwrap();
+    // Latencies 1..=200 ms, shuffled; the second half on another endpoint, or too old.
+    let records: Vec<UsageRecord> = (1..=200)
+        .map(|i| UsageRecord {
+            request_id: format!("r{i}"),
+            request_time: if i % 10 == 0 { 1_000 } else { 10_000 },
+            endpoint_name: if i % 3 == 0 { "other".into() } else { "chat".into() },
+            status_code: if i % 7 == 0 { 500 } else { 200 },
+            latency_ms: ((i * 37) % 200 + 1) as f64,
+            ..Default::default()
+        })
+        .collect();
+    db.insert(&records).await.unwrap();
+    let mut expected: Vec<f64> =
+        records.iter().filter(|r| r.endpoint_name == "chat" && r.request_time >= 5_000).map(|r| r.latency_ms).collect();
+    expected.sort_by(f64::total_cmp);
+    let n = expected.len();
+    let rank = |p: f64| expected[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+    let s = db.summary("chat", 5_000).await.unwrap();
+    assert_eq!(s.requests as usize, n);
+    assert_eq!(
+        s.errors as usize,
+        records.iter().filter(|r| r.endpoint_name == "chat" && r.request_time >= 5_000 && r.status_code == 500).count()
+    );
+    assert_eq!((s.p50_ms, s.p95_ms, s.p99_ms), (Some(rank(0.5)), Some(rank(0.95)), Some(rank(0.99))));
+    let none = db.summary("chat", 20_000).await.unwrap();
+    assert_eq!((none.requests, none.p95_ms), (0, None));
+}
