@@ -1,12 +1,12 @@
 //! Inference-table payloads, in their own SQLite database.
 
 use std::path::Path;
-use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::migrate::Migrator;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::Result;
+use crate::logdb::LogPools;
 
 /// One logged query, with the columns of a Databricks inference (payload) table.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -59,34 +59,24 @@ pub struct PayloadQuery {
 /// The payload database.
 #[derive(Clone)]
 pub struct InferenceDb {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    db: LogPools,
 }
 
 impl InferenceDb {
     /// Opens (creating and migrating) the database at `path`.
     pub async fn open(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        sqlx::migrate!("./migrations/inference").run(&writer).await?;
-        let reader = SqlitePoolOptions::new().max_connections(2).connect_with(options.read_only(true)).await?;
-        Ok(InferenceDb { writer, reader })
+        static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/inference");
+        Ok(InferenceDb { db: LogPools::open(path, &MIGRATIONS).await? })
     }
 
     /// Closes both pools.
     pub async fn close(&self) {
-        self.writer.close().await;
-        self.reader.close().await;
+        self.db.close().await;
     }
 
     /// Writes records in one transaction; ids already present are skipped.
     pub async fn insert(&self, records: &[PayloadRecord]) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.db.writer.begin().await?;
         // Several rows per statement (each is a round trip to SQLite's thread); 13 columns × 70
         // rows stays under the smallest bound-parameter limit SQLite builds use (999).
         for chunk in records.chunks(70) {
@@ -128,7 +118,7 @@ impl InferenceDb {
             sql.push(" AND requester = ").push_bind(r);
         }
         sql.push(" ORDER BY request_time DESC, databricks_request_id LIMIT ").push_bind(q.limit);
-        let rows = sql.build().fetch_all(&self.reader).await?;
+        let rows = sql.build().fetch_all(&self.db.reader).await?;
         Ok(rows
             .into_iter()
             .map(|r| PayloadRecord {
@@ -169,6 +159,6 @@ impl InferenceDb {
             }
             None => {}
         }
-        Ok(sql.build().execute(&self.writer).await?.rows_affected())
+        Ok(sql.build().execute(&self.db.writer).await?.rows_affected())
     }
 }

@@ -7,6 +7,7 @@
 //! implementation stores the same bytes and encryption lives in one place.
 
 mod inference;
+mod logdb;
 mod records;
 mod sqlite;
 mod usage;

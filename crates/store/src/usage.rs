@@ -6,12 +6,12 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::migrate::Migrator;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::Result;
+use crate::logdb::LogPools;
 
 /// One query, as billed and attributed.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -207,34 +207,24 @@ pub struct PricingRow {
 /// The usage database.
 #[derive(Clone)]
 pub struct UsageDb {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    db: LogPools,
 }
 
 impl UsageDb {
     /// Opens (creating and migrating) the database at `path`.
     pub async fn open(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        sqlx::migrate!("./migrations/usage").run(&writer).await?;
-        let reader = SqlitePoolOptions::new().max_connections(2).connect_with(options.read_only(true)).await?;
-        Ok(UsageDb { writer, reader })
+        static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/usage");
+        Ok(UsageDb { db: LogPools::open(path, &MIGRATIONS).await? })
     }
 
     /// Closes both pools.
     pub async fn close(&self) {
-        self.writer.close().await;
-        self.reader.close().await;
+        self.db.close().await;
     }
 
     /// Writes records in one transaction; a record whose id exists already is skipped.
     pub async fn insert(&self, records: &[UsageRecord]) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.db.writer.begin().await?;
         // Several rows per statement: every statement is a round trip to SQLite's thread. 24
         // columns × 40 rows stays under the smallest bound-parameter limit SQLite builds use (999),
         // and at most 40 statement shapes exist, so all stay prepared in the statement cache.
@@ -287,7 +277,7 @@ impl UsageDb {
         .bind(end)
         .bind(endpoint)
         .bind(endpoint)
-        .fetch_all(&self.reader)
+        .fetch_all(&self.db.reader)
         .await?;
         Ok(rows
             .into_iter()
@@ -368,7 +358,7 @@ impl UsageDb {
         let groups: Vec<String> =
             std::iter::once("bucket".to_string()).chain((0..q.group_by.len()).map(|i| format!("d{i}"))).collect();
         sql.push(format!(" GROUP BY {0} ORDER BY {0}", groups.join(", ")));
-        let rows = sql.build().fetch_all(&self.reader).await?;
+        let rows = sql.build().fetch_all(&self.db.reader).await?;
         let n = q.group_by.len();
         Ok(rows
             .into_iter()
@@ -402,7 +392,7 @@ impl UsageDb {
         .bind(start)
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.reader)
+        .fetch_all(&self.db.reader)
         .await?;
         Ok(rows
             .into_iter()
@@ -420,7 +410,7 @@ impl UsageDb {
 
     /// Sets cost and price version of records, in one transaction.
     pub async fn set_costs(&self, costs: &[(String, f64, Option<String>)]) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.db.writer.begin().await?;
         for (id, cost, version) in costs {
             sqlx::query("UPDATE usage SET cost_usd = ?, price_version = ? WHERE request_id = ?")
                 .bind(cost)
@@ -464,7 +454,7 @@ impl UsageDb {
         )
         .bind(endpoint)
         .bind(since)
-        .fetch_one(&self.reader)
+        .fetch_one(&self.db.reader)
         .await?;
         let requests: i64 = row.get(0);
         let mut s = WindowSummary {
@@ -489,7 +479,7 @@ impl UsageDb {
             .bind(ranks[0])
             .bind(ranks[1])
             .bind(ranks[2])
-            .fetch_all(&self.reader)
+            .fetch_all(&self.db.reader)
             .await?;
             let value = |rank: i64| rows.iter().find(|(r, _)| *r == rank).map(|(_, v)| *v);
             let pct = ranks.map(value);
@@ -533,6 +523,6 @@ impl UsageDb {
             }
         }
         sql.push(")");
-        Ok(sql.build().fetch_one(&self.reader).await?.get(0))
+        Ok(sql.build().fetch_one(&self.db.reader).await?.get(0))
     }
 }
