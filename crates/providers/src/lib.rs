@@ -119,6 +119,9 @@ pub enum StreamItem {
     Done,
     /// The provider reported an error mid-stream; send it as an error event and stop.
     Error(String),
+    /// A chunk that carries only the provider's usage report, which the gateway asked for and the
+    /// client did not: it counts for usage and cost, and is not sent.
+    Usage(String),
 }
 
 /// Translates a provider's stream, one server-sent event at a time.

@@ -123,6 +123,20 @@ impl OpenAiCompatible {
             }
         }
     }
+
+    /// Whether this upstream is asked for a usage chunk at the end of every chat or completions
+    /// stream, so usage and cost are the provider's own figures rather than our tokenizer's
+    /// estimate. Only where the option is known to be accepted: OpenAI, and Azure OpenAI from API
+    /// version 2024-09-01 (older versions refuse unknown fields). Other OpenAI-compatible servers
+    /// vary, so they are left as they are.
+    fn asks_for_usage(&self, task: Task) -> bool {
+        matches!(task, Task::Chat | Task::Completions)
+            && match &self.flavor {
+                Flavor::OpenAi { .. } => true,
+                Flavor::Azure { version, .. } => version.as_str() >= "2024-09-01",
+                Flavor::Custom { .. } | Flavor::Databricks { .. } => false,
+            }
+    }
 }
 
 #[async_trait::async_trait]
@@ -155,6 +169,12 @@ impl Adapter for OpenAiCompatible {
         }
         if stream {
             body.insert("stream".into(), Value::Bool(true));
+            if self.asks_for_usage(task) {
+                let options = body.entry("stream_options").or_insert_with(|| Value::Object(Default::default()));
+                if let Value::Object(o) = options {
+                    o.insert("include_usage".into(), Value::Bool(true));
+                }
+            }
         }
         let mut req = http.post(self.url(task)).json(&body);
         if let Flavor::OpenAi { organization: Some(org), .. } = &self.flavor {
@@ -176,8 +196,8 @@ impl Adapter for OpenAiCompatible {
         Ok(body)
     }
 
-    fn stream(&self, _task: Task, _include_usage: bool) -> Box<dyn StreamTranslator> {
-        Box::new(PassThrough)
+    fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator> {
+        Box::new(PassThrough { hide_usage: self.asks_for_usage(task) && !include_usage })
     }
 
     fn error_message(&self, body: &[u8]) -> String {
@@ -192,8 +212,11 @@ impl Adapter for OpenAiCompatible {
     }
 }
 
-/// OpenAI chunks go out as they came, minus anything that is not a `data:` event.
-struct PassThrough;
+/// OpenAI chunks go out as they came, minus anything that is not a `data:` event, and minus the
+/// usage chunk when only the gateway asked for it.
+struct PassThrough {
+    hide_usage: bool,
+}
 
 impl StreamTranslator for PassThrough {
     fn on_event(&mut self, _event: &str, data: &str) -> Vec<StreamItem> {
@@ -210,6 +233,15 @@ impl StreamTranslator for PassThrough {
             && v.get("choices").is_none()
         {
             return vec![StreamItem::Error(crate::shared::error_message(data.as_bytes()))];
+        }
+        // The usage chunk has no choices; the cheap byte test spares parsing every other chunk.
+        if self.hide_usage
+            && data.contains("\"choices\":[]")
+            && let Ok(v) = serde_json::from_str::<Value>(data)
+            && v["choices"].as_array().is_some_and(Vec::is_empty)
+            && v["usage"].is_object()
+        {
+            return vec![StreamItem::Usage(data.to_string())];
         }
         vec![StreamItem::Data(data.to_string())]
     }

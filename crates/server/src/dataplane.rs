@@ -559,6 +559,7 @@ fn stream_response(
                         finished = true;
                         break;
                     }
+                    StreamItem::Usage(d) => outbound.usage_chunk(&d),
                     StreamItem::Error(m) => {
                         outbound.stream_failed(502, "STREAM_FAILED");
                         yield Ok(error_event(&m));

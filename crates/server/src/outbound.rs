@@ -263,6 +263,13 @@ impl Outbound {
         }
     }
 
+    /// A usage chunk the client did not ask for: it counts, and is not sent.
+    pub fn usage_chunk(&mut self, data: &str) {
+        if let Some(u) = Usage::of_bytes(data.as_bytes()) {
+            self.reported = Some(u);
+        }
+    }
+
     /// The end of a stream, before `[DONE]`: chunks still held back, or the error that ends the
     /// stream instead.
     pub async fn end(&mut self) -> Result<Vec<String>, ApiError> {

@@ -342,12 +342,13 @@ async fn embeddings_and_completions() {
 #[tokio::test]
 async fn azure_api_key_and_entra_id() {
     let r = rig().await;
-    let azure = |auth: Value| {
+    let azure_at = |version: &str, auth: Value| {
         let mut cfg = json!({"openai_api_type": "azure", "openai_api_base": r.mock_url, "openai_deployment_name": "dep1",
-                             "openai_api_version": "2024-06-01"});
+                             "openai_api_version": version});
         cfg.as_object_mut().unwrap().extend(auth.as_object().unwrap().clone());
         json!({"external_model": {"provider": "openai", "name": "gpt-4o", "task": "llm/v1/chat", "openai_config": cfg}})
     };
+    let azure = |auth: Value| azure_at("2024-06-01", auth);
     r.endpoint("az", vec![azure(json!({"openai_api_key": "{{secrets/llm/openai}}"}))]).await;
     let ask = json!({"messages": [{"role": "user", "content": "x"}]});
     assert_eq!(r.t.post("/serving-endpoints/az/invocations", ask.clone()).await.0, StatusCode::OK);
@@ -355,6 +356,17 @@ async fn azure_api_key_and_entra_id() {
     assert_eq!(sent.query.as_deref(), Some("api-version=2024-06-01"));
     assert!(sent.headers.iter().any(|(k, v)| k == "api-key" && v == "sk-openai-test-key"));
     assert!(sent.body.get("model").is_none(), "Azure names the model by its deployment");
+
+    // Streams ask for a usage chunk only from API versions that accept `stream_options`.
+    let stream = json!({"messages": [{"role": "user", "content": "x"}], "stream": true});
+    r.endpoint("az-new", vec![azure_at("2024-10-21", json!({"openai_api_key": "{{secrets/llm/openai}}"}))]).await;
+    for (endpoint, asks) in [("az", false), ("az-new", true)] {
+        let resp = r.raw(&format!("/serving-endpoints/{endpoint}/invocations"), stream.clone()).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+        let sent = r.mock.last("/openai/deployments/dep1/chat/completions").unwrap();
+        assert_eq!(sent.body["stream_options"]["include_usage"] == true, asks, "{endpoint}: {}", sent.body);
+    }
 
     let entra = json!({"microsoft_entra_client_id": "app-1", "microsoft_entra_tenant_id": "tenant-1",
                        "microsoft_entra_client_secret_plaintext": "entra-secret"});

@@ -226,3 +226,39 @@ async fn reports_validate_input_and_show_only_managed_endpoints() {
         t.call_as(Some(&dev), reqwest::Method::POST, "/api/2.0/usage/recompute", Some(json!({"since": "0"}))).await;
     assert_error(&got, StatusCode::FORBIDDEN, "PERMISSION_DENIED", "admins");
 }
+
+#[tokio::test]
+async fn streams_count_the_providers_usage_even_when_the_client_did_not_ask_for_it() {
+    let (m, url) = mock().await;
+    let t = TestServer::start().await;
+    t.secret("llm", "k", "sk-usage").await;
+    create_ready(&t, json!({"name": "ep", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}})).await;
+    // The mock reports 5 prompt and 41 completion tokens; a tokenizer count of the short echo
+    // would be nowhere near 41.
+    let ask = |stream_options: Value| {
+        let mut body = json!({"messages": [{"role": "user", "content": "count __usage_41__"}], "stream": true});
+        if !stream_options.is_null() {
+            body["stream_options"] = stream_options;
+        }
+        t.http.post(format!("{}/serving-endpoints/ep/invocations", t.base)).bearer_auth(&t.token).json(&body).send()
+    };
+
+    let text = ask(Value::Null).await.unwrap().text().await.unwrap();
+    let upstream = m.last("/chat/completions").unwrap().body;
+    assert_eq!(upstream["stream_options"]["include_usage"], true, "the gateway asks the provider for usage");
+    let payloads = sse_payloads(&text);
+    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+    assert!(
+        payloads.iter().all(|p| !p.contains("\"usage\":{")),
+        "the client did not ask for the usage chunk and does not get it: {text}"
+    );
+    let row = report(&t, "").await["rows"][0].clone();
+    assert_eq!((row["input_tokens"].as_i64(), row["output_tokens"].as_i64()), (Some(5), Some(41)), "{row}");
+
+    // A client that asked gets the chunk, as before.
+    let text = ask(json!({"include_usage": true})).await.unwrap().text().await.unwrap();
+    assert!(text.contains("\"completion_tokens\":41"), "{text}");
+    let row = report(&t, "").await["rows"][0].clone();
+    assert_eq!(row["output_tokens"], 82, "{row}");
+    assert!(close(row["cost_usd"].as_f64().unwrap(), 2.0 * gpt4o_cost(5, 0, 41)), "{row}");
+}
