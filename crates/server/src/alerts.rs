@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use modelgate_store::{Document, Store};
-use modelgate_wire::{Alert, AlertDestination, AlertDestinationInput, AlertRule, AlertRuleInput};
+use modelgate_wire::{Alert, AlertDestination, AlertDestinationInput, AlertRule, AlertRuleInput, ListAlerts};
 use serde_json::{Value, json};
 
 use crate::breaker::Status;
@@ -181,6 +181,9 @@ async fn evaluate(app: &AppState) -> Result<(Vec<(AlertRule, Alert)>, Vec<(Alert
     let taken = app.alerts.inner.lock().unwrap_or_else(|e| e.into_inner()).history.take();
     let mut history = taken.unwrap_or_else(|| History::new(now));
     let zero = Totals::default();
+    // Alerts whose window reaches back before the statistics began (a restart): a firing one
+    // stays firing until a whole window of fresh data says otherwise.
+    let mut undecided = std::collections::HashSet::new();
     for rule in all_rules.iter().cloned() {
         let r = &rule.input;
         if r.enabled == Some(false) {
@@ -198,6 +201,9 @@ async fn evaluate(app: &AppState) -> Result<(Vec<(AlertRule, Alert)>, Vec<(Alert
                 let since = now - window_ms(r, "5m");
                 let min = r.min_requests.unwrap_or(10);
                 for ep in &endpoints {
+                    if !history.covers(since) {
+                        undecided.insert(id(&ep.name, ""));
+                    }
                     let s = history.window(&ep.name, totals.get(&ep.name).unwrap_or(&zero), since);
                     if s.requests < min.max(1) as u64 {
                         continue;
@@ -348,7 +354,8 @@ async fn evaluate(app: &AppState) -> Result<(Vec<(AlertRule, Alert)>, Vec<(Alert
         fired.push((rule, alert));
     }
     inner.pending.retain(|k, _| seen.contains(k));
-    let gone: Vec<String> = inner.firing.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+    let gone: Vec<String> =
+        inner.firing.keys().filter(|k| !seen.contains(*k) && !undecided.contains(*k)).cloned().collect();
     let mut resolved = Vec::new();
     for k in gone {
         if let Some(mut a) = inner.firing.remove(&k) {
@@ -418,11 +425,51 @@ async fn notify(app: &AppState, rule: &AlertRule, alert: &Alert) {
     }
 }
 
+/// Document kind and id of the saved alert state.
+const STATE_KIND: &str = "alert_state";
+const STATE_ID: &str = "current";
+
+/// Saves what is firing (and the recently resolved), so a restart neither repeats a FIRING message
+/// nor forgets an alert that is still to resolve.
+async fn persist(app: &AppState) -> Result<(), ApiError> {
+    let (firing, resolved) = app.alerts.snapshot();
+    let body =
+        serde_json::to_string(&ListAlerts { firing, resolved }).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let doc = Document {
+        kind: STATE_KIND.into(),
+        id: STATE_ID.into(),
+        name: STATE_ID.into(),
+        body,
+        updated_at: modelgate_core::now_ms(),
+    };
+    Ok(app.store.put_document(&doc).await?)
+}
+
+/// Takes back the state saved before a restart.
+async fn restore(app: &AppState) -> Result<(), ApiError> {
+    let Some(doc) = app.store.list_documents(STATE_KIND).await?.into_iter().find(|d| d.id == STATE_ID) else {
+        return Ok(());
+    };
+    let saved: ListAlerts = serde_json::from_str(&doc.body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut inner = app.alerts.inner.lock().unwrap_or_else(|e| e.into_inner());
+    inner.firing = saved.firing.into_iter().map(|a| (a.alert_id.clone(), a)).collect();
+    inner.resolved = saved.resolved.into();
+    Ok(())
+}
+
 /// Evaluates the rules every `interval` until the server stops.
 pub async fn run(app: AppState, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    if let Err(e) = restore(&app).await {
+        tracing::warn!(error = %e, "could not read the alerts that were firing before the restart");
+    }
     loop {
         match evaluate(&app).await {
             Ok((fired, resolved)) => {
+                if (!fired.is_empty() || !resolved.is_empty())
+                    && let Err(e) = persist(&app).await
+                {
+                    tracing::warn!(error = %e, "could not save the firing alerts");
+                }
                 for (rule, a) in fired.iter().chain(resolved.iter()) {
                     tracing::info!(alert = %a.alert_id, state = %a.state, "{}", a.message);
                     notify(&app, rule, a).await;

@@ -165,6 +165,11 @@ impl History {
         }
     }
 
+    /// Whether the history reaches back to `since_ms`, so a window starting then is complete.
+    pub fn covers(&self, since_ms: i64) -> bool {
+        self.snapshots.front().is_some_and(|s| s.0 <= since_ms)
+    }
+
     /// What `endpoint` did between `since_ms` (rounded back to the snapshot before it) and `now`.
     pub fn window(&self, endpoint: &str, now: &Totals, since_ms: i64) -> Totals {
         let base = self
@@ -211,6 +216,7 @@ mod tests {
             r.observe("e", false, 10.0);
         }
         let now = &r.totals()["e"];
+        assert!(h.covers(0) && h.covers(1_500) && !h.covers(-1));
         // Since the start: everything.
         let all = h.window("e", now, 0);
         assert_eq!((all.requests, all.errors), (40, 10));

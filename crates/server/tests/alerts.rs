@@ -238,6 +238,39 @@ async fn each_default_alert_fires_and_resolves_once() {
 }
 
 #[tokio::test]
+async fn a_firing_alert_survives_a_restart_without_a_second_message() {
+    let (hook, inbox) = receiver().await;
+    let (flaky, url) = mock().await;
+    let fast = |c: &mut modelgate_server::ServerConfig| {
+        c.alert_interval = Duration::from_millis(100);
+        c.retries.retries = 0;
+    };
+    let mut t = TestServer::start_with(fast).await;
+    t.secret("llm", "k", "sk-alerts").await;
+    let (s, b) = t.post("/api/2.0/alert-destinations", json!({"name": "json", "url": format!("{hook}/json")})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    create_ready(&t, json!({"name": "flaky", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}}))
+        .await;
+    tune(&t, "error-rate", json!({"window": "2s", "min_requests": 3})).await;
+    flaky.force_status.store(400, Ordering::SeqCst);
+    for _ in 0..4 {
+        assert_eq!(ask(&t, "flaky").await, StatusCode::BAD_REQUEST);
+    }
+    flaky.force_status.store(0, Ordering::SeqCst);
+    wait_for(&inbox, "error_rate", "flaky", "FIRING").await;
+
+    t.restart_with(fast).await;
+    // The statistics start afresh, but the alert is not resolved on an incomplete window.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, a) = t.get("/api/2.0/alerts").await;
+    assert!(a["firing"].as_array().unwrap().iter().any(|a| a["kind"] == "error_rate"), "{a}");
+    wait_for(&inbox, "error_rate", "flaky", "RESOLVED").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let states: Vec<String> = json_messages(&inbox).into_iter().map(|m| m.1).collect();
+    assert_eq!(states, ["FIRING", "RESOLVED"], "one message per transition across the restart");
+}
+
+#[tokio::test]
 async fn rules_and_destinations_are_validated_and_admin_only() {
     let t = TestServer::start().await;
     for (body, field) in [
