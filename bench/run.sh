@@ -20,53 +20,12 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
-GATEWAY_CPU=${GATEWAY_CPU:-0}
-OTHER_CPU=${OTHER_CPU:-1}
-TOKEN=mgt_bench_token_0123456789abcdefghijklmnop
-
-cargo build --release --locked -p modelgate -p modelgate-mock-upstream -p modelgate-loadgen >&2
-BIN=target/release
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-wait_listen() { # file -> url
-  for _ in $(seq 1 100); do
-    if grep -q "listening on" "$1" 2>/dev/null; then grep -o 'http://[0-9.:]*' "$1" | head -1; return; fi
-    sleep 0.1
-  done
-  echo "did not start: $(cat "$1")" >&2; exit 1
-}
-
-taskset -c "$OTHER_CPU" "$BIN/modelgate-mock-upstream" --fast --threads 1 --listen 127.0.0.1:0 > "$WORK/mock.log" 2>&1 &
-PIDS+=($!)
-MOCK=$(wait_listen "$WORK/mock.log")
-
-TOKIO_WORKER_THREADS=1 MODELGATE_ADMIN_TOKEN=$TOKEN taskset -c "$GATEWAY_CPU" \
-  "$BIN/modelgate" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" --log-level warn > "$WORK/gw.log" 2>&1 &
-GW_PID=$!
-PIDS+=($GW_PID)
-GW=$(wait_listen "$WORK/gw.log")
-
-H="Authorization: Bearer $TOKEN"
-curl -sf -H "$H" "$GW/api/2.0/secrets/scopes/create" -d '{"scope": "bench"}' > /dev/null
-curl -sf -H "$H" "$GW/api/2.0/secrets/put" -d '{"scope": "bench", "key": "k", "string_value": "sk-bench"}' > /dev/null
-curl -sf -H "$H" "$GW/api/2.0/serving-endpoints" -d "{\"name\": \"bench\", \"config\": {\"served_entities\": [{\"external_model\": {
-  \"provider\": \"openai\", \"name\": \"gpt-4o-mini\", \"task\": \"llm/v1/chat\",
-  \"openai_config\": {\"openai_api_key\": \"{{secrets/bench/k}}\", \"openai_api_base\": \"$MOCK/v1\"}}}]}}" > /dev/null
-curl -sf -H "$H" "$GW/api/2.0/serving-endpoints" -d "{\"name\": \"policed\", \"config\": {\"served_entities\": [{\"external_model\": {
-  \"provider\": \"openai\", \"name\": \"gpt-4o-mini\", \"task\": \"llm/v1/chat\",
-  \"openai_config\": {\"openai_api_key\": \"{{secrets/bench/k}}\", \"openai_api_base\": \"$MOCK/v1\"}}}]},
-  \"ai_gateway\": {\"rate_limits\": [{\"key\": \"endpoint\", \"calls\": 100000000, \"tokens\": 1000000000000, \"renewal_period\": \"minute\"}],
-  \"guardrails\": {\"input\": {\"pii\": {\"behavior\": \"MASK\"}}, \"output\": {\"pii\": {\"behavior\": \"MASK\"}}}}}" > /dev/null
-curl -sf -H "$H" "$GW/api/2.0/serving-endpoints" -d "{\"name\": \"logged\", \"config\": {\"served_entities\": [{\"external_model\": {
-  \"provider\": \"openai\", \"name\": \"gpt-4o-mini\", \"task\": \"llm/v1/chat\",
-  \"openai_config\": {\"openai_api_key\": \"{{secrets/bench/k}}\", \"openai_api_base\": \"$MOCK/v1\"}}}]},
-  \"ai_gateway\": {\"inference_table_config\": {\"enabled\": true, \"catalog_name\": \"bench\", \"schema_name\": \"logs\", \"sampling_fraction\": 1}}}" > /dev/null
+. bench/lib.sh
+start_servers
+create_endpoint bench
+create_endpoint policed '"ai_gateway": {"rate_limits": [{"key": "endpoint", "calls": 100000000, "tokens": 1000000000000, "renewal_period": "minute"}],
+  "guardrails": {"input": {"pii": {"behavior": "MASK"}}, "output": {"pii": {"behavior": "MASK"}}}}'
+create_endpoint logged '"ai_gateway": {"inference_table_config": {"enabled": true, "catalog_name": "bench", "schema_name": "logs", "sampling_fraction": 1}}'
 GROUP_ID=$(curl -sf -H "$H" "$GW/api/2.0/preview/scim/v2/Groups" -d '{"displayName": "bench-callers"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 curl -sf -H "$H" "$GW/api/2.0/preview/scim/v2/Users" -d "{\"userName\": \"bench@example.com\", \"groups\": [{\"value\": \"$GROUP_ID\"}]}" > /dev/null
 curl -sf -H "$H" -X PATCH "$GW/api/2.0/permissions/serving-endpoints/bench" \
