@@ -521,7 +521,10 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
                     body["bytes_value"] = json!(B64.encode(&buf));
                 }
             }
-            client.json(Method::POST, "/api/2.0/secrets/put", Some(&body)).await?;
+            let answer = client.json(Method::POST, "/api/2.0/secrets/put", Some(&body)).await?;
+            for w in answer["warnings"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                eprintln!("warning: {w}");
+            }
         }
         GetSecret { scope, key } => {
             let v = client

@@ -186,6 +186,59 @@ struct ServeArgs {
     /// JSON price file replacing or adding entries of the built-in price table (see docs/usage.md).
     #[arg(long, env = "MODELGATE_PRICE_TABLE", value_name = "FILE")]
     price_table: Option<PathBuf>,
+    /// A base URL anyone may point an endpoint at, besides the providers' own hosts: `scheme://host[:port][/path]`,
+    /// the host may start with `*.`, the port may be `*` (repeatable; comma-separated in the environment),
+    /// e.g. http://127.0.0.1:* or https://*.models.internal. Admins and members of the
+    /// `custom-base-urls` group may use any URL; link-local and metadata addresses are never allowed.
+    #[arg(long = "outbound-allow", env = "MODELGATE_OUTBOUND_ALLOW", value_delimiter = ',', value_name = "URL")]
+    outbound_allow: Vec<modelgate_core::outbound::AllowEntry>,
+    /// Most open client connections; more are answered 503 and closed.
+    #[arg(long, env = "MODELGATE_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+    /// Most requests handled (or streaming their answer) at once; more are answered 503 at once.
+    #[arg(long, env = "MODELGATE_MAX_IN_FLIGHT", default_value_t = 1024)]
+    max_in_flight: usize,
+    /// Time for a client to send a request's headers; also the longest idle keep-alive.
+    #[arg(long, env = "MODELGATE_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
+    header_read_timeout: Duration,
+    /// Time for a client to send a whole request body; slower clients get a 408.
+    #[arg(long, env = "MODELGATE_BODY_READ_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
+    body_read_timeout: Duration,
+    /// Largest request body (bytes, or with a KiB/MiB/GiB suffix); larger ones get a 413.
+    #[arg(long, env = "MODELGATE_MAX_REQUEST_BODY", value_parser = parse_bytes, default_value = "4MiB")]
+    max_request_body: usize,
+    /// Largest non-streamed answer read from a provider; a larger one fails the query with a 502.
+    #[arg(long, env = "MODELGATE_MAX_UPSTREAM_BODY", value_parser = parse_bytes, default_value = "32MiB")]
+    max_upstream_body: usize,
+    /// Largest single event of a provider's stream; a larger one ends the stream with an error event.
+    #[arg(long, env = "MODELGATE_MAX_STREAM_EVENT", value_parser = parse_bytes, default_value = "1MiB")]
+    max_stream_event: usize,
+    /// On shutdown, how long open requests may finish before their connections are closed.
+    #[arg(long, env = "MODELGATE_DRAIN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
+    drain_timeout: Duration,
+    /// How long audit records are kept.
+    #[arg(long, env = "MODELGATE_AUDIT_RETENTION", value_parser = humantime::parse_duration, default_value = "365days")]
+    audit_retention: Duration,
+    /// Start even if the master key file can be read by other users (logs a warning instead).
+    #[arg(long, env = "MODELGATE_ALLOW_INSECURE_KEY_FILE")]
+    allow_insecure_key_file: bool,
+}
+
+/// A size in bytes: a number, optionally with a K, KB, KiB, M, MB, MiB, G, GB or GiB suffix
+/// (all powers of 1024).
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: usize = digits.parse().map_err(|_| format!("'{s}' is not a size such as 4MiB"))?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("'{other}' is not a size unit (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(factor).filter(|n| *n > 0).ok_or_else(|| format!("'{s}' is not a positive size"))
 }
 
 fn parse_base_url(s: &str) -> Result<(String, String), String> {
@@ -320,6 +373,20 @@ async fn serve(args: ServeArgs) -> ExitCode {
         judge_endpoint: args.guardrail_judge_endpoint,
         price_table: args.price_table,
         alert_interval: args.alert_interval,
+        limits: modelgate_server::limits::Limits {
+            max_connections: args.max_connections.max(1),
+            max_in_flight: args.max_in_flight.max(1),
+            header_read_timeout: args.header_read_timeout,
+            body_read_timeout: args.body_read_timeout,
+            max_request_body: args.max_request_body,
+            max_upstream_body: args.max_upstream_body,
+            max_stream_event: args.max_stream_event,
+            drain_timeout: args.drain_timeout,
+            ..Default::default()
+        },
+        outbound: modelgate_core::outbound::OutboundPolicy::with(args.outbound_allow),
+        audit_retention: args.audit_retention,
+        allow_insecure_key_file: args.allow_insecure_key_file,
     };
     let server = match modelgate_server::Server::start(config).await {
         Ok(s) => s,
@@ -378,5 +445,16 @@ mod tests {
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        use super::parse_bytes;
+        assert_eq!(parse_bytes("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_bytes("512"), Ok(512));
+        assert_eq!(parse_bytes("64 KiB"), Ok(64 << 10));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("4 parsecs").is_err());
+        assert!(parse_bytes("-1").is_err());
     }
 }

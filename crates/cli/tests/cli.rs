@@ -16,6 +16,16 @@ struct Serve {
     output: Arc<Mutex<String>>,
 }
 
+/// A test that fails (or forgets) still stops its server.
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
 fn spawn_server(data: &Path, envs: &[(&str, &str)]) -> Serve {
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data);
@@ -213,9 +223,10 @@ fn quickstart_flow_with_the_cli_and_no_secret_leaks() {
     ok(run(&["serving-endpoints", "delete", "chat"], None));
 
     // Stop with SIGTERM: a clean exit 0.
-    let Serve { mut child, output, .. } = server;
-    sigterm(&child);
-    let status = wait_timeout(&mut child, Duration::from_secs(20)).expect("server exits after SIGTERM");
+    let mut server = server;
+    sigterm(&server.child);
+    let status = wait_timeout(&mut server.child, Duration::from_secs(20)).expect("server exits after SIGTERM");
+    let output = server.output.clone();
     assert!(status.success(), "exit status {status:?}");
     std::thread::sleep(Duration::from_millis(100));
 

@@ -13,10 +13,12 @@
 //! - [`pii`]: personal data and blocked keywords in text, for guardrails.
 //! - [`pricing`]: the versioned price table and the cost of a request.
 //! - [`period`]: UTC calendar periods of budgets.
+//! - [`outbound`]: which upstream URLs and addresses the gateway may reach.
 
 pub mod cipher;
 pub mod credentials;
 pub mod names;
+pub mod outbound;
 pub mod period;
 pub mod permission;
 pub mod pii;

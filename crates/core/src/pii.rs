@@ -66,30 +66,59 @@ pub struct Finding {
 
 type Check = fn(&str) -> bool;
 
+/// Decimal digits the patterns recognise: ASCII, full-width, Arabic-Indic (both forms) and
+/// Devanagari. A number typed in any of them is the same number.
+const D: &str = r"[0-9\x{FF10}-\x{FF19}\x{0660}-\x{0669}\x{06F0}-\x{06F9}\x{0966}-\x{096F}]";
+/// Separators inside a card number: spaces (including no-break, figure, thin and ideographic
+/// spaces), hyphens and dashes.
+const SEP: &str = r"[ \-\x{00A0}\x{2007}\x{2009}\x{202F}\x{3000}\x{2010}-\x{2015}\x{FF0D}]";
+
 // Ordered by priority when findings overlap at the same start: the more specific kinds first.
 static PATTERNS: LazyLock<Vec<(Kind, Regex, Check)>> = LazyLock::new(|| {
-    let re = |p: &str| Regex::new(p).unwrap_or_else(|e| unreachable!("built-in pattern {p}: {e}"));
+    let re = |p: &str| {
+        let p = p.replace("DIGIT", D).replace("SEP", SEP);
+        Regex::new(&p).unwrap_or_else(|e| unreachable!("built-in pattern {p}: {e}"))
+    };
     vec![
         (
             Kind::Email,
             re(
-                r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b",
+                r"[A-Za-z0-9._%+\-]{1,64}[@\x{FF20}][A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b",
             ),
             (|_| true) as Check,
         ),
-        (Kind::UsSsn, re(r"\b\d{3}-\d{2}-\d{4}\b"), ssn_ok),
-        (Kind::CreditCard, re(r"\b\d(?:[ \-]?\d){12,18}\b"), luhn_ok),
+        (Kind::UsSsn, re(r"\bDIGIT{3}-DIGIT{2}-DIGIT{4}\b"), ssn_ok),
+        (Kind::CreditCard, re(r"\bDIGIT(?:SEP?DIGIT){12,18}\b"), luhn_ok),
+        // Dotted card numbers only in their printed groups (4-4-4-4, 4-6-5), so decimals never are.
+        (Kind::CreditCard, re(r"\bDIGIT{4}(?:\.DIGIT{4}){3}\b|\bDIGIT{4}\.DIGIT{6}\.DIGIT{5}\b"), luhn_ok),
         (Kind::Iban, re(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"), iban_ok),
         (Kind::IpAddress, re(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), |s| s.parse::<Ipv4Addr>().is_ok()),
         (Kind::IpAddress, re(r"(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}(?:\b|::)"), |s| {
             s.matches(':').count() >= 2 && s.parse::<Ipv6Addr>().is_ok()
         }),
-        (Kind::Phone, re(r"(?:\+\d{1,3}[ .\-]?)?(?:\(\d{1,4}\)[ .\-]?)?\d{2,4}(?:[ .\-]?\d{2,4}){1,4}\b"), phone_ok),
+        (
+            Kind::Phone,
+            re(r"(?:\+DIGIT{1,3}[ .\-]?)?(?:\(DIGIT{1,4}\)[ .\-]?)?DIGIT{2,4}(?:[ .\-]?DIGIT{2,4}){1,4}\b"),
+            phone_ok,
+        ),
     ]
 });
 
+/// The value of a decimal digit in one of the scripts of [`D`].
+fn digit_value(c: char) -> Option<u32> {
+    let zero = match c {
+        '0'..='9' => '0',
+        '\u{FF10}'..='\u{FF19}' => '\u{FF10}',
+        '\u{0660}'..='\u{0669}' => '\u{0660}',
+        '\u{06F0}'..='\u{06F9}' => '\u{06F0}',
+        '\u{0966}'..='\u{096F}' => '\u{0966}',
+        _ => return None,
+    };
+    Some(c as u32 - zero as u32)
+}
+
 fn digits(s: &str) -> Vec<u32> {
-    s.chars().filter_map(|c| c.to_digit(10)).collect()
+    s.chars().filter_map(digit_value).collect()
 }
 
 fn luhn_ok(s: &str) -> bool {
@@ -128,7 +157,8 @@ fn iban_ok(s: &str) -> bool {
 }
 
 fn ssn_ok(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
+    let ascii: String = s.chars().map(|c| digit_value(c).and_then(|d| char::from_digit(d, 10)).unwrap_or(c)).collect();
+    let parts: Vec<&str> = ascii.split('-').collect();
     let [area, group, serial] = parts.as_slice() else { return false };
     *area != "000" && *area != "666" && !area.starts_with('9') && *group != "00" && *serial != "0000"
 }
@@ -253,6 +283,19 @@ mod tests {
         assert_eq!(kinds("call +1 (415) 555-2671 now"), [Kind::Phone]);
         assert_eq!(kinds("call 415-555-2671"), [Kind::Phone]);
         assert_eq!(kinds("call +44 20 7946 0958"), [Kind::Phone]);
+    }
+
+    #[test]
+    fn finds_numbers_however_they_are_typed() {
+        assert_eq!(kinds("card 4111\u{00A0}1111\u{00A0}1111\u{00A0}1111 ok"), [Kind::CreditCard], "no-break spaces");
+        assert_eq!(kinds("card 4111\u{202F}1111\u{2009}1111 1111"), [Kind::CreditCard], "thin spaces");
+        assert_eq!(kinds("card 4111.1111.1111.1111"), [Kind::CreditCard], "dots");
+        assert_eq!(kinds("card ４１１１ ４１１１ ４１１１ ４１１１"), [], "full-width digits with a bad Luhn digit");
+        assert_eq!(kinds("card ４１１１ １１１１ １１１１ １１１１"), [Kind::CreditCard], "full-width digits");
+        assert_eq!(kinds("card ٤١١١١١١١١١١١١١١١"), [Kind::CreditCard], "Arabic-Indic digits");
+        assert_eq!(kinds("ssn １２３-４５-６７８９"), [Kind::UsSsn]);
+        assert_eq!(kinds("pi is 3.1415926535897932 and e 2.718281828459045"), [], "decimals are not cards");
+        assert_eq!(kinds("write to jane＠example.com"), [Kind::Email], "full-width at sign");
     }
 
     #[test]

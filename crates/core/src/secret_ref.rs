@@ -17,13 +17,14 @@ impl std::fmt::Display for SecretRef {
     }
 }
 
-/// Parses a whole string as a reference. The error says what is wrong with it without echoing
-/// the string, which may be a key pasted into the wrong field.
+/// Parses a whole string as a reference, exactly: no spaces inside the braces, one scope and one
+/// key, each a valid secret name (so never `.` or `..`). The error says what is wrong with it
+/// without echoing the string, which may be a key pasted into the wrong field.
 pub fn parse(value: &str) -> Result<SecretRef, String> {
     let inner = value
         .strip_prefix("{{")
         .and_then(|v| v.strip_suffix("}}"))
-        .and_then(|v| v.trim().strip_prefix("secrets/"))
+        .and_then(|v| v.strip_prefix("secrets/"))
         .ok_or_else(|| {
             "must be a secret reference of the form {{secrets/<scope>/<key>}} \
              (use the *_plaintext field for a literal value)"
@@ -42,9 +43,10 @@ pub fn parse(value: &str) -> Result<SecretRef, String> {
 }
 
 /// True if the string looks like it is meant to be a reference (used for `environment_vars`,
-/// whose values may be references or literals).
+/// whose values may be references or literals): such a value must then parse exactly, so a
+/// mistyped reference is refused instead of being passed on as a literal.
 pub fn looks_like_ref(value: &str) -> bool {
-    value.trim_start().starts_with("{{")
+    value.trim_start().starts_with("{{") || value.contains("{{secrets/")
 }
 
 #[cfg(test)]
@@ -66,5 +68,14 @@ mod tests {
         assert!(parse("{{secrets/only_scope}}").is_err());
         assert!(parse("{{secrets/sc ope/k}}").is_err());
         assert!(parse("{{vault/a/b}}").is_err());
+    }
+
+    #[test]
+    fn matches_exactly() {
+        assert!(parse("{{ secrets/a/b }}").is_err(), "spaces inside the braces");
+        assert!(parse(" {{secrets/a/b}}").is_err());
+        assert!(parse("{{secrets/../x}}").is_err());
+        assert!(parse("{{secrets/a/b/c}}").is_err());
+        assert!(parse("{{secrets/a/}}").is_err());
     }
 }

@@ -69,6 +69,14 @@ pub const WORKLOAD_TYPES: [&str; 9] = [
 pub const MAX_RATE_LIMITS: usize = 20;
 /// See [`MAX_RATE_LIMITS`].
 pub const MAX_GROUP_RATE_LIMITS: usize = 5;
+/// Most `invalid_keywords` (and most `valid_topics`) per guardrail side.
+pub const MAX_GUARDRAIL_WORDS: usize = 200;
+/// Longest keyword or topic, in bytes.
+pub const MAX_GUARDRAIL_WORD_LEN: usize = 256;
+/// Most tags on an endpoint.
+pub const MAX_TAGS: usize = 50;
+/// Longest tag key or value, in bytes.
+pub const MAX_TAG_LEN: usize = 255;
 
 /// What a config serves. An endpoint cannot switch between the two on update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,14 +361,48 @@ fn http_url(v: Option<&str>, path: &str, required: bool) -> Result<()> {
     match v {
         None if !required => Ok(()),
         None => Err(err(path, "is required")),
-        Some(u) => {
-            let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
-            match rest {
-                Some(r) if !r.is_empty() && !r.starts_with('/') && !u.contains(char::is_whitespace) => Ok(()),
-                _ => Err(err(path, format!("'{u}' is not an http:// or https:// URL"))),
-            }
-        }
+        Some(u) => crate::outbound::parse_url(u).map(|_| ()).map_err(|m| err(path, m)),
     }
+}
+
+/// A value that becomes part of an upstream URL (a region, a project, a deployment name, an API
+/// version, a tenant): it must not be able to change the URL's host or path.
+fn url_component(v: Option<&str>, path: &str) -> Result<()> {
+    let Some(v) = v else { return Ok(()) };
+    if v.is_empty() || v.len() > 128 {
+        return Err(err(path, "must be 1 to 128 characters"));
+    }
+    if let Some(c) = v.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.~:@".contains(*c))) {
+        return Err(err(path, format!("must not contain {c:?}; only letters, digits and - _ . ~ : @ are allowed")));
+    }
+    Ok(())
+}
+
+/// The custom base URLs of an external model (fields that point the gateway somewhere other than
+/// the provider's own host), with their field paths under `path`.
+pub fn base_urls(m: &ExternalModel, path: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut push = |field: String, v: Option<&String>| {
+        if let Some(v) = v {
+            out.push((field, v.clone()));
+        }
+    };
+    if let Some(c) = &m.openai_config {
+        push(format!("{path}.openai_config.openai_api_base"), c.openai_api_base.as_ref());
+    }
+    if let Some(c) = &m.cohere_config {
+        push(format!("{path}.cohere_config.cohere_api_base"), c.cohere_api_base.as_ref());
+    }
+    if let Some(c) = &m.databricks_model_serving_config {
+        push(
+            format!("{path}.databricks_model_serving_config.databricks_workspace_url"),
+            c.databricks_workspace_url.as_ref(),
+        );
+    }
+    if let Some(c) = &m.custom_provider_config {
+        push(format!("{path}.custom_provider_config.custom_provider_url"), c.custom_provider_url.as_ref());
+    }
+    out
 }
 
 /// Tasks a provider offers, where it does not offer all three.
@@ -422,6 +464,9 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
         ));
     }
     non_empty(Some(&m.name), &format!("{path}.name"))?;
+    if let Some(p) = crate::names::label_problem(&m.name, 256) {
+        return Err(err(format!("{path}.name"), p));
+    }
     if !TASKS.contains(&m.task.as_str()) {
         return Err(err(format!("{path}.task"), format!("'{}' is not one of {}", m.task, TASKS.join(", "))));
     }
@@ -481,7 +526,10 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
             let c = m.google_cloud_vertex_ai_config.as_ref().expect("checked present");
             let p = format!("{path}.google_cloud_vertex_ai_config");
             non_empty(c.project_id.as_deref(), &format!("{p}.project_id"))?;
-            non_empty(c.region.as_deref(), &format!("{p}.region")).map(|_| ())
+            non_empty(c.region.as_deref(), &format!("{p}.region"))?;
+            url_component(c.project_id.as_deref(), &format!("{p}.project_id"))?;
+            url_component(c.region.as_deref(), &format!("{p}.region"))?;
+            url_component(Some(&m.name), &format!("{path}.name"))
         }
         "databricks-model-serving" => {
             let c = m.databricks_model_serving_config.as_ref().expect("checked present");
@@ -509,6 +557,9 @@ fn openai(m: &ExternalModel, path: &str) -> Result<()> {
         non_empty(c.openai_api_version.as_deref(), &format!("{p}.openai_api_version"))?;
         non_empty(c.openai_deployment_name.as_deref(), &format!("{p}.openai_deployment_name"))?;
     }
+    url_component(c.openai_api_version.as_deref(), &format!("{p}.openai_api_version"))?;
+    url_component(c.openai_deployment_name.as_deref(), &format!("{p}.openai_deployment_name"))?;
+    url_component(c.microsoft_entra_tenant_id.as_deref(), &format!("{p}.microsoft_entra_tenant_id"))?;
     let has_key = c.openai_api_key.is_some() || c.openai_api_key_plaintext.is_some();
     let has_entra_secret =
         c.microsoft_entra_client_secret.is_some() || c.microsoft_entra_client_secret_plaintext.is_some();
@@ -548,6 +599,7 @@ fn bedrock(m: &ExternalModel, path: &str) -> Result<()> {
     let c = m.amazon_bedrock_config.as_ref().expect("checked present");
     let p = format!("{path}.amazon_bedrock_config");
     non_empty(c.aws_region.as_deref(), &format!("{p}.aws_region"))?;
+    url_component(c.aws_region.as_deref(), &format!("{p}.aws_region"))?;
     let bp = non_empty(c.bedrock_provider.as_deref(), &format!("{p}.bedrock_provider"))?;
     if !["anthropic", "cohere", "ai21labs", "amazon"].contains(&bp.to_ascii_lowercase().as_str()) {
         return Err(err(
@@ -598,9 +650,27 @@ fn custom(m: &ExternalModel, path: &str) -> Result<()> {
             Err(err(format!("{p}.bearer_token_auth"), "set exactly one of api_key_auth or bearer_token_auth"))
         }
         (None, None) => Err(err(format!("{p}.api_key_auth"), "one of api_key_auth or bearer_token_auth is required")),
-        (Some(a), None) => non_empty(a.key.as_deref(), &format!("{p}.api_key_auth.key")).map(|_| ()),
+        (Some(a), None) => {
+            let key = non_empty(a.key.as_deref(), &format!("{p}.api_key_auth.key"))?;
+            header_name(key, &format!("{p}.api_key_auth.key"))
+        }
         (None, Some(_)) => Ok(()),
     }
+}
+
+/// An HTTP header name the gateway may set on upstream requests: a valid token, and not one that
+/// framing or routing depends on.
+fn header_name(name: &str, path: &str) -> Result<()> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.len() > 128 || !name.chars().all(token) {
+        return Err(err(path, "is not a valid HTTP header name (letters, digits and -, at most 128 characters)"));
+    }
+    const RESERVED: [&str; 8] =
+        ["host", "content-length", "transfer-encoding", "connection", "content-type", "te", "upgrade", "trailer"];
+    if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(err(path, format!("'{name}' is set by the gateway itself and cannot carry a credential")));
+    }
+    Ok(())
 }
 
 fn route_target(route: &Route, rpath: &str) -> Result<String> {
@@ -615,8 +685,14 @@ fn route_target(route: &Route, rpath: &str) -> Result<String> {
 }
 
 fn normalize_traffic(traffic: Option<TrafficConfig>, names: &[String], path: &str) -> Result<TrafficConfig> {
-    let routes = traffic.and_then(|t| t.routes).unwrap_or_default();
     let tpath = sub(path, "traffic_config.routes");
+    let routes = match traffic.map(|t| t.routes) {
+        Some(Some(r)) if r.is_empty() => {
+            return Err(err(tpath, "must not be empty; omit traffic_config to share traffic evenly"));
+        }
+        Some(r) => r.unwrap_or_default(),
+        None => Vec::new(),
+    };
     if routes.is_empty() {
         // No split given: share evenly, remainder to the first entities, so 3 entities get 34/33/33.
         let n = names.len() as i64;
@@ -756,12 +832,19 @@ pub fn ai_gateway(g: &AiGatewayConfig, path: &str) -> Result<()> {
                     format!("'{b}' is not one of BLOCK, MASK, NONE"),
                 ));
             }
-            for (i, k) in params.invalid_keywords.iter().flatten().enumerate() {
-                if k.trim().is_empty() {
+            for (field, list) in [("invalid_keywords", &params.invalid_keywords), ("valid_topics", &params.valid_topics)] {
+                let list = list.as_deref().unwrap_or_default();
+                let lpath = sub(path, &format!("guardrails.{side}.{field}"));
+                if list.len() > MAX_GUARDRAIL_WORDS {
                     return Err(err(
-                        sub(path, &format!("guardrails.{side}.invalid_keywords[{i}]")),
-                        "must not be empty",
+                        lpath,
+                        format!("{} entries given; at most {MAX_GUARDRAIL_WORDS} are allowed", list.len()),
                     ));
+                }
+                for (i, k) in list.iter().enumerate() {
+                    if let Some(p) = crate::names::label_problem(k, MAX_GUARDRAIL_WORD_LEN) {
+                        return Err(err(format!("{lpath}[{i}]"), p));
+                    }
                 }
             }
         }
@@ -793,14 +876,17 @@ pub fn legacy_rate_limits(limits: &[RateLimit], path: &str) -> Result<()> {
 
 /// Validates tags at `path`.
 pub fn tags(tags: &[EndpointTag], path: &str) -> Result<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(err(path, format!("{} tags given; at most {MAX_TAGS} are allowed", tags.len())));
+    }
     let mut seen = HashMap::new();
     for (i, t) in tags.iter().enumerate() {
         let p = format!("{path}[{i}].key");
-        if t.key.trim().is_empty() {
-            return Err(err(p, "must not be empty"));
+        if let Some(problem) = crate::names::label_problem(&t.key, MAX_TAG_LEN) {
+            return Err(err(p, problem));
         }
-        if t.key.len() > 255 || t.value.as_ref().is_some_and(|v| v.len() > 255) {
-            return Err(err(p, "tag keys and values are limited to 255 characters"));
+        if let Some(problem) = t.value.as_deref().and_then(|v| crate::names::text_problem(v, MAX_TAG_LEN, false)) {
+            return Err(err(format!("{path}[{i}].value"), problem));
         }
         if let Some(first) = seen.insert(t.key.as_str(), i) {
             return Err(err(p, format!("duplicate tag key '{}' (also at [{first}])", t.key)));

@@ -346,8 +346,8 @@ impl Adapter for Anthropic {
         crate::shared::error_message(body)
     }
 
-    fn secrets(&self) -> Vec<&str> {
-        vec![self.key.expose()]
+    fn secrets(&self) -> Vec<String> {
+        vec![self.key.expose().to_string()]
     }
 }
 

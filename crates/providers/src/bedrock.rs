@@ -16,6 +16,10 @@ use crate::framing::Framing;
 use crate::shared::{Chunks, credential, now_secs};
 use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
 
+/// What is escaped in a model id: everything but RFC 3986 unreserved characters.
+const MODEL_ID: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
 /// Signing name of the Bedrock runtime.
 pub const SERVICE: &str = "bedrock";
 
@@ -50,8 +54,10 @@ impl Bedrock {
     }
 
     fn url(&self, action: &str) -> String {
-        // Model ids contain ':' (`anthropic.claude-3-haiku-20240307-v1:0`); the AWS SDKs send it encoded.
-        format!("{}/model/{}/{action}", self.base, self.model.replace(':', "%3A"))
+        // Model ids contain ':' (`anthropic.claude-3-haiku-20240307-v1:0`) and may be ARNs with '/';
+        // the AWS SDKs send the id as one encoded path segment.
+        let id = percent_encoding::utf8_percent_encode(&self.model, MODEL_ID);
+        format!("{}/model/{id}/{action}", self.base)
     }
 
     /// Signs a POST of `body` to `url` and returns the request.
@@ -353,8 +359,8 @@ impl Adapter for Bedrock {
         crate::shared::error_message(body)
     }
 
-    fn secrets(&self) -> Vec<&str> {
-        vec![self.access_key.expose(), self.secret_key.expose()]
+    fn secrets(&self) -> Vec<String> {
+        vec![self.access_key.expose().to_string(), self.secret_key.expose().to_string()]
     }
 }
 

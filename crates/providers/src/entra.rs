@@ -15,6 +15,8 @@ use crate::token_cache::TokenCache;
 pub const SCOPE: &str = "https://cognitiveservices.azure.com/.default";
 /// Default authority.
 pub const AUTHORITY: &str = "https://login.microsoftonline.com";
+/// Largest token-endpoint answer read (token answers are a few kilobytes).
+pub const TOKEN_RESPONSE_LIMIT: usize = 256 * 1024;
 /// A cached client-credentials token source.
 pub struct EntraTokens {
     authority: String,
@@ -36,9 +38,11 @@ impl EntraTokens {
         Self { authority, tenant, client_id, secret, cache: TokenCache::default() }
     }
 
-    /// The client secret (for redaction).
-    pub fn secret(&self) -> &str {
-        self.secret.expose()
+    /// The client secret and the current access token (for redaction).
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out = vec![self.secret.expose().to_string()];
+        out.extend(self.cache.current());
+        out
     }
 
     /// A valid access token.
@@ -61,7 +65,7 @@ impl EntraTokens {
             .await
             .map_err(|e| ProviderError::Connect(format!("Microsoft Entra token endpoint: {}", without_url(&e))))?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| ProviderError::Connect(without_url(&e)))?;
+        let body = crate::body::read_capped(resp, TOKEN_RESPONSE_LIMIT).await?;
         if !status.is_success() {
             let reason = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()

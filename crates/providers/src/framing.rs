@@ -21,8 +21,9 @@ pub enum Framing {
     AwsEventStream,
 }
 
-/// Decodes AWS event-stream frames from a byte stream.
-pub fn aws_event_stream<S, E>(bytes: S) -> impl Stream<Item = Result<RawEvent, String>> + Send
+/// Decodes AWS event-stream frames from a byte stream; a frame larger than `max_frame` bytes
+/// ends the stream with an error instead of being buffered.
+pub fn aws_event_stream<S, E>(bytes: S, max_frame: usize) -> impl Stream<Item = Result<RawEvent, String>> + Send
 where
     S: Stream<Item = Result<bytes::Bytes, E>> + Send + Unpin + 'static,
     E: std::fmt::Display,
@@ -30,7 +31,7 @@ where
     use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
     futures::stream::unfold(
         (bytes, BytesMut::new(), MessageFrameDecoder::new(), false),
-        |(mut input, mut buf, mut decoder, failed)| async move {
+        move |(mut input, mut buf, mut decoder, failed)| async move {
             if failed {
                 return None;
             }
@@ -53,6 +54,10 @@ where
                         };
                         let data = String::from_utf8_lossy(message.payload()).into_owned();
                         return Some((Ok(RawEvent { event, data }), (input, buf, decoder, false)));
+                    }
+                    Ok(DecodedFrame::Incomplete) if buf.len() > max_frame => {
+                        let e = format!("an event of the provider's stream is larger than the limit of {max_frame} bytes");
+                        return Some((Err(e), (input, buf, decoder, true)));
                     }
                     Ok(DecodedFrame::Incomplete) => match input.next().await {
                         Some(Ok(chunk)) => buf.extend_from_slice(chunk.chunk()),

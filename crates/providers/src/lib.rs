@@ -10,6 +10,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod body;
 pub mod cohere;
 pub mod entra;
 pub mod framing;
@@ -100,6 +101,9 @@ pub enum ProviderError {
     /// The provider answered with something that does not parse.
     #[error("{0}")]
     BadResponse(String),
+    /// The provider's answer (or one event of its stream) is over the server's size limit.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// What the client asked about the shape of the answer.
@@ -159,8 +163,9 @@ pub trait Adapter: Send + Sync {
     fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator>;
     /// The reason in a provider error body.
     fn error_message(&self, body: &[u8]) -> String;
-    /// Credential values, to redact from anything shown to clients or logs.
-    fn secrets(&self) -> Vec<&str>;
+    /// Credential values (keys, and access tokens obtained with them), to redact from anything
+    /// shown to clients, logs or the inference table.
+    fn secrets(&self) -> Vec<String>;
 }
 
 /// Server-wide provider settings.
@@ -194,9 +199,9 @@ pub fn build(model: &ExternalModel, creds: &Credentials, settings: &Settings) ->
 }
 
 /// Replaces every credential value inside `text` with `***`.
-pub fn redact(text: &str, secrets: &[&str]) -> String {
+pub fn redact<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
     let mut out = text.to_string();
-    for s in secrets.iter().filter(|s| s.len() >= 4) {
+    for s in secrets.iter().map(AsRef::as_ref).filter(|s| s.len() >= 4) {
         out = out.replace(s, "***");
     }
     out

@@ -204,10 +204,10 @@ impl Adapter for OpenAiCompatible {
         crate::shared::error_message(body)
     }
 
-    fn secrets(&self) -> Vec<&str> {
+    fn secrets(&self) -> Vec<String> {
         match &self.auth {
-            Auth::Bearer(t) | Auth::Header(_, t) => vec![t.expose()],
-            Auth::Entra(e) => vec![e.secret()],
+            Auth::Bearer(t) | Auth::Header(_, t) => vec![t.expose().to_string()],
+            Auth::Entra(e) => e.secrets(),
         }
     }
 }

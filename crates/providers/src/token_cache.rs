@@ -57,6 +57,11 @@ impl TokenCache {
         self.store(fetch().await).await
     }
 
+    /// The token now cached, if any (for redaction; never waits).
+    pub fn current(&self) -> Option<String> {
+        self.cached.try_read().ok()?.as_ref().map(|c| c.token.expose().to_string())
+    }
+
     async fn store(
         &self,
         fetched: Result<(SecretString, Duration), ProviderError>,

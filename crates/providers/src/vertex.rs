@@ -25,8 +25,16 @@ pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 /// Token endpoint used when the key file names none.
 pub const TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 
+fn is_google_https(uri: &str) -> bool {
+    uri.strip_prefix("https://")
+        .and_then(|rest| rest.split(['/', '?', '#']).next())
+        .is_some_and(|host| host == "googleapis.com" || host.ends_with(".googleapis.com"))
+}
+
 /// A service account, parsed from its JSON key file.
 pub struct ServiceAccount {
+    /// The base64 lines of the PEM private key, each redacted on its own if echoed.
+    pem_lines: Vec<String>,
     client_email: String,
     private_key_id: String,
     token_uri: String,
@@ -47,12 +55,25 @@ impl ServiceAccount {
         let der = STANDARD.decode(der.trim()).map_err(|_| "the service-account private_key is not PEM".to_string())?;
         let key = RsaKeyPair::from_pkcs8(&der)
             .map_err(|e| format!("the service-account private_key is not a PKCS#8 RSA key: {e}"))?;
+        let token_uri = v["token_uri"].as_str().unwrap_or(TOKEN_URI).to_string();
+        // The key file is user input: its token_uri must not point the gateway anywhere else.
+        if !is_google_https(&token_uri) {
+            return Err("the service-account key's token_uri is not an https://*.googleapis.com URL; \
+                 modelgate only sends service-account assertions to Google"
+                .to_string());
+        }
         Ok(Self {
+            pem_lines: pem.lines().filter(|l| !l.starts_with("-----") && l.len() >= 16).map(str::to_string).collect(),
             client_email: field("client_email")?,
             private_key_id: v["private_key_id"].as_str().unwrap_or_default().to_string(),
-            token_uri: v["token_uri"].as_str().unwrap_or(TOKEN_URI).to_string(),
+            token_uri,
             key,
         })
+    }
+
+    /// The private key's base64 lines, for redaction.
+    pub fn private_key_lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.pem_lines.iter().cloned()
     }
 
     /// A signed assertion valid for an hour from `now` (seconds).
@@ -108,7 +129,7 @@ impl Vertex {
                 ProviderError::Connect(format!("Google token endpoint: {}", crate::entra::without_url(&e)))
             })?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| ProviderError::Connect(crate::entra::without_url(&e)))?;
+        let body = crate::body::read_capped(resp, crate::entra::TOKEN_RESPONSE_LIMIT).await?;
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if !status.is_success() {
             let reason = v["error_description"].as_str().or(v["error"].as_str()).unwrap_or("refused").to_string();
@@ -445,8 +466,11 @@ impl Adapter for Vertex {
         crate::shared::error_message(body)
     }
 
-    fn secrets(&self) -> Vec<&str> {
-        vec![self.key_text.expose()]
+    fn secrets(&self) -> Vec<String> {
+        let mut out = vec![self.key_text.expose().to_string()];
+        out.extend(self.account.private_key_lines());
+        out.extend(self.tokens.current());
+        out
     }
 }
 

@@ -73,8 +73,10 @@ pub fn validate_destination(d: &AlertDestinationInput) -> Result<(), ApiError> {
     if let Some(p) = modelgate_core::names::endpoint_name_problem(&d.name) {
         return Err(ApiError::invalid("name", p));
     }
-    if !(d.url.starts_with("http://") || d.url.starts_with("https://")) {
-        return Err(ApiError::invalid("url", format!("'{}' is not an http(s) URL", d.url)));
+    if modelgate_core::secret_ref::looks_like_ref(&d.url) {
+        modelgate_core::secret_ref::parse(&d.url).map_err(|m| ApiError::invalid("url", m))?;
+    } else {
+        modelgate_core::outbound::parse_url(&d.url).map_err(|m| ApiError::invalid("url", m))?;
     }
     match d.format.as_deref() {
         None | Some("json") | Some("slack") | Some("teams") => Ok(()),
@@ -108,6 +110,41 @@ pub async fn rules(store: &dyn Store) -> Result<Vec<AlertRule>, ApiError> {
         .into_iter()
         .filter_map(|d| serde_json::from_str(&d.body).ok().map(|input| AlertRule { rule_id: d.id, input }))
         .collect())
+}
+
+/// A destination as the API shows it: a literal webhook URL is a credential (anyone holding a
+/// Slack or Teams webhook URL can post), so only its scheme and host are shown; a secret
+/// reference is shown as is.
+pub fn masked(mut d: AlertDestination) -> AlertDestination {
+    if modelgate_core::secret_ref::parse(&d.input.url).is_err() {
+        d.input.url = match url::Url::parse(&d.input.url) {
+            Ok(u) => format!("{}/***", u.origin().ascii_serialization()),
+            Err(_) => "***".into(),
+        };
+    }
+    d
+}
+
+/// The webhook URL of a destination: the literal URL, or the value of the secret it references
+/// (read when the alert is sent, so rotating the secret takes effect at once).
+async fn webhook_url(app: &AppState, raw: &str) -> Result<url::Url, String> {
+    let text = match modelgate_core::secret_ref::parse(raw) {
+        Err(_) => raw.to_string(),
+        Ok(r) => {
+            let record = app
+                .store
+                .get_secret(&r.scope, &r.key)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("the secret {r} does not exist"))?;
+            let value = app
+                .cipher
+                .open(&crate::configs::secret_context(&r.scope, &r.key), &record.value)
+                .map_err(|_| format!("the secret {r} does not decrypt"))?;
+            String::from_utf8(value).map_err(|_| format!("the secret {r} is not text"))?.trim().to_string()
+        }
+    };
+    modelgate_core::outbound::parse_url(&text).map_err(|m| format!("the webhook URL {m}"))
 }
 
 /// Every destination in the store.
@@ -411,13 +448,27 @@ async fn notify(app: &AppState, rule: &AlertRule, alert: &Alert) {
     {
         let body = payload(d.input.format.as_deref().unwrap_or("json"), alert);
         let http = app.http.clone();
+        let url = match webhook_url(app, &d.input.url).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(destination = %d.input.name, error = %e, "alert webhook not sent");
+                continue;
+            }
+        };
+        // Webhook URLs are credentials: logs name the host only.
+        let host = url.host_str().unwrap_or_default().to_string();
         tokio::spawn(async move {
             for attempt in 0..3u64 {
-                let sent = http.post(&d.input.url).timeout(Duration::from_secs(5)).json(&body).send().await;
+                let sent = http.post(url.clone()).timeout(Duration::from_secs(5)).json(&body).send().await;
                 match sent {
                     Ok(r) if r.status().is_success() => return,
-                    Ok(r) => tracing::warn!(destination = %d.input.name, status = %r.status(), "alert webhook refused"),
-                    Err(e) => tracing::warn!(destination = %d.input.name, error = %e, "alert webhook failed"),
+                    Ok(r) => {
+                        tracing::warn!(destination = %d.input.name, %host, status = %r.status(), "alert webhook refused")
+                    }
+                    Err(e) => {
+                        let error = modelgate_providers::entra::without_url(&e);
+                        tracing::warn!(destination = %d.input.name, %host, %error, "alert webhook failed")
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(500 * (attempt + 1))).await;
             }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use modelgate_store::Document;
 use modelgate_wire::{AlertDestination, AlertDestinationInput, AlertRule, AlertRuleInput, ListAlerts};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::alerts::{self, DESTINATION_KIND, RULE_KIND};
 use crate::auth::require_admin;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::snapshot::Principal;
 use crate::state::AppState;
 
@@ -40,20 +40,22 @@ pub async fn create_destination(
     alerts::validate_destination(&input)?;
     let id = modelgate_core::token::random_hex(16);
     put(&app, DESTINATION_KIND, &id, &input.name, &input).await?;
-    Ok(Json(AlertDestination { destination_id: id, input }))
+    Ok(Json(alerts::masked(AlertDestination { destination_id: id, input })))
 }
 
 /// `GET /api/2.0/alert-destinations`
 pub async fn list_destinations(State(app): State<AppState>, Extension(caller): Caller) -> ApiResult<Json<Value>> {
     require_admin(&caller, "read alert destinations")?;
-    Ok(Json(json!({"destinations": alerts::destinations(app.store.as_ref()).await?})))
+    let all: Vec<AlertDestination> =
+        alerts::destinations(app.store.as_ref()).await?.into_iter().map(alerts::masked).collect();
+    Ok(Json(json!({"destinations": all})))
 }
 
 /// `DELETE /api/2.0/alert-destinations/{id}`
 pub async fn delete_destination(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     require_admin(&caller, "manage alert destinations")?;
     if !app.store.delete_document(DESTINATION_KIND, &id).await? {
@@ -85,7 +87,7 @@ pub async fn list_rules(State(app): State<AppState>, Extension(caller): Caller) 
 pub async fn update_rule(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<AlertRuleInput>,
 ) -> ApiResult<Json<AlertRule>> {
     require_admin(&caller, "manage alert rules")?;
@@ -101,7 +103,7 @@ pub async fn update_rule(
 pub async fn delete_rule(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     require_admin(&caller, "manage alert rules")?;
     if !app.store.delete_document(RULE_KIND, &id).await? {

@@ -1,16 +1,23 @@
-//! The audit log: every control-plane change (any non-GET under `/api/2.0/`) and every denied
-//! request (401 or 403, on any route), with who, which token id, from where, what, a summary of the
-//! request body with secret values removed, and the result. Data-plane bodies (prompts) are never
-//! recorded. Records are written before the answer leaves, so an acknowledged change is audited.
+//! The audit log: every control-plane change (any non-GET under `/api/2.0/`) with who, which token
+//! id, from where, what, a summary of the request body with secret values removed, and the
+//! result; and every denied request (401 or 403, on any route) compactly: route, principal or
+//! `anonymous`, address, status, never the body. Data-plane bodies (prompts) are never recorded.
+//! Records are written before the answer leaves, so an acknowledged change is audited.
+//!
+//! The log cannot be used to fill the disk: denials are recorded at most
+//! [`DENIALS_PER_ADDRESS`] times a minute per client address and [`DENIALS_PER_MINUTE`] times a
+//! minute in all, a summary is at most [`MAX_SUMMARY_BYTES`], and records older than the
+//! retention (`--audit-retention`) are deleted.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Json};
 use modelgate_core::now_ms;
 use modelgate_store::{AuditQuery, AuditRecord};
@@ -18,29 +25,100 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::require_admin;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiQuery;
+use crate::error::{ApiResult, ErrorCode};
+use crate::extract::{ApiQuery, RawBody};
 use crate::snapshot::Principal;
 use crate::state::AppState;
 
-/// Keys whose values never reach the audit log.
-const SECRET_KEYS: &[&str] = &["string_value", "bytes_value", "token_value", "client_secret", "password"];
+/// Longest request-body summary kept; a longer one is replaced by its size and top-level keys.
+pub const MAX_SUMMARY_BYTES: usize = 8 * 1024;
+/// Longest path kept (paths of denied requests are whatever the client sent).
+const MAX_PATH_BYTES: usize = 512;
+/// Denied requests recorded per client address per minute.
+pub const DENIALS_PER_ADDRESS: u32 = 20;
+/// Denied requests recorded per minute from all addresses together.
+pub const DENIALS_PER_MINUTE: u32 = 300;
+/// The name recorded for a request without a valid token.
+pub const ANONYMOUS: &str = "anonymous";
 
-/// Replaces secret values in a request body with `***`.
+/// Whether a field name says its value is a credential. Names are matched in lower case, as
+/// substrings, so `openai_api_key`, `microsoft_entra_client_secret`, `OPENAI_API_KEY` (an
+/// environment variable) and `token_plaintext` all count.
+fn sensitive_key(key: &str) -> bool {
+    const WORDS: [&str; 11] = [
+        "secret",
+        "password",
+        "passwd",
+        "api_key",
+        "apikey",
+        "access_key",
+        "private_key",
+        "credential",
+        "plaintext",
+        "string_value",
+        "bytes_value",
+    ];
+    let k = key.to_ascii_lowercase();
+    let token = k.contains("token") && !k.ends_with("token_id") && !k.ends_with("tokens");
+    WORDS.iter().any(|w| k.contains(w)) || token || k == "authorization"
+}
+
+/// Whether a string looks like a credential whatever field it is in (a key pasted in the wrong
+/// place): well-known key prefixes and PEM blocks.
+fn looks_like_credential(s: &str) -> bool {
+    const PREFIXES: [&str; 9] = ["sk-", "sk_", "mgt_", "dapi", "AKIA", "ASIA", "ghp_", "xox", "AIza"];
+    let t = s.trim();
+    t.contains("-----BEGIN") || (t.len() >= 16 && !t.contains(' ') && PREFIXES.iter().any(|p| t.starts_with(p)))
+}
+
+/// Replaces credentials in a request body with `***`: every value under a credential-like field
+/// name (and every environment variable) unless it is exactly a `{{secrets/scope/key}}`
+/// reference, whatever its JSON type, and any string that looks like a key, wherever it is.
 pub fn redact(v: &mut Value) {
     match v {
         Value::Object(map) => {
             for (k, val) in map.iter_mut() {
-                if SECRET_KEYS.contains(&k.as_str()) || k.ends_with("_plaintext") {
-                    *val = Value::String("***".into());
+                if sensitive_key(k) || k == "environment_vars" {
+                    redact_all(val);
                 } else {
                     redact(val);
                 }
             }
         }
         Value::Array(a) => a.iter_mut().for_each(redact),
+        Value::String(s) if looks_like_credential(s) => *v = Value::String("***".into()),
         _ => {}
     }
+}
+
+/// Everything under a credential field: each value but references, `null` and booleans.
+fn redact_all(v: &mut Value) {
+    match v {
+        Value::Object(map) => map.values_mut().for_each(redact_all),
+        Value::Array(a) => a.iter_mut().for_each(redact_all),
+        Value::Null | Value::Bool(_) => {}
+        Value::String(s) if modelgate_core::secret_ref::parse(s).is_ok() => {}
+        other => *other = Value::String("***".into()),
+    }
+}
+
+/// The summary of a change's body: redacted JSON, at most [`MAX_SUMMARY_BYTES`]. A body that is not
+/// a JSON object is described, not stored.
+pub fn summarize(bytes: &[u8]) -> Option<String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(bytes) else {
+        return Some(serde_json::json!({"_body": format!("not a JSON object ({} bytes)", bytes.len())}).to_string());
+    };
+    let mut v = Value::Object(std::mem::take(&mut map));
+    redact(&mut v);
+    let text = v.to_string();
+    if text.len() <= MAX_SUMMARY_BYTES {
+        return Some(text);
+    }
+    let keys: Vec<&String> = v.as_object().map(|m| m.keys().take(50).collect()).unwrap_or_default();
+    Some(serde_json::json!({"_truncated": format!("{} bytes", bytes.len()), "_keys": keys}).to_string())
 }
 
 /// What a request acts on, from its path and body.
@@ -65,68 +143,140 @@ fn object(path: &str, body: Option<&Value>) -> Option<String> {
         ["serving-endpoints", name, "invocations"] => Some(format!("serving-endpoint:{name}")),
         _ => None,
     }
+    .map(|o| truncate(&o, 300))
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+fn is_change(method: &Method, path: &str) -> bool {
+    method != Method::GET && method != Method::HEAD && path.starts_with("/api/2.0/")
+}
+
+/// The summary of an authenticated change, passed from [`capture`] to [`record`].
+#[derive(Clone)]
+struct Summary {
+    text: Option<String>,
+    object: Option<String>,
+}
+
+/// Summarises the body of a change (after authentication and the body limits, so only
+/// authenticated callers' bodies are ever read) for [`record`].
+pub async fn capture(req: Request, next: Next) -> Response {
+    let summary = is_change(req.method(), req.uri().path()).then(|| {
+        let bytes = req.extensions().get::<RawBody>().map(|b| b.0.clone()).unwrap_or_default();
+        let parsed = serde_json::from_slice::<Value>(&bytes).ok().filter(Value::is_object);
+        Summary { text: summarize(&bytes), object: object(req.uri().path(), parsed.as_ref()) }
+    });
+    let mut resp = next.run(req).await;
+    if let Some(s) = summary {
+        resp.extensions_mut().insert(s);
+    }
+    resp
+}
+
+/// Limits how many denied requests are recorded, per address and in all, per minute.
+pub struct DenialLimiter {
+    inner: Mutex<Denials>,
+}
+
+struct Denials {
+    window: Instant,
+    total: u32,
+    by_address: HashMap<IpAddr, u32>,
+}
+
+impl Default for DenialLimiter {
+    fn default() -> Self {
+        DenialLimiter { inner: Mutex::new(Denials { window: Instant::now(), total: 0, by_address: HashMap::new() }) }
+    }
+}
+
+impl DenialLimiter {
+    /// Whether one more denial from `address` may be recorded now.
+    pub fn allow(&self, address: Option<IpAddr>, now: Instant) -> bool {
+        let mut d = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if now.duration_since(d.window) >= Duration::from_secs(60) {
+            d.window = now;
+            d.total = 0;
+            d.by_address.clear();
+        }
+        if d.total >= DENIALS_PER_MINUTE {
+            return false;
+        }
+        let key = address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let seen = d.by_address.entry(key).or_insert(0);
+        if *seen >= DENIALS_PER_ADDRESS {
+            return false;
+        }
+        *seen += 1;
+        d.total += 1;
+        true
+    }
 }
 
 /// Records what must be audited. Sits outside authentication so refusals are seen too.
 pub async fn record(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let change = method != Method::GET && method != Method::HEAD && path.starts_with("/api/2.0/");
-    let address = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-
-    // Control-plane bodies are small; keep a copy for the summary and hand the request on.
-    let (req, body) = if change {
-        let (parts, body) = req.into_parts();
-        let bytes = match to_bytes(body, crate::routes::MAX_BODY_BYTES).await {
-            Ok(b) => b,
-            Err(_) => return ApiError::BadRequest("the request body is too large".into()).into_response(),
-        };
-        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-        (Request::from_parts(parts, Body::from(bytes)), parsed)
-    } else {
-        (req, None)
-    };
+    let path = truncate(req.uri().path(), MAX_PATH_BYTES);
+    let change = is_change(&method, &path);
+    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
 
     let resp = next.run(req).await;
     let status = resp.status();
-    if !change && status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
+    let denied = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
+    if !change && !denied {
         return resp;
     }
-
-    // Error answers are small JSON; read the code and pass the body on unchanged.
-    let (resp, error_code) = if status.is_client_error() || status.is_server_error() {
-        let (parts, body) = resp.into_parts();
-        let bytes = to_bytes(body, 1 << 20).await.unwrap_or_default();
-        let code =
-            serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v["error_code"].as_str().map(str::to_string));
-        (Response::from_parts(parts, Body::from(bytes)), code)
-    } else {
-        (resp, None)
-    };
-
+    if denied && !app.audit_denials.allow(ip, Instant::now()) {
+        app.metrics.shed("audit_denials");
+        return resp;
+    }
     let principal = resp.extensions().get::<Arc<Principal>>().cloned();
-    let summary = body.map(|mut b| {
-        redact(&mut b);
-        b.to_string()
-    });
+    // Denials keep no body: a refused caller must not be able to store anything.
+    let summary = if denied { None } else { resp.extensions().get::<Summary>().cloned() };
     let entry = AuditRecord {
         seq: 0,
         at: now_ms(),
-        principal: principal.as_ref().map(|p| p.user_name.clone()),
+        principal: Some(principal.as_ref().map_or_else(|| ANONYMOUS.to_string(), |p| p.user_name.clone())),
         principal_id: principal.as_ref().map(|p| p.id.clone()),
         token_id: principal.as_ref().map(|p| p.token_id.clone()),
-        address,
-        object: object(&path, summary.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()).as_ref()),
-        method: method.to_string(),
+        address: ip.map(|a| a.to_string()),
+        object: summary.as_ref().and_then(|s| s.object.clone()).or_else(|| object(&path, None)),
+        method: truncate(method.as_str(), 16),
         path,
-        summary,
+        summary: summary.and_then(|s| s.text),
         status: i64::from(status.as_u16()),
-        error_code,
+        error_code: resp.extensions().get::<ErrorCode>().map(|c| c.0.to_string()),
     };
     if let Err(e) = app.store.append_audit(&entry).await {
         tracing::error!(error = %e, method = %entry.method, path = %entry.path, "could not write an audit record");
     }
     resp
+}
+
+/// Deletes audit records older than `retention`, now and then every hour.
+pub async fn retention_loop(app: AppState, retention: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let before = now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        match app.store.delete_audit_before(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "audit records past their retention deleted"),
+            Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Query of `GET /api/2.0/audit-log`.
@@ -223,5 +373,55 @@ mod tests {
             object("/api/2.0/serving-endpoints", Some(&json!({"name": "x"}))).as_deref(),
             Some("serving-endpoint:x")
         );
+    }
+
+    #[test]
+    fn redaction_does_not_depend_on_the_shape() {
+        // A literal key typed into a reference field.
+        let mut b = json!({"openai_config": {"openai_api_key": "literal-key-value-1234"}});
+        redact(&mut b);
+        assert_eq!(b["openai_config"]["openai_api_key"], "***");
+        // A secret value sent as an array, or an object.
+        let mut b = json!({"scope": "s", "key": "k", "string_value": ["secret-in-array"], "bytes_value": {"x": "y"}});
+        redact(&mut b);
+        assert!(!b.to_string().contains("secret-in-array") && !b.to_string().contains("\"y\""), "{b}");
+        // Environment variables whatever their names; references stay.
+        let mut b = json!({"environment_vars": {"DB_PASS": "hunter2", "KEY": "{{secrets/a/b}}"}});
+        redact(&mut b);
+        assert_eq!(b["environment_vars"]["DB_PASS"], "***");
+        assert_eq!(b["environment_vars"]["KEY"], "{{secrets/a/b}}");
+        // A key pasted anywhere.
+        let mut b = json!({"description": "sk-proj-abcdefghijklmnopqrstuvwxyz", "tags": [{"key": "team", "value": "ml"}]});
+        redact(&mut b);
+        assert_eq!(b["description"], "***");
+        assert_eq!(b["tags"][0]["key"], "team");
+        // Not an object: described, not stored.
+        let s = summarize(br#"["sk-not-stored-anywhere"]"#).unwrap();
+        assert!(!s.contains("sk-not") && s.contains("not a JSON object"), "{s}");
+        // Capped.
+        let big = json!({"description": "x".repeat(20_000), "name": "n"}).to_string();
+        let s = summarize(big.as_bytes()).unwrap();
+        assert!(s.len() < 200 && s.contains("_truncated"), "{s}");
+    }
+
+    #[test]
+    fn denials_are_limited_per_address_and_in_all() {
+        let l = DenialLimiter::default();
+        let now = Instant::now();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..DENIALS_PER_ADDRESS {
+            assert!(l.allow(Some(a), now));
+        }
+        assert!(!l.allow(Some(a), now), "per address");
+        assert!(l.allow(Some("10.0.0.2".parse().unwrap()), now), "another address still counts");
+        assert!(l.allow(Some(a), now + Duration::from_secs(61)), "a new minute");
+        let l = DenialLimiter::default();
+        let mut recorded = 0;
+        for i in 0..1000u32 {
+            if l.allow(Some(IpAddr::from(i.to_be_bytes())), now) {
+                recorded += 1;
+            }
+        }
+        assert_eq!(recorded, DENIALS_PER_MINUTE, "in all");
     }
 }

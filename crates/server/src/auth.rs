@@ -30,7 +30,7 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         return ApiError::Unauthenticated("Missing Authorization header: send 'Authorization: Bearer <token>'.".into())
             .into_response();
     };
-    let Some(bearer) = value.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()) else {
+    let Some(bearer) = bearer_token(value) else {
         return ApiError::Unauthenticated("The Authorization header must be 'Bearer <token>'.".into()).into_response();
     };
     let principal = app.snapshot.load().tokens.get(&token::hash(bearer)).cloned();
@@ -44,6 +44,14 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         Some(_) => ApiError::Unauthenticated("The token has expired.".into()).into_response(),
         None => ApiError::Unauthenticated("Invalid access token.".into()).into_response(),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive
+/// (RFC 7235).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// One log line per request: method, path (no query string, no headers), status, latency, user.
@@ -67,4 +75,19 @@ pub async fn log_requests(req: Request, next: Next) -> Response {
 /// Requires the caller to be an admin.
 pub fn require_admin(p: &Principal, what: &str) -> Result<(), ApiError> {
     if p.is_admin { Ok(()) } else { Err(ApiError::PermissionDenied(format!("Only admins may {what}."))) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER   abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+    }
 }

@@ -27,6 +27,19 @@ pub enum StartError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// A database file could not be opened or migrated (corrupted, not a database, unreadable).
+    #[error("{what} {path}: {source}")]
+    Database {
+        /// Which database: the control-plane, usage or inference-table database.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: StoreError,
+    },
+    /// A file holding secrets is readable by other users.
+    #[error("{0}")]
+    InsecurePermissions(String),
     /// The price table override file could not be read or is invalid.
     #[error("price table {path}: {reason}")]
     PriceTable {
@@ -59,33 +72,95 @@ pub const ADMIN_USER: &str = "admin";
 pub const ADMINS_GROUP: &str = "admins";
 /// The built-in group every user and service principal joins on creation.
 pub const USERS_GROUP: &str = "users";
+/// The built-in group whose members (and admins) may point endpoints at base URLs outside the
+/// server's outbound allow-list (see docs/security.md).
+pub const CUSTOM_BASE_URLS_GROUP: &str = "custom-base-urls";
 /// Token id of the token taken from `MODELGATE_ADMIN_TOKEN`.
 const ENV_TOKEN_ID: &str = "admin-env";
 /// Plaintext sealed into `meta.key_check` to recognise the right master key.
 const KEY_CHECK_CONTEXT: &str = "key-check";
 
-/// Creates the data directory (owner-only) if needed.
+/// Creates the data directory (owner-only) if needed; an existing one that other users can read
+/// is tightened to owner-only, with a warning, and so are the database files in it (they hold the
+/// audit log, usage and logged prompts).
 pub fn data_dir(path: &Path) -> Result<(), StartError> {
     let err = |source| StartError::DataDir { path: path.to_path_buf(), source };
     std::fs::create_dir_all(path).map_err(err)?;
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+        tighten(path, 0o700).map_err(err)?;
+        for name in [DB_FILE, USAGE_DB_FILE, INFERENCE_DB_FILE] {
+            for suffix in ["", "-wal", "-shm"] {
+                let file = path.join(format!("{name}{suffix}"));
+                if file.exists() {
+                    tighten(&file, 0o600).map_err(|source| StartError::DataDir { path: file.clone(), source })?;
+                }
+            }
+        }
     }
+    Ok(())
+}
+
+/// Sets `mode` on `path` if group or others have any access, saying so.
+#[cfg(unix)]
+fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if current & 0o077 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            from = format!("{current:o}"),
+            to = format!("{mode:o}"),
+            "other users could read this; tightened its permissions"
+        );
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// Refuses a master key file that group or others can read, unless `allow` (then warns).
+pub fn check_key_file(path: &Path, allow: bool) -> Result<(), StartError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else { return Ok(()) };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            let msg = format!(
+                "the master key file {} can be read by other users (mode {mode:o}); run `chmod 600 {}`, \
+                 or start with --allow-insecure-key-file to accept it",
+                path.display(),
+                path.display()
+            );
+            if !allow {
+                return Err(StartError::InsecurePermissions(msg));
+            }
+            tracing::warn!("{msg}");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, allow);
     Ok(())
 }
 
 /// Finds the master key (environment, then key file, then a new key file on a fresh data
 /// directory) and checks that it opens the existing data. Nothing is written unless the data
 /// directory is fresh.
-pub async fn master_key(store: &dyn Store, dir: &Path, from_env: Option<&str>) -> Result<Cipher, StartError> {
+pub async fn master_key(
+    store: &dyn Store,
+    dir: &Path,
+    from_env: Option<&str>,
+    allow_insecure_key_file: bool,
+) -> Result<Cipher, StartError> {
     let key_check = store.get_meta("key_check").await?;
     let key_path = dir.join(KEY_FILE);
     let key_text = match from_env {
         Some(k) => k.to_string(),
-        None if key_path.exists() => std::fs::read_to_string(&key_path)
-            .map_err(|source| StartError::DataDir { path: key_path.clone(), source })?,
+        None if key_path.exists() => {
+            check_key_file(&key_path, allow_insecure_key_file)?;
+            std::fs::read_to_string(&key_path)
+                .map_err(|source| StartError::DataDir { path: key_path.clone(), source })?
+        }
         None if key_check.is_some() => {
             return Err(StartError::MasterKey(format!(
                 "{} holds encrypted data but there is no master key: set MODELGATE_MASTER_KEY or restore {}",
@@ -159,6 +234,7 @@ pub async fn ensure_principal(store: &dyn Store, kind: &str, name: &str) -> Resu
 pub async fn admin(store: &dyn Store, from_env: Option<&str>) -> Result<Option<String>, StartError> {
     let group = ensure_principal(store, principal_kind::GROUP, ADMINS_GROUP).await?;
     let everyone = ensure_principal(store, principal_kind::GROUP, USERS_GROUP).await?;
+    ensure_principal(store, principal_kind::GROUP, CUSTOM_BASE_URLS_GROUP).await?;
     let user = ensure_principal(store, principal_kind::USER, ADMIN_USER).await?;
     store.add_member(&group.id, &user.id).await?;
     store.add_member(&everyone.id, &user.id).await?;

@@ -32,6 +32,9 @@ pub fn validate(p: &BudgetPolicyInput) -> Result<Period, ApiError> {
     if !(p.amount_usd.is_finite() && p.amount_usd > 0.0) {
         return Err(ApiError::invalid("amount_usd", format!("must be a positive number, got {}", p.amount_usd)));
     }
+    if p.alert_thresholds.as_ref().is_some_and(|t| t.len() > 20) {
+        return Err(ApiError::invalid("alert_thresholds", "at most 20 thresholds are allowed"));
+    }
     for (i, t) in p.alert_thresholds.iter().flatten().enumerate() {
         if !(t.is_finite() && *t > 0.0 && *t <= 1000.0) {
             return Err(ApiError::invalid(
@@ -54,6 +57,13 @@ pub fn validate(p: &BudgetPolicyInput) -> Result<Period, ApiError> {
             && (kv.key.is_empty() || kv.key.contains(['"', '\\']))
         {
             return Err(ApiError::invalid(&format!("{field}.key"), "must be non-empty, without quotes or backslashes"));
+        }
+        if let Some(kv) = kv {
+            for (part, text) in [("key", &kv.key), ("value", &kv.value)] {
+                if let Some(problem) = modelgate_core::names::text_problem(text, 255, false) {
+                    return Err(ApiError::invalid(&format!("{field}.{part}"), problem));
+                }
+            }
         }
     }
     Ok(period)

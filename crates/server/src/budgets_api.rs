@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use modelgate_core::token;
 use modelgate_store::Document;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::auth::require_admin;
 use crate::budgets::{KIND, validate};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::snapshot::Principal;
 use crate::state::AppState;
 
@@ -68,7 +68,7 @@ pub async fn list(State(app): State<AppState>, Extension(caller): Caller) -> Api
 pub async fn get(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<BudgetPolicy>> {
     require_admin(&caller, "read budget policies")?;
     app.usage.flush().await;
@@ -79,7 +79,7 @@ pub async fn get(
 pub async fn update(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<BudgetPolicyInput>,
 ) -> ApiResult<Json<BudgetPolicy>> {
     require_admin(&caller, "manage budget policies")?;
@@ -91,7 +91,7 @@ pub async fn update(
 pub async fn delete(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     require_admin(&caller, "manage budget policies")?;
     let p = one(&app, &id)?;
@@ -111,7 +111,7 @@ pub async fn delete(
 pub async fn set_for_endpoint(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<SetBudgetPolicy>,
 ) -> ApiResult<Json<SetBudgetPolicy>> {
     if let Some(id) = &body.budget_policy_id

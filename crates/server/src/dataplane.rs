@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::body::{Body as HttpBody, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eventsource_stream::Eventsource;
@@ -25,7 +25,7 @@ use modelgate_providers::{Adapter, Body, ProviderError, ResponseOptions, StreamI
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::extract::parse_json;
+use crate::extract::{ApiPath, RawBody, parse_json};
 use crate::guardrails::{self, Judge, OutputGuard};
 use crate::outbound::{Ledger, Outbound};
 use crate::ratelimit;
@@ -41,28 +41,28 @@ type Caller = Extension<Arc<Principal>>;
 pub async fn invocations(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
-    body: Bytes,
+    ApiPath(name): ApiPath<String>,
+    RawBody(body): RawBody,
 ) -> Response {
     match parse_body(&body) {
-        Ok(b) => query(&app, &caller, &name, None, b).await,
+        Ok(b) => query(&app, &caller, &name, None, b, body).await,
         Err(e) => e.into_response(),
     }
 }
 
 /// `POST .../chat/completions`
-pub async fn chat(State(app): State<AppState>, Extension(caller): Caller, body: Bytes) -> Response {
-    openai_route(&app, &caller, Task::Chat, &body).await
+pub async fn chat(State(app): State<AppState>, Extension(caller): Caller, RawBody(body): RawBody) -> Response {
+    openai_route(&app, &caller, Task::Chat, body).await
 }
 
 /// `POST .../completions`
-pub async fn completions(State(app): State<AppState>, Extension(caller): Caller, body: Bytes) -> Response {
-    openai_route(&app, &caller, Task::Completions, &body).await
+pub async fn completions(State(app): State<AppState>, Extension(caller): Caller, RawBody(body): RawBody) -> Response {
+    openai_route(&app, &caller, Task::Completions, body).await
 }
 
 /// `POST .../embeddings`
-pub async fn embeddings(State(app): State<AppState>, Extension(caller): Caller, body: Bytes) -> Response {
-    openai_route(&app, &caller, Task::Embeddings, &body).await
+pub async fn embeddings(State(app): State<AppState>, Extension(caller): Caller, RawBody(body): RawBody) -> Response {
+    openai_route(&app, &caller, Task::Embeddings, body).await
 }
 
 /// `GET /v1/models` (and `/serving-endpoints/models`): the endpoints, as OpenAI models.
@@ -92,15 +92,15 @@ fn parse_body(body: &[u8]) -> ApiResult<Body> {
     parse_json::<Body>(body)
 }
 
-async fn openai_route(app: &AppState, caller: &Principal, task: Task, body: &[u8]) -> Response {
-    let parsed = match parse_body(body) {
+async fn openai_route(app: &AppState, caller: &Principal, task: Task, body: Bytes) -> Response {
+    let parsed = match parse_body(&body) {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
     let Some(name) = parsed.get("model").and_then(Value::as_str).map(str::to_string) else {
         return ApiError::invalid("model", "is required: the name of the serving endpoint to query").into_response();
     };
-    query(app, caller, &name, Some(task), parsed).await
+    query(app, caller, &name, Some(task), parsed, body).await
 }
 
 /// Checks that `endpoint` can answer `route_task` and returns its task.
@@ -230,7 +230,7 @@ fn transient(e: &ProviderError) -> bool {
     match e {
         ProviderError::Upstream { status, .. } => *status == 429 || *status >= 500,
         ProviderError::Connect(_) | ProviderError::Timeout(_) | ProviderError::BadResponse(_) => true,
-        ProviderError::Unsupported(_) => false,
+        ProviderError::Unsupported(_) | ProviderError::TooLarge(_) => false,
     }
 }
 
@@ -248,10 +248,21 @@ fn with_entity(mut resp: Response, entity: &str) -> Response {
     resp
 }
 
-async fn query(app: &AppState, caller: &Principal, name: &str, route_task: Option<Task>, body: Body) -> Response {
+async fn query(
+    app: &AppState,
+    caller: &Principal,
+    name: &str,
+    route_task: Option<Task>,
+    body: Body,
+    raw: Bytes,
+) -> Response {
     // Only endpoints that exist leave records: unknown names must not grow the metrics.
-    let ledger =
-        app.snapshot.load().endpoints.get(name).map(|ep| Ledger::new(app, ep.clone(), caller, &body, Instant::now()));
+    let ledger = app
+        .snapshot
+        .load()
+        .endpoints
+        .get(name)
+        .map(|ep| Ledger::new(app, ep.clone(), caller, &body, raw, Instant::now()));
     let mut outbound = Some(Outbound::new(ledger));
     let resp = match admit(app, caller, name, route_task, body, &mut outbound).await {
         Ok((ep, task, body)) => route(app, &ep, task, body, &mut outbound).await,
@@ -412,8 +423,14 @@ async fn route(app: &AppState, ep: &LiveEndpoint, task: Task, body: Body, outbou
     }
 }
 
-fn classify(e: reqwest::Error, secrets: &[&str]) -> ProviderError {
+fn classify(e: reqwest::Error, secrets: &[String]) -> ProviderError {
     let text = modelgate_providers::redact(&modelgate_providers::entra::without_url(&e), secrets);
+    if e.is_builder() {
+        return ProviderError::Connect(format!(
+            "the request could not be built ({text}): a credential probably contains a newline or another character \
+             HTTP headers cannot carry; put the secret again without it"
+        ));
+    }
     if e.is_timeout() { ProviderError::Timeout(text) } else { ProviderError::Connect(text) }
 }
 
@@ -426,27 +443,30 @@ async fn call(
     deadline: Instant,
     outbound: &mut Option<Outbound>,
 ) -> Result<Response, ProviderError> {
-    let fail = |e| e;
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
     let include_usage =
         body.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true);
     let options =
         ResponseOptions { embeddings_base64: body.get("encoding_format").and_then(Value::as_str) == Some("base64") };
-    let request = adapter.request(&app.http, task, body, stream).await.map_err(fail)?;
+    let request = adapter.request(&app.http, task, body, stream).await?;
+    if let Some(o) = outbound.as_mut() {
+        o.sent();
+    }
     let t = app.timeouts;
     let left = deadline.saturating_duration_since(Instant::now());
     let sent = tokio::time::timeout(t.first_byte.min(left), request.timeout(left).send()).await;
     let upstream = match sent {
         Err(_) => {
-            return Err(fail(ProviderError::Timeout(format!(
+            return Err(ProviderError::Timeout(format!(
                 "no response within {}",
                 humantime::format_duration(t.first_byte)
-            ))));
+            )));
         }
-        Ok(Err(e)) => return Err(fail(classify(e, &adapter.secrets()))),
+        Ok(Err(e)) => return Err(classify(e, &adapter.secrets())),
         Ok(Ok(r)) => r,
     };
     let status = upstream.status();
+    let limits = app.limits;
     if !status.is_success() {
         let retry_after = upstream
             .headers()
@@ -454,17 +474,31 @@ async fn call(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<f64>().ok())
             .map(|s| s.ceil() as u64);
-        let bytes = upstream.bytes().await.unwrap_or_default();
+        let bytes = modelgate_providers::body::read_prefix(upstream, limits.max_upstream_error_body).await;
         let message = modelgate_providers::redact(&adapter.error_message(&bytes), &adapter.secrets());
-        return Err(fail(ProviderError::Upstream { status: status.as_u16(), message, retry_after }));
+        return Err(ProviderError::Upstream { status: status.as_u16(), message, retry_after });
+    }
+    if let Some(o) = outbound.as_mut() {
+        o.accepted();
     }
     if stream {
-        let events = upstream_events(upstream, adapter.framing());
-        let out = outbound.take().unwrap_or_default();
+        let events = upstream_events(upstream, adapter.framing(), limits.max_stream_event);
+        let mut out = outbound.take().unwrap_or_default();
+        out.streaming();
         return Ok(stream_response(adapter.stream(task, include_usage), events, t.idle, adapter.secrets(), out));
     }
-    let bytes = upstream.bytes().await.map_err(|e| fail(classify(e, &adapter.secrets())))?;
-    let out = adapter.response(task, bytes, options).map_err(fail)?;
+    let bytes = modelgate_providers::body::read_capped(upstream, limits.max_upstream_body).await.map_err(|e| {
+        let e = ProviderError::from(e);
+        match e {
+            ProviderError::Connect(m) => ProviderError::Connect(modelgate_providers::redact(&m, &adapter.secrets())),
+            other => other,
+        }
+    })?;
+    if let Some(reason) = error_in_success(&bytes) {
+        let message = modelgate_providers::redact(&adapter.error_message(&bytes), &adapter.secrets());
+        return Err(ProviderError::BadResponse(format!("the answer has status 200 but is an error ({reason}): {message}")));
+    }
+    let out = adapter.response(task, bytes, options)?;
     let out = match outbound.as_mut() {
         Some(o) => match o.whole(out).await {
             Ok(b) => b,
@@ -473,6 +507,28 @@ async fn call(
         None => out,
     };
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// Whether a successful answer's body is really an error object (some proxies answer errors with
+/// 200): a top-level `error`, or `type`/`object` `error`, and no `choices`, `data` or `content`.
+/// Cheap for real answers: only a body whose start mentions `"error"` is parsed.
+fn error_in_success(body: &[u8]) -> Option<&'static str> {
+    let head = &body[..body.len().min(256)];
+    if !head.windows(7).any(|w| w == b"\"error\"") {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let o = v.as_object()?;
+    if ["choices", "data", "content", "message", "output", "candidates"].iter().any(|k| o.contains_key(*k)) {
+        return None;
+    }
+    if o.contains_key("error") {
+        Some("it has an error member")
+    } else if o.get("type").or_else(|| o.get("object")).and_then(Value::as_str) == Some("error") {
+        Some("its type is error")
+    } else {
+        None
+    }
 }
 
 fn error_event(message: &str) -> Bytes {
@@ -488,16 +544,16 @@ fn refusal_event(e: &ApiError) -> Bytes {
 
 type EventStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<RawEvent, String>> + Send>>;
 
-/// The upstream body as events, whatever the provider's framing.
-fn upstream_events(upstream: reqwest::Response, framing: Framing) -> EventStream {
+/// The upstream body as events, whatever the provider's framing; no event may be larger than
+/// `max_event` bytes.
+fn upstream_events(upstream: reqwest::Response, framing: Framing, max_event: usize) -> EventStream {
     match framing {
         Framing::Sse => Box::pin(
-            upstream
-                .bytes_stream()
+            modelgate_providers::body::bounded_events(upstream.bytes_stream(), max_event)
                 .eventsource()
                 .map(|r| r.map(|e| RawEvent { event: e.event, data: e.data }).map_err(|e| e.to_string())),
         ),
-        Framing::AwsEventStream => Box::pin(aws_event_stream(upstream.bytes_stream())),
+        Framing::AwsEventStream => Box::pin(aws_event_stream(upstream.bytes_stream(), max_event)),
     }
 }
 
@@ -505,10 +561,9 @@ fn stream_response(
     mut translator: Box<dyn modelgate_providers::StreamTranslator>,
     mut events: EventStream,
     idle: Duration,
-    secrets: Vec<&str>,
+    secrets: Vec<String>,
     mut outbound: Outbound,
 ) -> Response {
-    let secrets: Vec<String> = secrets.into_iter().map(str::to_string).collect();
     let body = async_stream::stream! {
         loop {
             let next = tokio::time::timeout(idle, events.next()).await;
@@ -521,8 +576,7 @@ fn stream_response(
                 }
                 Ok(None) => (translator.on_end(), true),
                 Ok(Some(Err(e))) => {
-                    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
-                    let reason = modelgate_providers::redact(&e.to_string(), &refs);
+                    let reason = modelgate_providers::redact(&e.to_string(), &secrets);
                     outbound.stream_failed(502, "STREAM_FAILED");
                     yield Ok(error_event(&format!("the provider stream broke: {reason}; the answer is incomplete")));
                     break;
@@ -562,7 +616,7 @@ fn stream_response(
                     StreamItem::Usage(d) => outbound.usage_chunk(&d),
                     StreamItem::Error(m) => {
                         outbound.stream_failed(502, "STREAM_FAILED");
-                        yield Ok(error_event(&m));
+                        yield Ok(error_event(&modelgate_providers::redact(&m, &secrets)));
                         finished = true;
                         break;
                     }

@@ -224,6 +224,17 @@ async fn check(app: &AppState, record: &ConfigRecord, config: &EndpointCoreConfi
                     } else {
                         None
                     };
+                    if let Some(v) = &value
+                        && slot.reference_field != "google_cloud_vertex_ai_config.private_key"
+                        && let Some(why) = crate::secrets::credential_problem(v)
+                    {
+                        let source = slot.reference.as_deref().unwrap_or(slot.plaintext_field);
+                        problems.push(format!(
+                            "the value of {source} for external_model.{} {why}; a provider would refuse it \
+                             (or the request could not be sent): put it again without that",
+                            slot.reference_field
+                        ));
+                    }
                     if let Some(v) = value {
                         resolved.insert(slot.reference_field, modelgate_core::SecretString::new(v));
                     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use modelgate_core::permission::Level;
@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::configs;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::openapi;
 use crate::permissions;
 use crate::render;
@@ -37,6 +37,51 @@ fn require_judge(app: &AppState, g: &AiGatewayConfig) -> ApiResult<()> {
         return Err(ApiError::invalid(&fields[0], crate::guardrails::no_judge_message(&fields)));
     }
     Ok(())
+}
+
+/// Checks the custom base URLs of `config` (field paths under `path`) against the outbound policy:
+/// a URL is accepted if the server allows it for everyone, if it is already in the endpoint's
+/// config versions (`approved`), or if the caller may use custom base URLs (admins and members of
+/// the `custom-base-urls` group).
+fn check_outbound(
+    app: &AppState,
+    caller: &Principal,
+    config: &EndpointCoreConfigInput,
+    path: &str,
+    approved: &[String],
+) -> ApiResult<()> {
+    let trusted = caller.is_admin || caller.groups.contains(crate::bootstrap::CUSTOM_BASE_URLS_GROUP);
+    for (i, e) in config.served_entities.iter().flatten().enumerate() {
+        let Some(m) = &e.external_model else { continue };
+        let prefix = if path.is_empty() { String::new() } else { format!("{path}.") };
+        for (field, raw) in validate::base_urls(m, &format!("{prefix}served_entities[{i}].external_model")) {
+            let url = modelgate_core::outbound::parse_url(&raw).map_err(|m| ApiError::invalid(&field, m))?;
+            if trusted || approved.contains(&raw) || app.outbound.allows(&url) {
+                continue;
+            }
+            let origin = url.origin().ascii_serialization();
+            return Err(ApiError::PermissionDenied(format!(
+                "{field}: {origin} is not on the server's outbound allow-list, and only admins and members of \
+                 the '{}' group may use other base URLs. Ask an admin to add you to that group, or to allow \
+                 the URL with `modelgate serve --outbound-allow`.",
+                crate::bootstrap::CUSTOM_BASE_URLS_GROUP
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The custom base URLs of every config version the endpoint has had: each was accepted when it
+/// was written, so updates and rollbacks may keep using them.
+async fn approved_urls(app: &AppState, e: &EndpointRecord) -> ApiResult<Vec<String>> {
+    let mut out = Vec::new();
+    for c in app.store.list_configs(&e.id).await? {
+        let config = configs::parse_stored(&c)?;
+        for m in config.served_entities.iter().flatten().filter_map(|s| s.external_model.as_ref()) {
+            out.extend(validate::base_urls(m, "").into_iter().map(|(_, u)| u));
+        }
+    }
+    Ok(out)
 }
 
 async fn load(app: &AppState, name: &str) -> ApiResult<EndpointRecord> {
@@ -94,6 +139,12 @@ pub async fn create(
     validate::endpoint_name(&req.name, "name")?;
     let config = req.config.ok_or_else(|| ApiError::invalid("config", "is required"))?;
     let NormalizedConfig { mut config, task, .. } = validate::normalize_config(config, "config")?;
+    check_outbound(&app, &caller, &config, "config", &[])?;
+    if let Some(d) = &req.description
+        && let Some(p) = modelgate_core::names::text_problem(d, modelgate_core::names::MAX_TEXT_LEN, true)
+    {
+        return Err(ApiError::invalid("description", p));
+    }
     if let Some(g) = &req.ai_gateway {
         validate::ai_gateway(g, "ai_gateway")?;
     }
@@ -171,7 +222,7 @@ pub async fn list(State(app): State<AppState>, Extension(caller): Caller) -> Api
 pub async fn get(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<ServingEndpointDetailed>> {
     let _settled = app.settled().await;
     let e = load_as(&app, &caller, &name, Level::CanView).await?;
@@ -182,7 +233,7 @@ pub async fn get(
 pub async fn delete(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let e = load_as(&app, &caller, &name, Level::CanManage).await?;
     app.store.delete_endpoint(&name).await?;
@@ -241,11 +292,12 @@ async fn kind_of_latest(app: &AppState, e: &EndpointRecord) -> ApiResult<Option<
 pub async fn update_config(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<EndpointCoreConfigInput>,
 ) -> ApiResult<Json<ServingEndpointDetailed>> {
     let current = load_as(&app, &caller, &name, Level::CanManage).await?;
     let NormalizedConfig { mut config, kind, .. } = validate::normalize_config(body, "")?;
+    check_outbound(&app, &caller, &config, "", &approved_urls(&app, &current).await?)?;
     if let Some(old) = kind_of_latest(&app, &current).await?
         && old != kind
     {
@@ -272,7 +324,7 @@ pub async fn update_config(
 pub async fn rollback(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<RollbackRequest>,
 ) -> ApiResult<Json<ServingEndpointDetailed>> {
     let current = load_as(&app, &caller, &name, Level::CanManage).await?;
@@ -280,6 +332,7 @@ pub async fn rollback(
         ApiError::NotFound(format!("Endpoint '{name}' has no config version {}.", body.config_version))
     })?;
     let config = configs::parse_stored(&target)?;
+    check_outbound(&app, &caller, &config, "", &approved_urls(&app, &current).await?)?;
     let e = begin_update(&app, &name, &caller.user_name, config).await?;
     Ok(Json(detailed(&app, &caller, &e).await?))
 }
@@ -288,7 +341,7 @@ pub async fn rollback(
 pub async fn config_versions(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<ConfigVersionsResponse>> {
     let e = load_as(&app, &caller, &name, Level::CanView).await?;
     let mut config_versions = Vec::new();
@@ -341,7 +394,7 @@ async fn mutate(
 pub async fn stop(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<ServingEndpointDetailed>> {
     let e = mutate(&app, &caller, &name, |e| {
         e.stopped = true;
@@ -356,7 +409,7 @@ pub async fn stop(
 pub async fn start(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<ServingEndpointDetailed>> {
     let e = mutate(&app, &caller, &name, |e| {
         e.stopped = false;
@@ -381,7 +434,7 @@ async fn log_all_entities(app: &AppState, e: &EndpointRecord, line: &str) {
 pub async fn put_ai_gateway(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<AiGatewayConfig>,
 ) -> ApiResult<Json<AiGatewayConfig>> {
     validate::ai_gateway(&body, "")?;
@@ -399,7 +452,7 @@ pub async fn put_ai_gateway(
 pub async fn put_rate_limits(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<RateLimits>,
 ) -> ApiResult<Json<RateLimits>> {
     validate::legacy_rate_limits(&body.rate_limits, "rate_limits")?;
@@ -416,7 +469,7 @@ pub async fn put_rate_limits(
 pub async fn patch_tags(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<PatchTagsRequest>,
 ) -> ApiResult<Json<EndpointTags>> {
     validate::tags(&body.add_tags, "add_tags")?;
@@ -435,7 +488,7 @@ pub async fn patch_tags(
 pub async fn patch_notifications(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateNotificationsRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let stored = body.email_notifications.as_ref().map(to_json);
@@ -451,7 +504,7 @@ pub async fn patch_notifications(
 pub async fn patch_telemetry(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<PatchTelemetryConfigRequest>,
 ) -> ApiResult<Json<ServingEndpointDetailed>> {
     let stored = body.telemetry_config.as_ref().map(to_json);
@@ -485,7 +538,7 @@ async fn version_with_entity(app: &AppState, e: &EndpointRecord, entity: &str) -
 pub async fn build_logs(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path((name, entity)): Path<(String, String)>,
+    ApiPath((name, entity)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<LogsResponse>> {
     let e = load_as(&app, &caller, &name, Level::CanView).await?;
     let c = version_with_entity(&app, &e, &entity).await?;
@@ -498,7 +551,7 @@ pub async fn build_logs(
 pub async fn logs(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path((name, entity)): Path<(String, String)>,
+    ApiPath((name, entity)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<LogsResponse>> {
     let e = load_as(&app, &caller, &name, Level::CanView).await?;
     version_with_entity(&app, &e, &entity).await?;
@@ -509,7 +562,7 @@ pub async fn logs(
 pub async fn get_openapi(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let e = load_as(&app, &caller, &name, Level::CanView).await?;
     let doc = openapi::document(&e.name, e.task.as_deref());

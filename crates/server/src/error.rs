@@ -83,7 +83,13 @@ pub enum ApiError {
         /// Names the guardrail.
         message: String,
     },
-    /// A dependency (the store) is not reachable right now.
+    /// The request body is over the size limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The client did not send its request in time.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// A dependency (the store) is not reachable right now, or the server is at a limit.
     #[error("{0}")]
     Unavailable(String),
     /// A server-side failure; the detail goes to the log, not to the client.
@@ -112,6 +118,8 @@ impl ApiError {
             }
             ApiError::Guardrail { output: false, .. } => (StatusCode::BAD_REQUEST, "INPUT_GUARDRAIL_TRIGGERED"),
             ApiError::Guardrail { output: true, .. } => (StatusCode::BAD_REQUEST, "OUTPUT_GUARDRAIL_TRIGGERED"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
         }
@@ -162,6 +170,12 @@ impl ApiError {
                 StatusCode::GATEWAY_TIMEOUT,
                 "DEADLINE_EXCEEDED",
                 format!("Provider '{provider}' timed out: {m}"),
+                None,
+            ),
+            P::TooLarge(m) => upstream(
+                StatusCode::BAD_GATEWAY,
+                "BAD_GATEWAY",
+                format!("Provider '{provider}' sent too much: {m} (see --max-upstream-body)"),
                 None,
             ),
             P::BadResponse(m) => upstream(

@@ -190,33 +190,46 @@ fn scan(side: &Side, text: &str, output: bool, endpoint: &str) -> Result<Option<
     }
 }
 
-/// Calls `f` on every text of a request: message contents and text parts, `prompt`, `input`.
+/// Fields that carry protocol values or binary data, not text: never scanned or masked (masking
+/// them would break the request, and base64 data could look like numbers).
+const NOT_TEXT: &[&str] = &[
+    "model",
+    "role",
+    "type",
+    "id",
+    "tool_call_id",
+    "tool_choice",
+    "encoding_format",
+    "stream",
+    "stream_options",
+    "finish_reason",
+    "image_url",
+    "input_audio",
+    "audio",
+    "file",
+    "detail",
+    "modalities",
+    "logit_bias",
+    "client_request_id",
+    "usage_context",
+];
+
+/// Calls `f` on every text of a request that reaches the provider: message contents and parts,
+/// participant `name`s, tool-call arguments, tool and parameter descriptions, `prompt`, `input`,
+/// `stop`, `user`, pass-through `extra_params`; every string but the fields of [`NOT_TEXT`].
 fn each_request_text(
     body: &mut Map<String, Value>,
     f: &mut impl FnMut(&mut String) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
-    fn strings(v: &mut Value, f: &mut impl FnMut(&mut String) -> Result<(), ApiError>) -> Result<(), ApiError> {
+    fn walk(v: &mut Value, f: &mut impl FnMut(&mut String) -> Result<(), ApiError>) -> Result<(), ApiError> {
         match v {
             Value::String(s) => f(s),
-            Value::Array(a) => a.iter_mut().try_for_each(|x| strings(x, f)),
-            Value::Object(o) => o.get_mut("text").map_or(Ok(()), |t| strings(t, f)),
+            Value::Array(a) => a.iter_mut().try_for_each(|x| walk(x, f)),
+            Value::Object(o) => o.iter_mut().filter(|(k, _)| !NOT_TEXT.contains(&k.as_str())).try_for_each(|(_, x)| walk(x, f)),
             _ => Ok(()),
         }
     }
-    for (k, v) in body.iter_mut() {
-        match k.as_str() {
-            "messages" => {
-                for m in v.as_array_mut().into_iter().flatten() {
-                    if let Some(c) = m.get_mut("content") {
-                        strings(c, f)?;
-                    }
-                }
-            }
-            "prompt" | "input" => strings(v, f)?,
-            _ => {}
-        }
-    }
-    Ok(())
+    body.iter_mut().filter(|(k, _)| !NOT_TEXT.contains(&k.as_str())).try_for_each(|(_, v)| walk(v, f))
 }
 
 /// Applies the input checks to a request: refuses it, or masks it in place.
@@ -437,5 +450,49 @@ impl OutputGuard {
         }
         out.append(&mut self.finishing);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(body: Value) -> Value {
+        let side = Side::compile(&serde_json::from_value(json!({"pii": {"behavior": "MASK"}})).unwrap()).unwrap();
+        let Value::Object(mut map) = body else { unreachable!("an object") };
+        each_request_text(&mut map, &mut |text| {
+            if let Some(m) = scan(&side, text, false, "ep")? {
+                *text = m;
+            }
+            Ok(())
+        })
+        .unwrap();
+        Value::Object(map)
+    }
+
+    #[test]
+    fn every_text_that_reaches_the_provider_is_scanned() {
+        let out = masked(json!({
+            "model": "ep",
+            "user": "jane@example.com",
+            "messages": [
+                {"role": "user", "name": "jane@example.com", "content": [{"type": "text", "text": "card 4111 1111 1111 1111"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,/4111111111111111+"}}]},
+                {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function",
+                    "function": {"name": "pay", "arguments": "{\"card\": \"4111111111111111\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "mailed bob@example.com"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "pay", "description": "pays for 555-123-4567",
+                "parameters": {"type": "object", "properties": {"card": {"type": "string", "description": "e.g. jane@example.com"}}}}}],
+            "stop": ["jane@example.com"]
+        }));
+        let text = out.to_string();
+        for leaked in ["jane@example.com", "4111 1111", "4111111111111111\\\"", "bob@example.com", "555-123-4567"] {
+            assert!(!text.contains(leaked), "{leaked} left in {text}");
+        }
+        assert_eq!(out["messages"][0]["content"][1]["image_url"]["url"], "data:image/png;base64,/4111111111111111+");
+        assert_eq!(out["messages"][1]["tool_calls"][0]["function"]["arguments"], "{\"card\": \"[CREDIT_CARD]\"}");
+        assert_eq!(out["model"], "ep");
+        assert_eq!(out["messages"][0]["role"], "user");
     }
 }

@@ -218,7 +218,7 @@ fn record_json(r: PayloadRecord) -> Value {
 pub async fn table(
     axum::extract::State(app): axum::extract::State<AppState>,
     axum::Extension(caller): axum::Extension<Arc<crate::snapshot::Principal>>,
-    axum::extract::Path(name): axum::extract::Path<String>,
+    crate::extract::ApiPath(name): crate::extract::ApiPath<String>,
     crate::extract::ApiQuery(p): crate::extract::ApiQuery<TableParams>,
 ) -> crate::error::ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;

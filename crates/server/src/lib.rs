@@ -25,6 +25,8 @@ pub mod error;
 pub mod extract;
 pub mod guardrails;
 pub mod inference;
+pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod observability;
 pub mod openapi;
@@ -39,6 +41,7 @@ pub mod secrets;
 pub mod snapshot;
 pub mod state;
 pub mod tokens;
+pub mod upstream;
 pub mod usage;
 pub mod usage_api;
 
@@ -47,7 +50,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use modelgate_core::pricing::PriceTable;
 use modelgate_store::{InferenceDb, SqliteStore, Store, UsageDb};
 use tokio::sync::watch;
@@ -82,6 +84,14 @@ pub struct ServerConfig {
     pub price_table: Option<PathBuf>,
     /// How often alert rules are evaluated.
     pub alert_interval: Duration,
+    /// Connection, request and body limits.
+    pub limits: limits::Limits,
+    /// Base URLs anyone may point an endpoint at (besides the providers' own hosts).
+    pub outbound: modelgate_core::outbound::OutboundPolicy,
+    /// How long audit records are kept.
+    pub audit_retention: Duration,
+    /// Start even if the master key file is readable by other users (with a warning).
+    pub allow_insecure_key_file: bool,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +109,10 @@ impl Default for ServerConfig {
             judge_endpoint: None,
             price_table: None,
             alert_interval: Duration::from_secs(30),
+            limits: Default::default(),
+            outbound: Default::default(),
+            audit_retention: Duration::from_secs(365 * 24 * 3600),
+            allow_insecure_key_file: false,
         }
     }
 }
@@ -117,17 +131,31 @@ impl Server {
     /// Opens the store, checks the master key, migrates, builds the snapshot, binds and serves.
     pub async fn start(config: ServerConfig) -> Result<Server, StartError> {
         bootstrap::data_dir(&config.data_dir)?;
-        let sqlite = SqliteStore::open(&config.data_dir.join(bootstrap::DB_FILE)).await?;
+        let db_path = config.data_dir.join(bootstrap::DB_FILE);
+        let database = |source| StartError::Database { what: "control-plane database", path: db_path.clone(), source };
+        let sqlite = SqliteStore::open(&db_path).await.map_err(database)?;
         let store: Arc<dyn Store> = Arc::new(sqlite);
-        let cipher = bootstrap::master_key(store.as_ref(), &config.data_dir, config.master_key.as_deref()).await;
-        let cipher = match cipher {
+        let cipher = match bootstrap::master_key(
+            store.as_ref(),
+            &config.data_dir,
+            config.master_key.as_deref(),
+            config.allow_insecure_key_file,
+        )
+        .await
+        {
             Ok(c) => c,
             Err(e) => {
                 store.close().await;
-                return Err(e);
+                return Err(match e {
+                    StartError::Store(source) => database(source),
+                    other => other,
+                });
             }
         };
-        store.migrate().await?;
+        if let Err(e) = store.migrate().await {
+            store.close().await;
+            return Err(database(e));
+        }
         bootstrap::remember_key(store.as_ref(), &cipher).await?;
         let workspace_id = bootstrap::workspace_id(store.as_ref()).await?;
         let new_admin_token = bootstrap::admin(store.as_ref(), config.admin_token.as_deref()).await?;
@@ -146,10 +174,18 @@ impl Server {
                     .map_err(|reason| StartError::PriceTable { path: path.clone(), reason })?
             }
         };
-        let usage_db = UsageDb::open(&config.data_dir.join(bootstrap::USAGE_DB_FILE)).await?;
+        let usage_path = config.data_dir.join(bootstrap::USAGE_DB_FILE);
+        let usage_db = UsageDb::open(&usage_path)
+            .await
+            .map_err(|source| StartError::Database { what: "usage database", path: usage_path, source })?;
         let metrics = Arc::new(metrics::Metrics::new());
         let usage = usage::UsageSink::start(usage_db.clone(), prices, metrics.clone());
-        let inference_db = InferenceDb::open(&config.data_dir.join(bootstrap::INFERENCE_DB_FILE)).await?;
+        let inference_path = config.data_dir.join(bootstrap::INFERENCE_DB_FILE);
+        let inference_db = InferenceDb::open(&inference_path).await.map_err(|source| StartError::Database {
+            what: "inference-table database",
+            path: inference_path,
+            source,
+        })?;
         let inference = inference::InferenceSink::start(inference_db.clone(), metrics);
         let (queue, jobs) = deployer::DeployQueue::new();
         let app = state::AppState::new(
@@ -177,31 +213,24 @@ impl Server {
             }
         }
 
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        let socket = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
+        let addr = socket.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
 
         let (stop, stop_rx) = watch::channel(false);
         let deployer = tokio::spawn(deployer::run(app.clone(), jobs, config.deploy_delay, stop_rx.clone()));
         let retention = tokio::spawn(inference::retention_loop(app.clone(), stop_rx.clone()));
         let alerting = tokio::spawn(alerts::run(app.clone(), config.alert_interval, stop_rx.clone()));
+        let audit_retention = tokio::spawn(audit::retention_loop(app.clone(), config.audit_retention, stop_rx.clone()));
+        let (limits, metrics) = (app.limits, app.metrics.clone());
         let router = routes::router(app);
-        let mut shutdown = stop_rx;
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown.changed().await;
-                })
-                .await;
+            let served = listener::serve(socket, router, limits, metrics, stop_rx).await;
             let _ = deployer.await;
             let _ = retention.await;
             let _ = alerting.await;
+            let _ = audit_retention.await;
             // Every query has finished: write what they left.
             usage.flush().await;
             inference.flush().await;

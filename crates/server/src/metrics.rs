@@ -54,6 +54,11 @@ struct WriterLabels {
     writer: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShedLabels {
+    reason: &'static str,
+}
+
 type Histograms = Family<EntityLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -97,6 +102,7 @@ pub struct Metrics {
     breaker_open: Family<EntityLabels, Gauge>,
     writer_depth: Family<WriterLabels, Gauge>,
     writer_dropped: Family<WriterLabels, Counter>,
+    shed: Family<ShedLabels, Counter>,
     started: Instant,
     uptime: Gauge,
     recent: Recent,
@@ -125,6 +131,7 @@ impl Metrics {
         let breaker_open = Family::default();
         let writer_depth = Family::default();
         let writer_dropped = Family::default();
+        let shed = Family::default();
         let uptime = Gauge::default();
         registry.register("request_count", "Queries answered, any status", requests.clone());
         registry.register("request_4xx_count", "Queries answered with a 4xx status", requests_4xx.clone());
@@ -159,6 +166,12 @@ impl Metrics {
             "Records a background writer dropped: queue full, or the database failed",
             writer_dropped.clone(),
         );
+        registry.register(
+            "shed",
+            "Connections and requests refused to protect the server: connections, in_flight, \
+             header_timeout, body_timeout, body_too_large, audit_denials",
+            shed.clone(),
+        );
         registry.register("uptime_seconds", "Seconds since the server started", uptime.clone());
         Metrics {
             registry,
@@ -175,6 +188,7 @@ impl Metrics {
             breaker_open,
             writer_depth,
             writer_dropped,
+            shed,
             started: Instant::now(),
             uptime,
             recent: Recent::default(),
@@ -199,7 +213,9 @@ impl Metrics {
             _ => {}
         }
         drop((e4, e5));
-        self.recent.observe(&labels.endpoint_name, status >= 400, o.latency_ms);
+        // A client that hung up (499) is not an error of the endpoint's.
+        let failed = status >= 400 && status != crate::outbound::CLIENT_CLOSED;
+        self.recent.observe(&labels.endpoint_name, failed, o.latency_ms);
         self.latency.get_or_create(labels).observe(o.latency_ms);
         if let Some(t) = o.ttft_ms {
             self.ttft.get_or_create(labels).observe(t);
@@ -230,6 +246,11 @@ impl Metrics {
         self.writer_depth.get_or_create(&WriterLabels { writer: writer.to_string() }).set(n as i64);
     }
 
+    /// Counts a connection or request refused to protect the server, by reason.
+    pub fn shed(&self, reason: &'static str) {
+        self.shed.get_or_create(&ShedLabels { reason }).inc();
+    }
+
     /// Counts a query refused by a rate limit.
     pub fn rate_limited(&self, endpoint: &str) {
         self.rate_limited.get_or_create(&EndpointLabels { endpoint_name: endpoint.to_string() }).inc();
@@ -244,6 +265,7 @@ impl Metrics {
             P::Connect(_) => "connect".into(),
             P::Timeout(_) => "timeout".into(),
             P::BadResponse(_) => "bad_response".into(),
+            P::TooLarge(_) => "too_large".into(),
             P::Unsupported(_) => "unsupported".into(),
         };
         let labels = UpstreamLabels {

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use modelgate_core::permission::Level;
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiPath;
 use crate::metrics::CONTENT_TYPE;
 use crate::snapshot::Principal;
 use crate::state::AppState;
@@ -32,7 +33,7 @@ pub async fn server_metrics(
 pub async fn endpoint_metrics(
     State(app): State<AppState>,
     Extension(caller): Extension<Arc<Principal>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
     crate::permissions::require(&app, &caller, &name, Level::CanView)?;
     let text = app.metrics.render_endpoint(&app.snapshot.load(), &app.breakers, &name);
@@ -45,7 +46,7 @@ pub async fn endpoint_metrics(
 pub async fn endpoint_summary(
     State(app): State<AppState>,
     Extension(caller): Extension<Arc<Principal>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     crate::permissions::require(&app, &caller, &name, Level::CanView)?;
     app.usage.flush().await;

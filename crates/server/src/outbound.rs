@@ -1,7 +1,12 @@
 //! The life of one query after it was parsed: its rate-limit reservation, output guardrails, and
 //! what it leaves behind (metrics). An [`Outbound`] is created when a query arrives and dropped
 //! when its answer has been sent; dropping it settles and records everything exactly once, also
-//! for a stream the client abandoned.
+//! for a query the client abandoned.
+//!
+//! A query whose client went away is recorded with status 499 (`CLIENT_DISCONNECTED`). If the
+//! provider had already accepted it, it is billed: the tokens the provider reported, or else the
+//! estimated input (the provider did receive the prompt) and the output streamed so far; that
+//! cost counts against budgets and token rate limits like any other.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,6 +79,11 @@ impl Usage {
     }
 }
 
+/// Status recorded for a query whose client disconnected before the answer was complete.
+pub const CLIENT_CLOSED: u16 = 499;
+/// Its `error_code`.
+pub const CLIENT_DISCONNECTED: &str = "CLIENT_DISCONNECTED";
+
 /// Who asked what, for the records a query leaves.
 pub struct Ledger {
     metrics: Arc<Metrics>,
@@ -87,6 +97,9 @@ pub struct Ledger {
     start: Instant,
     first_token: Option<Instant>,
     stream_error: Option<(u16, &'static str)>,
+    /// The request as sent by the client (shared, not copied), to estimate its input tokens when
+    /// the provider reports none.
+    request: Bytes,
 }
 
 impl Ledger {
@@ -97,6 +110,7 @@ impl Ledger {
         ep: Arc<LiveEndpoint>,
         caller: &Principal,
         body: &serde_json::Map<String, Value>,
+        request: Bytes,
         start: Instant,
     ) -> Self {
         let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
@@ -126,6 +140,7 @@ impl Ledger {
             start,
             first_token: None,
             stream_error: None,
+            request,
         }
     }
 }
@@ -140,7 +155,12 @@ pub struct Outbound {
     /// Streamed (or unreported) output text, to count tokens when the provider reports none.
     streamed: String,
     reported: Option<Usage>,
-    started: bool,
+    /// The request went to a provider: if the client leaves before the answer, it is billed.
+    sent: bool,
+    /// The provider accepted the query (a success status): from here on it is billed.
+    accepted: bool,
+    /// The answer was sent to the end, or ended with an error the client was told about.
+    ended: bool,
     status: u16,
     /// The answer as sent, kept only for an inference-table capture.
     response: Option<Bytes>,
@@ -155,8 +175,10 @@ impl Outbound {
             ledger,
             streamed: String::new(),
             reported: None,
-            started: false,
-            status: 200,
+            sent: false,
+            accepted: false,
+            ended: false,
+            status: CLIENT_CLOSED,
             response: None,
         }
     }
@@ -180,9 +202,25 @@ impl Outbound {
         }
     }
 
+    /// The request is being sent to a provider.
+    pub fn sent(&mut self) {
+        self.sent = true;
+    }
+
+    /// The provider accepted the query (answered with a success status).
+    pub fn accepted(&mut self) {
+        self.accepted = true;
+    }
+
+    /// A stream's headers go out with status 200; it counts as finished only when it ends.
+    pub fn streaming(&mut self) {
+        self.status = 200;
+    }
+
     /// The status and `error_code` sent to the client; recording happens when this is dropped.
     pub fn finish(&mut self, status: u16, error_code: Option<&'static str>) {
         self.status = status;
+        self.ended = true;
         if let Some(l) = &mut self.ledger {
             l.record.error_code = error_code.map(str::to_string);
         }
@@ -190,6 +228,7 @@ impl Outbound {
 
     /// A stream ended with an error event: `status` is the class it counts as.
     pub fn stream_failed(&mut self, status: u16, error_code: &'static str) {
+        self.ended = true;
         if let Some(l) = &mut self.ledger {
             l.stream_error = Some((status, error_code));
         }
@@ -201,7 +240,7 @@ impl Outbound {
 
     /// A complete (non-streamed) answer, in the OpenAI shape. Returns what to send.
     pub async fn whole(&mut self, body: Bytes) -> Result<Bytes, ApiError> {
-        self.started = true;
+        self.accepted = true;
         if self.is_noop() {
             return Ok(body);
         }
@@ -236,7 +275,7 @@ impl Outbound {
     /// One streamed chunk (a JSON object). Returns the chunks to send in its place, or the error
     /// that ends the stream.
     pub fn chunk(&mut self, data: String) -> Result<Vec<String>, ApiError> {
-        self.started = true;
+        self.accepted = true;
         if self.is_noop() {
             return Ok(vec![data]);
         }
@@ -273,6 +312,7 @@ impl Outbound {
     /// The end of a stream, before `[DONE]`: chunks still held back, or the error that ends the
     /// stream instead.
     pub async fn end(&mut self) -> Result<Vec<String>, ApiError> {
+        self.ended = true;
         match &mut self.guard {
             Some(guard) => guard.end().await.map(|out| out.into_iter().map(|c| c.to_string()).collect()),
             None => Ok(Vec::new()),
@@ -280,17 +320,31 @@ impl Outbound {
     }
 
     /// The tokens this query used: the provider's report, else the estimated input plus the
-    /// output counted with a real tokenizer; nothing for a query that got no answer.
+    /// output counted with a real tokenizer. Nothing for a query no provider accepted, unless the
+    /// client left while a provider had it (the provider got the prompt).
     fn usage(&self) -> Usage {
-        match (self.started, self.reported) {
+        let billable = self.accepted || (self.sent && !self.ended);
+        match (billable, self.reported) {
             (false, _) => Usage::default(),
             (true, Some(u)) => u,
             (true, None) => Usage {
-                input: self.settle.as_ref().map_or(0, |(_, a)| a.input()),
+                input: self.estimated_input(),
                 output: tokens::count(&self.streamed),
                 ..Default::default()
             },
         }
+    }
+
+    /// The input tokens of the request: the rate limiter's count if it made one, else counted now
+    /// from the request (only queries without a usage report get here).
+    fn estimated_input(&self) -> u64 {
+        if let Some(n) = self.settle.as_ref().map(|(_, a)| a.input()).filter(|n| *n > 0) {
+            return n;
+        }
+        let Some(l) = &self.ledger else { return 0 };
+        serde_json::from_slice::<serde_json::Map<String, Value>>(&l.request)
+            .map(|body| crate::ratelimit::estimate(&body).0)
+            .unwrap_or(0)
     }
 }
 
@@ -304,6 +358,10 @@ impl Drop for Outbound {
             let now = Instant::now();
             let ms = |t: Instant| t.duration_since(l.start).as_secs_f64() * 1e3;
             let mut r = l.record;
+            if !self.ended {
+                self.status = CLIENT_CLOSED;
+                r.error_code = Some(CLIENT_DISCONNECTED.to_string());
+            }
             r.status_code = i64::from(self.status);
             if let Some((_, code)) = l.stream_error {
                 r.error_code = Some(code.to_string());
@@ -318,7 +376,7 @@ impl Drop for Outbound {
             let cost = l.sink.price(&mut r);
             l.budgets.add(&l.endpoint, l.usage_context.as_ref(), cost);
             if let Some(capture) = l.capture {
-                let response = match (&self.response, r.streaming && self.started) {
+                let response = match (&self.response, r.streaming && self.accepted) {
                     (Some(b), _) => Some(String::from_utf8_lossy(b).into_owned()),
                     (None, true) => Some(streamed_answer(&self.streamed, &usage, r.error_code.as_deref())),
                     (None, false) => r.error_code.as_ref().map(|c| serde_json::json!({"error_code": c}).to_string()),

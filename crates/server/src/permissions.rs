@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use modelgate_core::permission::Level;
 use modelgate_store::{EndpointPermissionRecord, principal_kind};
@@ -15,7 +15,7 @@ use modelgate_wire::permissions::*;
 
 use crate::bootstrap::ADMINS_GROUP;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::snapshot::{LiveEndpoint, Principal};
 use crate::state::AppState;
 
@@ -50,6 +50,16 @@ pub fn require(app: &AppState, caller: &Principal, name: &str, needed: Level) ->
 fn by_id_or_name(app: &AppState, key: &str) -> Option<Arc<LiveEndpoint>> {
     let snap = app.snapshot.load();
     snap.endpoints.values().find(|e| e.id == key).or_else(|| snap.endpoints.get(key)).cloned()
+}
+
+/// [`require`] for an endpoint addressed by id or name. A caller who cannot view it gets the same
+/// 404 as for a key that matches nothing, naming only the key it sent (never the endpoint's name).
+fn require_key(app: &AppState, caller: &Principal, key: &str, needed: Level) -> ApiResult<Arc<LiveEndpoint>> {
+    let ep = by_id_or_name(app, key).ok_or_else(|| not_found(key))?;
+    if level_of(caller, &ep).is_none() {
+        return Err(not_found(key));
+    }
+    require(app, caller, &ep.name, needed)
 }
 
 async fn render(app: &AppState, ep: &LiveEndpoint) -> ApiResult<Json<ObjectPermissions>> {
@@ -122,10 +132,9 @@ async fn resolve(app: &AppState, acl: &[AccessControlRequest]) -> ApiResult<Vec<
 pub async fn get(
     State(app): State<AppState>,
     Extension(caller): Extension<Arc<Principal>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ObjectPermissions>> {
-    let ep = by_id_or_name(&app, &id).ok_or_else(|| not_found(&id))?;
-    require(&app, &caller, &ep.name, Level::CanView)?;
+    let ep = require_key(&app, &caller, &id, Level::CanView)?;
     render(&app, &ep).await
 }
 
@@ -136,8 +145,7 @@ async fn write(
     body: PermissionsRequest,
     replace: bool,
 ) -> ApiResult<Json<ObjectPermissions>> {
-    let ep = by_id_or_name(&app, id).ok_or_else(|| not_found(id))?;
-    require(&app, caller, &ep.name, Level::CanManage)?;
+    let ep = require_key(&app, caller, id, Level::CanManage)?;
     let grants = resolve(&app, &body.access_control_list).await?;
     app.commit_and_refresh(async { Ok(app.store.write_endpoint_permissions(&ep.id, &grants, replace).await?) }).await?;
     let ep = by_id_or_name(&app, &ep.id).ok_or_else(|| not_found(id))?;
@@ -148,7 +156,7 @@ async fn write(
 pub async fn set(
     State(app): State<AppState>,
     Extension(caller): Extension<Arc<Principal>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PermissionsRequest>,
 ) -> ApiResult<Json<ObjectPermissions>> {
     write(app, &caller, &id, body, true).await
@@ -158,7 +166,7 @@ pub async fn set(
 pub async fn update(
     State(app): State<AppState>,
     Extension(caller): Extension<Arc<Principal>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PermissionsRequest>,
 ) -> ApiResult<Json<ObjectPermissions>> {
     write(app, &caller, &id, body, false).await
@@ -168,10 +176,9 @@ pub async fn update(
 pub async fn levels(
     State(app): State<AppState>,
     Extension(caller): Extension<Arc<Principal>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PermissionLevels>> {
-    let ep = by_id_or_name(&app, &id).ok_or_else(|| not_found(&id))?;
-    require(&app, &caller, &ep.name, Level::CanView)?;
+    require_key(&app, &caller, &id, Level::CanView)?;
     Ok(Json(PermissionLevels {
         permission_levels: Level::ALL
             .iter()

@@ -9,14 +9,13 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
-    alerts_api, audit, auth, budgets_api, dataplane, endpoints, inference, observability, permissions, scim, secrets,
-    tokens, usage_api,
+    alerts_api, audit, auth, budgets_api, dataplane, endpoints, inference, limits, observability, permissions, scim,
+    secrets, tokens, usage_api,
 };
 
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-
-/// Every route, with authentication and request logging.
+/// Every route, with its layers, outside in: request logging, the in-flight limit, the audit log,
+/// authentication, the request-body limits (so anonymous bodies are never read), the audit
+/// summary of the body, the handler.
 pub fn router(app: AppState) -> Router {
     let se = "/api/2.0/serving-endpoints";
     let one = "/api/2.0/serving-endpoints/{name}";
@@ -107,16 +106,22 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/embeddings", post(dataplane::embeddings))
         .route("/v1/models", get(dataplane::models))
         .route("/metrics", get(observability::server_metrics))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/.well-known/databricks-config", get(well_known))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed);
-    api.layer(middleware::from_fn_with_state(app.clone(), auth::authenticate))
+    let gated = api
+        .layer(middleware::from_fn(audit::capture))
+        .layer(middleware::from_fn_with_state(app.gate.clone(), limits::read_body))
+        .layer(middleware::from_fn_with_state(app.clone(), auth::authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), audit::record))
+        .layer(middleware::from_fn_with_state(app.gate.clone(), limits::admit))
+        .with_state(app);
+    // Liveness answers even when the server sheds load.
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .merge(gated)
         .layer(middleware::from_fn(auth::log_requests))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(app)
 }
 
 async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -19,9 +19,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::require_admin;
-use crate::bootstrap::{ADMINS_GROUP, USERS_GROUP};
+use crate::bootstrap::{ADMINS_GROUP, CUSTOM_BASE_URLS_GROUP, USERS_GROUP};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::snapshot::Principal;
 use crate::state::AppState;
 
@@ -150,36 +150,132 @@ fn collection(kind: &str) -> &'static str {
     }
 }
 
-/// Evaluates a simple SCIM filter (`attr op "value"` joined by `and` / `or`; `eq`, `ne`, `co`,
-/// `sw`; case-insensitive) against `attr`.
-fn filter_matches(filter: &str, attr: &dyn Fn(&str) -> Option<String>) -> ApiResult<bool> {
-    let clause = |c: &str| -> ApiResult<bool> {
-        let mut parts = c.trim().splitn(3, ' ');
-        let (name, op, value) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(n), Some(o), Some(v)) => (n, o.to_ascii_lowercase(), v.trim().trim_matches('"').to_lowercase()),
-            _ => return Err(ApiError::invalid("filter", format!("'{c}' is not of the form attribute op \"value\""))),
-        };
-        let have = attr(name).map(|v| v.to_lowercase()).unwrap_or_default();
-        match op.as_str() {
-            "eq" => Ok(have == value),
-            "ne" => Ok(have != value),
-            "co" => Ok(have.contains(&value)),
-            "sw" => Ok(have.starts_with(&value)),
-            other => {
-                Err(ApiError::invalid("filter", format!("operator '{other}' is not supported (use eq, ne, co, sw)")))
+/// One comparison of a SCIM filter: `attribute op "value"`.
+#[derive(Debug, PartialEq)]
+struct Clause {
+    attribute: String,
+    op: String,
+    value: String,
+}
+
+/// A parsed SCIM filter: alternatives (`or`) of conjunctions (`and`) of clauses. Values are
+/// quoted strings (with `\"` and `\\` escapes) or bare `true`, `false` and numbers; operators are
+/// `eq`, `ne`, `co` and `sw`, case-insensitive. Anything else is refused with a message saying
+/// what, never silently read as "matches nothing".
+#[derive(Debug)]
+struct Filter(Vec<Vec<Clause>>);
+
+impl Filter {
+    fn parse(text: &str, attributes: &[&str]) -> ApiResult<Filter> {
+        let bad = |m: String| ApiError::invalid("filter", m);
+        let tokens = tokenize(text).map_err(bad)?;
+        let mut alternatives = vec![Vec::new()];
+        let mut i = 0;
+        loop {
+            let (Some(attr), Some(op), Some(value)) = (tokens.get(i), tokens.get(i + 1), tokens.get(i + 2)) else {
+                return Err(bad(format!("expected attribute op \"value\" at token {}", i + 1)));
+            };
+            let Token::Word(attr) = attr else { return Err(bad("expected an attribute name".into())) };
+            let Token::Word(op) = op else { return Err(bad(format!("expected an operator after '{attr}'"))) };
+            let op = op.to_ascii_lowercase();
+            if !["eq", "ne", "co", "sw"].contains(&op.as_str()) {
+                return Err(bad(format!("operator '{op}' is not supported (use eq, ne, co, sw)")));
+            }
+            let Some(attribute) = attributes.iter().find(|a| a.eq_ignore_ascii_case(attr)) else {
+                return Err(bad(format!("attribute '{attr}' cannot be filtered on (use {})", attributes.join(", "))));
+            };
+            let value = match value {
+                Token::Quoted(v) => v.clone(),
+                Token::Word(w) => w.clone(),
+            };
+            if let Some(all) = alternatives.last_mut() {
+                all.push(Clause { attribute: attribute.to_string(), op, value });
+            }
+            i += 3;
+            match tokens.get(i) {
+                None => break,
+                Some(Token::Word(w)) if w.eq_ignore_ascii_case("and") => {}
+                Some(Token::Word(w)) if w.eq_ignore_ascii_case("or") => alternatives.push(Vec::new()),
+                Some(_) => return Err(bad("expected 'and' or 'or' between comparisons".into())),
+            }
+            i += 1;
+        }
+        Ok(Filter(alternatives))
+    }
+
+    fn matches(&self, attr: &dyn Fn(&str) -> Option<String>) -> bool {
+        self.0.iter().any(|all| {
+            all.iter().all(|c| {
+                let have = attr(&c.attribute).map(|v| v.to_lowercase()).unwrap_or_default();
+                let want = c.value.to_lowercase();
+                match c.op.as_str() {
+                    "eq" => have == want,
+                    "ne" => have != want,
+                    "co" => have.contains(&want),
+                    _ => have.starts_with(&want),
+                }
+            })
+        })
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Token {
+    Word(String),
+    Quoted(String),
+}
+
+fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '"' => {
+                chars.next();
+                let mut value = String::new();
+                loop {
+                    match chars.next() {
+                        None => return Err("a quoted value is not closed".into()),
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(e @ ('"' | '\\')) => value.push(e),
+                            _ => return Err("only \\\" and \\\\ may be escaped in a quoted value".into()),
+                        },
+                        Some(ch) => value.push(ch),
+                    }
+                }
+                out.push(Token::Quoted(value));
+            }
+            '(' | ')' | '[' | ']' => return Err(format!("'{c}' (grouping) is not supported")),
+            _ => {
+                let mut word = String::new();
+                while let Some(&ch) = chars.peek() {
+                    if ch.is_whitespace() || "\"()[]".contains(ch) {
+                        break;
+                    }
+                    word.push(ch);
+                    chars.next();
+                }
+                out.push(Token::Word(word));
             }
         }
-    };
-    for alternative in filter.split(" or ") {
-        let mut all = true;
-        for c in alternative.split(" and ") {
-            all &= clause(c)?;
-        }
-        if all {
-            return Ok(true);
-        }
     }
-    Ok(false)
+    if out.is_empty() {
+        return Err("the filter is empty".into());
+    }
+    Ok(out)
+}
+
+/// The attributes each kind of principal can be filtered on.
+fn filterable(kind: &str) -> &'static [&'static str] {
+    match kind {
+        principal_kind::USER => &["id", "userName", "displayName", "active"],
+        principal_kind::GROUP => &["id", "displayName"],
+        _ => &["id", "applicationId", "displayName", "active"],
+    }
 }
 
 fn page<T>(items: Vec<T>, q: &ListQuery) -> ScimList<T> {
@@ -207,19 +303,27 @@ fn attribute(p: &PrincipalRecord, name: &str) -> Option<String> {
 }
 
 fn listed<'a>(dir: &'a Directory, kind: &str, q: &ListQuery) -> ApiResult<Vec<&'a PrincipalRecord>> {
-    let mut out = Vec::new();
-    let mut all: Vec<&PrincipalRecord> = dir.by_id.values().filter(|p| p.kind == kind).collect();
+    let filter = match q.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        Some(f) => Some(Filter::parse(f, filterable(kind))?),
+        None => None,
+    };
+    let mut all: Vec<&PrincipalRecord> = dir
+        .by_id
+        .values()
+        .filter(|p| p.kind == kind)
+        .filter(|p| filter.as_ref().is_none_or(|f| f.matches(&|a| attribute(p, a))))
+        .collect();
     all.sort_by(|a, b| a.name.cmp(&b.name));
-    for p in all {
-        let keep = match q.filter.as_deref().filter(|f| !f.trim().is_empty()) {
-            Some(f) => filter_matches(f, &|a| attribute(p, a))?,
-            None => true,
-        };
-        if keep {
-            out.push(p);
-        }
+    Ok(all)
+}
+
+/// Checks a name or display name (no control or invisible formatting characters, at most 256
+/// bytes); the error names the attribute.
+fn check_label(attribute: &str, value: &str) -> ApiResult<()> {
+    match modelgate_core::names::label_problem(value, modelgate_core::names::MAX_PRINCIPAL_NAME_LEN) {
+        Some(p) => Err(ApiError::invalid(attribute, p)),
+        None => Ok(()),
     }
-    Ok(out)
 }
 
 /// Creates a principal; users and service principals also join the built-in `users` group.
@@ -289,6 +393,10 @@ pub async fn create_user(
         .clone()
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| ApiError::invalid("userName", "is required"))?;
+    check_label("userName", &name)?;
+    if let Some(d) = &body.display_name {
+        check_label("displayName", d)?;
+    }
     let p = create(&app, principal_kind::USER, name, body.display_name.clone(), body.active).await?;
     join_groups(&app, &p.id, body.groups.as_deref().unwrap_or_default()).await?;
     app.refresh().await?;
@@ -297,7 +405,7 @@ pub async fn create_user(
 }
 
 /// `GET .../Users/{id}`
-pub async fn get_user(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ScimUser>> {
+pub async fn get_user(State(app): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<ScimUser>> {
     let dir = Directory::load(&app).await?;
     Ok(Json(dir.user(dir.get(&id, principal_kind::USER)?)))
 }
@@ -332,6 +440,7 @@ pub async fn create_group(
         .clone()
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| ApiError::invalid("displayName", "is required"))?;
+    check_label("displayName", &name)?;
     let g = create(&app, principal_kind::GROUP, name, None, Some(true)).await?;
     add_members(&app, &g.id, body.members.as_deref().unwrap_or_default()).await?;
     join_groups(&app, &g.id, body.groups.as_deref().unwrap_or_default()).await?;
@@ -358,7 +467,7 @@ async fn add_members(app: &AppState, group: &str, members: &[ScimRef]) -> ApiRes
 }
 
 /// `GET .../Groups/{id}`
-pub async fn get_group(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ScimGroup>> {
+pub async fn get_group(State(app): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<ScimGroup>> {
     let dir = Directory::load(&app).await?;
     Ok(Json(dir.group(dir.get(&id, principal_kind::GROUP)?)))
 }
@@ -386,6 +495,10 @@ pub async fn create_service_principal(
         .clone()
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    check_label("applicationId", &app_id)?;
+    if let Some(d) = &body.display_name {
+        check_label("displayName", d)?;
+    }
     let sp = create(&app, principal_kind::SERVICE_PRINCIPAL, app_id, body.display_name.clone(), body.active).await?;
     join_groups(&app, &sp.id, body.groups.as_deref().unwrap_or_default()).await?;
     app.refresh().await?;
@@ -396,7 +509,7 @@ pub async fn create_service_principal(
 /// `GET .../ServicePrincipals/{id}`
 pub async fn get_service_principal(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ScimServicePrincipal>> {
     let dir = Directory::load(&app).await?;
     Ok(Json(dir.service_principal(dir.get(&id, principal_kind::SERVICE_PRINCIPAL)?)))
@@ -457,7 +570,11 @@ async fn patch(app: &AppState, caller: &Principal, id: &str, kind: &str, body: S
                 app.store.update_principal(&p).await?;
             }
             ("replace" | "add", "displayName") if kind != principal_kind::GROUP => {
-                p.display_name = op.value.as_ref().and_then(Value::as_str).unwrap_or_default().to_string();
+                let name = op.value.as_ref().and_then(Value::as_str).ok_or_else(|| {
+                    ApiError::invalid(&format!("Operations[{i}].value"), "displayName must be a string")
+                })?;
+                check_label(&format!("Operations[{i}].value"), name)?;
+                p.display_name = name.to_string();
                 app.store.update_principal(&p).await?;
             }
             (o, _) => {
@@ -475,39 +592,39 @@ async fn patch(app: &AppState, caller: &Principal, id: &str, kind: &str, body: S
 pub async fn patch_user(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ScimPatch>,
 ) -> ApiResult<Json<ScimUser>> {
     patch(&app, &caller, &id, principal_kind::USER, body).await?;
-    get_user(State(app), Path(id)).await
+    get_user(State(app), ApiPath(id)).await
 }
 
 /// `PATCH .../Groups/{id}`
 pub async fn patch_group(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ScimPatch>,
 ) -> ApiResult<Json<ScimGroup>> {
     patch(&app, &caller, &id, principal_kind::GROUP, body).await?;
-    get_group(State(app), Path(id)).await
+    get_group(State(app), ApiPath(id)).await
 }
 
 /// `PATCH .../ServicePrincipals/{id}`
 pub async fn patch_service_principal(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ScimPatch>,
 ) -> ApiResult<Json<ScimServicePrincipal>> {
     patch(&app, &caller, &id, principal_kind::SERVICE_PRINCIPAL, body).await?;
-    get_service_principal(State(app), Path(id)).await
+    get_service_principal(State(app), ApiPath(id)).await
 }
 
 async fn delete(app: &AppState, caller: &Principal, id: &str, kind: &str) -> ApiResult<StatusCode> {
     require_admin(caller, &format!("delete {}", collection(kind).to_lowercase()))?;
     let p = Directory::load(app).await?.get(id, kind)?.clone();
-    if p.kind == principal_kind::GROUP && (p.name == ADMINS_GROUP || p.name == USERS_GROUP) {
+    if p.kind == principal_kind::GROUP && [ADMINS_GROUP, USERS_GROUP, CUSTOM_BASE_URLS_GROUP].contains(&p.name.as_str()) {
         return Err(ApiError::InvalidState(format!("The built-in {} group cannot be deleted.", p.name)));
     }
     if p.id == caller.id {
@@ -522,7 +639,7 @@ async fn delete(app: &AppState, caller: &Principal, id: &str, kind: &str) -> Api
 pub async fn delete_user(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     delete(&app, &caller, &id, principal_kind::USER).await
 }
@@ -531,7 +648,7 @@ pub async fn delete_user(
 pub async fn delete_group(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     delete(&app, &caller, &id, principal_kind::GROUP).await
 }
@@ -540,7 +657,7 @@ pub async fn delete_group(
 pub async fn delete_service_principal(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     delete(&app, &caller, &id, principal_kind::SERVICE_PRINCIPAL).await
 }
@@ -549,6 +666,10 @@ pub async fn delete_service_principal(
 mod tests {
     use super::*;
 
+    fn matches(filter: &str, attr: &dyn Fn(&str) -> Option<String>) -> ApiResult<bool> {
+        Filter::parse(filter, filterable(principal_kind::USER)).map(|f| f.matches(attr))
+    }
+
     #[test]
     fn filters() {
         let attr = |a: &str| match a {
@@ -556,11 +677,29 @@ mod tests {
             "active" => Some("true".to_string()),
             _ => None,
         };
-        assert!(filter_matches("userName eq \"alice@example.com\"", &attr).unwrap());
-        assert!(filter_matches("userName sw \"ali\" and active eq \"true\"", &attr).unwrap());
-        assert!(!filter_matches("userName co \"bob\"", &attr).unwrap());
-        assert!(filter_matches("userName co \"bob\" or userName co \"example\"", &attr).unwrap());
-        assert!(filter_matches("userName gt \"a\"", &attr).is_err());
+        assert!(matches("userName eq \"alice@example.com\"", &attr).unwrap());
+        assert!(matches("username EQ \"alice@example.com\"", &attr).unwrap(), "names and operators ignore case");
+        assert!(matches("userName sw \"ali\" and active eq \"true\"", &attr).unwrap());
+        assert!(matches("active eq true", &attr).unwrap());
+        assert!(!matches("userName co \"bob\"", &attr).unwrap());
+        assert!(matches("userName co \"bob\" or userName co \"example\"", &attr).unwrap());
+        assert!(matches("userName eq \"a and b or c\"", &|_| Some("a and b or c".into())).unwrap());
+        assert!(matches("userName gt \"a\"", &attr).is_err());
         assert_eq!(path_value("members[value eq \"42\"]").as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn bad_filters_are_errors_not_empty_lists() {
+        let attr = |_: &str| None;
+        for (f, says) in [
+            ("emails eq \"x\"", "cannot be filtered on"),
+            ("userName eq \"unclosed", "not closed"),
+            ("userName eq", "expected attribute op"),
+            ("userName eq \"a\" userName eq \"b\"", "'and' or 'or'"),
+            ("(userName eq \"a\")", "grouping"),
+        ] {
+            let e = matches(f, &attr).unwrap_err().to_string();
+            assert!(e.contains(says), "{f}: {e}");
+        }
     }
 }

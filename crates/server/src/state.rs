@@ -69,6 +69,14 @@ pub struct Shared {
     pub budgets: Arc<crate::budgets::Budgets>,
     /// Firing and resolved alerts.
     pub alerts: Arc<crate::alerts::AlertState>,
+    /// Resource limits.
+    pub limits: crate::limits::Limits,
+    /// The in-flight and body limits, as middleware state.
+    pub gate: crate::limits::Gate,
+    /// Which base URLs anyone may use; others need the custom base URL right.
+    pub outbound: modelgate_core::outbound::OutboundPolicy,
+    /// How many denied requests the audit log still takes this minute.
+    pub audit_denials: crate::audit::DenialLimiter,
 }
 
 /// Retries of a failed upstream call (429, 5xx, timeout, connection error) on the same entity,
@@ -134,12 +142,8 @@ impl AppState {
     ) -> Result<Self, reqwest::Error> {
         let Sinks { usage, inference } = sinks;
         let timeouts = config.timeouts;
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build()?;
+        let http = crate::upstream::client(timeouts.connect)?;
+        let metrics = usage.metrics.clone();
         Ok(AppState(Arc::new(Shared {
             store,
             cipher,
@@ -155,11 +159,15 @@ impl AppState {
             retries: config.retries,
             counters: Arc::new(crate::counters::LocalCounters::default()),
             judge_endpoint: config.judge_endpoint.clone(),
-            metrics: usage.metrics.clone(),
+            metrics: metrics.clone(),
             usage,
             inference,
             budgets: Arc::new(crate::budgets::Budgets::default()),
             alerts: Arc::new(crate::alerts::AlertState::default()),
+            limits: config.limits,
+            gate: crate::limits::Gate::new(config.limits, metrics),
+            outbound: config.outbound.clone(),
+            audit_denials: crate::audit::DenialLimiter::default(),
         })))
     }
 

@@ -3,15 +3,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 use modelgate_core::{now_ms, token};
 use modelgate_store::TokenRecord;
 use modelgate_wire::*;
 use serde_json::json;
 
-use crate::error::ApiResult;
-use crate::extract::ApiJson;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath};
 use crate::snapshot::Principal;
 use crate::state::AppState;
 
@@ -29,12 +29,27 @@ pub fn info(t: TokenRecord, names: &HashMap<String, String>) -> TokenInfo {
     }
 }
 
+/// Longest token lifetime accepted: ten years.
+pub const MAX_LIFETIME_SECONDS: i64 = 10 * 365 * 24 * 3600;
+
+/// A token with `lifetime_seconds` (absent: no expiry) and `comment`, after checking both.
 fn new_token(
     principal_id: &str,
     created_by: &str,
     lifetime_seconds: Option<i64>,
     comment: Option<String>,
-) -> (String, TokenRecord) {
+) -> ApiResult<(String, TokenRecord)> {
+    if let Some(s) = lifetime_seconds
+        && !(1..=MAX_LIFETIME_SECONDS).contains(&s)
+    {
+        return Err(ApiError::invalid(
+            "lifetime_seconds",
+            format!("must be between 1 and {MAX_LIFETIME_SECONDS} (omit it for a token that does not expire), got {s}"),
+        ));
+    }
+    if let Some(p) = comment.as_deref().and_then(|c| modelgate_core::names::text_problem(c, 1024, false)) {
+        return Err(ApiError::invalid("comment", p));
+    }
     let now = now_ms();
     let value = token::generate();
     let record = TokenRecord {
@@ -44,9 +59,9 @@ fn new_token(
         comment: comment.unwrap_or_default(),
         created_by: created_by.to_string(),
         created_at: now,
-        expires_at: lifetime_seconds.filter(|s| *s > 0).map(|s| now.saturating_add(s.saturating_mul(1000))),
+        expires_at: lifetime_seconds.map(|s| now.saturating_add(s.saturating_mul(1000))),
     };
-    (value, record)
+    Ok((value, record))
 }
 
 /// `POST /api/2.0/token/create`: a new token for the caller. The value is in this response only.
@@ -55,7 +70,7 @@ pub async fn create(
     Extension(caller): Extension<Arc<Principal>>,
     ApiJson(req): ApiJson<CreateTokenRequest>,
 ) -> ApiResult<Json<CreateTokenResponse>> {
-    let (value, record) = new_token(&caller.id, &caller.id, req.lifetime_seconds, req.comment);
+    let (value, record) = new_token(&caller.id, &caller.id, req.lifetime_seconds, req.comment)?;
     app.store.insert_token(&record).await?;
     app.refresh().await?;
     let names = app.snapshot.load().principal_names.clone();
@@ -125,7 +140,7 @@ async fn find(app: &AppState, token_id: &str) -> ApiResult<TokenRecord> {
 pub async fn manage_get(
     State(app): State<AppState>,
     Extension(caller): Extension<Arc<Principal>>,
-    Path(token_id): Path<String>,
+    ApiPath(token_id): ApiPath<String>,
 ) -> ApiResult<Json<GetTokenResponse>> {
     crate::auth::require_admin(&caller, "manage other principals' tokens")?;
     let names = app.snapshot.load().principal_names.clone();
@@ -136,7 +151,7 @@ pub async fn manage_get(
 pub async fn manage_delete(
     State(app): State<AppState>,
     Extension(caller): Extension<Arc<Principal>>,
-    Path(token_id): Path<String>,
+    ApiPath(token_id): ApiPath<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     crate::auth::require_admin(&caller, "manage other principals' tokens")?;
     app.store.delete_token(&token_id, None).await?;
@@ -168,7 +183,7 @@ pub async fn create_obo(
         .find_principal(kind, name)
         .await?
         .ok_or_else(|| crate::error::ApiError::NotFound(format!("No principal with {field} '{name}'.")))?;
-    let (value, record) = new_token(&owner.id, &caller.id, req.lifetime_seconds, req.comment);
+    let (value, record) = new_token(&owner.id, &caller.id, req.lifetime_seconds, req.comment)?;
     app.store.insert_token(&record).await?;
     app.refresh().await?;
     let names = app.snapshot.load().principal_names.clone();

@@ -108,7 +108,7 @@ pub async fn report(
 }
 
 /// Body of `POST /api/2.0/usage/recompute`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecomputeRequest {
     /// Re-price records from this time on: ms since the epoch or RFC 3339.

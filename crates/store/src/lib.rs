@@ -147,6 +147,8 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, record: &AuditRecord) -> Result<()>;
     /// Reads audit records, newest first.
     async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
+    /// Deletes audit records older than `before` (ms since the epoch); how many went.
+    async fn delete_audit_before(&self, before: i64) -> Result<u64>;
     /// Creates or replaces the document `(kind, id)`; `AlreadyExists` if another document of the
     /// kind has that name.
     async fn put_document(&self, doc: &Document) -> Result<()>;

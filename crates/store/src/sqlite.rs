@@ -561,6 +561,24 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn delete_audit_before(&self, before: i64) -> Result<u64> {
+        // In batches, so the writer lock is never held for long.
+        let mut total = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM audit_log WHERE seq IN (SELECT seq FROM audit_log WHERE at < ? ORDER BY at LIMIT 5000)",
+            )
+            .bind(before)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+            total += n;
+            if n < 5000 {
+                return Ok(total);
+            }
+        }
+    }
+
     async fn put_document(&self, d: &Document) -> Result<()> {
         sqlx::query(
             "INSERT INTO documents (kind, id, name, body, updated_at) VALUES (?, ?, ?, ?, ?) \
