@@ -27,6 +27,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 /// How the mock behaves.
@@ -236,6 +237,69 @@ fn injected(dialect: Dialect, text: &str, headers: &HeaderMap) -> Option<Respons
     None
 }
 
+/// The number in a `__{name}_N__` marker.
+fn marker(text: &str, name: &str) -> Option<u64> {
+    text.split(&format!("__{name}_")).nth(1).and_then(|rest| rest.split("__").next()).and_then(|n| n.parse().ok())
+}
+
+/// `n` bytes of `x`, produced 64 KiB at a time (never held whole).
+fn filler(n: u64) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    const CHUNK: u64 = 64 * 1024;
+    let block = Bytes::from(vec![b'x'; CHUNK as usize]);
+    futures::stream::iter((0..n.div_ceil(CHUNK)).map(move |i| Ok(block.slice(..(n - i * CHUNK).min(CHUNK) as usize))))
+}
+
+/// Misbehaviour of a hostile or broken upstream, requested by a marker in the text (OpenAI chat):
+/// - `__huge_N__`: a 200 answer of N MiB (streamed out, never built in memory);
+/// - `__huge_event_N__` (streamed requests): one SSE event of N MiB;
+/// - `__huge_error_N__`: a 500 whose body is N MiB;
+/// - `__echo_key_error__`: a 200 whose body is an error quoting the API key presented;
+/// - `__echo_key_stream__` (streamed requests): a first chunk, then an error event quoting it;
+/// - `__redirect_to_PORT__`: a 307 to the same path on 127.0.0.1:PORT.
+fn hostile(text: &str, headers: &HeaderMap, stream: bool) -> Option<Response> {
+    let mib = |n: u64| n * 1024 * 1024;
+    let presented = || {
+        headers
+            .get(header::AUTHORIZATION)
+            .or_else(|| headers.get("api-key"))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim_start_matches("Bearer ")
+            .to_string()
+    };
+    if let Some(n) = marker(text, "huge_error") {
+        let body = futures::stream::once(async { Ok(Bytes::from_static(b"{\"error\": {\"message\": \"")) })
+            .chain(filler(mib(n)));
+        return Some((StatusCode::INTERNAL_SERVER_ERROR, Body::from_stream(body)).into_response());
+    }
+    if let Some(n) = marker(text, "huge_event").filter(|_| stream) {
+        let body = futures::stream::once(async { Ok(Bytes::from_static(b"data: {\"choices\": [{\"delta\": {\"content\": \"")) })
+            .chain(filler(mib(n)));
+        return Some(sse(body));
+    }
+    if let Some(n) = marker(text, "huge") {
+        let head = r#"{"id": "chatcmpl-huge", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": ""#;
+        let body = futures::stream::once(async move { Ok(Bytes::from(head)) })
+            .chain(filler(mib(n)))
+            .chain(futures::stream::once(async { Ok(Bytes::from_static(b"\"}, \"finish_reason\": \"stop\"}]}")) }));
+        return Some(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response());
+    }
+    if text.contains("__echo_key_error__") {
+        let body = json!({"error": {"message": format!("Incorrect API key provided: {}", presented()), "type": "invalid_request_error"}});
+        return Some(axum::Json(body).into_response());
+    }
+    if text.contains("__echo_key_stream__") && stream {
+        let first = format!("data: {}\n\n", json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": null}]}));
+        let error = format!("data: {}\n\n", json!({"error": {"message": format!("key {} was revoked", presented())}}));
+        return Some(sse(futures::stream::iter([Ok(Bytes::from(first)), Ok(Bytes::from(error))])));
+    }
+    if let Some(port) = marker(text, "redirect_to") {
+        let location = format!("http://127.0.0.1:{port}/v1/chat/completions");
+        return Some((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response());
+    }
+    None
+}
+
 async fn pause(mock: &Mock) {
     if !mock.options.delay.is_zero() {
         tokio::time::sleep(mock.options.delay).await;
@@ -297,6 +361,9 @@ async fn chat_answer(mock: &Arc<Mock>, body: Value, headers: &HeaderMap) -> Resp
     if let Some(r) = injected(Dialect::OpenAi, &text, headers) {
         return r;
     }
+    if let Some(r) = hostile(&text, headers, body["stream"] == true) {
+        return r;
+    }
     let answer = match judge_verdict(&body, &text) {
         Some(verdict) => verdict,
         None => format!("echo: {text}"),
@@ -304,16 +371,10 @@ async fn chat_answer(mock: &Arc<Mock>, body: Value, headers: &HeaderMap) -> Resp
     let model = body.get("model").cloned().unwrap_or(json!("mock-model"));
     // `__usage_N__` makes the answer report N completion tokens, `__cached_N__` N cached prompt
     // tokens out of 5 + N, `__reasoning_N__` N reasoning tokens on top of the completion.
-    let marker = |name: &str| {
-        text.split(&format!("__{name}_"))
-            .nth(1)
-            .and_then(|rest| rest.split("__").next())
-            .and_then(|n| n.parse::<u64>().ok())
-    };
-    let cached = marker("cached");
-    let reasoning = marker("reasoning");
+    let cached = marker(&text, "cached");
+    let reasoning = marker(&text, "reasoning");
     let prompt = 5 + cached.unwrap_or(0);
-    let completion = marker("usage").unwrap_or(3) + reasoning.unwrap_or(0);
+    let completion = marker(&text, "usage").unwrap_or(3) + reasoning.unwrap_or(0);
     let mut usage =
         json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
     if let Some(c) = cached {
