@@ -86,9 +86,19 @@ impl EntraTokens {
     }
 }
 
-/// A reqwest error's text without the URL (which may carry query parameters).
+/// A reqwest error's text with its causes (`error sending request: connection refused`), without
+/// the URL (which may carry query parameters or credentials).
 pub fn without_url(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cause = c.source();
+    }
     if let Some(u) = e.url() {
         s = s.replace(u.as_str(), "upstream");
     }
