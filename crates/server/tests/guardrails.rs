@@ -108,6 +108,31 @@ async fn input_pii_mask_rewrites_what_the_provider_sees() {
 }
 
 #[tokio::test]
+async fn pii_is_found_in_every_field_that_reaches_the_provider_however_it_is_typed() {
+    let (t, m) = rig(json!({"input": {"pii": {"behavior": "MASK"}}}), false).await;
+    let body = json!({
+        "user": "jane@example.com",
+        "messages": [
+            {"role": "system", "content": "card 4111\u{00A0}1111\u{00A0}1111\u{00A0}1111"},
+            {"role": "user", "name": "jane@example.com", "content": "card ４１１１ １１１１ １１１１ １１１１ or 4111.1111.1111.1111"},
+            {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "pay", "arguments": "{\"card\": \"4111111111111111\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "paid"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "pay", "description": "pays for jane@example.com",
+            "parameters": {"type": "object", "properties": {"card": {"type": "string"}}}}}]
+    });
+    let (s, b) = t.post("/serving-endpoints/ep/invocations", body).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let seen = m.requests.lock().unwrap().last().unwrap().body.to_string();
+    for leaked in ["jane@example.com", "4111", "４１１１"] {
+        assert!(!seen.contains(leaked), "{leaked} reached the provider: {seen}");
+    }
+    assert!(seen.contains("[CREDIT_CARD]") && seen.contains("[EMAIL_ADDRESS]"), "{seen}");
+    assert!(seen.contains("\"tool_call_id\":\"call_1\""), "protocol fields are untouched: {seen}");
+}
+
+#[tokio::test]
 async fn output_pii_mask_holds_findings_split_across_stream_chunks() {
     let (t, _m) = rig(json!({"output": {"pii": {"behavior": "MASK"}}}), false).await;
     // The mock streams word by word: the card and IBAN arrive in four and six chunks.
