@@ -53,8 +53,7 @@ pub fn classify(ip: IpAddr) -> AddressClass {
 
 fn classify_v4(ip: Ipv4Addr) -> AddressClass {
     let o = ip.octets();
-    if ip.is_link_local() || ip.is_unspecified() || o[0] == 0 || ip.is_multicast() || ip.is_broadcast() || o[0] >= 240
-    {
+    if ip.is_link_local() || ip.is_unspecified() || o[0] == 0 || ip.is_multicast() || ip.is_broadcast() || o[0] >= 240 {
         AddressClass::Forbidden
     } else if ip.is_loopback() || ip.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64) {
         AddressClass::Private
@@ -191,9 +190,11 @@ impl AllowEntry {
         };
         let host_ok = match &self.host {
             HostPattern::Exact(h) => *h == host,
-            HostPattern::Suffix(s) => host.len() > s.len() + 1 && host.ends_with(s.as_str()) && {
-                host.as_bytes()[host.len() - s.len() - 1] == b'.'
-            },
+            HostPattern::Suffix(s) => {
+                host.len() > s.len() + 1 && host.ends_with(s.as_str()) && {
+                    host.as_bytes()[host.len() - s.len() - 1] == b'.'
+                }
+            }
         };
         let path = url.path();
         let path_ok = self.path.is_empty()

@@ -832,7 +832,9 @@ pub fn ai_gateway(g: &AiGatewayConfig, path: &str) -> Result<()> {
                     format!("'{b}' is not one of BLOCK, MASK, NONE"),
                 ));
             }
-            for (field, list) in [("invalid_keywords", &params.invalid_keywords), ("valid_topics", &params.valid_topics)] {
+            for (field, list) in
+                [("invalid_keywords", &params.invalid_keywords), ("valid_topics", &params.valid_topics)]
+            {
                 let list = list.as_deref().unwrap_or_default();
                 let lpath = sub(path, &format!("guardrails.{side}.{field}"));
                 if list.len() > MAX_GUARDRAIL_WORDS {

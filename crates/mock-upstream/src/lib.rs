@@ -273,8 +273,10 @@ fn hostile(text: &str, headers: &HeaderMap, stream: bool) -> Option<Response> {
         return Some((StatusCode::INTERNAL_SERVER_ERROR, Body::from_stream(body)).into_response());
     }
     if let Some(n) = marker(text, "huge_event").filter(|_| stream) {
-        let body = futures::stream::once(async { Ok(Bytes::from_static(b"data: {\"choices\": [{\"delta\": {\"content\": \"")) })
-            .chain(filler(mib(n)));
+        let body = futures::stream::once(async {
+            Ok(Bytes::from_static(b"data: {\"choices\": [{\"delta\": {\"content\": \""))
+        })
+        .chain(filler(mib(n)));
         return Some(sse(body));
     }
     if let Some(n) = marker(text, "huge") {
@@ -289,7 +291,10 @@ fn hostile(text: &str, headers: &HeaderMap, stream: bool) -> Option<Response> {
         return Some(axum::Json(body).into_response());
     }
     if text.contains("__echo_key_stream__") && stream {
-        let first = format!("data: {}\n\n", json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": null}]}));
+        let first = format!(
+            "data: {}\n\n",
+            json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": null}]})
+        );
         let error = format!("data: {}\n\n", json!({"error": {"message": format!("key {} was revoked", presented())}}));
         return Some(sse(futures::stream::iter([Ok(Bytes::from(first)), Ok(Bytes::from(error))])));
     }

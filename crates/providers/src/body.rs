@@ -99,7 +99,13 @@ where
             since += 1;
             if b == b'\n' {
                 let prev = if i >= 1 { chunk[i - 1] } else { tail[1] };
-                let prev2 = if i >= 2 { chunk[i - 2] } else if i == 1 { tail[1] } else { tail[0] };
+                let prev2 = if i >= 2 {
+                    chunk[i - 2]
+                } else if i == 1 {
+                    tail[1]
+                } else {
+                    tail[0]
+                };
                 if prev == b'\n' || (prev == b'\r' && prev2 == b'\n') {
                     since = 0;
                 }

@@ -56,7 +56,8 @@ where
                         return Some((Ok(RawEvent { event, data }), (input, buf, decoder, false)));
                     }
                     Ok(DecodedFrame::Incomplete) if buf.len() > max_frame => {
-                        let e = format!("an event of the provider's stream is larger than the limit of {max_frame} bytes");
+                        let e =
+                            format!("an event of the provider's stream is larger than the limit of {max_frame} bytes");
                         return Some((Err(e), (input, buf, decoder, true)));
                     }
                     Ok(DecodedFrame::Incomplete) => match input.next().await {

@@ -391,7 +391,8 @@ mod tests {
         assert_eq!(b["environment_vars"]["DB_PASS"], "***");
         assert_eq!(b["environment_vars"]["KEY"], "{{secrets/a/b}}");
         // A key pasted anywhere.
-        let mut b = json!({"description": "sk-proj-abcdefghijklmnopqrstuvwxyz", "tags": [{"key": "team", "value": "ml"}]});
+        let mut b =
+            json!({"description": "sk-proj-abcdefghijklmnopqrstuvwxyz", "tags": [{"key": "team", "value": "ml"}]});
         redact(&mut b);
         assert_eq!(b["description"], "***");
         assert_eq!(b["tags"][0]["key"], "team");

@@ -496,7 +496,9 @@ async fn call(
     })?;
     if let Some(reason) = error_in_success(&bytes) {
         let message = modelgate_providers::redact(&adapter.error_message(&bytes), &adapter.secrets());
-        return Err(ProviderError::BadResponse(format!("the answer has status 200 but is an error ({reason}): {message}")));
+        return Err(ProviderError::BadResponse(format!(
+            "the answer has status 200 but is an error ({reason}): {message}"
+        )));
     }
     let out = adapter.response(task, bytes, options)?;
     let out = match outbound.as_mut() {

@@ -54,9 +54,13 @@ impl<T: DeserializeOwned + Serialize, S: Send + Sync> FromRequest<S> for ApiJson
 pub fn parse_object<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: Value = parse_json(bytes)?;
     if !value.is_object() {
-        return Err(ApiError::InvalidParameter(format!("the request body must be a JSON object, not {}", kind(&value))));
+        return Err(ApiError::InvalidParameter(format!(
+            "the request body must be a JSON object, not {}",
+            kind(&value)
+        )));
     }
-    let parsed: T = serde_path_to_error::deserialize(&value).map_err(|e| shape_error(e.path().to_string(), e.inner()))?;
+    let parsed: T =
+        serde_path_to_error::deserialize(&value).map_err(|e| shape_error(e.path().to_string(), e.inner()))?;
     // What serde read is compared with what was sent: an array where the type has an object means
     // the array was read as a struct's fields in order.
     if let Ok(read) = serde_json::to_value(&parsed)

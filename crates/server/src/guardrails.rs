@@ -225,7 +225,9 @@ fn each_request_text(
         match v {
             Value::String(s) => f(s),
             Value::Array(a) => a.iter_mut().try_for_each(|x| walk(x, f)),
-            Value::Object(o) => o.iter_mut().filter(|(k, _)| !NOT_TEXT.contains(&k.as_str())).try_for_each(|(_, x)| walk(x, f)),
+            Value::Object(o) => {
+                o.iter_mut().filter(|(k, _)| !NOT_TEXT.contains(&k.as_str())).try_for_each(|(_, x)| walk(x, f))
+            }
             _ => Ok(()),
         }
     }

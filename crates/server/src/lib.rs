@@ -175,9 +175,11 @@ impl Server {
             }
         };
         let usage_path = config.data_dir.join(bootstrap::USAGE_DB_FILE);
-        let usage_db = UsageDb::open(&usage_path)
-            .await
-            .map_err(|source| StartError::Database { what: "usage database", path: usage_path, source })?;
+        let usage_db = UsageDb::open(&usage_path).await.map_err(|source| StartError::Database {
+            what: "usage database",
+            path: usage_path,
+            source,
+        })?;
         let metrics = Arc::new(metrics::Metrics::new());
         let usage = usage::UsageSink::start(usage_db.clone(), prices, metrics.clone());
         let inference_path = config.data_dir.join(bootstrap::INFERENCE_DB_FILE);

@@ -77,7 +77,8 @@ impl Gate {
 
 /// A 503 answer for load that is shed; clients retry after a second.
 pub fn overloaded(what: &str) -> Response {
-    let mut resp = ApiError::Unavailable(format!("The server is at its limit of {what}; retry shortly.")).into_response();
+    let mut resp =
+        ApiError::Unavailable(format!("The server is at its limit of {what}; retry shortly.")).into_response();
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     resp
 }
@@ -148,8 +149,8 @@ pub async fn read_body(State(gate): State<Gate>, req: Request, next: Next) -> Re
         Err(_) => {
             gate.metrics.shed("body_timeout");
             let secs = gate.limits.body_read_timeout.as_secs_f64();
-            let mut resp = ApiError::RequestTimeout(format!("The request body did not arrive within {secs} s."))
-                .into_response();
+            let mut resp =
+                ApiError::RequestTimeout(format!("The request body did not arrive within {secs} s.")).into_response();
             resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             return resp;
         }

@@ -327,11 +327,9 @@ impl Outbound {
         match (billable, self.reported) {
             (false, _) => Usage::default(),
             (true, Some(u)) => u,
-            (true, None) => Usage {
-                input: self.estimated_input(),
-                output: tokens::count(&self.streamed),
-                ..Default::default()
-            },
+            (true, None) => {
+                Usage { input: self.estimated_input(), output: tokens::count(&self.streamed), ..Default::default() }
+            }
         }
     }
 

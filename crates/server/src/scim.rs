@@ -624,7 +624,8 @@ pub async fn patch_service_principal(
 async fn delete(app: &AppState, caller: &Principal, id: &str, kind: &str) -> ApiResult<StatusCode> {
     require_admin(caller, &format!("delete {}", collection(kind).to_lowercase()))?;
     let p = Directory::load(app).await?.get(id, kind)?.clone();
-    if p.kind == principal_kind::GROUP && [ADMINS_GROUP, USERS_GROUP, CUSTOM_BASE_URLS_GROUP].contains(&p.name.as_str()) {
+    if p.kind == principal_kind::GROUP && [ADMINS_GROUP, USERS_GROUP, CUSTOM_BASE_URLS_GROUP].contains(&p.name.as_str())
+    {
         return Err(ApiError::InvalidState(format!("The built-in {} group cannot be deleted.", p.name)));
     }
     if p.id == caller.id {

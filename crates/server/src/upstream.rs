@@ -33,7 +33,8 @@ fn same_origin_only(attempt: redirect::Attempt) -> redirect::Action {
         && attempt.url().port_or_known_default() == first.port_or_known_default();
     if !same {
         let to = attempt.url().host_str().unwrap_or_default().to_string();
-        return attempt.error(format!("the upstream redirected to another host ({to}); modelgate does not follow that"));
+        return attempt
+            .error(format!("the upstream redirected to another host ({to}); modelgate does not follow that"));
     }
     if attempt.previous().len() > MAX_REDIRECTS {
         return attempt.error(format!("the upstream redirected more than {MAX_REDIRECTS} times"));

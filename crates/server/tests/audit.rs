@@ -41,7 +41,10 @@ async fn changes_and_denials_are_recorded_without_secrets() {
     assert!(!all.iter().any(|e| e["action"] == "GET"), "plain reads are not recorded");
 
     let refused = all.iter().find(|e| e["status"] == 401).expect("the refused request is recorded");
-    assert_eq!((refused["principal"].clone(), refused["error_code"].clone()), (json!("anonymous"), json!("UNAUTHENTICATED")));
+    assert_eq!(
+        (refused["principal"].clone(), refused["error_code"].clone()),
+        (json!("anonymous"), json!("UNAUTHENTICATED"))
+    );
     assert_eq!(refused["object"], "serving-endpoint:aud");
     assert_eq!(refused["summary"], Value::Null, "a denial keeps no body");
 

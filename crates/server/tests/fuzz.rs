@@ -16,8 +16,16 @@ fn body_routes() -> Vec<(Method, &'static str, Value)> {
         (Method::POST, "/api/2.0/serving-endpoints", json!({"name": "new", "config": entity})),
         (Method::PUT, "/api/2.0/serving-endpoints/fz/config", entity),
         (Method::POST, "/api/2.0/serving-endpoints/fz/config:rollback", json!({"config_version": 1})),
-        (Method::PUT, "/api/2.0/serving-endpoints/fz/ai-gateway", json!({"guardrails": {"input": {"pii": {"behavior": "MASK"}}}})),
-        (Method::PUT, "/api/2.0/serving-endpoints/fz/rate-limits", json!({"rate_limits": [{"calls": 1, "renewal_period": "minute"}]})),
+        (
+            Method::PUT,
+            "/api/2.0/serving-endpoints/fz/ai-gateway",
+            json!({"guardrails": {"input": {"pii": {"behavior": "MASK"}}}}),
+        ),
+        (
+            Method::PUT,
+            "/api/2.0/serving-endpoints/fz/rate-limits",
+            json!({"rate_limits": [{"calls": 1, "renewal_period": "minute"}]}),
+        ),
         (Method::PATCH, "/api/2.0/serving-endpoints/fz/tags", json!({"add_tags": [{"key": "k", "value": "v"}]})),
         (Method::PATCH, "/api/2.0/serving-endpoints/fz/notifications", json!({"email_notifications": {}})),
         (Method::PATCH, "/api/2.0/serving-endpoints/fz/telemetry-config", json!({"telemetry_config": {}})),
@@ -28,22 +36,42 @@ fn body_routes() -> Vec<(Method, &'static str, Value)> {
         (Method::POST, "/api/2.0/secrets/scopes/delete", json!({"scope": "spare"})),
         (Method::POST, "/api/2.0/secrets/put", json!({"scope": "llm", "key": "new", "string_value": "v"})),
         (Method::POST, "/api/2.0/secrets/delete", json!({"scope": "spare", "key": "x"})),
-        (Method::POST, "/api/2.0/secrets/acls/put", json!({"scope": "llm", "principal": "users", "permission": "READ"})),
+        (
+            Method::POST,
+            "/api/2.0/secrets/acls/put",
+            json!({"scope": "llm", "principal": "users", "permission": "READ"}),
+        ),
         (Method::POST, "/api/2.0/secrets/acls/delete", json!({"scope": "llm", "principal": "users"})),
         (Method::POST, "/api/2.0/token/create", json!({"comment": "c"})),
         (Method::POST, "/api/2.0/token/delete", json!({"token_id": "{token}"})),
         (Method::POST, "/api/2.0/token-management/on-behalf-of/tokens", json!({"user_name": "fz@example.com"})),
         (Method::POST, "/api/2.0/preview/scim/v2/Users", json!({"userName": "new@example.com"})),
-        (Method::PATCH, "/api/2.0/preview/scim/v2/Users/{user}", json!({"Operations": [{"op": "replace", "path": "active", "value": false}]})),
+        (
+            Method::PATCH,
+            "/api/2.0/preview/scim/v2/Users/{user}",
+            json!({"Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        ),
         (Method::POST, "/api/2.0/preview/scim/v2/Groups", json!({"displayName": "new"})),
-        (Method::PATCH, "/api/2.0/preview/scim/v2/Groups/{group}", json!({"Operations": [{"op": "add", "path": "members", "value": [{"value": "{user}"}]}]})),
+        (
+            Method::PATCH,
+            "/api/2.0/preview/scim/v2/Groups/{group}",
+            json!({"Operations": [{"op": "add", "path": "members", "value": [{"value": "{user}"}]}]}),
+        ),
         (Method::POST, "/api/2.0/preview/scim/v2/ServicePrincipals", json!({"applicationId": "new"})),
-        (Method::PATCH, "/api/2.0/preview/scim/v2/ServicePrincipals/{sp}", json!({"Operations": [{"op": "replace", "path": "active", "value": false}]})),
+        (
+            Method::PATCH,
+            "/api/2.0/preview/scim/v2/ServicePrincipals/{sp}",
+            json!({"Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        ),
         (Method::POST, "/api/2.0/budget-policies", json!({"name": "new", "period": "day", "amount_usd": 1.0})),
         (Method::PUT, "/api/2.0/budget-policies/{policy}", json!({"name": "fz", "period": "day", "amount_usd": 2.0})),
         (Method::POST, "/api/2.0/alert-destinations", json!({"name": "new", "url": "https://hooks.slack.com/x"})),
         (Method::POST, "/api/2.0/alert-rules", json!({"name": "new", "kind": "error_rate"})),
-        (Method::PUT, "/api/2.0/alert-rules/{rule}", json!({"name": "error-rate", "kind": "error_rate", "threshold": 0.5})),
+        (
+            Method::PUT,
+            "/api/2.0/alert-rules/{rule}",
+            json!({"name": "error-rate", "kind": "error_rate", "threshold": 0.5}),
+        ),
         (Method::POST, "/api/2.0/usage/recompute", json!({"since": "0"})),
         (Method::POST, "/serving-endpoints/fz/invocations", json!({"messages": [{"role": "user", "content": "hi"}]})),
         (Method::POST, "/serving-endpoints/chat/completions", chat.clone()),
@@ -208,10 +236,8 @@ async fn thousands_of_bad_requests_change_nothing() {
         .as_str()
         .unwrap()
         .to_string();
-    let policy = t
-        .post("/api/2.0/budget-policies", json!({"name": "fz", "period": "day", "amount_usd": 1.0}))
-        .await
-        .1["policy_id"]
+    let policy = t.post("/api/2.0/budget-policies", json!({"name": "fz", "period": "day", "amount_usd": 1.0})).await.1
+        ["policy_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -232,8 +258,18 @@ async fn thousands_of_bad_requests_change_nothing() {
             sent += 1;
         }
     }
-    let queries = ["limit=abc", "since=-1e999&until=zz", "%ZZ=1", "filter=%22", "start=1&end=0", "group_by=nope",
-        "scope=..&key=%00", "format=exe&status=9xx", "limit=-5&action=%FF", "bucket=eon"];
+    let queries = [
+        "limit=abc",
+        "since=-1e999&until=zz",
+        "%ZZ=1",
+        "filter=%22",
+        "start=1&end=0",
+        "group_by=nope",
+        "scope=..&key=%00",
+        "format=exe&status=9xx",
+        "limit=-5&action=%FF",
+        "bucket=eon",
+    ];
     let segments = ["%FF%FE", "..", "%2e%2e", "\u{202e}x", &"z".repeat(3000), "a%00b"];
     for route in GET_ROUTES {
         let path = ids.fill(route);
@@ -244,7 +280,10 @@ async fn thousands_of_bad_requests_change_nothing() {
         }
         let params = [&ids.id, &ids.user, &ids.group, &ids.sp, &ids.token, &ids.policy, "fz", "a"];
         for seg in segments {
-            let encoded: String = seg.bytes().map(|b| if b.is_ascii_graphic() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+            let encoded: String = seg
+                .bytes()
+                .map(|b| if b.is_ascii_graphic() { (b as char).to_string() } else { format!("%{b:02X}") })
+                .collect();
             for p in params.iter().filter(|p| path.contains(&format!("/{p}"))) {
                 let bad = path.replacen(&format!("/{p}"), &format!("/{encoded}"), 1);
                 let (status, text) = send(&t, Method::GET, &bad, None).await;
@@ -255,6 +294,8 @@ async fn thousands_of_bad_requests_change_nothing() {
     }
     assert!(sent > 2500, "{sent} requests");
     assert_eq!(stored(&t, &ids).await, before, "a bad request changed something");
-    let (status, _) = t.post("/v1/chat/completions", json!({"model": "fz", "messages": [{"role": "user", "content": "still fine?"}]})).await;
+    let (status, _) = t
+        .post("/v1/chat/completions", json!({"model": "fz", "messages": [{"role": "user", "content": "still fine?"}]}))
+        .await;
     assert_eq!(status, StatusCode::OK);
 }

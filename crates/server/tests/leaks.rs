@@ -57,7 +57,12 @@ async fn keys_echoed_by_an_upstream_are_redacted_everywhere() {
 async fn hidden_endpoints_stay_hidden_by_id() {
     let t = TestServer::start().await;
     t.secret("llm", "k", KEY).await;
-    let (_, e) = t.post("/api/2.0/serving-endpoints", create_body("project-x", vec![openai_entity("gpt-4o", "{{secrets/llm/k}}")])).await;
+    let (_, e) = t
+        .post(
+            "/api/2.0/serving-endpoints",
+            create_body("project-x", vec![openai_entity("gpt-4o", "{{secrets/llm/k}}")]),
+        )
+        .await;
     let id = e["id"].as_str().unwrap().to_string();
     create_principal(&t, "Users", json!({"userName": "eve@example.com"})).await;
     let eve = token_for(&t, json!({"user_name": "eve@example.com"})).await;
@@ -65,7 +70,11 @@ async fn hidden_endpoints_stay_hidden_by_id() {
     for (method, path, body) in [
         (Method::GET, format!("/api/2.0/permissions/serving-endpoints/{id}"), None),
         (Method::GET, format!("/api/2.0/permissions/serving-endpoints/{id}/permissionLevels"), None),
-        (Method::PATCH, format!("/api/2.0/permissions/serving-endpoints/{id}"), Some(json!({"access_control_list": []}))),
+        (
+            Method::PATCH,
+            format!("/api/2.0/permissions/serving-endpoints/{id}"),
+            Some(json!({"access_control_list": []})),
+        ),
     ] {
         let got = t.call_as(Some(&eve), method, &path, body).await;
         assert_error(&got, StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", &id);
@@ -73,7 +82,12 @@ async fn hidden_endpoints_stay_hidden_by_id() {
     }
     // Names are one namespace: a taken name is all a create reveals.
     let got = t
-        .call_as(Some(&eve), Method::POST, "/api/2.0/serving-endpoints", Some(create_body("project-x", vec![openai_entity("gpt-4o", "{{secrets/llm/k}}")])))
+        .call_as(
+            Some(&eve),
+            Method::POST,
+            "/api/2.0/serving-endpoints",
+            Some(create_body("project-x", vec![openai_entity("gpt-4o", "{{secrets/llm/k}}")])),
+        )
         .await;
     assert_eq!(got.0, StatusCode::CONFLICT, "{}", got.1);
     assert!(!got.1.to_string().contains(&id) && !got.1.to_string().contains("admin"), "{}", got.1);
@@ -83,12 +97,16 @@ async fn hidden_endpoints_stay_hidden_by_id() {
 async fn webhook_urls_are_masked_and_may_live_in_secrets() {
     let t = TestServer::start().await;
     let (s, b) = t
-        .post("/api/2.0/alert-destinations", json!({"name": "slack", "url": "https://hooks.slack.com/services/T0/B0/sEcReT", "format": "slack"}))
+        .post(
+            "/api/2.0/alert-destinations",
+            json!({"name": "slack", "url": "https://hooks.slack.com/services/T0/B0/sEcReT", "format": "slack"}),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["url"], "https://hooks.slack.com/***");
     t.secret("hooks", "teams", "https://example.webhook.office.com/webhookb2/sEcReT").await;
-    let (s, b) = t.post("/api/2.0/alert-destinations", json!({"name": "teams", "url": "{{secrets/hooks/teams}}"})).await;
+    let (s, b) =
+        t.post("/api/2.0/alert-destinations", json!({"name": "teams", "url": "{{secrets/hooks/teams}}"})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["url"], "{{secrets/hooks/teams}}");
     let (_, list) = t.get("/api/2.0/alert-destinations").await;
@@ -114,7 +132,10 @@ async fn a_client_that_hangs_up_is_billed_and_cannot_dodge_a_budget() {
     let t = TestServer::start().await;
     t.secret("llm", "k", KEY).await;
     let (_, p) = t
-        .post("/api/2.0/budget-policies", json!({"name": "tiny", "period": "day", "amount_usd": 0.0001, "action": "BLOCK"}))
+        .post(
+            "/api/2.0/budget-policies",
+            json!({"name": "tiny", "period": "day", "amount_usd": 0.0001, "action": "BLOCK"}),
+        )
         .await;
     let policy = p["policy_id"].as_str().unwrap().to_string();
     create_ready(
@@ -151,7 +172,9 @@ async fn a_client_that_hangs_up_is_billed_and_cannot_dodge_a_budget() {
     assert!(table.to_string().contains("CLIENT_DISCONNECTED"), "{table}");
 
     // The budget saw it: the next query is refused.
-    let (s, b) = t.post("/v1/chat/completions", json!({"model": "hangup", "messages": [{"role": "user", "content": "hi"}]})).await;
+    let (s, b) = t
+        .post("/v1/chat/completions", json!({"model": "hangup", "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{b}");
     assert!(b["message"].as_str().unwrap().contains("Budget policy 'tiny'"), "{b}");
 }

@@ -141,11 +141,11 @@ async fn requests_in_flight_are_bounded_and_streams_count() {
     tokio::spawn(modelgate_mock_upstream::serve(listener, m));
     let t = TestServer::start_with(|c| c.limits.max_in_flight = 3).await;
     t.secret("llm", "k", "sk-limits-key-0123").await;
-    create_ready(&t, json!({"name": "slow", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}}))
-        .await;
+    create_ready(&t, json!({"name": "slow", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}})).await;
 
     // Two streams whose answers are still coming hold two of the three slots.
-    let body = json!({"model": "slow", "messages": [{"role": "user", "content": "one two three four"}], "stream": true});
+    let body =
+        json!({"model": "slow", "messages": [{"role": "user", "content": "one two three four"}], "stream": true});
     let mut streams = Vec::new();
     for _ in 0..2 {
         let r = t.http.post(format!("{}/v1/chat/completions", t.base)).bearer_auth(&t.token).json(&body).send().await;

@@ -13,8 +13,12 @@ const SE: &str = "/api/2.0/serving-endpoints";
 async fn user(t: &TestServer) -> (String, String) {
     t.secret("llm", "k", "sk-outbound-0123").await;
     let id = create_principal(t, "Users", json!({"userName": "ann@example.com"})).await;
-    let (s, b) =
-        t.post("/api/2.0/secrets/acls/put", json!({"scope": "llm", "principal": "ann@example.com", "permission": "READ"})).await;
+    let (s, b) = t
+        .post(
+            "/api/2.0/secrets/acls/put",
+            json!({"scope": "llm", "principal": "ann@example.com", "permission": "READ"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     (id, token_for(t, json!({"user_name": "ann@example.com"})).await)
 }
@@ -24,9 +28,7 @@ async fn create_as(t: &TestServer, token: &str, body: Value) -> (StatusCode, Val
 }
 
 async fn group_id(t: &TestServer, name: &str) -> String {
-    let (_, b) = t
-        .get(&format!("/api/2.0/preview/scim/v2/Groups?filter=displayName%20eq%20%22{name}%22"))
-        .await;
+    let (_, b) = t.get(&format!("/api/2.0/preview/scim/v2/Groups?filter=displayName%20eq%20%22{name}%22")).await;
     b["Resources"][0]["id"].as_str().unwrap().to_string()
 }
 
@@ -44,7 +46,12 @@ async fn only_trusted_principals_point_endpoints_at_private_urls() {
     let private = json!({"name": "mine", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}});
 
     let got = create_as(&t, &token, private.clone()).await;
-    assert_error(&got, StatusCode::FORBIDDEN, "PERMISSION_DENIED", "config.served_entities[0].external_model.openai_config.openai_api_base");
+    assert_error(
+        &got,
+        StatusCode::FORBIDDEN,
+        "PERMISSION_DENIED",
+        "config.served_entities[0].external_model.openai_config.openai_api_base",
+    );
     let msg = got.1["message"].as_str().unwrap();
     assert!(msg.contains(&url) && msg.contains("custom-base-urls") && msg.contains("--outbound-allow"), "{msg}");
 
@@ -66,7 +73,8 @@ async fn only_trusted_principals_point_endpoints_at_private_urls() {
     let (s, b) = t.call_as(Some(&token), Method::PUT, &format!("{SE}/mine/config"), Some(config.clone())).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     t.wait_settled("mine").await;
-    config["served_entities"][0]["external_model"]["openai_config"]["openai_api_base"] = json!("http://10.1.2.3:8000/v1");
+    config["served_entities"][0]["external_model"]["openai_config"]["openai_api_base"] =
+        json!("http://10.1.2.3:8000/v1");
     let got = t.call_as(Some(&token), Method::PUT, &format!("{SE}/mine/config"), Some(config)).await;
     assert_error(&got, StatusCode::FORBIDDEN, "PERMISSION_DENIED", "http://10.1.2.3:8000");
 }
@@ -83,10 +91,13 @@ async fn metadata_and_link_local_addresses_are_refused_to_everyone() {
         "http://[::ffff:169.254.169.254]/v1",
         "http://0.0.0.0:80/v1",
     ] {
-        let got = t.post(SE, json!({"name": "meta", "config": {"served_entities": [mock_entity("a", base, json!({}))]}})).await;
+        let got = t
+            .post(SE, json!({"name": "meta", "config": {"served_entities": [mock_entity("a", base, json!({}))]}}))
+            .await;
         assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "openai_api_base");
     }
-    let got = t.post("/api/2.0/alert-destinations", json!({"name": "meta", "url": "http://169.254.169.254/hook"})).await;
+    let got =
+        t.post("/api/2.0/alert-destinations", json!({"name": "meta", "url": "http://169.254.169.254/hook"})).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "never allowed");
     let (_, list) = t.get(SE).await;
     assert_eq!(list, json!({"endpoints": []}));
@@ -103,7 +114,8 @@ async fn the_allow_list_opens_a_url_to_everyone() {
     let body = json!({"name": "mine", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}});
     let (s, b) = create_as(&t, &token, body).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let other = json!({"name": "other", "config": {"served_entities": [mock_entity("a", "http://127.0.0.2:9/v1", json!({}))]}});
+    let other =
+        json!({"name": "other", "config": {"served_entities": [mock_entity("a", "http://127.0.0.2:9/v1", json!({}))]}});
     let got = create_as(&t, &token, other).await;
     assert_eq!(got.0, StatusCode::FORBIDDEN, "only 127.0.0.1 is on the list: {}", got.1);
 }
@@ -117,7 +129,10 @@ async fn redirects_to_another_host_are_not_followed() {
     t.secret("llm", "k", "sk-outbound-0123").await;
     create_ready(&t, json!({"name": "r", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}})).await;
     let (s, b) = t
-        .post("/serving-endpoints/r/invocations", json!({"messages": [{"role": "user", "content": format!("__redirect_to_{port}__")}]}))
+        .post(
+            "/serving-endpoints/r/invocations",
+            json!({"messages": [{"role": "user", "content": format!("__redirect_to_{port}__")}]}),
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{b}");
     assert!(b["message"].as_str().unwrap().contains("redirected to another host"), "{b}");

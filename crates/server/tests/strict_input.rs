@@ -138,7 +138,12 @@ async fn references_urls_routes_and_lists_are_checked_exactly() {
             assert!(got.1["message"].as_str().unwrap().contains(field), "{}", got.1);
         }
     };
-    refused(create_body("a", vec![openai_entity("gpt-4o", "{{ secrets/llm/k }}")]), "openai_api_key", "secret reference").await;
+    refused(
+        create_body("a", vec![openai_entity("gpt-4o", "{{ secrets/llm/k }}")]),
+        "openai_api_key",
+        "secret reference",
+    )
+    .await;
     refused(create_body("a", vec![openai_entity("gpt-4o", "{{secrets/../k}}")]), "openai_api_key", "'..'").await;
     let mut e = openai_entity("gpt-4o", "{{secrets/llm/k}}");
     e["environment_vars"] = json!({"TOKEN": "{{secrets/llm/k }}"});
@@ -243,9 +248,8 @@ async fn a_secret_with_a_trailing_newline_is_pointed_out_at_put_deploy_and_query
     // A key rotated to a bad value under a running endpoint fails queries with a clear message.
     create_ready(&t, json!({"name": "ok", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}})).await;
     t.post("/api/2.0/secrets/put", json!({"scope": "llm", "key": "k", "string_value": "sk-rotated\n"})).await;
-    let (s, b) = t
-        .post("/serving-endpoints/ok/invocations", json!({"messages": [{"role": "user", "content": "hi"}]}))
-        .await;
+    let (s, b) =
+        t.post("/serving-endpoints/ok/invocations", json!({"messages": [{"role": "user", "content": "hi"}]})).await;
     assert_eq!(s, StatusCode::BAD_GATEWAY, "{b}");
     assert!(b["message"].as_str().unwrap().contains("newline"), "{b}");
     assert!(!b.to_string().contains("sk-rotated"), "{b}");
