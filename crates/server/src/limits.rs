@@ -84,8 +84,12 @@ pub fn overloaded(what: &str) -> Response {
 }
 
 /// Admits a request if fewer than `max_in_flight` are in flight, else answers 503 at once. The
-/// slot is held until the answer's last byte is sent, so streams count.
+/// slot is held until the answer's last byte is sent, so streams count. Liveness (`/healthz`)
+/// is always answered: a server that sheds load is alive.
 pub async fn admit(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/healthz" {
+        return next.run(req).await;
+    }
     let Ok(permit) = gate.in_flight.clone().try_acquire_owned() else {
         gate.metrics.shed("in_flight");
         return overloaded(&format!("{} requests in flight", gate.limits.max_in_flight));

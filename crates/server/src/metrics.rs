@@ -169,7 +169,7 @@ impl Metrics {
         registry.register(
             "shed",
             "Connections and requests refused to protect the server: connections, in_flight, \
-             header_timeout, body_timeout, body_too_large, audit_denials",
+             body_timeout, body_too_large, audit_denials",
             shed.clone(),
         );
         registry.register("uptime_seconds", "Seconds since the server started", uptime.clone());
@@ -303,6 +303,7 @@ impl Metrics {
             .filter(|l| l.starts_with('#') || l.contains(&label))
             .filter(|l| !l.starts_with("# HELP writer_") && !l.starts_with("# TYPE writer_"))
             .filter(|l| !l.starts_with("# HELP uptime") && !l.starts_with("# TYPE uptime"))
+            .filter(|l| !l.starts_with("# HELP shed") && !l.starts_with("# TYPE shed"))
             .fold(String::with_capacity(all.len()), |mut s, l| {
                 s.push_str(l);
                 s.push('\n');

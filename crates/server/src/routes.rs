@@ -106,22 +106,18 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/embeddings", post(dataplane::embeddings))
         .route("/v1/models", get(dataplane::models))
         .route("/metrics", get(observability::server_metrics))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/.well-known/databricks-config", get(well_known))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed);
-    let gated = api
-        .layer(middleware::from_fn(audit::capture))
+    api.layer(middleware::from_fn(audit::capture))
         .layer(middleware::from_fn_with_state(app.gate.clone(), limits::read_body))
         .layer(middleware::from_fn_with_state(app.clone(), auth::authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), audit::record))
         .layer(middleware::from_fn_with_state(app.gate.clone(), limits::admit))
-        .with_state(app);
-    // Liveness answers even when the server sheds load.
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .merge(gated)
         .layer(middleware::from_fn(auth::log_requests))
+        .with_state(app)
 }
 
 async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {

@@ -209,6 +209,11 @@ async fn errors_are_json_everywhere_and_the_bearer_scheme_ignores_case() {
     let v: Value = resp.json().await.expect("a JSON error body");
     assert_eq!(v["error_code"], "BAD_REQUEST", "{v}");
 
+    let resp = t.http.post(format!("{}/healthz", t.base)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let v: Value = resp.json().await.expect("a JSON error body");
+    assert_eq!(v["error_code"], "BAD_REQUEST", "{v}");
+
     for scheme in ["bearer", "BEARER", "Bearer"] {
         let resp = t
             .http
