@@ -27,25 +27,29 @@ fn endpoint_at(mock_url: &str) -> String {
     )
 }
 
-#[test]
-fn memory_stays_bounded_under_oversized_answers_and_slow_clients() {
+/// A server (started with `envs` set, and no retries) whose endpoint `big` is answered by a mock
+/// provider, created with the CLI.
+fn server_with_endpoint(envs: &[(&str, &str)]) -> (tokio::runtime::Runtime, Env, Serve) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mock_url = mock_in(&rt, Default::default());
     let env = Env::new();
-    let server = spawn_server(
-        &env.data(),
-        &[
-            ("MODELGATE_ADMIN_TOKEN", ADMIN),
-            ("MODELGATE_MAX_UPSTREAM_BODY", "8MiB"),
-            ("MODELGATE_BODY_READ_TIMEOUT", "1s"),
-            ("MODELGATE_UPSTREAM_RETRIES", "0"),
-            ("MODELGATE_LOG_LEVEL", "warn"),
-        ],
-    );
-    let run = |args: &[&str], stdin: Option<&str>| ok(cli(&server.host, Some(ADMIN), args, stdin, &env.config()));
-    run(&["secrets", "create-scope", "llm"], None);
-    run(&["secrets", "put-secret", "llm", "k", "--string-value", "sk-hostile-0123"], None);
-    run(&["serving-endpoints", "create", "--json", &endpoint_at(&mock_url)], None);
+    let mut all = vec![("MODELGATE_ADMIN_TOKEN", ADMIN), ("MODELGATE_UPSTREAM_RETRIES", "0")];
+    all.extend_from_slice(envs);
+    let server = spawn_server(&env.data(), &all);
+    let run = |args: &[&str]| ok(cli(&server.host, Some(ADMIN), args, None, &env.config()));
+    run(&["secrets", "create-scope", "llm"]);
+    run(&["secrets", "put-secret", "llm", "k", "--string-value", "sk-hostile-0123"]);
+    run(&["serving-endpoints", "create", "--json", &endpoint_at(&mock_url)]);
+    (rt, env, server)
+}
+
+#[test]
+fn memory_stays_bounded_under_oversized_answers_and_slow_clients() {
+    let (rt, _env, server) = server_with_endpoint(&[
+        ("MODELGATE_MAX_UPSTREAM_BODY", "8MiB"),
+        ("MODELGATE_BODY_READ_TIMEOUT", "1s"),
+        ("MODELGATE_LOG_LEVEL", "warn"),
+    ]);
     let pid = server.child.id();
     let host = server.host.clone();
     let ask = |content: &'static str| {
@@ -103,25 +107,12 @@ fn memory_stays_bounded_under_oversized_answers_and_slow_clients() {
 
 #[test]
 fn webhook_urls_stay_out_of_the_log() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mock_url = mock_in(&rt, Default::default());
-    let env = Env::new();
-    let server = spawn_server(
-        &env.data(),
-        &[
-            ("MODELGATE_ADMIN_TOKEN", ADMIN),
-            ("MODELGATE_ALERT_INTERVAL", "200ms"),
-            ("MODELGATE_BREAKER_FAILURES", "1"),
-            ("MODELGATE_UPSTREAM_RETRIES", "0"),
-        ],
-    );
-    let run = |args: &[&str], stdin: Option<&str>| ok(cli(&server.host, Some(ADMIN), args, stdin, &env.config()));
-    run(&["secrets", "create-scope", "llm"], None);
-    run(&["secrets", "put-secret", "llm", "k", "--string-value", "sk-hostile-0123"], None);
-    run(&["serving-endpoints", "create", "--json", &endpoint_at(&mock_url)], None);
+    let (rt, env, server) =
+        server_with_endpoint(&[("MODELGATE_ALERT_INTERVAL", "200ms"), ("MODELGATE_BREAKER_FAILURES", "1")]);
     // Nothing listens on port 9: every delivery fails and is logged.
     let hook = "http://127.0.0.1:9/services/T000/B000/hook-credential-path";
-    run(&["alerts", "create-destination", "--json", &format!(r#"{{"name": "ops", "url": "{hook}"}}"#)], None);
+    let destination = format!(r#"{{"name": "ops", "url": "{hook}"}}"#);
+    ok(cli(&server.host, Some(ADMIN), &["alerts", "create-destination", "--json", &destination], None, &env.config()));
     let host = server.host.clone();
     rt.block_on(async move {
         http()

@@ -478,22 +478,22 @@ async fn call(
         let message = modelgate_providers::redact(&adapter.error_message(&bytes), &adapter.secrets());
         return Err(ProviderError::Upstream { status: status.as_u16(), message, retry_after });
     }
-    if let Some(o) = outbound.as_mut() {
-        o.accepted();
-    }
     if stream {
         let events = upstream_events(upstream, adapter.framing(), limits.max_stream_event);
         let mut out = outbound.take().unwrap_or_default();
+        out.accepted();
         out.streaming();
         return Ok(stream_response(adapter.stream(task, include_usage), events, t.idle, adapter.secrets(), out));
     }
-    let bytes = modelgate_providers::body::read_capped(upstream, limits.max_upstream_body).await.map_err(|e| {
-        let e = ProviderError::from(e);
-        match e {
-            ProviderError::Connect(m) => ProviderError::Connect(modelgate_providers::redact(&m, &adapter.secrets())),
-            other => other,
-        }
-    })?;
+    let read = modelgate_providers::body::read_capped(upstream, limits.max_upstream_body).await;
+    // The provider did the work (and bills it) even if the answer then proves too large; an error
+    // dressed as a 200 is no work.
+    if !matches!(&read, Ok(bytes) if error_in_success(bytes).is_some())
+        && let Some(o) = outbound.as_mut()
+    {
+        o.accepted();
+    }
+    let bytes = read?;
     if let Some(reason) = error_in_success(&bytes) {
         let message = modelgate_providers::redact(&adapter.error_message(&bytes), &adapter.secrets());
         return Err(ProviderError::BadResponse(format!(

@@ -174,20 +174,18 @@ impl Server {
                     .map_err(|reason| StartError::PriceTable { path: path.clone(), reason })?
             }
         };
-        let usage_path = config.data_dir.join(bootstrap::USAGE_DB_FILE);
-        let usage_db = UsageDb::open(&usage_path).await.map_err(|source| StartError::Database {
-            what: "usage database",
-            path: usage_path,
-            source,
-        })?;
+        let in_dir = |what: &'static str, file: &str| {
+            let path = config.data_dir.join(file);
+            move |source| StartError::Database { what, path, source }
+        };
+        let usage_db = UsageDb::open(&config.data_dir.join(bootstrap::USAGE_DB_FILE))
+            .await
+            .map_err(in_dir("usage database", bootstrap::USAGE_DB_FILE))?;
         let metrics = Arc::new(metrics::Metrics::new());
         let usage = usage::UsageSink::start(usage_db.clone(), prices, metrics.clone());
-        let inference_path = config.data_dir.join(bootstrap::INFERENCE_DB_FILE);
-        let inference_db = InferenceDb::open(&inference_path).await.map_err(|source| StartError::Database {
-            what: "inference-table database",
-            path: inference_path,
-            source,
-        })?;
+        let inference_db = InferenceDb::open(&config.data_dir.join(bootstrap::INFERENCE_DB_FILE))
+            .await
+            .map_err(in_dir("inference-table database", bootstrap::INFERENCE_DB_FILE))?;
         let inference = inference::InferenceSink::start(inference_db.clone(), metrics);
         let (queue, jobs) = deployer::DeployQueue::new();
         let app = state::AppState::new(

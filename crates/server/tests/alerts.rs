@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use common::*;
-use modelgate_mock_upstream::{Mock, Options};
+use modelgate_mock_upstream::Options;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -36,14 +36,6 @@ async fn receiver() -> (String, Inbox) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, inbox)
-}
-
-async fn mock_with(options: Options) -> (Arc<Mock>, String) {
-    let m = Mock::new(options);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(modelgate_mock_upstream::serve(listener, m.clone()));
-    (m, url)
 }
 
 /// JSON-format messages as (alert_id, state, kind, endpoint).

@@ -122,13 +122,11 @@ async fn report_row(t: &TestServer, endpoint: &str) -> Value {
 
 #[tokio::test]
 async fn a_client_that_hangs_up_is_billed_and_cannot_dodge_a_budget() {
-    let m = modelgate_mock_upstream::Mock::new(modelgate_mock_upstream::Options {
+    let (_m, url) = mock_with(modelgate_mock_upstream::Options {
         chunk_interval: Duration::from_millis(200),
         ..Default::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(modelgate_mock_upstream::serve(listener, m.clone()));
+    })
+    .await;
     let t = TestServer::start().await;
     t.secret("llm", "k", KEY).await;
     let (_, p) = t

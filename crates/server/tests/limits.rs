@@ -132,13 +132,11 @@ async fn connections_over_the_limit_get_a_503() {
 
 #[tokio::test]
 async fn requests_in_flight_are_bounded_and_streams_count() {
-    let m = modelgate_mock_upstream::Mock::new(modelgate_mock_upstream::Options {
+    let (_m, url) = mock_with(modelgate_mock_upstream::Options {
         chunk_interval: Duration::from_millis(300),
         ..Default::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(modelgate_mock_upstream::serve(listener, m));
+    })
+    .await;
     let t = TestServer::start_with(|c| c.limits.max_in_flight = 3).await;
     t.secret("llm", "k", "sk-limits-key-0123").await;
     create_ready(&t, json!({"name": "slow", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}})).await;

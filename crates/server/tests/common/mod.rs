@@ -145,7 +145,14 @@ pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str, f
 
 /// A fake provider on an ephemeral loopback port, and its base URL.
 pub async fn mock() -> (std::sync::Arc<modelgate_mock_upstream::Mock>, String) {
-    let m = modelgate_mock_upstream::Mock::new(modelgate_mock_upstream::Options::default());
+    mock_with(modelgate_mock_upstream::Options::default()).await
+}
+
+/// [`mock`] with options (delays, chunk pacing).
+pub async fn mock_with(
+    options: modelgate_mock_upstream::Options,
+) -> (std::sync::Arc<modelgate_mock_upstream::Mock>, String) {
+    let m = modelgate_mock_upstream::Mock::new(options);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(modelgate_mock_upstream::serve(listener, m.clone()));
