@@ -161,28 +161,6 @@ fn is_change(method: &Method, path: &str) -> bool {
     method != Method::GET && method != Method::HEAD && path.starts_with("/api/2.0/")
 }
 
-/// The summary of an authenticated change, passed from [`capture`] to [`record`].
-#[derive(Clone)]
-struct Summary {
-    text: Option<String>,
-    object: Option<String>,
-}
-
-/// Summarises the body of a change (after authentication and the body limits, so only
-/// authenticated callers' bodies are ever read) for [`record`].
-pub async fn capture(req: Request, next: Next) -> Response {
-    let summary = is_change(req.method(), req.uri().path()).then(|| {
-        let bytes = req.extensions().get::<RawBody>().map(|b| b.0.clone()).unwrap_or_default();
-        let parsed = serde_json::from_slice::<Value>(&bytes).ok().filter(Value::is_object);
-        Summary { text: summarize(&bytes), object: object(req.uri().path(), parsed.as_ref()) }
-    });
-    let mut resp = next.run(req).await;
-    if let Some(s) = summary {
-        resp.extensions_mut().insert(s);
-    }
-    resp
-}
-
 /// Limits how many denied requests are recorded, per address and in all, per minute.
 pub struct DenialLimiter {
     inner: Mutex<Denials>,
@@ -241,8 +219,10 @@ pub async fn record(State(app): State<AppState>, req: Request, next: Next) -> Re
         return resp;
     }
     let principal = resp.extensions().get::<Arc<Principal>>().cloned();
-    // Denials keep no body: a refused caller must not be able to store anything.
-    let summary = if denied { None } else { resp.extensions().get::<Summary>().cloned() };
+    // Only an authenticated change's body was read (and handed back on the answer); denials keep
+    // no body, so a refused caller cannot store anything.
+    let body = resp.extensions().get::<RawBody>().filter(|_| !denied).map(|b| b.0.clone());
+    let parsed = body.as_deref().and_then(|b| serde_json::from_slice::<Value>(b).ok()).filter(Value::is_object);
     let entry = AuditRecord {
         seq: 0,
         at: now_ms(),
@@ -250,10 +230,10 @@ pub async fn record(State(app): State<AppState>, req: Request, next: Next) -> Re
         principal_id: principal.as_ref().map(|p| p.id.clone()),
         token_id: principal.as_ref().map(|p| p.token_id.clone()),
         address: ip.map(|a| a.to_string()),
-        object: summary.as_ref().and_then(|s| s.object.clone()).or_else(|| object(&path, None)),
+        object: object(&path, parsed.as_ref()),
         method: truncate(method.as_str(), 16),
+        summary: body.as_deref().and_then(summarize),
         path,
-        summary: summary.and_then(|s| s.text),
         status: i64::from(status.as_u16()),
         error_code: resp.extensions().get::<ErrorCode>().map(|c| c.0.to_string()),
     };

@@ -515,10 +515,9 @@ async fn call(
 /// 200): a top-level `error`, or `type`/`object` `error`, and no `choices`, `data` or `content`.
 /// Cheap for real answers: only a body whose start mentions `"error"` is parsed.
 fn error_in_success(body: &[u8]) -> Option<&'static str> {
-    let head = &body[..body.len().min(256)];
-    if !head.windows(7).any(|w| w == b"\"error\"") {
-        return None;
-    }
+    static ERROR_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"error\""));
+    ERROR_KEY.find(&body[..body.len().min(256)])?;
     let v: Value = serde_json::from_slice(body).ok()?;
     let o = v.as_object()?;
     if ["choices", "data", "content", "message", "output", "candidates"].iter().any(|k| o.contains_key(*k)) {

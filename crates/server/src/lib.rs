@@ -223,10 +223,10 @@ impl Server {
         let retention = tokio::spawn(inference::retention_loop(app.clone(), stop_rx.clone()));
         let alerting = tokio::spawn(alerts::run(app.clone(), config.alert_interval, stop_rx.clone()));
         let audit_retention = tokio::spawn(audit::retention_loop(app.clone(), config.audit_retention, stop_rx.clone()));
-        let (limits, metrics) = (app.limits, app.metrics.clone());
+        let (gate, metrics) = (app.gate.clone(), app.metrics.clone());
         let router = routes::router(app);
         let task = tokio::spawn(async move {
-            let served = listener::serve(socket, router, limits, metrics, stop_rx).await;
+            let served = listener::serve(socket, router, gate, metrics, stop_rx).await;
             let _ = deployer.await;
             let _ = retention.await;
             let _ = alerting.await;

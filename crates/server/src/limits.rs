@@ -1,7 +1,8 @@
 //! Bounds on what clients and upstreams can make the server hold: connections, requests in
 //! flight, request bodies (size and time to arrive), upstream answers. Past a bound the server
 //! answers at once (503, 408, 413 or 502, always a JSON error body) instead of queueing or
-//! buffering without end. The connection bound and the header timeout live in [`crate::listener`].
+//! buffering without end. The listener ([`crate::listener`]) applies the connection bound, the
+//! header timeout and the in-flight bound ([`Gate::admit`]) before a request reaches the router.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
@@ -73,6 +74,11 @@ impl Gate {
     pub fn new(limits: Limits, metrics: Arc<Metrics>) -> Self {
         Gate { in_flight: Arc::new(Semaphore::new(limits.max_in_flight)), limits, metrics }
     }
+
+    /// The limits it applies.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
 }
 
 /// A 503 answer for load that is shed; clients retry after a second.
@@ -83,18 +89,40 @@ pub fn overloaded(what: &str) -> Response {
     resp
 }
 
-/// Admits a request if fewer than `max_in_flight` are in flight, else answers 503 at once. The
-/// slot is held until the answer's last byte is sent, so streams count. Liveness (`/healthz`)
-/// is always answered: a server that sheds load is alive.
-pub async fn admit(State(gate): State<Gate>, req: Request, next: Next) -> Response {
-    if req.uri().path() == "/healthz" {
-        return next.run(req).await;
+impl Gate {
+    /// A slot for one more request, held until its answer's last byte is sent (so streams
+    /// count), or the 503 to answer at once when `max_in_flight` requests are in flight.
+    /// Liveness (`/healthz`) needs no slot: a server that sheds load is alive.
+    pub fn admit(&self, path: &str) -> Result<Option<OwnedSemaphorePermit>, InFlightFull> {
+        if path == "/healthz" {
+            return Ok(None);
+        }
+        match self.in_flight.clone().try_acquire_owned() {
+            Ok(permit) => Ok(Some(permit)),
+            Err(_) => {
+                self.metrics.shed("in_flight");
+                Err(InFlightFull(self.limits.max_in_flight))
+            }
+        }
     }
-    let Ok(permit) = gate.in_flight.clone().try_acquire_owned() else {
-        gate.metrics.shed("in_flight");
-        return overloaded(&format!("{} requests in flight", gate.limits.max_in_flight));
-    };
-    next.run(req).await.map(|body| Body::new(HeldBody { inner: body, _permit: permit }))
+}
+
+/// Every in-flight slot is taken (of the number given).
+#[derive(Debug)]
+pub struct InFlightFull(pub usize);
+
+impl IntoResponse for InFlightFull {
+    fn into_response(self) -> Response {
+        overloaded(&format!("{} requests in flight", self.0))
+    }
+}
+
+/// `resp` with `permit` released only when its body is finished or dropped.
+pub fn hold(resp: Response, permit: Option<OwnedSemaphorePermit>) -> Response {
+    match permit {
+        Some(permit) => resp.map(|body| Body::new(HeldBody { inner: body, _permit: permit })),
+        None => resp,
+    }
 }
 
 /// A response body that keeps its in-flight slot until it is finished or dropped.
@@ -129,7 +157,8 @@ fn too_large(limit: usize) -> Response {
 
 /// Reads the whole request body, within `max_request_body` bytes and `body_read_timeout`, and
 /// hands it on as [`RawBody`]. Runs after authentication, so an anonymous client never gets the
-/// server to read (or wait for) a body.
+/// server to read (or wait for) a body. The body of a write (any method but GET and HEAD) is also
+/// attached to the response, for the audit log.
 pub async fn read_body(State(gate): State<Gate>, req: Request, next: Next) -> Response {
     let limit = gate.limits.max_request_body;
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -159,6 +188,11 @@ pub async fn read_body(State(gate): State<Gate>, req: Request, next: Next) -> Re
             return resp;
         }
     };
-    parts.extensions.insert(RawBody(bytes));
-    next.run(Request::from_parts(parts, Body::empty())).await
+    let write = parts.method != Method::GET && parts.method != Method::HEAD;
+    parts.extensions.insert(RawBody(bytes.clone()));
+    let mut resp = next.run(Request::from_parts(parts, Body::empty())).await;
+    if write {
+        resp.extensions_mut().insert(RawBody(bytes));
+    }
+    resp
 }

@@ -1,7 +1,8 @@
 //! Accepting connections: HTTP/1.1 and HTTP/2 on one port, at most `max_connections` open at
 //! once (more are answered 503 and closed), a time limit on request headers (which is also the
-//! longest idle keep-alive), and a shutdown that lets open requests finish for `drain_timeout`
-//! before their connections are closed.
+//! longest idle keep-alive), at most `max_in_flight` requests in the router (more are answered
+//! 503 at once), and a shutdown that lets open requests finish for `drain_timeout` before their
+//! connections are closed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -18,17 +20,18 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
-use crate::limits::Limits;
+use crate::limits::{self, Gate};
 use crate::metrics::Metrics;
 
 /// Serves `router` on `listener` until `stop` turns true, then drains.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    limits: Limits,
+    gate: Gate,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let limits = gate.limits();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     // Dropping the sender closes every connection still open after the drain timeout.
@@ -62,11 +65,18 @@ pub async fn serve(
             tokio::spawn(refuse(tcp, limits.max_connections));
             continue;
         };
-        let router = router.clone();
+        let (router, gate) = (router.clone(), gate.clone());
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let mut req = req.map(Body::new);
-            req.extensions_mut().insert(ConnectInfo(remote));
-            router.clone().oneshot(req)
+            let (router, admitted) = (router.clone(), gate.admit(req.uri().path()));
+            async move {
+                let permit = match admitted {
+                    Ok(p) => p,
+                    Err(full) => return Ok(full.into_response()),
+                };
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(ConnectInfo(remote));
+                router.oneshot(req).await.map(|resp| limits::hold(resp, permit))
+            }
         });
         let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned());
         let mut killed = killed.clone();

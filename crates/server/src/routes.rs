@@ -13,9 +13,9 @@ use crate::{
     secrets, tokens, usage_api,
 };
 
-/// Every route, with its layers, outside in: request logging, the in-flight limit, the audit log,
-/// authentication, the request-body limits (so anonymous bodies are never read), the audit
-/// summary of the body, the handler.
+/// Every route, with its layers, outside in: request logging, the audit log, authentication, the
+/// request-body limits (so anonymous bodies are never read), the handler. (The listener applies
+/// the connection and in-flight limits before the router.)
 pub fn router(app: AppState) -> Router {
     let se = "/api/2.0/serving-endpoints";
     let one = "/api/2.0/serving-endpoints/{name}";
@@ -111,11 +111,9 @@ pub fn router(app: AppState) -> Router {
         .route("/.well-known/databricks-config", get(well_known))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed);
-    api.layer(middleware::from_fn(audit::capture))
-        .layer(middleware::from_fn_with_state(app.gate.clone(), limits::read_body))
+    api.layer(middleware::from_fn_with_state(app.gate.clone(), limits::read_body))
         .layer(middleware::from_fn_with_state(app.clone(), auth::authenticate))
         .layer(middleware::from_fn_with_state(app.clone(), audit::record))
-        .layer(middleware::from_fn_with_state(app.gate.clone(), limits::admit))
         .layer(middleware::from_fn(auth::log_requests))
         .with_state(app)
 }
