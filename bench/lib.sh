@@ -1,12 +1,13 @@
 # Shared by bench/run.sh and bench/soak.sh, sourced from the repository root. `start_servers`
-# builds the release binaries, starts the mock upstream (--fast) and modelgate pinned to their own
-# cores, and creates the secret the benchmark endpoints use. It sets BIN, WORK, MOCK, GW, GW_PID,
+# builds the release binaries (unless BIN names another build), starts the mock upstream (--fast)
+# and modelgate pinned to their own cores, and creates the secret the benchmark endpoints use. It sets BIN, WORK, MOCK, GW, GW_PID,
 # H and TOKEN, and both processes stop when the script exits. Loopback addresses only.
 
 GATEWAY_CPU=${GATEWAY_CPU:-0}
 OTHER_CPU=${OTHER_CPU:-1}
 TOKEN=mgt_bench_token_0123456789abcdefghijklmnop
-BIN=target/release
+# BIN=DIR runs the binaries in DIR (another build, kept for a before/after comparison) unbuilt.
+BIN=${BIN:-target/release}
 PIDS=()
 
 cleanup() {
@@ -23,7 +24,9 @@ wait_listen() { # file -> url
 }
 
 start_servers() {
-  cargo build --release --locked -p modelgate -p modelgate-mock-upstream -p modelgate-loadgen >&2
+  if [ "$BIN" = target/release ]; then
+    cargo build --release --locked -p modelgate -p modelgate-mock-upstream -p modelgate-loadgen >&2
+  fi
   WORK=$(mktemp -d)
   trap cleanup EXIT
   taskset -c "$OTHER_CPU" "$BIN/modelgate-mock-upstream" --fast --threads 1 --listen 127.0.0.1:0 > "$WORK/mock.log" 2>&1 &
