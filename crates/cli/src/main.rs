@@ -353,7 +353,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
         master_key: env("MODELGATE_MASTER_KEY"),
         admin_token: env("MODELGATE_ADMIN_TOKEN"),
         deploy_delay: args.deploy_delay,
-        providers: modelgate_providers::Settings { base_urls: args.provider_base_urls.into_iter().collect() },
+        providers: modelgate_providers::Settings {
+            base_urls: args.provider_base_urls.into_iter().collect(),
+            ..Default::default()
+        },
         timeouts: modelgate_server::state::UpstreamTimeouts {
             connect: args.upstream_connect_timeout,
             first_byte: args.upstream_first_byte_timeout,

@@ -3,6 +3,7 @@
 //! A token is fetched from the tenant's token endpoint and kept in a [`TokenCache`], which
 //! refreshes it ahead of expiry without stalling concurrent requests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use modelgate_core::SecretString;
@@ -23,7 +24,7 @@ pub struct EntraTokens {
     tenant: String,
     client_id: String,
     secret: SecretString,
-    cache: TokenCache,
+    cache: Arc<TokenCache>,
 }
 
 #[derive(Deserialize)]
@@ -33,9 +34,17 @@ struct TokenResponse {
 }
 
 impl EntraTokens {
-    /// A token source for one app registration.
-    pub fn new(authority: String, tenant: String, client_id: String, secret: SecretString) -> Self {
-        Self { authority, tenant, client_id, secret, cache: TokenCache::default() }
+    /// A token source for one app registration, sharing its cache with every other source of the
+    /// same registration and secret in `caches`.
+    pub fn new(
+        authority: String,
+        tenant: String,
+        client_id: String,
+        secret: SecretString,
+        caches: &crate::token_cache::TokenCaches,
+    ) -> Self {
+        let cache = caches.get(&["entra", &authority, &tenant, &client_id, secret.expose()]);
+        Self { authority, tenant, client_id, secret, cache }
     }
 
     /// The client secret and the current access token (for redaction).

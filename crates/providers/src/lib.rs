@@ -175,6 +175,8 @@ pub struct Settings {
     /// `google-cloud-vertex-ai`, `ai21labs`, `cohere`, `openai`, `microsoft-entra`, ...), for
     /// air-gapped proxies and tests.
     pub base_urls: HashMap<String, String>,
+    /// OAuth token caches (Entra, Google), kept across adapter rebuilds.
+    pub token_caches: token_cache::TokenCaches,
 }
 
 impl Settings {

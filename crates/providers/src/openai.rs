@@ -56,6 +56,7 @@ impl OpenAiCompatible {
                         c.microsoft_entra_tenant_id.unwrap_or_default(),
                         c.microsoft_entra_client_id.unwrap_or_default(),
                         credential(creds, "openai_config.microsoft_entra_client_secret")?,
+                        &settings.token_caches,
                     )))
                 } else {
                     let key = credential(creds, "openai_config.openai_api_key")?;

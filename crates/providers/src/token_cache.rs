@@ -4,11 +4,13 @@
 //! request fetches a new one while concurrent requests keep using the still-valid token. Only when
 //! no valid token exists do requests wait, and then on a single shared fetch.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use modelgate_core::SecretString;
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::{Mutex as AsyncMutex, RwLock};
 
 use crate::ProviderError;
 
@@ -25,7 +27,7 @@ struct Cached {
 #[derive(Default)]
 pub struct TokenCache {
     cached: RwLock<Option<Cached>>,
-    refreshing: Mutex<()>,
+    refreshing: AsyncMutex<()>,
 }
 
 impl TokenCache {
@@ -69,5 +71,56 @@ impl TokenCache {
         let (token, lifetime) = fetched?;
         *self.cached.write().await = Some(Cached { token: token.clone(), expires: Instant::now() + lifetime });
         Ok(token)
+    }
+}
+
+/// The token caches of every adapter, keyed by the credential they hold, so that adapters rebuilt
+/// with the same credential (every control-plane write rebuilds them) share one cache instead of
+/// fetching a new token. A cache lives while an adapter uses it.
+#[derive(Clone, Default)]
+pub struct TokenCaches {
+    by_key: Arc<Mutex<HashMap<String, Weak<TokenCache>>>>,
+}
+
+impl std::fmt::Debug for TokenCaches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCaches").finish_non_exhaustive()
+    }
+}
+
+impl TokenCaches {
+    /// The cache for the credential identified by `parts` (hashed: the key holds no secret).
+    pub fn get(&self, parts: &[&str]) -> Arc<TokenCache> {
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        for p in parts {
+            digest.update(&(p.len() as u64).to_le_bytes());
+            digest.update(p.as_bytes());
+        }
+        let key: String = digest.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, cache| cache.strong_count() > 0);
+        if let Some(cache) = map.get(&key).and_then(Weak::upgrade) {
+            return cache;
+        }
+        let cache = Arc::new(TokenCache::default());
+        map.insert(key, Arc::downgrade(&cache));
+        cache
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caches_are_shared_by_credential_while_in_use() {
+        let caches = TokenCaches::default();
+        let a = caches.get(&["tenant", "client", "secret"]);
+        let b = caches.get(&["tenant", "client", "secret"]);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &caches.get(&["tenant", "client", "other"])));
+        assert!(!Arc::ptr_eq(&a, &caches.get(&["tenantc", "lient", "secret"])), "parts are delimited");
+        drop((a, b));
+        assert_eq!(caches.by_key.lock().unwrap().values().filter(|w| w.strong_count() > 0).count(), 0);
     }
 }

@@ -6,6 +6,7 @@
 //! (`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`), and caches that token until shortly
 //! before it expires.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -99,7 +100,7 @@ pub struct Vertex {
     token_uri: String,
     account: ServiceAccount,
     key_text: SecretString,
-    tokens: TokenCache,
+    tokens: Arc<TokenCache>,
 }
 
 impl Vertex {
@@ -109,15 +110,17 @@ impl Vertex {
         let key_text = credential(creds, "google_cloud_vertex_ai_config.private_key")?;
         let account = ServiceAccount::from_key_file(key_text.expose())?;
         let region = c.region.unwrap_or_default();
+        let token_uri = settings.base_urls.get("google-oauth").cloned().unwrap_or_else(|| account.token_uri.clone());
+        let tokens = settings.token_caches.get(&["google", &token_uri, key_text.expose()]);
         Ok(Self {
             base: settings.base_url("google-cloud-vertex-ai", &format!("https://{region}-aiplatform.googleapis.com")),
-            token_uri: settings.base_urls.get("google-oauth").cloned().unwrap_or_else(|| account.token_uri.clone()),
+            token_uri,
             project: c.project_id.unwrap_or_default(),
             region,
             model: model.name.clone(),
             account,
             key_text,
-            tokens: TokenCache::default(),
+            tokens,
         })
     }
 

@@ -380,6 +380,12 @@ async fn azure_api_key_and_entra_id() {
     assert!(sent.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer entra-app-1-0"));
     let token_req = r.mock.last("/tenant-1/oauth2/v2.0/token").unwrap();
     assert!(token_req.body.as_str().unwrap().contains("grant_type=client_credentials"));
+    // Control-plane writes rebuild every adapter; the token survives them.
+    create_principal(&r.t, "Users", json!({"userName": "rebuild@example.com"})).await;
+    r.t.post("/api/2.0/secrets/put", json!({"scope": "llm", "key": "other", "string_value": "x"})).await;
+    let got = r.t.post("/serving-endpoints/az-entra/invocations", ask.clone()).await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(r.mock.tokens_issued.lock().unwrap().len(), 1, "the token is cached across snapshot rebuilds");
 
     let bad = json!({"microsoft_entra_client_id": "app-2", "microsoft_entra_tenant_id": "tenant-1",
                      "microsoft_entra_client_secret_plaintext": "wrong-secret"});
@@ -544,8 +550,13 @@ async fn vertex_gemini_with_a_signed_service_account_assertion() {
         assert_eq!(got.1["choices"][0]["message"]["content"], "echo: hola");
         assert_eq!(got.1["usage"]["total_tokens"], 8);
     }
+    create_principal(&r.t, "Users", json!({"userName": "rebuild@example.com"})).await;
+    let got =
+        r.t.post("/serving-endpoints/gem/invocations", json!({"messages": [{"role": "user", "content": "again"}]}))
+            .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
     let token_requests = r.mock.requests.lock().unwrap().iter().filter(|q| q.path == "/token").count();
-    assert_eq!(token_requests, 1, "the access token is cached");
+    assert_eq!(token_requests, 1, "the access token is cached, across snapshot rebuilds too");
     let sent = r.mock.last(":generateContent").unwrap();
     assert!(
         sent.path.ends_with(
