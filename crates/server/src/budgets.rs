@@ -6,7 +6,6 @@
 //! has reached the amount; queries already in flight at that moment still finish, so the spend
 //! can exceed the amount by at most their cost.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Mutex;
 
@@ -216,13 +215,4 @@ impl Budgets {
     pub fn exists(&self, id: &str) -> bool {
         self.tracked.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|t| t.id == id)
     }
-}
-
-/// Tags of an endpoint as a map, from its stored JSON array.
-pub fn tag_map(tags: &str) -> BTreeMap<String, String> {
-    serde_json::from_str::<Vec<modelgate_wire::EndpointTag>>(tags)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|t| (t.key, t.value.unwrap_or_default()))
-        .collect()
 }

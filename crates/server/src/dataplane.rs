@@ -116,6 +116,12 @@ fn servable(ep: &LiveEndpoint, route_task: Option<Task>) -> ApiResult<Task> {
             "Endpoint '{name}' is not ready: no config version has deployed yet (see its build logs)."
         )));
     }
+    if let Some(why) = &ep.unservable {
+        return Err(ApiError::Unavailable(format!(
+            "Endpoint '{name}' is not ready: {why}. It refuses queries rather than serve without that policy; \
+             write the field again to fix it."
+        )));
+    }
     let Some(task) = ep.task.as_deref().and_then(Task::from_task) else {
         return Err(ApiError::BadRequest(format!("Endpoint '{name}' serves no external model that can be queried.")));
     };
@@ -211,6 +217,9 @@ fn weighted_order(entities: &[LiveEntity], mut indices: Vec<usize>) -> Vec<usize
 /// `fallback_config.enabled`, the others follow in `served_entities` order.
 fn plan(ep: &LiveEndpoint) -> (Vec<usize>, bool) {
     let n = ep.entities.len();
+    if n == 0 {
+        return (Vec::new(), false);
+    }
     if ep.entities.iter().any(|e| e.priority.is_some()) {
         let mut tiers: std::collections::BTreeMap<i64, Vec<usize>> = std::collections::BTreeMap::new();
         for (i, e) in ep.entities.iter().enumerate() {
@@ -337,12 +346,15 @@ pub(crate) async fn ask(app: &AppState, name: &str, body: Body) -> Result<Value,
 async fn route(app: &AppState, ep: &LiveEndpoint, task: Task, body: Body, outbound: &mut Option<Outbound>) -> Response {
     let (order, failover) = plan(ep);
     let policy = app.retries;
-    let attempts: Vec<usize> = if failover { order } else { vec![order[0]; 1 + policy.retries as usize] };
+    let Some(&first) = order.first() else {
+        return ApiError::BadRequest(format!("Endpoint '{}' has no served entity.", ep.name)).into_response();
+    };
+    let attempts: Vec<usize> = if failover { order } else { vec![first; 1 + policy.retries as usize] };
     let deadline = Instant::now() + app.timeouts.total;
     let mut last: Option<(usize, &'static str, ProviderError)> = None;
     let mut refused_by_breaker = false;
     for (n, idx) in attempts.into_iter().enumerate() {
-        let entity = &ep.entities[idx];
+        let Some(entity) = ep.entities.get(idx) else { continue };
         let adapter = match &entity.adapter {
             Ok(a) => a,
             Err(why) if !failover => {

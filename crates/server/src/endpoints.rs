@@ -101,8 +101,18 @@ async fn config_at(app: &AppState, e: &EndpointRecord, version: Option<i64>) -> 
 async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> ApiResult<ServingEndpointDetailed> {
     let active = config_at(app, e, e.active_version).await?;
     let pending = config_at(app, e, e.pending_version).await?;
-    let level = app.snapshot.load().endpoints.get(&e.name).and_then(|ep| permissions::level_of(caller, ep));
+    let live = app.snapshot.load().endpoints.get(&e.name).cloned();
+    let level = live.as_ref().and_then(|ep| permissions::level_of(caller, ep));
     let mut out = render::detailed(e, active.as_ref(), pending.as_ref(), level)?;
+    // A policy that does not parse keeps the endpoint from serving; say so where people look.
+    if let Some(why) = live.as_ref().and_then(|ep| ep.unservable.as_ref()) {
+        out.state.ready = "NOT_READY".into();
+        for entity in out.config.iter_mut().flat_map(|c| c.served_entities.iter_mut().flatten()) {
+            if let Some(state) = entity.state.as_mut() {
+                state.deployment_state_message = Some(format!("The endpoint refuses queries: {why}."));
+            }
+        }
+    }
     // Breaker state shows in the serving entities' state messages.
     let now = std::time::Instant::now();
     for entity in out.config.iter_mut().flat_map(|c| c.served_entities.iter_mut().flatten()) {
@@ -202,18 +212,19 @@ pub async fn create(
 /// `GET /api/2.0/serving-endpoints`
 pub async fn list(State(app): State<AppState>, Extension(caller): Caller) -> ApiResult<Json<ListEndpointsResponse>> {
     let _settled = app.settled().await;
-    let visible: std::collections::HashSet<String> = app
-        .snapshot
-        .load()
-        .endpoints
-        .values()
-        .filter(|ep| permissions::level_of(&caller, ep).is_some())
-        .map(|ep| ep.name.clone())
-        .collect();
+    let snapshot = app.snapshot.load_full();
     let mut endpoints = Vec::new();
-    for e in app.store.list_endpoints().await?.into_iter().filter(|e| visible.contains(&e.name)) {
+    for e in app.store.list_endpoints().await? {
+        let Some(live) = snapshot.endpoints.get(&e.name).filter(|ep| permissions::level_of(&caller, ep).is_some())
+        else {
+            continue;
+        };
         let config = config_at(&app, &e, e.active_version.or(e.pending_version)).await?;
-        endpoints.push(render::summary(&e, config.as_ref()));
+        let mut summary = render::summary(&e, config.as_ref());
+        if live.unservable.is_some() {
+            summary.state.ready = "NOT_READY".into();
+        }
+        endpoints.push(summary);
     }
     Ok(Json(ListEndpointsResponse { endpoints }))
 }

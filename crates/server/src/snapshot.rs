@@ -90,6 +90,9 @@ pub struct LiveEndpoint {
     pub tag_map: BTreeMap<String, String>,
     /// The budget policy the endpoint names.
     pub budget_policy_id: Option<String>,
+    /// Why the endpoint must not serve even though a version is active: a stored policy (or the
+    /// active config) that does not parse. Serving without it would skip its guardrails or limits.
+    pub unservable: Option<String>,
 }
 
 /// Everything the request path needs, immutable.
@@ -195,6 +198,14 @@ impl Snapshot {
         let mut endpoints = HashMap::new();
         let mut secret_users: HashMap<SecretRef, Vec<(String, String)>> = HashMap::new();
         for e in store.list_endpoints().await? {
+            // A policy that does not parse closes the endpoint instead of vanishing.
+            let mut broken = Vec::new();
+            let ai_gateway: Option<AiGatewayConfig> =
+                stored_policy(&e.name, "ai_gateway", e.ai_gateway.as_deref(), &mut broken);
+            let legacy: Vec<modelgate_wire::RateLimit> =
+                stored_policy(&e.name, "rate_limits", e.rate_limits.as_deref(), &mut broken).unwrap_or_default();
+            let tag_list: Vec<modelgate_wire::EndpointTag> =
+                stored_policy(&e.name, "tags", Some(&e.tags), &mut broken).unwrap_or_default();
             let mut live = LiveEndpoint {
                 id: e.id.clone(),
                 name: e.name.clone(),
@@ -202,13 +213,14 @@ impl Snapshot {
                 task: e.task.clone(),
                 config_version: e.active_version,
                 entities: Vec::new(),
-                ai_gateway: e.ai_gateway.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+                ai_gateway,
                 grants: grants.remove(&e.id).unwrap_or_default(),
                 rate_limits: Vec::new(),
                 guardrails: None,
-                tags: tags_object(&e.tags),
-                tag_map: crate::budgets::tag_map(&e.tags),
+                tags: tags_object(&tag_list),
+                tag_map: tag_list.iter().map(|t| (t.key.clone(), t.value.clone().unwrap_or_default())).collect(),
                 budget_policy_id: e.budget_policy_id.clone(),
+                unservable: None,
             };
             live.guardrails = live
                 .ai_gateway
@@ -217,8 +229,6 @@ impl Snapshot {
                 .and_then(crate::guardrails::Policy::compile)
                 .map(Arc::new);
             live.rate_limits = live.ai_gateway.iter().flat_map(|g| g.rate_limits.iter().flatten().cloned()).collect();
-            let legacy: Vec<modelgate_wire::RateLimit> =
-                e.rate_limits.as_deref().and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
             live.rate_limits.extend(legacy.into_iter().map(|l| modelgate_wire::AiGatewayRateLimit {
                 renewal_period: l.renewal_period,
                 calls: Some(l.calls),
@@ -232,6 +242,9 @@ impl Snapshot {
                 };
                 let Ok(config) = configs::parse_stored(&record) else {
                     tracing::error!(endpoint = %e.name, version, "stored config does not parse; skipped");
+                    if Some(version) == e.active_version {
+                        broken.push(format!("its active config version {version} does not parse"));
+                    }
                     continue;
                 };
                 for (r, entity) in secret_refs(&config) {
@@ -240,6 +253,9 @@ impl Snapshot {
                 if Some(version) == e.active_version {
                     live.entities = live_entities(&record, config, cipher, &resolve, providers);
                 }
+            }
+            if !broken.is_empty() {
+                live.unservable = Some(broken.join("; "));
             }
             endpoints.insert(e.name.clone(), Arc::new(live));
         }
@@ -318,13 +334,32 @@ fn live_entities(
         .collect()
 }
 
+/// A stored policy field of an endpoint, parsed; one that does not parse is logged and added to
+/// `broken`, which keeps the endpoint from serving.
+fn stored_policy<T: serde::de::DeserializeOwned>(
+    endpoint: &str,
+    field: &str,
+    json: Option<&str>,
+    broken: &mut Vec<String>,
+) -> Option<T> {
+    match serde_json::from_str(json?) {
+        Ok(v) => Some(v),
+        Err(err) => {
+            tracing::error!(endpoint, field, error = %err, "stored policy does not parse; the endpoint refuses queries");
+            broken.push(format!("its stored {field} does not parse ({err})"));
+            None
+        }
+    }
+}
+
 /// `[{"key": "team", "value": "ml"}]` as `{"team": "ml"}`; `None` without tags.
-fn tags_object(tags: &str) -> Option<Arc<str>> {
-    let list: Vec<modelgate_wire::EndpointTag> = serde_json::from_str(tags).ok()?;
+fn tags_object(list: &[modelgate_wire::EndpointTag]) -> Option<Arc<str>> {
     if list.is_empty() {
         return None;
     }
-    let map: serde_json::Map<String, serde_json::Value> =
-        list.into_iter().map(|t| (t.key, t.value.map_or(serde_json::Value::Null, serde_json::Value::String))).collect();
+    let map: serde_json::Map<String, serde_json::Value> = list
+        .iter()
+        .map(|t| (t.key.clone(), t.value.clone().map_or(serde_json::Value::Null, serde_json::Value::String)))
+        .collect();
     Some(Arc::from(serde_json::Value::Object(map).to_string()))
 }
