@@ -1,9 +1,14 @@
-//! Stored configs: sealing plaintext credentials before storage, and reading them back.
+//! Stored configs: sealing plaintext credentials before storage, reading them back, and resolving
+//! an external model's credentials (references and sealed literals) into values.
 
+use std::collections::{BTreeMap, HashMap};
+
+use modelgate_core::SecretString;
 use modelgate_core::cipher::Cipher;
 use modelgate_core::credentials;
-use modelgate_store::ConfigRecord;
-use modelgate_wire::EndpointCoreConfigInput;
+use modelgate_core::secret_ref::{self, SecretRef};
+use modelgate_store::{ConfigRecord, Store, StoreError};
+use modelgate_wire::{EndpointCoreConfigInput, ExternalModel};
 
 use crate::error::ApiError;
 
@@ -54,4 +59,80 @@ pub fn public(mut config: EndpointCoreConfigInput) -> EndpointCoreConfigInput {
         }
     }
     config
+}
+
+/// Every stored secret: its text, or why it has none (it does not decrypt, or is not UTF-8).
+pub type SecretValues = HashMap<SecretRef, Result<SecretString, &'static str>>;
+
+/// Reads and decrypts every stored secret.
+pub async fn secret_values(store: &dyn Store, cipher: &Cipher) -> Result<SecretValues, StoreError> {
+    let mut out = HashMap::new();
+    for s in store.all_secrets().await? {
+        let value = match cipher.open(&secret_context(&s.scope, &s.key), &s.value) {
+            Err(_) => Err("does not decrypt with the master key"),
+            Ok(v) => String::from_utf8(v).map(SecretString::new).map_err(|_| "is not UTF-8 text"),
+        };
+        out.insert(SecretRef { scope: s.scope, key: s.key }, value);
+    }
+    Ok(out)
+}
+
+/// An external model's credentials resolved to values, keyed by reference field
+/// (`openai_config.openai_api_key`), and what kept any from resolving (naming fields and
+/// references, never values).
+pub struct ResolvedCredentials {
+    /// The values that resolved.
+    pub values: BTreeMap<&'static str, SecretString>,
+    /// One line per credential that did not.
+    pub problems: Vec<String>,
+}
+
+/// Resolves each credential of `model` (an entity of endpoint `endpoint_id`): a reference from
+/// `secrets`, if `may_read` allows it (else the refusal it gives); a sealed literal with the
+/// master key.
+pub fn resolve_credentials(
+    model: &ExternalModel,
+    endpoint_id: &str,
+    cipher: &Cipher,
+    secrets: &SecretValues,
+    may_read: &dyn Fn(&SecretRef, &str) -> Result<(), String>,
+) -> ResolvedCredentials {
+    let context = credential_context(endpoint_id);
+    let mut out = ResolvedCredentials { values: BTreeMap::new(), problems: Vec::new() };
+    for slot in credentials::slots(&mut model.clone()) {
+        let field = slot.reference_field;
+        let value = match (slot.reference.as_deref(), slot.plaintext.as_deref()) {
+            (Some(r), _) => match secret_ref::parse(r) {
+                Err(e) => Err(format!("external_model.{field}: {e}")),
+                Ok(sr) => match may_read(&sr, field).map(|()| secrets.get(&sr)) {
+                    Err(refused) => Err(refused),
+                    Ok(None) => Err(format!("secret {sr} referenced by external_model.{field} does not exist")),
+                    Ok(Some(Err(why))) => Err(format!("secret {sr} for external_model.{field} {why}")),
+                    Ok(Some(Ok(v))) => Ok(v.clone()),
+                },
+            },
+            (None, Some(sealed)) => cipher
+                .open_text(&context, sealed)
+                .map(SecretString::new)
+                .map_err(|_| format!("external_model.{} does not decrypt with the master key", slot.plaintext_field)),
+            (None, None) => continue,
+        };
+        match value {
+            Ok(v) => {
+                // A value that cannot be a key is reported, but kept: queries then fail saying why.
+                if field != "google_cloud_vertex_ai_config.private_key"
+                    && let Some(why) = crate::secrets::credential_problem(v.expose())
+                {
+                    let source = slot.reference.as_deref().unwrap_or(slot.plaintext_field);
+                    out.problems.push(format!(
+                        "the value of {source} for external_model.{field} {why}; a provider would refuse it \
+                         (or the request could not be sent): put it again without that"
+                    ));
+                }
+                out.values.insert(field, v);
+            }
+            Err(problem) => out.problems.push(problem),
+        }
+    }
+    out
 }

@@ -173,17 +173,18 @@ fn check_body(task: Task, body: &Body) -> ApiResult<()> {
     }
 }
 
-/// Picks a served entity at random in proportion to its traffic percentage.
-fn pick(entities: &[LiveEntity]) -> usize {
-    let total: i64 = entities.iter().map(|e| e.traffic_percentage.max(0)).sum();
+/// A position drawn at random in proportion to `weights` (negative counts as 0); the first when
+/// every weight is 0.
+fn weighted_pick(weights: &[i64]) -> usize {
+    let total: i64 = weights.iter().map(|w| (*w).max(0)).sum();
     if total <= 0 {
         return 0;
     }
     let mut ticket = fastrand::i64(0..total);
-    entities
+    weights
         .iter()
-        .position(|e| {
-            ticket -= e.traffic_percentage.max(0);
+        .position(|w| {
+            ticket -= (*w).max(0);
             ticket < 0
         })
         .unwrap_or(0)
@@ -193,20 +194,8 @@ fn pick(entities: &[LiveEntity]) -> usize {
 fn weighted_order(entities: &[LiveEntity], mut indices: Vec<usize>) -> Vec<usize> {
     let mut out = Vec::with_capacity(indices.len());
     while !indices.is_empty() {
-        let total: i64 = indices.iter().map(|i| entities[*i].weight.max(0)).sum();
-        let at = if total <= 0 {
-            0
-        } else {
-            let mut ticket = fastrand::i64(0..total);
-            indices
-                .iter()
-                .position(|i| {
-                    ticket -= entities[*i].weight.max(0);
-                    ticket < 0
-                })
-                .unwrap_or(0)
-        };
-        out.push(indices.remove(at));
+        let weights: Vec<i64> = indices.iter().map(|i| entities.get(*i).map_or(0, |e| e.weight)).collect();
+        out.push(indices.remove(weighted_pick(&weights)));
     }
     out
 }
@@ -228,7 +217,8 @@ fn plan(ep: &LiveEndpoint) -> (Vec<usize>, bool) {
         let order = tiers.into_values().flat_map(|tier| weighted_order(&ep.entities, tier)).collect();
         return (order, true);
     }
-    let first = pick(&ep.entities);
+    let shares: Vec<i64> = ep.entities.iter().map(|e| e.traffic_percentage).collect();
+    let first = weighted_pick(&shares);
     let fallback = ep.ai_gateway.as_ref().and_then(|g| g.fallback_config.as_ref()).is_some_and(|f| f.enabled);
     if fallback { ((0..n).map(|k| (first + k) % n).collect(), true) } else { (vec![first], false) }
 }
@@ -544,15 +534,28 @@ fn error_in_success(body: &[u8]) -> Option<&'static str> {
     }
 }
 
-fn error_event(message: &str) -> Bytes {
-    let payload = json!({"error": {"message": message, "type": "upstream_error", "code": "STREAM_FAILED"}});
-    Bytes::from(format!("data: {payload}\n\n"))
+/// Why a stream ends with an error event instead of `[DONE]`.
+enum StreamFailure {
+    /// The provider failed, broke off or went silent; the status is the class it counts as.
+    Upstream(u16, String),
+    /// A guardrail (or its judge) refused the answer.
+    Refused(ApiError),
 }
 
-/// The event that ends a stream a guardrail (or its judge) stopped.
-fn refusal_event(e: &ApiError) -> Bytes {
-    let payload = json!({"error": {"message": e.to_string(), "type": "guardrail", "code": e.status_and_code().1}});
-    Bytes::from(format!("data: {payload}\n\n"))
+impl StreamFailure {
+    /// Records the failure on `outbound` and returns the event that ends the stream.
+    fn end(self, outbound: &mut Outbound) -> Bytes {
+        let (status, code, kind, message) = match self {
+            StreamFailure::Upstream(status, message) => (status, "STREAM_FAILED", "upstream_error", message),
+            StreamFailure::Refused(e) => {
+                let (status, code) = e.status_and_code();
+                (status.as_u16(), code, "guardrail", e.to_string())
+            }
+        };
+        outbound.stream_failed(status, code);
+        let payload = json!({"error": {"message": message, "type": kind, "code": code}});
+        Bytes::from(format!("data: {payload}\n\n"))
+    }
 }
 
 type EventStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<RawEvent, String>> + Send>>;
@@ -582,16 +585,15 @@ fn stream_response(
             let next = tokio::time::timeout(idle, events.next()).await;
             let (items, at_end) = match next {
                 Err(_) => {
-                    outbound.stream_failed(504, "STREAM_FAILED");
-                    yield Ok::<Bytes, std::io::Error>(error_event(&format!(
-                        "the provider sent nothing for {}; the answer is incomplete", humantime::format_duration(idle))));
+                    let why = format!("the provider sent nothing for {}; the answer is incomplete", humantime::format_duration(idle));
+                    yield Ok::<Bytes, std::io::Error>(StreamFailure::Upstream(504, why).end(&mut outbound));
                     break;
                 }
                 Ok(None) => (translator.on_end(), true),
                 Ok(Some(Err(e))) => {
                     let reason = modelgate_providers::redact(&e.to_string(), &secrets);
-                    outbound.stream_failed(502, "STREAM_FAILED");
-                    yield Ok(error_event(&format!("the provider stream broke: {reason}; the answer is incomplete")));
+                    let why = format!("the provider stream broke: {reason}; the answer is incomplete");
+                    yield Ok(StreamFailure::Upstream(502, why).end(&mut outbound));
                     break;
                 }
                 Ok(Some(Ok(ev))) => (translator.on_event(&ev.event, &ev.data), false),
@@ -604,8 +606,7 @@ fn stream_response(
                             yield Ok(Bytes::from(format!("data: {c}\n\n")));
                         },
                         Err(e) => {
-                            outbound.stream_failed(e.status_and_code().0.as_u16(), e.status_and_code().1);
-                            yield Ok(refusal_event(&e));
+                            yield Ok(StreamFailure::Refused(e).end(&mut outbound));
                             finished = true;
                             break;
                         }
@@ -618,18 +619,15 @@ fn stream_response(
                                 }
                                 yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
                             }
-                            Err(e) => {
-                                outbound.stream_failed(e.status_and_code().0.as_u16(), e.status_and_code().1);
-                                yield Ok(refusal_event(&e));
-                            }
+                            Err(e) => yield Ok(StreamFailure::Refused(e).end(&mut outbound)),
                         }
                         finished = true;
                         break;
                     }
                     StreamItem::Usage(d) => outbound.usage_chunk(&d),
                     StreamItem::Error(m) => {
-                        outbound.stream_failed(502, "STREAM_FAILED");
-                        yield Ok(error_event(&modelgate_providers::redact(&m, &secrets)));
+                        let why = modelgate_providers::redact(&m, &secrets);
+                        yield Ok(StreamFailure::Upstream(502, why).end(&mut outbound));
                         finished = true;
                         break;
                     }
@@ -639,8 +637,8 @@ fn stream_response(
                 break;
             }
             if at_end {
-                outbound.stream_failed(502, "STREAM_FAILED");
-                yield Ok(error_event("the provider closed the stream before it finished; the answer is incomplete"));
+                let why = "the provider closed the stream before it finished; the answer is incomplete".to_string();
+                yield Ok(StreamFailure::Upstream(502, why).end(&mut outbound));
                 break;
             }
         }

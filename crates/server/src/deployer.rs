@@ -8,7 +8,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use modelgate_core::credentials;
 use modelgate_core::secret_ref;
 use modelgate_store::{ConfigRecord, DeployOutcome};
 use modelgate_wire::EndpointCoreConfigInput;
@@ -157,88 +156,27 @@ async fn check(app: &AppState, record: &ConfigRecord, config: &EndpointCoreConfi
     };
     let stamp = || humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     log.push(format!("{} deploying config version {}", stamp(), record.version));
-    let context = configs::credential_context(&record.endpoint_id);
+    let secrets = match configs::secret_values(app.store.as_ref(), &app.cipher).await {
+        Ok(s) => s,
+        Err(e) => return (false, format!("could not read the secrets: {e}\n")),
+    };
+    let may_read = |sr: &modelgate_core::secret_ref::SecretRef, field: &str| match &readable {
+        Some(scopes) if !scopes.contains(&sr.scope) => Err(format!(
+            "{} may not READ secret scope '{}', needed for {sr} in external_model.{field}",
+            record.creator, sr.scope
+        )),
+        _ => Ok(()),
+    };
 
     for entity in config.served_entities.iter().flatten() {
         let name = entity.name.as_deref().unwrap_or_default();
         let mut problems = Vec::new();
         match &entity.external_model {
             Some(model) => {
-                let mut resolved = modelgate_providers::Credentials::new();
-                for slot in credentials::slots(&mut model.clone()) {
-                    let value = if let Some(r) = slot.reference.as_deref() {
-                        match secret_ref::parse(r) {
-                            Ok(sr) if readable.as_ref().is_some_and(|s| !s.contains(&sr.scope)) => {
-                                problems.push(format!(
-                                    "{} may not READ secret scope '{}', needed for {sr} in external_model.{}",
-                                    record.creator, sr.scope, slot.reference_field
-                                ));
-                                None
-                            }
-                            Ok(sr) => match app.store.get_secret(&sr.scope, &sr.key).await {
-                                Ok(Some(s)) => {
-                                    let ctx = configs::secret_context(&s.scope, &s.key);
-                                    match app.cipher.open(&ctx, &s.value).map(String::from_utf8) {
-                                        Ok(Ok(v)) => Some(v),
-                                        Ok(Err(_)) => {
-                                            problems.push(format!(
-                                                "secret {sr} for external_model.{} is not UTF-8 text",
-                                                slot.reference_field
-                                            ));
-                                            None
-                                        }
-                                        Err(_) => {
-                                            problems.push(format!("secret {sr} for external_model.{} does not decrypt with the master key", slot.reference_field));
-                                            None
-                                        }
-                                    }
-                                }
-                                Ok(None) => {
-                                    problems.push(format!(
-                                        "secret {sr} referenced by external_model.{} does not exist",
-                                        slot.reference_field
-                                    ));
-                                    None
-                                }
-                                Err(e) => {
-                                    problems.push(format!("could not read secret {sr}: {e}"));
-                                    None
-                                }
-                            },
-                            Err(e) => {
-                                problems.push(format!("external_model.{}: {e}", slot.reference_field));
-                                None
-                            }
-                        }
-                    } else if let Some(sealed) = slot.plaintext.as_deref() {
-                        match app.cipher.open_text(&context, sealed) {
-                            Ok(v) => Some(v),
-                            Err(_) => {
-                                problems.push(format!(
-                                    "external_model.{} does not decrypt with the master key",
-                                    slot.plaintext_field
-                                ));
-                                None
-                            }
-                        }
-                    } else {
-                        None
-                    };
-                    if let Some(v) = &value
-                        && slot.reference_field != "google_cloud_vertex_ai_config.private_key"
-                        && let Some(why) = crate::secrets::credential_problem(v)
-                    {
-                        let source = slot.reference.as_deref().unwrap_or(slot.plaintext_field);
-                        problems.push(format!(
-                            "the value of {source} for external_model.{} {why}; a provider would refuse it \
-                             (or the request could not be sent): put it again without that",
-                            slot.reference_field
-                        ));
-                    }
-                    if let Some(v) = value {
-                        resolved.insert(slot.reference_field, modelgate_core::SecretString::new(v));
-                    }
-                }
+                let resolved =
+                    configs::resolve_credentials(model, &record.endpoint_id, &app.cipher, &secrets, &may_read);
+                problems.extend(resolved.problems);
+                let resolved = resolved.values;
                 // Building the adapter proves the provider config and credentials are usable
                 // (e.g. a Vertex AI key file parses); its message names no secret value.
                 if problems.is_empty()
@@ -248,7 +186,7 @@ async fn check(app: &AppState, record: &ConfigRecord, config: &EndpointCoreConfi
                 }
                 for (k, v) in entity.environment_vars.iter().flatten() {
                     if let Ok(sr) = secret_ref::parse(v)
-                        && !matches!(app.store.get_secret(&sr.scope, &sr.key).await, Ok(Some(_)))
+                        && !secrets.contains_key(&sr)
                     {
                         problems.push(format!("secret {sr} referenced by environment_vars.{k} does not exist"));
                     }

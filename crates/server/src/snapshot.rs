@@ -174,20 +174,10 @@ impl Snapshot {
         }
         let principal_names = principals.iter().map(|(id, p)| (id.clone(), p.name.clone())).collect();
 
-        let mut secrets: HashMap<SecretRef, Vec<u8>> = HashMap::new();
-        for s in store.all_secrets().await? {
-            let context = configs::secret_context(&s.scope, &s.key);
-            match cipher.open(&context, &s.value) {
-                Ok(v) => {
-                    secrets.insert(SecretRef { scope: s.scope, key: s.key }, v);
-                }
-                Err(_) => {
-                    tracing::warn!(scope = %s.scope, key = %s.key, "secret does not decrypt; skipped")
-                }
-            }
+        let secrets = configs::secret_values(store, cipher).await?;
+        for (r, why) in secrets.iter().filter_map(|(r, v)| v.as_ref().err().map(|why| (r, why))) {
+            tracing::warn!(secret = %r, "secret {why}; skipped");
         }
-        let resolve =
-            |r: &SecretRef| secrets.get(r).and_then(|v| String::from_utf8(v.clone()).ok()).map(SecretString::new);
 
         let mut grants: HashMap<String, Vec<(String, Level)>> = HashMap::new();
         for g in store.list_endpoint_permissions().await? {
@@ -251,7 +241,7 @@ impl Snapshot {
                     secret_users.entry(r).or_default().push((e.name.clone(), entity));
                 }
                 if Some(version) == e.active_version {
-                    live.entities = live_entities(&record, config, cipher, &resolve, providers);
+                    live.entities = live_entities(&record, config, cipher, &secrets, providers);
                 }
             }
             if !broken.is_empty() {
@@ -273,9 +263,11 @@ fn live_entities(
     record: &ConfigRecord,
     config: EndpointCoreConfigInput,
     cipher: &Cipher,
-    resolve: &dyn Fn(&SecretRef) -> Option<SecretString>,
+    secrets: &configs::SecretValues,
     providers: &Settings,
 ) -> Vec<LiveEntity> {
+    // Whether the config's author may read a scope was checked when it deployed.
+    let anyone = |_: &SecretRef, _: &str| Ok(());
     let traffic: HashMap<String, i64> = config
         .traffic_config
         .iter()
@@ -284,7 +276,6 @@ fn live_entities(
             r.served_entity_name.clone().or_else(|| r.served_model_name.clone()).map(|n| (n, r.traffic_percentage))
         })
         .collect();
-    let context = configs::credential_context(&record.endpoint_id);
     config
         .served_entities
         .unwrap_or_default()
@@ -294,16 +285,7 @@ fn live_entities(
             let name = e.name.unwrap_or_default();
             let mut credentials = BTreeMap::new();
             let external_model = e.external_model.map(|mut m| {
-                for slot in credentials::slots(&mut m) {
-                    let value = match (slot.reference.as_deref(), slot.plaintext.as_deref()) {
-                        (Some(r), _) => secret_ref::parse(r).ok().and_then(|r| resolve(&r)),
-                        (None, Some(sealed)) => cipher.open_text(&context, sealed).ok().map(SecretString::new),
-                        _ => None,
-                    };
-                    if let Some(v) = value {
-                        credentials.insert(slot.reference_field, v);
-                    }
-                }
+                credentials = configs::resolve_credentials(&m, &record.endpoint_id, cipher, secrets, &anyone).values;
                 credentials::strip_plaintext(&mut m);
                 m
             });
@@ -312,7 +294,7 @@ fn live_entities(
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|(k, v)| match secret_ref::parse(&v) {
-                    Ok(r) => resolve(&r).map(|s| (k, s)),
+                    Ok(r) => secrets.get(&r).and_then(|s| s.as_ref().ok()).map(|s| (k, s.clone())),
                     Err(_) => Some((k, SecretString::new(v))),
                 })
                 .collect();
