@@ -357,18 +357,18 @@ async fn serve(args: ServeArgs) -> ExitCode {
             base_urls: args.provider_base_urls.into_iter().collect(),
             ..Default::default()
         },
-        timeouts: modelgate_server::state::UpstreamTimeouts {
+        timeouts: modelgate_server::UpstreamTimeouts {
             connect: args.upstream_connect_timeout,
             first_byte: args.upstream_first_byte_timeout,
             idle: args.upstream_idle_timeout,
             total: args.upstream_timeout,
         },
-        breaker: modelgate_server::breaker::BreakerSettings {
+        breaker: modelgate_server::BreakerSettings {
             failures: args.breaker_failures.max(1),
             window: args.breaker_window,
             cooldown: args.breaker_cooldown,
         },
-        retries: modelgate_server::state::RetrySettings {
+        retries: modelgate_server::RetrySettings {
             retries: args.upstream_retries,
             backoff: args.retry_backoff,
             retry_after_cap: args.retry_after_cap,
@@ -376,7 +376,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         judge_endpoint: args.guardrail_judge_endpoint,
         price_table: args.price_table,
         alert_interval: args.alert_interval,
-        limits: modelgate_server::limits::Limits {
+        limits: modelgate_server::Limits {
             max_connections: args.max_connections.max(1),
             max_in_flight: args.max_in_flight.max(1),
             header_read_timeout: args.header_read_timeout,

@@ -121,7 +121,7 @@ pub fn resolve_credentials(
             Ok(v) => {
                 // A value that cannot be a key is reported, but kept: queries then fail saying why.
                 if field != "google_cloud_vertex_ai_config.private_key"
-                    && let Some(why) = crate::secrets::credential_problem(v.expose())
+                    && let Some(why) = crate::api::secrets::credential_problem(v.expose())
                 {
                     let source = slot.reference.as_deref().unwrap_or(slot.plaintext_field);
                     out.problems.push(format!(

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
-/// The request body, read once by [`crate::limits::read_body`] within the size and time limits.
+/// The request body, read once by [`crate::http::limits::read_body`] within the size and time limits.
 #[derive(Clone, Debug, Default)]
 pub struct RawBody(pub Bytes);
 

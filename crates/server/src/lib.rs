@@ -7,43 +7,26 @@
 //! rebuilt and swapped atomically; the [`deployer`] moves pending config versions to ready or
 //! failed in the background.
 
-pub mod alerts;
-pub mod alerts_api;
-pub mod audit;
-pub mod auth;
-pub mod batch;
-pub mod bootstrap;
-pub mod breaker;
-pub mod budgets;
-pub mod budgets_api;
-pub mod configs;
-pub mod counters;
-pub mod dataplane;
-pub mod deployer;
-pub mod endpoints;
-pub mod error;
-pub mod extract;
-pub mod guardrails;
-pub mod inference;
-pub mod limits;
-pub mod listener;
-pub mod metrics;
-pub mod observability;
-pub mod openapi;
-pub mod outbound;
-pub mod permissions;
-pub mod ratelimit;
-pub mod recent;
-pub mod render;
-pub mod routes;
-pub mod scim;
-pub mod secrets;
-pub mod snapshot;
-pub mod state;
-pub mod tokens;
-pub mod upstream;
-pub mod usage;
-pub mod usage_api;
+mod access;
+mod api;
+mod background;
+mod bootstrap;
+mod configs;
+mod egress;
+mod error;
+mod extract;
+mod gateway;
+mod http;
+mod policy;
+mod routes;
+mod settings;
+mod snapshot;
+mod state;
+mod telemetry;
+
+use background::{alerts, deployer};
+use http::{audit, listener};
+use telemetry::{inference, metrics, usage};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +39,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use bootstrap::StartError;
+pub use policy::breaker::BreakerSettings;
+pub use settings::{Limits, RetrySettings, UpstreamTimeouts};
 
 /// How to run a server.
 #[derive(Debug, Clone)]
@@ -73,11 +58,11 @@ pub struct ServerConfig {
     /// Provider settings (base-URL overrides).
     pub providers: modelgate_providers::Settings,
     /// Upstream time limits.
-    pub timeouts: state::UpstreamTimeouts,
+    pub timeouts: UpstreamTimeouts,
     /// Circuit-breaker tuning.
-    pub breaker: breaker::BreakerSettings,
+    pub breaker: BreakerSettings,
     /// Retry policy.
-    pub retries: state::RetrySettings,
+    pub retries: RetrySettings,
     /// The chat endpoint that judges `safety` and `valid_topics` guardrails.
     pub judge_endpoint: Option<String>,
     /// A price file overriding or extending the built-in price table.
@@ -85,7 +70,7 @@ pub struct ServerConfig {
     /// How often alert rules are evaluated.
     pub alert_interval: Duration,
     /// Connection, request and body limits.
-    pub limits: limits::Limits,
+    pub limits: Limits,
     /// Base URLs anyone may point an endpoint at (besides the providers' own hosts).
     pub outbound: modelgate_core::outbound::OutboundPolicy,
     /// How long audit records are kept.

@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use modelgate_core::SecretString;
 use modelgate_core::cipher::Cipher;
 use modelgate_core::credentials;
 use modelgate_core::permission::{Level, ScopePermission};
@@ -26,8 +25,6 @@ pub struct Principal {
     pub id: String,
     /// userName, or a service principal's applicationId (recorded as creator of what it makes).
     pub user_name: String,
-    /// `user` or `service_principal`.
-    pub kind: String,
     /// Member of the built-in admins group, directly or through nested groups.
     pub is_admin: bool,
     /// Names of every group the principal belongs to, directly or through nested groups.
@@ -47,10 +44,6 @@ pub struct LiveEntity {
     pub name: String,
     /// Provider config, plaintext credentials removed.
     pub external_model: Option<ExternalModel>,
-    /// Resolved credentials keyed by reference field path (e.g. `openai_config.openai_api_key`).
-    pub credentials: BTreeMap<&'static str, SecretString>,
-    /// Resolved environment variables.
-    pub environment: BTreeMap<String, SecretString>,
     /// Share of traffic, 0 to 100.
     pub traffic_percentage: i64,
     /// The provider adapter, or why the entity cannot serve.
@@ -83,7 +76,7 @@ pub struct LiveEndpoint {
     /// Rate limits: `ai_gateway.rate_limits` plus the legacy `rate_limits`.
     pub rate_limits: Vec<modelgate_wire::AiGatewayRateLimit>,
     /// Compiled `ai_gateway.guardrails`, when any is on.
-    pub guardrails: Option<Arc<crate::guardrails::Policy>>,
+    pub guardrails: Option<Arc<crate::policy::guardrails::Policy>>,
     /// The endpoint's tags as a JSON object (`{"team": "ml"}`), for usage records.
     pub tags: Option<Arc<str>>,
     /// The same tags as a map, for budget scopes.
@@ -164,7 +157,6 @@ impl Snapshot {
                 group_ids: Arc::new(group_ids),
                 id: p.id.clone(),
                 user_name: p.name.clone(),
-                kind: p.kind.clone(),
                 is_admin: groups.contains(crate::bootstrap::ADMINS_GROUP),
                 groups: Arc::new(groups),
                 token_id: t.token_id,
@@ -216,7 +208,7 @@ impl Snapshot {
                 .ai_gateway
                 .as_ref()
                 .and_then(|g| g.guardrails.as_ref())
-                .and_then(crate::guardrails::Policy::compile)
+                .and_then(crate::policy::guardrails::Policy::compile)
                 .map(Arc::new);
             live.rate_limits = live.ai_gateway.iter().flat_map(|g| g.rate_limits.iter().flatten().cloned()).collect();
             live.rate_limits.extend(legacy.into_iter().map(|l| modelgate_wire::AiGatewayRateLimit {
@@ -283,24 +275,16 @@ fn live_entities(
         .map(|e| {
             let (priority, weight) = (e.priority, e.weight.unwrap_or(1));
             let name = e.name.unwrap_or_default();
-            let mut credentials = BTreeMap::new();
             let external_model = e.external_model.map(|mut m| {
-                credentials = configs::resolve_credentials(&m, &record.endpoint_id, cipher, secrets, &anyone).values;
+                let credentials =
+                    configs::resolve_credentials(&m, &record.endpoint_id, cipher, secrets, &anyone).values;
+                let adapter = modelgate_providers::build(&m, &credentials, providers);
                 credentials::strip_plaintext(&mut m);
-                m
+                (m, adapter)
             });
-            let environment = e
-                .environment_vars
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(k, v)| match secret_ref::parse(&v) {
-                    Ok(r) => secrets.get(&r).and_then(|s| s.as_ref().ok()).map(|s| (k, s.clone())),
-                    Err(_) => Some((k, SecretString::new(v))),
-                })
-                .collect();
-            let adapter = match &external_model {
-                Some(m) => modelgate_providers::build(m, &credentials, providers),
-                None => Err("this served entity is not an external model".to_string()),
+            let (external_model, adapter) = match external_model {
+                Some((m, adapter)) => (Some(m), adapter),
+                None => (None, Err("this served entity is not an external model".to_string())),
             };
             LiveEntity {
                 adapter,
@@ -309,8 +293,6 @@ fn live_entities(
                 traffic_percentage: traffic.get(&name).copied().unwrap_or(0),
                 name,
                 external_model,
-                credentials,
-                environment,
             }
         })
         .collect()

@@ -3,16 +3,15 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use std::time::Duration;
-
 use arc_swap::ArcSwap;
 use modelgate_core::cipher::Cipher;
 use modelgate_providers::Settings;
 use modelgate_store::Store;
 
-use crate::breaker::Breakers;
-use crate::deployer::DeployQueue;
+use crate::background::deployer::DeployQueue;
 use crate::error::ApiError;
+use crate::policy::breaker::Breakers;
+use crate::settings::{Limits, RetrySettings, UpstreamTimeouts};
 use crate::snapshot::Snapshot;
 
 /// Everything handlers share. One `Arc`: axum clones the state for every extractor of every
@@ -56,77 +55,35 @@ pub struct Shared {
     /// Retry policy.
     pub retries: RetrySettings,
     /// Rate-limit counters.
-    pub counters: Arc<dyn crate::counters::Counters>,
+    pub counters: Arc<dyn crate::policy::counters::Counters>,
     /// The chat endpoint that judges `safety` and `valid_topics` guardrails.
     pub judge_endpoint: Option<String>,
     /// Prometheus metrics.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::telemetry::metrics::Metrics>,
     /// Usage records: pricing, the writer, the database.
-    pub usage: Arc<crate::usage::UsageSink>,
+    pub usage: Arc<crate::telemetry::usage::UsageSink>,
     /// Inference-table payloads: the writer, the database.
-    pub inference: Arc<crate::inference::InferenceSink>,
+    pub inference: Arc<crate::telemetry::inference::InferenceSink>,
     /// Budget policies and their spend.
-    pub budgets: Arc<crate::budgets::Budgets>,
+    pub budgets: Arc<crate::policy::budgets::Budgets>,
     /// Firing and resolved alerts.
-    pub alerts: Arc<crate::alerts::AlertState>,
+    pub alerts: Arc<crate::background::alerts::AlertState>,
     /// Resource limits.
-    pub limits: crate::limits::Limits,
+    pub limits: Limits,
     /// The in-flight and body limits, as middleware state.
-    pub gate: crate::limits::Gate,
+    pub gate: crate::http::limits::Gate,
     /// Which base URLs anyone may use; others need the custom base URL right.
     pub outbound: modelgate_core::outbound::OutboundPolicy,
     /// How many denied requests the audit log still takes this minute.
-    pub audit_denials: crate::audit::DenialLimiter,
-}
-
-/// Retries of a failed upstream call (429, 5xx, timeout, connection error) on the same entity,
-/// used when the endpoint has nowhere to fail over to.
-#[derive(Debug, Clone, Copy)]
-pub struct RetrySettings {
-    /// Extra attempts after the first.
-    pub retries: u32,
-    /// First back-off; doubles each attempt, with full jitter.
-    pub backoff: Duration,
-    /// Longest `Retry-After` honoured; a longer one is passed to the client instead.
-    pub retry_after_cap: Duration,
-}
-
-impl Default for RetrySettings {
-    fn default() -> Self {
-        Self { retries: 2, backoff: Duration::from_millis(200), retry_after_cap: Duration::from_secs(5) }
-    }
-}
-
-/// Time limits for upstream calls.
-#[derive(Debug, Clone, Copy)]
-pub struct UpstreamTimeouts {
-    /// Establishing the TCP/TLS connection.
-    pub connect: Duration,
-    /// From sending the request to the response headers.
-    pub first_byte: Duration,
-    /// Longest silence between two stream events.
-    pub idle: Duration,
-    /// Whole request, body included (streams too).
-    pub total: Duration,
-}
-
-impl Default for UpstreamTimeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(10),
-            first_byte: Duration::from_secs(120),
-            idle: Duration::from_secs(60),
-            total: Duration::from_secs(600),
-        }
-    }
+    pub audit_denials: crate::http::audit::DenialLimiter,
 }
 
 /// Where finished queries leave their records.
 pub struct Sinks {
     /// Usage records.
-    pub usage: Arc<crate::usage::UsageSink>,
+    pub usage: Arc<crate::telemetry::usage::UsageSink>,
     /// Inference-table payloads.
-    pub inference: Arc<crate::inference::InferenceSink>,
+    pub inference: Arc<crate::telemetry::inference::InferenceSink>,
 }
 
 impl AppState {
@@ -142,7 +99,7 @@ impl AppState {
     ) -> Result<Self, reqwest::Error> {
         let Sinks { usage, inference } = sinks;
         let timeouts = config.timeouts;
-        let http = crate::upstream::client(timeouts.connect)?;
+        let http = crate::egress::client(timeouts.connect)?;
         let metrics = usage.metrics.clone();
         Ok(AppState(Arc::new(Shared {
             store,
@@ -157,17 +114,17 @@ impl AppState {
             timeouts,
             breakers: Arc::new(Breakers::new(config.breaker)),
             retries: config.retries,
-            counters: Arc::new(crate::counters::LocalCounters::default()),
+            counters: Arc::new(crate::policy::counters::LocalCounters::default()),
             judge_endpoint: config.judge_endpoint.clone(),
             metrics: metrics.clone(),
             usage,
             inference,
-            budgets: Arc::new(crate::budgets::Budgets::default()),
-            alerts: Arc::new(crate::alerts::AlertState::default()),
+            budgets: Arc::new(crate::policy::budgets::Budgets::default()),
+            alerts: Arc::new(crate::background::alerts::AlertState::default()),
             limits: config.limits,
-            gate: crate::limits::Gate::new(config.limits, metrics),
+            gate: crate::http::limits::Gate::new(config.limits, metrics),
             outbound: config.outbound.clone(),
-            audit_denials: crate::audit::DenialLimiter::default(),
+            audit_denials: crate::http::audit::DenialLimiter::default(),
         })))
     }
 

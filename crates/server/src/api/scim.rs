@@ -18,7 +18,7 @@ use modelgate_wire::scim::*;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::require_admin;
+use crate::access::require_admin;
 use crate::bootstrap::{ADMINS_GROUP, CUSTOM_BASE_URLS_GROUP, USERS_GROUP};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};

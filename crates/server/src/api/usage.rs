@@ -10,7 +10,7 @@ use modelgate_store::{Bucket, Dimension, ReportQuery};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::auth::require_admin;
+use crate::access::require_admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::snapshot::Principal;
@@ -73,7 +73,7 @@ pub async fn report(
         let snap = app.snapshot.load();
         snap.endpoints
             .values()
-            .filter(|ep| crate::permissions::level_of(&caller, ep).is_some_and(|l| l >= Level::CanManage))
+            .filter(|ep| crate::access::level_of(&caller, ep).is_some_and(|l| l >= Level::CanManage))
             .map(|ep| ep.name.clone())
             .collect::<Vec<_>>()
     });

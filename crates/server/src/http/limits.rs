@@ -1,13 +1,12 @@
 //! Bounds on what clients and upstreams can make the server hold: connections, requests in
 //! flight, request bodies (size and time to arrive), upstream answers. Past a bound the server
 //! answers at once (503, 408, 413 or 502, always a JSON error body) instead of queueing or
-//! buffering without end. The listener ([`crate::listener`]) applies the connection bound, the
+//! buffering without end. The listener ([`crate::http::listener`]) applies the connection bound, the
 //! header timeout and the in-flight bound ([`Gate::admit`]) before a request reaches the router.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -19,47 +18,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 use crate::extract::RawBody;
-use crate::metrics::Metrics;
-
-/// The server's resource limits; every one is a `modelgate serve` flag (see docs/server.md).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Open client connections; more are answered 503 and closed.
-    pub max_connections: usize,
-    /// Requests being handled or streaming their answer; more are answered 503.
-    pub max_in_flight: usize,
-    /// Time for a client to send a request's headers (and, between requests, the longest idle
-    /// keep-alive).
-    pub header_read_timeout: Duration,
-    /// Time for a client to send a whole request body.
-    pub body_read_timeout: Duration,
-    /// Largest request body, in bytes.
-    pub max_request_body: usize,
-    /// Largest non-streamed upstream answer, in bytes; beyond it the query fails with a 502.
-    pub max_upstream_body: usize,
-    /// Largest single event of a streamed upstream answer, in bytes.
-    pub max_stream_event: usize,
-    /// Largest upstream error body read for its message; the rest is discarded.
-    pub max_upstream_error_body: usize,
-    /// On shutdown, how long open requests may finish before their connections are closed.
-    pub drain_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_connections: 4096,
-            max_in_flight: 1024,
-            header_read_timeout: Duration::from_secs(30),
-            body_read_timeout: Duration::from_secs(30),
-            max_request_body: 4 * 1024 * 1024,
-            max_upstream_body: 32 * 1024 * 1024,
-            max_stream_event: 1024 * 1024,
-            max_upstream_error_body: 64 * 1024,
-            drain_timeout: Duration::from_secs(30),
-        }
-    }
-}
+use crate::settings::Limits;
+use crate::telemetry::metrics::Metrics;
 
 /// State of the request-level limit layers.
 #[derive(Clone)]

@@ -14,12 +14,12 @@ use modelgate_store::{ConfigRecord, EndpointMutation, EndpointRecord, StoreError
 use modelgate_wire::*;
 use serde_json::json;
 
+use crate::access;
+use crate::api::openapi;
+use crate::api::render;
 use crate::configs;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
-use crate::openapi;
-use crate::permissions;
-use crate::render;
 use crate::snapshot::Principal;
 use crate::state::AppState;
 
@@ -32,9 +32,9 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 /// Guardrails that need a judge cannot be switched on when the server has none. (A new endpoint's
 /// guardrails are checked by its deployment instead, which fails with a build-log line.)
 fn require_judge(app: &AppState, g: &AiGatewayConfig) -> ApiResult<()> {
-    let fields = g.guardrails.as_ref().map(crate::guardrails::judge_fields).unwrap_or_default();
+    let fields = g.guardrails.as_ref().map(crate::policy::guardrails::judge_fields).unwrap_or_default();
     if app.judge_endpoint.is_none() && !fields.is_empty() {
-        return Err(ApiError::invalid(&fields[0], crate::guardrails::no_judge_message(&fields)));
+        return Err(ApiError::invalid(&fields[0], crate::policy::guardrails::no_judge_message(&fields)));
     }
     Ok(())
 }
@@ -102,7 +102,7 @@ async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> Api
     let active = config_at(app, e, e.active_version).await?;
     let pending = config_at(app, e, e.pending_version).await?;
     let live = app.snapshot.load().endpoints.get(&e.name).cloned();
-    let level = live.as_ref().and_then(|ep| permissions::level_of(caller, ep));
+    let level = live.as_ref().and_then(|ep| access::level_of(caller, ep));
     let mut out = render::detailed(e, active.as_ref(), pending.as_ref(), level)?;
     // A policy that does not parse keeps the endpoint from serving; say so where people look.
     if let Some(why) = live.as_ref().and_then(|ep| ep.unservable.as_ref()) {
@@ -118,14 +118,14 @@ async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> Api
     for entity in out.config.iter_mut().flat_map(|c| c.served_entities.iter_mut().flatten()) {
         let name = entity.spec.name.clone().unwrap_or_default();
         let note = match app.breakers.status(&e.id, &name, now) {
-            crate::breaker::Status::Open(d) => Some(format!(
+            crate::policy::breaker::Status::Open(d) => Some(format!(
                 "Circuit breaker open for another {}s after repeated upstream failures; traffic goes to other entities.",
                 d.as_secs().max(1)
             )),
-            crate::breaker::Status::HalfOpen => {
+            crate::policy::breaker::Status::HalfOpen => {
                 Some("Circuit breaker half-open: the next request probes the upstream.".to_string())
             }
-            crate::breaker::Status::Closed => None,
+            crate::policy::breaker::Status::Closed => None,
         };
         if let (Some(note), Some(state)) = (note, entity.state.as_mut()) {
             state.deployment_state_message = Some(note);
@@ -136,7 +136,7 @@ async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> Api
 
 /// Checks the caller's level on `name`, then loads the endpoint from the store.
 async fn load_as(app: &AppState, caller: &Principal, name: &str, needed: Level) -> ApiResult<EndpointRecord> {
-    permissions::require(app, caller, name, needed)?;
+    access::require(app, caller, name, needed)?;
     load(app, name).await
 }
 
@@ -158,7 +158,7 @@ pub async fn create(
     if let Some(g) = &req.ai_gateway {
         validate::ai_gateway(g, "ai_gateway")?;
     }
-    crate::budgets_api::check_reference(&app, req.budget_policy_id.as_deref())?;
+    crate::api::budgets::check_reference(&app, req.budget_policy_id.as_deref())?;
     if let Some(r) = &req.rate_limits {
         validate::legacy_rate_limits(r, "rate_limits")?;
     }
@@ -201,7 +201,7 @@ pub async fn create(
     };
     app.store.create_endpoint(&endpoint, &record, &caller.id).await?;
     app.refresh().await?;
-    crate::budgets_api::after_create(&app, endpoint.budget_policy_id.as_deref()).await?;
+    crate::api::budgets::after_create(&app, endpoint.budget_policy_id.as_deref()).await?;
     // Rendered from what was just written, so the reply shows IN_PROGRESS even if the deployer
     // finishes before the response is serialised.
     let body = render::detailed(&endpoint, None, Some(&record), Some(Level::CanManage))?;
@@ -215,8 +215,7 @@ pub async fn list(State(app): State<AppState>, Extension(caller): Caller) -> Api
     let snapshot = app.snapshot.load_full();
     let mut endpoints = Vec::new();
     for e in app.store.list_endpoints().await? {
-        let Some(live) = snapshot.endpoints.get(&e.name).filter(|ep| permissions::level_of(&caller, ep).is_some())
-        else {
+        let Some(live) = snapshot.endpoints.get(&e.name).filter(|ep| access::level_of(&caller, ep).is_some()) else {
             continue;
         };
         let config = config_at(&app, &e, e.active_version.or(e.pending_version)).await?;
@@ -385,7 +384,7 @@ async fn mutate(
     name: &str,
     f: impl FnOnce(&mut EndpointRecord) -> Result<(), StoreError> + Send + 'static,
 ) -> ApiResult<EndpointRecord> {
-    permissions::require(app, caller, name, Level::CanManage)?;
+    access::require(app, caller, name, Level::CanManage)?;
     let e = app
         .store
         .update_endpoint(

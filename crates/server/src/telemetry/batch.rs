@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use modelgate_store::StoreError;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 /// Records a queue holds before dropping.
 pub const QUEUE_CAPACITY: usize = 65_536;

@@ -13,38 +13,12 @@ use modelgate_core::permission::Level;
 use modelgate_store::{EndpointPermissionRecord, principal_kind};
 use modelgate_wire::permissions::*;
 
+use crate::access::{level_of, not_found, require};
 use crate::bootstrap::ADMINS_GROUP;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 use crate::snapshot::{LiveEndpoint, Principal};
 use crate::state::AppState;
-
-/// The caller's effective level on `ep`, if any.
-pub fn level_of(caller: &Principal, ep: &LiveEndpoint) -> Option<Level> {
-    if caller.is_admin {
-        return Some(Level::CanManage);
-    }
-    ep.grants.iter().filter(|(who, _)| *who == caller.id || caller.group_ids.contains(who)).map(|(_, l)| *l).max()
-}
-
-fn not_found(name: &str) -> ApiError {
-    ApiError::NotFound(format!("Endpoint with name '{name}' does not exist."))
-}
-
-/// The endpoint named `name` if the caller has at least `needed` on it: 404 when the caller cannot
-/// even view it (or it does not exist), 403 naming the missing level otherwise.
-pub fn require(app: &AppState, caller: &Principal, name: &str, needed: Level) -> ApiResult<Arc<LiveEndpoint>> {
-    let ep = app.snapshot.load().endpoints.get(name).cloned().ok_or_else(|| not_found(name))?;
-    match level_of(caller, &ep) {
-        None => Err(not_found(name)),
-        Some(l) if l >= needed => Ok(ep),
-        Some(l) => Err(ApiError::PermissionDenied(format!(
-            "{} on endpoint '{name}' is required; you have {}.",
-            needed.as_str(),
-            l.as_str()
-        ))),
-    }
-}
 
 /// Finds an endpoint by id (as the Permissions API addresses it) or, for convenience, by name.
 fn by_id_or_name(app: &AppState, key: &str) -> Option<Arc<LiveEndpoint>> {

@@ -16,9 +16,9 @@ use modelgate_store::{InferenceDb, PayloadRecord, StoreError};
 use modelgate_wire::InferenceTableConfig;
 use serde_json::{Map, Value};
 
-use crate::batch::{BatchTarget, BatchWriter};
-use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::telemetry::batch::{BatchTarget, BatchWriter};
+use crate::telemetry::metrics::Metrics;
 
 /// Default size cap of a logged request or response.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
@@ -222,11 +222,11 @@ pub async fn table(
     crate::extract::ApiQuery(p): crate::extract::ApiQuery<TableParams>,
 ) -> crate::error::ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    crate::permissions::require(&app, &caller, &name, modelgate_core::permission::Level::CanManage)?;
+    crate::access::require(&app, &caller, &name, modelgate_core::permission::Level::CanManage)?;
     let now = modelgate_core::now_ms();
-    let until = p.until.as_deref().map(|s| crate::usage_api::parse_time("until", s)).transpose()?.unwrap_or(now + 1);
+    let until = p.until.as_deref().map(|s| crate::api::usage::parse_time("until", s)).transpose()?.unwrap_or(now + 1);
     let since =
-        p.since.as_deref().map(|s| crate::usage_api::parse_time("since", s)).transpose()?.unwrap_or(now - 3_600_000);
+        p.since.as_deref().map(|s| crate::api::usage::parse_time("since", s)).transpose()?.unwrap_or(now - 3_600_000);
     let query = modelgate_store::PayloadQuery {
         endpoint: name,
         since,

@@ -72,11 +72,6 @@ pub async fn log_requests(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Requires the caller to be an admin.
-pub fn require_admin(p: &Principal, what: &str) -> Result<(), ApiError> {
-    if p.is_admin { Ok(()) } else { Err(ApiError::PermissionDenied(format!("Only admins may {what}."))) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::bearer_token;

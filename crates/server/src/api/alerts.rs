@@ -9,8 +9,8 @@ use modelgate_store::Document;
 use modelgate_wire::{AlertDestination, AlertDestinationInput, AlertRule, AlertRuleInput, ListAlerts};
 use serde_json::{Value, json};
 
-use crate::alerts::{self, DESTINATION_KIND, RULE_KIND};
-use crate::auth::require_admin;
+use crate::access::require_admin;
+use crate::background::alerts::{self, DESTINATION_KIND, RULE_KIND};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 use crate::snapshot::Principal;

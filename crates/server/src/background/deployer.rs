@@ -105,8 +105,9 @@ async fn needs_missing_judge(app: &AppState, endpoint_id: &str) -> Result<Option
     let Some(e) = app.store.get_endpoint_by_id(endpoint_id).await? else { return Ok(None) };
     let gateway: Option<modelgate_wire::AiGatewayConfig> =
         e.ai_gateway.as_deref().and_then(|j| serde_json::from_str(j).ok());
-    let fields = gateway.and_then(|g| g.guardrails).map(|g| crate::guardrails::judge_fields(&g)).unwrap_or_default();
-    Ok((!fields.is_empty()).then(|| format!("ai_gateway.{}", crate::guardrails::no_judge_message(&fields))))
+    let fields =
+        gateway.and_then(|g| g.guardrails).map(|g| crate::policy::guardrails::judge_fields(&g)).unwrap_or_default();
+    Ok((!fields.is_empty()).then(|| format!("ai_gateway.{}", crate::policy::guardrails::no_judge_message(&fields))))
 }
 
 fn task_of(config: &EndpointCoreConfigInput) -> Option<String> {

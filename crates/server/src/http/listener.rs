@@ -20,8 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
-use crate::limits::{self, Gate};
-use crate::metrics::Metrics;
+use crate::http::limits::{self, Gate};
+use crate::telemetry::metrics::Metrics;
 
 /// Serves `router` on `listener` until `stop` turns true, then drains.
 pub async fn serve(

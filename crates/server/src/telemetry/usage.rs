@@ -1,8 +1,8 @@
 //! Usage records: built when a query finishes, priced, and queued for the usage writer
-//! ([`crate::batch`]), which writes them in batches to the usage database.
+//! ([`crate::telemetry::batch`]), which writes them in batches to the usage database.
 //!
 //! What a crash can lose: records queued but not yet committed, at most
-//! [`QUEUE_CAPACITY`](crate::batch::QUEUE_CAPACITY) plus one batch; under normal load the writer
+//! [`QUEUE_CAPACITY`](crate::telemetry::batch::QUEUE_CAPACITY) plus one batch; under normal load the writer
 //! keeps up within milliseconds. A clean shutdown writes everything.
 
 use std::sync::Arc;
@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use modelgate_core::pricing::{PriceTable, Tokens};
 use modelgate_store::{StoreError, UsageDb, UsageRecord};
 
-use crate::batch::{BatchTarget, BatchWriter};
-use crate::metrics::Metrics;
+use crate::telemetry::batch::{BatchTarget, BatchWriter};
+use crate::telemetry::metrics::Metrics;
 
 #[async_trait]
 impl BatchTarget<UsageRecord> for UsageDb {

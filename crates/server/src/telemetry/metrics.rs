@@ -16,9 +16,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::breaker::{Breakers, Status};
-use crate::recent::Recent;
+use crate::policy::breaker::{Breakers, Status};
 use crate::snapshot::Snapshot;
+use crate::telemetry::recent::Recent;
 
 /// Content type of the exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -214,7 +214,7 @@ impl Metrics {
         }
         drop((e4, e5));
         // A client that hung up (499) is not an error of the endpoint's.
-        let failed = status >= 400 && status != crate::outbound::CLIENT_CLOSED;
+        let failed = status >= 400 && status != crate::gateway::settlement::CLIENT_CLOSED;
         self.recent.observe(&labels.endpoint_name, failed, o.latency_ms);
         self.latency.get_or_create(labels).observe(o.latency_ms);
         if let Some(t) = o.ttft_ms {

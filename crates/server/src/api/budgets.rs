@@ -10,10 +10,10 @@ use modelgate_store::Document;
 use modelgate_wire::{BudgetPolicy, BudgetPolicyInput, ListBudgetPolicies, SetBudgetPolicy};
 use serde_json::{Value, json};
 
-use crate::auth::require_admin;
-use crate::budgets::{KIND, validate};
+use crate::access::require_admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
+use crate::policy::budgets::{KIND, validate};
 use crate::snapshot::Principal;
 use crate::state::AppState;
 
@@ -120,7 +120,7 @@ pub async fn set_for_endpoint(
         return Err(ApiError::invalid("budget_policy_id", format!("there is no budget policy '{id}'")));
     }
     let id = body.budget_policy_id.clone();
-    crate::endpoints::set_budget_policy(&app, &caller, &name, id).await?;
+    crate::api::endpoints::set_budget_policy(&app, &caller, &name, id).await?;
     reload(&app).await?;
     Ok(Json(body))
 }

@@ -24,7 +24,7 @@ use modelgate_store::{AuditQuery, AuditRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::auth::require_admin;
+use crate::access::require_admin;
 use crate::error::{ApiResult, ErrorCode};
 use crate::extract::{ApiQuery, RawBody};
 use crate::snapshot::Principal;

@@ -14,10 +14,10 @@ use modelgate_store::{Document, Store};
 use modelgate_wire::{Alert, AlertDestination, AlertDestinationInput, AlertRule, AlertRuleInput, ListAlerts};
 use serde_json::{Value, json};
 
-use crate::breaker::Status;
 use crate::error::ApiError;
-use crate::recent::{History, Totals};
+use crate::policy::breaker::Status;
 use crate::state::AppState;
+use crate::telemetry::recent::{History, Totals};
 
 /// Document kind of rules.
 pub const RULE_KIND: &str = "alert_rule";
@@ -314,7 +314,7 @@ async fn evaluate(app: &AppState) -> Result<(Vec<(AlertRule, Alert)>, Vec<(Alert
                 for p in app.budgets.list(&snapshot) {
                     let Some(spend) = &p.spend else { continue };
                     let thresholds =
-                        p.input.alert_thresholds.clone().unwrap_or(crate::budgets::DEFAULT_THRESHOLDS.to_vec());
+                        p.input.alert_thresholds.clone().unwrap_or(crate::policy::budgets::DEFAULT_THRESHOLDS.to_vec());
                     for t in thresholds.into_iter().filter(|t| spend.percent >= *t) {
                         found.push((rule.clone(), Finding {
                             id: id("", &format!("{}:{t}", p.policy_id)),
@@ -334,7 +334,8 @@ async fn evaluate(app: &AppState) -> Result<(Vec<(AlertRule, Alert)>, Vec<(Alert
                 let threshold = r.threshold.unwrap_or(0.9);
                 let secs = (now / 1000) as u64;
                 for ep in &endpoints {
-                    for (what, used, limit) in crate::ratelimit::endpoint_usage(app.counters.as_ref(), ep, secs) {
+                    for (what, used, limit) in crate::policy::ratelimit::endpoint_usage(app.counters.as_ref(), ep, secs)
+                    {
                         let value = if limit == 0 { 1.0 } else { used as f64 / limit as f64 };
                         if value > threshold {
                             found.push((rule.clone(), Finding {

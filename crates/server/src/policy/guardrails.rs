@@ -145,7 +145,7 @@ impl Judge {
             "temperature": 0, "max_tokens": 30,
         });
         let Value::Object(body) = body else { unreachable!("a JSON object literal") };
-        let answer = crate::dataplane::ask(&self.app, &self.endpoint, body).await.map_err(|e| {
+        let answer = crate::gateway::ask(&self.app, &self.endpoint, body).await.map_err(|e| {
             ApiError::Unavailable(format!("The guardrail judge endpoint '{}' failed: {e}", self.endpoint))
         })?;
         let content = answer["choices"][0]["message"]["content"].as_str().unwrap_or_default();

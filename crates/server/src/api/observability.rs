@@ -11,9 +11,9 @@ use modelgate_core::permission::Level;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiPath;
-use crate::metrics::CONTENT_TYPE;
 use crate::snapshot::Principal;
 use crate::state::AppState;
+use crate::telemetry::metrics::CONTENT_TYPE;
 
 /// `GET /metrics`: every series of the server.
 pub async fn server_metrics(
@@ -35,7 +35,7 @@ pub async fn endpoint_metrics(
     Extension(caller): Extension<Arc<Principal>>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Response> {
-    crate::permissions::require(&app, &caller, &name, Level::CanView)?;
+    crate::access::require(&app, &caller, &name, Level::CanView)?;
     let text = app.metrics.render_endpoint(&app.snapshot.load(), &app.breakers, &name);
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }
@@ -48,7 +48,7 @@ pub async fn endpoint_summary(
     Extension(caller): Extension<Arc<Principal>>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
-    crate::permissions::require(&app, &caller, &name, Level::CanView)?;
+    crate::access::require(&app, &caller, &name, Level::CanView)?;
     app.usage.flush().await;
     let now = modelgate_core::now_ms();
     let mut windows = Vec::new();

@@ -16,8 +16,8 @@ use modelgate_providers::tokens;
 use modelgate_wire::AiGatewayRateLimit;
 use serde_json::Value;
 
-use crate::counters::{Counters, Want};
 use crate::error::ApiError;
+use crate::policy::counters::{Counters, Want};
 use crate::snapshot::{LiveEndpoint, Principal};
 
 /// Output tokens reserved for a request that sets no `max_tokens`.

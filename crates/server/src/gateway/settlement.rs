@@ -15,16 +15,16 @@ use axum::body::Bytes;
 use modelgate_providers::tokens;
 use serde_json::Value;
 
-use crate::budgets::Budgets;
-use crate::counters::Counters;
 use crate::error::ApiError;
-use crate::guardrails::OutputGuard;
-use crate::inference::{Capture, InferenceSink};
-use crate::metrics::{EntityLabels, Metrics, Observation};
-use crate::ratelimit::Admission;
+use crate::policy::budgets::Budgets;
+use crate::policy::counters::Counters;
+use crate::policy::guardrails::OutputGuard;
+use crate::policy::ratelimit::Admission;
 use crate::snapshot::{LiveEndpoint, LiveEntity, Principal};
 use crate::state::AppState;
-use crate::usage::UsageSink;
+use crate::telemetry::inference::{Capture, InferenceSink};
+use crate::telemetry::metrics::{EntityLabels, Metrics, Observation};
+use crate::telemetry::usage::UsageSink;
 use modelgate_store::{PayloadRecord, UsageRecord};
 
 /// Token counts of an answer, as the provider reported them (or as counted).
@@ -341,7 +341,7 @@ impl Outbound {
         }
         let Some(l) = &self.ledger else { return 0 };
         serde_json::from_slice::<serde_json::Map<String, Value>>(&l.request)
-            .map(|body| crate::ratelimit::estimate(&body).0)
+            .map(|body| crate::policy::ratelimit::estimate(&body).0)
             .unwrap_or(0)
     }
 }

@@ -111,7 +111,7 @@ pub async fn manage_list(
     Extension(caller): Extension<Arc<Principal>>,
     crate::extract::ApiQuery(q): crate::extract::ApiQuery<ManagementQuery>,
 ) -> ApiResult<Json<ListTokensResponse>> {
-    crate::auth::require_admin(&caller, "manage other principals' tokens")?;
+    crate::access::require_admin(&caller, "manage other principals' tokens")?;
     let names = app.snapshot.load().principal_names.clone();
     let token_infos = app
         .store
@@ -142,7 +142,7 @@ pub async fn manage_get(
     Extension(caller): Extension<Arc<Principal>>,
     ApiPath(token_id): ApiPath<String>,
 ) -> ApiResult<Json<GetTokenResponse>> {
-    crate::auth::require_admin(&caller, "manage other principals' tokens")?;
+    crate::access::require_admin(&caller, "manage other principals' tokens")?;
     let names = app.snapshot.load().principal_names.clone();
     Ok(Json(GetTokenResponse { token_info: info(find(&app, &token_id).await?, &names) }))
 }
@@ -153,7 +153,7 @@ pub async fn manage_delete(
     Extension(caller): Extension<Arc<Principal>>,
     ApiPath(token_id): ApiPath<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    crate::auth::require_admin(&caller, "manage other principals' tokens")?;
+    crate::access::require_admin(&caller, "manage other principals' tokens")?;
     app.store.delete_token(&token_id, None).await?;
     app.refresh().await?;
     Ok(Json(json!({})))
@@ -167,7 +167,7 @@ pub async fn create_obo(
     crate::extract::ApiJson(req): crate::extract::ApiJson<CreateOboTokenRequest>,
 ) -> ApiResult<Json<CreateTokenResponse>> {
     use modelgate_store::principal_kind;
-    crate::auth::require_admin(&caller, "create tokens for other principals")?;
+    crate::access::require_admin(&caller, "create tokens for other principals")?;
     let (kind, name, field) = match (req.application_id.as_deref(), req.user_name.as_deref()) {
         (Some(a), None) => (principal_kind::SERVICE_PRINCIPAL, a, "application_id"),
         (None, Some(u)) => (principal_kind::USER, u, "user_name"),

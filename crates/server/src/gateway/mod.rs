@@ -9,6 +9,8 @@
 //! breaks or stalls ends with a `data: {"error": ...}` event instead, never a clean `[DONE]`.
 //! Dropping the response (client gone) drops the upstream request with it.
 
+pub(crate) mod settlement;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,9 +28,9 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{ApiPath, RawBody, parse_json};
-use crate::guardrails::{self, Judge, OutputGuard};
-use crate::outbound::{Ledger, Outbound};
-use crate::ratelimit;
+use crate::gateway::settlement::{Ledger, Outbound};
+use crate::policy::guardrails::{self, Judge, OutputGuard};
+use crate::policy::ratelimit;
 use crate::snapshot::{LiveEndpoint, LiveEntity, Principal};
 use crate::state::AppState;
 
@@ -71,7 +73,7 @@ pub async fn models(State(app): State<AppState>, Extension(caller): Caller) -> R
     let mut names: Vec<&String> = snap
         .endpoints
         .iter()
-        .filter(|(_, ep)| crate::permissions::level_of(&caller, ep).is_some_and(|l| l >= Level::CanQuery))
+        .filter(|(_, ep)| crate::access::level_of(&caller, ep).is_some_and(|l| l >= Level::CanQuery))
         .map(|(n, _)| n)
         .collect();
     names.sort();
@@ -294,7 +296,7 @@ async fn admit(
     mut body: Body,
     outbound: &mut Option<Outbound>,
 ) -> ApiResult<(Arc<LiveEndpoint>, Task, Body)> {
-    let ep = crate::permissions::require(app, caller, name, Level::CanQuery)?;
+    let ep = crate::access::require(app, caller, name, Level::CanQuery)?;
     let task = servable(&ep, route_task)?;
     check_body(task, &body)?;
     if ep.entities.is_empty() {
@@ -405,7 +407,7 @@ async fn route(app: &AppState, ep: &LiveEndpoint, task: Task, body: Body, outbou
                 .entities
                 .iter()
                 .filter_map(|e| match app.breakers.status(&ep.id, &e.name, now) {
-                    crate::breaker::Status::Open(d) => Some(d),
+                    crate::policy::breaker::Status::Open(d) => Some(d),
                     _ => None,
                 })
                 .min()

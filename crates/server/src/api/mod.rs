@@ -1,0 +1,15 @@
+//! The control plane: every `/api/2.0/...` handler, the Databricks-compatible REST API and our
+//! extensions. Handlers check permissions, validate, write through the store and refresh the
+//! snapshot; none of them is on the data plane's path.
+
+pub(crate) mod alerts;
+pub(crate) mod budgets;
+pub(crate) mod endpoints;
+pub(crate) mod observability;
+pub(crate) mod openapi;
+pub(crate) mod permissions;
+pub(crate) mod render;
+pub(crate) mod scim;
+pub(crate) mod secrets;
+pub(crate) mod tokens;
+pub(crate) mod usage;
