@@ -25,7 +25,7 @@ mod state;
 mod telemetry;
 
 use background::{alerts, deployer};
-use http::{audit, listener};
+use http::listener;
 use telemetry::{inference, metrics, usage};
 
 use std::net::SocketAddr;
@@ -172,7 +172,7 @@ impl Server {
             .await
             .map_err(in_dir("inference-table database", bootstrap::INFERENCE_DB_FILE))?;
         let inference = inference::InferenceSink::start(inference_db.clone(), metrics);
-        let (queue, jobs) = deployer::DeployQueue::new();
+        let (queue, jobs) = state::DeployQueue::new();
         let app = state::AppState::new(
             store.clone(),
             cipher,
@@ -205,11 +205,13 @@ impl Server {
 
         let (stop, stop_rx) = watch::channel(false);
         let deployer = tokio::spawn(deployer::run(app.clone(), jobs, config.deploy_delay, stop_rx.clone()));
-        let retention = tokio::spawn(inference::retention_loop(app.clone(), stop_rx.clone()));
+        let retention = tokio::spawn(background::retention::inference(app.clone(), stop_rx.clone()));
         let alerting = tokio::spawn(alerts::run(app.clone(), config.alert_interval, stop_rx.clone()));
-        let audit_retention = tokio::spawn(audit::retention_loop(app.clone(), config.audit_retention, stop_rx.clone()));
-        let (gate, metrics) = (app.gate.clone(), app.metrics.clone());
-        let router = routes::router(app);
+        let audit_retention =
+            tokio::spawn(background::retention::audit(app.clone(), config.audit_retention, stop_rx.clone()));
+        let metrics = app.metrics.clone();
+        let gate = http::limits::Gate::new(config.limits, metrics.clone());
+        let router = routes::router(app, gate.clone());
         let task = tokio::spawn(async move {
             let served = listener::serve(socket, router, gate, metrics, stop_rx).await;
             let _ = deployer.await;

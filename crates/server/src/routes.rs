@@ -9,12 +9,12 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::http::{audit, auth, limits};
 use crate::state::AppState;
-use crate::{api, gateway, telemetry};
+use crate::{api, gateway};
 
 /// Every route, with its layers, outside in: request logging, the audit log, authentication, the
 /// request-body limits (so anonymous bodies are never read), the handler. (The listener applies
 /// the connection and in-flight limits before the router.)
-pub fn router(app: AppState) -> Router {
+pub fn router(app: AppState, gate: limits::Gate) -> Router {
     let se = "/api/2.0/serving-endpoints";
     let one = "/api/2.0/serving-endpoints/{name}";
     let api = Router::new()
@@ -35,7 +35,7 @@ pub fn router(app: AppState) -> Router {
         .route(&format!("{one}/metrics"), get(api::observability::endpoint_metrics))
         .route(&format!("{one}/budget-policy"), put(api::budgets::set_for_endpoint))
         .route(&format!("{one}/metrics-summary"), get(api::observability::endpoint_summary))
-        .route(&format!("{one}/inference-table"), get(telemetry::inference::table))
+        .route(&format!("{one}/inference-table"), get(api::inference::table))
         .route(&format!("{one}/served-models/{{entity}}/logs"), get(api::endpoints::logs))
         .route(&format!("{one}/served-models/{{entity}}/build-logs"), get(api::endpoints::build_logs))
         .route(
@@ -57,7 +57,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/2.0/token/create", post(api::tokens::create))
         .route("/api/2.0/token/list", get(api::tokens::list))
         .route("/api/2.0/token/delete", post(api::tokens::delete))
-        .route("/api/2.0/audit-log", get(audit::list))
+        .route("/api/2.0/audit-log", get(api::audit::list))
         .route("/api/2.0/usage", get(api::usage::report))
         .route("/api/2.0/budget-policies", get(api::budgets::list).post(api::budgets::create))
         .route("/api/2.0/alert-destinations", get(api::alerts::list_destinations).post(api::alerts::create_destination))
@@ -112,9 +112,10 @@ pub fn router(app: AppState) -> Router {
         .route("/.well-known/databricks-config", get(well_known))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed);
-    api.layer(middleware::from_fn_with_state(app.gate.clone(), limits::read_body))
+    let audit_log = audit::AuditLog::new(app.store.clone(), app.metrics.clone());
+    api.layer(middleware::from_fn_with_state(gate, limits::read_body))
         .layer(middleware::from_fn_with_state(app.clone(), auth::authenticate))
-        .layer(middleware::from_fn_with_state(app.clone(), audit::record))
+        .layer(middleware::from_fn_with_state(audit_log, audit::record))
         .layer(middleware::from_fn(auth::log_requests))
         .with_state(app)
 }

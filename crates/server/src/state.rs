@@ -3,12 +3,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::mpsc;
+
 use arc_swap::ArcSwap;
 use modelgate_core::cipher::Cipher;
 use modelgate_providers::Settings;
 use modelgate_store::Store;
 
-use crate::background::deployer::DeployQueue;
 use crate::error::ApiError;
 use crate::policy::breaker::Breakers;
 use crate::settings::{Limits, RetrySettings, UpstreamTimeouts};
@@ -66,16 +67,10 @@ pub struct Shared {
     pub inference: Arc<crate::telemetry::inference::InferenceSink>,
     /// Budget policies and their spend.
     pub budgets: Arc<crate::policy::budgets::Budgets>,
-    /// Firing and resolved alerts.
-    pub alerts: Arc<crate::background::alerts::AlertState>,
     /// Resource limits.
     pub limits: Limits,
-    /// The in-flight and body limits, as middleware state.
-    pub gate: crate::http::limits::Gate,
     /// Which base URLs anyone may use; others need the custom base URL right.
     pub outbound: modelgate_core::outbound::OutboundPolicy,
-    /// How many denied requests the audit log still takes this minute.
-    pub audit_denials: crate::http::audit::DenialLimiter,
 }
 
 /// Where finished queries leave their records.
@@ -120,11 +115,8 @@ impl AppState {
             usage,
             inference,
             budgets: Arc::new(crate::policy::budgets::Budgets::default()),
-            alerts: Arc::new(crate::background::alerts::AlertState::default()),
             limits: config.limits,
-            gate: crate::http::limits::Gate::new(config.limits, metrics),
             outbound: config.outbound.clone(),
-            audit_denials: crate::http::audit::DenialLimiter::default(),
         })))
     }
 
@@ -190,5 +182,32 @@ impl EntityEvents {
     pub fn forget(&self, endpoint_id: &str) {
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|(id, _), _| id != endpoint_id);
+    }
+}
+
+/// A request to deploy `version` of endpoint `endpoint_id`.
+#[derive(Debug, Clone)]
+pub struct DeployJob {
+    /// Endpoint id.
+    pub endpoint_id: String,
+    /// Config version.
+    pub version: i64,
+}
+
+/// Sending side of the deploy queue.
+#[derive(Clone)]
+pub struct DeployQueue(mpsc::UnboundedSender<DeployJob>);
+
+impl DeployQueue {
+    /// A queue and its receiving end.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<DeployJob>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self(tx), rx)
+    }
+
+    /// Queues a deployment. If the deployer has stopped (shutdown), the version stays pending in
+    /// the store and is deployed on the next start.
+    pub fn enqueue(&self, endpoint_id: &str, version: i64) {
+        let _ = self.0.send(DeployJob { endpoint_id: endpoint_id.to_string(), version });
     }
 }

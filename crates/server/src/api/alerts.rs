@@ -115,6 +115,5 @@ pub async fn delete_rule(
 /// `GET /api/2.0/alerts`: what is firing, and what resolved lately.
 pub async fn list_alerts(State(app): State<AppState>, Extension(caller): Caller) -> ApiResult<Json<ListAlerts>> {
     require_admin(&caller, "read alerts")?;
-    let (firing, resolved) = app.alerts.snapshot();
-    Ok(Json(ListAlerts { firing, resolved }))
+    Ok(Json(alerts::current(app.store.as_ref()).await?))
 }

@@ -3,8 +3,10 @@
 //! snapshot; none of them is on the data plane's path.
 
 pub(crate) mod alerts;
+pub(crate) mod audit;
 pub(crate) mod budgets;
 pub(crate) mod endpoints;
+pub(crate) mod inference;
 pub(crate) mod observability;
 pub(crate) mod openapi;
 pub(crate) mod permissions;

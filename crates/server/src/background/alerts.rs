@@ -199,7 +199,10 @@ struct Finding {
 }
 
 /// Evaluates every rule once; returns the alerts that fired and resolved.
-async fn evaluate(app: &AppState) -> Result<(Vec<(AlertRule, Alert)>, Vec<(AlertRule, Alert)>), ApiError> {
+async fn evaluate(
+    app: &AppState,
+    alerts: &AlertState,
+) -> Result<(Vec<(AlertRule, Alert)>, Vec<(AlertRule, Alert)>), ApiError> {
     let now = modelgate_core::now_ms();
     let snapshot = app.snapshot.load_full();
     let mut found: Vec<(AlertRule, Finding)> = Vec::new();
@@ -215,7 +218,7 @@ async fn evaluate(app: &AppState) -> Result<(Vec<(AlertRule, Alert)>, Vec<(Alert
         .max()
         .unwrap_or(0);
     // Only this loop evaluates, so the history can leave the lock while the rules are read.
-    let taken = app.alerts.inner.lock().unwrap_or_else(|e| e.into_inner()).history.take();
+    let taken = alerts.inner.lock().unwrap_or_else(|e| e.into_inner()).history.take();
     let mut history = taken.unwrap_or_else(|| History::new(now));
     let zero = Totals::default();
     // Alerts whose window reaches back before the statistics began (a restart): a firing one
@@ -358,7 +361,7 @@ async fn evaluate(app: &AppState) -> Result<(Vec<(AlertRule, Alert)>, Vec<(Alert
     }
 
     history.record(now, totals, longest);
-    let mut inner = app.alerts.inner.lock().unwrap_or_else(|e| e.into_inner());
+    let mut inner = alerts.inner.lock().unwrap_or_else(|e| e.into_inner());
     inner.history = Some(history);
     let mut fired = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -483,8 +486,8 @@ const STATE_ID: &str = "current";
 
 /// Saves what is firing (and the recently resolved), so a restart neither repeats a FIRING message
 /// nor forgets an alert that is still to resolve.
-async fn persist(app: &AppState) -> Result<(), ApiError> {
-    let (firing, resolved) = app.alerts.snapshot();
+async fn persist(app: &AppState, alerts: &AlertState) -> Result<(), ApiError> {
+    let (firing, resolved) = alerts.snapshot();
     let body =
         serde_json::to_string(&ListAlerts { firing, resolved }).map_err(|e| ApiError::Internal(e.to_string()))?;
     let doc = Document {
@@ -497,13 +500,19 @@ async fn persist(app: &AppState) -> Result<(), ApiError> {
     Ok(app.store.put_document(&doc).await?)
 }
 
+/// What is firing and what resolved lately, as the evaluator last saved it (it saves after every
+/// change).
+pub async fn current(store: &dyn Store) -> Result<ListAlerts, ApiError> {
+    match store.list_documents(STATE_KIND).await?.into_iter().find(|d| d.id == STATE_ID) {
+        None => Ok(ListAlerts { firing: Vec::new(), resolved: Vec::new() }),
+        Some(doc) => serde_json::from_str(&doc.body).map_err(|e| ApiError::Internal(e.to_string())),
+    }
+}
+
 /// Takes back the state saved before a restart.
-async fn restore(app: &AppState) -> Result<(), ApiError> {
-    let Some(doc) = app.store.list_documents(STATE_KIND).await?.into_iter().find(|d| d.id == STATE_ID) else {
-        return Ok(());
-    };
-    let saved: ListAlerts = serde_json::from_str(&doc.body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut inner = app.alerts.inner.lock().unwrap_or_else(|e| e.into_inner());
+async fn restore(app: &AppState, alerts: &AlertState) -> Result<(), ApiError> {
+    let saved = current(app.store.as_ref()).await?;
+    let mut inner = alerts.inner.lock().unwrap_or_else(|e| e.into_inner());
     inner.firing = saved.firing.into_iter().map(|a| (a.alert_id.clone(), a)).collect();
     inner.resolved = saved.resolved.into();
     Ok(())
@@ -511,14 +520,15 @@ async fn restore(app: &AppState) -> Result<(), ApiError> {
 
 /// Evaluates the rules every `interval` until the server stops.
 pub async fn run(app: AppState, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
-    if let Err(e) = restore(&app).await {
+    let alerts = AlertState::default();
+    if let Err(e) = restore(&app, &alerts).await {
         tracing::warn!(error = %e, "could not read the alerts that were firing before the restart");
     }
     loop {
-        match evaluate(&app).await {
+        match evaluate(&app, &alerts).await {
             Ok((fired, resolved)) => {
                 if (!fired.is_empty() || !resolved.is_empty())
-                    && let Err(e) = persist(&app).await
+                    && let Err(e) = persist(&app, &alerts).await
                 {
                     tracing::warn!(error = %e, "could not save the firing alerts");
                 }

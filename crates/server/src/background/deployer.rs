@@ -15,33 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::configs;
 use crate::state::AppState;
-
-/// A request to deploy `version` of endpoint `endpoint_id`.
-#[derive(Debug, Clone)]
-pub struct DeployJob {
-    /// Endpoint id.
-    pub endpoint_id: String,
-    /// Config version.
-    pub version: i64,
-}
-
-/// Sending side of the deploy queue.
-#[derive(Clone)]
-pub struct DeployQueue(mpsc::UnboundedSender<DeployJob>);
-
-impl DeployQueue {
-    /// A queue and its receiving end.
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<DeployJob>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Self(tx), rx)
-    }
-
-    /// Queues a deployment. If the deployer has stopped (shutdown), the version stays pending in
-    /// the store and is deployed on the next start.
-    pub fn enqueue(&self, endpoint_id: &str, version: i64) {
-        let _ = self.0.send(DeployJob { endpoint_id: endpoint_id.to_string(), version });
-    }
-}
+use crate::state::DeployJob;
 
 /// Runs deployments until the queue closes or `stop` fires. `delay` holds each job back before it
 /// starts (lets tests and demos observe the `IN_PROGRESS` state).

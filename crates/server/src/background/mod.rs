@@ -3,3 +3,4 @@
 
 pub(crate) mod alerts;
 pub(crate) mod deployer;
+pub(crate) mod retention;

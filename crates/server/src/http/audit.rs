@@ -18,17 +18,14 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::{Extension, Json};
 use modelgate_core::now_ms;
-use modelgate_store::{AuditQuery, AuditRecord};
-use serde::{Deserialize, Serialize};
+use modelgate_store::{AuditRecord, Store};
 use serde_json::Value;
 
-use crate::access::require_admin;
-use crate::error::{ApiResult, ErrorCode};
-use crate::extract::{ApiQuery, RawBody};
+use crate::error::ErrorCode;
+use crate::extract::RawBody;
 use crate::snapshot::Principal;
-use crate::state::AppState;
+use crate::telemetry::metrics::Metrics;
 
 /// Longest request-body summary kept; a longer one is replaced by its size and top-level keys.
 pub const MAX_SUMMARY_BYTES: usize = 8 * 1024;
@@ -201,8 +198,23 @@ impl DenialLimiter {
     }
 }
 
+/// What the audit layer writes to, and how many denials it still takes this minute.
+#[derive(Clone)]
+pub struct AuditLog {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    denials: Arc<DenialLimiter>,
+}
+
+impl AuditLog {
+    /// An audit log writing to `store`, counting the denials it leaves out in `metrics`.
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+        AuditLog { store, metrics, denials: Arc::default() }
+    }
+}
+
 /// Records what must be audited. Sits outside authentication so refusals are seen too.
-pub async fn record(State(app): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn record(State(log): State<AuditLog>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = truncate(req.uri().path(), MAX_PATH_BYTES);
     let change = is_change(&method, &path);
@@ -214,8 +226,8 @@ pub async fn record(State(app): State<AppState>, req: Request, next: Next) -> Re
     if !change && !denied {
         return resp;
     }
-    if denied && !app.audit_denials.allow(ip, Instant::now()) {
-        app.metrics.shed("audit_denials");
+    if denied && !log.denials.allow(ip, Instant::now()) {
+        log.metrics.shed("audit_denials");
         return resp;
     }
     let principal = resp.extensions().get::<Arc<Principal>>().cloned();
@@ -237,102 +249,10 @@ pub async fn record(State(app): State<AppState>, req: Request, next: Next) -> Re
         status: i64::from(status.as_u16()),
         error_code: resp.extensions().get::<ErrorCode>().map(|c| c.0.to_string()),
     };
-    if let Err(e) = app.store.append_audit(&entry).await {
+    if let Err(e) = log.store.append_audit(&entry).await {
         tracing::error!(error = %e, method = %entry.method, path = %entry.path, "could not write an audit record");
     }
     resp
-}
-
-/// Deletes audit records older than `retention`, now and then every hour.
-pub async fn retention_loop(app: AppState, retention: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        let before = now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        match app.store.delete_audit_before(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "audit records past their retention deleted"),
-            Err(e) => tracing::warn!(error = %e, "audit retention failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Query of `GET /api/2.0/audit-log`.
-#[derive(Deserialize, Default)]
-pub struct AuditParams {
-    /// From, ms since the epoch.
-    since: Option<i64>,
-    /// Until, ms since the epoch.
-    until: Option<i64>,
-    principal: Option<String>,
-    object: Option<String>,
-    /// HTTP method.
-    action: Option<String>,
-    /// Most records (default 1000, at most 10000).
-    limit: Option<i64>,
-}
-
-/// One record as the API shows it.
-#[derive(Serialize)]
-pub struct AuditEntry {
-    seq: i64,
-    timestamp: i64,
-    principal: Option<String>,
-    principal_id: Option<String>,
-    token_id: Option<String>,
-    address: Option<String>,
-    action: String,
-    path: String,
-    object: Option<String>,
-    summary: Option<Value>,
-    status: i64,
-    error_code: Option<String>,
-}
-
-/// Response of `GET /api/2.0/audit-log`.
-#[derive(Serialize)]
-pub struct AuditResponse {
-    entries: Vec<AuditEntry>,
-}
-
-/// `GET /api/2.0/audit-log` (admins): newest first.
-pub async fn list(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Arc<Principal>>,
-    ApiQuery(q): ApiQuery<AuditParams>,
-) -> ApiResult<Json<AuditResponse>> {
-    require_admin(&caller, "read the audit log")?;
-    let query = AuditQuery {
-        since: q.since,
-        until: q.until,
-        principal: q.principal,
-        object: q.object,
-        method: q.action.map(|a| a.to_ascii_uppercase()),
-        limit: q.limit.unwrap_or(1000).clamp(1, 10_000),
-    };
-    let entries = app
-        .store
-        .query_audit(&query)
-        .await?
-        .into_iter()
-        .map(|r| AuditEntry {
-            seq: r.seq,
-            timestamp: r.at,
-            principal: r.principal,
-            principal_id: r.principal_id,
-            token_id: r.token_id,
-            address: r.address,
-            action: r.method,
-            path: r.path,
-            object: r.object,
-            summary: r.summary.and_then(|s| serde_json::from_str(&s).ok()),
-            status: r.status,
-            error_code: r.error_code,
-        })
-        .collect();
-    Ok(Json(AuditResponse { entries }))
 }
 
 #[cfg(test)]
