@@ -187,7 +187,8 @@ impl Server {
         alerts::install_defaults(app.store.as_ref()).await.map_err(|e| {
             StartError::Store(modelgate_store::StoreError::Invalid(format!("installing default alert rules: {e}")))
         })?;
-        app.budgets.reload(app.store.as_ref(), &app.usage.db, &app.snapshot.load()).await.map_err(|e| {
+        let snapshot = app.snapshot.load_full();
+        app.budgets.reload(app.store.as_ref(), &app.usage.db, &snapshot.targets()).await.map_err(|e| {
             StartError::Store(modelgate_store::StoreError::Invalid(format!("loading budget policies: {e}")))
         })?;
 

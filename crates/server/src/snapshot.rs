@@ -88,6 +88,26 @@ pub struct LiveEndpoint {
     pub unservable: Option<String>,
 }
 
+impl Principal {
+    /// The principal as the policies see it.
+    pub fn caller(&self) -> crate::policy::Caller<'_> {
+        crate::policy::Caller { id: &self.id, name: &self.user_name, groups: &self.groups }
+    }
+}
+
+impl LiveEndpoint {
+    /// The endpoint as the policies see it.
+    pub fn target(&self) -> crate::policy::Target<'_> {
+        crate::policy::Target {
+            id: &self.id,
+            name: &self.name,
+            rate_limits: &self.rate_limits,
+            budget_policy_id: self.budget_policy_id.as_deref(),
+            tags: &self.tag_map,
+        }
+    }
+}
+
 /// Everything the request path needs, immutable.
 #[derive(Default)]
 pub struct Snapshot {
@@ -126,6 +146,11 @@ pub fn secret_refs(config: &EndpointCoreConfigInput) -> BTreeSet<(SecretRef, Str
 }
 
 impl Snapshot {
+    /// Every endpoint as the policies see it.
+    pub fn targets(&self) -> Vec<crate::policy::Target<'_>> {
+        self.endpoints.values().map(|e| e.target()).collect()
+    }
+
     /// Reads the whole control-plane state and builds a snapshot.
     pub async fn build(store: &dyn Store, cipher: &Cipher, providers: &Settings) -> Result<Snapshot, StoreError> {
         let principals: HashMap<String, PrincipalRecord> =

@@ -22,12 +22,13 @@ type Caller = Extension<Arc<Principal>>;
 async fn reload(app: &AppState) -> ApiResult<()> {
     // Spend is summed from the usage records: everything queued is written first.
     app.usage.flush().await;
-    app.budgets.reload(app.store.as_ref(), &app.usage.db, &app.snapshot.load()).await
+    let snapshot = app.snapshot.load_full();
+    app.budgets.reload(app.store.as_ref(), &app.usage.db, &snapshot.targets()).await
 }
 
 fn one(app: &AppState, id: &str) -> ApiResult<BudgetPolicy> {
     app.budgets
-        .list(&app.snapshot.load())
+        .list(&app.snapshot.load().targets())
         .into_iter()
         .find(|p| p.policy_id == id)
         .ok_or_else(|| ApiError::NotFound(format!("Budget policy '{id}' does not exist.")))
@@ -61,7 +62,7 @@ pub async fn create(
 pub async fn list(State(app): State<AppState>, Extension(caller): Caller) -> ApiResult<Json<ListBudgetPolicies>> {
     require_admin(&caller, "read budget policies")?;
     app.usage.flush().await;
-    Ok(Json(ListBudgetPolicies { policies: app.budgets.list(&app.snapshot.load()) }))
+    Ok(Json(ListBudgetPolicies { policies: app.budgets.list(&app.snapshot.load().targets()) }))
 }
 
 /// `GET /api/2.0/budget-policies/{id}`

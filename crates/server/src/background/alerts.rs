@@ -314,7 +314,7 @@ async fn evaluate(
                 }
             }
             "budget" => {
-                for p in app.budgets.list(&snapshot) {
+                for p in app.budgets.list(&snapshot.targets()) {
                     let Some(spend) = &p.spend else { continue };
                     let thresholds =
                         p.input.alert_thresholds.clone().unwrap_or(crate::policy::budgets::DEFAULT_THRESHOLDS.to_vec());
@@ -337,7 +337,8 @@ async fn evaluate(
                 let threshold = r.threshold.unwrap_or(0.9);
                 let secs = (now / 1000) as u64;
                 for ep in &endpoints {
-                    for (what, used, limit) in crate::policy::ratelimit::endpoint_usage(app.counters.as_ref(), ep, secs)
+                    for (what, used, limit) in
+                        crate::policy::ratelimit::endpoint_usage(app.counters.as_ref(), ep.target(), secs)
                     {
                         let value = if limit == 0 { 1.0 } else { used as f64 / limit as f64 };
                         if value > threshold {

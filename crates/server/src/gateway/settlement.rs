@@ -372,7 +372,7 @@ impl Drop for Outbound {
             r.latency_ms = ms(now);
             r.ttft_ms = l.first_token.map(ms);
             let cost = l.sink.price(&mut r);
-            l.budgets.add(&l.endpoint, l.usage_context.as_ref(), cost);
+            l.budgets.add(l.endpoint.target(), l.usage_context.as_ref(), cost);
             if let Some(capture) = l.capture {
                 let response = match (&self.response, r.streaming && self.accepted) {
                     (Some(b), _) => Some(String::from_utf8_lossy(b).into_owned()),

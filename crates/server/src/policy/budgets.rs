@@ -15,7 +15,7 @@ use modelgate_wire::{BudgetPolicy, BudgetPolicyInput, BudgetSpend};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::snapshot::{LiveEndpoint, Snapshot};
+use crate::policy::Target;
 
 /// Document kind of budget policies.
 pub const KIND: &str = "budget_policy";
@@ -78,11 +78,11 @@ struct Tracked {
 }
 
 impl Tracked {
-    fn applies(&self, ep: &LiveEndpoint, usage_context: Option<&Map<String, Value>>) -> bool {
+    fn applies(&self, ep: Target<'_>, usage_context: Option<&Map<String, Value>>) -> bool {
         let s = &self.input.scope;
-        ep.budget_policy_id.as_deref() == Some(self.id.as_str())
-            || s.endpoint.as_deref() == Some(ep.name.as_str())
-            || s.tag.as_ref().is_some_and(|kv| ep.tag_map.get(&kv.key) == Some(&kv.value))
+        ep.budget_policy_id == Some(self.id.as_str())
+            || s.endpoint.as_deref() == Some(ep.name)
+            || s.tag.as_ref().is_some_and(|kv| ep.tags.get(&kv.key) == Some(&kv.value))
             || s.usage_context.as_ref().is_some_and(|kv| {
                 usage_context.and_then(|c| c.get(&kv.key)).and_then(Value::as_str) == Some(kv.value.as_str())
             })
@@ -121,20 +121,16 @@ pub struct Budgets {
     tracked: Mutex<Vec<Tracked>>,
 }
 
-fn endpoints_of(snapshot: &Snapshot, id: &str) -> Vec<String> {
-    let mut v: Vec<String> = snapshot
-        .endpoints
-        .values()
-        .filter(|e| e.budget_policy_id.as_deref() == Some(id))
-        .map(|e| e.name.clone())
-        .collect();
+fn endpoints_of(endpoints: &[Target<'_>], id: &str) -> Vec<String> {
+    let mut v: Vec<String> =
+        endpoints.iter().filter(|e| e.budget_policy_id == Some(id)).map(|e| e.name.to_string()).collect();
     v.sort();
     v
 }
 
 impl Budgets {
     /// Reads every policy and sums its spend of the current period from the usage records.
-    pub async fn reload(&self, store: &dyn Store, usage: &UsageDb, snapshot: &Snapshot) -> Result<(), ApiError> {
+    pub async fn reload(&self, store: &dyn Store, usage: &UsageDb, endpoints: &[Target<'_>]) -> Result<(), ApiError> {
         let now = modelgate_core::now_ms();
         let mut fresh = Vec::new();
         for d in store.list_documents(KIND).await? {
@@ -144,7 +140,7 @@ impl Budgets {
             };
             let Ok(period) = Period::from_str(&input.period) else { continue };
             let (start, end) = period.bounds(now);
-            let mut filter = SpendFilter { endpoints: endpoints_of(snapshot, &d.id), ..Default::default() };
+            let mut filter = SpendFilter { endpoints: endpoints_of(endpoints, &d.id), ..Default::default() };
             filter.endpoints.extend(input.scope.endpoint.clone());
             filter.tag = input.scope.tag.as_ref().map(|kv| (kv.key.clone(), kv.value.clone()));
             filter.usage_context = input.scope.usage_context.as_ref().map(|kv| (kv.key.clone(), kv.value.clone()));
@@ -156,7 +152,7 @@ impl Budgets {
     }
 
     /// Refuses a query a `BLOCK` policy has no money left for: 429 naming the policy.
-    pub fn check(&self, ep: &LiveEndpoint, body: &Map<String, Value>) -> Result<(), ApiError> {
+    pub fn check(&self, ep: Target<'_>, body: &Map<String, Value>) -> Result<(), ApiError> {
         let now = modelgate_core::now_ms();
         let usage_context = body.get("usage_context").and_then(Value::as_object);
         let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
@@ -182,7 +178,7 @@ impl Budgets {
     }
 
     /// Adds the cost of a finished query to every policy it falls under.
-    pub fn add(&self, ep: &LiveEndpoint, usage_context: Option<&Map<String, Value>>, cost: f64) {
+    pub fn add(&self, ep: Target<'_>, usage_context: Option<&Map<String, Value>>, cost: f64) {
         if cost <= 0.0 {
             return;
         }
@@ -197,14 +193,14 @@ impl Budgets {
     }
 
     /// Every policy with its current spend, by name.
-    pub fn list(&self, snapshot: &Snapshot) -> Vec<BudgetPolicy> {
+    pub fn list(&self, endpoints: &[Target<'_>]) -> Vec<BudgetPolicy> {
         let now = modelgate_core::now_ms();
         let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<BudgetPolicy> = tracked
             .iter_mut()
             .map(|t| {
                 t.roll(now);
-                t.view(endpoints_of(snapshot, &t.id))
+                t.view(endpoints_of(endpoints, &t.id))
             })
             .collect();
         out.sort_by(|a, b| a.input.name.cmp(&b.input.name));

@@ -25,7 +25,6 @@ use modelgate_wire::{GuardrailParameters, Guardrails};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Held-back text never grows past this many bytes; beyond it the oldest part is released.
 const MAX_HELD: usize = 4096;
@@ -119,17 +118,26 @@ fn blocked(output: bool, endpoint: &str, guardrail: &str, why: String) -> ApiErr
     }
 }
 
+/// A chat model that answers the judge's questions: the judge endpoint, reached through the data
+/// plane without a caller, limits or guardrails of its own.
+#[async_trait::async_trait]
+pub trait JudgeModel: Send + Sync {
+    /// The endpoint's name, for messages.
+    fn endpoint(&self) -> &str;
+    /// The answer (an OpenAI chat completion) to `body`, or why there is none.
+    async fn ask(&self, body: Map<String, Value>) -> Result<Value, String>;
+}
+
 /// Asks the judge endpoint about a text.
 #[derive(Clone)]
 pub struct Judge {
-    app: AppState,
-    endpoint: String,
+    model: Arc<dyn JudgeModel>,
 }
 
 impl Judge {
-    /// The server's judge, when it has one.
-    pub fn of(app: &AppState) -> Option<Judge> {
-        app.judge_endpoint.clone().map(|endpoint| Judge { app: app.clone(), endpoint })
+    /// A judge asking `model`.
+    pub fn new(model: Arc<dyn JudgeModel>) -> Self {
+        Judge { model }
     }
 
     async fn check(&self, side: &Side, text: &str, output: bool, endpoint: &str) -> Result<(), ApiError> {
@@ -145,17 +153,18 @@ impl Judge {
             "temperature": 0, "max_tokens": 30,
         });
         let Value::Object(body) = body else { unreachable!("a JSON object literal") };
-        let answer = crate::gateway::ask(&self.app, &self.endpoint, body).await.map_err(|e| {
-            ApiError::Unavailable(format!("The guardrail judge endpoint '{}' failed: {e}", self.endpoint))
-        })?;
+        let judge = self.model.endpoint();
+        let answer = self
+            .model
+            .ask(body)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("The guardrail judge endpoint '{judge}' failed: {e}")))?;
         let content = answer["choices"][0]["message"]["content"].as_str().unwrap_or_default();
         let verdict = content
             .find('{')
             .zip(content.rfind('}'))
             .and_then(|(a, b)| serde_json::from_str::<Value>(content.get(a..=b)?).ok())
-            .ok_or_else(|| {
-                ApiError::Unavailable(format!("The guardrail judge endpoint '{}' gave no verdict", self.endpoint))
-            })?;
+            .ok_or_else(|| ApiError::Unavailable(format!("The guardrail judge endpoint '{judge}' gave no verdict")))?;
         let what = if output { "answer" } else { "request" };
         if side.safety && verdict["safe"] != true {
             return Err(blocked(output, endpoint, "safety", format!("the judge found the {what} unsafe")));

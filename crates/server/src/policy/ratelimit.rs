@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::policy::counters::{Counters, Want};
-use crate::snapshot::{LiveEndpoint, Principal};
+use crate::policy::{Caller, Target};
 
 /// Output tokens reserved for a request that sets no `max_tokens`.
 pub const DEFAULT_MAX_TOKENS: u64 = 1024;
@@ -118,8 +118,8 @@ fn describe(key: &str, limit: u64, caller: &str) -> String {
 /// Admits a request or refuses it with a 429 naming the limit. `now_secs` is the wall clock.
 pub fn admit(
     counters: &dyn Counters,
-    ep: &LiveEndpoint,
-    caller: &Principal,
+    ep: Target<'_>,
+    caller: Caller<'_>,
     body: &serde_json::Map<String, Value>,
     now_secs: u64,
 ) -> Result<Option<Admission>, ApiError> {
@@ -134,7 +134,7 @@ pub fn admit(
     };
     let mut all = wants(&of_key("endpoint"), &format!("ep:{}", ep.id), estimated);
 
-    let mine = |l: &&AiGatewayRateLimit| l.principal.as_deref() == Some(caller.user_name.as_str());
+    let mine = |l: &&AiGatewayRateLimit| l.principal.as_deref() == Some(caller.name);
     let specific: Vec<_> = of_key("user").into_iter().chain(of_key("service_principal")).filter(mine).collect();
     let groups: Vec<_> = of_key("user_group")
         .into_iter()
@@ -165,7 +165,7 @@ pub fn admit(
         message: format!(
             "Rate limit exceeded on endpoint '{}': {}. Try again in {reset}s.",
             ep.name,
-            describe(&r.key, r.limit, &caller.user_name)
+            describe(&r.key, r.limit, caller.name)
         ),
         limit: r.limit,
         tokens: r.key.ends_with(":tokens"),
@@ -175,7 +175,7 @@ pub fn admit(
 
 /// How full each endpoint-wide limit of `ep` is in the current minute: what it counts, the amount
 /// used and the limit.
-pub fn endpoint_usage(counters: &dyn Counters, ep: &LiveEndpoint, now_secs: u64) -> Vec<(String, u64, u64)> {
+pub fn endpoint_usage(counters: &dyn Counters, ep: Target<'_>, now_secs: u64) -> Vec<(String, u64, u64)> {
     let window = now_secs / 60;
     let limits: Vec<&AiGatewayRateLimit> =
         ep.rate_limits.iter().filter(|l| l.key.as_deref().unwrap_or("endpoint") == "endpoint").collect();

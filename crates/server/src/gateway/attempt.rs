@@ -1,0 +1,251 @@
+//! The attempts of a query: each planned entity in turn, with retries, breakers and fail-over,
+//! on the pooled client; the answer translated back.
+
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use modelgate_providers::{Adapter, Body, ProviderError, ResponseOptions, Task};
+use serde_json::Value;
+
+use super::settlement::Outbound;
+use crate::error::ApiError;
+use crate::snapshot::LiveEndpoint;
+use crate::state::AppState;
+
+use super::SERVED_MODEL_HEADER;
+use super::plan::plan;
+use super::relay::{stream_response, upstream_events};
+
+/// Whether a failure counts against the entity's breaker and may be retried or failed over: rate
+/// limits, server errors, timeouts, connection failures and unreadable answers.
+pub(super) fn transient(e: &ProviderError) -> bool {
+    match e {
+        ProviderError::Upstream { status, .. } => *status == 429 || *status >= 500,
+        ProviderError::Connect(_) | ProviderError::Timeout(_) | ProviderError::BadResponse(_) => true,
+        ProviderError::Unsupported(_) | ProviderError::TooLarge(_) => false,
+    }
+}
+
+pub(super) fn retry_after(e: &ProviderError) -> Option<Duration> {
+    match e {
+        ProviderError::Upstream { retry_after: Some(s), .. } => Some(Duration::from_secs(*s)),
+        _ => None,
+    }
+}
+
+pub(super) fn with_entity(mut resp: Response, entity: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(entity) {
+        resp.headers_mut().insert(SERVED_MODEL_HEADER, v);
+    }
+    resp
+}
+
+/// Tries served entities in plan order (or one entity with retries) until one answers. Nothing is
+/// retried once an answer has started: a stream that fails later ends with an error event.
+pub(super) async fn route(
+    app: &AppState,
+    ep: &LiveEndpoint,
+    task: Task,
+    body: Body,
+    outbound: &mut Option<Outbound>,
+) -> Response {
+    let (order, failover) = plan(ep);
+    let policy = app.retries;
+    let Some(&first) = order.first() else {
+        return ApiError::BadRequest(format!("Endpoint '{}' has no served entity.", ep.name)).into_response();
+    };
+    let attempts: Vec<usize> = if failover { order } else { vec![first; 1 + policy.retries as usize] };
+    let deadline = Instant::now() + app.timeouts.total;
+    let mut last: Option<(usize, &'static str, ProviderError)> = None;
+    let mut refused_by_breaker = false;
+    for (n, idx) in attempts.into_iter().enumerate() {
+        let Some(entity) = ep.entities.get(idx) else { continue };
+        let adapter = match &entity.adapter {
+            Ok(a) => a,
+            Err(why) if !failover => {
+                let msg = format!("Served entity '{}' of endpoint '{}' cannot serve: {why}.", entity.name, ep.name);
+                return with_entity(ApiError::BadRequest(msg).into_response(), &entity.name);
+            }
+            Err(_) => continue,
+        };
+        if n > 0 && !failover {
+            // Same entity again: wait as the upstream asked (up to the cap), else back off.
+            let wait = match last.as_ref().and_then(|(_, _, e)| retry_after(e)) {
+                Some(r) if r > policy.retry_after_cap => break,
+                Some(r) => r,
+                None => {
+                    let ceiling = policy.backoff.saturating_mul(1 << (n - 1).min(10) as u32);
+                    Duration::from_millis(fastrand::u64(0..=ceiling.as_millis() as u64))
+                }
+            };
+            if Instant::now() + wait >= deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        if !app.breakers.allow(&ep.id, &entity.name, Instant::now()) {
+            refused_by_breaker = true;
+            continue;
+        }
+        if let Some(o) = outbound.as_mut() {
+            o.entity(entity, adapter.provider());
+        }
+        match call(app, adapter.as_ref(), task, body.clone(), deadline, outbound).await {
+            Ok(resp) => {
+                app.breakers.success(&ep.id, &entity.name);
+                return with_entity(resp, &entity.name);
+            }
+            Err(e) if transient(&e) => {
+                app.metrics.upstream_error(&ep.name, &entity.name, adapter.provider(), &e);
+                if app.breakers.failure(&ep.id, &entity.name, retry_after(&e), Instant::now()) {
+                    tracing::warn!(endpoint = %ep.name, entity = %entity.name, "circuit breaker opened");
+                    app.events.push(&ep.id, &entity.name, "circuit breaker opened after repeated failures");
+                }
+                last = Some((idx, adapter.provider(), e));
+            }
+            Err(e) => {
+                app.metrics.upstream_error(&ep.name, &entity.name, adapter.provider(), &e);
+                app.breakers.release(&ep.id, &entity.name);
+                return with_entity(ApiError::from_provider(adapter.provider(), e).into_response(), &entity.name);
+            }
+        }
+    }
+    match last {
+        Some((idx, provider, e)) => {
+            with_entity(ApiError::from_provider(provider, e).into_response(), &ep.entities[idx].name)
+        }
+        None if refused_by_breaker => {
+            let now = Instant::now();
+            let wait = ep
+                .entities
+                .iter()
+                .filter_map(|e| match app.breakers.status(&ep.id, &e.name, now) {
+                    crate::policy::breaker::Status::Open(d) => Some(d),
+                    _ => None,
+                })
+                .min()
+                .unwrap_or(Duration::from_secs(1));
+            ApiError::Upstream {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "TEMPORARILY_UNAVAILABLE",
+                message: format!(
+                    "Every served entity of endpoint '{}' is unavailable: circuit breakers are open after repeated failures.",
+                    ep.name
+                ),
+                retry_after: Some(wait.as_secs().max(1)),
+            }
+            .into_response()
+        }
+        None => ApiError::BadRequest(format!("No served entity of endpoint '{}' can serve.", ep.name)).into_response(),
+    }
+}
+
+pub(super) fn classify(e: reqwest::Error, secrets: &[String]) -> ProviderError {
+    let text = modelgate_providers::redact(&modelgate_providers::entra::without_url(&e), secrets);
+    if e.is_builder() {
+        return ProviderError::Connect(format!(
+            "the request could not be built ({text}): a credential probably contains a newline or another character \
+             HTTP headers cannot carry; put the secret again without it"
+        ));
+    }
+    if e.is_timeout() { ProviderError::Timeout(text) } else { ProviderError::Connect(text) }
+}
+
+/// One attempt against one entity. Errors are returned raw so the router can judge them.
+pub(super) async fn call(
+    app: &AppState,
+    adapter: &dyn Adapter,
+    task: Task,
+    body: Body,
+    deadline: Instant,
+    outbound: &mut Option<Outbound>,
+) -> Result<Response, ProviderError> {
+    let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
+    let include_usage =
+        body.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true);
+    let options =
+        ResponseOptions { embeddings_base64: body.get("encoding_format").and_then(Value::as_str) == Some("base64") };
+    let request = adapter.request(&app.http, task, body, stream).await?;
+    if let Some(o) = outbound.as_mut() {
+        o.sent();
+    }
+    let t = app.timeouts;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let sent = tokio::time::timeout(t.first_byte.min(left), request.timeout(left).send()).await;
+    let upstream = match sent {
+        Err(_) => {
+            return Err(ProviderError::Timeout(format!(
+                "no response within {}",
+                humantime::format_duration(t.first_byte)
+            )));
+        }
+        Ok(Err(e)) => return Err(classify(e, &adapter.secrets())),
+        Ok(Ok(r)) => r,
+    };
+    let status = upstream.status();
+    let limits = app.limits;
+    if !status.is_success() {
+        let retry_after = upstream
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|s| s.ceil() as u64);
+        let bytes = modelgate_providers::body::read_prefix(upstream, limits.max_upstream_error_body).await;
+        let message = modelgate_providers::redact(&adapter.error_message(&bytes), &adapter.secrets());
+        return Err(ProviderError::Upstream { status: status.as_u16(), message, retry_after });
+    }
+    if stream {
+        let events = upstream_events(upstream, adapter.framing(), limits.max_stream_event);
+        let mut out = outbound.take().unwrap_or_default();
+        out.accepted();
+        out.streaming();
+        return Ok(stream_response(adapter.stream(task, include_usage), events, t.idle, adapter.secrets(), out));
+    }
+    let read = modelgate_providers::body::read_capped(upstream, limits.max_upstream_body).await;
+    // The provider did the work (and bills it) even if the answer then proves too large; an error
+    // dressed as a 200 is no work.
+    if !matches!(&read, Ok(bytes) if error_in_success(bytes).is_some())
+        && let Some(o) = outbound.as_mut()
+    {
+        o.accepted();
+    }
+    let bytes = read?;
+    if let Some(reason) = error_in_success(&bytes) {
+        let message = modelgate_providers::redact(&adapter.error_message(&bytes), &adapter.secrets());
+        return Err(ProviderError::BadResponse(format!(
+            "the answer has status 200 but is an error ({reason}): {message}"
+        )));
+    }
+    let out = adapter.response(task, bytes, options)?;
+    let out = match outbound.as_mut() {
+        Some(o) => match o.whole(out).await {
+            Ok(b) => b,
+            Err(e) => return Ok(e.into_response()),
+        },
+        None => out,
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// Whether a successful answer's body is really an error object (some proxies answer errors with
+/// 200): a top-level `error`, or `type`/`object` `error`, and no `choices`, `data` or `content`.
+/// Cheap for real answers: only a body whose start mentions `"error"` is parsed.
+pub(super) fn error_in_success(body: &[u8]) -> Option<&'static str> {
+    static ERROR_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"error\""));
+    ERROR_KEY.find(&body[..body.len().min(256)])?;
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let o = v.as_object()?;
+    if ["choices", "data", "content", "message", "output", "candidates"].iter().any(|k| o.contains_key(*k)) {
+        return None;
+    }
+    if o.contains_key("error") {
+        Some("it has an error member")
+    } else if o.get("type").or_else(|| o.get("object")).and_then(Value::as_str) == Some("error") {
+        Some("its type is error")
+    } else {
+        None
+    }
+}

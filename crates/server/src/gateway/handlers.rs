@@ -1,0 +1,86 @@
+//! The data-plane routes: each parses its body and hands it to the pipeline.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use modelgate_core::permission::Level;
+use modelgate_providers::{Body, Task};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiPath, RawBody, parse_json};
+use crate::snapshot::Principal;
+use crate::state::AppState;
+
+use super::query;
+
+type Caller = Extension<Arc<Principal>>;
+
+/// `POST /serving-endpoints/{name}/invocations`: the task is the endpoint's.
+pub async fn invocations(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    ApiPath(name): ApiPath<String>,
+    RawBody(body): RawBody,
+) -> Response {
+    match parse_body(&body) {
+        Ok(b) => query(&app, &caller, &name, None, b, body).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST .../chat/completions`
+pub async fn chat(State(app): State<AppState>, Extension(caller): Caller, RawBody(body): RawBody) -> Response {
+    openai_route(&app, &caller, Task::Chat, body).await
+}
+
+/// `POST .../completions`
+pub async fn completions(State(app): State<AppState>, Extension(caller): Caller, RawBody(body): RawBody) -> Response {
+    openai_route(&app, &caller, Task::Completions, body).await
+}
+
+/// `POST .../embeddings`
+pub async fn embeddings(State(app): State<AppState>, Extension(caller): Caller, RawBody(body): RawBody) -> Response {
+    openai_route(&app, &caller, Task::Embeddings, body).await
+}
+
+/// `GET /v1/models` (and `/serving-endpoints/models`): the endpoints, as OpenAI models.
+pub async fn models(State(app): State<AppState>, Extension(caller): Caller) -> Response {
+    let snap = app.snapshot.load();
+    let mut names: Vec<&String> = snap
+        .endpoints
+        .iter()
+        .filter(|(_, ep)| crate::access::level_of(&caller, ep).is_some_and(|l| l >= Level::CanQuery))
+        .map(|(n, _)| n)
+        .collect();
+    names.sort();
+    let data: Vec<Value> = names
+        .into_iter()
+        .map(|n| {
+            let e = &snap.endpoints[n];
+            json!({"id": n, "object": "model", "created": 0, "owned_by": "modelgate", "task": e.task})
+        })
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+fn parse_body(body: &[u8]) -> ApiResult<Body> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest("the request body is empty; send a JSON object".into()));
+    }
+    parse_json::<Body>(body)
+}
+
+async fn openai_route(app: &AppState, caller: &Principal, task: Task, body: Bytes) -> Response {
+    let parsed = match parse_body(&body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let Some(name) = parsed.get("model").and_then(Value::as_str).map(str::to_string) else {
+        return ApiError::invalid("model", "is required: the name of the serving endpoint to query").into_response();
+    };
+    query(app, caller, &name, Some(task), parsed, body).await
+}
