@@ -121,7 +121,7 @@ pub fn resolve_credentials(
             Ok(v) => {
                 // A value that cannot be a key is reported, but kept: queries then fail saying why.
                 if field != "google_cloud_vertex_ai_config.private_key"
-                    && let Some(why) = crate::api::secrets::credential_problem(v.expose())
+                    && let Some(why) = credential_problem(v.expose())
                 {
                     let source = slot.reference.as_deref().unwrap_or(slot.plaintext_field);
                     out.problems.push(format!(
@@ -135,4 +135,18 @@ pub fn resolve_credentials(
         }
     }
     out
+}
+
+/// What is wrong with a credential value that goes into an HTTP header (API keys, tokens, client
+/// secrets), or `None`. Never echoes the value.
+pub fn credential_problem(value: &str) -> Option<&'static str> {
+    if value.trim() != value {
+        Some("begins or ends with whitespace, such as the newline `echo` adds")
+    } else if value.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else if value.is_empty() {
+        Some("is empty")
+    } else {
+        None
+    }
 }

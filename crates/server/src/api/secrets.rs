@@ -170,20 +170,6 @@ pub async fn list_scopes(State(app): State<AppState>) -> ApiResult<Json<ListScop
     Ok(Json(ListScopesResponse { scopes }))
 }
 
-/// What is wrong with a credential value that goes into an HTTP header (API keys, tokens, client
-/// secrets), or `None`. Never echoes the value.
-pub fn credential_problem(value: &str) -> Option<&'static str> {
-    if value.trim() != value {
-        Some("begins or ends with whitespace, such as the newline `echo` adds")
-    } else if value.chars().any(char::is_control) {
-        Some("contains a control character")
-    } else if value.is_empty() {
-        Some("is empty")
-    } else {
-        None
-    }
-}
-
 /// `POST /api/2.0/secrets/put`
 pub async fn put(
     State(app): State<AppState>,
@@ -213,7 +199,7 @@ pub async fn put(
     }
     // Stored as sent (a secret may be anything), but a value that cannot be a provider key is
     // pointed out now rather than as a failed query later.
-    let problem = std::str::from_utf8(&value).ok().and_then(credential_problem);
+    let problem = std::str::from_utf8(&value).ok().and_then(crate::configs::credential_problem);
     let sealed = app
         .cipher
         .seal(&secret_context(&req.scope, &req.key), &value)

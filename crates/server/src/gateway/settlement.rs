@@ -24,7 +24,7 @@ use crate::snapshot::{LiveEndpoint, LiveEntity, Principal};
 use crate::state::AppState;
 use crate::telemetry::inference::{Capture, InferenceSink};
 use crate::telemetry::metrics::{EntityLabels, Metrics, Observation};
-use crate::telemetry::usage::UsageSink;
+use crate::telemetry::usage::{CLIENT_CLOSED, CLIENT_DISCONNECTED, UsageSink};
 use modelgate_store::{PayloadRecord, UsageRecord};
 
 /// Token counts of an answer, as the provider reported them (or as counted).
@@ -78,11 +78,6 @@ impl Usage {
         self.input + self.output
     }
 }
-
-/// Status recorded for a query whose client disconnected before the answer was complete.
-pub const CLIENT_CLOSED: u16 = 499;
-/// Its `error_code`.
-pub const CLIENT_DISCONNECTED: &str = "CLIENT_DISCONNECTED";
 
 /// Who asked what, for the records a query leaves.
 pub struct Ledger {

@@ -214,7 +214,7 @@ impl Metrics {
         }
         drop((e4, e5));
         // A client that hung up (499) is not an error of the endpoint's.
-        let failed = status >= 400 && status != crate::gateway::settlement::CLIENT_CLOSED;
+        let failed = status >= 400 && status != crate::telemetry::usage::CLIENT_CLOSED;
         self.recent.observe(&labels.endpoint_name, failed, o.latency_ms);
         self.latency.get_or_create(labels).observe(o.latency_ms);
         if let Some(t) = o.ttft_ms {

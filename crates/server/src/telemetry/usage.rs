@@ -14,6 +14,11 @@ use modelgate_store::{StoreError, UsageDb, UsageRecord};
 use crate::telemetry::batch::{BatchTarget, BatchWriter};
 use crate::telemetry::metrics::Metrics;
 
+/// Status recorded for a query whose client disconnected before the answer was complete.
+pub const CLIENT_CLOSED: u16 = 499;
+/// Its `error_code`.
+pub const CLIENT_DISCONNECTED: &str = "CLIENT_DISCONNECTED";
+
 #[async_trait]
 impl BatchTarget<UsageRecord> for UsageDb {
     async fn write(&self, batch: &[UsageRecord]) -> Result<(), StoreError> {
