@@ -257,3 +257,38 @@ impl IntoResponse for ApiError {
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use modelgate_providers::ProviderError as P;
+
+    use super::*;
+
+    fn mapped(e: P) -> (u16, &'static str, Option<u64>, String) {
+        match ApiError::from_provider("openai", e) {
+            ApiError::Upstream { status, code, retry_after, message } => (status.as_u16(), code, retry_after, message),
+            other => (other.status_and_code().0.as_u16(), other.status_and_code().1, None, other.to_string()),
+        }
+    }
+
+    #[test]
+    fn provider_failures_keep_their_class_and_never_blame_the_client_token() {
+        let up = |status, retry_after| P::Upstream { status, message: "why".into(), retry_after };
+        let (status, code, retry_after, _) = mapped(up(429, Some(7)));
+        assert_eq!((status, code, retry_after), (429, "REQUEST_LIMIT_EXCEEDED", Some(7)));
+        assert_eq!(mapped(up(429, None)).2, Some(1), "a 429 always says when to come back");
+        let (status, code, _, message) = mapped(up(401, None));
+        assert_eq!((status, code), (400, "BAD_REQUEST"), "the provider refused our key, not the caller's token");
+        assert!(message.contains("Provider 'openai' answered HTTP 401"), "{message}");
+        assert_eq!(mapped(up(404, None)).0, 400);
+        assert_eq!(mapped(up(500, None)).0, 502);
+        assert_eq!(mapped(up(503, Some(3))).0, 503);
+        assert_eq!(mapped(up(529, None)).0, 503, "Anthropic's overloaded");
+        assert_eq!(mapped(up(504, None)).0, 504);
+        assert_eq!(mapped(P::Connect("refused".into())).0, 502);
+        assert_eq!(mapped(P::Timeout("slow".into())).0, 504);
+        assert_eq!(mapped(P::BadResponse("junk".into())).0, 502);
+        assert_eq!(mapped(P::TooLarge("big".into())).0, 502);
+        assert_eq!(mapped(P::Unsupported("n > 1".into())).1, "INVALID_PARAMETER_VALUE");
+    }
+}

@@ -14,7 +14,7 @@ use crate::snapshot::LiveEndpoint;
 use crate::state::AppState;
 
 use super::SERVED_MODEL_HEADER;
-use super::plan::plan;
+use super::plan::{Plan, Share, plan};
 use super::relay::{stream_response, upstream_events};
 
 /// Whether a failure counts against the entity's breaker and may be retried or failed over: rate
@@ -50,7 +50,9 @@ pub(super) async fn route(
     body: Body,
     outbound: &mut Option<Outbound>,
 ) -> Response {
-    let (order, failover) = plan(ep);
+    let shares: Vec<Share> = ep.entities.iter().map(Share::of).collect();
+    let fallback = ep.ai_gateway.as_ref().and_then(|g| g.fallback_config.as_ref()).is_some_and(|f| f.enabled);
+    let Plan { order, failover } = plan(&shares, fallback, &mut fastrand::Rng::new());
     let policy = app.retries;
     let Some(&first) = order.first() else {
         return ApiError::BadRequest(format!("Endpoint '{}' has no served entity.", ep.name)).into_response();

@@ -481,6 +481,55 @@ mod tests {
         Value::Object(map)
     }
 
+    fn output_guard(params: Value) -> OutputGuard {
+        let side = Side::compile(&serde_json::from_value(params).unwrap()).unwrap();
+        OutputGuard::new(Arc::new(side), None, "ep")
+    }
+
+    fn chunk(text: &str) -> Value {
+        json!({"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+    }
+
+    /// The text a client sees when `parts` stream through `guard`, or the refusal.
+    fn stream_through(guard: &mut OutputGuard, parts: &[&str]) -> Result<(String, Vec<String>), ApiError> {
+        let (mut text, mut sent) = (String::new(), Vec::new());
+        for p in parts {
+            for c in guard.chunk(chunk(p))? {
+                let piece = c["choices"][0]["delta"]["content"].as_str().unwrap_or_default().to_string();
+                sent.push(piece.clone());
+                text.push_str(&piece);
+            }
+        }
+        let end = futures::executor::block_on(guard.end())?;
+        for c in end {
+            text.push_str(c["choices"][0]["delta"]["content"].as_str().unwrap_or_default());
+        }
+        Ok((text, sent))
+    }
+
+    #[test]
+    fn streamed_findings_split_across_chunks_are_held_back_and_masked() {
+        let mut guard = output_guard(json!({"pii": {"behavior": "MASK"}}));
+        let (text, sent) =
+            stream_through(&mut guard, &["my card is 4111 11", "11 1111 1111 and", " that is all"]).unwrap();
+        assert_eq!(text, "my card is [CREDIT_CARD] and that is all");
+        assert!(sent.iter().all(|s| !s.contains("4111") && !s.contains("1111")), "no digit left early: {sent:?}");
+        // Plain words are not held longer than the trailing word.
+        let mut guard = output_guard(json!({"pii": {"behavior": "MASK"}}));
+        let (_, sent) = stream_through(&mut guard, &["hello there ", "friend"]).unwrap();
+        assert_eq!(sent.first().map(String::as_str), Some("hello there "));
+    }
+
+    #[test]
+    fn a_keyword_split_across_chunks_refuses_the_stream_before_it_is_sent() {
+        let mut guard = output_guard(json!({"invalid_keywords": ["project falcon"]}));
+        let e = stream_through(&mut guard, &["about project fal", "con today"]).unwrap_err();
+        assert!(e.to_string().contains("keyword 'project falcon'"), "{e}");
+        let mut guard = output_guard(json!({"pii": {"behavior": "BLOCK"}}));
+        let e = stream_through(&mut guard, &["mail jane@exa", "mple.com now"]).unwrap_err();
+        assert!(e.to_string().contains("an e-mail address"), "{e}");
+    }
+
     #[test]
     fn every_text_that_reaches_the_provider_is_scanned() {
         let out = masked(json!({

@@ -184,3 +184,81 @@ pub fn endpoint_usage(counters: &dyn Counters, ep: Target<'_>, now_secs: u64) ->
         .map(|w| (describe(&w.key, w.limit, ""), counters.get(window, &w.key), w.limit))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::policy::counters::LocalCounters;
+
+    fn limits(v: serde_json::Value) -> Vec<AiGatewayRateLimit> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn target<'a>(rate_limits: &'a [AiGatewayRateLimit], tags: &'a BTreeMap<String, String>) -> Target<'a> {
+        Target { id: "ep1", name: "chat", rate_limits, budget_policy_id: None, tags }
+    }
+
+    fn body(text: &str, max_tokens: u64) -> serde_json::Map<String, Value> {
+        json!({"messages": [{"role": "user", "content": text}], "max_tokens": max_tokens}).as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn calls_per_minute_refuse_the_next_call_and_reset_with_the_minute() {
+        let counters = LocalCounters::default();
+        let (tags, groups) = (BTreeMap::new(), BTreeSet::new());
+        let l = limits(json!([{"key": "user", "calls": 2, "renewal_period": "minute"}]));
+        let ann = Caller { id: "1", name: "ann", groups: &groups };
+        let bob = Caller { id: "2", name: "bob", groups: &groups };
+        let at = 60 * 1000 + 42; // 42 s into a minute
+        for _ in 0..2 {
+            assert!(admit(&counters, target(&l, &tags), ann, &body("hi", 5), at).is_ok());
+        }
+        let refused = admit(&counters, target(&l, &tags), ann, &body("hi", 5), at).unwrap_err();
+        match refused {
+            ApiError::RateLimited { limit, tokens, reset_secs, message } => {
+                assert_eq!((limit, tokens, reset_secs), (2, false, 18));
+                assert!(message.contains("2 calls per minute per user"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(admit(&counters, target(&l, &tags), bob, &body("hi", 5), at).is_ok(), "per user");
+        assert!(admit(&counters, target(&l, &tags), ann, &body("hi", 5), at + 18).is_ok(), "a new minute");
+    }
+
+    #[test]
+    fn tokens_are_reserved_then_settled_to_what_was_used() {
+        let counters = LocalCounters::default();
+        let (tags, groups) = (BTreeMap::new(), BTreeSet::new());
+        let l = limits(json!([{"key": "endpoint", "tokens": 100, "renewal_period": "minute"}]));
+        let ann = Caller { id: "1", name: "ann", groups: &groups };
+        // Estimated input (a few tokens) plus max_tokens 60: one fits, a second would not.
+        let first = admit(&counters, target(&l, &tags), ann, &body("hello there", 60), 0).unwrap().unwrap();
+        assert!(first.needs_usage() && first.input() > 0);
+        assert!(admit(&counters, target(&l, &tags), ann, &body("hello there", 60), 0).is_err());
+        // The answer used 10 tokens in all: the reservation shrinks and room comes back.
+        first.settle(&counters, 10);
+        assert!(admit(&counters, target(&l, &tags), ann, &body("hello there", 60), 0).is_ok());
+    }
+
+    #[test]
+    fn a_named_limit_overrides_groups_and_the_most_permissive_group_wins() {
+        let counters = LocalCounters::default();
+        let tags = BTreeMap::new();
+        let groups: BTreeSet<String> = ["ml".to_string(), "ops".to_string()].into();
+        let l = limits(json!([
+            {"key": "user_group", "principal": "ml", "calls": 1, "renewal_period": "minute"},
+            {"key": "user_group", "principal": "ops", "calls": 3, "renewal_period": "minute"},
+            {"key": "user", "principal": "vip", "calls": 5, "renewal_period": "minute"}
+        ]));
+        let ann = Caller { id: "1", name: "ann", groups: &groups };
+        let allowed = (0..5).filter(|_| admit(&counters, target(&l, &tags), ann, &body("x", 1), 0).is_ok()).count();
+        assert_eq!(allowed, 3, "held to the ops group's 3");
+        let vip = Caller { id: "9", name: "vip", groups: &groups };
+        let allowed = (0..7).filter(|_| admit(&counters, target(&l, &tags), vip, &body("x", 1), 0).is_ok()).count();
+        assert_eq!(allowed, 5, "a limit naming the caller overrides the groups");
+    }
+}
