@@ -6,7 +6,7 @@ use modelgate_core::permission::Level;
 use modelgate_providers::{Body, Task};
 use serde_json::Value;
 
-use super::settlement::Outbound;
+use super::settlement::Settlement;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::guardrails::{self, OutputGuard};
 use crate::policy::ratelimit;
@@ -91,14 +91,14 @@ pub(super) fn unix_secs() -> u64 {
 
 /// Everything between a parsed request and its upstream call: permission, servability, body
 /// checks, rate limits, input guardrails. Returns the (possibly masked) body; the reservation and
-/// output guardrails go into `outbound`.
+/// output guardrails go into `settlement`.
 pub(super) async fn admit(
     app: &AppState,
     caller: &Principal,
     name: &str,
     route_task: Option<Task>,
     mut body: Body,
-    outbound: &mut Option<Outbound>,
+    settlement: &mut Option<Settlement>,
 ) -> ApiResult<(Arc<LiveEndpoint>, Task, Body)> {
     let ep = crate::access::require(app, caller, name, Level::CanQuery)?;
     let task = servable(&ep, route_task)?;
@@ -112,7 +112,7 @@ pub(super) async fn admit(
     let policy = ep.guardrails.clone();
     let guard =
         policy.as_ref().and_then(|p| p.output.clone()).map(|side| OutputGuard::new(side, judge.clone(), &ep.name));
-    if let Some(o) = outbound.as_mut() {
+    if let Some(o) = settlement.as_mut() {
         // Held before the input checks, so a refused request releases its token reservation.
         o.reserve(app.counters.clone(), admission);
         o.guard(guard);

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use modelgate_providers::{Adapter, Body, ProviderError, ResponseOptions, Task};
 use serde_json::Value;
 
-use super::settlement::Outbound;
+use super::settlement::Settlement;
 use crate::error::ApiError;
 use crate::snapshot::LiveEndpoint;
 use crate::state::AppState;
@@ -48,7 +48,7 @@ pub(super) async fn route(
     ep: &LiveEndpoint,
     task: Task,
     body: Body,
-    outbound: &mut Option<Outbound>,
+    settlement: &mut Option<Settlement>,
 ) -> Response {
     let shares: Vec<Share> = ep.entities.iter().map(Share::of).collect();
     let fallback = ep.ai_gateway.as_ref().and_then(|g| g.fallback_config.as_ref()).is_some_and(|f| f.enabled);
@@ -90,10 +90,10 @@ pub(super) async fn route(
             refused_by_breaker = true;
             continue;
         }
-        if let Some(o) = outbound.as_mut() {
+        if let Some(o) = settlement.as_mut() {
             o.entity(entity, adapter.provider());
         }
-        match call(app, adapter.as_ref(), task, body.clone(), deadline, outbound).await {
+        match call(app, adapter.as_ref(), task, body.clone(), deadline, settlement).await {
             Ok(resp) => {
                 app.breakers.success(&ep.id, &entity.name);
                 return with_entity(resp, &entity.name);
@@ -161,7 +161,7 @@ pub(super) async fn call(
     task: Task,
     body: Body,
     deadline: Instant,
-    outbound: &mut Option<Outbound>,
+    settlement: &mut Option<Settlement>,
 ) -> Result<Response, ProviderError> {
     let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
     let include_usage =
@@ -169,7 +169,7 @@ pub(super) async fn call(
     let options =
         ResponseOptions { embeddings_base64: body.get("encoding_format").and_then(Value::as_str) == Some("base64") };
     let request = adapter.request(&app.http, task, body, stream).await?;
-    if let Some(o) = outbound.as_mut() {
+    if let Some(o) = settlement.as_mut() {
         o.sent();
     }
     let t = app.timeouts;
@@ -200,7 +200,7 @@ pub(super) async fn call(
     }
     if stream {
         let events = upstream_events(upstream, adapter.framing(), limits.max_stream_event);
-        let mut out = outbound.take().unwrap_or_default();
+        let mut out = settlement.take().unwrap_or_default();
         out.accepted();
         out.streaming();
         return Ok(stream_response(adapter.stream(task, include_usage), events, t.idle, adapter.secrets(), out));
@@ -209,7 +209,7 @@ pub(super) async fn call(
     // The provider did the work (and bills it) even if the answer then proves too large; an error
     // dressed as a 200 is no work.
     if !matches!(&read, Ok(bytes) if error_in_success(bytes).is_some())
-        && let Some(o) = outbound.as_mut()
+        && let Some(o) = settlement.as_mut()
     {
         o.accepted();
     }
@@ -221,7 +221,7 @@ pub(super) async fn call(
         )));
     }
     let out = adapter.response(task, bytes, options)?;
-    let out = match outbound.as_mut() {
+    let out = match settlement.as_mut() {
         Some(o) => match o.whole(out).await {
             Ok(b) => b,
             Err(e) => return Ok(e.into_response()),

@@ -33,7 +33,7 @@ use modelgate_providers::{Body, Task};
 use crate::error::{ApiError, ErrorCode};
 use crate::snapshot::Principal;
 use crate::state::AppState;
-use settlement::{Ledger, Outbound};
+use settlement::{Ledger, Settlement};
 
 use admission::admit;
 use attempt::route;
@@ -57,9 +57,9 @@ pub(super) async fn query(
         .endpoints
         .get(name)
         .map(|ep| Ledger::new(app, ep.clone(), caller, &body, raw, Instant::now()));
-    let mut outbound = Some(Outbound::new(ledger));
-    let resp = match admit(app, caller, name, route_task, body, &mut outbound).await {
-        Ok((ep, task, body)) => route(app, &ep, task, body, &mut outbound).await,
+    let mut settlement = Some(Settlement::new(ledger));
+    let resp = match admit(app, caller, name, route_task, body, &mut settlement).await {
+        Ok((ep, task, body)) => route(app, &ep, task, body, &mut settlement).await,
         Err(e) => {
             if matches!(e, ApiError::RateLimited { .. }) {
                 app.metrics.rate_limited(name);
@@ -67,9 +67,10 @@ pub(super) async fn query(
             e.into_response()
         }
     };
-    // Set for answers sent whole; a stream took the outbound along and records when it ends.
-    if let Some(o) = outbound.as_mut() {
-        o.finish(resp.status().as_u16(), resp.extensions().get::<ErrorCode>().map(|c| c.0));
+    // An answer sent whole is settled here; a stream took its settlement along and settles when
+    // it ends.
+    if let Some(s) = settlement.take() {
+        s.settle(resp.status().as_u16(), resp.extensions().get::<ErrorCode>().map(|c| c.0));
     }
     resp
 }

@@ -11,7 +11,7 @@ use modelgate_providers::StreamItem;
 use modelgate_providers::framing::{Framing, RawEvent, aws_event_stream};
 use serde_json::json;
 
-use super::settlement::Outbound;
+use super::settlement::Settlement;
 use crate::error::ApiError;
 
 /// Why a stream ends with an error event instead of `[DONE]`.
@@ -23,8 +23,8 @@ pub(super) enum StreamFailure {
 }
 
 impl StreamFailure {
-    /// Records the failure on `outbound` and returns the event that ends the stream.
-    fn end(self, outbound: &mut Outbound) -> Bytes {
+    /// Records the failure on `settlement` and returns the event that ends the stream.
+    fn end(self, settlement: &mut Settlement) -> Bytes {
         let (status, code, kind, message) = match self {
             StreamFailure::Upstream(status, message) => (status, "STREAM_FAILED", "upstream_error", message),
             StreamFailure::Refused(e) => {
@@ -32,7 +32,7 @@ impl StreamFailure {
                 (status.as_u16(), code, "guardrail", e.to_string())
             }
         };
-        outbound.stream_failed(status, code);
+        settlement.stream_failed(status, code);
         let payload = json!({"error": {"message": message, "type": kind, "code": code}});
         Bytes::from(format!("data: {payload}\n\n"))
     }
@@ -58,7 +58,7 @@ pub(super) fn stream_response(
     mut events: EventStream,
     idle: Duration,
     secrets: Vec<String>,
-    mut outbound: Outbound,
+    mut settlement: Settlement,
 ) -> Response {
     let body = async_stream::stream! {
         loop {
@@ -66,14 +66,14 @@ pub(super) fn stream_response(
             let (items, at_end) = match next {
                 Err(_) => {
                     let why = format!("the provider sent nothing for {}; the answer is incomplete", humantime::format_duration(idle));
-                    yield Ok::<Bytes, std::io::Error>(StreamFailure::Upstream(504, why).end(&mut outbound));
+                    yield Ok::<Bytes, std::io::Error>(StreamFailure::Upstream(504, why).end(&mut settlement));
                     break;
                 }
                 Ok(None) => (translator.on_end(), true),
                 Ok(Some(Err(e))) => {
                     let reason = modelgate_providers::redact(&e.to_string(), &secrets);
                     let why = format!("the provider stream broke: {reason}; the answer is incomplete");
-                    yield Ok(StreamFailure::Upstream(502, why).end(&mut outbound));
+                    yield Ok(StreamFailure::Upstream(502, why).end(&mut settlement));
                     break;
                 }
                 Ok(Some(Ok(ev))) => (translator.on_event(&ev.event, &ev.data), false),
@@ -81,33 +81,33 @@ pub(super) fn stream_response(
             let mut finished = false;
             for item in items {
                 match item {
-                    StreamItem::Data(d) => match outbound.chunk(d) {
+                    StreamItem::Data(d) => match settlement.chunk(d) {
                         Ok(out) => for c in out {
                             yield Ok(Bytes::from(format!("data: {c}\n\n")));
                         },
                         Err(e) => {
-                            yield Ok(StreamFailure::Refused(e).end(&mut outbound));
+                            yield Ok(StreamFailure::Refused(e).end(&mut settlement));
                             finished = true;
                             break;
                         }
                     },
                     StreamItem::Done => {
-                        match outbound.end().await {
+                        match settlement.end().await {
                             Ok(out) => {
                                 for c in out {
                                     yield Ok(Bytes::from(format!("data: {c}\n\n")));
                                 }
                                 yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
                             }
-                            Err(e) => yield Ok(StreamFailure::Refused(e).end(&mut outbound)),
+                            Err(e) => yield Ok(StreamFailure::Refused(e).end(&mut settlement)),
                         }
                         finished = true;
                         break;
                     }
-                    StreamItem::Usage(d) => outbound.usage_chunk(&d),
+                    StreamItem::Usage(d) => settlement.usage_chunk(&d),
                     StreamItem::Error(m) => {
                         let why = modelgate_providers::redact(&m, &secrets);
-                        yield Ok(StreamFailure::Upstream(502, why).end(&mut outbound));
+                        yield Ok(StreamFailure::Upstream(502, why).end(&mut settlement));
                         finished = true;
                         break;
                     }
@@ -118,10 +118,12 @@ pub(super) fn stream_response(
             }
             if at_end {
                 let why = "the provider closed the stream before it finished; the answer is incomplete".to_string();
-                yield Ok(StreamFailure::Upstream(502, why).end(&mut outbound));
+                yield Ok(StreamFailure::Upstream(502, why).end(&mut settlement));
                 break;
             }
         }
+        // The last event is out: settle now rather than when the body is dropped.
+        settlement.settle_stream();
     };
     Response::builder()
         .status(StatusCode::OK)

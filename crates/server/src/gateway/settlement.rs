@@ -1,5 +1,5 @@
 //! The life of one query after it was parsed: its rate-limit reservation, output guardrails, and
-//! what it leaves behind (metrics). An [`Outbound`] is created when a query arrives and dropped
+//! what it leaves behind (metrics). An [`Settlement`] is created when a query arrives and dropped
 //! when its answer has been sent; dropping it settles and records everything exactly once, also
 //! for a query the client abandoned.
 //!
@@ -140,11 +140,15 @@ impl Ledger {
     }
 }
 
-/// Post-processing and accounting for one query. The default does nothing and records nothing
-/// (internal queries such as the guardrail judge's).
+/// The answer's way back and the query's accounting: output guardrails, then, once, the
+/// settlement: the rate-limit reservation settled to the tokens used, the spend added to budgets,
+/// the usage record, the inference-table row and the metrics. The pipeline settles explicitly
+/// ([`Settlement::settle`], [`Settlement::settle_stream`]); dropping an unsettled one (the client
+/// went away) settles it as disconnected. The default does nothing and records nothing (internal
+/// queries such as the guardrail judge's).
 #[derive(Default)]
-pub struct Outbound {
-    settle: Option<(Arc<dyn Counters>, Admission)>,
+pub struct Settlement {
+    reservation: Option<(Arc<dyn Counters>, Admission)>,
     guard: Option<OutputGuard>,
     ledger: Option<Ledger>,
     /// Streamed (or unreported) output text, to count tokens when the provider reports none.
@@ -159,13 +163,14 @@ pub struct Outbound {
     status: u16,
     /// The answer as sent, kept only for an inference-table capture.
     response: Option<Bytes>,
+    settled: bool,
 }
 
-impl Outbound {
+impl Settlement {
     /// Accounting for a query; `None` records nothing.
     pub fn new(ledger: Option<Ledger>) -> Self {
-        Outbound {
-            settle: None,
+        Settlement {
+            reservation: None,
             guard: None,
             ledger,
             streamed: String::new(),
@@ -175,12 +180,13 @@ impl Outbound {
             ended: false,
             status: CLIENT_CLOSED,
             response: None,
+            settled: false,
         }
     }
 
     /// Holds a rate-limit reservation, settled to the tokens really used.
     pub fn reserve(&mut self, counters: Arc<dyn Counters>, admission: Option<Admission>) {
-        self.settle = admission.filter(Admission::needs_usage).map(|a| (counters, a));
+        self.reservation = admission.filter(Admission::needs_usage).map(|a| (counters, a));
     }
 
     /// Applies output guardrails.
@@ -212,13 +218,19 @@ impl Outbound {
         self.status = 200;
     }
 
-    /// The status and `error_code` sent to the client; recording happens when this is dropped.
-    pub fn finish(&mut self, status: u16, error_code: Option<&'static str>) {
+    /// Settles a query answered whole (or refused) with `status` and `error_code`.
+    pub fn settle(mut self, status: u16, error_code: Option<&'static str>) {
         self.status = status;
         self.ended = true;
         if let Some(l) = &mut self.ledger {
             l.record.error_code = error_code.map(str::to_string);
         }
+        self.record();
+    }
+
+    /// Settles a stream that has sent its last event (`[DONE]` or an error event).
+    pub fn settle_stream(mut self) {
+        self.record();
     }
 
     /// A stream ended with an error event: `status` is the class it counts as.
@@ -230,7 +242,7 @@ impl Outbound {
     }
 
     fn is_noop(&self) -> bool {
-        self.settle.is_none() && self.guard.is_none() && self.ledger.is_none()
+        self.reservation.is_none() && self.guard.is_none() && self.ledger.is_none()
     }
 
     /// A complete (non-streamed) answer, in the OpenAI shape. Returns what to send.
@@ -331,7 +343,7 @@ impl Outbound {
     /// The input tokens of the request: the rate limiter's count if it made one, else counted now
     /// from the request (only queries without a usage report get here).
     fn estimated_input(&self) -> u64 {
-        if let Some(n) = self.settle.as_ref().map(|(_, a)| a.input()).filter(|n| *n > 0) {
+        if let Some(n) = self.reservation.as_ref().map(|(_, a)| a.input()).filter(|n| *n > 0) {
             return n;
         }
         let Some(l) = &self.ledger else { return 0 };
@@ -341,10 +353,22 @@ impl Outbound {
     }
 }
 
-impl Drop for Outbound {
+impl Drop for Settlement {
+    /// The safety net: a query whose future was dropped (the client went away) is settled as
+    /// disconnected.
     fn drop(&mut self) {
+        self.record();
+    }
+}
+
+impl Settlement {
+    /// Settles the reservation and leaves the records, once.
+    fn record(&mut self) {
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
         let usage = self.usage();
-        if let Some((counters, admission)) = self.settle.take() {
+        if let Some((counters, admission)) = self.reservation.take() {
             admission.settle(counters.as_ref(), usage.total());
         }
         if let Some(l) = self.ledger.take() {
