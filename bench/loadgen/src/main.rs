@@ -61,6 +61,7 @@ struct Recorder {
 
 impl Recorder {
     fn new() -> Self {
+        #[allow(clippy::expect_used, reason = "3 significant figures is a valid constant precision")]
         let h = || Histogram::new(3).expect("histogram");
         Self { latency: h(), ttfb: h(), lag: h(), stats: Stats::default() }
     }
@@ -93,7 +94,13 @@ async fn one(client: &reqwest::Client, args: &Args, body: &'static [u8]) -> Resu
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
-    let client = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(1024).build().expect("client");
+    let client = match reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(1024).build() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot build the HTTP client: {e}");
+            std::process::exit(2);
+        }
+    };
     let body: &'static [u8] = Box::leak(args.body.clone().into_bytes().into_boxed_slice());
     let rec = Arc::new(Mutex::new(Recorder::new()));
     let measure_from = Instant::now() + args.warmup;

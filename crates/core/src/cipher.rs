@@ -40,6 +40,7 @@ impl std::fmt::Debug for Cipher {
 impl Cipher {
     /// Builds a cipher from raw key bytes.
     pub fn new(key: &[u8; KEY_LEN]) -> Self {
+        #[allow(clippy::expect_used, reason = "the key is a [u8; 32]: AES-256 cannot refuse its length")]
         let unbound = UnboundKey::new(&AES_256_GCM, key).expect("AES-256 key length is constant");
         Self { key: LessSafeKey::new(unbound), rng: SystemRandom::new() }
     }

@@ -191,9 +191,9 @@ impl AllowEntry {
         let host_ok = match &self.host {
             HostPattern::Exact(h) => *h == host,
             HostPattern::Suffix(s) => {
-                host.len() > s.len() + 1 && host.ends_with(s.as_str()) && {
-                    host.as_bytes()[host.len() - s.len() - 1] == b'.'
-                }
+                host.len() > s.len() + 1
+                    && host.ends_with(s.as_str())
+                    && host.as_bytes().get(host.len() - s.len() - 1) == Some(&b'.')
             }
         };
         let path = url.path();

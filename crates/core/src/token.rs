@@ -8,10 +8,16 @@ use ring::rand::{SecureRandom, SystemRandom};
 /// Prefix of every token modelgate issues, so secret scanners can recognise them.
 pub const TOKEN_PREFIX: &str = "mgt_";
 
+/// Fills `b` from the operating system's generator. Its failing is not recoverable: a token or id
+/// must never be weak, so the process stops rather than issue one.
+#[allow(clippy::expect_used, reason = "without the OS generator no safe token can be issued")]
+fn fill_random(b: &mut [u8]) {
+    SystemRandom::new().fill(b).expect("system random generator");
+}
+
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
-    // The OS generator failing is not recoverable; refuse to issue a weak token.
-    SystemRandom::new().fill(&mut b).expect("system random generator");
+    fill_random(&mut b);
     b
 }
 
@@ -29,14 +35,14 @@ pub fn hash(token: &str) -> String {
 /// `n` random bytes as lowercase hex (ids).
 pub fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
-    SystemRandom::new().fill(&mut b).expect("system random generator");
+    fill_random(&mut b);
     hex(&b)
 }
 
 /// `n` random decimal digits, not starting with 0 (SCIM ids look like this).
 pub fn random_digits(n: usize) -> String {
     let mut b = vec![0u8; n];
-    SystemRandom::new().fill(&mut b).expect("system random generator");
+    fill_random(&mut b);
     b.iter().enumerate().map(|(i, x)| char::from(b'0' + if i == 0 { 1 + x % 9 } else { x % 10 })).collect()
 }
 

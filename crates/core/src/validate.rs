@@ -323,14 +323,12 @@ fn sizing(
             return Err(err(format!("{epath}.{field}"), format!("must not be negative, got {v}")));
         }
     }
-    for (lo, hi) in [(0, 1), (2, 3)] {
-        if let (Some(a), Some(b)) = (numbers[lo].1, numbers[hi].1)
+    let [min_c, max_c, min_t, max_t, _] = numbers;
+    for ((lo_name, lo), (hi_name, hi)) in [(min_c, max_c), (min_t, max_t)] {
+        if let (Some(a), Some(b)) = (lo, hi)
             && a > b
         {
-            return Err(err(
-                format!("{epath}.{}", numbers[lo].0),
-                format!("{a} is larger than {} = {b}", numbers[hi].0),
-            ));
+            return Err(err(format!("{epath}.{lo_name}"), format!("{a} is larger than {hi_name} = {b}")));
         }
     }
     Ok(())
@@ -523,7 +521,7 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
         }
         "amazon-bedrock" => bedrock(m, path),
         "google-cloud-vertex-ai" => {
-            let c = m.google_cloud_vertex_ai_config.as_ref().expect("checked present");
+            let c = present(m.google_cloud_vertex_ai_config.as_ref(), path, "google_cloud_vertex_ai_config")?;
             let p = format!("{path}.google_cloud_vertex_ai_config");
             non_empty(c.project_id.as_deref(), &format!("{p}.project_id"))?;
             non_empty(c.region.as_deref(), &format!("{p}.region"))?;
@@ -532,7 +530,7 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
             url_component(Some(&m.name), &format!("{path}.name"))
         }
         "databricks-model-serving" => {
-            let c = m.databricks_model_serving_config.as_ref().expect("checked present");
+            let c = present(m.databricks_model_serving_config.as_ref(), path, "databricks_model_serving_config")?;
             http_url(
                 c.databricks_workspace_url.as_deref(),
                 &format!("{path}.databricks_model_serving_config.databricks_workspace_url"),
@@ -544,8 +542,13 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
     }
 }
 
+/// The provider config `external_model` checked was there; a missing one is reported, not assumed.
+fn present<'a, T>(config: Option<&'a T>, path: &str, key: &str) -> Result<&'a T> {
+    config.ok_or_else(|| err(format!("{path}.{key}"), "is required"))
+}
+
 fn openai(m: &ExternalModel, path: &str) -> Result<()> {
-    let c = m.openai_config.as_ref().expect("checked present");
+    let c = present(m.openai_config.as_ref(), path, "openai_config")?;
     let p = format!("{path}.openai_config");
     let api_type = c.openai_api_type.as_deref().unwrap_or("openai");
     if !["openai", "azure", "azuread"].contains(&api_type) {
@@ -596,7 +599,7 @@ fn openai(m: &ExternalModel, path: &str) -> Result<()> {
 }
 
 fn bedrock(m: &ExternalModel, path: &str) -> Result<()> {
-    let c = m.amazon_bedrock_config.as_ref().expect("checked present");
+    let c = present(m.amazon_bedrock_config.as_ref(), path, "amazon_bedrock_config")?;
     let p = format!("{path}.amazon_bedrock_config");
     non_empty(c.aws_region.as_deref(), &format!("{p}.aws_region"))?;
     url_component(c.aws_region.as_deref(), &format!("{p}.aws_region"))?;
@@ -642,7 +645,7 @@ fn bedrock(m: &ExternalModel, path: &str) -> Result<()> {
 }
 
 fn custom(m: &ExternalModel, path: &str) -> Result<()> {
-    let c = m.custom_provider_config.as_ref().expect("checked present");
+    let c = present(m.custom_provider_config.as_ref(), path, "custom_provider_config")?;
     let p = format!("{path}.custom_provider_config");
     http_url(c.custom_provider_url.as_deref(), &format!("{p}.custom_provider_url"), true)?;
     match (&c.api_key_auth, &c.bearer_token_auth) {

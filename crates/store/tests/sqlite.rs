@@ -1,4 +1,11 @@
 //! Behaviour of the SQLite store against a real database file.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
 
 use modelgate_store::*;
 
