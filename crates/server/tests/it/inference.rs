@@ -1,9 +1,7 @@
 //! Inference tables: what is logged, sampling, size caps, PII masking, filters, retention and
 //! access.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

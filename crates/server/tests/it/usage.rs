@@ -2,9 +2,7 @@
 //! reasoning tokens priced as billed; grouping by tag, usage_context and time; re-pricing; who
 //! may read what.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

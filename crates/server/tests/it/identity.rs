@@ -1,8 +1,6 @@
 //! Users, groups, service principals (SCIM), token management and the interim write rule.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -1,11 +1,9 @@
 //! Endpoint permissions: principal kind × permission level × route, inheritance through (nested)
 //! groups, ownership of created endpoints, and the Permissions API shape.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use modelgate_mock_upstream::{Mock, Options};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

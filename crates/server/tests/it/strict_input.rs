@@ -1,9 +1,7 @@
 //! Strict input: malformed or ambiguous requests get a clear 4xx naming the problem, and nothing
 //! already stored is lost or changed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

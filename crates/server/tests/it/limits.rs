@@ -1,11 +1,9 @@
 //! Resource limits: upstream answers are read within a size, slow clients are cut off, connections
 //! and requests in flight are bounded and shed with 503, oversized bodies get a JSON 413.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,8 +1,6 @@
 //! The outbound policy: who may point an endpoint where, addresses nobody may reach, redirects.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use modelgate_core::outbound::OutboundPolicy;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

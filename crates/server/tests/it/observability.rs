@@ -1,12 +1,10 @@
 //! Metrics: the counters agree with the requests made, per endpoint and served entity; breaker
 //! state and upstream errors show; the per-endpoint view holds only that endpoint; access rules.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 

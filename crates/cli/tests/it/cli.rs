@@ -1,11 +1,9 @@
 //! The `modelgate` binary end to end: `serve` as a child process and the client commands.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const ENDPOINT: &str = r#"{"name": "chat", "config": {"served_entities": [{"external_model": {"provider": "openai", "name": "gpt-4o-mini", "task": "llm/v1/chat", "openai_config": {"openai_api_key": "{{secrets/llm/openai}}"}}}]}, "tags": [{"key": "team", "value": "ml"}]}"#;
 

@@ -1,11 +1,9 @@
 //! Rate limits: exact call counts under concurrency, the precedence rules between endpoint, user,
 //! service-principal, group and default limits, and the bound on token limits.
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,12 +1,10 @@
 //! Secrets, tokens, authentication and restarts over real HTTP.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

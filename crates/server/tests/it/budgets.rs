@@ -1,9 +1,7 @@
 //! Budget policies: blocking at the limit, scopes (endpoint reference, tag, usage_context),
 //! spend consistent under concurrency and across restarts, validation.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

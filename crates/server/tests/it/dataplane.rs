@@ -1,12 +1,10 @@
 //! The data plane against a local fake of the providers' wire formats.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use modelgate_mock_upstream::{Mock, Options};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -601,7 +599,7 @@ async fn vertex_gemini_with_a_signed_service_account_assertion() {
     assert!(logs["logs"].as_str().unwrap().contains("must be the service account's JSON key file"), "{logs}");
 
     // A key the token endpoint does not trust: the signature check fails there.
-    let untrusted = include_str!("../../mock-upstream/testdata/untrusted-service-account.pem");
+    let untrusted = include_str!("../../../mock-upstream/testdata/untrusted-service-account.pem");
     r.t.secret("gcp", "other", &key_file(untrusted)).await;
     r.endpoint("gem-bad", vec![vertex("llm/v1/chat", "{{secrets/gcp/other}}")]).await;
     let got =

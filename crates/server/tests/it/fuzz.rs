@@ -1,9 +1,7 @@
 //! A few thousand generated bad requests against every route that reads a body, query or path:
 //! never a 5xx, always a JSON error, and nothing stored changes.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

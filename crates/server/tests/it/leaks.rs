@@ -1,11 +1,9 @@
 //! No leaks: keys echoed by an upstream never reach clients or the inference table, webhook URLs
 //! are masked, hidden endpoints stay hidden by id; and queries whose clients hang up are billed.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

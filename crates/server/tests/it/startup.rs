@@ -1,11 +1,9 @@
 //! Startup safety: a broken database is named, loose permissions on secrets are not accepted
 //! silently.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
-use common::*;
+use crate::common::*;
 use modelgate_server::Server;
 
 fn mode(path: &std::path::Path) -> u32 {

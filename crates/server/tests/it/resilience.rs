@@ -1,12 +1,10 @@
 //! Failover, circuit breakers, retries and traffic splits against fault-injecting fake upstreams.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use modelgate_mock_upstream::Mock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

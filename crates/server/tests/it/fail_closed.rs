@@ -1,9 +1,7 @@
 //! Stored policies that do not parse close their endpoint instead of vanishing, and an endpoint
 //! with no entity to route to answers an error instead of panicking.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 

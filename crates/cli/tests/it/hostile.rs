@@ -1,11 +1,9 @@
 //! The real binary against hostile load: its memory stays bounded under oversized upstream answers
 //! and slow clients, and webhook URLs (credentials) never reach its log.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Resident memory of a process, in MiB.

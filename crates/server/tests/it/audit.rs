@@ -1,8 +1,6 @@
 //! The audit log records every control-plane change and every denied request, never a secret.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -1,9 +1,7 @@
 //! Secret scope ACLs: READ < WRITE < MANAGE, inherited through groups, enforced on every secrets
 //! route and when a config that references a scope deploys.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -1,11 +1,9 @@
 //! Guardrails end to end: PII blocked and masked on input and output (streamed output included,
 //! with findings split across chunks), blocked keywords, and the judge for safety and topics.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use modelgate_mock_upstream::Mock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -1,15 +1,13 @@
 //! Alerts: each default rule fires and resolves against a local webhook receiver, with exactly one
 //! message per transition and destination, in the JSON, Slack and Teams formats.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use axum::extract::{Path, State};
-use common::*;
 use modelgate_mock_upstream::Options;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

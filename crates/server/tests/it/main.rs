@@ -1,0 +1,28 @@
+//! The server's integration tests, in one binary (one link instead of one per file): a real
+//! server on an ephemeral port per test, real HTTP, a mock provider on loopback.
+
+mod common;
+
+mod alerts;
+mod audit;
+mod budgets;
+mod dataplane;
+mod endpoints;
+mod fail_closed;
+mod fuzz;
+mod guardrails;
+mod identity;
+mod inference;
+mod layout;
+mod leaks;
+mod limits;
+mod observability;
+mod outbound;
+mod permissions;
+mod ratelimits;
+mod resilience;
+mod secret_acls;
+mod secrets_tokens;
+mod startup;
+mod strict_input;
+mod usage;
