@@ -1,11 +1,11 @@
 #![warn(missing_docs)]
-//! The modelgate server.
+//! The modelgate server: `Server::start` with a `ServerConfig`, and `Server::shutdown`.
 //!
-//! Layers, outside in: request logging → bearer-token authentication (against the in-memory
-//! [`snapshot::Snapshot`]) → route handlers of the control plane ([`endpoints`], [`secrets`],
-//! [`tokens`]) → the [`modelgate_store::Store`]. After every committed write the snapshot is
-//! rebuilt and swapped atomically; the [`deployer`] moves pending config versions to ready or
-//! failed in the background.
+//! The parts (see docs/architecture.md): `http` (listener, limits, authentication, audit),
+//! `gateway` (the data plane as a pipeline), `api` (the control plane), `policy` (guardrails,
+//! rate limits, budgets, breakers), `telemetry` (metrics, usage records, inference tables),
+//! `background` (alerts, deployments, retention), and the core modules they share (`state`,
+//! `snapshot`, `configs`, `access`, `settings`, `egress`).
 
 mod access;
 mod api;
