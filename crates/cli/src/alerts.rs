@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::client::Client;
-use crate::commands::{JsonArg, print_json, print_list, read_json, s};
+use crate::commands::{JsonArg, at, print_json, print_list, read_json, s};
 use crate::{CliError, Output};
 
 /// `modelgate alerts ...`
@@ -64,9 +64,15 @@ pub async fn run(client: &Client, cmd: AlertsCmd, output: Output) -> Result<(), 
                 return Ok(());
             }
             let row = |a: &Value| {
-                vec![s(&a["state"]), time(&a["fired_at"]), s(&a["rule_name"]), s(&a["endpoint"]), s(&a["message"])]
+                vec![
+                    s(at(a, "/state")),
+                    time(at(a, "/fired_at")),
+                    s(at(a, "/rule_name")),
+                    s(at(a, "/endpoint")),
+                    s(at(a, "/message")),
+                ]
             };
-            let firing: Vec<Vec<String>> = v["firing"].as_array().into_iter().flatten().map(row).collect();
+            let firing: Vec<Vec<String>> = at(&v, "/firing").as_array().into_iter().flatten().map(row).collect();
             if firing.is_empty() {
                 println!("nothing is firing");
             } else {
@@ -82,13 +88,13 @@ pub async fn run(client: &Client, cmd: AlertsCmd, output: Output) -> Result<(), 
                 &["ID", "NAME", "KIND", "ENDPOINT", "THRESHOLD", "WINDOW", "ENABLED"],
                 |r| {
                     vec![
-                        s(&r["rule_id"]),
-                        s(&r["name"]),
-                        s(&r["kind"]),
-                        r["endpoint"].as_str().unwrap_or("(all)").to_string(),
-                        s(&r["threshold"]),
-                        s(&r["window"]),
-                        (r["enabled"] != false).to_string(),
+                        s(at(r, "/rule_id")),
+                        s(at(r, "/name")),
+                        s(at(r, "/kind")),
+                        at(r, "/endpoint").as_str().unwrap_or("(all)").to_string(),
+                        s(at(r, "/threshold")),
+                        s(at(r, "/window")),
+                        (at(r, "/enabled") != false).to_string(),
                     ]
                 },
             );
@@ -106,10 +112,10 @@ pub async fn run(client: &Client, cmd: AlertsCmd, output: Output) -> Result<(), 
             let v = client.json(Method::GET, "/api/2.0/alert-destinations", None).await?;
             print_list(&v, output, "destinations", &["ID", "NAME", "FORMAT", "URL"], |d| {
                 vec![
-                    s(&d["destination_id"]),
-                    s(&d["name"]),
-                    d["format"].as_str().unwrap_or("json").into(),
-                    s(&d["url"]),
+                    s(at(d, "/destination_id")),
+                    s(at(d, "/name")),
+                    at(d, "/format").as_str().unwrap_or("json").into(),
+                    s(at(d, "/url")),
                 ]
             });
         }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::client::Client;
-use crate::commands::{SE, print_json, s};
+use crate::commands::{SE, at, print_json, s, set};
 use crate::{CliError, Output};
 
 /// Azure API version used when a backend names none.
@@ -200,7 +200,7 @@ fn external_model(b: &Backend, model: &ModelRef) -> Result<Value, String> {
     };
     let provider = if config.0 == "custom_provider_config" { "custom" } else { "openai" };
     let mut m = json!({"provider": provider, "name": name, "task": task});
-    m[config.0] = config.1;
+    set(&mut m, config.0, config.1);
     Ok(m)
 }
 
@@ -223,8 +223,8 @@ pub fn plan(backends: &[Backend]) -> Result<Vec<EndpointPlan>, String> {
         }
         for m in &b.supported_models {
             let mut entity = json!({"name": b.backend_id, "external_model": external_model(b, m)?});
-            entity["priority"] = json!(b.priority.unwrap_or(1));
-            entity["weight"] = json!(b.weight.unwrap_or(1));
+            set(&mut entity, "priority", json!(b.priority.unwrap_or(1)));
+            set(&mut entity, "weight", json!(b.weight.unwrap_or(1)));
             by_model.entry(m.name().to_string()).or_default().push(entity);
         }
     }
@@ -257,17 +257,17 @@ fn comparable(entities: &Value) -> Vec<Value> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|e| json!({"name": e["name"], "external_model": e["external_model"], "priority": e["priority"], "weight": e["weight"]}))
+        .map(|e| json!({"name": at(e, "/name"), "external_model": at(e, "/external_model"), "priority": at(e, "/priority"), "weight": at(e, "/weight")}))
         .collect();
-    v.sort_by_key(|e| e["name"].to_string());
+    v.sort_by_key(|e| at(e, "/name").to_string());
     v
 }
 
 async fn action(client: &Client, p: &EndpointPlan) -> Result<Action, CliError> {
     match client.json(Method::GET, &format!("{SE}/{}", p.name), None).await {
         Ok(e) => {
-            let current = e.get("pending_config").filter(|c| !c.is_null()).unwrap_or(&e["config"]);
-            let same = comparable(&current["served_entities"]) == comparable(&json!(p.served_entities));
+            let current = e.get("pending_config").filter(|c| !c.is_null()).unwrap_or(at(&e, "/config"));
+            let same = comparable(at(current, "/served_entities")) == comparable(&json!(p.served_entities));
             Ok(if same { Action::Unchanged } else { Action::Update })
         }
         Err(CliError::Api { code, .. }) if code == "RESOURCE_DOES_NOT_EXIST" => Ok(Action::Create),
@@ -287,7 +287,7 @@ pub async fn run(client: &Client, cmd: BackendsCmd, output: Output) -> Result<()
         let backends: Vec<String> = p
             .served_entities
             .iter()
-            .map(|e| format!("{} (priority {}, weight {})", s(&e["name"]), e["priority"], e["weight"]))
+            .map(|e| format!("{} (priority {}, weight {})", s(at(e, "/name")), at(e, "/priority"), at(e, "/weight")))
             .collect();
         let mut outcome = match (act, dry_run) {
             (Action::Create, true) => "would create",

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::Client;
-use crate::commands::{JsonArg, SE, print_json, print_list, read_json, s};
+use crate::commands::{JsonArg, SE, at, print_json, print_list, read_json, s};
 use crate::{CliError, Output};
 
 const BP: &str = "/api/2.0/budget-policies";
@@ -52,17 +52,17 @@ pub enum BudgetsCmd {
 }
 
 fn scope(p: &Value) -> String {
-    let sc = &p["scope"];
+    let sc = at(p, "/scope");
     let mut parts: Vec<String> = Vec::new();
-    if let Some(e) = sc["endpoint"].as_str() {
+    if let Some(e) = at(sc, "/endpoint").as_str() {
         parts.push(format!("endpoint {e}"));
     }
     for k in ["tag", "usage_context"] {
-        if sc[k].is_object() {
-            parts.push(format!("{k} {}={}", s(&sc[k]["key"]), s(&sc[k]["value"])));
+        if let Some(kv) = sc.get(k).filter(|v| v.is_object()) {
+            parts.push(format!("{k} {}={}", s(at(kv, "/key")), s(at(kv, "/value"))));
         }
     }
-    let eps: Vec<String> = p["endpoints"].as_array().into_iter().flatten().map(s).collect();
+    let eps: Vec<String> = at(p, "/endpoints").as_array().into_iter().flatten().map(s).collect();
     if !eps.is_empty() {
         parts.push(format!("endpoints {}", eps.join(",")));
     }
@@ -84,14 +84,14 @@ pub async fn run(client: &Client, cmd: BudgetsCmd, output: Output) -> Result<(),
                 &["ID", "NAME", "SCOPE", "PERIOD", "SPENT", "AMOUNT", "%", "ACTION"],
                 |p| {
                     vec![
-                        s(&p["policy_id"]),
-                        s(&p["name"]),
+                        s(at(p, "/policy_id")),
+                        s(at(p, "/name")),
                         scope(p),
-                        s(&p["period"]),
-                        format!("${:.4}", p["spend"]["spent_usd"].as_f64().unwrap_or(0.0)),
-                        format!("${:.2}", p["amount_usd"].as_f64().unwrap_or(0.0)),
-                        format!("{:.1}", p["spend"]["percent"].as_f64().unwrap_or(0.0)),
-                        p["action"].as_str().unwrap_or("ALERT").to_string(),
+                        s(at(p, "/period")),
+                        format!("${:.4}", at(p, "/spend/spent_usd").as_f64().unwrap_or(0.0)),
+                        format!("${:.2}", at(p, "/amount_usd").as_f64().unwrap_or(0.0)),
+                        format!("{:.1}", at(p, "/spend/percent").as_f64().unwrap_or(0.0)),
+                        at(p, "/action").as_str().unwrap_or("ALERT").to_string(),
                     ]
                 },
             );

@@ -1,5 +1,6 @@
 //! HTTP client for the modelgate API.
 
+use crate::commands::at;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -42,10 +43,10 @@ impl Client {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         let parsed: Option<Value> = serde_json::from_str(&text).ok();
-        let code = parsed.as_ref().and_then(|v| v["error_code"].as_str()).unwrap_or("HTTP_ERROR").to_string();
+        let code = parsed.as_ref().and_then(|v| at(v, "/error_code").as_str()).unwrap_or("HTTP_ERROR").to_string();
         let message = parsed
             .as_ref()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .and_then(|v| at(v, "/message").as_str().map(str::to_string))
             .unwrap_or_else(|| format!("HTTP {status}: {text}"));
         Err(CliError::Api { code, message })
     }

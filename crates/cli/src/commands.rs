@@ -298,6 +298,18 @@ pub fn print_list(v: &Value, output: Output, key: &str, headers: &[&str], row: i
     }
 }
 
+/// The value at a JSON pointer (`/state/ready`), or null.
+pub fn at<'a>(v: &'a Value, pointer: &str) -> &'a Value {
+    v.pointer(pointer).unwrap_or(&Value::Null)
+}
+
+/// Sets `key` on a JSON object (the bodies the commands build are objects).
+pub fn set(body: &mut Value, key: &str, value: Value) {
+    if let Some(o) = body.as_object_mut() {
+        o.insert(key.into(), value);
+    }
+}
+
 pub fn s(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
@@ -308,24 +320,24 @@ pub fn s(v: &Value) -> String {
 
 fn print_metrics_summary(v: &Value) {
     let ms = |x: &Value| x.as_f64().map_or_else(|| "-".to_string(), |m| format!("{m:.1} ms"));
-    let rows = v["windows"]
+    let rows = at(v, "/windows")
         .as_array()
         .into_iter()
         .flatten()
         .map(|w| {
             vec![
-                s(&w["window"]),
-                format!("{:.3}/s ({})", w["requests_per_second"].as_f64().unwrap_or(0.0), w["requests"]),
-                format!("{:.2} %", w["error_rate"].as_f64().unwrap_or(0.0) * 100.0),
-                ms(&w["latency_ms"]["p50"]),
-                ms(&w["latency_ms"]["p95"]),
-                ms(&w["latency_ms"]["p99"]),
-                format!("{} / {}", w["input_tokens"], w["output_tokens"]),
-                format!("${:.4}", w["cost_usd"].as_f64().unwrap_or(0.0)),
+                s(at(w, "/window")),
+                format!("{:.3}/s ({})", at(w, "/requests_per_second").as_f64().unwrap_or(0.0), at(w, "/requests")),
+                format!("{:.2} %", at(w, "/error_rate").as_f64().unwrap_or(0.0) * 100.0),
+                ms(at(w, "/latency_ms/p50")),
+                ms(at(w, "/latency_ms/p95")),
+                ms(at(w, "/latency_ms/p99")),
+                format!("{} / {}", at(w, "/input_tokens"), at(w, "/output_tokens")),
+                format!("${:.4}", at(w, "/cost_usd").as_f64().unwrap_or(0.0)),
             ]
         })
         .collect();
-    println!("{}", s(&v["endpoint"]));
+    println!("{}", s(at(v, "/endpoint")));
     print_table(&["WINDOW", "REQUESTS", "ERRORS", "P50", "P95", "P99", "TOKENS IN / OUT", "COST"], rows);
 }
 
@@ -345,11 +357,12 @@ async fn wait_not_updating(client: &Client, name: &str, timeout: Duration) -> Re
     let mut delay = Duration::from_millis(200);
     loop {
         let e = client.json(Method::GET, &format!("{SE}/{name}"), None).await?;
-        match e["state"]["config_update"].as_str() {
+        match at(&e, "/state/config_update").as_str() {
             Some("IN_PROGRESS") => {}
             Some("UPDATE_FAILED") | Some("UPDATE_CANCELED") => {
                 let versions = client.json(Method::GET, &format!("{SE}/{name}/config-versions"), None).await?;
-                if let Some(log) = versions["config_versions"].get(0).and_then(|v| v["build_logs"].as_str()) {
+                if let Some(log) = at(&versions, "/config_versions").get(0).and_then(|v| at(v, "/build_logs").as_str())
+                {
                     eprint!("{log}");
                 }
                 return Err(CliError::Api {
@@ -375,7 +388,7 @@ async fn maybe_wait(client: &Client, created: Value, wait: &WaitArgs) -> Result<
         print_json(&created);
         return Ok(());
     }
-    let name = created["name"].as_str().unwrap_or_default().to_string();
+    let name = at(&created, "/name").as_str().unwrap_or_default().to_string();
     print_json(&wait_not_updating(client, &name, wait.timeout).await?);
     Ok(())
 }
@@ -388,11 +401,11 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
             let v = client.json(Method::GET, SE, None).await?;
             print_list(&v, output, "endpoints", &["Name", "State", "Config update", "Task", "Creator"], |e| {
                 vec![
-                    s(&e["name"]),
-                    s(&e["state"]["ready"]),
-                    s(&e["state"]["config_update"]),
-                    s(&e["task"]),
-                    s(&e["creator"]),
+                    s(at(e, "/name")),
+                    s(at(e, "/state/ready")),
+                    s(at(e, "/state/config_update")),
+                    s(at(e, "/task")),
+                    s(at(e, "/creator")),
                 ]
             });
         }
@@ -400,10 +413,10 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
         Create { name, json, description, wait } => {
             let mut body = read_json(&json, name.is_none())?;
             if let Some(n) = name {
-                body["name"] = json!(n);
+                set(&mut body, "name", json!(n));
             }
             if let Some(d) = description {
-                body["description"] = json!(d);
+                set(&mut body, "description", json!(d));
             }
             let created = client.json(Method::POST, SE, Some(&body)).await?;
             maybe_wait(client, created, &wait).await?;
@@ -452,13 +465,17 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
             let v = client.json(Method::GET, &format!("{SE}/{name}/config-versions"), None).await?;
             let headers = ["Version", "Status", "Creator", "Created", "Served entities"];
             print_list(&v, output, "config_versions", &headers, |c| {
-                let entities: Vec<String> =
-                    c["config"]["served_entities"].as_array().into_iter().flatten().map(|e| s(&e["name"])).collect();
+                let entities: Vec<String> = at(c, "/config/served_entities")
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| s(at(e, "/name")))
+                    .collect();
                 vec![
-                    s(&c["config_version"]),
-                    s(&c["status"]),
-                    s(&c["creator"]),
-                    ms_to_time(&c["creation_timestamp"]),
+                    s(at(c, "/config_version")),
+                    s(at(c, "/status")),
+                    s(at(c, "/creator")),
+                    ms_to_time(at(c, "/creation_timestamp")),
                     entities.join(", "),
                 ]
             });
@@ -476,7 +493,7 @@ fn print_logs(v: &Value, output: Output) {
     if output == Output::Json {
         print_json(v);
     } else {
-        print!("{}", v["logs"].as_str().unwrap_or_default());
+        print!("{}", at(v, "/logs").as_str().unwrap_or_default());
     }
 }
 
@@ -488,13 +505,15 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
         CreateScope { scope, initial_manage_principal } => {
             let mut body = json!({"scope": scope});
             if let Some(p) = initial_manage_principal {
-                body["initial_manage_principal"] = json!(p);
+                set(&mut body, "initial_manage_principal", json!(p));
             }
             client.json(Method::POST, "/api/2.0/secrets/scopes/create", Some(&body)).await?;
         }
         ListScopes => {
             let v = client.json(Method::GET, "/api/2.0/secrets/scopes/list", None).await?;
-            print_list(&v, output, "scopes", &["Scope", "Backend"], |x| vec![s(&x["name"]), s(&x["backend_type"])]);
+            print_list(&v, output, "scopes", &["Scope", "Backend"], |x| {
+                vec![s(at(x, "/name")), s(at(x, "/backend_type"))]
+            });
             return Ok(());
         }
         DeleteScope { scope } => {
@@ -503,8 +522,8 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
         PutSecret { scope, key, string_value, bytes_value } => {
             let mut body = json!({"scope": scope, "key": key});
             match (string_value, bytes_value) {
-                (Some(v), _) => body["string_value"] = json!(v),
-                (None, Some(b)) => body["bytes_value"] = json!(B64.encode(b.as_bytes())),
+                (Some(v), _) => set(&mut body, "string_value", json!(v)),
+                (None, Some(b)) => set(&mut body, "bytes_value", json!(B64.encode(b.as_bytes()))),
                 (None, None) => {
                     if std::io::stdin().is_terminal() {
                         eprintln!("Reading the secret value from standard input; end with Ctrl-D.");
@@ -518,11 +537,11 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
                     } else if buf.ends_with(b"\n") {
                         buf.pop();
                     }
-                    body["bytes_value"] = json!(B64.encode(&buf));
+                    set(&mut body, "bytes_value", json!(B64.encode(&buf)));
                 }
             }
             let answer = client.json(Method::POST, "/api/2.0/secrets/put", Some(&body)).await?;
-            for w in answer["warnings"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            for w in at(&answer, "/warnings").as_array().into_iter().flatten().filter_map(Value::as_str) {
                 eprintln!("warning: {w}");
             }
         }
@@ -533,7 +552,7 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
             if output == Output::Json {
                 print_json(&v);
             } else {
-                let bytes = B64.decode(v["value"].as_str().unwrap_or_default()).unwrap_or_default();
+                let bytes = B64.decode(at(&v, "/value").as_str().unwrap_or_default()).unwrap_or_default();
                 println!("{}", String::from_utf8_lossy(&bytes));
             }
             return Ok(());
@@ -541,7 +560,7 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
         ListSecrets { scope } => {
             let v = client.json_query(Method::GET, "/api/2.0/secrets/list", &[("scope", &scope)], None).await?;
             print_list(&v, output, "secrets", &["Key", "Last updated"], |x| {
-                vec![s(&x["key"]), ms_to_time(&x["last_updated_timestamp"])]
+                vec![s(at(x, "/key")), ms_to_time(at(x, "/last_updated_timestamp"))]
             });
             return Ok(());
         }
@@ -557,7 +576,7 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
         ListAcls { scope } => {
             let v = client.json_query(Method::GET, "/api/2.0/secrets/acls/list", &[("scope", &scope)], None).await?;
             print_list(&v, output, "items", &["Principal", "Permission"], |a| {
-                vec![s(&a["principal"]), s(&a["permission"])]
+                vec![s(at(a, "/principal")), s(at(a, "/permission"))]
             });
             return Ok(());
         }
@@ -586,18 +605,18 @@ pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(
         TokensCmd::Create { for_application_id, for_user, lifetime_seconds, comment } => {
             let mut body = json!({});
             if let Some(l) = lifetime_seconds {
-                body["lifetime_seconds"] = json!(l);
+                set(&mut body, "lifetime_seconds", json!(l));
             }
             if let Some(c) = comment {
-                body["comment"] = json!(c);
+                set(&mut body, "comment", json!(c));
             }
             let path = match (for_application_id, for_user) {
                 (Some(a), _) => {
-                    body["application_id"] = json!(a);
+                    set(&mut body, "application_id", json!(a));
                     "/api/2.0/token-management/on-behalf-of/tokens"
                 }
                 (None, Some(u)) => {
-                    body["user_name"] = json!(u);
+                    set(&mut body, "user_name", json!(u));
                     "/api/2.0/token-management/on-behalf-of/tokens"
                 }
                 (None, None) => "/api/2.0/token/create",
@@ -609,9 +628,18 @@ pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(
             let v = client.json(Method::GET, path, None).await?;
             let headers = ["Token id", "Owner", "Created", "Expires", "Comment"];
             print_list(&v, output, "token_infos", &headers, |t| {
-                let expiry =
-                    if t["expiry_time"].as_i64() == Some(-1) { "never".into() } else { ms_to_time(&t["expiry_time"]) };
-                vec![s(&t["token_id"]), s(&t["owner"]), ms_to_time(&t["creation_time"]), expiry, s(&t["comment"])]
+                let expiry = if at(t, "/expiry_time").as_i64() == Some(-1) {
+                    "never".into()
+                } else {
+                    ms_to_time(at(t, "/expiry_time"))
+                };
+                vec![
+                    s(at(t, "/token_id")),
+                    s(at(t, "/owner")),
+                    ms_to_time(at(t, "/creation_time")),
+                    expiry,
+                    s(at(t, "/comment")),
+                ]
             });
         }
         TokensCmd::Revoke { token_id, any_owner: true } => {
@@ -668,20 +696,20 @@ pub async fn audit_log(client: &Client, args: AuditArgs, output: Output) -> Resu
     }
     let v = client.json_query(Method::GET, "/api/2.0/audit-log", &q, None).await?;
     if args.jsonl {
-        for e in v["entries"].as_array().into_iter().flatten() {
+        for e in at(&v, "/entries").as_array().into_iter().flatten() {
             println!("{e}");
         }
         return Ok(());
     }
     print_list(&v, output, "entries", &["Time", "Principal", "Action", "Object", "Status", "Error", "Address"], |e| {
         vec![
-            ms_to_time(&e["timestamp"]),
-            s(&e["principal"]),
-            s(&e["action"]),
-            s(&e["object"]),
-            s(&e["status"]),
-            s(&e["error_code"]),
-            s(&e["address"]),
+            ms_to_time(at(e, "/timestamp")),
+            s(at(e, "/principal")),
+            s(at(e, "/action")),
+            s(at(e, "/object")),
+            s(at(e, "/status")),
+            s(at(e, "/error_code")),
+            s(at(e, "/address")),
         ]
     });
     Ok(())

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::Client;
-use crate::commands::{print_json, print_list, s};
+use crate::commands::{at, print_json, print_list, s, set};
 use crate::{CliError, Output};
 
 const SCIM: &str = "/api/2.0/preview/scim/v2";
@@ -61,15 +61,15 @@ pub async fn permissions(client: &Client, cmd: PermissionsCmd, output: Output) -
         PermissionsCmd::Get { id, .. } => {
             let v = client.json(Method::GET, &format!("{BASE}/{id}"), None).await?;
             print_list(&v, output, "access_control_list", &["Principal", "Kind", "Level", "Inherited"], |e| {
-                let (who, kind) = if !e["user_name"].is_null() {
-                    (s(&e["user_name"]), "user")
-                } else if !e["group_name"].is_null() {
-                    (s(&e["group_name"]), "group")
+                let (who, kind) = if !at(e, "/user_name").is_null() {
+                    (s(at(e, "/user_name")), "user")
+                } else if !at(e, "/group_name").is_null() {
+                    (s(at(e, "/group_name")), "group")
                 } else {
-                    (s(&e["service_principal_name"]), "service principal")
+                    (s(at(e, "/service_principal_name")), "service principal")
                 };
-                let p = &e["all_permissions"][0];
-                vec![who, kind.into(), s(&p["permission_level"]), s(&p["inherited"])]
+                let p = at(e, "/all_permissions/0");
+                vec![who, kind.into(), s(at(p, "/permission_level")), s(at(p, "/inherited"))]
             });
         }
         PermissionsCmd::Set { id, json, .. } => {
@@ -211,7 +211,7 @@ async fn list(
 }
 
 fn groups_of(v: &Value) -> String {
-    v["groups"].as_array().into_iter().flatten().map(|g| s(&g["display"])).collect::<Vec<_>>().join(", ")
+    at(v, "/groups").as_array().into_iter().flatten().map(|g| s(at(g, "/display"))).collect::<Vec<_>>().join(", ")
 }
 
 fn patch(op: &str, path: &str, value: Value) -> Value {
@@ -228,7 +228,13 @@ pub async fn users(client: &Client, cmd: UsersCmd, output: Output) -> Result<(),
     match cmd {
         UsersCmd::List { filter } => {
             list(client, "Users", filter, output, &["Id", "User name", "Display name", "Active", "Groups"], |u| {
-                vec![s(&u["id"]), s(&u["userName"]), s(&u["displayName"]), s(&u["active"]), groups_of(u)]
+                vec![
+                    s(at(u, "/id")),
+                    s(at(u, "/userName")),
+                    s(at(u, "/displayName")),
+                    s(at(u, "/active")),
+                    groups_of(u),
+                ]
             })
             .await?
         }
@@ -236,7 +242,7 @@ pub async fn users(client: &Client, cmd: UsersCmd, output: Output) -> Result<(),
         UsersCmd::Create { user_name, display_name } => {
             let mut body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name});
             if let Some(d) = display_name {
-                body["displayName"] = json!(d);
+                set(&mut body, "displayName", json!(d));
             }
             print_json(&client.json(Method::POST, &format!("{SCIM}/Users"), Some(&body)).await?);
         }
@@ -255,14 +261,14 @@ pub async fn groups(client: &Client, cmd: GroupsCmd, output: Output) -> Result<(
     match cmd {
         GroupsCmd::List { filter } => {
             list(client, "Groups", filter, output, &["Id", "Name", "Members", "Member of"], |g| {
-                let members = g["members"]
+                let members = at(g, "/members")
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|m| s(&m["display"]))
+                    .map(|m| s(at(m, "/display")))
                     .collect::<Vec<_>>()
                     .join(", ");
-                vec![s(&g["id"]), s(&g["displayName"]), members, groups_of(g)]
+                vec![s(at(g, "/id")), s(at(g, "/displayName")), members, groups_of(g)]
             })
             .await?
         }
@@ -295,7 +301,15 @@ pub async fn service_principals(client: &Client, cmd: ServicePrincipalsCmd, outp
                 filter,
                 output,
                 &["Id", "Application id", "Display name", "Active", "Groups"],
-                |p| vec![s(&p["id"]), s(&p["applicationId"]), s(&p["displayName"]), s(&p["active"]), groups_of(p)],
+                |p| {
+                    vec![
+                        s(at(p, "/id")),
+                        s(at(p, "/applicationId")),
+                        s(at(p, "/displayName")),
+                        s(at(p, "/active")),
+                        groups_of(p),
+                    ]
+                },
             )
             .await?
         }
@@ -305,7 +319,7 @@ pub async fn service_principals(client: &Client, cmd: ServicePrincipalsCmd, outp
         ServicePrincipalsCmd::Create { display_name, application_id } => {
             let mut body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"], "displayName": display_name});
             if let Some(a) = application_id {
-                body["applicationId"] = json!(a);
+                set(&mut body, "applicationId", json!(a));
             }
             print_json(&client.json(Method::POST, &format!("{SCIM}/ServicePrincipals"), Some(&body)).await?);
         }

@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::client::Client;
-use crate::commands::{SE, print_json, s};
+use crate::commands::{SE, at, print_json, s};
 use crate::{CliError, Output};
 
 /// Filters shared by `query` and `export`.
@@ -76,7 +76,7 @@ async fn fetch(client: &Client, f: &Filters) -> Result<Vec<Value>, CliError> {
         q.push(("requester", r));
     }
     let v = client.json_query(Method::GET, &format!("{SE}/{}/inference-table", f.endpoint), &q, None).await?;
-    Ok(v["records"].as_array().cloned().unwrap_or_default())
+    Ok(at(&v, "/records").as_array().cloned().unwrap_or_default())
 }
 
 fn excerpt(v: &Value, n: usize) -> String {
@@ -96,19 +96,20 @@ pub async fn run(client: &Client, cmd: InferenceCmd, output: Output) -> Result<(
             let mut t = comfy_table::Table::new();
             t.set_header(vec!["TIME", "STATUS", "REQUESTER", "ENTITY", "MS", "REQUEST", "RESPONSE", "LOGGING ERRORS"]);
             for r in &records {
-                let time = r["request_time"].as_i64().map_or_else(String::new, |ms| {
+                let time = at(r, "/request_time").as_i64().map_or_else(String::new, |ms| {
                     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64))
                         .to_string()
                 });
-                let errors: Vec<String> = r["logging_error_codes"].as_array().into_iter().flatten().map(s).collect();
+                let errors: Vec<String> =
+                    at(r, "/logging_error_codes").as_array().into_iter().flatten().map(s).collect();
                 t.add_row(vec![
                     time,
-                    s(&r["status_code"]),
-                    s(&r["requester"]),
-                    s(&r["served_entity_id"]),
-                    s(&r["execution_duration_ms"]),
-                    excerpt(&r["request"], 60),
-                    excerpt(&r["response"], 60),
+                    s(at(r, "/status_code")),
+                    s(at(r, "/requester")),
+                    s(at(r, "/served_entity_id")),
+                    s(at(r, "/execution_duration_ms")),
+                    excerpt(at(r, "/request"), 60),
+                    excerpt(at(r, "/response"), 60),
                     errors.join(" "),
                 ]);
             }
@@ -197,8 +198,10 @@ fn write_column(
             col.typed::<ByteArrayType>().write_batch(&v, Some(&defs), None)
         }
         Col::Date => {
-            let days: Vec<i32> =
-                records.iter().map(|r| r["request_time"].as_i64().unwrap_or(0).div_euclid(86_400_000) as i32).collect();
+            let days: Vec<i32> = records
+                .iter()
+                .map(|r| at(r, "/request_time").as_i64().unwrap_or(0).div_euclid(86_400_000) as i32)
+                .collect();
             col.typed::<Int32Type>().write_batch(&days, None, None)
         }
         Col::Int32(k) => {

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::Client;
-use crate::commands::{print_json, s};
+use crate::commands::{at, print_json, s};
 use crate::{CliError, Output};
 
 /// How `usage report` prints.
@@ -61,10 +61,10 @@ fn csv_field(v: &str) -> String {
 /// The columns of a report answer, in order.
 fn columns(v: &Value) -> Vec<String> {
     let mut cols = Vec::new();
-    if !v["bucket"].is_null() {
+    if !at(v, "/bucket").is_null() {
         cols.push("bucket".to_string());
     }
-    cols.extend(v["group_by"].as_array().into_iter().flatten().map(s));
+    cols.extend(at(v, "/group_by").as_array().into_iter().flatten().map(s));
     cols.extend(["requests", "errors", "input_tokens", "output_tokens", "cost_usd"].map(String::from));
     cols
 }
@@ -91,7 +91,7 @@ pub async fn run(client: &Client, cmd: UsageCmd, output: Output) -> Result<(), C
             let v = client.json_query(Method::GET, "/api/2.0/usage", &q, None).await?;
             let format = format.unwrap_or(if output == Output::Json { Format::Json } else { Format::Table });
             let cols = columns(&v);
-            let rows = v["rows"].as_array().cloned().unwrap_or_default();
+            let rows = at(&v, "/rows").as_array().cloned().unwrap_or_default();
             match format {
                 Format::Json => print_json(&v),
                 Format::Csv => {
@@ -107,7 +107,7 @@ pub async fn run(client: &Client, cmd: UsageCmd, output: Output) -> Result<(), C
                         t.add_row(cols.iter().map(|c| cell(r, c)).collect::<Vec<_>>());
                     }
                     println!("{t}");
-                    println!("price table {}", s(&v["price_version"]));
+                    println!("price table {}", s(at(&v, "/price_version")));
                 }
             }
         }

@@ -34,7 +34,8 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 fn require_judge(app: &AppState, g: &AiGatewayConfig) -> ApiResult<()> {
     let fields = g.guardrails.as_ref().map(crate::policy::guardrails::judge_fields).unwrap_or_default();
     if app.judge_endpoint.is_none() && !fields.is_empty() {
-        return Err(ApiError::invalid(&fields[0], crate::policy::guardrails::no_judge_message(&fields)));
+        let field = fields.first().map_or("guardrails", String::as_str);
+        return Err(ApiError::invalid(field, crate::policy::guardrails::no_judge_message(&fields)));
     }
     Ok(())
 }

@@ -4,12 +4,11 @@
 use serde_json::{Value, json};
 
 fn usage(with_completion: bool) -> Value {
-    let mut props = json!({
-        "prompt_tokens": {"type": "integer"},
-        "total_tokens": {"type": "integer"}
-    });
+    let mut props = serde_json::Map::new();
+    props.insert("prompt_tokens".into(), json!({"type": "integer"}));
+    props.insert("total_tokens".into(), json!({"type": "integer"}));
     if with_completion {
-        props["completion_tokens"] = json!({"type": "integer"});
+        props.insert("completion_tokens".into(), json!({"type": "integer"}));
     }
     json!({"type": "object", "properties": props})
 }

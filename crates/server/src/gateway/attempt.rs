@@ -115,7 +115,8 @@ pub(super) async fn route(
     }
     match last {
         Some((idx, provider, e)) => {
-            with_entity(ApiError::from_provider(provider, e).into_response(), &ep.entities[idx].name)
+            let entity = ep.entities.get(idx).map_or("", |e| e.name.as_str());
+            with_entity(ApiError::from_provider(provider, e).into_response(), entity)
         }
         None if refused_by_breaker => {
             let now = Instant::now();
@@ -237,7 +238,7 @@ pub(super) async fn call(
 pub(super) fn error_in_success(body: &[u8]) -> Option<&'static str> {
     static ERROR_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"error\""));
-    ERROR_KEY.find(&body[..body.len().min(256)])?;
+    ERROR_KEY.find(body.get(..256).unwrap_or(body))?;
     let v: Value = serde_json::from_slice(body).ok()?;
     let o = v.as_object()?;
     if ["choices", "data", "content", "message", "output", "candidates"].iter().any(|k| o.contains_key(*k)) {

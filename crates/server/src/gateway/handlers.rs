@@ -50,19 +50,16 @@ pub async fn embeddings(State(app): State<AppState>, Extension(caller): Caller, 
 /// `GET /v1/models` (and `/serving-endpoints/models`): the endpoints, as OpenAI models.
 pub async fn models(State(app): State<AppState>, Extension(caller): Caller) -> Response {
     let snap = app.snapshot.load();
-    let mut names: Vec<&String> = snap
+    let mut visible: Vec<(&String, &Option<String>)> = snap
         .endpoints
         .iter()
         .filter(|(_, ep)| crate::access::level_of(&caller, ep).is_some_and(|l| l >= Level::CanQuery))
-        .map(|(n, _)| n)
+        .map(|(n, ep)| (n, &ep.task))
         .collect();
-    names.sort();
-    let data: Vec<Value> = names
+    visible.sort();
+    let data: Vec<Value> = visible
         .into_iter()
-        .map(|n| {
-            let e = &snap.endpoints[n];
-            json!({"id": n, "object": "model", "created": 0, "owned_by": "modelgate", "task": e.task})
-        })
+        .map(|(n, task)| json!({"id": n, "object": "model", "created": 0, "owned_by": "modelgate", "task": task}))
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }

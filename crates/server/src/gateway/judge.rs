@@ -23,7 +23,7 @@ pub(crate) async fn ask(app: &AppState, name: &str, body: Body) -> Result<Value,
     let ok = resp.status().is_success();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| "the answer is not JSON".to_string())?;
-    if ok { Ok(v) } else { Err(v["message"].as_str().unwrap_or("it failed").to_string()) }
+    if ok { Ok(v) } else { Err(v.get("message").and_then(Value::as_str).unwrap_or("it failed").to_string()) }
 }
 
 /// The server's judge endpoint, asked through [`ask`].

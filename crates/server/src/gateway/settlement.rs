@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use modelgate_providers::tokens;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -26,6 +27,58 @@ use crate::telemetry::inference::{Capture, InferenceSink};
 use crate::telemetry::metrics::{EntityLabels, Metrics, Observation};
 use crate::telemetry::usage::{CLIENT_CLOSED, CLIENT_DISCONNECTED, UsageSink};
 use modelgate_store::{PayloadRecord, UsageRecord};
+
+/// An OpenAI-shaped `usage` object, as providers (translated) report it.
+#[derive(Debug, Default, serde::Deserialize)]
+struct UsageReport {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct PromptTokensDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    cache_write_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct CompletionTokensDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl From<UsageReport> for Usage {
+    fn from(u: UsageReport) -> Usage {
+        let input = u.prompt_tokens.unwrap_or(0);
+        let output = u.completion_tokens.unwrap_or_else(|| u.total_tokens.unwrap_or(0).saturating_sub(input));
+        let prompt = u.prompt_tokens_details.unwrap_or_default();
+        Usage {
+            input,
+            output,
+            cached_input: prompt.cached_tokens.unwrap_or(0),
+            cache_write: prompt.cache_write_tokens.unwrap_or(0),
+            reasoning: u.completion_tokens_details.and_then(|c| c.reasoning_tokens).unwrap_or(0),
+        }
+    }
+}
+
+/// The text of an answer's or a chunk's choices: message or delta content, or completion text.
+fn choice_texts(v: &Value) -> impl Iterator<Item = &str> {
+    v.get("choices").and_then(Value::as_array).into_iter().flatten().filter_map(|c| {
+        let content = c.get("message").or_else(|| c.get("delta")).and_then(|m| m.get("content"));
+        content.and_then(Value::as_str).or_else(|| c.get("text").and_then(Value::as_str))
+    })
+}
 
 /// Token counts of an answer, as the provider reported them (or as counted).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,30 +100,19 @@ pub struct Usage {
 #[derive(serde::Deserialize)]
 struct UsageOnly {
     #[serde(default)]
-    usage: Option<Value>,
+    usage: Option<UsageReport>,
 }
 
 impl Usage {
     /// Reads the `usage` of an OpenAI-shaped answer without parsing the rest into values.
     fn of_bytes(body: &[u8]) -> Option<Usage> {
-        let u = serde_json::from_slice::<UsageOnly>(body).ok()?.usage?;
-        Usage::of(&serde_json::json!({"usage": u}))
+        serde_json::from_slice::<UsageOnly>(body).ok()?.usage.map(Usage::from)
     }
 
-    /// Reads an OpenAI-shaped `usage` object.
+    /// Reads the `usage` of an OpenAI-shaped answer already parsed.
     pub fn of(v: &Value) -> Option<Usage> {
         let u = v.get("usage").filter(|u| u.is_object())?;
-        let input = u["prompt_tokens"].as_u64().unwrap_or(0);
-        let output = u["completion_tokens"]
-            .as_u64()
-            .unwrap_or_else(|| u["total_tokens"].as_u64().unwrap_or(0).saturating_sub(input));
-        Some(Usage {
-            input,
-            output,
-            cached_input: u["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0),
-            cache_write: u["prompt_tokens_details"]["cache_write_tokens"].as_u64().unwrap_or(0),
-            reasoning: u["completion_tokens_details"]["reasoning_tokens"].as_u64().unwrap_or(0),
-        })
+        UsageReport::deserialize(u).ok().map(Usage::from)
     }
 
     /// Input plus output.
@@ -292,16 +334,14 @@ impl Settlement {
         if let Some(u) = Usage::of(&v) {
             self.reported = Some(u);
         }
-        for c in v["choices"].as_array().into_iter().flatten() {
-            if let Some(t) = c["delta"]["content"].as_str().or(c["text"].as_str()) {
-                if let Some(l) = &mut self.ledger
-                    && l.first_token.is_none()
-                    && !t.is_empty()
-                {
-                    l.first_token = Some(Instant::now());
-                }
-                self.streamed.push_str(t);
+        for t in choice_texts(&v) {
+            if let Some(l) = &mut self.ledger
+                && l.first_token.is_none()
+                && !t.is_empty()
+            {
+                l.first_token = Some(Instant::now());
             }
+            self.streamed.push_str(t);
         }
         match &mut self.guard {
             Some(guard) => guard.chunk(v).map(|out| out.into_iter().map(|c| c.to_string()).collect()),
@@ -441,18 +481,12 @@ fn streamed_answer(text: &str, usage: &Usage, error: Option<&str>) -> String {
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
         "usage": {"prompt_tokens": usage.input, "completion_tokens": usage.output, "total_tokens": usage.total()},
     });
-    if let Some(code) = error {
-        v["error_code"] = Value::from(code);
+    if let (Some(code), Some(o)) = (error, v.as_object_mut()) {
+        o.insert("error_code".into(), Value::from(code));
     }
     v.to_string()
 }
 
 fn answer_text(v: &Value) -> String {
-    let mut out = String::new();
-    for c in v["choices"].as_array().into_iter().flatten() {
-        if let Some(t) = c["message"]["content"].as_str().or(c["text"].as_str()) {
-            out.push_str(t);
-        }
-    }
-    out
+    choice_texts(v).collect()
 }

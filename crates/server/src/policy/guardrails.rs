@@ -159,17 +159,18 @@ impl Judge {
             .ask(body)
             .await
             .map_err(|e| ApiError::Unavailable(format!("The guardrail judge endpoint '{judge}' failed: {e}")))?;
-        let content = answer["choices"][0]["message"]["content"].as_str().unwrap_or_default();
+        let content = answer.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default();
         let verdict = content
             .find('{')
             .zip(content.rfind('}'))
             .and_then(|(a, b)| serde_json::from_str::<Value>(content.get(a..=b)?).ok())
             .ok_or_else(|| ApiError::Unavailable(format!("The guardrail judge endpoint '{judge}' gave no verdict")))?;
         let what = if output { "answer" } else { "request" };
-        if side.safety && verdict["safe"] != true {
+        let yes = |k: &str| verdict.get(k) == Some(&Value::Bool(true));
+        if side.safety && !yes("safe") {
             return Err(blocked(output, endpoint, "safety", format!("the judge found the {what} unsafe")));
         }
-        if !side.topics.is_empty() && verdict["on_topic"] != true {
+        if !side.topics.is_empty() && !yes("on_topic") {
             let list = side.topics.join(", ");
             return Err(blocked(
                 output,
@@ -404,26 +405,35 @@ impl OutputGuard {
     pub fn chunk(&mut self, mut chunk: Value) -> Result<Vec<Value>, ApiError> {
         let judged = self.side.needs_judge();
         let mut hold_chunk = false;
-        for c in chunk["choices"].as_array_mut().into_iter().flatten() {
-            let index = c["index"].as_u64().unwrap_or(0);
-            let slot = if c.get("text").is_some_and(Value::is_string) { "text" } else { "content" };
-            let incoming = if slot == "text" { c["text"].as_str() } else { c["delta"]["content"].as_str() };
+        for c in chunk.get_mut("choices").and_then(Value::as_array_mut).into_iter().flatten() {
+            let Some(c) = c.as_object_mut() else { continue };
+            let index = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let completion = c.get("text").is_some_and(Value::is_string);
+            let incoming = if completion {
+                c.get("text").and_then(Value::as_str)
+            } else {
+                c.get("delta").and_then(|d| d.get("content")).and_then(Value::as_str)
+            };
+            let had_text = incoming.is_some();
             if let Some(t) = incoming {
                 self.held.entry(index).or_default().text.push_str(t);
             }
-            let finished = !c["finish_reason"].is_null();
+            let finished = c.get("finish_reason").is_some_and(|f| !f.is_null());
             if finished && judged {
                 hold_chunk = true;
                 continue;
             }
             let sent = self.release(index, finished)?;
-            if slot == "text" {
-                c["text"] = Value::String(sent);
-            } else if incoming.is_some() || !sent.is_empty() {
-                c["delta"]["content"] = Value::String(sent);
+            if completion {
+                c.insert("text".into(), Value::String(sent));
+            } else if had_text || !sent.is_empty() {
+                let delta = c.entry("delta").or_insert_with(|| json!({}));
+                if let Some(d) = delta.as_object_mut() {
+                    d.insert("content".into(), Value::String(sent));
+                }
             }
         }
-        if self.template.is_none() && chunk["choices"].is_array() {
+        if self.template.is_none() && chunk.get("choices").is_some_and(Value::is_array) {
             self.template = Some(chunk.clone());
         }
         if hold_chunk {
@@ -447,14 +457,14 @@ impl OutputGuard {
                 continue;
             }
             let mut chunk = self.template.clone().unwrap_or_else(|| json!({"object": "chat.completion.chunk"}));
-            let is_completion = chunk["choices"][0].get("text").is_some();
+            let is_completion = chunk.pointer("/choices/0/text").is_some();
             let choice = if is_completion {
                 json!({"index": index, "text": text, "finish_reason": null})
             } else {
                 json!({"index": index, "delta": {"content": text}, "finish_reason": null})
             };
-            chunk["choices"] = json!([choice]);
             if let Some(o) = chunk.as_object_mut() {
+                o.insert("choices".into(), json!([choice]));
                 o.remove("usage");
             }
             out.push(chunk);

@@ -113,7 +113,9 @@ impl Recent {
         if error {
             c.errors.fetch_add(1, Ordering::Relaxed);
         }
-        c.buckets[bucket_of(latency_ms)].fetch_add(1, Ordering::Relaxed);
+        if let Some(b) = c.buckets.get(bucket_of(latency_ms)) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The live totals of every endpoint.
@@ -160,7 +162,7 @@ impl History {
             self.snapshots.push_back((now_ms, totals));
         }
         // Keep the newest snapshot at or before the start of the longest window, and all after it.
-        while self.snapshots.len() > 1 && self.snapshots[1].0 <= now_ms - longest_ms {
+        while self.snapshots.get(1).is_some_and(|s| s.0 <= now_ms - longest_ms) {
             self.snapshots.pop_front();
         }
     }

@@ -1,5 +1,12 @@
 //! The server's integration tests, in one binary (one link instead of one per file): a real
 //! server on an ephemeral port per test, real HTTP, a mock provider on loopback.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking"
+)]
 
 mod common;
 
