@@ -13,6 +13,7 @@
 //! - [`pii`]: personal data and blocked keywords in text, for guardrails.
 //! - [`pricing`]: the versioned price table and the cost of a request.
 //! - [`period`]: UTC calendar periods of budgets.
+//! - [`provider`]: the providers an external model may name.
 //! - [`outbound`]: which upstream URLs and addresses the gateway may reach.
 
 pub mod cipher;
@@ -23,11 +24,13 @@ pub mod period;
 pub mod permission;
 pub mod pii;
 pub mod pricing;
+pub mod provider;
 pub mod secret;
 pub mod secret_ref;
 pub mod token;
 pub mod validate;
 
+pub use provider::Provider;
 pub use secret::SecretString;
 pub use validate::ValidationError;
 

@@ -13,6 +13,7 @@ use modelgate_wire::{
     ServedEntityInput, ServedModelInput, TrafficConfig,
 };
 
+use crate::Provider;
 use crate::credentials;
 use crate::names::{default_external_entity_name, default_model_entity_name, endpoint_name_problem};
 use crate::secret_ref;
@@ -42,17 +43,6 @@ type Result<T> = std::result::Result<T, ValidationError>;
 pub const MAX_SERVED_ENTITIES: usize = 15;
 /// Tasks an external model may have.
 pub const TASKS: [&str; 3] = ["llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings"];
-/// Supported `external_model.provider` values.
-pub const PROVIDERS: [&str; 8] = [
-    "openai",
-    "anthropic",
-    "cohere",
-    "ai21labs",
-    "amazon-bedrock",
-    "google-cloud-vertex-ai",
-    "databricks-model-serving",
-    "custom",
-];
 /// Accepted `workload_type` values.
 pub const WORKLOAD_TYPES: [&str; 9] = [
     "CPU",
@@ -403,29 +393,6 @@ pub fn base_urls(m: &ExternalModel, path: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Tasks a provider offers, where it does not offer all three.
-fn provider_tasks(provider: &str) -> Option<&'static [&'static str]> {
-    match provider {
-        "anthropic" => Some(&["llm/v1/chat", "llm/v1/completions"]),
-        "ai21labs" => Some(&["llm/v1/chat"]),
-        _ => None,
-    }
-}
-
-fn config_key(provider: &str) -> &'static str {
-    match provider {
-        "openai" => "openai_config",
-        "anthropic" => "anthropic_config",
-        "cohere" => "cohere_config",
-        "ai21labs" => "ai21labs_config",
-        "amazon-bedrock" => "amazon_bedrock_config",
-        "google-cloud-vertex-ai" => "google_cloud_vertex_ai_config",
-        "palm" => "palm_config",
-        "databricks-model-serving" => "databricks_model_serving_config",
-        _ => "custom_provider_config",
-    }
-}
-
 fn present_configs(m: &ExternalModel) -> Vec<&'static str> {
     let mut v = Vec::new();
     let pairs: [(&'static str, bool); 9] = [
@@ -455,12 +422,13 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
             "the PaLM API has been retired by Google; use provider 'google-cloud-vertex-ai' (Gemini) instead",
         ));
     }
-    if !PROVIDERS.contains(&m.provider.as_str()) {
+    let Some(provider) = Provider::parse(&m.provider) else {
+        let names: Vec<&str> = Provider::ALL.iter().map(|p| p.as_str()).collect();
         return Err(err(
             format!("{path}.provider"),
-            format!("'{}' is not a supported provider; use one of {}", m.provider, PROVIDERS.join(", ")),
+            format!("'{}' is not a supported provider; use one of {}", m.provider, names.join(", ")),
         ));
-    }
+    };
     non_empty(Some(&m.name), &format!("{path}.name"))?;
     if let Some(p) = crate::names::label_problem(&m.name, 256) {
         return Err(err(format!("{path}.name"), p));
@@ -468,7 +436,7 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
     if !TASKS.contains(&m.task.as_str()) {
         return Err(err(format!("{path}.task"), format!("'{}' is not one of {}", m.task, TASKS.join(", "))));
     }
-    if let Some(tasks) = provider_tasks(&m.provider)
+    if let Some(tasks) = provider.tasks()
         && !tasks.contains(&m.task.as_str())
     {
         return Err(err(
@@ -476,7 +444,7 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
             format!("provider '{}' does not offer {}; it offers {}", m.provider, m.task, tasks.join(", ")),
         ));
     }
-    let expected = config_key(&m.provider);
+    let expected = provider.config_key();
     for key in present_configs(m) {
         if key != expected {
             return Err(err(
@@ -513,14 +481,14 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
         }
     }
 
-    match m.provider.as_str() {
-        "openai" => openai(m, path),
-        "cohere" => {
+    match provider {
+        Provider::OpenAi => openai(m, path),
+        Provider::Cohere => {
             let c = m.cohere_config.as_ref().map(|c| c.cohere_api_base.as_deref());
             http_url(c.flatten(), &format!("{path}.cohere_config.cohere_api_base"), false)
         }
-        "amazon-bedrock" => bedrock(m, path),
-        "google-cloud-vertex-ai" => {
+        Provider::AmazonBedrock => bedrock(m, path),
+        Provider::GoogleCloudVertexAi => {
             let c = present(m.google_cloud_vertex_ai_config.as_ref(), path, "google_cloud_vertex_ai_config")?;
             let p = format!("{path}.google_cloud_vertex_ai_config");
             non_empty(c.project_id.as_deref(), &format!("{p}.project_id"))?;
@@ -529,7 +497,7 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
             url_component(c.region.as_deref(), &format!("{p}.region"))?;
             url_component(Some(&m.name), &format!("{path}.name"))
         }
-        "databricks-model-serving" => {
+        Provider::DatabricksModelServing => {
             let c = present(m.databricks_model_serving_config.as_ref(), path, "databricks_model_serving_config")?;
             http_url(
                 c.databricks_workspace_url.as_deref(),
@@ -537,8 +505,8 @@ pub fn external_model(m: &mut ExternalModel, path: &str) -> Result<()> {
                 true,
             )
         }
-        "custom" => custom(m, path),
-        _ => Ok(()),
+        Provider::Custom => custom(m, path),
+        Provider::Anthropic | Provider::Ai21Labs => Ok(()),
     }
 }
 

@@ -16,6 +16,13 @@
 //! `__malformed__` (invalid JSON), `__cut__` (stream closed without its end), `__stall__` (stream
 //! goes silent). Every request is recorded; `GET /__requests` returns them, `DELETE` clears them.
 //! In `fast` mode the OpenAI chat route skips all of that and returns fixed bytes (benchmarks).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test double: it serves only tests and benchmarks, and a broken fake should fail loudly"
+)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,5 +1,10 @@
 //! `modelgate-mock-upstream`: the fake provider server as a process, for the Python client tests
 //! and the benchmark.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test double: it serves only tests and benchmarks, and a broken fake should fail loudly"
+)]
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -11,9 +11,12 @@
 use bytes::Bytes;
 use modelgate_core::SecretString;
 use modelgate_wire::ExternalModel;
-use serde_json::{Map, Value, json};
 
-use crate::shared::{Chunks, credential, flatten_databricks_fields, now_secs};
+use crate::chat::{
+    Answer, AnswerToolCall, ChatRequest, Choice, Chunks, Content, Delta, Message, Part, Role, ToolChoice, ToolMode,
+    Usage, parse_answer,
+};
+use crate::shared::{credential, flatten_databricks_fields, malformed_event};
 use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
 
 /// Default API base.
@@ -67,240 +70,144 @@ const HANDLED: &[&str] = &[
 ];
 
 /// Turns the internal chat body into an Anthropic Messages body.
-pub fn to_messages_request(model: &str, task: Task, mut body: Body, stream: bool) -> Result<Value, ProviderError> {
-    flatten_databricks_fields(&mut body)?;
-    crate::shared::refuse_unknown(&body, HANDLED, "anthropic")?;
-    let mut out = Map::new();
-    out.insert("model".into(), json!(model));
-    let max = body.get("max_tokens").or_else(|| body.get("max_completion_tokens")).cloned();
-    out.insert("max_tokens".into(), max.unwrap_or(json!(DEFAULT_MAX_TOKENS)));
-    if let Some(t) = body.get("temperature") {
-        match t.as_f64() {
-            Some(v) if (0.0..=1.0).contains(&v) => {
-                out.insert("temperature".into(), t.clone());
-            }
-            _ => {
-                return Err(ProviderError::Unsupported(format!(
-                    "temperature {t} is outside 0..1, the range provider 'anthropic' accepts"
-                )));
-            }
-        }
-    }
-    for k in ["top_p", "top_k"] {
-        if let Some(v) = body.get(k) {
-            out.insert(k.into(), v.clone());
-        }
-    }
-    if let Some(stop) = crate::shared::stop_sequences(&body) {
-        out.insert("stop_sequences".into(), stop);
-    }
-    if let Some(u) = body.get("user").and_then(Value::as_str) {
-        out.insert("metadata".into(), json!({"user_id": u}));
-    }
-    if stream {
-        out.insert("stream".into(), json!(true));
-    }
-
+pub fn to_messages_request(
+    model: &str,
+    task: Task,
+    mut body: Body,
+    stream: bool,
+) -> Result<wire::Request, ProviderError> {
     if task == Task::Embeddings {
         return Err(unsupported("embeddings"));
     }
-    let messages = crate::shared::chat_messages(task, &body, "anthropic")?;
-    let (system, turns) = convert_messages(&messages)?;
-    if !system.is_empty() {
-        out.insert("system".into(), json!(system));
+    flatten_databricks_fields(&mut body)?;
+    crate::shared::refuse_unknown(&body, HANDLED, "anthropic")?;
+    let mut req = ChatRequest::from_body(body)?;
+    if let Some(t) = req.temperature.filter(|t| !(0.0..=1.0).contains(t)) {
+        return Err(ProviderError::Unsupported(format!(
+            "temperature {t} is outside 0..1, the range provider 'anthropic' accepts"
+        )));
     }
-    out.insert("messages".into(), Value::Array(turns));
-
-    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-        let converted: Result<Vec<Value>, ProviderError> = tools
-            .iter()
-            .map(|t| {
-                let f = &t["function"];
-                let name = f["name"].as_str().ok_or_else(|| ProviderError::Unsupported("tools[].function.name is required".into()))?;
-                let mut tool = json!({"name": name, "input_schema": f.get("parameters").cloned().unwrap_or(json!({"type": "object"}))});
-                if let Some(d) = f.get("description") {
-                    tool["description"] = d.clone();
-                }
-                Ok(tool)
-            })
-            .collect();
-        out.insert("tools".into(), Value::Array(converted?));
-    }
-    if let Some(choice) = body.get("tool_choice") {
-        let c = match choice {
-            Value::String(s) if s == "auto" => json!({"type": "auto"}),
-            Value::String(s) if s == "required" => json!({"type": "any"}),
-            Value::String(s) if s == "none" => json!({"type": "none"}),
-            Value::Object(o) if o.get("function").is_some() => {
-                json!({"type": "tool", "name": o["function"]["name"]})
-            }
-            other => {
-                return Err(ProviderError::Unsupported(format!(
-                    "tool_choice {other} is not supported by provider 'anthropic'"
-                )));
-            }
-        };
-        out.insert("tool_choice".into(), c);
-    }
-    Ok(Value::Object(out))
+    let (system, messages) = convert_messages(req.conversation(task, "anthropic")?)?;
+    let tools = req
+        .tools
+        .iter()
+        .map(|t| wire::ToolSpec {
+            name: t.function.name.clone(),
+            description: t.function.description.clone(),
+            input_schema: t.function.schema(),
+        })
+        .collect();
+    let tool_choice = req.tool_choice.as_ref().map(|choice| match choice {
+        ToolChoice::Mode(ToolMode::Auto) => wire::ToolChoice::Auto,
+        ToolChoice::Mode(ToolMode::Required) => wire::ToolChoice::Any,
+        ToolChoice::Mode(ToolMode::None) => wire::ToolChoice::None,
+        ToolChoice::Function { function } => wire::ToolChoice::Tool { name: function.name.clone() },
+    });
+    Ok(wire::Request {
+        model: model.to_string(),
+        max_tokens: req.max_tokens().unwrap_or(DEFAULT_MAX_TOKENS),
+        system: (!system.is_empty()).then_some(system),
+        messages,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.top_k,
+        stop_sequences: req.stop_sequences(),
+        metadata: req.user.take().map(|user_id| wire::Metadata { user_id }),
+        stream,
+        tools,
+        tool_choice,
+    })
 }
 
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(""),
-        _ => String::new(),
-    }
-}
-
-fn content_blocks(content: &Value) -> Result<Vec<Value>, ProviderError> {
-    match content {
-        Value::String(s) => Ok(vec![json!({"type": "text", "text": s})]),
-        Value::Null => Ok(Vec::new()),
-        Value::Array(parts) => parts
-            .iter()
-            .map(|p| match p["type"].as_str() {
-                Some("text") => Ok(json!({"type": "text", "text": p["text"]})),
-                Some("image_url") => {
-                    let url = p["image_url"]["url"].as_str().unwrap_or_default();
-                    if url.starts_with("data:") {
-                        let (media, data) =
-                            crate::shared::data_url(url).ok_or_else(|| unsupported("a non-base64 data URL"))?;
-                        Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}))
-                    } else {
-                        Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
-                    }
-                }
-                other => Err(unsupported(&format!("message content of type {}", other.unwrap_or("unknown")))),
-            })
-            .collect(),
-        _ => Err(ProviderError::Unsupported("message content must be a string or a list of parts".into())),
-    }
+fn content_blocks(content: Content) -> Result<Vec<wire::Block>, ProviderError> {
+    content
+        .into_parts()
+        .into_iter()
+        .map(|p| match p {
+            Part::Text { text } => Ok(wire::Block::Text { text }),
+            Part::ImageUrl { image_url } => {
+                let source = if image_url.url.starts_with("data:") {
+                    let (media_type, data) = image_url.inline().ok_or_else(|| unsupported("a non-base64 data URL"))?;
+                    wire::ImageSource::Base64 { media_type: media_type.to_string(), data: data.to_string() }
+                } else {
+                    wire::ImageSource::Url { url: image_url.url }
+                };
+                Ok(wire::Block::Image { source })
+            }
+            Part::Other => Err(unsupported("message content that is not text or an image")),
+        })
+        .collect()
 }
 
 /// Splits out the system prompt and turns the rest into alternating user/assistant turns.
-fn convert_messages(messages: &[Value]) -> Result<(String, Vec<Value>), ProviderError> {
+fn convert_messages(messages: Vec<Message>) -> Result<(String, Vec<wire::Turn>), ProviderError> {
     let mut system = Vec::new();
-    let mut turns: Vec<(String, Vec<Value>)> = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
-        let role = m["role"].as_str().unwrap_or_default();
-        let (role, blocks) = match role {
-            "system" | "developer" => {
-                system.push(text_of(&m["content"]));
+    let mut turns: Vec<wire::Turn> = Vec::new();
+    for (i, m) in messages.into_iter().enumerate() {
+        let (role, blocks) = match m.role {
+            Role::System | Role::Developer => {
+                system.push(m.content.text());
                 continue;
             }
-            "user" => ("user", content_blocks(&m["content"])?),
-            "assistant" => {
-                let mut blocks = content_blocks(&m["content"])?;
-                for call in m["tool_calls"].as_array().into_iter().flatten() {
-                    let args = call["function"]["arguments"].as_str().unwrap_or("{}");
-                    let input: Value = serde_json::from_str(args).map_err(|_| {
-                        ProviderError::Unsupported(format!("messages[{i}].tool_calls: arguments are not JSON"))
-                    })?;
-                    blocks.push(
-                        json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}),
-                    );
+            Role::User => (wire::Role::User, content_blocks(m.content)?),
+            Role::Assistant => {
+                let mut blocks = content_blocks(m.content)?;
+                for call in &m.tool_calls {
+                    let input = call.input(i)?;
+                    blocks.push(wire::Block::ToolUse { id: call.id.clone(), name: call.function.name.clone(), input });
                 }
-                ("assistant", blocks)
+                (wire::Role::Assistant, blocks)
             }
-            "tool" => (
-                "user",
-                vec![
-                    json!({"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": text_of(&m["content"])}),
-                ],
+            Role::Tool => (
+                wire::Role::User,
+                vec![wire::Block::ToolResult {
+                    tool_use_id: m.tool_call_id.unwrap_or_default(),
+                    content: m.content.text(),
+                }],
             ),
-            other => {
-                return Err(ProviderError::Unsupported(format!(
-                    "messages[{i}].role '{other}' is not supported by provider 'anthropic'"
-                )));
-            }
         };
         match turns.last_mut() {
-            Some((r, b)) if r == role => b.extend(blocks),
-            _ => turns.push((role.to_string(), blocks)),
+            Some(last) if last.role == role => last.content.extend(blocks),
+            _ => turns.push(wire::Turn { role, content: blocks }),
         }
     }
     if turns.is_empty() {
         return Err(ProviderError::Unsupported("messages must contain at least one user message".into()));
     }
-    let turns = turns.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect();
     Ok((system.join("\n\n"), turns))
 }
 
 /// Anthropic `stop_reason` → OpenAI `finish_reason`.
-fn finish_reason(stop: &Value) -> Value {
-    match stop.as_str() {
-        Some("end_turn") | Some("stop_sequence") => json!("stop"),
-        Some("max_tokens") => json!("length"),
-        Some("tool_use") => json!("tool_calls"),
-        Some("refusal") => json!("content_filter"),
-        Some(other) => json!(other),
-        None => Value::Null,
+fn finish_reason(stop: &str) -> String {
+    match stop {
+        "end_turn" | "stop_sequence" => "stop",
+        "max_tokens" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        other => other,
     }
-}
-
-/// `prompt_tokens_details`: `cached_tokens` (OpenAI's name for cache reads) and our
-/// `cache_write_tokens`, so cache writes can be priced as billed.
-pub fn cache_details(usage: &mut Value, read: Option<u64>, written: Option<u64>) {
-    let mut d = serde_json::Map::new();
-    if let Some(r) = read {
-        d.insert("cached_tokens".into(), json!(r));
-    }
-    if let Some(w) = written.filter(|w| *w > 0) {
-        d.insert("cache_write_tokens".into(), json!(w));
-    }
-    if !d.is_empty() {
-        usage["prompt_tokens_details"] = Value::Object(d);
-    }
+    .to_string()
 }
 
 /// OpenAI usage from Anthropic usage; cache reads and writes count as prompt tokens.
-fn usage(u: &Value) -> Value {
-    let input = ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
-        .iter()
-        .filter_map(|k| u[*k].as_u64())
-        .sum::<u64>();
-    let output = u["output_tokens"].as_u64().unwrap_or(0);
-    let mut out = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
-    cache_details(&mut out, u["cache_read_input_tokens"].as_u64(), u["cache_creation_input_tokens"].as_u64());
-    out
+fn usage(u: &wire::Usage) -> Usage {
+    let read = u.cache_read_input_tokens.unwrap_or(0);
+    let written = u.cache_creation_input_tokens.unwrap_or(0);
+    Usage::new(u.input_tokens + read + written, u.output_tokens)
+        .with_cache(u.cache_read_input_tokens, u.cache_creation_input_tokens)
 }
 
-/// Turns an Anthropic message into an OpenAI chat completion or text completion.
-pub fn from_message(task: Task, msg: &Value) -> Value {
-    let mut text = String::new();
-    let mut calls = Vec::new();
-    for block in msg["content"].as_array().into_iter().flatten() {
-        match block["type"].as_str() {
-            Some("text") => text.push_str(block["text"].as_str().unwrap_or_default()),
-            Some("tool_use") => calls.push(json!({
-                "id": block["id"], "type": "function",
-                "function": {"name": block["name"], "arguments": block["input"].to_string()}
-            })),
+/// Turns an Anthropic message into the internal answer.
+pub fn from_message(msg: wire::Message) -> Answer {
+    let mut choice = Choice { finish_reason: msg.stop_reason.as_deref().map(finish_reason), ..Choice::default() };
+    for block in msg.content {
+        match block {
+            wire::Block::Text { text } => choice.text.push_str(&text),
+            wire::Block::ToolUse { id, name, input } => choice.tool_calls.push(AnswerToolCall::new(id, name, &input)),
             _ => {}
         }
     }
-    let id = msg["id"].clone();
-    let model = msg["model"].clone();
-    let finish = finish_reason(&msg["stop_reason"]);
-    match task {
-        Task::Completions => json!({
-            "id": id, "object": "text_completion", "created": now_secs(), "model": model,
-            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": null}],
-            "usage": usage(&msg["usage"])
-        }),
-        _ => {
-            let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
-            if !calls.is_empty() {
-                message["tool_calls"] = Value::Array(calls);
-            }
-            json!({
-                "id": id, "object": "chat.completion", "created": now_secs(), "model": model,
-                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                "usage": usage(&msg["usage"])
-            })
-        }
-    }
+    Answer { id: msg.id, model: msg.model, choices: vec![choice], usage: usage(&msg.usage) }
 }
 
 #[async_trait::async_trait]
@@ -325,12 +232,11 @@ impl Adapter for Anthropic {
     }
 
     fn response(&self, task: Task, body: Bytes, _options: ResponseOptions) -> Result<Bytes, ProviderError> {
-        let msg: Value = serde_json::from_slice(&body)
-            .map_err(|e| ProviderError::BadResponse(format!("anthropic answered with invalid JSON: {e}")))?;
-        if msg["type"] != "message" {
+        let msg: wire::Message = parse_answer(&body, "anthropic")?;
+        if msg.kind != "message" {
             return Err(ProviderError::BadResponse("anthropic answered with something that is not a message".into()));
         }
-        Ok(Bytes::from(from_message(task, &msg).to_string()))
+        Ok(Bytes::from(from_message(msg).to_openai(task)))
     }
 
     fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator> {
@@ -338,7 +244,7 @@ impl Adapter for Anthropic {
             out: Chunks::new(task, &self.model),
             include_usage,
             tools: Vec::new(),
-            usage: json!({}),
+            usage: wire::Usage::default(),
         })
     }
 
@@ -356,71 +262,373 @@ struct StreamState {
     include_usage: bool,
     /// Anthropic content-block index of each tool call, in order.
     tools: Vec<u64>,
-    usage: Value,
+    usage: wire::Usage,
 }
 
 impl StreamTranslator for StreamState {
     fn on_event(&mut self, _event: &str, data: &str) -> Vec<StreamItem> {
-        let Ok(ev) = serde_json::from_str::<Value>(data) else {
-            return vec![StreamItem::Error(format!(
-                "anthropic sent a malformed stream event: {}",
-                data.chars().take(200).collect::<String>()
-            ))];
+        let ev = match serde_json::from_str::<wire::Event>(data) {
+            Ok(ev) => ev,
+            Err(e) => return vec![malformed_event("anthropic", data, &e)],
         };
-        match ev["type"].as_str().unwrap_or_default() {
-            "message_start" => {
-                self.out.id = ev["message"]["id"].clone();
-                self.out.model = ev["message"]["model"].clone();
-                self.usage = ev["message"]["usage"].clone();
-                vec![StreamItem::Data(self.out.delta(json!({"role": "assistant", "content": ""}), Value::Null))]
+        match ev {
+            wire::Event::MessageStart { message } => {
+                self.out.id = message.id;
+                self.out.model = message.model;
+                self.usage = message.usage;
+                vec![StreamItem::Data(self.out.delta(&Delta::start(), None))]
             }
-            "content_block_start" if ev["content_block"]["type"] == "tool_use" => {
-                let index = self.tools.len();
-                self.tools.push(ev["index"].as_u64().unwrap_or(0));
-                let b = &ev["content_block"];
-                let delta = json!({"tool_calls": [{"index": index, "id": b["id"], "type": "function",
-                                                   "function": {"name": b["name"], "arguments": ""}}]});
-                vec![StreamItem::Data(self.out.delta(delta, Value::Null))]
+            wire::Event::ContentBlockStart { index, content_block: wire::Block::ToolUse { id, name, .. } } => {
+                let call = self.tools.len();
+                self.tools.push(index);
+                vec![StreamItem::Data(self.out.delta(&Delta::call_start(call, id, name, String::new()), None))]
             }
-            "content_block_delta" => match ev["delta"]["type"].as_str() {
-                Some("text_delta") => {
-                    vec![StreamItem::Data(self.out.delta(json!({"content": ev["delta"]["text"]}), Value::Null))]
+            wire::Event::ContentBlockDelta { index, delta } => match delta {
+                wire::BlockDelta::TextDelta { text } => {
+                    vec![StreamItem::Data(self.out.delta(&Delta::text(text), None))]
                 }
-                Some("input_json_delta") => {
-                    let block = ev["index"].as_u64().unwrap_or(0);
-                    let index = self.tools.iter().position(|b| *b == block).unwrap_or(0);
-                    let delta = json!({"tool_calls": [{"index": index, "function": {"arguments": ev["delta"]["partial_json"]}}]});
-                    vec![StreamItem::Data(self.out.delta(delta, Value::Null))]
+                wire::BlockDelta::InputJsonDelta { partial_json } => {
+                    let call = self.tools.iter().position(|b| *b == index).unwrap_or(0);
+                    vec![StreamItem::Data(self.out.delta(&Delta::call_arguments(call, partial_json), None))]
                 }
-                _ => Vec::new(),
+                wire::BlockDelta::Other => Vec::new(),
             },
-            "message_delta" => {
-                if let Some(out) = ev["usage"]["output_tokens"].as_u64() {
-                    self.usage["output_tokens"] = json!(out);
+            wire::Event::MessageDelta { delta, usage } => {
+                if let Some(u) = usage {
+                    self.usage.merge(u);
                 }
-                vec![StreamItem::Data(self.out.delta(json!({}), finish_reason(&ev["delta"]["stop_reason"])))]
+                let finish = delta.stop_reason.as_deref().map(finish_reason);
+                vec![StreamItem::Data(self.out.delta(&Delta::default(), finish.as_deref()))]
             }
-            "message_stop" => {
-                let mut items = Vec::new();
-                if self.include_usage {
-                    items.push(StreamItem::Data(self.out.usage(usage(&self.usage))));
-                }
-                items.push(StreamItem::Done);
-                items
+            wire::Event::MessageStop => {
+                vec![self.out.usage_item(&usage(&self.usage), self.include_usage), StreamItem::Done]
             }
-            "error" => vec![StreamItem::Error(format!(
-                "anthropic: {}",
-                ev["error"]["message"].as_str().unwrap_or("stream error")
-            ))],
-            // ping, content_block_stop, text content_block_start: nothing to send.
-            _ => Vec::new(),
+            wire::Event::Error { error } => vec![StreamItem::Error(format!("anthropic: {}", error.message))],
+            // ping, content_block_stop, a text block's start: nothing to send.
+            wire::Event::ContentBlockStart { .. } | wire::Event::Other => Vec::new(),
         }
+    }
+}
+
+/// Anthropic's wire format.
+pub mod wire {
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
+
+    /// A Messages request.
+    #[derive(Debug, Serialize)]
+    pub struct Request {
+        /// The model.
+        pub model: String,
+        /// Most tokens to generate (required by Anthropic).
+        pub max_tokens: u64,
+        /// The system prompt.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub system: Option<String>,
+        /// Alternating user and assistant turns.
+        pub messages: Vec<Turn>,
+        /// Sampling temperature, 0..1.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub temperature: Option<f64>,
+        /// Nucleus sampling.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub top_p: Option<f64>,
+        /// Top-k sampling.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub top_k: Option<u64>,
+        /// Stop sequences.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub stop_sequences: Option<Vec<String>>,
+        /// The end user.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub metadata: Option<Metadata>,
+        /// Stream the answer.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        pub stream: bool,
+        /// Tools the model may call.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub tools: Vec<ToolSpec>,
+        /// Which tool the model must or may call.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub tool_choice: Option<ToolChoice>,
+    }
+
+    /// Request metadata.
+    #[derive(Debug, Serialize)]
+    pub struct Metadata {
+        /// The end user.
+        pub user_id: String,
+    }
+
+    /// Who wrote a turn.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Role {
+        /// The user (tool results included).
+        User,
+        /// The model.
+        Assistant,
+    }
+
+    /// One turn of the conversation.
+    #[derive(Debug, Serialize)]
+    pub struct Turn {
+        /// Who wrote it.
+        pub role: Role,
+        /// Its blocks.
+        pub content: Vec<Block>,
+    }
+
+    /// A content block, in requests and answers.
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum Block {
+        /// Text.
+        Text {
+            /// The text.
+            text: String,
+        },
+        /// An image.
+        Image {
+            /// Where it is.
+            source: ImageSource,
+        },
+        /// A tool call.
+        ToolUse {
+            /// The call's id.
+            id: String,
+            /// The tool.
+            name: String,
+            /// Its input.
+            #[serde(default)]
+            input: Value,
+        },
+        /// A tool's result.
+        ToolResult {
+            /// The call it answers.
+            tool_use_id: String,
+            /// The result.
+            content: String,
+        },
+        /// Blocks this gateway does not translate (thinking, ...).
+        #[serde(other)]
+        Other,
+    }
+
+    /// Where an image is.
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum ImageSource {
+        /// Inline.
+        Base64 {
+            /// Its media type.
+            media_type: String,
+            /// Base64 data.
+            data: String,
+        },
+        /// At a URL.
+        Url {
+            /// The URL.
+            url: String,
+        },
+    }
+
+    /// A tool the model may call.
+    #[derive(Debug, Serialize)]
+    pub struct ToolSpec {
+        /// Its name.
+        pub name: String,
+        /// What it does.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        /// The JSON schema of its input.
+        pub input_schema: Value,
+    }
+
+    /// `tool_choice`.
+    #[derive(Debug, Serialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum ToolChoice {
+        /// The model decides.
+        Auto,
+        /// The model must call some tool.
+        Any,
+        /// The model must not call a tool.
+        None,
+        /// The model must call this tool.
+        Tool {
+            /// The tool.
+            name: String,
+        },
+    }
+
+    /// An answer.
+    #[derive(Debug, Deserialize)]
+    pub struct Message {
+        /// `message`.
+        #[serde(rename = "type")]
+        pub kind: String,
+        /// Its id.
+        pub id: String,
+        /// The model that answered.
+        pub model: String,
+        /// The blocks.
+        #[serde(default)]
+        pub content: Vec<Block>,
+        /// Why it stopped.
+        #[serde(default)]
+        pub stop_reason: Option<String>,
+        /// The tokens used.
+        #[serde(default)]
+        pub usage: Usage,
+    }
+
+    /// Token usage. Cache reads and writes are not part of `input_tokens`.
+    #[derive(Debug, Clone, Default, Deserialize)]
+    pub struct Usage {
+        /// Uncached input tokens.
+        #[serde(default)]
+        pub input_tokens: u64,
+        /// Output tokens.
+        #[serde(default)]
+        pub output_tokens: u64,
+        /// Input tokens written to the cache.
+        #[serde(default)]
+        pub cache_creation_input_tokens: Option<u64>,
+        /// Input tokens read from the cache.
+        #[serde(default)]
+        pub cache_read_input_tokens: Option<u64>,
+    }
+
+    impl Usage {
+        /// Takes the counts a `message_delta` reports (cumulative; output always, input
+        /// sometimes) over those of `message_start`.
+        pub fn merge(&mut self, later: DeltaUsage) {
+            self.output_tokens = later.output_tokens.unwrap_or(self.output_tokens);
+            self.input_tokens = later.input_tokens.unwrap_or(self.input_tokens);
+            self.cache_creation_input_tokens = later.cache_creation_input_tokens.or(self.cache_creation_input_tokens);
+            self.cache_read_input_tokens = later.cache_read_input_tokens.or(self.cache_read_input_tokens);
+        }
+    }
+
+    /// The usage of a `message_delta`.
+    #[derive(Debug, Default, Deserialize)]
+    pub struct DeltaUsage {
+        /// Output tokens so far.
+        #[serde(default)]
+        pub output_tokens: Option<u64>,
+        /// Input tokens, when reported again.
+        #[serde(default)]
+        pub input_tokens: Option<u64>,
+        /// Cache writes, when reported again.
+        #[serde(default)]
+        pub cache_creation_input_tokens: Option<u64>,
+        /// Cache reads, when reported again.
+        #[serde(default)]
+        pub cache_read_input_tokens: Option<u64>,
+    }
+
+    /// One stream event.
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum Event {
+        /// The answer begins.
+        MessageStart {
+            /// The answer so far.
+            message: StartMessage,
+        },
+        /// A content block begins.
+        ContentBlockStart {
+            /// The block's index.
+            index: u64,
+            /// The block.
+            content_block: Block,
+        },
+        /// More of a content block.
+        ContentBlockDelta {
+            /// The block's index.
+            index: u64,
+            /// What was added.
+            delta: BlockDelta,
+        },
+        /// The answer's stop reason and final usage.
+        MessageDelta {
+            /// The stop reason.
+            delta: MessageDelta,
+            /// Usage so far.
+            #[serde(default)]
+            usage: Option<DeltaUsage>,
+        },
+        /// The answer is complete.
+        MessageStop,
+        /// The answer failed.
+        Error {
+            /// Why.
+            error: StreamError,
+        },
+        /// ping, content_block_stop, and events added later.
+        #[serde(other)]
+        Other,
+    }
+
+    /// The message of `message_start`.
+    #[derive(Debug, Deserialize)]
+    pub struct StartMessage {
+        /// Its id.
+        #[serde(default)]
+        pub id: String,
+        /// The model.
+        #[serde(default)]
+        pub model: String,
+        /// Input usage.
+        #[serde(default)]
+        pub usage: Usage,
+    }
+
+    /// What a `content_block_delta` adds.
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum BlockDelta {
+        /// Text.
+        TextDelta {
+            /// The text.
+            text: String,
+        },
+        /// Part of a tool call's input, as JSON text.
+        InputJsonDelta {
+            /// The JSON text.
+            partial_json: String,
+        },
+        /// Thinking, signatures, and deltas added later.
+        #[serde(other)]
+        Other,
+    }
+
+    /// The delta of `message_delta`.
+    #[derive(Debug, Deserialize)]
+    pub struct MessageDelta {
+        /// Why the answer stopped.
+        #[serde(default)]
+        pub stop_reason: Option<String>,
+    }
+
+    /// A mid-stream error.
+    #[derive(Debug, Deserialize)]
+    pub struct StreamError {
+        /// Why.
+        #[serde(default)]
+        pub message: String,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    fn request(task: Task, body: Body, stream: bool) -> Result<Value, ProviderError> {
+        to_messages_request("claude-3-5-sonnet", task, body, stream).map(|r| serde_json::to_value(r).unwrap())
+    }
 
     fn body(v: Value) -> Body {
         v.as_object().unwrap().clone()
@@ -428,8 +636,7 @@ mod tests {
 
     #[test]
     fn chat_request_translation() {
-        let req = to_messages_request(
-            "claude-3-5-sonnet",
+        let req = request(
             Task::Chat,
             body(json!({
                 "model": "ep", "max_tokens": 100, "temperature": 0.5, "stop": ["END"], "user": "u1",
@@ -476,11 +683,11 @@ mod tests {
         ] {
             let mut b = body(extra);
             b.insert("messages".into(), msgs.clone());
-            let err = to_messages_request("m", Task::Chat, b, false).unwrap_err().to_string();
+            let err = request(Task::Chat, b, false).unwrap_err().to_string();
             assert!(err.contains(needle) && err.contains("anthropic"), "{err}");
         }
         let b = body(json!({"messages": msgs}));
-        assert_eq!(to_messages_request("m", Task::Chat, b, false).unwrap()["max_tokens"], DEFAULT_MAX_TOKENS);
+        assert_eq!(request(Task::Chat, b, false).unwrap()["max_tokens"], DEFAULT_MAX_TOKENS);
     }
 
     #[test]
@@ -488,7 +695,8 @@ mod tests {
         let msg = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
             "content": [{"type": "text", "text": "Hello"}, {"type": "tool_use", "id": "t", "name": "f", "input": {"a": 1}}],
             "stop_reason": "tool_use", "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 3}});
-        let out = from_message(Task::Chat, &msg);
+        let out: Value =
+            serde_json::from_str(&from_message(serde_json::from_value(msg).unwrap()).to_openai(Task::Chat)).unwrap();
         assert_eq!(out["object"], "chat.completion");
         assert_eq!(out["choices"][0]["message"]["content"], "Hello");
         assert_eq!(out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");

@@ -10,10 +10,14 @@ use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use modelgate_core::SecretString;
 use modelgate_wire::ExternalModel;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
+use crate::chat::{
+    Answer, AnswerToolCall, ChatRequest, Choice, Chunks, Content, Delta, EmbeddingList, Part, Role, ToolChoice,
+    ToolMode, Usage, embedding_texts, parse_answer,
+};
 use crate::framing::Framing;
-use crate::shared::{Chunks, credential, now_secs};
+use crate::shared::{credential, malformed_event};
 use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
 
 /// What is escaped in a model id: everything but RFC 3986 unreserved characters.
@@ -23,12 +27,39 @@ const MODEL_ID: &percent_encoding::AsciiSet =
 /// Signing name of the Bedrock runtime.
 pub const SERVICE: &str = "bedrock";
 
+/// The model family on Bedrock (`bedrock_provider`): it decides the InvokeModel body of
+/// embeddings; chat goes through Converse, which is the same for every family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Anthropic Claude.
+    Anthropic,
+    /// Cohere Command and Embed.
+    Cohere,
+    /// AI21 Jamba.
+    Ai21Labs,
+    /// Amazon Titan and Nova.
+    Amazon,
+}
+
+impl Family {
+    /// Parses `bedrock_provider`, in any case.
+    pub fn parse(name: &str) -> Result<Family, String> {
+        match name.to_ascii_lowercase().as_str() {
+            "anthropic" => Ok(Family::Anthropic),
+            "cohere" => Ok(Family::Cohere),
+            "ai21labs" => Ok(Family::Ai21Labs),
+            "amazon" => Ok(Family::Amazon),
+            _ => Err(format!("bedrock_provider '{name}' is not one of anthropic, cohere, ai21labs, amazon")),
+        }
+    }
+}
+
 /// Adapter for `provider: amazon-bedrock`.
 pub struct Bedrock {
     base: String,
     region: String,
     model: String,
-    family: String,
+    family: Family,
     access_key: SecretString,
     secret_key: SecretString,
 }
@@ -47,7 +78,7 @@ impl Bedrock {
             base: settings.base_url("amazon-bedrock", &format!("https://bedrock-runtime.{region}.amazonaws.com")),
             region,
             model: model.name.clone(),
-            family: c.bedrock_provider.unwrap_or_default().to_ascii_lowercase(),
+            family: Family::parse(c.bedrock_provider.as_deref().unwrap_or_default())?,
             access_key: credential(creds, "amazon_bedrock_config.aws_access_key_id")?,
             secret_key: credential(creds, "amazon_bedrock_config.aws_secret_access_key")?,
         })
@@ -117,170 +148,165 @@ const FIELDS: &[&str] = &[
     "usage_context",
 ];
 
-fn content_blocks(content: &Value) -> Result<Vec<Value>, ProviderError> {
-    match content {
-        Value::String(s) => Ok(vec![json!({"text": s})]),
-        Value::Null => Ok(Vec::new()),
-        Value::Array(parts) => parts
-            .iter()
-            .map(|p| match p["type"].as_str() {
-                Some("text") => Ok(json!({"text": p["text"]})),
-                Some("image_url") => {
-                    let url = p["image_url"]["url"].as_str().unwrap_or_default();
-                    let (mime, data) = crate::shared::data_url(url)
-                        .ok_or_else(|| unsupported("an image that is not a base64 data URL"))?;
-                    let format = mime.strip_prefix("image/").unwrap_or(mime);
-                    Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
-                }
-                other => Err(unsupported(&format!("message content of type {}", other.unwrap_or("unknown")))),
-            })
-            .collect(),
-        _ => Err(ProviderError::Unsupported("message content must be a string or a list of parts".into())),
-    }
+fn content_blocks(content: Content) -> Result<Vec<wire::Block>, ProviderError> {
+    content
+        .into_parts()
+        .into_iter()
+        .map(|p| match p {
+            Part::Text { text } => Ok(wire::Block::Text { text }),
+            Part::ImageUrl { image_url } => {
+                let (mime, data) =
+                    image_url.inline().ok_or_else(|| unsupported("an image that is not a base64 data URL"))?;
+                let format = mime.strip_prefix("image/").unwrap_or(mime).to_string();
+                Ok(wire::Block::Image {
+                    image: wire::Image { format, source: wire::ImageSource { bytes: data.into() } },
+                })
+            }
+            Part::Other => Err(unsupported("message content that is not text or an image")),
+        })
+        .collect()
 }
 
 /// Turns the internal body into a Converse request.
-pub fn converse_request(task: Task, body: &Body) -> Result<Value, ProviderError> {
-    crate::shared::refuse_unknown(body, FIELDS, "amazon-bedrock")?;
-    let messages = crate::shared::chat_messages(task, body, "amazon-bedrock")?;
+pub fn converse_request(task: Task, mut body: Body) -> Result<wire::ConverseRequest, ProviderError> {
+    crate::shared::refuse_unknown(&body, FIELDS, "amazon-bedrock")?;
+    // Model-family parameters (e.g. top_k) go through untouched.
+    let additional = match body.remove("extra_params") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(o)) if o.is_empty() => None,
+        Some(Value::Object(o)) => Some(o),
+        Some(_) => return Err(ProviderError::Unsupported("extra_params must be an object".into())),
+    };
+    let mut req = ChatRequest::from_body(body)?;
     let mut system = Vec::new();
-    let mut turns: Vec<(String, Vec<Value>)> = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
-        let (role, blocks) = match m["role"].as_str().unwrap_or_default() {
-            "system" | "developer" => {
-                system.extend(content_blocks(&m["content"])?);
+    let mut turns: Vec<wire::Message> = Vec::new();
+    for (i, m) in req.conversation(task, "amazon-bedrock")?.into_iter().enumerate() {
+        let (role, blocks) = match m.role {
+            Role::System | Role::Developer => {
+                system.extend(content_blocks(m.content)?);
                 continue;
             }
-            "user" => ("user", content_blocks(&m["content"])?),
-            "assistant" => {
-                let mut blocks = content_blocks(&m["content"])?;
-                for call in m["tool_calls"].as_array().into_iter().flatten() {
-                    let input: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap_or("{}"))
-                        .map_err(|_| {
-                            ProviderError::Unsupported(format!("messages[{i}].tool_calls: arguments are not JSON"))
-                        })?;
-                    blocks.push(
-                        json!({"toolUse": {"toolUseId": call["id"], "name": call["function"]["name"], "input": input}}),
-                    );
+            Role::User => (wire::Role::User, content_blocks(m.content)?),
+            Role::Assistant => {
+                let mut blocks = content_blocks(m.content)?;
+                for call in &m.tool_calls {
+                    blocks.push(wire::Block::ToolUse {
+                        tool_use: wire::ToolUse {
+                            tool_use_id: call.id.clone(),
+                            name: call.function.name.clone(),
+                            input: call.input(i)?,
+                        },
+                    });
                 }
-                ("assistant", blocks)
+                (wire::Role::Assistant, blocks)
             }
-            "tool" => {
-                let text = m["content"].as_str().map(str::to_string).unwrap_or_else(|| m["content"].to_string());
-                ("user", vec![json!({"toolResult": {"toolUseId": m["tool_call_id"], "content": [{"text": text}]}})])
-            }
-            other => {
-                return Err(ProviderError::Unsupported(format!(
-                    "messages[{i}].role '{other}' is not supported by provider 'amazon-bedrock'"
-                )));
+            Role::Tool => {
+                let result = wire::ToolResult {
+                    tool_use_id: m.tool_call_id.unwrap_or_default(),
+                    content: vec![wire::ResultText { text: m.content.text() }],
+                };
+                (wire::Role::User, vec![wire::Block::ToolResult { tool_result: result }])
             }
         };
         match turns.last_mut() {
-            Some((r, b)) if r == role => b.extend(blocks),
-            _ => turns.push((role.to_string(), blocks)),
+            Some(last) if last.role == role => last.content.extend(blocks),
+            _ => turns.push(wire::Message { role, content: blocks }),
         }
     }
-    let mut out = Map::new();
-    out.insert(
-        "messages".into(),
-        Value::Array(turns.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect()),
-    );
-    if !system.is_empty() {
-        out.insert("system".into(), Value::Array(system));
-    }
-    let mut inference = Map::new();
-    crate::shared::copy_fields(
-        body,
-        &mut inference,
-        &[
-            ("max_tokens", "maxTokens"),
-            ("max_completion_tokens", "maxTokens"),
-            ("temperature", "temperature"),
-            ("top_p", "topP"),
-        ],
-    );
-    if let Some(stop) = crate::shared::stop_sequences(body) {
-        inference.insert("stopSequences".into(), stop);
-    }
-    if !inference.is_empty() {
-        out.insert("inferenceConfig".into(), Value::Object(inference));
-    }
-    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-        let specs: Vec<Value> = tools
+    let inference = wire::InferenceConfig {
+        max_tokens: req.max_tokens(),
+        temperature: req.temperature,
+        top_p: req.top_p,
+        stop_sequences: req.stop_sequences(),
+    };
+    let tool_config = if req.tools.is_empty() {
+        None
+    } else {
+        let tool_choice = match req.tool_choice.take() {
+            None => None,
+            Some(ToolChoice::Mode(ToolMode::Auto)) => Some(wire::ToolChoice::Auto {}),
+            Some(ToolChoice::Mode(ToolMode::Required)) => Some(wire::ToolChoice::Any {}),
+            Some(ToolChoice::Mode(ToolMode::None)) => return Err(unsupported("tool_choice none")),
+            Some(ToolChoice::Function { function }) => Some(wire::ToolChoice::Tool { name: function.name }),
+        };
+        let tools = req
+            .tools
             .iter()
-            .map(|t| {
-                let f = &t["function"];
-                let mut spec = json!({"name": f["name"], "inputSchema": {"json": f.get("parameters").cloned().unwrap_or(json!({"type": "object"}))}});
-                if let Some(d) = f.get("description") {
-                    spec["description"] = d.clone();
-                }
-                json!({"toolSpec": spec})
+            .map(|t| wire::Tool {
+                tool_spec: wire::ToolSpec {
+                    name: t.function.name.clone(),
+                    description: t.function.description.clone(),
+                    input_schema: wire::Schema { json: t.function.schema() },
+                },
             })
             .collect();
-        let mut config = json!({"tools": specs});
-        match body.get("tool_choice") {
-            None => {}
-            Some(Value::String(s)) if s == "auto" => config["toolChoice"] = json!({"auto": {}}),
-            Some(Value::String(s)) if s == "required" => config["toolChoice"] = json!({"any": {}}),
-            Some(Value::Object(o)) if o.get("function").is_some() => {
-                config["toolChoice"] = json!({"tool": {"name": o["function"]["name"]}})
-            }
-            Some(other) => return Err(unsupported(&format!("tool_choice {other}"))),
-        }
-        out.insert("toolConfig".into(), config);
-    }
-    // Model-family parameters (e.g. top_k) go through untouched.
-    if let Some(extra) = body.get("extra_params").filter(|e| e.as_object().is_some_and(|o| !o.is_empty())) {
-        out.insert("additionalModelRequestFields".into(), extra.clone());
-    }
-    Ok(Value::Object(out))
+        Some(wire::ToolConfig { tools, tool_choice })
+    };
+    Ok(wire::ConverseRequest {
+        messages: turns,
+        system,
+        inference_config: (!inference.is_empty()).then_some(inference),
+        tool_config,
+        additional_model_request_fields: additional,
+    })
 }
 
-fn finish_reason(reason: &Value) -> Value {
-    match reason.as_str() {
-        Some("end_turn") | Some("stop_sequence") => json!("stop"),
-        Some("max_tokens") => json!("length"),
-        Some("tool_use") => json!("tool_calls"),
-        Some("guardrail_intervened") | Some("content_filtered") => json!("content_filter"),
-        Some(other) => json!(other),
-        None => Value::Null,
+fn finish_reason(reason: &str) -> String {
+    match reason {
+        "end_turn" | "stop_sequence" => "stop",
+        "max_tokens" => "length",
+        "tool_use" => "tool_calls",
+        "guardrail_intervened" | "content_filtered" => "content_filter",
+        other => other,
+    }
+    .to_string()
+}
+
+/// OpenAI usage from Converse usage; cache reads and writes count as prompt tokens.
+fn usage(u: &wire::Usage) -> Usage {
+    let read = u.cache_read_input_tokens.unwrap_or(0);
+    let written = u.cache_write_input_tokens.unwrap_or(0);
+    Usage::new(u.input_tokens + read + written, u.output_tokens)
+        .with_cache(u.cache_read_input_tokens, u.cache_write_input_tokens)
+}
+
+/// Turns a Converse answer into the internal answer.
+pub fn from_converse(model: &str, r: wire::ConverseResponse) -> Answer {
+    let mut choice = Choice { finish_reason: r.stop_reason.as_deref().map(finish_reason), ..Choice::default() };
+    for block in r.output.message.content {
+        if let Some(t) = block.text {
+            choice.text.push_str(&t);
+        }
+        if let Some(t) = block.tool_use {
+            choice.tool_calls.push(AnswerToolCall::new(t.tool_use_id, t.name, &t.input));
+        }
+    }
+    Answer {
+        id: format!("bedrock-{}", uuid::Uuid::new_v4().simple()),
+        model: model.to_string(),
+        choices: vec![choice],
+        usage: usage(&r.usage),
     }
 }
 
-fn usage(u: &Value) -> Value {
-    let input = u["inputTokens"].as_u64().unwrap_or(0)
-        + u["cacheReadInputTokens"].as_u64().unwrap_or(0)
-        + u["cacheWriteInputTokens"].as_u64().unwrap_or(0);
-    let output = u["outputTokens"].as_u64().unwrap_or(0);
-    let mut out = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
-    crate::anthropic::cache_details(&mut out, u["cacheReadInputTokens"].as_u64(), u["cacheWriteInputTokens"].as_u64());
-    out
-}
-
-/// Turns a Converse answer into an OpenAI chat or text completion.
-pub fn from_converse(task: Task, model: &str, r: &Value) -> Value {
-    let mut text = String::new();
-    let mut calls = Vec::new();
-    for block in r["output"]["message"]["content"].as_array().into_iter().flatten() {
-        if let Some(t) = block["text"].as_str() {
-            text.push_str(t);
+/// The InvokeModel body of an embeddings request, by model family.
+fn embed_request(family: Family, mut body: Body) -> Result<wire::EmbedRequest, ProviderError> {
+    let mut texts = embedding_texts(body.remove("input"), "amazon-bedrock")?;
+    match family {
+        Family::Amazon => match texts.pop() {
+            Some(input_text) if texts.is_empty() => Ok(wire::EmbedRequest::Titan { input_text }),
+            _ => Err(unsupported("more than one input per request for Amazon Titan embeddings")),
+        },
+        Family::Cohere => {
+            let input_type = match body.remove("input_type") {
+                None => "search_document".to_string(),
+                Some(Value::String(t)) => t,
+                Some(_) => return Err(ProviderError::Unsupported("input_type must be a string".into())),
+            };
+            Ok(wire::EmbedRequest::Cohere { texts, input_type })
         }
-        if let Some(t) = block.get("toolUse") {
-            calls.push(json!({"id": t["toolUseId"], "type": "function", "function": {"name": t["name"], "arguments": t["input"].to_string()}}));
-        }
+        other => Err(unsupported(&format!("embeddings with bedrock_provider {other:?}"))),
     }
-    let finish = finish_reason(&r["stopReason"]);
-    let id = format!("bedrock-{}", now_secs());
-    if task == Task::Completions {
-        return json!({"id": id, "object": "text_completion", "created": now_secs(), "model": model,
-            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": null}], "usage": usage(&r["usage"])});
-    }
-    let mut message = json!({"role": "assistant", "content": text});
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
-    json!({"id": id, "object": "chat.completion", "created": now_secs(), "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage(&r["usage"])})
 }
 
 #[async_trait::async_trait]
@@ -301,54 +327,34 @@ impl Adapter for Bedrock {
         stream: bool,
     ) -> Result<reqwest::RequestBuilder, ProviderError> {
         if task == Task::Embeddings {
-            let inputs: Vec<Value> = match body.get("input") {
-                Some(Value::String(s)) => vec![json!(s)],
-                Some(Value::Array(a)) if a.iter().all(Value::is_string) => a.clone(),
-                _ => return Err(unsupported("embedding input that is not text")),
-            };
-            let payload = match self.family.as_str() {
-                "amazon" if inputs.len() == 1 => json!({"inputText": inputs[0]}),
-                "amazon" => return Err(unsupported("more than one input per request for Amazon Titan embeddings")),
-                "cohere" => {
-                    json!({"texts": inputs, "input_type": body.get("input_type").cloned().unwrap_or(json!("search_document"))})
-                }
-                other => return Err(unsupported(&format!("embeddings with bedrock_provider '{other}'"))),
-            };
-            return self.signed(http, &self.url("invoke"), payload.to_string().into_bytes(), "application/json");
+            let payload = to_body(&embed_request(self.family, body)?)?;
+            return self.signed(http, &self.url("invoke"), payload, "application/json");
         }
-        let payload = converse_request(task, &body)?;
+        let payload = to_body(&converse_request(task, body)?)?;
         let (action, accept) = if stream {
             ("converse-stream", "application/vnd.amazon.eventstream")
         } else {
             ("converse", "application/json")
         };
-        self.signed(http, &self.url(action), payload.to_string().into_bytes(), accept)
+        self.signed(http, &self.url(action), payload, accept)
     }
 
     fn response(&self, task: Task, body: Bytes, options: ResponseOptions) -> Result<Bytes, ProviderError> {
-        let r: Value = serde_json::from_slice(&body)
-            .map_err(|e| ProviderError::BadResponse(format!("Bedrock answered with invalid JSON: {e}")))?;
         let out = if task == Task::Embeddings {
-            let (vectors, tokens) = match r.get("embedding") {
-                Some(v) => (vec![v.clone()], r["inputTextTokenCount"].as_u64().unwrap_or(0)),
+            let (vectors, tokens) = match parse_answer(&body, "Bedrock")? {
+                wire::EmbedResponse::Titan { embedding, input_text_token_count } => {
+                    (vec![embedding], input_text_token_count)
+                }
                 // Cohere-on-Bedrock reports no token count; it echoes the texts, so count them.
-                None => {
-                    (r["embeddings"].as_array().cloned().unwrap_or_default(), crate::tokens::count_strings(&r["texts"]))
+                wire::EmbedResponse::Cohere { embeddings, texts } => {
+                    (embeddings, texts.iter().map(|t| crate::tokens::count(t)).sum())
                 }
             };
-            let data: Vec<Value> = vectors
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    let embedding = crate::shared::embedding_value(v, options.embeddings_base64);
-                    json!({"object": "embedding", "index": i, "embedding": embedding})
-                })
-                .collect();
-            json!({"object": "list", "model": self.model, "data": data, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+            EmbeddingList::new(&self.model, vectors, tokens, options.embeddings_base64).to_json()
         } else {
-            from_converse(task, &self.model, &r)
+            from_converse(&self.model, parse_answer(&body, "Bedrock")?).to_openai(task)
         };
-        Ok(Bytes::from(out.to_string()))
+        Ok(Bytes::from(out))
     }
 
     fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator> {
@@ -375,59 +381,53 @@ struct StreamState {
 impl StreamTranslator for StreamState {
     fn on_event(&mut self, event: &str, data: &str) -> Vec<StreamItem> {
         if let Some(kind) = event.strip_prefix("exception:") {
-            let msg = serde_json::from_str::<Value>(data)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_string))
-                .unwrap_or_default();
+            let msg = serde_json::from_str::<wire::Exception>(data).map(|e| e.message).unwrap_or_default();
             return vec![StreamItem::Error(format!("Bedrock {kind}: {msg}"))];
         }
-        let Ok(ev) = serde_json::from_str::<Value>(data) else {
-            return vec![StreamItem::Error(format!(
-                "Bedrock sent a malformed stream event: {}",
-                data.chars().take(200).collect::<String>()
-            ))];
+        // The event's type is its frame's `:event-type` header; the payload is that type's body.
+        let parsed = match event {
+            "messageStart" => serde_json::from_str::<wire::MessageStart>(data).map(|_| Event::Start),
+            "contentBlockStart" => serde_json::from_str(data).map(Event::BlockStart),
+            "contentBlockDelta" => serde_json::from_str(data).map(Event::BlockDelta),
+            "messageStop" => serde_json::from_str(data).map(Event::Stop),
+            "metadata" => serde_json::from_str(data).map(Event::Metadata),
+            _ => Ok(Event::Other),
         };
-        match event {
-            "messageStart" => {
-                vec![StreamItem::Data(self.out.delta(json!({"role": "assistant", "content": ""}), Value::Null))]
-            }
-            "contentBlockStart" => match ev["start"].get("toolUse") {
+        let ev = match parsed {
+            Ok(ev) => ev,
+            Err(e) => return vec![malformed_event("Bedrock", data, &e)],
+        };
+        match ev {
+            Event::Start => vec![StreamItem::Data(self.out.delta(&Delta::start(), None))],
+            Event::BlockStart(b) => match b.start.tool_use {
                 Some(t) => {
                     let index = self.tools.len();
-                    self.tools.push(ev["contentBlockIndex"].as_u64().unwrap_or(0));
-                    let d = json!({"tool_calls": [{"index": index, "id": t["toolUseId"], "type": "function", "function": {"name": t["name"], "arguments": ""}}]});
-                    vec![StreamItem::Data(self.out.delta(d, Value::Null))]
+                    self.tools.push(b.content_block_index);
+                    vec![StreamItem::Data(
+                        self.out.delta(&Delta::call_start(index, t.tool_use_id, t.name, String::new()), None),
+                    )]
                 }
                 None => Vec::new(),
             },
-            "contentBlockDelta" => {
-                let delta = &ev["delta"];
-                if let Some(t) = delta["text"].as_str() {
-                    return vec![StreamItem::Data(self.out.delta(json!({"content": t}), Value::Null))];
+            Event::BlockDelta(b) => {
+                if let Some(t) = b.delta.text {
+                    return vec![StreamItem::Data(self.out.delta(&Delta::text(t), None))];
                 }
-                if let Some(input) = delta["toolUse"]["input"].as_str() {
-                    let block = ev["contentBlockIndex"].as_u64().unwrap_or(0);
-                    let index = self.tools.iter().position(|b| *b == block).unwrap_or(0);
-                    return vec![StreamItem::Data(self.out.delta(
-                        json!({"tool_calls": [{"index": index, "function": {"arguments": input}}]}),
-                        Value::Null,
-                    ))];
+                if let Some(input) = b.delta.tool_use.map(|t| t.input) {
+                    let index = self.tools.iter().position(|i| *i == b.content_block_index).unwrap_or(0);
+                    return vec![StreamItem::Data(self.out.delta(&Delta::call_arguments(index, input), None))];
                 }
                 Vec::new()
             }
-            "messageStop" => {
+            Event::Stop(stop) => {
                 self.stopped = true;
-                vec![StreamItem::Data(self.out.delta(json!({}), finish_reason(&ev["stopReason"])))]
+                let finish = stop.stop_reason.as_deref().map(finish_reason);
+                vec![StreamItem::Data(self.out.delta(&Delta::default(), finish.as_deref()))]
             }
-            "metadata" => {
-                let mut items = Vec::new();
-                if self.include_usage {
-                    items.push(StreamItem::Data(self.out.usage(usage(&ev["usage"]))));
-                }
-                items.push(StreamItem::Done);
-                items
+            Event::Metadata(m) => {
+                vec![self.out.usage_item(&usage(&m.usage.unwrap_or_default()), self.include_usage), StreamItem::Done]
             }
-            _ => Vec::new(),
+            Event::Other => Vec::new(),
         }
     }
 
@@ -436,9 +436,422 @@ impl StreamTranslator for StreamState {
     }
 }
 
+/// A ConverseStream event, by its frame's event type.
+enum Event {
+    Start,
+    BlockStart(wire::BlockStart),
+    BlockDelta(wire::BlockDelta),
+    Stop(wire::MessageStop),
+    Metadata(wire::Metadata),
+    Other,
+}
+
+fn to_body<T: serde::Serialize>(payload: &T) -> Result<Vec<u8>, ProviderError> {
+    serde_json::to_vec(payload)
+        .map_err(|e| ProviderError::Unsupported(format!("cannot encode the Bedrock request: {e}")))
+}
+
+/// Bedrock's wire format: Converse, ConverseStream events, and InvokeModel embeddings.
+pub mod wire {
+    use serde::{Deserialize, Serialize};
+    use serde_json::{Map, Value};
+
+    /// A Converse request.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ConverseRequest {
+        /// Alternating user and assistant turns.
+        pub messages: Vec<Message>,
+        /// The system prompt.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub system: Vec<Block>,
+        /// Sampling options.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub inference_config: Option<InferenceConfig>,
+        /// Tools.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub tool_config: Option<ToolConfig>,
+        /// The model family's own parameters (`extra_params`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub additional_model_request_fields: Option<Map<String, Value>>,
+    }
+
+    /// Who wrote a turn.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Role {
+        /// The user (tool results included).
+        User,
+        /// The model.
+        Assistant,
+    }
+
+    /// One turn.
+    #[derive(Debug, Serialize)]
+    pub struct Message {
+        /// Who wrote it.
+        pub role: Role,
+        /// Its blocks.
+        pub content: Vec<Block>,
+    }
+
+    /// A content block, as sent.
+    #[derive(Debug, Serialize)]
+    #[serde(untagged)]
+    pub enum Block {
+        /// Text.
+        Text {
+            /// The text.
+            text: String,
+        },
+        /// An image.
+        Image {
+            /// The image.
+            image: Image,
+        },
+        /// A tool call the model made.
+        ToolUse {
+            /// The call.
+            #[serde(rename = "toolUse")]
+            tool_use: ToolUse,
+        },
+        /// A tool's result.
+        ToolResult {
+            /// The result.
+            #[serde(rename = "toolResult")]
+            tool_result: ToolResult,
+        },
+    }
+
+    /// An image.
+    #[derive(Debug, Serialize)]
+    pub struct Image {
+        /// `png`, `jpeg`, `gif` or `webp`.
+        pub format: String,
+        /// The bytes.
+        pub source: ImageSource,
+    }
+
+    /// An image's bytes.
+    #[derive(Debug, Serialize)]
+    pub struct ImageSource {
+        /// Base64 data.
+        pub bytes: String,
+    }
+
+    /// A tool call.
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ToolUse {
+        /// The call's id.
+        pub tool_use_id: String,
+        /// The tool.
+        pub name: String,
+        /// Its input.
+        #[serde(default)]
+        pub input: Value,
+    }
+
+    /// A tool's result.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ToolResult {
+        /// The call it answers.
+        pub tool_use_id: String,
+        /// The result.
+        pub content: Vec<ResultText>,
+    }
+
+    /// Text of a tool's result.
+    #[derive(Debug, Serialize)]
+    pub struct ResultText {
+        /// The text.
+        pub text: String,
+    }
+
+    /// `inferenceConfig`.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct InferenceConfig {
+        /// Most tokens to generate.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub max_tokens: Option<u64>,
+        /// Sampling temperature.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub temperature: Option<f64>,
+        /// Nucleus sampling.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub top_p: Option<f64>,
+        /// Stop sequences.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub stop_sequences: Option<Vec<String>>,
+    }
+
+    impl InferenceConfig {
+        /// Whether no option is set (the config is then left out).
+        pub fn is_empty(&self) -> bool {
+            self.max_tokens.is_none()
+                && self.temperature.is_none()
+                && self.top_p.is_none()
+                && self.stop_sequences.is_none()
+        }
+    }
+
+    /// `toolConfig`.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ToolConfig {
+        /// The tools.
+        pub tools: Vec<Tool>,
+        /// Whether and which tool the model must call.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub tool_choice: Option<ToolChoice>,
+    }
+
+    /// A tool.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Tool {
+        /// Its specification.
+        pub tool_spec: ToolSpec,
+    }
+
+    /// A tool's specification.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ToolSpec {
+        /// Its name.
+        pub name: String,
+        /// What it does.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        /// Its input schema.
+        pub input_schema: Schema,
+    }
+
+    /// A JSON schema.
+    #[derive(Debug, Serialize)]
+    pub struct Schema {
+        /// The schema.
+        pub json: Value,
+    }
+
+    /// `toolChoice`.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ToolChoice {
+        /// The model decides.
+        Auto {},
+        /// The model must call some tool.
+        Any {},
+        /// The model must call this tool.
+        Tool {
+            /// The tool.
+            name: String,
+        },
+    }
+
+    /// A Converse answer.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ConverseResponse {
+        /// The answer.
+        pub output: Output,
+        /// Why it stopped.
+        #[serde(default)]
+        pub stop_reason: Option<String>,
+        /// The tokens used.
+        #[serde(default)]
+        pub usage: Usage,
+    }
+
+    /// The output of an answer.
+    #[derive(Debug, Deserialize)]
+    pub struct Output {
+        /// The message.
+        pub message: OutputMessage,
+    }
+
+    /// The message of an answer.
+    #[derive(Debug, Deserialize)]
+    pub struct OutputMessage {
+        /// Its blocks.
+        #[serde(default)]
+        pub content: Vec<OutputBlock>,
+    }
+
+    /// A block of an answer (one of its fields is set).
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct OutputBlock {
+        /// Text.
+        #[serde(default)]
+        pub text: Option<String>,
+        /// A tool call.
+        #[serde(default)]
+        pub tool_use: Option<ToolUse>,
+    }
+
+    /// Token usage; cache reads and writes are not part of `inputTokens`.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Usage {
+        /// Uncached input tokens.
+        #[serde(default)]
+        pub input_tokens: u64,
+        /// Output tokens.
+        #[serde(default)]
+        pub output_tokens: u64,
+        /// Input tokens read from the cache.
+        #[serde(default)]
+        pub cache_read_input_tokens: Option<u64>,
+        /// Input tokens written to the cache.
+        #[serde(default)]
+        pub cache_write_input_tokens: Option<u64>,
+    }
+
+    /// `messageStart`.
+    #[derive(Debug, Deserialize)]
+    pub struct MessageStart {
+        /// Always `assistant`.
+        #[serde(default)]
+        pub role: String,
+    }
+
+    /// `contentBlockStart`.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct BlockStart {
+        /// The block's index.
+        #[serde(default)]
+        pub content_block_index: u64,
+        /// What starts.
+        #[serde(default)]
+        pub start: StartOf,
+    }
+
+    /// What a `contentBlockStart` starts.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct StartOf {
+        /// A tool call.
+        #[serde(default)]
+        pub tool_use: Option<ToolUseStart>,
+    }
+
+    /// The start of a tool call.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ToolUseStart {
+        /// The call's id.
+        pub tool_use_id: String,
+        /// The tool.
+        pub name: String,
+    }
+
+    /// `contentBlockDelta`.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct BlockDelta {
+        /// The block's index.
+        #[serde(default)]
+        pub content_block_index: u64,
+        /// What was added.
+        #[serde(default)]
+        pub delta: DeltaOf,
+    }
+
+    /// What a `contentBlockDelta` adds (one field is set; reasoning is not translated).
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct DeltaOf {
+        /// Text.
+        #[serde(default)]
+        pub text: Option<String>,
+        /// Part of a tool call's input.
+        #[serde(default)]
+        pub tool_use: Option<ToolUseDelta>,
+    }
+
+    /// Part of a tool call's input, as JSON text.
+    #[derive(Debug, Deserialize)]
+    pub struct ToolUseDelta {
+        /// The JSON text.
+        #[serde(default)]
+        pub input: String,
+    }
+
+    /// `messageStop`.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct MessageStop {
+        /// Why the answer stopped.
+        #[serde(default)]
+        pub stop_reason: Option<String>,
+    }
+
+    /// `metadata`, the last event.
+    #[derive(Debug, Deserialize)]
+    pub struct Metadata {
+        /// The tokens used.
+        #[serde(default)]
+        pub usage: Option<Usage>,
+    }
+
+    /// An exception event's payload.
+    #[derive(Debug, Deserialize)]
+    pub struct Exception {
+        /// Why.
+        #[serde(default)]
+        pub message: String,
+    }
+
+    /// An InvokeModel embeddings body.
+    #[derive(Debug, Serialize)]
+    #[serde(untagged)]
+    pub enum EmbedRequest {
+        /// Amazon Titan: one text.
+        Titan {
+            /// The text.
+            #[serde(rename = "inputText")]
+            input_text: String,
+        },
+        /// Cohere Embed: several texts.
+        Cohere {
+            /// The texts.
+            texts: Vec<String>,
+            /// What the embeddings are for.
+            input_type: String,
+        },
+    }
+
+    /// An InvokeModel embeddings answer.
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    pub enum EmbedResponse {
+        /// Amazon Titan.
+        Titan {
+            /// The vector.
+            embedding: Vec<f64>,
+            /// Tokens in the text.
+            #[serde(rename = "inputTextTokenCount", default)]
+            input_text_token_count: u64,
+        },
+        /// Cohere Embed (echoes the texts).
+        Cohere {
+            /// The vectors.
+            embeddings: Vec<Vec<f64>>,
+            /// The texts.
+            #[serde(default)]
+            texts: Vec<String>,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn converse_translation() {
@@ -447,19 +860,18 @@ mod tests {
             {"role": "tool", "tool_call_id": "t1", "content": "ok"}],
             "max_tokens": 10, "stop": ["X"], "extra_params": {"top_k": 3},
             "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}], "tool_choice": "required"});
-        let r = converse_request(Task::Chat, body.as_object().unwrap()).unwrap();
+        let r = serde_json::to_value(converse_request(Task::Chat, body.as_object().unwrap().clone()).unwrap()).unwrap();
         assert_eq!(r["system"], json!([{"text": "s"}]));
         assert_eq!(r["inferenceConfig"], json!({"maxTokens": 10, "stopSequences": ["X"]}));
         assert_eq!(r["messages"][1]["content"][0]["toolUse"]["name"], "f");
         assert_eq!(r["messages"][2]["content"][0]["toolResult"]["content"][0]["text"], "ok");
         assert_eq!(r["toolConfig"]["toolChoice"], json!({"any": {}}));
         assert_eq!(r["additionalModelRequestFields"], json!({"top_k": 3}));
-        let out = from_converse(
-            Task::Chat,
-            "m",
-            &json!({"output": {"message": {"role": "assistant", "content": [{"text": "yo"}]}},
-            "stopReason": "max_tokens", "usage": {"inputTokens": 3, "outputTokens": 4, "totalTokens": 7}}),
-        );
+        let answer = json!({"output": {"message": {"role": "assistant", "content": [{"text": "yo"}]}},
+            "stopReason": "max_tokens", "usage": {"inputTokens": 3, "outputTokens": 4, "totalTokens": 7}});
+        let out: Value =
+            serde_json::from_str(&from_converse("m", serde_json::from_value(answer).unwrap()).to_openai(Task::Chat))
+                .unwrap();
         assert_eq!(
             (out["choices"][0]["message"]["content"].clone(), out["choices"][0]["finish_reason"].clone()),
             (json!("yo"), json!("length"))

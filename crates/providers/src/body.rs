@@ -73,7 +73,7 @@ pub async fn read_prefix(resp: reqwest::Response, limit: usize) -> Bytes {
     let mut out = BytesMut::new();
     while let Some(Ok(chunk)) = stream.next().await {
         let room = limit.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        out.extend_from_slice(chunk.get(..chunk.len().min(room)).unwrap_or_default());
         if out.len() >= limit {
             break;
         }
@@ -95,31 +95,19 @@ where
     bytes.map(move |chunk| {
         let chunk = chunk.map_err(|e| e.to_string())?;
         let mut since = pending;
-        for (i, &b) in chunk.iter().enumerate() {
+        let [mut prev2, mut prev] = tail;
+        for &b in chunk.iter() {
             since += 1;
-            if b == b'\n' {
-                let prev = if i >= 1 { chunk[i - 1] } else { tail[1] };
-                let prev2 = if i >= 2 {
-                    chunk[i - 2]
-                } else if i == 1 {
-                    tail[1]
-                } else {
-                    tail[0]
-                };
-                if prev == b'\n' || (prev == b'\r' && prev2 == b'\n') {
-                    since = 0;
-                }
+            if b == b'\n' && (prev == b'\n' || (prev == b'\r' && prev2 == b'\n')) {
+                since = 0;
             }
+            (prev2, prev) = (prev, b);
         }
         if since > max_event {
             return Err(format!("an event of the provider's stream is larger than the limit of {max_event} bytes"));
         }
         pending = since;
-        match chunk.len() {
-            0 => {}
-            1 => tail = [tail[1], chunk[0]],
-            n => tail = [chunk[n - 2], chunk[n - 1]],
-        }
+        tail = [prev2, prev];
         Ok(chunk)
     })
 }

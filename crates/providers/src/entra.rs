@@ -33,6 +33,15 @@ struct TokenResponse {
     expires_in: u64,
 }
 
+/// An OAuth error answer.
+#[derive(Deserialize)]
+struct TokenError {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
 impl EntraTokens {
     /// A token source for one app registration, sharing its cache with every other source of the
     /// same registration and secret in `caches`.
@@ -76,9 +85,9 @@ impl EntraTokens {
         let status = resp.status();
         let body = crate::body::read_capped(resp, TOKEN_RESPONSE_LIMIT).await?;
         if !status.is_success() {
-            let reason = serde_json::from_slice::<serde_json::Value>(&body)
+            let reason = serde_json::from_slice::<TokenError>(&body)
                 .ok()
-                .and_then(|v| v["error_description"].as_str().or(v["error"].as_str()).map(str::to_string))
+                .and_then(|e| e.error_description.or(e.error))
                 .unwrap_or_else(|| format!("HTTP {status}"));
             return Err(ProviderError::Upstream {
                 status: 401,

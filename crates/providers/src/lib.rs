@@ -11,6 +11,7 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod body;
+pub mod chat;
 pub mod cohere;
 pub mod entra;
 pub mod framing;
@@ -24,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use modelgate_core::SecretString;
+use modelgate_core::{Provider, SecretString};
 use modelgate_wire::ExternalModel;
 use serde_json::{Map, Value};
 
@@ -188,15 +189,16 @@ impl Settings {
 
 /// Builds the adapter for an external model. Fails with a reason when a credential is missing.
 pub fn build(model: &ExternalModel, creds: &Credentials, settings: &Settings) -> Result<Arc<dyn Adapter>, String> {
-    match model.provider.as_str() {
-        "openai" | "custom" | "databricks-model-serving" | "ai21labs" => {
-            Ok(Arc::new(openai::OpenAiCompatible::new(model, creds, settings)?))
+    let provider = Provider::parse(&model.provider)
+        .ok_or_else(|| format!("provider '{}' cannot serve queries in this version", model.provider))?;
+    match provider {
+        Provider::OpenAi | Provider::Custom | Provider::DatabricksModelServing | Provider::Ai21Labs => {
+            Ok(Arc::new(openai::OpenAiCompatible::new(provider, model, creds, settings)?))
         }
-        "anthropic" => Ok(Arc::new(anthropic::Anthropic::new(model, creds, settings)?)),
-        "cohere" => Ok(Arc::new(cohere::Cohere::new(model, creds, settings)?)),
-        "google-cloud-vertex-ai" => Ok(Arc::new(vertex::Vertex::new(model, creds, settings)?)),
-        "amazon-bedrock" => Ok(Arc::new(bedrock::Bedrock::new(model, creds, settings)?)),
-        other => Err(format!("provider '{other}' cannot serve queries in this version")),
+        Provider::Anthropic => Ok(Arc::new(anthropic::Anthropic::new(model, creds, settings)?)),
+        Provider::Cohere => Ok(Arc::new(cohere::Cohere::new(model, creds, settings)?)),
+        Provider::GoogleCloudVertexAi => Ok(Arc::new(vertex::Vertex::new(model, creds, settings)?)),
+        Provider::AmazonBedrock => Ok(Arc::new(bedrock::Bedrock::new(model, creds, settings)?)),
     }
 }
 

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use modelgate_core::SecretString;
+use modelgate_core::{Provider, SecretString};
 use modelgate_wire::ExternalModel;
 use serde_json::Value;
 
@@ -44,10 +44,16 @@ pub struct OpenAiCompatible {
 }
 
 impl OpenAiCompatible {
-    /// Builds the adapter for `model` (provider `openai`, `custom` or `databricks-model-serving`).
-    pub fn new(model: &ExternalModel, creds: &Credentials, settings: &Settings) -> Result<Self, String> {
-        let (provider, flavor, auth) = match model.provider.as_str() {
-            "openai" => {
+    /// Builds the adapter for `model` (provider `openai`, `ai21labs`, `custom` or
+    /// `databricks-model-serving`).
+    pub fn new(
+        provider: Provider,
+        model: &ExternalModel,
+        creds: &Credentials,
+        settings: &Settings,
+    ) -> Result<Self, String> {
+        let (flavor, auth) = match provider {
+            Provider::OpenAi => {
                 let c = model.openai_config.clone().unwrap_or_default();
                 let api_type = c.openai_api_type.as_deref().unwrap_or("openai");
                 let auth = if c.microsoft_entra_client_id.is_some() {
@@ -75,14 +81,14 @@ impl OpenAiCompatible {
                         version: c.openai_api_version.unwrap_or_default(),
                     }
                 };
-                ("openai", flavor, auth)
+                (flavor, auth)
             }
-            "ai21labs" => {
+            Provider::Ai21Labs => {
                 let key = credential(creds, "ai21labs_config.ai21labs_api_key")?;
                 let base = settings.base_url("ai21labs", AI21_BASE);
-                ("ai21labs", Flavor::OpenAi { base, organization: None }, Auth::Bearer(key))
+                (Flavor::OpenAi { base, organization: None }, Auth::Bearer(key))
             }
-            "custom" => {
+            Provider::Custom => {
                 let c = model.custom_provider_config.clone().unwrap_or_default();
                 let auth = match c.api_key_auth {
                     Some(a) => Auth::Header(
@@ -92,16 +98,17 @@ impl OpenAiCompatible {
                     None => Auth::Bearer(credential(creds, "custom_provider_config.bearer_token_auth.token")?),
                 };
                 let url = c.custom_provider_url.unwrap_or_default().trim_end_matches('/').to_string();
-                ("custom", Flavor::Custom { url }, auth)
+                (Flavor::Custom { url }, auth)
             }
-            _ => {
+            Provider::DatabricksModelServing => {
                 let c = model.databricks_model_serving_config.clone().unwrap_or_default();
                 let token = credential(creds, "databricks_model_serving_config.databricks_api_token")?;
                 let workspace = c.databricks_workspace_url.unwrap_or_default().trim_end_matches('/').to_string();
-                ("databricks-model-serving", Flavor::Databricks { workspace }, Auth::Bearer(token))
+                (Flavor::Databricks { workspace }, Auth::Bearer(token))
             }
+            other => return Err(format!("provider '{other}' does not speak the OpenAI wire format")),
         };
-        Ok(Self { provider, model: model.name.clone(), flavor, auth })
+        Ok(Self { provider: provider.as_str(), model: model.name.clone(), flavor, auth })
     }
 
     fn url(&self, task: Task) -> String {
@@ -215,6 +222,15 @@ impl Adapter for OpenAiCompatible {
 
 /// OpenAI chunks go out as they came, minus anything that is not a `data:` event, and minus the
 /// usage chunk when only the gateway asked for it.
+/// Just enough of a chunk to tell a usage-only chunk.
+#[derive(serde::Deserialize)]
+struct UsageChunk {
+    #[serde(default)]
+    choices: Vec<serde::de::IgnoredAny>,
+    #[serde(default)]
+    usage: Option<serde_json::Map<String, Value>>,
+}
+
 struct PassThrough {
     hide_usage: bool,
 }
@@ -238,9 +254,9 @@ impl StreamTranslator for PassThrough {
         // The usage chunk has no choices; the cheap byte test spares parsing every other chunk.
         if self.hide_usage
             && data.contains("\"choices\":[]")
-            && let Ok(v) = serde_json::from_str::<Value>(data)
-            && v["choices"].as_array().is_some_and(Vec::is_empty)
-            && v["usage"].is_object()
+            && let Ok(c) = serde_json::from_str::<UsageChunk>(data)
+            && c.choices.is_empty()
+            && c.usage.is_some()
         {
             return vec![StreamItem::Usage(data.to_string())];
         }

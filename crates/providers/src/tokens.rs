@@ -9,22 +9,13 @@ pub fn count(text: &str) -> u64 {
     tiktoken_rs::o200k_base_singleton().encode_ordinary(text).len() as u64
 }
 
-/// Tokens in every string of a JSON string or array of strings.
-pub fn count_strings(v: &serde_json::Value) -> u64 {
-    match v {
-        serde_json::Value::String(s) => count(s),
-        serde_json::Value::Array(a) => a.iter().map(count_strings).sum(),
-        _ => 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn counts_with_a_real_tokenizer() {
         // Known o200k_base encodings.
         assert_eq!(super::count("hello world"), 2);
-        assert_eq!(super::count_strings(&serde_json::json!(["hello world", "hello"])), 3);
+        assert_eq!(super::count("hello"), 1);
         assert_eq!(super::count(""), 0);
     }
 }

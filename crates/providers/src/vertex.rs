@@ -15,9 +15,13 @@ use bytes::Bytes;
 use modelgate_core::SecretString;
 use modelgate_wire::ExternalModel;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use crate::shared::{Chunks, credential, flatten_databricks_fields, now_secs};
+use crate::chat::{
+    Answer, AnswerToolCall, ChatRequest, Choice, Chunks, Content, Delta, EmbeddingList, Part, ResponseFormat, Role,
+    ToolChoice, ToolMode, Usage, embedding_texts, parse_answer,
+};
+use crate::shared::{credential, flatten_databricks_fields, malformed_event, now_secs};
 use crate::token_cache::TokenCache;
 use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
 
@@ -45,18 +49,21 @@ pub struct ServiceAccount {
 impl ServiceAccount {
     /// Parses a JSON key file (`type: service_account`, `client_email`, `private_key` in PEM).
     pub fn from_key_file(text: &str) -> Result<Self, String> {
-        let v: Value = serde_json::from_str(text).map_err(|_| {
-            "the Vertex AI private key must be the service account's JSON key file (it names the account)".to_string()
+        let file: wire::KeyFile = serde_json::from_str(text).map_err(|e| {
+            // Only a missing field is named: other parse errors may quote the (secret) text.
+            let msg = e.to_string();
+            match msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+                Some(field) => format!("the service-account key file has no {field}"),
+                None => "the Vertex AI private key must be the service account's JSON key file (it names the account)"
+                    .to_string(),
+            }
         })?;
-        let field = |k: &str| {
-            v[k].as_str().map(str::to_string).ok_or_else(|| format!("the service-account key file has no {k}"))
-        };
-        let pem = field("private_key")?;
+        let pem = file.private_key;
         let der: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
         let der = STANDARD.decode(der.trim()).map_err(|_| "the service-account private_key is not PEM".to_string())?;
         let key = RsaKeyPair::from_pkcs8(&der)
             .map_err(|e| format!("the service-account private_key is not a PKCS#8 RSA key: {e}"))?;
-        let token_uri = v["token_uri"].as_str().unwrap_or(TOKEN_URI).to_string();
+        let token_uri = file.token_uri.unwrap_or_else(|| TOKEN_URI.to_string());
         // The key file is user input: its token_uri must not point the gateway anywhere else.
         if !is_google_https(&token_uri) {
             return Err("the service-account key's token_uri is not an https://*.googleapis.com URL; \
@@ -65,8 +72,8 @@ impl ServiceAccount {
         }
         Ok(Self {
             pem_lines: pem.lines().filter(|l| !l.starts_with("-----") && l.len() >= 16).map(str::to_string).collect(),
-            client_email: field("client_email")?,
-            private_key_id: v["private_key_id"].as_str().unwrap_or_default().to_string(),
+            client_email: file.client_email,
+            private_key_id: file.private_key_id.unwrap_or_default(),
             token_uri,
             key,
         })
@@ -79,10 +86,12 @@ impl ServiceAccount {
 
     /// A signed assertion valid for an hour from `now` (seconds).
     pub fn assertion(&self, audience: &str, now: i64) -> Result<String, ProviderError> {
-        let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.private_key_id});
-        let claims = json!({"iss": self.client_email, "scope": SCOPE, "aud": audience, "iat": now, "exp": now + 3600});
-        let signing_input =
-            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let header = wire::JwtHeader { alg: "RS256", typ: "JWT", kid: &self.private_key_id };
+        let claims =
+            wire::JwtClaims { iss: &self.client_email, scope: SCOPE, aud: audience, iat: now, exp: now + 3600 };
+        let header = serde_json::to_vec(&header).unwrap_or_default();
+        let claims = serde_json::to_vec(&claims).unwrap_or_default();
+        let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
         let mut sig = vec![0u8; self.key.public().modulus_len()];
         self.key
             .sign(&RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), signing_input.as_bytes(), &mut sig)
@@ -133,19 +142,19 @@ impl Vertex {
             })?;
         let status = resp.status();
         let body = crate::body::read_capped(resp, crate::entra::TOKEN_RESPONSE_LIMIT).await?;
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let v: wire::TokenResponse = serde_json::from_slice(&body).unwrap_or_default();
         if !status.is_success() {
-            let reason = v["error_description"].as_str().or(v["error"].as_str()).unwrap_or("refused").to_string();
+            let reason = v.error_description.or(v.error).unwrap_or_else(|| "refused".into());
             return Err(ProviderError::Upstream {
                 status: 401,
                 message: format!("Google refused the service-account credentials: {reason}"),
                 retry_after: None,
             });
         }
-        let token = v["access_token"]
-            .as_str()
+        let token = v
+            .access_token
             .ok_or_else(|| ProviderError::BadResponse("Google token response has no access_token".into()))?;
-        Ok((SecretString::new(token), Duration::from_secs(v["expires_in"].as_u64().unwrap_or(3600))))
+        Ok((SecretString::new(token), Duration::from_secs(v.expires_in.unwrap_or(3600))))
     }
 
     fn url(&self, action: &str) -> String {
@@ -182,220 +191,159 @@ const FIELDS: &[&str] = &[
     "user",
 ];
 
-fn text_parts(content: &Value) -> Result<Vec<Value>, ProviderError> {
-    match content {
-        Value::String(s) => Ok(vec![json!({"text": s})]),
-        Value::Null => Ok(Vec::new()),
-        Value::Array(parts) => parts
-            .iter()
-            .map(|p| match p["type"].as_str() {
-                Some("text") => Ok(json!({"text": p["text"]})),
-                Some("image_url") => {
-                    let url = p["image_url"]["url"].as_str().unwrap_or_default();
-                    let (mime, data) = crate::shared::data_url(url)
-                        .ok_or_else(|| unsupported("an image that is not a base64 data URL"))?;
-                    Ok(json!({"inlineData": {"mimeType": mime, "data": data}}))
-                }
-                other => Err(unsupported(&format!("message content of type {}", other.unwrap_or("unknown")))),
-            })
-            .collect(),
-        _ => Err(ProviderError::Unsupported("message content must be a string or a list of parts".into())),
-    }
+fn parts(content: Content) -> Result<Vec<wire::Part>, ProviderError> {
+    content
+        .into_parts()
+        .into_iter()
+        .map(|p| match p {
+            Part::Text { text } => Ok(wire::Part::Text { text }),
+            Part::ImageUrl { image_url } => {
+                let (mime, data) =
+                    image_url.inline().ok_or_else(|| unsupported("an image that is not a base64 data URL"))?;
+                Ok(wire::Part::InlineData { inline_data: wire::Blob { mime_type: mime.into(), data: data.into() } })
+            }
+            Part::Other => Err(unsupported("message content that is not text or an image")),
+        })
+        .collect()
 }
 
 /// Turns the internal body into a Gemini `generateContent` request.
-pub fn gemini_request(task: Task, mut body: Body) -> Result<Value, ProviderError> {
+pub fn gemini_request(task: Task, mut body: Body) -> Result<wire::Request, ProviderError> {
     flatten_databricks_fields(&mut body)?;
     // `n` maps to candidateCount, so only unknown options are refused here.
     if let Some(k) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(unsupported(&format!("the option '{k}'")));
     }
-    let messages = crate::shared::chat_messages(task, &body, "google-cloud-vertex-ai")?;
+    let mut req = ChatRequest::from_body(body)?;
     let mut system = Vec::new();
-    let mut contents: Vec<(String, Vec<Value>)> = Vec::new();
+    let mut contents: Vec<wire::Content> = Vec::new();
+    // Gemini names a function's result by the function, OpenAI by the call's id.
     let mut call_names = std::collections::HashMap::new();
-    for (i, m) in messages.iter().enumerate() {
-        let (role, parts) = match m["role"].as_str().unwrap_or_default() {
-            "system" | "developer" => {
-                system.extend(text_parts(&m["content"])?);
+    for (i, m) in req.conversation(task, "google-cloud-vertex-ai")?.into_iter().enumerate() {
+        let (role, parts) = match m.role {
+            Role::System | Role::Developer => {
+                system.extend(parts(m.content)?);
                 continue;
             }
-            "user" => ("user", text_parts(&m["content"])?),
-            "assistant" => {
-                let mut parts = text_parts(&m["content"])?;
-                for call in m["tool_calls"].as_array().into_iter().flatten() {
-                    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap_or("{}"))
-                        .map_err(|_| {
-                            ProviderError::Unsupported(format!("messages[{i}].tool_calls: arguments are not JSON"))
-                        })?;
-                    call_names
-                        .insert(call["id"].as_str().unwrap_or_default().to_string(), call["function"]["name"].clone());
-                    parts.push(json!({"functionCall": {"name": call["function"]["name"], "args": args}}));
+            Role::User => (wire::Role::User, parts(m.content)?),
+            Role::Assistant => {
+                let mut out = parts(m.content)?;
+                for call in &m.tool_calls {
+                    let args = call.input(i)?;
+                    call_names.insert(call.id.clone(), call.function.name.clone());
+                    out.push(wire::Part::FunctionCall {
+                        function_call: wire::FunctionCall { name: call.function.name.clone(), args },
+                    });
                 }
-                ("model", parts)
+                (wire::Role::Model, out)
             }
-            "tool" => {
-                let name =
-                    call_names.get(m["tool_call_id"].as_str().unwrap_or_default()).cloned().unwrap_or(Value::Null);
-                let content = &m["content"];
-                let response = match content.as_str().map(serde_json::from_str::<Value>) {
-                    Some(Ok(Value::Object(o))) => Value::Object(o),
-                    _ => json!({"content": content}),
+            Role::Tool => {
+                let id = m.tool_call_id.unwrap_or_default();
+                let name = call_names.get(&id).cloned().ok_or_else(|| {
+                    ProviderError::Unsupported(format!(
+                        "messages[{i}]: tool_call_id '{id}' answers no earlier tool call; Gemini needs the function's name"
+                    ))
+                })?;
+                let text = m.content.text();
+                let response = match serde_json::from_str::<Value>(&text) {
+                    Ok(Value::Object(o)) => Value::Object(o),
+                    _ => serde_json::json!({ "content": text }),
                 };
-                ("user", vec![json!({"functionResponse": {"name": name, "response": response}})])
-            }
-            other => {
-                return Err(ProviderError::Unsupported(format!(
-                    "messages[{i}].role '{other}' is not supported by provider 'google-cloud-vertex-ai'"
-                )));
+                let part =
+                    wire::Part::FunctionResponse { function_response: wire::FunctionResponse { name, response } };
+                (wire::Role::User, vec![part])
             }
         };
         match contents.last_mut() {
-            Some((r, p)) if r == role => p.extend(parts),
-            _ => contents.push((role.to_string(), parts)),
+            Some(last) if last.role == role => last.parts.extend(parts),
+            _ => contents.push(wire::Content { role, parts }),
         }
     }
-    let mut out = Map::new();
-    out.insert(
-        "contents".into(),
-        Value::Array(contents.into_iter().map(|(role, parts)| json!({"role": role, "parts": parts})).collect()),
-    );
-    if !system.is_empty() {
-        out.insert("systemInstruction".into(), json!({"parts": system}));
-    }
-    let mut generation = Map::new();
-    crate::shared::copy_fields(
-        &body,
-        &mut generation,
-        &[
-            ("max_tokens", "maxOutputTokens"),
-            ("max_completion_tokens", "maxOutputTokens"),
-            ("temperature", "temperature"),
-            ("top_p", "topP"),
-            ("top_k", "topK"),
-            ("n", "candidateCount"),
-            ("seed", "seed"),
-            ("presence_penalty", "presencePenalty"),
-            ("frequency_penalty", "frequencyPenalty"),
-        ],
-    );
-    if let Some(stop) = crate::shared::stop_sequences(&body) {
-        generation.insert("stopSequences".into(), stop);
-    }
-    match body.get("response_format").map(|f| f["type"].as_str()) {
-        None | Some(Some("text")) => {}
-        Some(Some("json_object")) => {
-            generation.insert("responseMimeType".into(), json!("application/json"));
-        }
-        Some(Some("json_schema")) => {
-            generation.insert("responseMimeType".into(), json!("application/json"));
-            generation.insert("responseSchema".into(), body["response_format"]["json_schema"]["schema"].clone());
-        }
-        Some(other) => return Err(unsupported(&format!("response_format {other:?}"))),
-    }
-    if !generation.is_empty() {
-        out.insert("generationConfig".into(), Value::Object(generation));
-    }
-    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-        let decls: Vec<Value> = tools
-            .iter()
-            .map(|t| {
-                let f = &t["function"];
-                let mut d = json!({"name": f["name"]});
-                for k in ["description", "parameters"] {
-                    if let Some(v) = f.get(k) {
-                        d[k] = v.clone();
-                    }
-                }
-                d
-            })
-            .collect();
-        out.insert("tools".into(), json!([{"functionDeclarations": decls}]));
-    }
-    if let Some(choice) = body.get("tool_choice") {
-        let cfg = match choice {
-            Value::String(s) if s == "auto" => json!({"mode": "AUTO"}),
-            Value::String(s) if s == "required" => json!({"mode": "ANY"}),
-            Value::String(s) if s == "none" => json!({"mode": "NONE"}),
-            Value::Object(o) if o.get("function").is_some() => {
-                json!({"mode": "ANY", "allowedFunctionNames": [o["function"]["name"]]})
-            }
-            other => return Err(unsupported(&format!("tool_choice {other}"))),
+    let (response_mime_type, response_schema) = match req.response_format.take() {
+        None | Some(ResponseFormat::Text) => (None, None),
+        Some(ResponseFormat::JsonObject) => (Some("application/json"), None),
+        Some(ResponseFormat::JsonSchema { json_schema }) => (Some("application/json"), json_schema.schema),
+    };
+    let generation = wire::GenerationConfig {
+        max_output_tokens: req.max_tokens(),
+        temperature: req.temperature,
+        top_p: req.top_p,
+        top_k: req.top_k,
+        candidate_count: req.n,
+        seed: req.seed,
+        presence_penalty: req.presence_penalty,
+        frequency_penalty: req.frequency_penalty,
+        stop_sequences: req.stop_sequences(),
+        response_mime_type,
+        response_schema,
+    };
+    let tools = if req.tools.is_empty() {
+        Vec::new()
+    } else {
+        vec![wire::Tools { function_declarations: req.tools.iter().map(|t| t.function.clone()).collect() }]
+    };
+    let tool_config = req.tool_choice.as_ref().map(|choice| {
+        let (mode, allowed_function_names) = match choice {
+            ToolChoice::Mode(ToolMode::Auto) => ("AUTO", Vec::new()),
+            ToolChoice::Mode(ToolMode::Required) => ("ANY", Vec::new()),
+            ToolChoice::Mode(ToolMode::None) => ("NONE", Vec::new()),
+            ToolChoice::Function { function } => ("ANY", vec![function.name.clone()]),
         };
-        out.insert("toolConfig".into(), json!({"functionCallingConfig": cfg}));
-    }
-    Ok(Value::Object(out))
+        wire::ToolConfig { function_calling_config: wire::FunctionCallingConfig { mode, allowed_function_names } }
+    });
+    Ok(wire::Request {
+        contents,
+        system_instruction: (!system.is_empty()).then_some(wire::SystemInstruction { parts: system }),
+        generation_config: (!generation.is_empty()).then_some(generation),
+        tools,
+        tool_config,
+    })
 }
 
-fn finish_reason(r: &Value, has_calls: bool) -> Value {
+fn finish_reason(reason: Option<&str>, has_calls: bool) -> Option<String> {
     if has_calls {
-        return json!("tool_calls");
+        return Some("tool_calls".into());
     }
-    match r.as_str() {
-        Some("STOP") => json!("stop"),
-        Some("MAX_TOKENS") => json!("length"),
-        Some("SAFETY") | Some("RECITATION") | Some("BLOCKLIST") | Some("PROHIBITED_CONTENT") | Some("SPII") => {
-            json!("content_filter")
-        }
-        Some(other) => json!(other.to_ascii_lowercase()),
-        None => Value::Null,
-    }
+    Some(match reason? {
+        "STOP" => "stop".into(),
+        "MAX_TOKENS" => "length".into(),
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" => "content_filter".into(),
+        other => other.to_ascii_lowercase(),
+    })
 }
 
-/// OpenAI usage from Gemini `usageMetadata`; thinking tokens are billed as output.
-fn usage(u: &Value) -> Value {
-    let prompt = u["promptTokenCount"].as_u64().unwrap_or(0);
-    let thoughts = u["thoughtsTokenCount"].as_u64().unwrap_or(0);
-    let completion = u["candidatesTokenCount"].as_u64().unwrap_or(0) + thoughts;
-    let mut out =
-        json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
-    if thoughts > 0 {
-        out["completion_tokens_details"] = json!({"reasoning_tokens": thoughts});
-    }
-    out
+/// OpenAI usage from Gemini `usageMetadata`: thinking tokens are billed as output, and the cached
+/// tokens are among the prompt's.
+fn usage(u: &wire::UsageMetadata) -> Usage {
+    Usage::new(u.prompt_token_count, u.candidates_token_count + u.thoughts_token_count)
+        .with_cache(u.cached_content_token_count, None)
+        .with_reasoning(u.thoughts_token_count)
 }
 
-fn candidate_parts(c: &Value) -> (String, Vec<Value>) {
-    let mut text = String::new();
-    let mut calls = Vec::new();
-    for p in c["content"]["parts"].as_array().into_iter().flatten() {
-        if let Some(t) = p["text"].as_str()
-            && p["thought"] != true
-        {
-            text.push_str(t);
+/// The answer's text (thoughts left out) and tool calls, numbered from `first_call`.
+fn candidate_choice(c: wire::Candidate, first_call: usize) -> Choice {
+    let mut choice = Choice::default();
+    for p in c.content.map(|c| c.parts).unwrap_or_default() {
+        if let Some(t) = p.text.filter(|_| p.thought != Some(true)) {
+            choice.text.push_str(&t);
         }
-        if let Some(f) = p.get("functionCall") {
-            calls.push(json!({"id": format!("call_{}", calls.len()), "type": "function",
-                              "function": {"name": f["name"], "arguments": f["args"].to_string()}}));
+        if let Some(f) = p.function_call {
+            let id = format!("call_{}", first_call + choice.tool_calls.len());
+            choice.tool_calls.push(AnswerToolCall::new(id, f.name, &f.args));
         }
     }
-    (text, calls)
+    choice.finish_reason = finish_reason(c.finish_reason.as_deref(), !choice.tool_calls.is_empty());
+    choice
 }
 
-/// Turns a Gemini answer into an OpenAI chat or text completion.
-pub fn from_gemini(task: Task, model: &str, r: &Value) -> Value {
-    let choices: Vec<Value> = r["candidates"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, c)| {
-            let (text, calls) = candidate_parts(c);
-            let finish = finish_reason(&c["finishReason"], !calls.is_empty());
-            if task == Task::Completions {
-                return json!({"index": i, "text": text, "finish_reason": finish, "logprobs": null});
-            }
-            let mut message = json!({"role": "assistant", "content": text});
-            if !calls.is_empty() {
-                message["tool_calls"] = Value::Array(calls);
-            }
-            json!({"index": i, "message": message, "finish_reason": finish})
-        })
-        .collect();
-    let object = if task == Task::Completions { "text_completion" } else { "chat.completion" };
-    json!({"id": r["responseId"].as_str().map(str::to_string).unwrap_or_else(|| format!("vertex-{}", now_secs())),
-           "object": object, "created": now_secs(), "model": r["modelVersion"].as_str().unwrap_or(model),
-           "choices": choices, "usage": usage(&r["usageMetadata"])})
+/// Turns a Gemini answer into the internal answer.
+pub fn from_gemini(model: &str, r: wire::Response) -> Answer {
+    Answer {
+        id: r.response_id.unwrap_or_else(|| format!("vertex-{}", now_secs())),
+        model: r.model_version.unwrap_or_else(|| model.to_string()),
+        choices: r.candidates.into_iter().map(|c| candidate_choice(c, 0)).collect(),
+        usage: usage(&r.usage_metadata.unwrap_or_default()),
+    }
 }
 
 #[async_trait::async_trait]
@@ -411,47 +359,32 @@ impl Adapter for Vertex {
         mut body: Body,
         stream: bool,
     ) -> Result<reqwest::RequestBuilder, ProviderError> {
-        let (url, payload) = match task {
+        let request = match task {
             Task::Embeddings => {
-                let inputs = match body.remove("input") {
-                    Some(Value::String(s)) => vec![json!({"content": s})],
-                    Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-                        a.into_iter().map(|s| json!({"content": s})).collect()
-                    }
-                    _ => return Err(unsupported("embedding input that is not text")),
-                };
-                (self.url("predict"), json!({"instances": inputs}))
+                let texts = embedding_texts(body.remove("input"), "google-cloud-vertex-ai")?;
+                let instances = texts.into_iter().map(|content| wire::Instance { content }).collect();
+                http.post(self.url("predict")).json(&wire::PredictRequest { instances })
             }
-            _ if stream => (format!("{}?alt=sse", self.url("streamGenerateContent")), gemini_request(task, body)?),
-            _ => (self.url("generateContent"), gemini_request(task, body)?),
+            _ if stream => {
+                http.post(format!("{}?alt=sse", self.url("streamGenerateContent"))).json(&gemini_request(task, body)?)
+            }
+            _ => http.post(self.url("generateContent")).json(&gemini_request(task, body)?),
         };
         let token = self.tokens.get(|| self.fetch_token(http)).await?;
-        Ok(http.post(url).bearer_auth(token.expose()).json(&payload))
+        Ok(request.bearer_auth(token.expose()))
     }
 
     fn response(&self, task: Task, body: Bytes, options: ResponseOptions) -> Result<Bytes, ProviderError> {
-        let r: Value = serde_json::from_slice(&body)
-            .map_err(|e| ProviderError::BadResponse(format!("Vertex AI answered with invalid JSON: {e}")))?;
         let out = match task {
             Task::Embeddings => {
-                let mut tokens = 0;
-                let data: Vec<Value> = r["predictions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                    .map(|(i, p)| {
-                        tokens += p["embeddings"]["statistics"]["token_count"].as_f64().unwrap_or(0.0) as u64;
-                        let values = &p["embeddings"]["values"];
-                        let embedding = crate::shared::embedding_value(values, options.embeddings_base64);
-                        json!({"object": "embedding", "index": i, "embedding": embedding})
-                    })
-                    .collect();
-                json!({"object": "list", "model": self.model, "data": data, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+                let r: wire::PredictResponse = parse_answer(&body, "Vertex AI")?;
+                let tokens = r.predictions.iter().map(|p| p.embeddings.statistics.token_count as u64).sum();
+                let vectors = r.predictions.into_iter().map(|p| p.embeddings.values).collect();
+                EmbeddingList::new(&self.model, vectors, tokens, options.embeddings_base64).to_json()
             }
-            _ => from_gemini(task, &self.model, &r),
+            _ => from_gemini(&self.model, parse_answer(&body, "Vertex AI")?).to_openai(task),
         };
-        Ok(Bytes::from(out.to_string()))
+        Ok(Bytes::from(out))
     }
 
     fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator> {
@@ -460,7 +393,7 @@ impl Adapter for Vertex {
             include_usage,
             started: false,
             finished: false,
-            usage: Value::Null,
+            usage: wire::UsageMetadata::default(),
             calls: 0,
         })
     }
@@ -482,44 +415,44 @@ struct StreamState {
     include_usage: bool,
     started: bool,
     finished: bool,
-    usage: Value,
+    usage: wire::UsageMetadata,
     calls: usize,
 }
 
 impl StreamTranslator for StreamState {
     fn on_event(&mut self, _event: &str, data: &str) -> Vec<StreamItem> {
-        let Ok(r) = serde_json::from_str::<Value>(data) else {
-            return vec![StreamItem::Error(format!(
-                "Vertex AI sent a malformed stream event: {}",
-                data.chars().take(200).collect::<String>()
-            ))];
+        let r = match serde_json::from_str::<wire::Response>(data) {
+            Ok(r) => r,
+            Err(e) => return vec![malformed_event("Vertex AI", data, &e)],
         };
-        if let Some(msg) = r["error"]["message"].as_str() {
-            return vec![StreamItem::Error(format!("Vertex AI: {msg}"))];
+        if let Some(e) = r.error {
+            return vec![StreamItem::Error(format!("Vertex AI: {}", e.message))];
         }
         let mut items = Vec::new();
         if !self.started {
             self.started = true;
-            items.push(StreamItem::Data(self.out.delta(json!({"role": "assistant", "content": ""}), Value::Null)));
+            items.push(StreamItem::Data(self.out.delta(&Delta::start(), None)));
         }
-        if r["usageMetadata"].is_object() {
-            self.usage = r["usageMetadata"].clone();
+        if let Some(u) = r.usage_metadata {
+            self.usage = u;
         }
-        let c = &r["candidates"][0];
-        let (text, calls) = candidate_parts(c);
-        if !text.is_empty() {
-            items.push(StreamItem::Data(self.out.delta(json!({"content": text}), Value::Null)));
+        let Some(candidate) = r.candidates.into_iter().next() else {
+            return items;
+        };
+        let reason = candidate.finish_reason.clone();
+        let choice = candidate_choice(candidate, self.calls);
+        if !choice.text.is_empty() {
+            items.push(StreamItem::Data(self.out.delta(&Delta::text(choice.text), None)));
         }
-        for call in &calls {
-            let mut call = call.clone();
-            call["index"] = json!(self.calls);
-            call["id"] = json!(format!("call_{}", self.calls));
+        for call in choice.tool_calls {
+            let delta = Delta::call_start(self.calls, call.id, call.function.name, call.function.arguments);
             self.calls += 1;
-            items.push(StreamItem::Data(self.out.delta(json!({"tool_calls": [call]}), Value::Null)));
+            items.push(StreamItem::Data(self.out.delta(&delta, None)));
         }
-        if c["finishReason"].is_string() {
+        if reason.is_some() {
             self.finished = true;
-            items.push(StreamItem::Data(self.out.delta(json!({}), finish_reason(&c["finishReason"], self.calls > 0))));
+            let finish = finish_reason(reason.as_deref(), self.calls > 0);
+            items.push(StreamItem::Data(self.out.delta(&Delta::default(), finish.as_deref())));
         }
         items
     }
@@ -529,18 +462,391 @@ impl StreamTranslator for StreamState {
         if !self.finished {
             return Vec::new();
         }
-        let mut items = Vec::new();
-        if self.include_usage {
-            items.push(StreamItem::Data(self.out.usage(usage(&self.usage))));
+        vec![self.out.usage_item(&usage(&self.usage), self.include_usage), StreamItem::Done]
+    }
+}
+
+/// Vertex AI's wire format: Gemini `generateContent`, text-embedding `predict`, and the OAuth
+/// pieces.
+pub mod wire {
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
+
+    use crate::chat::FunctionDef;
+
+    /// A `generateContent` request.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Request {
+        /// The conversation.
+        pub contents: Vec<Content>,
+        /// The system prompt.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub system_instruction: Option<SystemInstruction>,
+        /// Sampling and output options.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub generation_config: Option<GenerationConfig>,
+        /// Functions the model may call.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub tools: Vec<Tools>,
+        /// Whether and which functions the model must call.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub tool_config: Option<ToolConfig>,
+    }
+
+    /// Who wrote a turn.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Role {
+        /// The user (function results included).
+        User,
+        /// The model.
+        Model,
+    }
+
+    /// One turn.
+    #[derive(Debug, Serialize)]
+    pub struct Content {
+        /// Who wrote it.
+        pub role: Role,
+        /// Its parts.
+        pub parts: Vec<Part>,
+    }
+
+    /// The system prompt.
+    #[derive(Debug, Serialize)]
+    pub struct SystemInstruction {
+        /// Its parts.
+        pub parts: Vec<Part>,
+    }
+
+    /// A part of a turn, as sent.
+    #[derive(Debug, Serialize)]
+    #[serde(untagged)]
+    pub enum Part {
+        /// Text.
+        Text {
+            /// The text.
+            text: String,
+        },
+        /// Inline data (images).
+        InlineData {
+            /// The data.
+            #[serde(rename = "inlineData")]
+            inline_data: Blob,
+        },
+        /// A call the model made.
+        FunctionCall {
+            /// The call.
+            #[serde(rename = "functionCall")]
+            function_call: FunctionCall,
+        },
+        /// A function's result.
+        FunctionResponse {
+            /// The result.
+            #[serde(rename = "functionResponse")]
+            function_response: FunctionResponse,
+        },
+    }
+
+    /// Inline data.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Blob {
+        /// Its media type.
+        pub mime_type: String,
+        /// Base64 data.
+        pub data: String,
+    }
+
+    /// A function call.
+    #[derive(Debug, Serialize, Deserialize)]
+    pub struct FunctionCall {
+        /// The function.
+        pub name: String,
+        /// Its arguments.
+        #[serde(default)]
+        pub args: Value,
+    }
+
+    /// A function's result.
+    #[derive(Debug, Serialize)]
+    pub struct FunctionResponse {
+        /// The function.
+        pub name: String,
+        /// Its result, an object.
+        pub response: Value,
+    }
+
+    /// `generationConfig`.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct GenerationConfig {
+        /// Most tokens to generate.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub max_output_tokens: Option<u64>,
+        /// Sampling temperature.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub temperature: Option<f64>,
+        /// Nucleus sampling.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub top_p: Option<f64>,
+        /// Top-k sampling.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub top_k: Option<u64>,
+        /// Answers to generate (`n`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub candidate_count: Option<u64>,
+        /// Sampling seed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub seed: Option<i64>,
+        /// Presence penalty.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub presence_penalty: Option<f64>,
+        /// Frequency penalty.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub frequency_penalty: Option<f64>,
+        /// Stop sequences.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub stop_sequences: Option<Vec<String>>,
+        /// `application/json` for JSON output.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub response_mime_type: Option<&'static str>,
+        /// The schema of JSON output.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub response_schema: Option<Value>,
+    }
+
+    impl GenerationConfig {
+        /// Whether no option is set (the config is then left out).
+        pub fn is_empty(&self) -> bool {
+            serde_json::to_value(self).is_ok_and(|v| v.as_object().is_some_and(serde_json::Map::is_empty))
         }
-        items.push(StreamItem::Done);
-        items
+    }
+
+    /// A tool: function declarations.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Tools {
+        /// The functions.
+        pub function_declarations: Vec<FunctionDef>,
+    }
+
+    /// `toolConfig`.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ToolConfig {
+        /// How functions are called.
+        pub function_calling_config: FunctionCallingConfig,
+    }
+
+    /// `functionCallingConfig`.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct FunctionCallingConfig {
+        /// `AUTO`, `ANY` or `NONE`.
+        pub mode: &'static str,
+        /// The only functions the model may call.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub allowed_function_names: Vec<String>,
+    }
+
+    /// An answer, or one event of a streamed answer.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Response {
+        /// The answers.
+        #[serde(default)]
+        pub candidates: Vec<Candidate>,
+        /// The tokens used (so far, in a stream).
+        #[serde(default)]
+        pub usage_metadata: Option<UsageMetadata>,
+        /// The model version that answered.
+        #[serde(default)]
+        pub model_version: Option<String>,
+        /// The answer's id.
+        #[serde(default)]
+        pub response_id: Option<String>,
+        /// A mid-stream error.
+        #[serde(default)]
+        pub error: Option<Error>,
+    }
+
+    /// One answer.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Candidate {
+        /// Its content (absent when blocked).
+        #[serde(default)]
+        pub content: Option<CandidateContent>,
+        /// Why it stopped.
+        #[serde(default)]
+        pub finish_reason: Option<String>,
+    }
+
+    /// An answer's content.
+    #[derive(Debug, Default, Deserialize)]
+    pub struct CandidateContent {
+        /// Its parts.
+        #[serde(default)]
+        pub parts: Vec<AnswerPart>,
+    }
+
+    /// A part of an answer.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AnswerPart {
+        /// Text.
+        #[serde(default)]
+        pub text: Option<String>,
+        /// Whether the text is the model's thinking.
+        #[serde(default)]
+        pub thought: Option<bool>,
+        /// A function call.
+        #[serde(default)]
+        pub function_call: Option<FunctionCall>,
+    }
+
+    /// `usageMetadata`.
+    #[derive(Debug, Clone, Default, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct UsageMetadata {
+        /// Prompt tokens, cached ones included.
+        #[serde(default)]
+        pub prompt_token_count: u64,
+        /// Answer tokens.
+        #[serde(default)]
+        pub candidates_token_count: u64,
+        /// Thinking tokens (billed as output).
+        #[serde(default)]
+        pub thoughts_token_count: u64,
+        /// Prompt tokens read from the context cache.
+        #[serde(default)]
+        pub cached_content_token_count: Option<u64>,
+    }
+
+    /// An error.
+    #[derive(Debug, Deserialize)]
+    pub struct Error {
+        /// Why.
+        #[serde(default)]
+        pub message: String,
+    }
+
+    /// A text-embedding `predict` request.
+    #[derive(Debug, Serialize)]
+    pub struct PredictRequest {
+        /// One instance per text.
+        pub instances: Vec<Instance>,
+    }
+
+    /// One text to embed.
+    #[derive(Debug, Serialize)]
+    pub struct Instance {
+        /// The text.
+        pub content: String,
+    }
+
+    /// A `predict` answer.
+    #[derive(Debug, Deserialize)]
+    pub struct PredictResponse {
+        /// One prediction per instance.
+        #[serde(default)]
+        pub predictions: Vec<Prediction>,
+    }
+
+    /// One embedding.
+    #[derive(Debug, Deserialize)]
+    pub struct Prediction {
+        /// The embedding.
+        pub embeddings: Embedding,
+    }
+
+    /// An embedding and its statistics.
+    #[derive(Debug, Deserialize)]
+    pub struct Embedding {
+        /// The vector.
+        pub values: Vec<f64>,
+        /// Token count.
+        #[serde(default)]
+        pub statistics: Statistics,
+    }
+
+    /// Embedding statistics.
+    #[derive(Debug, Default, Deserialize)]
+    pub struct Statistics {
+        /// Tokens in the text.
+        #[serde(default)]
+        pub token_count: f64,
+    }
+
+    /// A service account's JSON key file (the fields used).
+    #[derive(Deserialize)]
+    pub struct KeyFile {
+        /// The account.
+        pub client_email: String,
+        /// The PEM private key.
+        pub private_key: String,
+        /// The key's id.
+        #[serde(default)]
+        pub private_key_id: Option<String>,
+        /// Where tokens are issued.
+        #[serde(default)]
+        pub token_uri: Option<String>,
+    }
+
+    /// The header of the service-account assertion.
+    #[derive(Serialize)]
+    pub struct JwtHeader<'a> {
+        /// `RS256`.
+        pub alg: &'static str,
+        /// `JWT`.
+        pub typ: &'static str,
+        /// The key's id.
+        pub kid: &'a str,
+    }
+
+    /// The claims of the service-account assertion.
+    #[derive(Serialize)]
+    pub struct JwtClaims<'a> {
+        /// The account.
+        pub iss: &'a str,
+        /// The scope asked for.
+        pub scope: &'static str,
+        /// The token endpoint.
+        pub aud: &'a str,
+        /// Issued at (Unix seconds).
+        pub iat: i64,
+        /// Expires at.
+        pub exp: i64,
+    }
+
+    /// The token endpoint's answer.
+    #[derive(Debug, Default, Deserialize)]
+    pub struct TokenResponse {
+        /// The access token.
+        #[serde(default)]
+        pub access_token: Option<String>,
+        /// Seconds it is valid.
+        #[serde(default)]
+        pub expires_in: Option<u64>,
+        /// The error code.
+        #[serde(default)]
+        pub error: Option<String>,
+        /// The error's description.
+        #[serde(default)]
+        pub error_description: Option<String>,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn request(body: Value) -> Result<Value, ProviderError> {
+        gemini_request(Task::Chat, body.as_object().unwrap().clone()).map(|r| serde_json::to_value(r).unwrap())
+    }
 
     #[test]
     fn request_translation() {
@@ -551,7 +857,7 @@ mod tests {
             {"role": "tool", "tool_call_id": "c1", "content": "{\"temp\": 3}"}],
             "max_tokens": 50, "top_p": 0.8, "stop": "END", "response_format": {"type": "json_object"},
             "tools": [{"type": "function", "function": {"name": "wx", "parameters": {"type": "object"}}}], "tool_choice": "required"});
-        let r = gemini_request(Task::Chat, body.as_object().unwrap().clone()).unwrap();
+        let r = request(body).unwrap();
         assert_eq!(r["systemInstruction"], json!({"parts": [{"text": "Be brief."}]}));
         assert_eq!(
             r["contents"][1],
@@ -564,12 +870,9 @@ mod tests {
         );
         assert_eq!(r["toolConfig"], json!({"functionCallingConfig": {"mode": "ANY"}}));
         let bad = json!({"messages": [{"role": "user", "content": "x"}], "logit_bias": {}});
-        assert!(
-            gemini_request(Task::Chat, bad.as_object().unwrap().clone())
-                .unwrap_err()
-                .to_string()
-                .contains("'logit_bias'")
-        );
+        assert!(request(bad).unwrap_err().to_string().contains("'logit_bias'"));
+        let orphan = json!({"messages": [{"role": "tool", "tool_call_id": "nope", "content": "x"}]});
+        assert!(request(orphan).unwrap_err().to_string().contains("'nope' answers no earlier tool call"));
     }
 
     #[test]
@@ -577,10 +880,12 @@ mod tests {
         let r = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hi"}]}, "finishReason": "MAX_TOKENS"}],
                        "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 2, "thoughtsTokenCount": 3, "totalTokenCount": 9},
                        "modelVersion": "gemini-2.0-flash"});
-        let out = from_gemini(Task::Chat, "m", &r);
+        let out: Value =
+            serde_json::from_str(&from_gemini("m", serde_json::from_value(r).unwrap()).to_openai(Task::Chat)).unwrap();
         assert_eq!(out["choices"][0]["message"]["content"], "Hi");
         assert_eq!(out["choices"][0]["finish_reason"], "length");
         assert_eq!(out["usage"]["completion_tokens"], 5, "thinking tokens are billed as output");
         assert_eq!(out["model"], "gemini-2.0-flash");
+        assert_eq!(out["usage"]["completion_tokens_details"]["reasoning_tokens"], 3);
     }
 }

@@ -6,6 +6,7 @@ use modelgate_core::permission::Level;
 use modelgate_providers::{Body, Task};
 use serde_json::Value;
 
+use super::query::QueryFacts;
 use super::settlement::Settlement;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::guardrails::{self, OutputGuard};
@@ -51,7 +52,7 @@ pub(super) fn servable(ep: &LiveEndpoint, route_task: Option<Task>) -> ApiResult
 }
 
 /// Checks the fields the task needs, before anything is sent upstream.
-pub(super) fn check_body(task: Task, body: &Body) -> ApiResult<()> {
+pub(super) fn check_body(task: Task, facts: &QueryFacts, body: &Body) -> ApiResult<()> {
     for custom in ["dataframe_records", "dataframe_split", "instances", "inputs"] {
         if body.contains_key(custom) {
             return Err(ApiError::invalid(
@@ -73,7 +74,7 @@ pub(super) fn check_body(task: Task, body: &Body) -> ApiResult<()> {
             None => Err(ApiError::invalid("prompt", "is required for a completions endpoint")),
         },
         Task::Embeddings => {
-            if body.get("stream").and_then(Value::as_bool) == Some(true) {
+            if facts.stream {
                 return Err(ApiError::invalid("stream", "embeddings cannot be streamed"));
             }
             match body.get("input") {
@@ -97,16 +98,17 @@ pub(super) async fn admit(
     caller: &Principal,
     name: &str,
     route_task: Option<Task>,
+    facts: &QueryFacts,
     mut body: Body,
     settlement: &mut Option<Settlement>,
 ) -> ApiResult<(Arc<LiveEndpoint>, Task, Body)> {
     let ep = crate::access::require(app, caller, name, Level::CanQuery)?;
     let task = servable(&ep, route_task)?;
-    check_body(task, &body)?;
+    check_body(task, facts, &body)?;
     if ep.entities.is_empty() {
         return Err(ApiError::BadRequest(format!("Endpoint '{name}' has no served entity.")));
     }
-    app.budgets.check(ep.target(), &body)?;
+    app.budgets.check(ep.target(), facts.usage_context.as_ref())?;
     let admission = ratelimit::admit(app.counters.as_ref(), ep.target(), caller.caller(), &body, unix_secs())?;
     let judge = GatewayJudge::of(app);
     let policy = ep.guardrails.clone();

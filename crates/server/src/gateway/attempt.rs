@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use modelgate_providers::{Adapter, Body, ProviderError, ResponseOptions, Task};
 use serde_json::Value;
 
+use super::query::QueryFacts;
 use super::settlement::Settlement;
 use crate::error::ApiError;
 use crate::snapshot::LiveEndpoint;
@@ -47,6 +48,7 @@ pub(super) async fn route(
     app: &AppState,
     ep: &LiveEndpoint,
     task: Task,
+    facts: &QueryFacts,
     body: Body,
     settlement: &mut Option<Settlement>,
 ) -> Response {
@@ -93,7 +95,7 @@ pub(super) async fn route(
         if let Some(o) = settlement.as_mut() {
             o.entity(entity, adapter.provider());
         }
-        match call(app, adapter.as_ref(), task, body.clone(), deadline, settlement).await {
+        match call(app, adapter.as_ref(), task, facts, body.clone(), deadline, settlement).await {
             Ok(resp) => {
                 app.breakers.success(&ep.id, &entity.name);
                 return with_entity(resp, &entity.name);
@@ -160,15 +162,14 @@ pub(super) async fn call(
     app: &AppState,
     adapter: &dyn Adapter,
     task: Task,
+    facts: &QueryFacts,
     body: Body,
     deadline: Instant,
     settlement: &mut Option<Settlement>,
 ) -> Result<Response, ProviderError> {
-    let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
-    let include_usage =
-        body.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true);
-    let options =
-        ResponseOptions { embeddings_base64: body.get("encoding_format").and_then(Value::as_str) == Some("base64") };
+    let stream = facts.stream;
+    let include_usage = facts.include_usage();
+    let options = ResponseOptions { embeddings_base64: facts.embeddings_base64() };
     let request = adapter.request(&app.http, task, body, stream).await?;
     if let Some(o) = settlement.as_mut() {
         o.sent();

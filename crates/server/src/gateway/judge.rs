@@ -19,7 +19,7 @@ pub(crate) async fn ask(app: &AppState, name: &str, body: Body) -> Result<Value,
     let ep = snapshot.endpoints.get(name).cloned().ok_or_else(|| format!("there is no endpoint '{name}'"))?;
     servable(&ep, Some(Task::Chat)).map_err(|e| e.to_string())?;
     // Boxed: the judge runs inside the answer path of `route` itself.
-    let resp = Box::pin(route(app, &ep, Task::Chat, body, &mut None)).await;
+    let resp = Box::pin(route(app, &ep, Task::Chat, &super::query::QueryFacts::default(), body, &mut None)).await;
     let ok = resp.status().is_success();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| "the answer is not JSON".to_string())?;

@@ -21,6 +21,7 @@ mod attempt;
 pub(crate) mod handlers;
 mod judge;
 mod plan;
+mod query;
 mod relay;
 pub(crate) mod settlement;
 
@@ -33,6 +34,7 @@ use modelgate_providers::{Body, Task};
 use crate::error::{ApiError, ErrorCode};
 use crate::snapshot::Principal;
 use crate::state::AppState;
+use query::QueryFacts;
 use settlement::{Ledger, Settlement};
 
 use admission::admit;
@@ -50,16 +52,19 @@ pub(super) async fn query(
     body: Body,
     raw: Bytes,
 ) -> Response {
+    let facts = QueryFacts::read(&body);
     // Only endpoints that exist leave records: unknown names must not grow the metrics.
-    let ledger = app
-        .snapshot
-        .load()
-        .endpoints
-        .get(name)
-        .map(|ep| Ledger::new(app, ep.clone(), caller, &body, raw, Instant::now()));
+    let ledger = app.snapshot.load().endpoints.get(name).map(|ep| {
+        let known = facts.as_ref().cloned().unwrap_or_default();
+        Ledger::new(app, ep.clone(), caller, &known, &body, raw, Instant::now())
+    });
     let mut settlement = Some(Settlement::new(ledger));
-    let resp = match admit(app, caller, name, route_task, body, &mut settlement).await {
-        Ok((ep, task, body)) => route(app, &ep, task, body, &mut settlement).await,
+    let admitted = match facts {
+        Ok(facts) => admit(app, caller, name, route_task, &facts, body, &mut settlement).await.map(|a| (a, facts)),
+        Err(e) => Err(e),
+    };
+    let resp = match admitted {
+        Ok(((ep, task, body), facts)) => route(app, &ep, task, &facts, body, &mut settlement).await,
         Err(e) => {
             if matches!(e, ApiError::RateLimited { .. }) {
                 app.metrics.rate_limited(name);

@@ -16,6 +16,7 @@ use modelgate_providers::tokens;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::query::QueryFacts;
 use crate::error::ApiError;
 use crate::policy::budgets::Budgets;
 use crate::policy::counters::Counters;
@@ -146,22 +147,22 @@ impl Ledger {
         app: &AppState,
         ep: Arc<LiveEndpoint>,
         caller: &Principal,
+        facts: &QueryFacts,
         body: &serde_json::Map<String, Value>,
         request: Bytes,
         start: Instant,
     ) -> Self {
-        let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
         let record = UsageRecord {
             // Time-ordered ids keep the usage table's primary key appending, not scattering.
             request_id: uuid::Uuid::now_v7().to_string(),
-            client_request_id: text("client_request_id"),
+            client_request_id: facts.client_request_id.clone(),
             request_time: modelgate_core::now_ms(),
             endpoint_id: ep.id.clone(),
             endpoint_name: ep.name.clone(),
             requester: caller.user_name.clone(),
             requester_id: caller.id.clone(),
-            streaming: body.get("stream").and_then(Value::as_bool) == Some(true),
-            usage_context: body.get("usage_context").filter(|v| v.is_object()).map(Value::to_string),
+            streaming: facts.stream,
+            usage_context: facts.usage_context.as_ref().map(|c| Value::Object(c.clone()).to_string()),
             tags: ep.tags.as_deref().map(str::to_string),
             ..Default::default()
         };
@@ -170,7 +171,7 @@ impl Ledger {
             sink: app.usage.clone(),
             inference: app.inference.clone(),
             budgets: app.budgets.clone(),
-            usage_context: body.get("usage_context").and_then(Value::as_object).cloned(),
+            usage_context: facts.usage_context.clone(),
             capture: Capture::start(ep.ai_gateway.as_ref(), body),
             endpoint: ep,
             record,

@@ -152,9 +152,8 @@ impl Budgets {
     }
 
     /// Refuses a query a `BLOCK` policy has no money left for: 429 naming the policy.
-    pub fn check(&self, ep: Target<'_>, body: &Map<String, Value>) -> Result<(), ApiError> {
+    pub fn check(&self, ep: Target<'_>, usage_context: Option<&Map<String, Value>>) -> Result<(), ApiError> {
         let now = modelgate_core::now_ms();
-        let usage_context = body.get("usage_context").and_then(Value::as_object);
         let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
         for t in tracked.iter_mut().filter(|t| t.blocks()) {
             t.roll(now);
