@@ -768,3 +768,43 @@ async fn every_provider_reports_upstream_failures_the_same_way() {
         assert!(last["error"]["message"].as_str().unwrap().contains("incomplete"), "{name}: {last}");
     }
 }
+
+/// A translated stream is billed with the provider's own usage report, whether or not the client
+/// asked for the usage chunk: Anthropic reports 5 input and 3 output tokens, Cohere bills 5 and
+/// 3 (its raw count is 60 input). Our tokenizer's estimate of these texts would differ.
+#[tokio::test]
+async fn translated_streams_are_billed_as_the_provider_reports() {
+    let r = rig().await;
+    r.endpoint("claude", vec![r.anthropic("claude-3-5-sonnet")]).await;
+    let cohere = json!({"external_model": {"provider": "cohere", "name": "command-r", "task": "llm/v1/chat",
+                        "cohere_config": {"cohere_api_key": "{{secrets/llm/openai}}"}}});
+    r.endpoint("co", vec![cohere]).await;
+    let words = "one two three four five six seven eight nine ten eleven twelve";
+    for name in ["claude", "co"] {
+        for include_usage in [false, true] {
+            let body = json!({"messages": [{"role": "user", "content": words}], "stream": true,
+                              "stream_options": {"include_usage": include_usage}});
+            let text = r.raw(&format!("/serving-endpoints/{name}/invocations"), body).await.text().await.unwrap();
+            let payloads = sse_payloads(&text);
+            assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"), "{text}");
+            let usage_chunks: Vec<Value> = payloads
+                .iter()
+                .filter_map(|p| serde_json::from_str::<Value>(p).ok())
+                .filter(|c| c.get("usage").is_some())
+                .collect();
+            if include_usage {
+                assert_eq!(usage_chunks.len(), 1, "{text}");
+                assert_eq!(usage_chunks[0]["usage"]["total_tokens"], 8, "{text}");
+                assert_eq!(usage_chunks[0]["choices"], json!([]), "{text}");
+            } else {
+                assert!(usage_chunks.is_empty(), "the client did not ask for usage: {text}");
+            }
+        }
+    }
+    let (s, report) = r.t.get("/api/2.0/usage?group_by=endpoint").await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    for name in ["claude", "co"] {
+        let row = report["rows"].as_array().unwrap().iter().find(|row| row["endpoint"] == name).unwrap();
+        assert_eq!((row["input_tokens"].as_i64(), row["output_tokens"].as_i64()), (Some(10), Some(6)), "{name}: {row}");
+    }
+}

@@ -257,3 +257,28 @@ async fn a_secret_with_a_trailing_newline_is_pointed_out_at_put_deploy_and_query
     assert!(b["message"].as_str().unwrap().contains("newline"), "{b}");
     assert!(!b.to_string().contains("sk-rotated"), "{b}");
 }
+
+/// The fields the gateway itself reads from a query are typed: one of the wrong type is a 400
+/// naming it, and the provider is never called.
+#[tokio::test]
+async fn query_fields_of_the_wrong_type_are_named() {
+    let (m, url) = mock().await;
+    let t = TestServer::start().await;
+    guarded(&t, &url).await;
+    let sent_before = m.requests.lock().unwrap().len();
+    for (field, value) in [
+        ("stream", json!("yes")),
+        ("stream_options", json!({"include_usage": "please"})),
+        ("encoding_format", json!("int8")),
+        ("usage_context", json!("team-a")),
+        ("client_request_id", json!(42)),
+    ] {
+        let mut body = json!({"messages": [{"role": "user", "content": "hi"}]});
+        body[field] = value;
+        let (s, b) = raw(&t, Method::POST, "/serving-endpoints/guarded/invocations", &body.to_string()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{field}: {b}");
+        assert_eq!(b["error_code"], "INVALID_PARAMETER_VALUE", "{field}: {b}");
+        assert!(b["message"].as_str().unwrap().starts_with(field), "{field}: {b}");
+    }
+    assert_eq!(m.requests.lock().unwrap().len(), sent_before, "no malformed query reached the provider");
+}
