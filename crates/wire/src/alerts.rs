@@ -25,14 +25,88 @@ pub struct AlertDestination {
     pub input: AlertDestinationInput,
 }
 
+/// What a rule watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// The share of failed queries of an endpoint over a window.
+    ErrorRate,
+    /// The 95th-percentile latency of an endpoint over a window.
+    LatencyP95,
+    /// An endpoint without a working config.
+    NotReady,
+    /// A served entity whose circuit breaker is open.
+    BreakerOpen,
+    /// A budget policy past one of its alert thresholds.
+    Budget,
+    /// A rate limit close to its cap.
+    RateLimitUsage,
+}
+
+impl AlertKind {
+    /// Every kind.
+    pub const ALL: [AlertKind; 6] = [
+        AlertKind::ErrorRate,
+        AlertKind::LatencyP95,
+        AlertKind::NotReady,
+        AlertKind::BreakerOpen,
+        AlertKind::Budget,
+        AlertKind::RateLimitUsage,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::ErrorRate => "error_rate",
+            AlertKind::LatencyP95 => "latency_p95",
+            AlertKind::NotReady => "not_ready",
+            AlertKind::BreakerOpen => "breaker_open",
+            AlertKind::Budget => "budget",
+            AlertKind::RateLimitUsage => "rate_limit_usage",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether an alert is still firing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlertStatus {
+    /// The condition holds.
+    Firing,
+    /// The condition held and no longer does.
+    Resolved,
+}
+
+impl AlertStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Firing => "FIRING",
+            AlertStatus::Resolved => "RESOLVED",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Body of `POST /api/2.0/alert-rules` and `PUT /api/2.0/alert-rules/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertRuleInput {
     /// Unique name.
     pub name: String,
-    /// `error_rate`, `latency_p95`, `not_ready`, `breaker_open`, `budget` or `rate_limit_usage`.
-    pub kind: String,
+    /// What the rule watches.
+    pub kind: AlertKind,
     /// One endpoint; every endpoint when absent. (`budget` rules watch every policy.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
@@ -69,13 +143,13 @@ pub struct Alert {
     /// Stable key: rule, endpoint and subject.
     pub alert_id: String,
     /// `FIRING` or `RESOLVED`.
-    pub state: String,
+    pub state: AlertStatus,
     /// The rule.
     pub rule_id: String,
     /// Its name.
     pub rule_name: String,
     /// Its kind.
-    pub kind: String,
+    pub kind: AlertKind,
     /// The endpoint, when the alert concerns one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,

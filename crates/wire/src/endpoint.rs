@@ -500,18 +500,76 @@ pub struct RollbackRequest {
 /// `state` of an endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointState {
-    /// `READY` or `NOT_READY`.
-    pub ready: String,
-    /// `NOT_UPDATING`, `IN_PROGRESS`, `UPDATE_FAILED` or `UPDATE_CANCELED`.
-    pub config_update: String,
+    /// Whether the endpoint serves queries.
+    pub ready: Ready,
+    /// Whether a config update is under way, or how the last one ended.
+    pub config_update: ConfigUpdate,
+}
+
+/// `state.ready` of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Ready {
+    /// A config is active and the endpoint is not stopped or refusing queries.
+    Ready,
+    /// It does not serve.
+    NotReady,
+}
+
+/// `state.config_update` of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConfigUpdate {
+    /// No update under way.
+    NotUpdating,
+    /// A new config version is being deployed.
+    InProgress,
+    /// The last update failed.
+    UpdateFailed,
+    /// The last update was cancelled.
+    UpdateCanceled,
+}
+
+impl ConfigUpdate {
+    /// The wire name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigUpdate::NotUpdating => "NOT_UPDATING",
+            ConfigUpdate::InProgress => "IN_PROGRESS",
+            ConfigUpdate::UpdateFailed => "UPDATE_FAILED",
+            ConfigUpdate::UpdateCanceled => "UPDATE_CANCELED",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<ConfigUpdate> {
+        [ConfigUpdate::NotUpdating, ConfigUpdate::InProgress, ConfigUpdate::UpdateFailed, ConfigUpdate::UpdateCanceled]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
+/// `state.deployment` of a served entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Deployment {
+    /// Its config version is being deployed.
+    DeploymentCreating,
+    /// It serves.
+    DeploymentReady,
+    /// Its deployment failed.
+    DeploymentFailed,
+    /// The endpoint is stopped.
+    DeploymentAborted,
+    /// It is coming back after a failure.
+    DeploymentRecovering,
 }
 
 /// `state` of a served entity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServedEntityState {
-    /// `DEPLOYMENT_CREATING`, `DEPLOYMENT_READY`, `DEPLOYMENT_FAILED`, `DEPLOYMENT_ABORTED`
-    /// or `DEPLOYMENT_RECOVERING`.
-    pub deployment: String,
+    /// Where its deployment stands.
+    pub deployment: Deployment,
     /// Why it is in that state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_state_message: Option<String>,

@@ -107,7 +107,7 @@ async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> Api
     let mut out = render::detailed(e, active.as_ref(), pending.as_ref(), level)?;
     // A policy that does not parse keeps the endpoint from serving; say so where people look.
     if let Some(why) = live.as_ref().and_then(|ep| ep.unservable.as_ref()) {
-        out.state.ready = "NOT_READY".into();
+        out.state.ready = Ready::NotReady;
         for entity in out.config.iter_mut().flat_map(|c| c.served_entities.iter_mut().flatten()) {
             if let Some(state) = entity.state.as_mut() {
                 state.deployment_state_message = Some(format!("The endpoint refuses queries: {why}."));
@@ -184,7 +184,7 @@ pub async fn create(
         rate_limits: req.rate_limits.as_ref().map(to_json),
         email_notifications: req.email_notifications.as_ref().map(to_json),
         telemetry_config: req.telemetry_config.as_ref().map(to_json),
-        config_update: "IN_PROGRESS".into(),
+        config_update: ConfigUpdate::InProgress.as_str().into(),
         stopped: false,
         latest_version: 1,
         active_version: None,
@@ -222,7 +222,7 @@ pub async fn list(State(app): State<AppState>, Extension(caller): Caller) -> Api
         let config = config_at(&app, &e, e.active_version.or(e.pending_version)).await?;
         let mut summary = render::summary(&e, config.as_ref());
         if live.unservable.is_some() {
-            summary.state.ready = "NOT_READY".into();
+            summary.state.ready = Ready::NotReady;
         }
         endpoints.push(summary);
     }
@@ -263,7 +263,7 @@ async fn begin_update(
     let config_json = to_json(&config);
     let creator = creator.to_string();
     let mutation: EndpointMutation = Box::new(move |e| {
-        if e.config_update == "IN_PROGRESS" {
+        if e.config_update == ConfigUpdate::InProgress.as_str() {
             return Err(StoreError::Conflict(format!(
                 "Endpoint '{}' has a config update in progress (version {}); wait for it to finish.",
                 e.name,
@@ -274,7 +274,7 @@ async fn begin_update(
         e.latest_version += 1;
         e.pending_version = Some(e.latest_version);
         e.pending_since = Some(now);
-        e.config_update = "IN_PROGRESS".into();
+        e.config_update = ConfigUpdate::InProgress.as_str().into();
         e.updated_at = now;
         Ok(Some(ConfigRecord {
             endpoint_id: e.id.clone(),

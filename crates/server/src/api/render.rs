@@ -10,17 +10,23 @@ use crate::error::ApiError;
 /// and the endpoint is not stopped.
 pub fn endpoint_state(e: &EndpointRecord) -> EndpointState {
     let ready = e.active_version.is_some() && !e.stopped;
-    EndpointState { ready: if ready { "READY" } else { "NOT_READY" }.into(), config_update: e.config_update.clone() }
+    // The store writes only known names; an unknown one (a newer server's) reads as no update.
+    let config_update = ConfigUpdate::parse(&e.config_update).unwrap_or(ConfigUpdate::NotUpdating);
+    EndpointState { ready: if ready { Ready::Ready } else { Ready::NotReady }, config_update }
 }
 
 fn entity_state(record: &ConfigRecord, stopped: bool) -> ServedEntityState {
     let (deployment, message) = match record.status.as_str() {
-        config_status::PENDING => ("DEPLOYMENT_CREATING", format!("Deploying config version {}.", record.version)),
-        config_status::FAILED => ("DEPLOYMENT_FAILED", "Deployment failed; see build-logs.".to_string()),
-        _ if stopped => ("DEPLOYMENT_ABORTED", "The endpoint is stopped; start it to serve again.".to_string()),
-        _ => ("DEPLOYMENT_READY", "Served entity is ready.".to_string()),
+        config_status::PENDING => {
+            (Deployment::DeploymentCreating, format!("Deploying config version {}.", record.version))
+        }
+        config_status::FAILED => (Deployment::DeploymentFailed, "Deployment failed; see build-logs.".to_string()),
+        _ if stopped => {
+            (Deployment::DeploymentAborted, "The endpoint is stopped; start it to serve again.".to_string())
+        }
+        _ => (Deployment::DeploymentReady, "Served entity is ready.".to_string()),
     };
-    ServedEntityState { deployment: deployment.into(), deployment_state_message: Some(message) }
+    ServedEntityState { deployment, deployment_state_message: Some(message) }
 }
 
 /// A config version as `config` or `pending_config`.

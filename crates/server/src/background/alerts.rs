@@ -11,7 +11,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use modelgate_store::{Document, Store};
-use modelgate_wire::{Alert, AlertDestination, AlertDestinationInput, AlertRule, AlertRuleInput, ListAlerts};
+use modelgate_wire::{
+    Alert, AlertDestination, AlertDestinationInput, AlertKind, AlertRule, AlertRuleInput, AlertStatus, ListAlerts,
+};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
@@ -23,29 +25,27 @@ use crate::telemetry::recent::{History, Totals};
 pub const RULE_KIND: &str = "alert_rule";
 /// Document kind of destinations.
 pub const DESTINATION_KIND: &str = "alert_destination";
-/// Kinds of rules.
-pub const KINDS: [&str; 6] = ["error_rate", "latency_p95", "not_ready", "breaker_open", "budget", "rate_limit_usage"];
 const RESOLVED_KEPT: usize = 100;
 
 /// The rules a fresh server starts with.
 pub fn default_rules() -> Vec<AlertRuleInput> {
-    let rule = |name: &str, kind: &str, threshold: Option<f64>, window: Option<&str>| AlertRuleInput {
+    let rule = |name: &str, kind: AlertKind, threshold: Option<f64>, window: Option<&str>| AlertRuleInput {
         name: name.into(),
-        kind: kind.into(),
+        kind,
         endpoint: None,
         threshold,
         window: window.map(str::to_string),
-        min_requests: matches!(kind, "error_rate" | "latency_p95").then_some(10),
+        min_requests: matches!(kind, AlertKind::ErrorRate | AlertKind::LatencyP95).then_some(10),
         enabled: Some(true),
         destinations: None,
     };
     vec![
-        rule("error-rate", "error_rate", Some(0.05), Some("5m")),
-        rule("latency-p95", "latency_p95", Some(2000.0), Some("5m")),
-        rule("not-ready", "not_ready", None, Some("1m")),
-        rule("breaker-open", "breaker_open", None, None),
-        rule("budget-threshold", "budget", None, None),
-        rule("rate-limit-usage", "rate_limit_usage", Some(0.9), None),
+        rule("error-rate", AlertKind::ErrorRate, Some(0.05), Some("5m")),
+        rule("latency-p95", AlertKind::LatencyP95, Some(2000.0), Some("5m")),
+        rule("not-ready", AlertKind::NotReady, None, Some("1m")),
+        rule("breaker-open", AlertKind::BreakerOpen, None, None),
+        rule("budget-threshold", AlertKind::Budget, None, None),
+        rule("rate-limit-usage", AlertKind::RateLimitUsage, Some(0.9), None),
     ]
 }
 
@@ -53,9 +53,6 @@ pub fn default_rules() -> Vec<AlertRuleInput> {
 pub fn validate_rule(r: &AlertRuleInput) -> Result<(), ApiError> {
     if let Some(p) = modelgate_core::names::endpoint_name_problem(&r.name) {
         return Err(ApiError::invalid("name", p));
-    }
-    if !KINDS.contains(&r.kind.as_str()) {
-        return Err(ApiError::invalid("kind", format!("'{}' is not one of {}", r.kind, KINDS.join(", "))));
     }
     if let Some(w) = &r.window {
         humantime::parse_duration(w).map_err(|e| ApiError::invalid("window", format!("'{w}': {e}")))?;
@@ -213,7 +210,7 @@ async fn evaluate(
     let totals = recent.totals();
     let longest = all_rules
         .iter()
-        .filter(|r| matches!(r.input.kind.as_str(), "error_rate" | "latency_p95"))
+        .filter(|r| matches!(r.input.kind, AlertKind::ErrorRate | AlertKind::LatencyP95))
         .map(|r| window_ms(&r.input, "5m"))
         .max()
         .unwrap_or(0);
@@ -236,8 +233,8 @@ async fn evaluate(
             .cloned()
             .collect();
         let id = |ep: &str, subject: &str| format!("{}:{ep}:{subject}", rule.rule_id);
-        match r.kind.as_str() {
-            "error_rate" | "latency_p95" => {
+        match r.kind {
+            AlertKind::ErrorRate | AlertKind::LatencyP95 => {
                 let since = now - window_ms(r, "5m");
                 let min = r.min_requests.unwrap_or(10);
                 for ep in &endpoints {
@@ -248,14 +245,18 @@ async fn evaluate(
                     if s.requests < min.max(1) as u64 {
                         continue;
                     }
-                    let (value, threshold, what) = if r.kind == "error_rate" {
+                    let (value, threshold, what) = if r.kind == AlertKind::ErrorRate {
                         (s.errors as f64 / s.requests as f64, r.threshold.unwrap_or(0.05), "error rate")
                     } else {
                         (s.quantile_ms(0.95).unwrap_or(0.0), r.threshold.unwrap_or(2000.0), "p95 latency")
                     };
                     if value > threshold {
                         let shown = |v: f64| {
-                            if r.kind == "error_rate" { format!("{:.1} %", v * 100.0) } else { format!("{v:.0} ms") }
+                            if r.kind == AlertKind::ErrorRate {
+                                format!("{:.1} %", v * 100.0)
+                            } else {
+                                format!("{v:.0} ms")
+                            }
                         };
                         found.push((
                             rule.clone(),
@@ -278,7 +279,7 @@ async fn evaluate(
                     }
                 }
             }
-            "not_ready" => {
+            AlertKind::NotReady => {
                 for ep in endpoints.iter().filter(|e| e.config_version.is_none() && !e.stopped) {
                     found.push((
                         rule.clone(),
@@ -293,7 +294,7 @@ async fn evaluate(
                     ));
                 }
             }
-            "breaker_open" => {
+            AlertKind::BreakerOpen => {
                 let t = std::time::Instant::now();
                 for ep in &endpoints {
                     for e in &ep.entities {
@@ -313,7 +314,7 @@ async fn evaluate(
                     }
                 }
             }
-            "budget" => {
+            AlertKind::Budget => {
                 for p in app.budgets.list(&snapshot.targets()) {
                     let Some(spend) = &p.spend else { continue };
                     let thresholds =
@@ -333,7 +334,7 @@ async fn evaluate(
                     }
                 }
             }
-            _ => {
+            AlertKind::RateLimitUsage => {
                 let threshold = r.threshold.unwrap_or(0.9);
                 let secs = (now / 1000) as u64;
                 for ep in &endpoints {
@@ -371,7 +372,7 @@ async fn evaluate(
         if inner.firing.contains_key(&f.id) {
             continue;
         }
-        if rule.input.kind == "not_ready" {
+        if rule.input.kind == AlertKind::NotReady {
             // Deployments take a moment: only a condition that lasts its window fires.
             let since = *inner.pending.entry(f.id.clone()).or_insert(now);
             if now - since < f.threshold as i64 {
@@ -380,10 +381,10 @@ async fn evaluate(
         }
         let alert = Alert {
             alert_id: f.id.clone(),
-            state: "FIRING".into(),
+            state: AlertStatus::Firing,
             rule_id: rule.rule_id.clone(),
             rule_name: rule.input.name.clone(),
-            kind: rule.input.kind.clone(),
+            kind: rule.input.kind,
             endpoint: f.endpoint,
             subject: f.subject,
             value: f.value,
@@ -401,7 +402,7 @@ async fn evaluate(
     let mut resolved = Vec::new();
     for k in gone {
         if let Some(mut a) = inner.firing.remove(&k) {
-            a.state = "RESOLVED".into();
+            a.state = AlertStatus::Resolved;
             a.resolved_at = Some(now);
             inner.resolved.push_front(a.clone());
             inner.resolved.truncate(RESOLVED_KEPT);
@@ -409,7 +410,7 @@ async fn evaluate(
                 rule_id: a.rule_id.clone(),
                 input: AlertRuleInput {
                     name: a.rule_name.clone(),
-                    kind: a.kind.clone(),
+                    kind: a.kind,
                     endpoint: None,
                     threshold: None,
                     window: None,
@@ -426,7 +427,7 @@ async fn evaluate(
 
 /// The webhook body for a destination's format.
 pub fn payload(format: &str, a: &Alert) -> Value {
-    let firing = a.state == "FIRING";
+    let firing = a.state == AlertStatus::Firing;
     let title = format!(
         "[{}] {}{}",
         a.state,
