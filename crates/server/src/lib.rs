@@ -112,9 +112,38 @@ pub struct Server {
     task: JoinHandle<std::io::Result<()>>,
 }
 
-impl Server {
-    /// Opens the store, checks the master key, migrates, builds the snapshot, binds and serves.
-    pub async fn start(config: ServerConfig) -> Result<Server, StartError> {
+/// Everything a server is made of before it binds: the application state and what must be
+/// closed when it stops.
+struct Assembly {
+    app: state::AppState,
+    jobs: tokio::sync::mpsc::UnboundedReceiver<state::DeployJob>,
+    new_admin_token: Option<String>,
+    resources: Resources,
+}
+
+/// What must be flushed and closed when the server stops.
+struct Resources {
+    store: Arc<dyn Store>,
+    usage: Arc<usage::UsageSink>,
+    inference: Arc<inference::InferenceSink>,
+    usage_db: UsageDb,
+    inference_db: InferenceDb,
+}
+
+impl Resources {
+    /// Writes what the sinks hold and closes the databases.
+    async fn close(self) {
+        self.usage.flush().await;
+        self.inference.flush().await;
+        self.usage_db.close().await;
+        self.inference_db.close().await;
+        self.store.close().await;
+    }
+}
+
+impl Assembly {
+    /// Opens the store, checks the master key, migrates, builds the snapshot and the sinks.
+    async fn new(config: &ServerConfig) -> Result<Assembly, StartError> {
         bootstrap::data_dir(&config.data_dir)?;
         let db_path = config.data_dir.join(bootstrap::DB_FILE);
         let database = |source| StartError::Database { what: "control-plane database", path: db_path.clone(), source };
@@ -179,7 +208,7 @@ impl Server {
             snapshot,
             queue.clone(),
             workspace_id,
-            &config,
+            config,
             state::Sinks { usage: usage.clone(), inference: inference.clone() },
         )
         .map_err(StartError::HttpClient)?;
@@ -198,11 +227,23 @@ impl Server {
                 queue.enqueue(&e.id, v);
             }
         }
+        let resources = Resources { store, usage, inference, usage_db, inference_db };
+        Ok(Assembly { app, jobs, new_admin_token, resources })
+    }
+}
 
-        let socket = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let addr = socket.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+impl Server {
+    /// Opens the store, checks the master key, migrates, builds the snapshot, binds and serves.
+    pub async fn start(config: ServerConfig) -> Result<Server, StartError> {
+        let Assembly { app, jobs, new_admin_token, resources } = Assembly::new(&config).await?;
+        let bound = tokio::net::TcpListener::bind(config.listen).await.and_then(|s| Ok((s.local_addr()?, s)));
+        let (addr, socket) = match bound {
+            Ok(b) => b,
+            Err(source) => {
+                resources.close().await;
+                return Err(StartError::Bind { addr: config.listen, source });
+            }
+        };
 
         let (stop, stop_rx) = watch::channel(false);
         let deployer = tokio::spawn(deployer::run(app.clone(), jobs, config.deploy_delay, stop_rx.clone()));
@@ -220,11 +261,7 @@ impl Server {
             let _ = alerting.await;
             let _ = audit_retention.await;
             // Every query has finished: write what they left.
-            usage.flush().await;
-            inference.flush().await;
-            usage_db.close().await;
-            inference_db.close().await;
-            store.close().await;
+            resources.close().await;
             served
         });
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "modelgate listening");

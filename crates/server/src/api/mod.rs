@@ -15,3 +15,6 @@ pub(crate) mod scim;
 pub(crate) mod secrets;
 pub(crate) mod tokens;
 pub(crate) mod usage;
+
+#[cfg(test)]
+mod tests;
