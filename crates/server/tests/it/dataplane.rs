@@ -73,7 +73,6 @@ fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     r.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The `data:` payloads of an SSE body, checking that nothing else is in it.
 #[tokio::test]
 async fn openai_chat_translation_and_headers() {
     let r = rig().await;
