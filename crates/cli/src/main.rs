@@ -367,6 +367,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
             failures: args.breaker_failures.max(1),
             window: args.breaker_window,
             cooldown: args.breaker_cooldown,
+            // A probe still unanswered after the longest a request may take was abandoned.
+            probe_timeout: args.upstream_timeout,
         },
         retries: modelgate_server::RetrySettings {
             retries: args.upstream_retries,

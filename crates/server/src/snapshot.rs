@@ -6,6 +6,7 @@
 //! on the request path.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use modelgate_core::cipher::Cipher;
@@ -52,6 +53,9 @@ pub struct LiveEntity {
     pub priority: Option<i64>,
     /// Share within the tier.
     pub weight: i64,
+    /// A hash of the entity's provider config and credentials: when it changes, the entity is a
+    /// new backend and its circuit breaker starts afresh.
+    pub fingerprint: u64,
 }
 
 /// One endpoint as the request path sees it.
@@ -146,6 +150,13 @@ pub fn secret_refs(config: &EndpointCoreConfigInput) -> BTreeSet<(SecretRef, Str
 }
 
 impl Snapshot {
+    /// (endpoint id, entity name) and config fingerprint of every served entity.
+    pub fn entity_fingerprints(&self) -> impl Iterator<Item = ((String, String), u64)> + '_ {
+        self.endpoints
+            .values()
+            .flat_map(|ep| ep.entities.iter().map(|e| ((ep.id.clone(), e.name.clone()), e.fingerprint)))
+    }
+
     /// Every endpoint as the policies see it.
     pub fn targets(&self) -> Vec<crate::policy::Target<'_>> {
         self.endpoints.values().map(|e| e.target()).collect()
@@ -300,11 +311,16 @@ fn live_entities(
         .map(|e| {
             let (priority, weight) = (e.priority, e.weight.unwrap_or(1));
             let name = e.name.unwrap_or_default();
+            let mut fingerprint = fingerprint_keys().build_hasher();
             let external_model = e.external_model.map(|mut m| {
                 let credentials =
                     configs::resolve_credentials(&m, &record.endpoint_id, cipher, secrets, &anyone).values;
                 let adapter = modelgate_providers::build(&m, &credentials, providers);
                 credentials::strip_plaintext(&mut m);
+                serde_json::to_string(&m).unwrap_or_default().hash(&mut fingerprint);
+                for (slot, value) in &credentials {
+                    (slot, value.expose()).hash(&mut fingerprint);
+                }
                 (m, adapter)
             });
             let (external_model, adapter) = match external_model {
@@ -312,6 +328,7 @@ fn live_entities(
                 None => (None, Err("this served entity is not an external model".to_string())),
             };
             LiveEntity {
+                fingerprint: fingerprint.finish(),
                 adapter,
                 priority,
                 weight,
@@ -321,6 +338,13 @@ fn live_entities(
             }
         })
         .collect()
+}
+
+/// Keys of the entity fingerprints: random per process, so a fingerprint says nothing about a
+/// credential outside it.
+fn fingerprint_keys() -> &'static std::hash::RandomState {
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEYS.get_or_init(std::hash::RandomState::new)
 }
 
 /// A stored policy field of an endpoint, parsed; one that does not parse is logged and added to

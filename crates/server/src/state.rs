@@ -96,6 +96,8 @@ impl AppState {
         let timeouts = config.timeouts;
         let http = crate::egress::client(timeouts.connect)?;
         let metrics = usage.metrics.clone();
+        let breakers = Arc::new(Breakers::new(config.breaker));
+        breakers.sync(snapshot.entity_fingerprints());
         Ok(AppState(Arc::new(Shared {
             store,
             cipher,
@@ -107,7 +109,7 @@ impl AppState {
             http,
             providers: Arc::new(config.providers.clone()),
             timeouts,
-            breakers: Arc::new(Breakers::new(config.breaker)),
+            breakers,
             retries: config.retries,
             counters: Arc::new(crate::policy::counters::LocalCounters::default()),
             judge_endpoint: config.judge_endpoint.clone(),
@@ -130,6 +132,7 @@ impl AppState {
 
     async fn rebuild(&self) -> Result<(), ApiError> {
         let snap = Snapshot::build(self.store.as_ref(), &self.cipher, &self.providers).await?;
+        self.breakers.sync(snap.entity_fingerprints());
         self.snapshot.store(Arc::new(snap));
         Ok(())
     }

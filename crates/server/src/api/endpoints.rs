@@ -116,15 +116,24 @@ async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> Api
     }
     // Breaker state shows in the serving entities' state messages.
     let now = std::time::Instant::now();
+    let alone = out.config.as_ref().and_then(|c| c.served_entities.as_ref()).is_some_and(|v| v.len() == 1);
     for entity in out.config.iter_mut().flat_map(|c| c.served_entities.iter_mut().flatten()) {
         let name = entity.spec.name.clone().unwrap_or_default();
         let note = match app.breakers.status(&e.id, &name, now) {
             crate::policy::breaker::Status::Open(d) => Some(format!(
-                "Circuit breaker open for another {}s after repeated upstream failures; traffic goes to other entities.",
-                d.as_secs().max(1)
+                "Circuit breaker open for another {}s after repeated upstream failures; {}",
+                d.as_secs().max(1),
+                if alone {
+                    "it is the only entity, so queries still reach it."
+                } else {
+                    "traffic goes to other entities."
+                }
             )),
             crate::policy::breaker::Status::HalfOpen => {
                 Some("Circuit breaker half-open: the next request probes the upstream.".to_string())
+            }
+            crate::policy::breaker::Status::Probing => {
+                Some("Circuit breaker half-open: a probe request is in flight.".to_string())
             }
             crate::policy::breaker::Status::Closed => None,
         };

@@ -17,7 +17,6 @@ use modelgate_wire::{
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::policy::breaker::Status;
 use crate::state::AppState;
 use crate::telemetry::recent::{History, Totals};
 
@@ -298,7 +297,7 @@ async fn evaluate(
                 let t = std::time::Instant::now();
                 for ep in &endpoints {
                     for e in &ep.entities {
-                        if let Status::Open(_) | Status::HalfOpen = app.breakers.status(&ep.id, &e.name, t) {
+                        if app.breakers.status(&ep.id, &e.name, t).refusing() {
                             found.push((rule.clone(), Finding {
                                 id: id(&ep.name, &e.name),
                                 endpoint: Some(ep.name.clone()),

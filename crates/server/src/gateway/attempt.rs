@@ -44,6 +44,12 @@ pub(super) fn with_entity(mut resp: Response, entity: &str) -> Response {
 
 /// Tries served entities in plan order (or one entity with retries) until one answers. Nothing is
 /// retried once an answer has started: a stream that fails later ends with an error event.
+///
+/// Breakers move traffic, they never drop it when there is nowhere to move it: an entity that is
+/// the only one the query could go to is called whatever its breaker says (as a load balancer's
+/// panic threshold does), and its result still closes or opens the breaker. A query whose every
+/// entity is refused by its breaker is answered at once, with the time until the first one
+/// probes again. The retries of one query count as one failure.
 pub(super) async fn route(
     app: &AppState,
     ep: &LiveEndpoint,
@@ -54,15 +60,39 @@ pub(super) async fn route(
 ) -> Response {
     let shares: Vec<Share> = ep.entities.iter().map(Share::of).collect();
     let fallback = ep.ai_gateway.as_ref().and_then(|g| g.fallback_config.as_ref()).is_some_and(|f| f.enabled);
-    let Plan { order, failover } = plan(&shares, fallback, &mut fastrand::Rng::new());
+    let Plan { order, failover, detour } = plan(&shares, fallback, &mut fastrand::Rng::new());
     let policy = app.retries;
     let Some(&first) = order.first() else {
         return ApiError::BadRequest(format!("Endpoint '{}' has no served entity.", ep.name)).into_response();
     };
-    let attempts: Vec<usize> = if failover { order } else { vec![first; 1 + policy.retries as usize] };
+    let servable = |i: &usize| ep.entities.get(*i).is_some_and(|e| e.adapter.is_ok());
+    let reachable = if failover {
+        order.iter().filter(|i| servable(i)).count()
+    } else {
+        1 + detour.iter().filter(|i| servable(i)).count()
+    };
+    let alone = reachable <= 1;
+    let attempts: Vec<usize> = if failover {
+        order
+    } else {
+        // The split's pick, or the next entity of the split whose breaker takes the query.
+        let chosen = if alone || !servable(&first) {
+            Some(first)
+        } else {
+            std::iter::once(first)
+                .chain(detour.into_iter().filter(|i| servable(i)))
+                .find(|i| ep.entities.get(*i).is_some_and(|e| app.breakers.allow(&ep.id, &e.name, Instant::now())))
+        };
+        match chosen {
+            Some(i) => vec![i; 1 + policy.retries as usize],
+            None => return every_breaker_open(app, ep),
+        }
+    };
     let deadline = Instant::now() + app.timeouts.total;
     let mut last: Option<(usize, &'static str, ProviderError)> = None;
     let mut refused_by_breaker = false;
+    // Entities whose failure this query has already counted against their breaker.
+    let mut counted: Vec<usize> = Vec::new();
     for (n, idx) in attempts.into_iter().enumerate() {
         let Some(entity) = ep.entities.get(idx) else { continue };
         let adapter = match &entity.adapter {
@@ -88,7 +118,7 @@ pub(super) async fn route(
             }
             tokio::time::sleep(wait).await;
         }
-        if !app.breakers.allow(&ep.id, &entity.name, Instant::now()) {
+        if failover && !alone && !app.breakers.allow(&ep.id, &entity.name, Instant::now()) {
             refused_by_breaker = true;
             continue;
         }
@@ -102,9 +132,12 @@ pub(super) async fn route(
             }
             Err(e) if transient(&e) => {
                 app.metrics.upstream_error(&ep.name, &entity.name, adapter.provider(), &e);
-                if app.breakers.failure(&ep.id, &entity.name, retry_after(&e), Instant::now()) {
-                    tracing::warn!(endpoint = %ep.name, entity = %entity.name, "circuit breaker opened");
-                    app.events.push(&ep.id, &entity.name, "circuit breaker opened after repeated failures");
+                if !counted.contains(&idx) {
+                    counted.push(idx);
+                    if app.breakers.failure(&ep.id, &entity.name, retry_after(&e), Instant::now()) {
+                        tracing::warn!(endpoint = %ep.name, entity = %entity.name, "circuit breaker opened");
+                        app.events.push(&ep.id, &entity.name, "circuit breaker opened after repeated failures");
+                    }
                 }
                 last = Some((idx, adapter.provider(), e));
             }
@@ -120,30 +153,34 @@ pub(super) async fn route(
             let entity = ep.entities.get(idx).map_or("", |e| e.name.as_str());
             with_entity(ApiError::from_provider(provider, e).into_response(), entity)
         }
-        None if refused_by_breaker => {
-            let now = Instant::now();
-            let wait = ep
-                .entities
-                .iter()
-                .filter_map(|e| match app.breakers.status(&ep.id, &e.name, now) {
-                    crate::policy::breaker::Status::Open(d) => Some(d),
-                    _ => None,
-                })
-                .min()
-                .unwrap_or(Duration::from_secs(1));
-            ApiError::Upstream {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                code: "TEMPORARILY_UNAVAILABLE",
-                message: format!(
-                    "Every served entity of endpoint '{}' is unavailable: circuit breakers are open after repeated failures.",
-                    ep.name
-                ),
-                retry_after: Some(wait.as_secs().max(1)),
-            }
-            .into_response()
-        }
+        None if refused_by_breaker => every_breaker_open(app, ep),
         None => ApiError::BadRequest(format!("No served entity of endpoint '{}' can serve.", ep.name)).into_response(),
     }
+}
+
+/// The answer when every entity a query could go to is refused by its breaker: at once, with the
+/// time until the first one lets a probe through.
+fn every_breaker_open(app: &AppState, ep: &LiveEndpoint) -> Response {
+    let now = Instant::now();
+    let wait = ep
+        .entities
+        .iter()
+        .filter_map(|e| match app.breakers.status(&ep.id, &e.name, now) {
+            crate::policy::breaker::Status::Open(d) => Some(d),
+            _ => None,
+        })
+        .min()
+        .unwrap_or(Duration::from_secs(1));
+    ApiError::Upstream {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "TEMPORARILY_UNAVAILABLE",
+        message: format!(
+            "Every served entity of endpoint '{}' is unavailable: circuit breakers are open after repeated failures.",
+            ep.name
+        ),
+        retry_after: Some(wait.as_secs().max(1)),
+    }
+    .into_response()
 }
 
 pub(super) fn classify(e: reqwest::Error, secrets: &[String]) -> ProviderError {

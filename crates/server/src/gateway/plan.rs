@@ -28,6 +28,10 @@ pub(super) struct Plan {
     pub order: Vec<usize>,
     /// Whether a failure moves on to the next entity (else the first is retried).
     pub failover: bool,
+    /// Without fail-over: the other entities of the traffic split (weighted order), which take
+    /// the query if the first one's circuit breaker refuses it. A breaker moves traffic within
+    /// the split; it does not fail a query over.
+    pub detour: Vec<usize>,
 }
 
 /// A position drawn at random in proportion to `weights` (a negative weight counts as 0); the
@@ -63,7 +67,7 @@ fn weighted_order(shares: &[Share], mut indices: Vec<usize>, rng: &mut fastrand:
 pub(super) fn plan(shares: &[Share], fallback: bool, rng: &mut fastrand::Rng) -> Plan {
     let n = shares.len();
     if n == 0 {
-        return Plan { order: Vec::new(), failover: false };
+        return Plan { order: Vec::new(), failover: false, detour: Vec::new() };
     }
     if shares.iter().any(|s| s.priority.is_some()) {
         let mut tiers: std::collections::BTreeMap<i64, Vec<usize>> = std::collections::BTreeMap::new();
@@ -71,14 +75,16 @@ pub(super) fn plan(shares: &[Share], fallback: bool, rng: &mut fastrand::Rng) ->
             tiers.entry(s.priority.unwrap_or(i64::MAX)).or_default().push(i);
         }
         let order = tiers.into_values().flat_map(|tier| weighted_order(shares, tier, rng)).collect();
-        return Plan { order, failover: true };
+        return Plan { order, failover: true, detour: Vec::new() };
     }
     let split: Vec<i64> = shares.iter().map(|s| s.traffic_percentage).collect();
     let first = weighted_pick(&split, rng);
     if fallback {
-        Plan { order: (0..n).map(|k| (first + k) % n).collect(), failover: true }
+        Plan { order: (0..n).map(|k| (first + k) % n).collect(), failover: true, detour: Vec::new() }
     } else {
-        Plan { order: vec![first], failover: false }
+        let others = (0..n).filter(|i| *i != first && shares.get(*i).is_some_and(|s| s.traffic_percentage > 0));
+        let by_share: Vec<Share> = shares.iter().map(|s| Share { weight: s.traffic_percentage, ..*s }).collect();
+        Plan { order: vec![first], failover: false, detour: weighted_order(&by_share, others.collect(), rng) }
     }
 }
 
@@ -96,7 +102,10 @@ mod tests {
 
     #[test]
     fn no_entity_no_attempt() {
-        assert_eq!(plan(&[], true, &mut fastrand::Rng::with_seed(1)), Plan { order: vec![], failover: false });
+        assert_eq!(
+            plan(&[], true, &mut fastrand::Rng::with_seed(1)),
+            Plan { order: vec![], failover: false, detour: vec![] }
+        );
     }
 
     #[test]
@@ -115,11 +124,22 @@ mod tests {
     }
 
     #[test]
+    fn the_detour_is_the_rest_of_the_split_without_zero_shares() {
+        let mut rng = fastrand::Rng::with_seed(9);
+        for _ in 0..200 {
+            let p = plan(&split(&[50, 50, 0]), false, &mut rng);
+            let other = 1 - p.order[0];
+            assert_eq!(p.detour, vec![other], "{p:?}");
+        }
+        assert_eq!(plan(&split(&[100]), false, &mut rng).detour, Vec::<usize>::new());
+    }
+
+    #[test]
     fn fallback_tries_the_others_in_order_after_the_pick() {
         let mut rng = fastrand::Rng::with_seed(3);
         for _ in 0..100 {
             let p = plan(&split(&[0, 100, 0]), true, &mut rng);
-            assert_eq!(p, Plan { order: vec![1, 2, 0], failover: true });
+            assert_eq!(p, Plan { order: vec![1, 2, 0], failover: true, detour: vec![] });
         }
     }
 

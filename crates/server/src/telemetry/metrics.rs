@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::policy::breaker::{Breakers, Status};
+use crate::policy::breaker::Breakers;
 use crate::snapshot::Snapshot;
 use crate::telemetry::recent::Recent;
 
@@ -283,7 +283,7 @@ impl Metrics {
         self.breaker_open.clear();
         for ep in snapshot.endpoints.values() {
             for e in &ep.entities {
-                let open = !matches!(breakers.status(&ep.id, &e.name, now), Status::Closed);
+                let open = breakers.status(&ep.id, &e.name, now).refusing();
                 let labels = EntityLabels { endpoint_name: ep.name.clone(), served_entity: e.name.clone() };
                 self.breaker_open.get_or_create(&labels).set(i64::from(open));
             }

@@ -114,8 +114,48 @@ async fn server_errors_fail_over_only_when_fallback_is_enabled() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+fn breaker_note(e: &Value, entity: &str) -> String {
+    e["config"]["served_entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == entity)
+        .and_then(|s| s["state"]["deployment_state_message"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[tokio::test]
-async fn all_breakers_open_answers_503_with_retry_after() {
+async fn all_breakers_open_answers_503_at_once_with_retry_after() {
+    let (a, a_url) = mock().await;
+    let (b, b_url) = mock().await;
+    let t = server(|c| {
+        c.breaker.failures = 2;
+        c.breaker.cooldown = Duration::from_secs(30);
+        c.retries.retries = 0;
+    })
+    .await;
+    create_ready(
+        &t,
+        json!({"name": "pair", "ai_gateway": {"fallback_config": {"enabled": true}}, "config": {
+        "served_entities": [mock_entity("a", &a_url, json!({})), mock_entity("b", &b_url, json!({}))]}}),
+    )
+    .await;
+    a.force_status.store(503, Ordering::SeqCst);
+    b.force_status.store(503, Ordering::SeqCst);
+    ask(&t, "pair").await;
+    ask(&t, "pair").await;
+    let before = chat_requests(&a) + chat_requests(&b);
+    let started = std::time::Instant::now();
+    let (s, _, body) = ask(&t, "pair").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("circuit breakers are open"));
+    assert_eq!(chat_requests(&a) + chat_requests(&b), before, "open breakers send the upstreams nothing");
+    assert!(started.elapsed() < Duration::from_millis(500), "no wait: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_single_entity_is_never_cut_off_by_its_breaker() {
     let (a, a_url) = mock().await;
     let t = server(|c| {
         c.breaker.failures = 2;
@@ -128,11 +168,98 @@ async fn all_breakers_open_answers_503_with_retry_after() {
     a.force_status.store(503, Ordering::SeqCst);
     ask(&t, "solo").await;
     ask(&t, "solo").await;
+    let (_, e) = t.get(&format!("{SE}/solo")).await;
+    assert!(breaker_note(&e, "only").contains("Circuit breaker open"), "{e}");
+
+    // The upstream recovers: the next query still reaches it (there is nowhere else to send it)
+    // and its success closes the breaker.
+    a.force_status.store(0, Ordering::SeqCst);
     let before = chat_requests(&a);
-    let (s, _, body) = ask(&t, "solo").await;
-    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("circuit breakers are open"));
-    assert_eq!(chat_requests(&a), before, "an open breaker sends the upstream nothing");
+    let (s, served, body) = ask(&t, "solo").await;
+    assert_eq!((s, served.as_deref()), (StatusCode::OK, Some("only")), "{body}");
+    assert_eq!(chat_requests(&a) - before, 1);
+    let (_, e) = t.get(&format!("{SE}/solo")).await;
+    assert!(!breaker_note(&e, "only").contains("Circuit breaker"), "{e}");
+}
+
+#[tokio::test]
+async fn the_retries_of_one_query_count_as_one_failure() {
+    let (a, a_url) = mock().await;
+    let (_b, b_url) = mock().await;
+    let t = server(|c| {
+        c.breaker.failures = 2;
+        c.breaker.cooldown = Duration::from_secs(30);
+        c.retries.retries = 2;
+        c.retries.backoff = Duration::from_millis(5);
+    })
+    .await;
+    let routes = json!({"routes": [{"served_entity_name": "a", "traffic_percentage": 100},
+                                   {"served_entity_name": "b", "traffic_percentage": 0}]});
+    create_ready(&t, json!({"name": "split", "config": {
+        "served_entities": [mock_entity("a", &a_url, json!({})), mock_entity("b", &b_url, json!({}))], "traffic_config": routes}}))
+    .await;
+    a.force_status.store(500, Ordering::SeqCst);
+    let before = chat_requests(&a);
+    let (s, _, _) = ask(&t, "split").await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY);
+    assert_eq!(chat_requests(&a) - before, 3, "the first attempt and two retries");
+    let (_, e) = t.get(&format!("{SE}/split")).await;
+    assert!(!breaker_note(&e, "a").contains("Circuit breaker"), "three failed calls of one query are one failure: {e}");
+}
+
+#[tokio::test]
+async fn an_open_breaker_moves_the_split_to_the_other_entities_and_a_new_config_resets_it() {
+    let (a, a_url) = mock().await;
+    let (b, b_url) = mock().await;
+    let t = server(|c| {
+        c.breaker.failures = 1;
+        c.breaker.cooldown = Duration::from_secs(30);
+        c.retries.retries = 0;
+    })
+    .await;
+    let routes = json!({"routes": [{"served_entity_name": "a", "traffic_percentage": 50},
+                                   {"served_entity_name": "b", "traffic_percentage": 50}]});
+    create_ready(&t, json!({"name": "half", "config": {
+        "served_entities": [mock_entity("a", &a_url, json!({})), mock_entity("b", &b_url, json!({}))], "traffic_config": routes.clone()}}))
+    .await;
+    a.force_status.store(500, Ordering::SeqCst);
+    // Until the split first picks a, which fails and opens a's breaker.
+    let mut opened = false;
+    for _ in 0..50 {
+        if ask(&t, "half").await.0 != StatusCode::OK {
+            opened = true;
+            break;
+        }
+    }
+    assert!(opened, "the split never picked a");
+    let before = chat_requests(&a);
+    for i in 0..20 {
+        let (s, served, body) = ask(&t, "half").await;
+        assert_eq!((s, served.as_deref()), (StatusCode::OK, Some("b")), "query {i}: {body}");
+    }
+    assert_eq!(chat_requests(&a), before, "a gets nothing while its breaker is open");
+    let _ = b;
+
+    // A new config for a (another backend) starts with a closed breaker.
+    let (fixed, fixed_url) = mock().await;
+    let (s, body) = t
+        .put(
+            &format!("{SE}/half/config"),
+            json!({"served_entities": [mock_entity("a", &fixed_url, json!({})), mock_entity("b", &b_url, json!({}))],
+                   "traffic_config": routes}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let e = t.wait_settled("half").await;
+    assert!(!breaker_note(&e, "a").contains("Circuit breaker"), "{e}");
+    let mut reached = false;
+    for _ in 0..50 {
+        if ask(&t, "half").await.1.as_deref() == Some("a") {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached && chat_requests(&fixed) > 0, "the replaced entity takes traffic again");
 }
 
 #[tokio::test]
