@@ -219,6 +219,10 @@ struct ServeArgs {
     /// How long audit records are kept.
     #[arg(long, env = "MODELGATE_AUDIT_RETENTION", value_parser = humantime::parse_duration, default_value = "365days")]
     audit_retention: Duration,
+    /// How long usage records are kept: the request log (`modelgate requests`), usage reports and
+    /// budget spend read them, so keep at least your longest budget period.
+    #[arg(long, env = "MODELGATE_USAGE_RETENTION", value_parser = humantime::parse_duration, default_value = "400days")]
+    usage_retention: Duration,
     /// Start even if the master key file can be read by other users (logs a warning instead).
     #[arg(long, env = "MODELGATE_ALLOW_INSECURE_KEY_FILE")]
     allow_insecure_key_file: bool,
@@ -391,6 +395,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         },
         outbound: modelgate_core::outbound::OutboundPolicy::with(args.outbound_allow),
         audit_retention: args.audit_retention,
+        usage_retention: args.usage_retention,
         allow_insecure_key_file: args.allow_insecure_key_file,
     };
     let server = match modelgate_server::Server::start(config).await {

@@ -1,5 +1,7 @@
 //! The one place where failures become HTTP responses.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use modelgate_core::ValidationError;
@@ -136,7 +138,7 @@ impl ApiError {
     /// 400 (or 429 for rate limits, with `Retry-After`), its 5xx become 502/503/504, a connect
     /// failure 502, a timeout 504. The client's own credentials are never blamed: an upstream 401
     /// is reported as a 400 naming the provider.
-    pub fn from_provider(provider: &str, e: modelgate_providers::ProviderError) -> ApiError {
+    pub fn from_provider(origin: &Origin<'_>, e: modelgate_providers::ProviderError) -> ApiError {
         use modelgate_providers::ProviderError as P;
         let upstream = |status: StatusCode, code, message: String, retry_after| ApiError::Upstream {
             status,
@@ -147,7 +149,7 @@ impl ApiError {
         match e {
             P::Unsupported(m) => ApiError::InvalidParameter(m),
             P::Upstream { status, message, retry_after } => {
-                let text = format!("Provider '{provider}' answered HTTP {status}: {message}");
+                let text = format!("{origin} answered HTTP {status}: {message}");
                 match status {
                     429 => {
                         upstream(StatusCode::TOO_MANY_REQUESTS, "REQUEST_LIMIT_EXCEEDED", text, retry_after.or(Some(1)))
@@ -160,30 +162,43 @@ impl ApiError {
                     _ => upstream(StatusCode::BAD_GATEWAY, "BAD_GATEWAY", text, None),
                 }
             }
-            P::Connect(m) => upstream(
-                StatusCode::BAD_GATEWAY,
-                "BAD_GATEWAY",
-                format!("Could not reach provider '{provider}': {m}"),
-                None,
-            ),
-            P::Timeout(m) => upstream(
-                StatusCode::GATEWAY_TIMEOUT,
-                "DEADLINE_EXCEEDED",
-                format!("Provider '{provider}' timed out: {m}"),
-                None,
-            ),
+            P::Connect(m) => {
+                upstream(StatusCode::BAD_GATEWAY, "BAD_GATEWAY", format!("{origin} could not be reached: {m}"), None)
+            }
+            P::Timeout(m) => {
+                upstream(StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED", format!("{origin} timed out: {m}"), None)
+            }
             P::TooLarge(m) => upstream(
                 StatusCode::BAD_GATEWAY,
                 "BAD_GATEWAY",
-                format!("Provider '{provider}' sent too much: {m} (see --max-upstream-body)"),
+                format!("{origin} sent too much: {m} (see --max-upstream-body)"),
                 None,
             ),
-            P::BadResponse(m) => upstream(
-                StatusCode::BAD_GATEWAY,
-                "BAD_GATEWAY",
-                format!("Provider '{provider}' sent an invalid answer: {m}"),
-                None,
-            ),
+            P::BadResponse(m) => {
+                upstream(StatusCode::BAD_GATEWAY, "BAD_GATEWAY", format!("{origin} sent an invalid answer: {m}"), None)
+            }
+        }
+    }
+}
+
+/// Where a provider failure happened, for its message: the served entity, its provider and the
+/// upstream host (never a full URL: it may carry credentials).
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The served entity's name (`served-model-name`).
+    pub entity: &'a str,
+    /// The provider.
+    pub provider: &'a str,
+    /// `host:port` of the upstream, once the request was built.
+    pub host: Option<&'a str>,
+}
+
+impl std::fmt::Display for Origin<'_> {
+    /// `Served entity 'east' (openai at api.openai.com:443)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.host {
+            Some(host) => write!(f, "Served entity '{}' ({} at {host})", self.entity, self.provider),
+            None => write!(f, "Served entity '{}' ({})", self.entity, self.provider),
         }
     }
 }
@@ -208,9 +223,14 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// The `error_code` of an error response, for the records the request leaves.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub &'static str);
+/// The `error_code` and message of an error response, for the records the request leaves.
+#[derive(Debug, Clone)]
+pub struct ErrorCode {
+    /// `error_code`.
+    pub code: &'static str,
+    /// `message`, as sent.
+    pub message: Arc<str>,
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -222,9 +242,10 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let recorded = ErrorCode { code, message: Arc::from(message.as_str()) };
         let body = ErrorBody { error_code: code.to_string(), message };
         let mut resp = (status, axum::Json(body)).into_response();
-        resp.extensions_mut().insert(ErrorCode(code));
+        resp.extensions_mut().insert(recorded);
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -265,7 +286,8 @@ mod tests {
     use super::*;
 
     fn mapped(e: P) -> (u16, &'static str, Option<u64>, String) {
-        match ApiError::from_provider("openai", e) {
+        let origin = Origin { entity: "east", provider: "openai", host: Some("api.openai.com:443") };
+        match ApiError::from_provider(&origin, e) {
             ApiError::Upstream { status, code, retry_after, message } => (status.as_u16(), code, retry_after, message),
             other => (other.status_and_code().0.as_u16(), other.status_and_code().1, None, other.to_string()),
         }
@@ -279,7 +301,10 @@ mod tests {
         assert_eq!(mapped(up(429, None)).2, Some(1), "a 429 always says when to come back");
         let (status, code, _, message) = mapped(up(401, None));
         assert_eq!((status, code), (400, "BAD_REQUEST"), "the provider refused our key, not the caller's token");
-        assert!(message.contains("Provider 'openai' answered HTTP 401"), "{message}");
+        assert!(
+            message.contains("Served entity 'east' (openai at api.openai.com:443) answered HTTP 401: why"),
+            "{message}"
+        );
         assert_eq!(mapped(up(404, None)).0, 400);
         assert_eq!(mapped(up(500, None)).0, 502);
         assert_eq!(mapped(up(503, Some(3))).0, 503);

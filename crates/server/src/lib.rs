@@ -75,6 +75,8 @@ pub struct ServerConfig {
     pub outbound: modelgate_core::outbound::OutboundPolicy,
     /// How long audit records are kept.
     pub audit_retention: Duration,
+    /// How long usage records (the request log, usage reports, budget spend) are kept.
+    pub usage_retention: Duration,
     /// Start even if the master key file is readable by other users (with a warning).
     pub allow_insecure_key_file: bool,
 }
@@ -97,6 +99,7 @@ impl Default for ServerConfig {
             limits: Default::default(),
             outbound: Default::default(),
             audit_retention: Duration::from_secs(365 * 24 * 3600),
+            usage_retention: Duration::from_secs(400 * 24 * 3600),
             allow_insecure_key_file: false,
         }
     }
@@ -249,8 +252,8 @@ impl Server {
         let deployer = tokio::spawn(deployer::run(app.clone(), jobs, config.deploy_delay, stop_rx.clone()));
         let retention = tokio::spawn(background::retention::inference(app.clone(), stop_rx.clone()));
         let alerting = tokio::spawn(alerts::run(app.clone(), config.alert_interval, stop_rx.clone()));
-        let audit_retention =
-            tokio::spawn(background::retention::audit(app.clone(), config.audit_retention, stop_rx.clone()));
+        let keep = background::retention::Retention { audit: config.audit_retention, requests: config.usage_retention };
+        let audit_retention = tokio::spawn(background::retention::records(app.clone(), keep, stop_rx.clone()));
         let metrics = app.metrics.clone();
         let gate = http::limits::Gate::new(config.limits, metrics.clone());
         let router = routes::router(app, gate.clone());

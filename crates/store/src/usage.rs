@@ -64,6 +64,74 @@ pub struct UsageRecord {
     pub cost_usd: f64,
     /// Price table version used; `None` if the model had no price.
     pub price_version: Option<String>,
+    /// The provider's HTTP status of the last upstream attempt, if one answered with an error.
+    pub upstream_status: Option<i64>,
+    /// The error sent to the client (credentials and URLs already redacted), at most 1000 bytes.
+    pub error_message: Option<String>,
+    /// Upstream calls made (retries and fail-overs included).
+    pub attempts: i64,
+    /// The served entities called, in order, comma-separated; `None` if none was.
+    pub entities_tried: Option<String>,
+}
+
+fn record_of(r: &sqlx::sqlite::SqliteRow) -> UsageRecord {
+    UsageRecord {
+        request_id: r.get("request_id"),
+        client_request_id: r.get("client_request_id"),
+        request_time: r.get("request_time"),
+        endpoint_id: r.get("endpoint_id"),
+        endpoint_name: r.get("endpoint_name"),
+        served_entity: r.get("served_entity"),
+        provider: r.get("provider"),
+        model: r.get("model"),
+        requester: r.get("requester"),
+        requester_id: r.get("requester_id"),
+        status_code: r.get("status_code"),
+        error_code: r.get("error_code"),
+        streaming: r.get("streaming"),
+        input_tokens: r.get("input_tokens"),
+        output_tokens: r.get("output_tokens"),
+        cached_input_tokens: r.get("cached_input_tokens"),
+        cache_write_tokens: r.get("cache_write_tokens"),
+        reasoning_tokens: r.get("reasoning_tokens"),
+        latency_ms: r.get("latency_ms"),
+        ttft_ms: r.get("ttft_ms"),
+        usage_context: r.get("usage_context"),
+        tags: r.get("tags"),
+        cost_usd: r.get("cost_usd"),
+        price_version: r.get("price_version"),
+        upstream_status: r.get("upstream_status"),
+        error_message: r.get("error_message"),
+        attempts: r.get("attempts"),
+        entities_tried: r.get("entities_tried"),
+    }
+}
+
+/// Which requests a request-log search returns; every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    /// Inclusive start, ms.
+    pub start: i64,
+    /// Exclusive end, ms.
+    pub end: i64,
+    /// Only this endpoint (by name).
+    pub endpoint: Option<String>,
+    /// Only these endpoints (`None`: all); with `or_requester_id`, also that caller's requests.
+    pub endpoints: Option<Vec<String>>,
+    /// Requests of this caller pass `endpoints` too.
+    pub or_requester_id: Option<String>,
+    /// Only this requester (user name or application id).
+    pub requester: Option<String>,
+    /// Only statuses in `[from, to]` (a class: 400..=499).
+    pub status: Option<(i64, i64)>,
+    /// Only this error code.
+    pub error_code: Option<String>,
+    /// Only requests that failed (status ≥ 400 or a stream that ended with an error).
+    pub failed_only: bool,
+    /// Requests older than this id only (paging: the last id of the previous page).
+    pub before_id: Option<String>,
+    /// At most this many, newest first.
+    pub limit: i64,
 }
 
 /// What a report groups by.
@@ -225,15 +293,15 @@ impl UsageDb {
     /// Writes records in one transaction; a record whose id exists already is skipped.
     pub async fn insert(&self, records: &[UsageRecord]) -> Result<()> {
         let mut tx = self.db.writer.begin().await?;
-        // Several rows per statement: every statement is a round trip to SQLite's thread. 24
-        // columns × 40 rows stays under the smallest bound-parameter limit SQLite builds use (999),
-        // and at most 40 statement shapes exist, so all stay prepared in the statement cache.
-        for chunk in records.chunks(40) {
+        // Several rows per statement: every statement is a round trip to SQLite's thread. 28
+        // columns × 35 rows stays under the smallest bound-parameter limit SQLite builds use (999),
+        // and at most 35 statement shapes exist, so all stay prepared in the statement cache.
+        for chunk in records.chunks(35) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT OR IGNORE INTO usage (request_id, client_request_id, request_time, endpoint_id, endpoint_name, \
                  served_entity, provider, model, requester, requester_id, status_code, error_code, streaming, input_tokens, \
                  output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, usage_context, \
-                 tags, cost_usd, price_version) ",
+                 tags, cost_usd, price_version, upstream_status, error_message, attempts, entities_tried) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.request_id)
@@ -259,7 +327,11 @@ impl UsageDb {
                     .push_bind(&r.usage_context)
                     .push_bind(&r.tags)
                     .push_bind(r.cost_usd)
-                    .push_bind(&r.price_version);
+                    .push_bind(&r.price_version)
+                    .push_bind(r.upstream_status)
+                    .push_bind(&r.error_message)
+                    .push_bind(r.attempts)
+                    .push_bind(&r.entities_tried);
             });
             q.build().execute(&mut *tx).await?;
         }
@@ -279,35 +351,62 @@ impl UsageDb {
         .bind(endpoint)
         .fetch_all(&self.db.reader)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| UsageRecord {
-                request_id: r.get("request_id"),
-                client_request_id: r.get("client_request_id"),
-                request_time: r.get("request_time"),
-                endpoint_id: r.get("endpoint_id"),
-                endpoint_name: r.get("endpoint_name"),
-                served_entity: r.get("served_entity"),
-                provider: r.get("provider"),
-                model: r.get("model"),
-                requester: r.get("requester"),
-                requester_id: r.get("requester_id"),
-                status_code: r.get("status_code"),
-                error_code: r.get("error_code"),
-                streaming: r.get("streaming"),
-                input_tokens: r.get("input_tokens"),
-                output_tokens: r.get("output_tokens"),
-                cached_input_tokens: r.get("cached_input_tokens"),
-                cache_write_tokens: r.get("cache_write_tokens"),
-                reasoning_tokens: r.get("reasoning_tokens"),
-                latency_ms: r.get("latency_ms"),
-                ttft_ms: r.get("ttft_ms"),
-                usage_context: r.get("usage_context"),
-                tags: r.get("tags"),
-                cost_usd: r.get("cost_usd"),
-                price_version: r.get("price_version"),
-            })
-            .collect())
+        Ok(rows.iter().map(record_of).collect())
+    }
+
+    /// The request log: records matching `f`, newest first.
+    pub async fn requests(&self, f: &RequestFilter) -> Result<Vec<UsageRecord>> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM usage WHERE request_time >= ");
+        sql.push_bind(f.start).push(" AND request_time < ").push_bind(f.end);
+        if let Some(e) = &f.endpoint {
+            sql.push(" AND endpoint_name = ").push_bind(e.clone());
+        }
+        if let Some(eps) = &f.endpoints {
+            sql.push(" AND (endpoint_name IN (SELECT value FROM json_each(")
+                .push_bind(serde_json::to_string(eps).unwrap_or_else(|_| "[]".into()))
+                .push("))");
+            if let Some(id) = &f.or_requester_id {
+                sql.push(" OR requester_id = ").push_bind(id.clone());
+            }
+            sql.push(")");
+        }
+        if let Some(r) = &f.requester {
+            sql.push(" AND requester = ").push_bind(r.clone());
+        }
+        if let Some((from, to)) = f.status {
+            sql.push(" AND status_code BETWEEN ").push_bind(from).push(" AND ").push_bind(to);
+        }
+        if let Some(c) = &f.error_code {
+            sql.push(" AND error_code = ").push_bind(c.clone());
+        }
+        if f.failed_only {
+            sql.push(" AND (status_code >= 400 OR error_code IS NOT NULL)");
+        }
+        if let Some(id) = &f.before_id {
+            sql.push(" AND request_id < ").push_bind(id.clone());
+        }
+        sql.push(" ORDER BY request_id DESC LIMIT ").push_bind(f.limit);
+        let rows = sql.build().fetch_all(&self.db.reader).await?;
+        Ok(rows.iter().map(record_of).collect())
+    }
+
+    /// One record by its request id, or by the client's `client_request_id` (the newest).
+    pub async fn request(&self, id: &str) -> Result<Option<UsageRecord>> {
+        let row = sqlx::query(
+            "SELECT * FROM usage WHERE request_id = ?1 OR client_request_id = ?1 \
+             ORDER BY request_id = ?1 DESC, request_id DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&self.db.reader)
+        .await?;
+        Ok(row.as_ref().map(record_of))
+    }
+
+    /// Deletes records older than `before` ms; returns how many.
+    pub async fn delete_before(&self, before: i64) -> Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM usage WHERE request_time < ?").bind(before).execute(&self.db.writer).await?;
+        Ok(done.rows_affected())
     }
 
     /// Aggregates records by time bucket and dimensions.

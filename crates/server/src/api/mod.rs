@@ -11,6 +11,7 @@ pub(crate) mod observability;
 pub(crate) mod openapi;
 pub(crate) mod permissions;
 pub(crate) mod render;
+pub(crate) mod requests;
 pub(crate) mod scim;
 pub(crate) mod secrets;
 pub(crate) mod tokens;

@@ -1,4 +1,4 @@
-//! Retention: inference-table payloads past their endpoint's retention, and audit records past the
+//! Retention: inference-table payloads past their endpoint's retention, usage records and audit records past the
 //! server's, are deleted hourly.
 
 use std::time::Duration;
@@ -34,14 +34,28 @@ pub async fn inference(app: AppState, mut stop: tokio::sync::watch::Receiver<boo
     }
 }
 
-/// Deletes audit records older than `retention`, now and then every hour.
-pub async fn audit(app: AppState, retention: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// How long the audit log and the request log (usage records) are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Audit records.
+    pub audit: Duration,
+    /// Usage records, which are the request log and the source of usage reports and budgets.
+    pub requests: Duration,
+}
+
+/// Deletes audit and usage records past their retention, now and then every hour.
+pub async fn records(app: AppState, keep: Retention, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let cutoff = |d: Duration| now_ms() - i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     loop {
-        let before = now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        match app.store.delete_audit_before(before).await {
+        match app.store.delete_audit_before(cutoff(keep.audit)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "audit records past their retention deleted"),
             Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+        }
+        match app.usage.db.delete_before(cutoff(keep.requests)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "usage records past their retention deleted"),
+            Err(e) => tracing::warn!(error = %e, "usage retention failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(3600)) => {}

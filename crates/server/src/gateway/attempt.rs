@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::query::QueryFacts;
 use super::settlement::Settlement;
-use crate::error::ApiError;
+use crate::error::{ApiError, Origin};
 use crate::snapshot::LiveEndpoint;
 use crate::state::AppState;
 
@@ -89,7 +89,9 @@ pub(super) async fn route(
         }
     };
     let deadline = Instant::now() + app.timeouts.total;
-    let mut last: Option<(usize, &'static str, ProviderError)> = None;
+    // The last transient failure: what the client gets if nothing answers, from which entity, and
+    // the upstream's Retry-After.
+    let mut last: Option<(ApiError, &String, Option<Duration>)> = None;
     let mut refused_by_breaker = false;
     // Entities whose failure this query has already counted against their breaker.
     let mut counted: Vec<usize> = Vec::new();
@@ -105,7 +107,7 @@ pub(super) async fn route(
         };
         if n > 0 && !failover {
             // Same entity again: wait as the upstream asked (up to the cap), else back off.
-            let wait = match last.as_ref().and_then(|(_, _, e)| retry_after(e)) {
+            let wait = match last.as_ref().and_then(|(_, _, r)| *r) {
                 Some(r) if r > policy.retry_after_cap => break,
                 Some(r) => r,
                 None => {
@@ -125,7 +127,14 @@ pub(super) async fn route(
         if let Some(o) = settlement.as_mut() {
             o.entity(entity, adapter.provider());
         }
-        match call(app, adapter.as_ref(), task, facts, body.clone(), deadline, settlement).await {
+        let mut host = None;
+        let attempt = Attempt { adapter: adapter.as_ref(), entity: &entity.name, task, facts, deadline };
+        let result = call(app, &attempt, body.clone(), &mut host, settlement).await;
+        if let (Err(ProviderError::Upstream { status, .. }), Some(o)) = (&result, settlement.as_mut()) {
+            o.upstream_status(*status);
+        }
+        let origin = Origin { entity: &entity.name, provider: adapter.provider(), host: host.as_deref() };
+        match result {
             Ok(resp) => {
                 app.breakers.success(&ep.id, &entity.name);
                 return with_entity(resp, &entity.name);
@@ -139,20 +148,18 @@ pub(super) async fn route(
                         app.events.push(&ep.id, &entity.name, "circuit breaker opened after repeated failures");
                     }
                 }
-                last = Some((idx, adapter.provider(), e));
+                let wait = retry_after(&e);
+                last = Some((ApiError::from_provider(&origin, e), &entity.name, wait));
             }
             Err(e) => {
                 app.metrics.upstream_error(&ep.name, &entity.name, adapter.provider(), &e);
                 app.breakers.release(&ep.id, &entity.name);
-                return with_entity(ApiError::from_provider(adapter.provider(), e).into_response(), &entity.name);
+                return with_entity(ApiError::from_provider(&origin, e).into_response(), &entity.name);
             }
         }
     }
     match last {
-        Some((idx, provider, e)) => {
-            let entity = ep.entities.get(idx).map_or("", |e| e.name.as_str());
-            with_entity(ApiError::from_provider(provider, e).into_response(), entity)
-        }
+        Some((error, entity, _)) => with_entity(error.into_response(), entity),
         None if refused_by_breaker => every_breaker_open(app, ep),
         None => ApiError::BadRequest(format!("No served entity of endpoint '{}' can serve.", ep.name)).into_response(),
     }
@@ -183,6 +190,8 @@ fn every_breaker_open(app: &AppState, ep: &LiveEndpoint) -> Response {
     .into_response()
 }
 
+/// A transport failure as a short reason: what went wrong, not the whole error chain (the host is
+/// named by the message around it; the URL never is, it may carry credentials).
 pub(super) fn classify(e: reqwest::Error, secrets: &[String]) -> ProviderError {
     let text = modelgate_providers::redact(&modelgate_providers::entra::without_url(&e), secrets);
     if e.is_builder() {
@@ -191,29 +200,67 @@ pub(super) fn classify(e: reqwest::Error, secrets: &[String]) -> ProviderError {
              HTTP headers cannot carry; put the secret again without it"
         ));
     }
-    if e.is_timeout() { ProviderError::Timeout(text) } else { ProviderError::Connect(text) }
+    if e.is_timeout() {
+        return ProviderError::Timeout(text);
+    }
+    let mut io_kind = None;
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+        }
+        cause = c.source();
+    }
+    let lower = text.to_ascii_lowercase();
+    let reason = match io_kind {
+        Some(std::io::ErrorKind::ConnectionRefused) => "connection refused".to_string(),
+        Some(std::io::ErrorKind::ConnectionReset) => "connection reset by the upstream".to_string(),
+        _ if lower.contains("dns error") || lower.contains("failed to lookup") => {
+            format!("the host name could not be resolved ({text})")
+        }
+        _ if lower.contains("certificate") || lower.contains("tls") => format!("the TLS handshake failed ({text})"),
+        _ => text,
+    };
+    ProviderError::Connect(reason)
 }
 
-/// One attempt against one entity. Errors are returned raw so the router can judge them.
+/// What one attempt against one entity needs besides the body.
+pub(super) struct Attempt<'a> {
+    /// The entity's adapter.
+    pub adapter: &'a dyn Adapter,
+    /// The entity's name, for messages.
+    pub entity: &'a str,
+    /// The query's task.
+    pub task: Task,
+    /// The query's own fields.
+    pub facts: &'a QueryFacts,
+    /// When the whole query must be done.
+    pub deadline: Instant,
+}
+
+/// One attempt against one entity. Errors are returned raw so the router can judge them; `host`
+/// is set to the upstream's `host:port` once the request is built.
 pub(super) async fn call(
     app: &AppState,
-    adapter: &dyn Adapter,
-    task: Task,
-    facts: &QueryFacts,
+    attempt: &Attempt<'_>,
     body: Body,
-    deadline: Instant,
+    host: &mut Option<String>,
     settlement: &mut Option<Settlement>,
 ) -> Result<Response, ProviderError> {
+    let Attempt { adapter, task, facts, deadline, .. } = *attempt;
     let stream = facts.stream;
     let include_usage = facts.include_usage();
     let options = ResponseOptions { embeddings_base64: facts.embeddings_base64() };
-    let request = adapter.request(&app.http, task, body, stream).await?;
+    let t = app.timeouts;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let (client, request) = adapter.request(&app.http, task, body, stream).await?.timeout(left).build_split();
+    let request = request.map_err(|e| classify(e, &adapter.secrets()))?;
+    let url = request.url();
+    *host = url.host_str().map(|h| format!("{h}:{}", url.port_or_known_default().unwrap_or(0)));
     if let Some(o) = settlement.as_mut() {
         o.sent();
     }
-    let t = app.timeouts;
-    let left = deadline.saturating_duration_since(Instant::now());
-    let sent = tokio::time::timeout(t.first_byte.min(left), request.timeout(left).send()).await;
+    let sent = tokio::time::timeout(t.first_byte.min(left), client.execute(request)).await;
     let upstream = match sent {
         Err(_) => {
             return Err(ProviderError::Timeout(format!(
@@ -242,7 +289,9 @@ pub(super) async fn call(
         let mut out = settlement.take().unwrap_or_default();
         out.accepted();
         out.streaming();
-        return Ok(stream_response(adapter.stream(task, include_usage), events, t.idle, adapter.secrets(), out));
+        let who = Origin { entity: attempt.entity, provider: adapter.provider(), host: host.as_deref() }.to_string();
+        let translator = adapter.stream(task, include_usage);
+        return Ok(stream_response(translator, events, t.idle, adapter.secrets(), who, out));
     }
     let read = modelgate_providers::body::read_capped(upstream, limits.max_upstream_body).await;
     // The provider did the work (and bills it) even if the answer then proves too large; an error

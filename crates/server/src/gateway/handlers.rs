@@ -28,8 +28,16 @@ pub async fn invocations(
 ) -> Response {
     match parse_body(&body) {
         Ok(b) => query(&app, &caller, &name, None, b, body).await,
-        Err(e) => e.into_response(),
+        Err(e) => refuse(&app, &caller, &name, e),
     }
+}
+
+/// A query refused before the pipeline: answered, and left in the request log.
+fn refuse(app: &AppState, caller: &Principal, name: &str, e: ApiError) -> Response {
+    let start = std::time::Instant::now();
+    let resp = e.into_response();
+    super::refused(app, caller, name, &resp, start);
+    resp
 }
 
 /// `POST .../chat/completions`
@@ -74,10 +82,11 @@ fn parse_body(body: &[u8]) -> ApiResult<Body> {
 async fn openai_route(app: &AppState, caller: &Principal, task: Task, body: Bytes) -> Response {
     let parsed = match parse_body(&body) {
         Ok(b) => b,
-        Err(e) => return e.into_response(),
+        Err(e) => return refuse(app, caller, "", e),
     };
     let Some(name) = parsed.get("model").and_then(Value::as_str).map(str::to_string) else {
-        return ApiError::invalid("model", "is required: the name of the serving endpoint to query").into_response();
+        let e = ApiError::invalid("model", "is required: the name of the serving endpoint to query");
+        return refuse(app, caller, "", e);
     };
     query(app, caller, &name, Some(task), parsed, body).await
 }

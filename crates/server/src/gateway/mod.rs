@@ -34,6 +34,7 @@ use modelgate_providers::{Body, Task};
 use crate::error::{ApiError, ErrorCode};
 use crate::snapshot::Principal;
 use crate::state::AppState;
+use modelgate_store::UsageRecord;
 use query::QueryFacts;
 use settlement::{Ledger, Settlement};
 
@@ -52,12 +53,14 @@ pub(super) async fn query(
     body: Body,
     raw: Bytes,
 ) -> Response {
+    let start = Instant::now();
     let facts = QueryFacts::read(&body);
-    // Only endpoints that exist leave records: unknown names must not grow the metrics.
+    // Only endpoints that exist leave full records: unknown names must not grow the metrics.
     let ledger = app.snapshot.load().endpoints.get(name).map(|ep| {
         let known = facts.as_ref().cloned().unwrap_or_default();
-        Ledger::new(app, ep.clone(), caller, &known, &body, raw, Instant::now())
+        Ledger::new(app, ep.clone(), caller, &known, &body, raw, start)
     });
+    let known = ledger.is_some();
     let mut settlement = Some(Settlement::new(ledger));
     let admitted = match facts {
         Ok(facts) => admit(app, caller, name, route_task, &facts, body, &mut settlement).await.map(|a| (a, facts)),
@@ -75,7 +78,32 @@ pub(super) async fn query(
     // An answer sent whole is settled here; a stream took its settlement along and settles when
     // it ends.
     if let Some(s) = settlement.take() {
-        s.settle(resp.status().as_u16(), resp.extensions().get::<ErrorCode>().map(|c| c.0));
+        s.settle(resp.status().as_u16(), resp.extensions().get::<ErrorCode>());
+    }
+    if !known {
+        refused(app, caller, name, &resp, start);
     }
     resp
+}
+
+/// Most characters of an endpoint name a refusal record keeps (the name may be anything).
+const MAX_RECORDED_NAME: usize = 200;
+
+/// Leaves a request-log record for a query refused before it reached an endpoint (a body that
+/// does not parse, an endpoint that does not exist): no metrics, no cost, so that a caller can
+/// still find out why it failed.
+pub(super) fn refused(app: &AppState, caller: &Principal, name: &str, resp: &Response, start: Instant) {
+    let error = resp.extensions().get::<ErrorCode>();
+    app.usage.record(UsageRecord {
+        request_id: uuid::Uuid::now_v7().to_string(),
+        request_time: modelgate_core::now_ms() - start.elapsed().as_millis() as i64,
+        endpoint_name: name.chars().take(MAX_RECORDED_NAME).collect(),
+        requester: caller.user_name.clone(),
+        requester_id: caller.id.clone(),
+        status_code: i64::from(resp.status().as_u16()),
+        error_code: error.map(|e| e.code.to_string()),
+        error_message: error.map(|e| e.message.chars().take(1000).collect()),
+        latency_ms: start.elapsed().as_secs_f64() * 1e3,
+        ..Default::default()
+    });
 }

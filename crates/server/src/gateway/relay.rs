@@ -32,7 +32,7 @@ impl StreamFailure {
                 (status.as_u16(), code, "guardrail", e.to_string())
             }
         };
-        settlement.stream_failed(status, code);
+        settlement.stream_failed(status, code, &message);
         let payload = json!({"error": {"message": message, "type": kind, "code": code}});
         Bytes::from(format!("data: {payload}\n\n"))
     }
@@ -58,6 +58,7 @@ pub(super) fn stream_response(
     mut events: EventStream,
     idle: Duration,
     secrets: Vec<String>,
+    who: String,
     mut settlement: Settlement,
 ) -> Response {
     let body = async_stream::stream! {
@@ -65,14 +66,14 @@ pub(super) fn stream_response(
             let next = tokio::time::timeout(idle, events.next()).await;
             let (items, at_end) = match next {
                 Err(_) => {
-                    let why = format!("the provider sent nothing for {}; the answer is incomplete", humantime::format_duration(idle));
+                    let why = format!("{who} sent nothing for {}; the answer is incomplete", humantime::format_duration(idle));
                     yield Ok::<Bytes, std::io::Error>(StreamFailure::Upstream(504, why).end(&mut settlement));
                     break;
                 }
                 Ok(None) => (translator.on_end(), true),
                 Ok(Some(Err(e))) => {
                     let reason = modelgate_providers::redact(&e.to_string(), &secrets);
-                    let why = format!("the provider stream broke: {reason}; the answer is incomplete");
+                    let why = format!("{who}: the stream broke: {reason}; the answer is incomplete");
                     yield Ok(StreamFailure::Upstream(502, why).end(&mut settlement));
                     break;
                 }
@@ -106,7 +107,7 @@ pub(super) fn stream_response(
                     }
                     StreamItem::Usage(d) => settlement.usage_chunk(&d),
                     StreamItem::Error(m) => {
-                        let why = modelgate_providers::redact(&m, &secrets);
+                        let why = format!("{who} reported an error: {}", modelgate_providers::redact(&m, &secrets));
                         yield Ok(StreamFailure::Upstream(502, why).end(&mut settlement));
                         finished = true;
                         break;
@@ -117,7 +118,7 @@ pub(super) fn stream_response(
                 break;
             }
             if at_end {
-                let why = "the provider closed the stream before it finished; the answer is incomplete".to_string();
+                let why = format!("{who} closed the stream before it finished; the answer is incomplete");
                 yield Ok(StreamFailure::Upstream(502, why).end(&mut settlement));
                 break;
             }

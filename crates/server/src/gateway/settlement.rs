@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::query::QueryFacts;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::policy::budgets::Budgets;
 use crate::policy::counters::Counters;
 use crate::policy::guardrails::OutputGuard;
@@ -237,12 +237,31 @@ impl Settlement {
         self.guard = guard;
     }
 
-    /// The served entity now trying to answer.
+    /// The served entity now trying to answer: one more upstream attempt.
     pub fn entity(&mut self, entity: &LiveEntity, provider: &str) {
         if let Some(l) = &mut self.ledger {
-            l.record.served_entity.clone_from(&entity.name);
-            l.record.provider = provider.to_string();
-            l.record.model = entity.external_model.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+            let r = &mut l.record;
+            r.attempts += 1;
+            match &mut r.entities_tried {
+                Some(tried) if tried.rsplit(',').next() == Some(entity.name.as_str()) => {}
+                Some(tried) => {
+                    tried.push(',');
+                    tried.push_str(&entity.name);
+                }
+                None => r.entities_tried = Some(entity.name.clone()),
+            }
+            if r.served_entity != entity.name {
+                r.served_entity.clone_from(&entity.name);
+                r.provider = provider.to_string();
+                r.model = entity.external_model.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+            }
+        }
+    }
+
+    /// The last attempt's provider answered with this error status.
+    pub fn upstream_status(&mut self, status: u16) {
+        if let Some(l) = &mut self.ledger {
+            l.record.upstream_status = Some(i64::from(status));
         }
     }
 
@@ -261,12 +280,13 @@ impl Settlement {
         self.status = 200;
     }
 
-    /// Settles a query answered whole (or refused) with `status` and `error_code`.
-    pub fn settle(mut self, status: u16, error_code: Option<&'static str>) {
+    /// Settles a query answered whole (or refused) with `status` and, if it failed, its error.
+    pub fn settle(mut self, status: u16, error: Option<&ErrorCode>) {
         self.status = status;
         self.ended = true;
-        if let Some(l) = &mut self.ledger {
-            l.record.error_code = error_code.map(str::to_string);
+        if let (Some(l), Some(e)) = (&mut self.ledger, error) {
+            l.record.error_code = Some(e.code.to_string());
+            l.record.error_message = Some(clip(&e.message));
         }
         self.record();
     }
@@ -277,10 +297,11 @@ impl Settlement {
     }
 
     /// A stream ended with an error event: `status` is the class it counts as.
-    pub fn stream_failed(&mut self, status: u16, error_code: &'static str) {
+    pub fn stream_failed(&mut self, status: u16, error_code: &'static str, message: &str) {
         self.ended = true;
         if let Some(l) = &mut self.ledger {
             l.stream_error = Some((status, error_code));
+            l.record.error_message = Some(clip(message));
         }
     }
 
@@ -419,6 +440,7 @@ impl Settlement {
             if !self.ended {
                 self.status = CLIENT_CLOSED;
                 r.error_code = Some(CLIENT_DISCONNECTED.to_string());
+                r.error_message = Some("The client closed the connection before the answer was complete.".into());
             }
             r.status_code = i64::from(self.status);
             if let Some((_, code)) = l.stream_error {
@@ -473,6 +495,21 @@ impl Settlement {
             l.sink.record(r);
         }
     }
+}
+
+/// Most bytes of an error message a record keeps.
+const MAX_RECORDED_MESSAGE: usize = 1000;
+
+/// `message` cut to [`MAX_RECORDED_MESSAGE`] bytes at a character boundary.
+fn clip(message: &str) -> String {
+    if message.len() <= MAX_RECORDED_MESSAGE {
+        return message.to_string();
+    }
+    let mut end = MAX_RECORDED_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", message.get(..end).unwrap_or_default())
 }
 
 /// A streamed answer as one chat completion, for the inference table.

@@ -247,7 +247,7 @@ pub async fn record(State(log): State<AuditLog>, req: Request, next: Next) -> Re
         summary: body.as_deref().and_then(summarize),
         path,
         status: i64::from(status.as_u16()),
-        error_code: resp.extensions().get::<ErrorCode>().map(|c| c.0.to_string()),
+        error_code: resp.extensions().get::<ErrorCode>().map(|c| c.code.to_string()),
     };
     if let Err(e) = log.store.append_audit(&entry).await {
         tracing::error!(error = %e, method = %entry.method, path = %entry.path, "could not write an audit record");

@@ -235,7 +235,12 @@ async fn upstream_errors_keep_their_class_and_hide_credentials() {
     dead["external_model"]["openai_config"]["openai_api_base"] = json!("http://127.0.0.1:9/v1");
     r.endpoint("dead", vec![dead]).await;
     let got = r.t.post("/serving-endpoints/dead/invocations", ask("x")).await;
-    assert_error(&got, StatusCode::BAD_GATEWAY, "BAD_GATEWAY", "Could not reach provider 'openai'");
+    assert_error(
+        &got,
+        StatusCode::BAD_GATEWAY,
+        "BAD_GATEWAY",
+        "Served entity 'gpt-4o' (openai at 127.0.0.1:9) could not be reached: connection refused",
+    );
 }
 
 #[tokio::test]

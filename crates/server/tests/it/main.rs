@@ -27,6 +27,7 @@ mod observability;
 mod outbound;
 mod permissions;
 mod ratelimits;
+mod requests;
 mod resilience;
 mod secret_acls;
 mod secrets_tokens;

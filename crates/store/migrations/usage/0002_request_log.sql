@@ -1,0 +1,7 @@
+-- The usage records double as the request log: why a query failed, where it went, how often.
+ALTER TABLE usage ADD COLUMN upstream_status INTEGER;   -- the provider's HTTP status of the last attempt
+ALTER TABLE usage ADD COLUMN error_message TEXT;        -- the error sent to the client, credentials redacted
+ALTER TABLE usage ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;  -- upstream calls made
+ALTER TABLE usage ADD COLUMN entities_tried TEXT;       -- served entities called, in order, comma-separated
+CREATE INDEX usage_by_time ON usage (request_time);
+CREATE INDEX usage_by_client_request_id ON usage (client_request_id) WHERE client_request_id IS NOT NULL;
