@@ -8,6 +8,7 @@ mod commands;
 mod identity;
 mod inference;
 mod profile;
+mod requests;
 mod usage;
 
 use std::net::SocketAddr;
@@ -113,6 +114,9 @@ enum Command {
     /// Usage and cost reports; re-pricing.
     #[command(subcommand)]
     Usage(usage::UsageCmd),
+    /// The request log: every query with its status and, for a failure, why.
+    #[command(subcommand)]
+    Requests(requests::RequestsCmd),
     /// Logged request and response payloads of an endpoint.
     #[command(subcommand)]
     InferenceTable(inference::InferenceCmd),
@@ -293,6 +297,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::AuditLog(a) => commands::audit_log(&client, a, output).await,
                     Command::Backends(c) => backends::run(&client, c, output).await,
                     Command::Usage(c) => usage::run(&client, c, output).await,
+                    Command::Requests(c) => requests::run(&client, c, output).await,
                     Command::InferenceTable(c) => inference::run(&client, c, output).await,
                     Command::Budgets(c) => budgets::run(&client, c, output).await,
                     Command::Alerts(c) => alerts::run(&client, c, output).await,

@@ -518,6 +518,19 @@ fn inference_table_query_and_export_to_jsonl_and_parquet() {
     let failed: serde_json::Value = serde_json::from_str(&failed).unwrap();
     assert_eq!(failed["records"].as_array().unwrap().len(), 1, "{failed}");
 
+    // The request log says why the failed query failed.
+    let log = ok(run(&["requests", "list", "--endpoint", "logged", "--status", "error"], None));
+    assert!(log.contains("(upstream 500)") && log.contains("Served entity 'a'"), "{log}");
+    assert_eq!(log.matches("logged").count(), 1, "only the failed query: {log}");
+    let listed = ok(run(&["requests", "list", "-o", "json", "--since", "1h"], None));
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["requests"].as_array().unwrap().len(), 3, "{listed}");
+    let id = listed["requests"][0]["request_id"].as_str().unwrap();
+    let one: serde_json::Value = serde_json::from_str(&ok(run(&["requests", "get", id], None))).unwrap();
+    assert_eq!(one["request_id"], id);
+    let bad = run(&["requests", "list", "--status", "teapot"], None);
+    assert!(!bad.status.success() && text(&bad).1.contains("status"), "{}", text(&bad).1);
+
     let jsonl = env.dir.path().join("out.jsonl");
     ok(run(&["inference-table", "export", "logged", "--out", jsonl.to_str().unwrap()], None));
     assert_eq!(std::fs::read_to_string(&jsonl).unwrap().lines().count(), 3);
