@@ -50,11 +50,11 @@ pub enum RequestsCmd {
 /// Status and, for a failure, its code and upstream status: `502 BAD_GATEWAY (upstream 500)`.
 fn outcome(r: &Value) -> String {
     let mut out = s(at(r, "/status_code"));
-    if let Some(code) = r["error_code"].as_str() {
+    if let Some(code) = at(r, "/error_code").as_str() {
         out.push(' ');
         out.push_str(code);
     }
-    if let Some(up) = r["upstream_status"].as_i64() {
+    if let Some(up) = at(r, "/upstream_status").as_i64() {
         out.push_str(&format!(" (upstream {up})"));
     }
     out
@@ -98,13 +98,13 @@ pub async fn run(client: &Client, cmd: RequestsCmd, output: Output) -> Result<()
                     s(at(r, "/requester")),
                     outcome(r),
                     s(at(r, "/attempts")),
-                    format!("{:.0}", r["latency_ms"].as_f64().unwrap_or(0.0)),
+                    format!("{:.0}", at(r, "/latency_ms").as_f64().unwrap_or(0.0)),
                     format!("{}/{}", s(at(r, "/input_tokens")), s(at(r, "/output_tokens"))),
-                    clip(r["error_message"].as_str().unwrap_or(""), 60),
+                    clip(at(r, "/error_message").as_str().unwrap_or(""), 60),
                 ]
             });
             if output != Output::Json
-                && let Some(next) = v["next_page_token"].as_str()
+                && let Some(next) = at(&v, "/next_page_token").as_str()
             {
                 println!("more: --page-token {next}");
             }
