@@ -9,7 +9,7 @@
 # Runs `modelgate serve` under callgrind (one tokio worker) in front of the mock upstream, sends
 # SMALL and then LARGE sequential keep-alive chat requests in two separate runs, and prints
 # (instructions(LARGE) - instructions(SMALL)) / (LARGE - SMALL): startup and shutdown cancel out.
-# Loopback only; needs valgrind, curl and python3.
+# Loopback only; needs valgrind, curl and python3. KEEP=DIR keeps the profiles for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,6 +58,8 @@ PY
   kill -TERM "$gw_pid"; wait "$gw_pid" || true
   kill "$mock_pid" 2>/dev/null || true
   grep -E '^(summary|totals):' "$work/cg.out" | head -1 | awk '{print $2}'
+  # KEEP=DIR keeps each run's callgrind profile (for callgrind_annotate) as DIR/cg-N.out.
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$work/cg.out" "$KEEP/cg-$n.out"; fi
   rm -rf "$work"
 }
 

@@ -56,6 +56,18 @@ pub struct LiveEntity {
     /// A hash of the entity's provider config and credentials: when it changes, the entity is a
     /// new backend and its circuit breaker starts afresh.
     pub fingerprint: u64,
+    /// Where its requests go, for messages: learnt from its first request (the host is fixed by
+    /// the config), so later requests do not format it again.
+    pub upstream: std::sync::OnceLock<Upstream>,
+}
+
+/// The upstream of a served entity, as messages name it.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `host:port`, never the URL (it may carry credentials).
+    pub host: String,
+    /// `Served entity 'east' (openai at api.openai.com:443)`.
+    pub label: Arc<str>,
 }
 
 /// One endpoint as the request path sees it.
@@ -329,6 +341,7 @@ fn live_entities(
             };
             LiveEntity {
                 fingerprint: fingerprint.finish(),
+                upstream: std::sync::OnceLock::new(),
                 adapter,
                 priority,
                 weight,

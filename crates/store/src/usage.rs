@@ -107,6 +107,12 @@ fn record_of(r: &sqlx::sqlite::SqliteRow) -> UsageRecord {
     }
 }
 
+/// The smallest UUIDv7 (as text) of millisecond `ms`: its first 48 bits are the time.
+fn uuid_v7_floor(ms: i64) -> String {
+    let ms = ms.clamp(0, (1 << 48) - 1) as u64;
+    format!("{:08x}-{:04x}-0000-0000-000000000000", ms >> 16, ms & 0xffff)
+}
+
 /// Which requests a request-log search returns; every set field must match.
 #[derive(Debug, Clone, Default)]
 pub struct RequestFilter {
@@ -356,8 +362,17 @@ impl UsageDb {
 
     /// The request log: records matching `f`, newest first.
     pub async fn requests(&self, f: &RequestFilter) -> Result<Vec<UsageRecord>> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM usage WHERE request_time >= ");
-        sql.push_bind(f.start).push(" AND request_time < ").push_bind(f.end);
+        // The time range as a range of the (time-ordered) primary key, so no index on time is
+        // needed: an id is drawn within a few ms of request_time, so a second of slack either
+        // side, then the exact bounds on request_time.
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM usage WHERE request_id >= ");
+        sql.push_bind(uuid_v7_floor(f.start.saturating_sub(1000)))
+            .push(" AND request_id < ")
+            .push_bind(uuid_v7_floor(f.end.saturating_add(1000)))
+            .push(" AND request_time >= ")
+            .push_bind(f.start)
+            .push(" AND request_time < ")
+            .push_bind(f.end);
         if let Some(e) = &f.endpoint {
             sql.push(" AND endpoint_name = ").push_bind(e.clone());
         }
@@ -402,10 +417,13 @@ impl UsageDb {
         Ok(row.as_ref().map(record_of))
     }
 
-    /// Deletes records older than `before` ms; returns how many.
+    /// Deletes records older than `before` ms (by their time-ordered ids, to the millisecond);
+    /// returns how many.
     pub async fn delete_before(&self, before: i64) -> Result<u64> {
-        let done =
-            sqlx::query("DELETE FROM usage WHERE request_time < ?").bind(before).execute(&self.db.writer).await?;
+        let done = sqlx::query("DELETE FROM usage WHERE request_id < ?")
+            .bind(uuid_v7_floor(before))
+            .execute(&self.db.writer)
+            .await?;
         Ok(done.rows_affected())
     }
 

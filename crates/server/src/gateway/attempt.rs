@@ -1,6 +1,7 @@
 //! The attempts of a query: each planned entity in turn, with retries, breakers and fail-over,
 //! on the pooled client; the answer translated back.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -11,7 +12,7 @@ use serde_json::Value;
 use super::query::QueryFacts;
 use super::settlement::Settlement;
 use crate::error::{ApiError, Origin};
-use crate::snapshot::LiveEndpoint;
+use crate::snapshot::{LiveEndpoint, LiveEntity, Upstream};
 use crate::state::AppState;
 
 use super::SERVED_MODEL_HEADER;
@@ -127,13 +128,13 @@ pub(super) async fn route(
         if let Some(o) = settlement.as_mut() {
             o.entity(entity, adapter.provider());
         }
-        let mut host = None;
-        let attempt = Attempt { adapter: adapter.as_ref(), entity: &entity.name, task, facts, deadline };
-        let result = call(app, &attempt, body.clone(), &mut host, settlement).await;
+        let attempt = Attempt { adapter: adapter.as_ref(), entity, task, facts, deadline };
+        let result = call(app, &attempt, body.clone(), settlement).await;
         if let (Err(ProviderError::Upstream { status, .. }), Some(o)) = (&result, settlement.as_mut()) {
             o.upstream_status(*status);
         }
-        let origin = Origin { entity: &entity.name, provider: adapter.provider(), host: host.as_deref() };
+        let host = entity.upstream.get().map(|u| u.host.as_str());
+        let origin = Origin { entity: &entity.name, provider: adapter.provider(), host };
         match result {
             Ok(resp) => {
                 app.breakers.success(&ep.id, &entity.name);
@@ -228,8 +229,8 @@ pub(super) fn classify(e: reqwest::Error, secrets: &[String]) -> ProviderError {
 pub(super) struct Attempt<'a> {
     /// The entity's adapter.
     pub adapter: &'a dyn Adapter,
-    /// The entity's name, for messages.
-    pub entity: &'a str,
+    /// The entity (its name and upstream, for messages).
+    pub entity: &'a LiveEntity,
     /// The query's task.
     pub task: Task,
     /// The query's own fields.
@@ -238,13 +239,12 @@ pub(super) struct Attempt<'a> {
     pub deadline: Instant,
 }
 
-/// One attempt against one entity. Errors are returned raw so the router can judge them; `host`
-/// is set to the upstream's `host:port` once the request is built.
+/// One attempt against one entity. Errors are returned raw so the router can judge them. The
+/// entity learns its upstream host from its first built request.
 pub(super) async fn call(
     app: &AppState,
     attempt: &Attempt<'_>,
     body: Body,
-    host: &mut Option<String>,
     settlement: &mut Option<Settlement>,
 ) -> Result<Response, ProviderError> {
     let Attempt { adapter, task, facts, deadline, .. } = *attempt;
@@ -255,8 +255,12 @@ pub(super) async fn call(
     let left = deadline.saturating_duration_since(Instant::now());
     let (client, request) = adapter.request(&app.http, task, body, stream).await?.timeout(left).build_split();
     let request = request.map_err(|e| classify(e, &adapter.secrets()))?;
-    let url = request.url();
-    *host = url.host_str().map(|h| format!("{h}:{}", url.port_or_known_default().unwrap_or(0)));
+    let target = attempt.entity.upstream.get_or_init(|| {
+        let url = request.url();
+        let host = format!("{}:{}", url.host_str().unwrap_or("?"), url.port_or_known_default().unwrap_or(0));
+        let origin = Origin { entity: &attempt.entity.name, provider: adapter.provider(), host: Some(&host) };
+        Upstream { label: Arc::from(origin.to_string()), host }
+    });
     if let Some(o) = settlement.as_mut() {
         o.sent();
     }
@@ -289,7 +293,7 @@ pub(super) async fn call(
         let mut out = settlement.take().unwrap_or_default();
         out.accepted();
         out.streaming();
-        let who = Origin { entity: attempt.entity, provider: adapter.provider(), host: host.as_deref() }.to_string();
+        let who = target.label.clone();
         let translator = adapter.stream(task, include_usage);
         return Ok(stream_response(translator, events, t.idle, adapter.secrets(), who, out));
     }

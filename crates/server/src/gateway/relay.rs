@@ -58,7 +58,7 @@ pub(super) fn stream_response(
     mut events: EventStream,
     idle: Duration,
     secrets: Vec<String>,
-    who: String,
+    who: std::sync::Arc<str>,
     mut settlement: Settlement,
 ) -> Response {
     let body = async_stream::stream! {
