@@ -220,8 +220,6 @@ impl Adapter for OpenAiCompatible {
     }
 }
 
-/// OpenAI chunks go out as they came, minus anything that is not a `data:` event, and minus the
-/// usage chunk when only the gateway asked for it.
 /// Just enough of a chunk to tell a usage-only chunk.
 #[derive(serde::Deserialize)]
 struct UsageChunk {
@@ -231,6 +229,9 @@ struct UsageChunk {
     usage: Option<serde_json::Map<String, Value>>,
 }
 
+/// OpenAI chunks go out as they came, minus anything that is not a `data:` event, and minus the
+/// usage chunk when only the gateway asked for it. A server that sends usage unasked (some
+/// OpenAI-compatible ones do) is billed by it all the same: settlement reads every chunk's usage.
 struct PassThrough {
     hide_usage: bool,
 }

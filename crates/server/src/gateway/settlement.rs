@@ -196,6 +196,8 @@ pub struct Settlement {
     ledger: Option<Ledger>,
     /// Streamed (or unreported) output text, to count tokens when the provider reports none.
     streamed: String,
+    /// Why a streamed answer stopped (`stop`, `length`, `tool_calls`, ...), for the inference table.
+    finish_reason: Option<String>,
     reported: Option<Usage>,
     /// The request went to a provider: if the client leaves before the answer, it is billed.
     sent: bool,
@@ -217,6 +219,7 @@ impl Settlement {
             guard: None,
             ledger,
             streamed: String::new(),
+            finish_reason: None,
             reported: None,
             sent: false,
             accepted: false,
@@ -356,6 +359,15 @@ impl Settlement {
         if let Some(u) = Usage::of(&v) {
             self.reported = Some(u);
         }
+        if let Some(reason) = v
+            .get("choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find_map(|c| c.get("finish_reason").and_then(Value::as_str))
+        {
+            self.finish_reason = Some(reason.to_string());
+        }
         for t in choice_texts(&v) {
             if let Some(l) = &mut self.ledger
                 && l.first_token.is_none()
@@ -458,7 +470,12 @@ impl Settlement {
             if let Some(capture) = l.capture {
                 let response = match (&self.response, r.streaming && self.accepted) {
                     (Some(b), _) => Some(String::from_utf8_lossy(b).into_owned()),
-                    (None, true) => Some(streamed_answer(&self.streamed, &usage, r.error_code.as_deref())),
+                    (None, true) => Some(streamed_answer(
+                        &self.streamed,
+                        self.finish_reason.as_deref(),
+                        &usage,
+                        r.error_code.as_deref(),
+                    )),
                     (None, false) => r.error_code.as_ref().map(|c| serde_json::json!({"error_code": c}).to_string()),
                 };
                 let payload = PayloadRecord {
@@ -513,10 +530,10 @@ fn clip(message: &str) -> String {
 }
 
 /// A streamed answer as one chat completion, for the inference table.
-fn streamed_answer(text: &str, usage: &Usage, error: Option<&str>) -> String {
+fn streamed_answer(text: &str, finish_reason: Option<&str>, usage: &Usage, error: Option<&str>) -> String {
     let mut v = serde_json::json!({
         "object": "chat.completion", "streamed": true,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}],
         "usage": {"prompt_tokens": usage.input, "completion_tokens": usage.output, "total_tokens": usage.total()},
     });
     if let (Some(code), Some(o)) = (error, v.as_object_mut()) {

@@ -777,14 +777,30 @@ async fn every_provider_reports_upstream_failures_the_same_way() {
 /// asked for the usage chunk: Anthropic reports 5 input and 3 output tokens, Cohere bills 5 and
 /// 3 (its raw count is 60 input). Our tokenizer's estimate of these texts would differ.
 #[tokio::test]
-async fn translated_streams_are_billed_as_the_provider_reports() {
+async fn streams_are_billed_as_each_provider_reports() {
+    use modelgate_mock_upstream::{TEST_AWS_ACCESS_KEY_ID, TEST_AWS_SECRET_ACCESS_KEY};
     let r = rig().await;
     r.endpoint("claude", vec![r.anthropic("claude-3-5-sonnet")]).await;
     let cohere = json!({"external_model": {"provider": "cohere", "name": "command-r", "task": "llm/v1/chat",
                         "cohere_config": {"cohere_api_key": "{{secrets/llm/openai}}"}}});
     r.endpoint("co", vec![cohere]).await;
+    r.t.secret("gcp", "sa", &key_file(modelgate_mock_upstream::TEST_SERVICE_ACCOUNT_PRIVATE_KEY)).await;
+    let vertex = json!({"external_model": {"provider": "google-cloud-vertex-ai", "name": "gemini-2.0-flash",
+        "task": "llm/v1/chat", "google_cloud_vertex_ai_config": {"project_id": "proj", "region": "us-central1",
+        "private_key": "{{secrets/gcp/sa}}"}}});
+    r.endpoint("gem", vec![vertex]).await;
+    r.t.secret("aws", "id", TEST_AWS_ACCESS_KEY_ID).await;
+    r.t.secret("aws", "secret", TEST_AWS_SECRET_ACCESS_KEY).await;
+    let bedrock = json!({"external_model": {"provider": "amazon-bedrock", "name": "anthropic.claude-3-haiku-20240307-v1:0",
+        "task": "llm/v1/chat", "amazon_bedrock_config": {"aws_region": "us-east-1", "bedrock_provider": "anthropic",
+        "aws_access_key_id": "{{secrets/aws/id}}", "aws_secret_access_key": "{{secrets/aws/secret}}"}}});
+    r.endpoint("br", vec![bedrock]).await;
+    r.endpoint("gpt", vec![r.openai("gpt-4o", "llm/v1/chat")]).await;
+    // Every fake provider reports 5 input and 3 output tokens per answer; a tokenizer's estimate
+    // of these twelve words (and of the short echo) would be different.
     let words = "one two three four five six seven eight nine ten eleven twelve";
-    for name in ["claude", "co"] {
+    let names = ["claude", "co", "gem", "br", "gpt"];
+    for name in names {
         for include_usage in [false, true] {
             let body = json!({"messages": [{"role": "user", "content": words}], "stream": true,
                               "stream_options": {"include_usage": include_usage}});
@@ -807,7 +823,7 @@ async fn translated_streams_are_billed_as_the_provider_reports() {
     }
     let (s, report) = r.t.get("/api/2.0/usage?group_by=endpoint").await;
     assert_eq!(s, StatusCode::OK, "{report}");
-    for name in ["claude", "co"] {
+    for name in names {
         let row = report["rows"].as_array().unwrap().iter().find(|row| row["endpoint"] == name).unwrap();
         assert_eq!((row["input_tokens"].as_i64(), row["output_tokens"].as_i64()), (Some(10), Some(6)), "{name}: {row}");
     }

@@ -67,6 +67,9 @@ async fn queries_are_logged_with_request_response_and_status() {
     let response: Value = serde_json::from_str(streamed["response"].as_str().unwrap()).unwrap();
     assert_eq!(response["choices"][0]["message"]["content"], "echo: second one", "the stream, assembled");
     assert_eq!(response["streamed"], true);
+    assert_eq!(response["choices"][0]["finish_reason"], "stop", "{response}");
+    let usage = (response["usage"]["prompt_tokens"].as_i64(), response["usage"]["completion_tokens"].as_i64());
+    assert_eq!(usage, (Some(5), Some(3)), "the provider's counts, not an estimate: {response}");
 
     let failed = table(&t, "status=5xx").await;
     assert_eq!(failed.len(), 1);
