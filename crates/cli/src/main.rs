@@ -411,14 +411,20 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let host = format!("http://{}", server.addr);
     if let Some(token) = &server.new_admin_token {
-        // Printed straight to the terminal, not through the log, and only on the first start.
+        // Printed straight to the terminal, not through the log, and only once: the start after
+        // a start that never got here replaces it with a new one.
         println!(
             "\nCreated the admin user. Its token is shown this once; store it now:\n\n    \
-             export MODELGATE_TOKEN={token}\n"
+             export MODELGATE_HOST={host}\n    export MODELGATE_TOKEN={token}\n\n\
+             Lost it? See \"Recovering the admin token\" in docs/server.md.\n"
         );
+        if let Err(e) = server.admin_token_shown().await {
+            tracing::warn!(error = %e, "could not record that the admin token was shown; the next start shows a new one");
+        }
     }
-    println!("modelgate listening on http://{}", server.addr);
+    println!("modelgate listening on {host}");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     match server.shutdown().await {

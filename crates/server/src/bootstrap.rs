@@ -48,6 +48,12 @@ pub enum StartError {
         /// What is wrong.
         reason: String,
     },
+    /// Another server uses the data directory.
+    #[error("{0}")]
+    DataDirInUse(String),
+    /// `MODELGATE_ADMIN_TOKEN` is too weak to accept.
+    #[error("{0}")]
+    AdminToken(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -75,6 +81,10 @@ pub const USERS_GROUP: &str = "users";
 /// The built-in group whose members (and admins) may point endpoints at base URLs outside the
 /// server's outbound allow-list (see docs/security.md).
 pub const CUSTOM_BASE_URLS_GROUP: &str = "custom-base-urls";
+/// Name of the lock file inside the data directory.
+pub const LOCK_FILE: &str = "modelgate.lock";
+/// Fewest characters of an admin token given in `MODELGATE_ADMIN_TOKEN` (generated ones are longer).
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 /// Token id of the token taken from `MODELGATE_ADMIN_TOKEN`.
 const ENV_TOKEN_ID: &str = "admin-env";
 /// Plaintext sealed into `meta.key_check` to recognise the right master key.
@@ -99,6 +109,35 @@ pub fn data_dir(path: &Path) -> Result<(), StartError> {
         }
     }
     Ok(())
+}
+
+/// The data directory's lock: held while a server uses it, released when dropped (or when the
+/// process ends, however it ends).
+#[derive(Debug)]
+pub struct DirLock(#[allow(dead_code, reason = "held for its lock, never read")] std::fs::File);
+
+/// Locks the data directory for this process, or explains who holds it.
+pub fn lock(dir: &Path) -> Result<DirLock, StartError> {
+    let path = dir.join(LOCK_FILE);
+    let err = |source| StartError::DataDir { path: path.clone(), source };
+    let mut file =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(err)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let pid = holder.trim();
+            let who = if pid.is_empty() { String::new() } else { format!(" (process {pid})") };
+            return Err(StartError::DataDirInUse(format!(
+                "data directory {} is in use by another modelgate server{who}; stop it, or give this one its own --data-dir",
+                dir.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+    }
+    // The holder's pid, for the message above; the lock, not the file's content, is what counts.
+    let _ = file.set_len(0).and_then(|()| write!(file, "{}", std::process::id())).and_then(|()| file.flush());
+    Ok(DirLock(file))
 }
 
 /// Sets `mode` on `path` if group or others have any access, saying so.
@@ -248,6 +287,13 @@ pub async fn admin(store: &dyn Store, from_env: Option<&str>) -> Result<Option<S
         expires_at: None,
     };
     if let Some(value) = from_env {
+        if value.chars().count() < MIN_ADMIN_TOKEN_LEN {
+            return Err(StartError::AdminToken(format!(
+                "MODELGATE_ADMIN_TOKEN is {} characters long; use at least {MIN_ADMIN_TOKEN_LEN} random ones \
+                 (for example the output of `openssl rand -hex 24`)",
+                value.chars().count()
+            )));
+        }
         let hash = token::hash(value);
         let tokens = store.list_tokens(Some(&user.id)).await?;
         if !tokens.iter().any(|t| t.token_hash == hash) {
@@ -258,13 +304,33 @@ pub async fn admin(store: &dyn Store, from_env: Option<&str>) -> Result<Option<S
         }
         return Ok(None);
     }
-    if store.get_meta("admin_token_issued").await?.is_some() {
-        return Ok(None);
+    match store.get_meta(ADMIN_TOKEN_ISSUED).await?.as_deref().map(|v| v.strip_prefix(PENDING)) {
+        // Shown (the value is when).
+        Some(None) => return Ok(None),
+        // Issued but never shown (the start failed, or the process died, before it was printed):
+        // nobody knows it, so it is replaced by one that will be shown.
+        Some(Some(token_id)) => {
+            store.delete_token(token_id, None).await.or_else(|e| match e {
+                StoreError::NotFound(_) => Ok(()),
+                other => Err(other),
+            })?;
+        }
+        None => {}
     }
     let value = token::generate();
-    store.insert_token(&record(&value, token::random_hex(16), "admin token created on first start")).await?;
-    store.put_meta("admin_token_issued", &now_ms().to_string()).await?;
+    let token_id = token::random_hex(16);
+    store.insert_token(&record(&value, token_id.clone(), "admin token created on first start")).await?;
+    store.put_meta(ADMIN_TOKEN_ISSUED, &format!("{PENDING}{token_id}")).await?;
     Ok(Some(value))
+}
+
+/// Meta key: when the generated admin token was shown, or `pending:<token id>` until it is.
+const ADMIN_TOKEN_ISSUED: &str = "admin_token_issued";
+const PENDING: &str = "pending:";
+
+/// Records that the generated admin token was shown, so the next start does not replace it.
+pub async fn admin_token_shown(store: &dyn Store) -> Result<(), StoreError> {
+    store.put_meta(ADMIN_TOKEN_ISSUED, &now_ms().to_string()).await
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -279,4 +345,54 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     f.write_all(text.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelgate_store::SqliteStore;
+
+    async fn store(dir: &Path) -> SqliteStore {
+        let s = SqliteStore::open(&dir.join(DB_FILE)).await.unwrap();
+        s.migrate().await.unwrap();
+        s
+    }
+
+    #[tokio::test]
+    async fn an_admin_token_never_shown_is_replaced_on_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path()).await;
+        let first = admin(&s, None).await.unwrap().expect("a first token");
+        // The start died before printing it: the next start issues another and drops the first.
+        let second = admin(&s, None).await.unwrap().expect("a new token, since nobody saw the first");
+        assert_ne!(first, second);
+        let hashes: Vec<String> = s.list_tokens(None).await.unwrap().into_iter().map(|t| t.token_hash).collect();
+        assert!(!hashes.contains(&token::hash(&first)), "the unseen token no longer works");
+        assert!(hashes.contains(&token::hash(&second)));
+        admin_token_shown(&s).await.unwrap();
+        assert_eq!(admin(&s, None).await.unwrap(), None, "once shown, never again");
+        assert!(s.list_tokens(None).await.unwrap().iter().any(|t| t.token_hash == token::hash(&second)));
+    }
+
+    #[tokio::test]
+    async fn a_short_admin_token_is_refused_without_echoing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path()).await;
+        let err = admin(&s, Some("hunter2-hunter2")).await.unwrap_err().to_string();
+        assert!(err.contains("at least 32") && !err.contains("hunter2"), "{err}");
+        assert!(admin(&s, Some(&"x".repeat(MIN_ADMIN_TOKEN_LEN))).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn a_data_directory_is_locked_by_one_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock(dir.path()).unwrap();
+        let err = lock(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("in use by another modelgate server") && err.contains(&std::process::id().to_string()),
+            "{err}"
+        );
+        drop(held);
+        lock(dir.path()).expect("free again once released");
+    }
 }

@@ -109,8 +109,10 @@ impl Default for ServerConfig {
 pub struct Server {
     /// The bound address.
     pub addr: SocketAddr,
-    /// The admin token generated on first start, to be shown once.
+    /// The admin token generated on first start, to be shown once; call
+    /// [`Server::admin_token_shown`] once it was, or the next start replaces it with a new one.
     pub new_admin_token: Option<String>,
+    store: Arc<dyn Store>,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -131,16 +133,19 @@ struct Resources {
     inference: Arc<inference::InferenceSink>,
     usage_db: UsageDb,
     inference_db: InferenceDb,
+    /// Released last, once everything is written.
+    lock: bootstrap::DirLock,
 }
 
 impl Resources {
-    /// Writes what the sinks hold and closes the databases.
+    /// Writes what the sinks hold, closes the databases and releases the data directory.
     async fn close(self) {
         self.usage.flush().await;
         self.inference.flush().await;
         self.usage_db.close().await;
         self.inference_db.close().await;
         self.store.close().await;
+        drop(self.lock);
     }
 }
 
@@ -148,6 +153,7 @@ impl Assembly {
     /// Opens the store, checks the master key, migrates, builds the snapshot and the sinks.
     async fn new(config: &ServerConfig) -> Result<Assembly, StartError> {
         bootstrap::data_dir(&config.data_dir)?;
+        let lock = bootstrap::lock(&config.data_dir)?;
         let db_path = config.data_dir.join(bootstrap::DB_FILE);
         let database = |source| StartError::Database { what: "control-plane database", path: db_path.clone(), source };
         let sqlite = SqliteStore::open(&db_path).await.map_err(database)?;
@@ -230,23 +236,20 @@ impl Assembly {
                 queue.enqueue(&e.id, v);
             }
         }
-        let resources = Resources { store, usage, inference, usage_db, inference_db };
+        let resources = Resources { store, usage, inference, usage_db, inference_db, lock };
         Ok(Assembly { app, jobs, new_admin_token, resources })
     }
 }
 
 impl Server {
-    /// Opens the store, checks the master key, migrates, builds the snapshot, binds and serves.
+    /// Binds, locks the data directory, opens the store, checks the master key, migrates, builds
+    /// the snapshot and serves.
     pub async fn start(config: ServerConfig) -> Result<Server, StartError> {
-        let Assembly { app, jobs, new_admin_token, resources } = Assembly::new(&config).await?;
+        // Bound first: a first start that cannot listen must not create (and lose) the admin token.
         let bound = tokio::net::TcpListener::bind(config.listen).await.and_then(|s| Ok((s.local_addr()?, s)));
-        let (addr, socket) = match bound {
-            Ok(b) => b,
-            Err(source) => {
-                resources.close().await;
-                return Err(StartError::Bind { addr: config.listen, source });
-            }
-        };
+        let (addr, socket) = bound.map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let Assembly { app, jobs, new_admin_token, resources } = Assembly::new(&config).await?;
+        let store = resources.store.clone();
 
         let (stop, stop_rx) = watch::channel(false);
         let deployer = tokio::spawn(deployer::run(app.clone(), jobs, config.deploy_delay, stop_rx.clone()));
@@ -268,7 +271,12 @@ impl Server {
             served
         });
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "modelgate listening");
-        Ok(Server { addr, new_admin_token, stop, task })
+        Ok(Server { addr, new_admin_token, store, stop, task })
+    }
+
+    /// Records that [`Server::new_admin_token`] was shown to the operator.
+    pub async fn admin_token_shown(&self) -> Result<(), StartError> {
+        Ok(bootstrap::admin_token_shown(self.store.as_ref()).await?)
     }
 
     /// Stops accepting connections, lets in-flight requests and the current deployment finish,

@@ -1,6 +1,7 @@
 //! The `modelgate` binary end to end: `serve` as a child process and the client commands.
 
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
@@ -182,6 +183,71 @@ fn first_start_prints_an_admin_token_once() {
     ok(cli(&second.host, Some(&token), &["serving-endpoints", "list"], None, &env.config()));
     second.child.kill().unwrap();
     second.child.wait().unwrap();
+}
+
+/// Runs `modelgate serve` expecting it to refuse to start; returns what it printed.
+fn serve_refuses(data: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--data-dir"]).arg(data).args(args);
+    cmd.env_remove("MODELGATE_TOKEN").env_remove("MODELGATE_ADMIN_TOKEN").env_remove("MODELGATE_MASTER_KEY");
+    cmd.envs(envs.iter().copied());
+    let mut child = Killed(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the server started instead of refusing");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    if let Some(mut p) = child.0.stdout.take() {
+        p.read_to_string(&mut out).unwrap();
+    }
+    if let Some(mut p) = child.0.stderr.take() {
+        p.read_to_string(&mut out).unwrap();
+    }
+    assert!(!status.success(), "{out}");
+    out
+}
+
+/// Kills the child when dropped, pass or fail.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_failed_first_start_never_locks_the_admin_out() {
+    let env = Env::new();
+    // The port is taken: the first start fails before anything is created.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let out = serve_refuses(&env.data(), &["--listen", &port], &[]);
+    assert!(out.contains("cannot listen on") && !out.contains("MODELGATE_TOKEN="), "{out}");
+
+    // The next start that listens shows the token, with the host to use it with.
+    let mut first = spawn_server(&env.data(), &[]);
+    let out = first.output.lock().unwrap().clone();
+    let token =
+        out.split_whitespace().find_map(|w| w.strip_prefix("MODELGATE_TOKEN=")).expect("token printed").to_string();
+    assert!(out.contains(&format!("export MODELGATE_HOST={}", first.host)), "{out}");
+    ok(cli(&first.host, Some(&token), &["serving-endpoints", "list"], None, &env.config()));
+
+    // A second server on the same data directory refuses, naming the first.
+    let out = serve_refuses(&env.data(), &["--listen", "127.0.0.1:0"], &[]);
+    assert!(out.contains("is in use by another modelgate server"), "{out}");
+    ok(cli(&first.host, Some(&token), &["serving-endpoints", "list"], None, &env.config()));
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    // A weak admin token is refused, and not echoed.
+    let out = serve_refuses(&env.data(), &["--listen", "127.0.0.1:0"], &[("MODELGATE_ADMIN_TOKEN", "letmein-please")]);
+    assert!(out.contains("at least 32") && !out.contains("letmein-please"), "{out}");
 }
 
 #[test]
