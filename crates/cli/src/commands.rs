@@ -45,6 +45,13 @@ pub enum EndpointsCmd {
         /// Endpoint name.
         name: String,
     },
+    /// Send a minimal real query to every served entity and report, per entity, whether it is
+    /// reachable, accepts the credentials and knows the model, and how fast it answered; exits
+    /// non-zero if any entity failed: modelgate serving-endpoints test chat
+    Test {
+        /// Endpoint name.
+        name: String,
+    },
     /// Create an endpoint from a JSON body (see docs/api.md); NAME overrides the body's name.
     Create {
         /// Endpoint name.
@@ -410,6 +417,31 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
             });
         }
         Get { name } => print_json(&client.json(Method::GET, &format!("{SE}/{name}"), None).await?),
+        Test { name } => {
+            let v = client.json(Method::POST, &format!("{SE}/{name}/test"), Some(&json!({}))).await?;
+            let yes_no = |v: &Value| match v.as_bool() {
+                Some(true) => "yes".to_string(),
+                Some(false) => "NO".to_string(),
+                None => "?".to_string(),
+            };
+            let headers = ["Entity", "Provider", "Model", "Host", "Reachable", "Auth", "Model found", "ms", "Problem"];
+            print_list(&v, output, "served_entities", &headers, |e| {
+                vec![
+                    s(at(e, "/name")),
+                    s(at(e, "/provider")),
+                    s(at(e, "/model")),
+                    s(at(e, "/host")),
+                    yes_no(at(e, "/reachable")),
+                    yes_no(at(e, "/authenticated")),
+                    yes_no(at(e, "/model_exists")),
+                    format!("{:.0}", at(e, "/latency_ms").as_f64().unwrap_or(0.0)),
+                    s(at(e, "/message")),
+                ]
+            });
+            if at(&v, "/ok").as_bool() != Some(true) {
+                return Err(CliError::Usage(format!("endpoint '{name}': not every served entity answered")));
+            }
+        }
         Create { name, json, description, wait } => {
             let mut body = read_json(&json, name.is_none())?;
             if let Some(n) = name {

@@ -732,8 +732,23 @@ fn inference_table(c: &InferenceTableConfig, path: &str) -> Result<()> {
     Ok(())
 }
 
+/// Bounds of `health_check_config.interval_seconds`.
+pub const HEALTH_CHECK_INTERVAL_SECONDS: std::ops::RangeInclusive<u64> = 10..=86_400;
+
 /// Validates an `ai_gateway` block at `path`.
 pub fn ai_gateway(g: &AiGatewayConfig, path: &str) -> Result<()> {
+    if let Some(i) = g.health_check_config.as_ref().and_then(|h| h.interval_seconds)
+        && !HEALTH_CHECK_INTERVAL_SECONDS.contains(&i)
+    {
+        return Err(err(
+            format!("{}.interval_seconds", sub(path, "health_check_config")),
+            format!(
+                "must be {} to {} seconds, got {i}",
+                HEALTH_CHECK_INTERVAL_SECONDS.start(),
+                HEALTH_CHECK_INTERVAL_SECONDS.end()
+            ),
+        ));
+    }
     if let Some(t) = &g.inference_table_config {
         inference_table(t, &sub(path, "inference_table_config"))?;
     }

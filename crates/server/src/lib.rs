@@ -255,6 +255,7 @@ impl Server {
         let deployer = tokio::spawn(deployer::run(app.clone(), jobs, config.deploy_delay, stop_rx.clone()));
         let retention = tokio::spawn(background::retention::inference(app.clone(), stop_rx.clone()));
         let alerting = tokio::spawn(alerts::run(app.clone(), config.alert_interval, stop_rx.clone()));
+        let health = tokio::spawn(background::health::run(app.clone(), stop_rx.clone()));
         let keep = background::retention::Retention { audit: config.audit_retention, requests: config.usage_retention };
         let audit_retention = tokio::spawn(background::retention::records(app.clone(), keep, stop_rx.clone()));
         let metrics = app.metrics.clone();
@@ -265,6 +266,7 @@ impl Server {
             let _ = deployer.await;
             let _ = retention.await;
             let _ = alerting.await;
+            let _ = health.await;
             let _ = audit_retention.await;
             // Every query has finished: write what they left.
             resources.close().await;

@@ -32,6 +32,7 @@ pub fn router(app: AppState, gate: limits::Gate) -> Router {
         .route(&format!("{one}/notifications"), patch(api::endpoints::patch_notifications))
         .route(&format!("{one}/telemetry-config"), patch(api::endpoints::patch_telemetry))
         .route(&format!("{one}/openapi"), get(api::endpoints::get_openapi))
+        .route(&format!("{one}/test"), post(api::endpoints::test))
         .route(&format!("{one}/metrics"), get(api::observability::endpoint_metrics))
         .route(&format!("{one}/budget-policy"), put(api::budgets::set_for_endpoint))
         .route(&format!("{one}/metrics-summary"), get(api::observability::endpoint_summary))

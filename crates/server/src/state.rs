@@ -43,6 +43,8 @@ pub struct Shared {
     pub deployer: DeployQueue,
     /// Recent runtime events per served entity (`logs`).
     pub events: Arc<EntityEvents>,
+    /// The latest health probe of every served entity.
+    pub health: Arc<HealthBoard>,
     /// Stable id of this installation, announced at `/.well-known/databricks-config`.
     pub workspace_id: Arc<str>,
     /// Pooled HTTP client for upstream providers.
@@ -98,6 +100,8 @@ impl AppState {
         let metrics = usage.metrics.clone();
         let breakers = Arc::new(Breakers::new(config.breaker));
         breakers.sync(snapshot.entity_fingerprints());
+        let health = Arc::new(HealthBoard::default());
+        health.sync(snapshot.entity_fingerprints());
         Ok(AppState(Arc::new(Shared {
             store,
             cipher,
@@ -105,6 +109,7 @@ impl AppState {
             refresh_lock: Arc::new(tokio::sync::RwLock::new(())),
             deployer,
             events: Arc::new(EntityEvents::default()),
+            health,
             workspace_id: workspace_id.into(),
             http,
             providers: Arc::new(config.providers.clone()),
@@ -133,6 +138,7 @@ impl AppState {
     async fn rebuild(&self) -> Result<(), ApiError> {
         let snap = Snapshot::build(self.store.as_ref(), &self.cipher, &self.providers).await?;
         self.breakers.sync(snap.entity_fingerprints());
+        self.health.sync(snap.entity_fingerprints());
         self.snapshot.store(Arc::new(snap));
         Ok(())
     }
@@ -185,6 +191,37 @@ impl EntityEvents {
     pub fn forget(&self, endpoint_id: &str) {
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|(id, _), _| id != endpoint_id);
+    }
+}
+
+/// The latest health probe of every served entity, by (endpoint id, entity name), kept in memory.
+/// A probe result is forgotten when its entity's config changes.
+#[derive(Default)]
+pub struct HealthBoard {
+    inner: Mutex<HashMap<(String, String), (u64, modelgate_wire::EntityHealth)>>,
+    fingerprints: Mutex<HashMap<(String, String), u64>>,
+}
+
+impl HealthBoard {
+    /// Records a probe of an entity of an endpoint (by id); returns the previous one.
+    pub fn record(&self, endpoint_id: &str, h: modelgate_wire::EntityHealth) -> Option<modelgate_wire::EntityHealth> {
+        let key = (endpoint_id.to_string(), h.name.clone());
+        let fp = self.fingerprints.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied().unwrap_or(0);
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(key, (fp, h)).map(|(_, old)| old)
+    }
+
+    /// The latest probe of an entity.
+    pub fn get(&self, endpoint_id: &str, entity: &str) -> Option<modelgate_wire::EntityHealth> {
+        let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&(endpoint_id.to_string(), entity.to_string())).map(|(_, h)| h.clone())
+    }
+
+    /// Keeps the probes of the entities in `live` whose config is unchanged.
+    pub fn sync(&self, live: impl IntoIterator<Item = ((String, String), u64)>) {
+        let live: HashMap<(String, String), u64> = live.into_iter().collect();
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, (fp, _)| live.get(k) == Some(fp));
+        *self.fingerprints.lock().unwrap_or_else(|e| e.into_inner()) = live;
     }
 }
 

@@ -22,6 +22,9 @@ pub struct AiGatewayConfig {
     /// Retry other served entities on failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_config: Option<FallbackConfig>,
+    /// Active health checks of the served entities (our extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_config: Option<HealthCheckConfig>,
 }
 
 /// `usage_tracking_config`.
@@ -128,6 +131,18 @@ pub struct PiiBehavior {
 pub struct FallbackConfig {
     /// Whether failed requests go to the other served entities.
     pub enabled: bool,
+}
+
+/// `health_check_config` (our extension): a minimal query to every served entity now and then;
+/// the result shows in the entity's state and feeds its circuit breaker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Whether the entities are checked.
+    pub enabled: bool,
+    /// Seconds between two checks of an entity: 10 to 86400, default 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u64>,
 }
 
 /// A legacy endpoint rate limit (`rate_limits` on create, `PUT .../rate-limits`).

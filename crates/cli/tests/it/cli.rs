@@ -584,6 +584,10 @@ fn inference_table_query_and_export_to_jsonl_and_parquet() {
     let failed: serde_json::Value = serde_json::from_str(&failed).unwrap();
     assert_eq!(failed["records"].as_array().unwrap().len(), 1, "{failed}");
 
+    // A health test of every served entity.
+    let tested = ok(run(&["serving-endpoints", "test", "logged"], None));
+    assert!(tested.contains("127.0.0.1:") && tested.matches("yes").count() == 3, "{tested}");
+
     // The request log says why the failed query failed.
     let log = ok(run(&["requests", "list", "--endpoint", "logged", "--status", "error"], None));
     assert!(log.contains("(upstream 500)") && log.contains("Served entity 'a'"), "{log}");

@@ -141,7 +141,53 @@ async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> Api
             state.deployment_state_message = Some(note);
         }
     }
+    health_notes(app, e, &mut out);
     Ok(out)
+}
+
+/// The latest failed health check of each entity shows in its state message; an endpoint none of
+/// whose entities passed its latest check is not READY, whatever its config says.
+fn health_notes(app: &AppState, e: &EndpointRecord, out: &mut ServingEndpointDetailed) {
+    let now = modelgate_core::now_ms();
+    let mut checked = 0;
+    let mut failing = 0;
+    for entity in out.config.iter_mut().flat_map(|c| c.served_entities.iter_mut().flatten()) {
+        let name = entity.spec.name.clone().unwrap_or_default();
+        let Some(h) = app.health.get(&e.id, &name) else { continue };
+        checked += 1;
+        if h.ok {
+            continue;
+        }
+        failing += 1;
+        if let Some(state) = entity.state.as_mut() {
+            let ago = ((now - h.checked_at).max(0) / 1000).max(1);
+            let why = h.message.as_deref().unwrap_or("no answer");
+            state.deployment_state_message = Some(format!("Health check failed {ago}s ago: {why}"));
+        }
+    }
+    let entities = out.config.as_ref().and_then(|c| c.served_entities.as_ref()).map_or(0, Vec::len);
+    if entities > 0 && checked == entities && failing == entities {
+        out.state.ready = Ready::NotReady;
+    }
+}
+
+/// `POST /api/2.0/serving-endpoints/{name}/test` (our extension; `CAN_QUERY`): sends a minimal
+/// real query to every served entity, at once, and reports what each showed.
+pub async fn test(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Arc<Principal>>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<EndpointHealth>> {
+    let ep = access::require(&app, &caller, &name, Level::CanQuery)?;
+    if ep.entities.is_empty() {
+        return Err(ApiError::BadRequest(format!("Endpoint '{name}' has no served entity to test.")));
+    }
+    let probes = ep.entities.iter().map(|entity| crate::gateway::probe::probe(&app, &ep, entity));
+    let served_entities = futures::future::join_all(probes).await;
+    for h in &served_entities {
+        app.health.record(&ep.id, h.clone());
+    }
+    Ok(Json(EndpointHealth { name, ok: served_entities.iter().all(|h| h.ok), served_entities }))
 }
 
 /// Checks the caller's level on `name`, then loads the endpoint from the store.

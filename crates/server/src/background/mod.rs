@@ -1,6 +1,7 @@
 //! Jobs that run beside the request path: alert evaluation and notification, deployments of
-//! pending config versions, retention.
+//! pending config versions, active health checks, retention.
 
 pub(crate) mod alerts;
 pub(crate) mod deployer;
+pub(crate) mod health;
 pub(crate) mod retention;

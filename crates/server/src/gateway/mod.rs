@@ -21,6 +21,7 @@ mod attempt;
 pub(crate) mod handlers;
 mod judge;
 mod plan;
+pub(crate) mod probe;
 mod query;
 mod relay;
 pub(crate) mod settlement;

@@ -18,6 +18,7 @@ mod endpoints;
 mod fail_closed;
 mod fuzz;
 mod guardrails;
+mod health;
 mod identity;
 mod inference;
 mod layout;
