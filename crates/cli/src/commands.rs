@@ -400,6 +400,37 @@ async fn maybe_wait(client: &Client, created: Value, wait: &WaitArgs) -> Result<
     Ok(())
 }
 
+/// A config body for `PUT .../config` from what the user gave: a config as is, or the output of
+/// `serving-endpoints get` (its `config`, without the fields only the server writes), so that
+/// `get` output can be edited and applied back.
+fn as_config_input(body: Value) -> Value {
+    let mut config = match body.get("config") {
+        Some(c) if c.is_object() && body.get("served_entities").is_none() => c.clone(),
+        _ => body,
+    };
+    if let Some(o) = config.as_object_mut() {
+        o.remove("config_version");
+    }
+    for key in ["served_entities", "served_models"] {
+        for entity in config.get_mut(key).and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(o) = entity.as_object_mut() {
+                for output_only in ["state", "creator", "creation_timestamp", "foundation_model"] {
+                    o.remove(output_only);
+                }
+            }
+        }
+    }
+    let routes = config.pointer_mut("/traffic_config/routes").and_then(Value::as_array_mut);
+    for route in routes.into_iter().flatten() {
+        if let Some(o) = route.as_object_mut()
+            && o.contains_key("served_entity_name")
+        {
+            o.remove("served_model_name");
+        }
+    }
+    config
+}
+
 /// Runs a `serving-endpoints` command.
 pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Result<(), CliError> {
     use EndpointsCmd::*;
@@ -454,7 +485,7 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
             maybe_wait(client, created, &wait).await?;
         }
         UpdateConfig { name, json, wait } => {
-            let body = read_json(&json, true)?;
+            let body = as_config_input(read_json(&json, true)?);
             let updated = client.json(Method::PUT, &format!("{SE}/{name}/config"), Some(&body)).await?;
             maybe_wait(client, updated, &wait).await?;
         }

@@ -703,6 +703,14 @@ fn normalize_traffic(traffic: Option<TrafficConfig>, names: &[String], path: &st
     if total != 100 {
         return Err(err(tpath, format!("traffic percentages must add up to 100, they add up to {total}")));
     }
+    // One shape whichever spelling the client used, so equal configs compare equal.
+    let routes = routes
+        .into_iter()
+        .map(|r| {
+            let target = r.served_entity_name.or(r.served_model_name);
+            Route { served_model_name: target.clone(), served_entity_name: target, ..r }
+        })
+        .collect();
     Ok(TrafficConfig { routes: Some(routes) })
 }
 

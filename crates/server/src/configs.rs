@@ -51,6 +51,52 @@ pub fn parse_stored(record: &ConfigRecord) -> Result<EndpointCoreConfigInput, Ap
     })
 }
 
+/// Opens the sealed plaintext credentials of a stored config (the reverse of [`seal_plaintext`]),
+/// to compare it with a config as a client sent it. Never leaves the server.
+pub fn unseal_plaintext(
+    config: &mut EndpointCoreConfigInput,
+    cipher: &Cipher,
+    endpoint_id: &str,
+) -> Result<(), ApiError> {
+    let context = credential_context(endpoint_id);
+    for e in config.served_entities.iter_mut().flatten() {
+        if let Some(m) = e.external_model.as_mut() {
+            for slot in credentials::slots(m) {
+                if let Some(p) = slot.plaintext.as_mut() {
+                    *p = cipher.open_text(&context, p).map_err(|e| ApiError::Internal(e.to_string()))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gives credentials the client left out the values they have in `stored` (unsealed), for an
+/// entity of the same name and provider: `get` output, which never shows a plaintext credential,
+/// can then be edited and applied back without the keys being lost or asked for again.
+pub fn keep_unchanged_credentials(config: &mut EndpointCoreConfigInput, stored: &EndpointCoreConfigInput) {
+    for entity in config.served_entities.iter_mut().flatten() {
+        let Some(model) = entity.external_model.as_mut() else { continue };
+        let before = stored.served_entities.iter().flatten().find(|s| {
+            s.name.is_some()
+                && s.name == entity.name
+                && s.external_model.as_ref().is_some_and(|m| m.provider == model.provider)
+        });
+        let Some(mut old) = before.and_then(|s| s.external_model.clone()) else { continue };
+        let old_slots = credentials::slots(&mut old);
+        for slot in credentials::slots(model) {
+            if slot.reference.is_some() || slot.plaintext.is_some() {
+                continue;
+            }
+            if let Some(value) =
+                old_slots.iter().find(|o| o.plaintext_field == slot.plaintext_field).and_then(|o| o.plaintext.clone())
+            {
+                *slot.plaintext = Some(value);
+            }
+        }
+    }
+}
+
 /// The config as clients may see it: plaintext credentials removed.
 pub fn public(mut config: EndpointCoreConfigInput) -> EndpointCoreConfigInput {
     for e in config.served_entities.iter_mut().flatten() {

@@ -45,7 +45,14 @@ fn quickstart_flow_with_the_cli_and_no_secret_leaks() {
     transcript += &ok(run(&["serving-endpoints", "config-versions", "chat"], None));
     transcript += &ok(run(&["serving-endpoints", "build-logs", "chat", "gpt-4o"], None));
     transcript += &ok(run(&["serving-endpoints", "logs", "chat", "gpt-4o"], None));
-    transcript += &ok(run(&["serving-endpoints", "get", "chat"], None));
+    let got = ok(run(&["serving-endpoints", "get", "chat"], None));
+    transcript += &got;
+    // `get` output applies back unchanged, and is no new version.
+    let exported = env.dir.path().join("exported.json");
+    std::fs::write(&exported, &got).unwrap();
+    let applied =
+        ok(run(&["serving-endpoints", "update-config", "chat", "--json", &format!("@{}", exported.display())], None));
+    assert!(applied.contains("\"config_version\": 2"), "{applied}");
     let openapi = ok(run(&["serving-endpoints", "get-open-api", "chat"], None));
     assert!(openapi.contains("\"openapi\": \"3.0.3\""), "{openapi}");
 

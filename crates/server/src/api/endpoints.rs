@@ -362,6 +362,18 @@ pub async fn update_config(
     ApiJson(body): ApiJson<EndpointCoreConfigInput>,
 ) -> ApiResult<Json<ServingEndpointDetailed>> {
     let current = load_as(&app, &caller, &name, Level::CanManage).await?;
+    let latest = match app.store.get_config(&current.id, current.latest_version).await? {
+        Some(l) => {
+            let mut stored = configs::parse_stored(&l)?;
+            configs::unseal_plaintext(&mut stored, &app.cipher, &current.id)?;
+            Some((l.status, stored))
+        }
+        None => None,
+    };
+    let mut body = body;
+    if let Some((_, stored)) = &latest {
+        configs::keep_unchanged_credentials(&mut body, stored);
+    }
     let NormalizedConfig { mut config, kind, .. } = validate::normalize_config(body, "")?;
     check_outbound(&app, &caller, &config, "", &approved_urls(&app, &current).await?)?;
     if let Some(old) = kind_of_latest(&app, &current).await?
@@ -379,6 +391,14 @@ pub async fn update_config(
                 }
             ),
         ));
+    }
+    // The same config again is not a change: no new version (so `apply` twice is safe). A
+    // failed latest version is retried, though.
+    if let Some((status, stored)) = latest
+        && status != config_status::FAILED
+        && validate::normalize_config(stored, "").is_ok_and(|n| to_json(&n.config) == to_json(&config))
+    {
+        return Ok(Json(detailed(&app, &caller, &current).await?));
     }
     configs::seal_plaintext(&mut config, &app.cipher, &current.id)?;
     let e = begin_update(&app, &name, &caller.user_name, config).await?;

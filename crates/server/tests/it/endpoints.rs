@@ -520,3 +520,31 @@ async fn twenty_concurrent_creates_of_one_name() {
     assert_eq!(v["config_versions"].as_array().unwrap().len(), 1);
     assert_eq!(e["state"]["ready"], "READY");
 }
+
+#[tokio::test]
+async fn applying_the_same_config_twice_makes_one_version() {
+    let t = ready_server().await;
+    let (s, e) = t.post(SE, create_body("same", vec![openai_entity("gpt-4o", KEY)])).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    t.wait_settled("same").await;
+    let config = json!({"served_entities": [openai_entity("gpt-4o", KEY)]});
+    for _ in 0..2 {
+        let (s, e) = t.put(&format!("{SE}/same/config"), config.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{e}");
+        t.wait_settled("same").await;
+    }
+    let (_, versions) = t.get(&format!("{SE}/same/config-versions")).await;
+    assert_eq!(versions["config_versions"].as_array().unwrap().len(), 1, "the same config is no change: {versions}");
+
+    // With a plaintext key: the same key is no change, another key is.
+    let plain = |key: &str| {
+        json!({"served_entities": [{"name": "p", "external_model": {"provider": "openai", "name": "gpt-4o",
+            "task": "llm/v1/chat", "openai_config": {"openai_api_key_plaintext": key}}}]})
+    };
+    for (key, expected) in [("sk-one", 2), ("sk-one", 2), ("sk-two", 3)] {
+        let (s, e) = t.put(&format!("{SE}/same/config"), plain(key)).await;
+        assert_eq!(s, StatusCode::OK, "{e}");
+        let e = t.wait_settled("same").await;
+        assert_eq!(e["config"]["config_version"], expected, "{key}: {e}");
+    }
+}
