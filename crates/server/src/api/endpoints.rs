@@ -33,9 +33,47 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 /// guardrails are checked by its deployment instead, which fails with a build-log line.)
 fn require_judge(app: &AppState, g: &AiGatewayConfig) -> ApiResult<()> {
     let fields = g.guardrails.as_ref().map(crate::policy::guardrails::judge_fields).unwrap_or_default();
-    if app.judge_endpoint.is_none() && !fields.is_empty() {
-        let field = fields.first().map_or("guardrails", String::as_str);
-        return Err(ApiError::invalid(field, crate::policy::guardrails::no_judge_message(&fields)));
+    let Some(field) = fields.first() else { return Ok(()) };
+    match &app.judge_endpoint {
+        None => Err(ApiError::invalid(field, crate::policy::guardrails::no_judge_message(&fields))),
+        Some(judge) if !app.snapshot.load().endpoints.contains_key(judge) => Err(ApiError::invalid(
+            field,
+            format!(
+                "needs the guardrail judge endpoint '{judge}' (--guardrail-judge-endpoint), which does not exist; \
+                 create it first"
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Validates an `ai_gateway` block at `path` and checks what it names: the guardrail judge
+/// endpoint, and the users, groups and service principals of its rate limits, so that a typo is
+/// refused now rather than found when the limit does not apply.
+async fn check_ai_gateway(app: &AppState, g: &AiGatewayConfig, path: &str) -> ApiResult<()> {
+    use modelgate_store::principal_kind::{GROUP, SERVICE_PRINCIPAL, USER};
+    validate::ai_gateway(g, path)?;
+    require_judge(app, g)?;
+    let prefix = if path.is_empty() { String::new() } else { format!("{path}.") };
+    for (i, limit) in g.rate_limits.iter().flatten().enumerate() {
+        let Some(name) = limit.principal.as_deref() else { continue };
+        let (kinds, what, command): (&[&str], &str, &str) = match limit.key.as_deref() {
+            Some("user_group") => (&[GROUP], "group", "modelgate groups create"),
+            Some("service_principal") => {
+                (&[SERVICE_PRINCIPAL], "service principal", "modelgate service-principals create")
+            }
+            _ => (&[USER, SERVICE_PRINCIPAL], "user or service principal", "modelgate users create"),
+        };
+        let mut found = false;
+        for kind in kinds {
+            found |= app.store.find_principal(kind, name).await?.is_some();
+        }
+        if !found {
+            return Err(ApiError::invalid(
+                &format!("{prefix}rate_limits[{i}].principal"),
+                format!("no {what} named '{name}' exists; check the spelling, or create it first ({command})"),
+            ));
+        }
     }
     Ok(())
 }
@@ -212,7 +250,7 @@ pub async fn create(
         return Err(ApiError::invalid("description", p));
     }
     if let Some(g) = &req.ai_gateway {
-        validate::ai_gateway(g, "ai_gateway")?;
+        check_ai_gateway(&app, g, "ai_gateway").await?;
     }
     crate::api::budgets::check_reference(&app, req.budget_policy_id.as_deref())?;
     if let Some(r) = &req.rate_limits {
@@ -523,8 +561,7 @@ pub async fn put_ai_gateway(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<AiGatewayConfig>,
 ) -> ApiResult<Json<AiGatewayConfig>> {
-    validate::ai_gateway(&body, "")?;
-    require_judge(&app, &body)?;
+    check_ai_gateway(&app, &body, "").await?;
     let stored = to_json(&body);
     mutate(&app, &caller, &name, move |e| {
         e.ai_gateway = Some(stored);

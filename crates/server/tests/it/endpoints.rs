@@ -399,6 +399,22 @@ async fn gateway_rate_limits_tags_and_notifications() {
     t.post(SE, create_body("chat", vec![openai_entity("gpt-4o", KEY)])).await;
     let gw = json!({"rate_limits": [{"renewal_period": "minute", "tokens": "5000", "key": "user_group", "principal": "ml"}],
                     "fallback_config": {"enabled": true}});
+    // A limit naming a group that does not exist is refused, and nothing is stored.
+    let got = t.put(&format!("{SE}/chat/ai-gateway"), gw.clone()).await;
+    assert_error(
+        &got,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+        "rate_limits[0].principal: no group named 'ml'",
+    );
+    let (_, e) = t.get(&format!("{SE}/chat")).await;
+    assert!(e.get("ai_gateway").is_none(), "{e}");
+    for (kind, body) in [("Groups", json!({"displayName": "ml"}))] {
+        create_principal(&t, kind, body).await;
+    }
+    let sp = json!({"rate_limits": [{"renewal_period": "minute", "calls": 1, "key": "service_principal", "principal": "ghost-app"}]});
+    let got = t.put(&format!("{SE}/chat/ai-gateway"), sp).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "no service principal named 'ghost-app'");
     let (s, body) = t.put(&format!("{SE}/chat/ai-gateway"), gw).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["rate_limits"][0]["tokens"], 5000);

@@ -212,23 +212,22 @@ async fn the_judge_decides_safety_and_topics() {
 }
 
 #[tokio::test]
-async fn judge_guardrails_without_a_judge_fail_to_deploy_and_are_refused() {
+async fn judge_guardrails_without_a_judge_are_refused_when_set() {
     let (m, url) = mock().await;
     let t = TestServer::start().await;
     t.secret("llm", "k", "sk-guard").await;
-    let (s, b) = t
+    // Refused when set, not found at deployment or query time.
+    let got = t
         .post(
             SE,
             json!({"name": "ep", "config": {"served_entities": [mock_entity("a", &url, json!({}))]},
                    "ai_gateway": {"guardrails": {"input": {"safety": true}}}}),
         )
         .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let e = t.wait_settled("ep").await;
-    assert_eq!(e["state"]["ready"], "NOT_READY");
-    let (_, logs) = t.get(&format!("{SE}/ep/served-models/a/build-logs")).await;
-    let logs = logs["logs"].as_str().unwrap();
-    assert!(logs.contains("guardrails.input.safety") && logs.contains("--guardrail-judge-endpoint"), "{logs}");
+    assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "--guardrail-judge-endpoint");
+    assert!(got.1["message"].as_str().unwrap().contains("guardrails.input.safety"), "{}", got.1);
+    let (s, _) = t.get(&format!("{SE}/ep")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "nothing created");
 
     let (s, b) =
         t.post(SE, json!({"name": "ok", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}})).await;
@@ -239,4 +238,19 @@ async fn judge_guardrails_without_a_judge_fail_to_deploy_and_are_refused() {
     let (_, e) = t.get(&format!("{SE}/ok")).await;
     assert!(e.get("ai_gateway").is_none_or(|g| g.get("guardrails").is_none()), "nothing stored: {e}");
     drop(m);
+}
+
+#[tokio::test]
+async fn a_judge_endpoint_that_does_not_exist_is_named_when_guardrails_are_set() {
+    let (_m, url) = mock().await;
+    let t = TestServer::start_with(|c| c.judge_endpoint = Some("judge".into())).await;
+    t.secret("llm", "k", "sk-guard").await;
+    let body = json!({"name": "ep", "config": {"served_entities": [mock_entity("a", &url, json!({}))]},
+                      "ai_gateway": {"guardrails": {"output": {"safety": true}}}});
+    let got = t.post(SE, body.clone()).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "judge endpoint 'judge'");
+    create_ready(&t, json!({"name": "judge", "config": {"served_entities": [mock_entity("j", &url, json!({}))]}}))
+        .await;
+    let (s, b) = t.post(SE, body).await;
+    assert_eq!(s, StatusCode::OK, "once the judge exists: {b}");
 }

@@ -103,7 +103,7 @@ async fn precedence_between_user_group_service_principal_and_default_limits() {
         {"key": "user_group", "principal": "big", "calls": 4, "renewal_period": "minute"},
         {"key": "service_principal", "principal": "app-7", "calls": 6, "renewal_period": "minute"},
     ]);
-    let (t, _m) = rig(limits).await;
+    let (t, _m) = rig(json!([])).await;
     let team = create_principal(&t, "Groups", json!({"displayName": "team"})).await;
     let small = create_principal(&t, "Groups", json!({"displayName": "small"})).await;
     let big = create_principal(&t, "Groups", json!({"displayName": "big"})).await;
@@ -118,6 +118,9 @@ async fn precedence_between_user_group_service_principal_and_default_limits() {
     .await;
     create_principal(&t, "Users", json!({"userName": "erin@example.com"})).await;
     create_principal(&t, "ServicePrincipals", json!({"displayName": "app", "applicationId": "app-7"})).await;
+    // Limits that name principals are set once the principals exist (a typo would be refused).
+    let (s, b) = t.put(&format!("{SE}/ep/ai-gateway"), json!({"rate_limits": limits})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
     let tok = |who: &'static str| token_for(&t, json!({"user_name": who}));
     let (alice, bob, carol, dave, erin) = (
         tok("alice@example.com").await,
