@@ -37,6 +37,13 @@ impl Client {
             req = req.json(b);
         }
         let resp = req.send().await.map_err(|e| CliError::Connect(format!("{}: {e}", self.host)))?;
+        // The server's warnings (`Warning: 299 modelgate "..."`) go to standard error.
+        for w in resp.headers().get_all(reqwest::header::WARNING) {
+            if let Ok(text) = w.to_str() {
+                let text = text.strip_prefix("299 modelgate ").unwrap_or(text).trim_matches('"');
+                eprintln!("warning: {text}");
+            }
+        }
         if resp.status().is_success() {
             return Ok(resp);
         }

@@ -45,6 +45,21 @@ pub enum EndpointsCmd {
         /// Endpoint name.
         name: String,
     },
+    /// Changes of the settings kept outside config versions (ai_gateway, rate limits, tags,
+    /// permissions, budget policy, notifications), newest first:
+    /// modelgate serving-endpoints settings-history chat
+    SettingsHistory {
+        /// Endpoint name.
+        name: String,
+    },
+    /// Undo one settings change (its field gets back the value before it):
+    /// modelgate serving-endpoints restore-settings chat 12
+    RestoreSettings {
+        /// Endpoint name.
+        name: String,
+        /// The change, from settings-history.
+        change_id: i64,
+    },
     /// Send a minimal real query to every served entity and report, per entity, whether it is
     /// reachable, accepts the credentials and knows the model, and how fast it answered; exits
     /// non-zero if any entity failed: modelgate serving-endpoints test chat
@@ -448,6 +463,35 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
             });
         }
         Get { name } => print_json(&client.json(Method::GET, &format!("{SE}/{name}"), None).await?),
+        SettingsHistory { name } => {
+            let v = client.json(Method::GET, &format!("{SE}/{name}/settings-history"), None).await?;
+            let short = |v: &Value| {
+                let text = if v.is_null() { "-".to_string() } else { v.to_string() };
+                if text.chars().count() > 60 {
+                    format!("{}…", text.chars().take(60).collect::<String>())
+                } else {
+                    text
+                }
+            };
+            print_list(&v, output, "changes", &["Change", "Field", "By", "When", "Before", "After"], |c| {
+                let when = at(c, "/changed_at").as_u64().map(|ms| {
+                    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+                        .to_string()
+                });
+                vec![
+                    s(at(c, "/change_id")),
+                    s(at(c, "/field")),
+                    s(at(c, "/changed_by")),
+                    when.unwrap_or_default(),
+                    short(at(c, "/before")),
+                    short(at(c, "/after")),
+                ]
+            });
+        }
+        RestoreSettings { name, change_id } => {
+            let body = json!({"change_id": change_id});
+            print_json(&client.json(Method::POST, &format!("{SE}/{name}/settings:restore"), Some(&body)).await?);
+        }
         Test { name } => {
             let v = client.json(Method::POST, &format!("{SE}/{name}/test"), Some(&json!({}))).await?;
             let yes_no = |v: &Value| match v.as_bool() {

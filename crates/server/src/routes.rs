@@ -26,6 +26,8 @@ pub fn router(app: AppState, gate: limits::Gate) -> Router {
         .route(&format!("{one}/config:start"), post(api::endpoints::start))
         .route(&format!("{one}/config:rollback"), post(api::endpoints::rollback))
         .route(&format!("{one}/config-versions"), get(api::endpoints::config_versions))
+        .route(&format!("{one}/settings-history"), get(api::endpoints::settings_history))
+        .route(&format!("{one}/settings:restore"), post(api::endpoints::restore_setting))
         .route(&format!("{one}/ai-gateway"), put(api::endpoints::put_ai_gateway))
         .route(&format!("{one}/rate-limits"), put(api::endpoints::put_rate_limits))
         .route(&format!("{one}/tags"), patch(api::endpoints::patch_tags))

@@ -121,6 +121,10 @@ pub trait Store: Send + Sync + 'static {
     /// Records the outcome of deploying `version`; returns false if that version is no longer
     /// pending (the endpoint was deleted or moved on).
     async fn finish_deployment(&self, endpoint_id: &str, version: i64, outcome: &DeployOutcome) -> Result<bool>;
+    /// Records changes of an endpoint's settings.
+    async fn record_setting_changes(&self, changes: &[SettingChange]) -> Result<()>;
+    /// An endpoint's setting changes, newest first.
+    async fn list_setting_changes(&self, endpoint_id: &str) -> Result<Vec<SettingChange>>;
     /// Every config version of an endpoint, newest first.
     async fn list_configs(&self, endpoint_id: &str) -> Result<Vec<ConfigRecord>>;
     /// One config version.

@@ -38,6 +38,25 @@ pub struct EndpointPermissionRecord {
     pub level: String,
 }
 
+/// One change of an endpoint setting kept outside its config versions.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SettingChange {
+    /// Increasing id (0 before it is stored).
+    pub change_id: i64,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// `ai_gateway`, `rate_limits`, `tags`, `permissions`, ...
+    pub field: String,
+    /// JSON before the change; `None` when unset.
+    pub before: Option<String>,
+    /// JSON after the change; `None` when removed.
+    pub after: Option<String>,
+    /// Who changed it.
+    pub changed_by: String,
+    /// ms since the epoch.
+    pub changed_at: i64,
+}
+
 /// A grant on a secret scope.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ScopeAclRecord {

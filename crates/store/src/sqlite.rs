@@ -427,6 +427,33 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
+    async fn record_setting_changes(&self, changes: &[SettingChange]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        for c in changes {
+            sqlx::query(
+                "INSERT INTO endpoint_settings_history (endpoint_id, field, before, after, changed_by, changed_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&c.endpoint_id)
+            .bind(&c.field)
+            .bind(&c.before)
+            .bind(&c.after)
+            .bind(&c.changed_by)
+            .bind(c.changed_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_setting_changes(&self, endpoint_id: &str) -> Result<Vec<SettingChange>> {
+        Ok(sqlx::query_as("SELECT * FROM endpoint_settings_history WHERE endpoint_id = ? ORDER BY change_id DESC")
+            .bind(endpoint_id)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
     async fn list_configs(&self, endpoint_id: &str) -> Result<Vec<ConfigRecord>> {
         Ok(sqlx::query_as("SELECT * FROM endpoint_configs WHERE endpoint_id = ? ORDER BY version DESC")
             .bind(endpoint_id)

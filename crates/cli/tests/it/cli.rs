@@ -84,6 +84,23 @@ fn quickstart_flow_with_the_cli_and_no_secret_leaks() {
         &["serving-endpoints", "put-ai-gateway", "chat", "--json", r#"{"usage_tracking_config": {"enabled": true}}"#],
         None,
     ));
+    // Replacing the block warns about what it removed, and the history can undo it.
+    let replaced = run(
+        &["serving-endpoints", "put-ai-gateway", "chat", "--json", r#"{"fallback_config": {"enabled": false}}"#],
+        None,
+    );
+    let (_, err) = text(&replaced);
+    assert!(
+        replaced.status.success()
+            && err.contains("warning: put-ai-gateway replaces")
+            && err.contains("usage_tracking_config"),
+        "{err}"
+    );
+    let history = ok(run(&["serving-endpoints", "settings-history", "chat", "-o", "json"], None));
+    let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let change = history["changes"][0]["change_id"].to_string();
+    let restored = ok(run(&["serving-endpoints", "restore-settings", "chat", &change], None));
+    assert!(restored.contains("usage_tracking_config"), "{restored}");
     ok(run(
         &[
             "serving-endpoints",

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use modelgate_core::permission::Level;
 use modelgate_core::validate::{self, NormalizedConfig};
 use modelgate_core::{now_ms, token};
-use modelgate_store::{ConfigRecord, EndpointMutation, EndpointRecord, StoreError, config_status};
+use modelgate_store::{ConfigRecord, EndpointMutation, EndpointRecord, SettingChange, StoreError, config_status};
 use modelgate_wire::*;
 use serde_json::json;
 
@@ -492,6 +492,21 @@ pub async fn set_budget_policy(app: &AppState, caller: &Principal, name: &str, i
     Ok(())
 }
 
+/// The endpoint settings kept outside config versions whose changes are recorded, with their
+/// stored JSON.
+fn tracked(e: &EndpointRecord) -> [(&'static str, Option<String>); 6] {
+    [
+        ("ai_gateway", e.ai_gateway.clone()),
+        ("rate_limits", e.rate_limits.clone()),
+        ("tags", Some(e.tags.clone()).filter(|t| t != "[]")),
+        ("budget_policy_id", e.budget_policy_id.as_ref().map(to_json)),
+        ("email_notifications", e.email_notifications.clone()),
+        ("telemetry_config", e.telemetry_config.clone()),
+    ]
+}
+
+/// Changes an endpoint's settings (`CAN_MANAGE`) and records in its settings history what
+/// changed, with the values before and after.
 async fn mutate(
     app: &AppState,
     caller: &Principal,
@@ -499,19 +514,129 @@ async fn mutate(
     f: impl FnOnce(&mut EndpointRecord) -> Result<(), StoreError> + Send + 'static,
 ) -> ApiResult<EndpointRecord> {
     access::require(app, caller, name, Level::CanManage)?;
+    let before = Arc::new(std::sync::Mutex::new(None));
+    let seen = before.clone();
     let e = app
         .store
         .update_endpoint(
             name,
             Box::new(move |e| {
+                *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(tracked(e));
                 f(e)?;
                 e.updated_at = now_ms();
                 Ok(None)
             }),
         )
         .await?;
+    let before = before.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let changes: Vec<SettingChange> = before
+        .into_iter()
+        .flat_map(|b| b.into_iter().zip(tracked(&e)))
+        .filter(|((_, old), (_, new))| old != new)
+        .map(|((field, before), (_, after))| SettingChange {
+            change_id: 0,
+            endpoint_id: e.id.clone(),
+            field: field.to_string(),
+            before,
+            after,
+            changed_by: caller.user_name.clone(),
+            changed_at: e.updated_at,
+        })
+        .collect();
+    if !changes.is_empty() {
+        app.store.record_setting_changes(&changes).await?;
+    }
     app.refresh().await?;
     Ok(e)
+}
+
+/// `GET .../settings-history` (our extension; `CAN_VIEW`): every change of the settings kept
+/// outside config versions (ai_gateway, rate limits, tags, permissions, budget policy,
+/// notifications, telemetry), newest first, with the values before and after.
+pub async fn settings_history(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let e = load_as(&app, &caller, &name, Level::CanView).await?;
+    let parse = |v: &Option<String>| v.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok());
+    let changes: Vec<serde_json::Value> = app
+        .store
+        .list_setting_changes(&e.id)
+        .await?
+        .iter()
+        .map(|c| {
+            json!({"change_id": c.change_id, "field": c.field, "before": parse(&c.before), "after": parse(&c.after),
+                   "changed_by": c.changed_by, "changed_at": c.changed_at})
+        })
+        .collect();
+    Ok(Json(json!({"changes": changes})))
+}
+
+/// Body of `POST .../settings:restore`.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreSettingRequest {
+    /// The change to undo: its field gets back the value it had before.
+    change_id: i64,
+}
+
+/// `POST .../settings:restore` (our extension; `CAN_MANAGE`): undoes one change of the settings
+/// history by setting its field back to the value before it (itself recorded as a change).
+pub async fn restore_setting(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<RestoreSettingRequest>,
+) -> ApiResult<Json<ServingEndpointDetailed>> {
+    let e = load_as(&app, &caller, &name, Level::CanManage).await?;
+    let change = app.store.list_setting_changes(&e.id).await?.into_iter().find(|c| c.change_id == body.change_id);
+    let change = change.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "Endpoint '{name}' has no settings change {}; see its settings-history.",
+            body.change_id
+        ))
+    })?;
+    let before = change.before.clone();
+    match change.field.as_str() {
+        "permissions" => {
+            let grants = crate::api::permissions::grants_from_json(&e.id, before.as_deref())?;
+            crate::api::permissions::write_grants(&app, &caller, &e.id, grants, true).await?;
+        }
+        "ai_gateway" => {
+            if let Some(g) = before.as_deref() {
+                let g: AiGatewayConfig = serde_json::from_str(g)
+                    .map_err(|err| ApiError::Internal(format!("stored ai_gateway does not parse: {err}")))?;
+                check_ai_gateway(&app, &g, "ai_gateway").await?;
+            }
+            mutate(&app, &caller, &name, move |e| {
+                e.ai_gateway = before;
+                Ok(())
+            })
+            .await?;
+        }
+        "budget_policy_id" => {
+            let id = before.as_deref().and_then(|j| serde_json::from_str::<String>(j).ok());
+            crate::api::budgets::check_reference(&app, id.as_deref())?;
+            set_budget_policy(&app, &caller, &name, id).await?;
+        }
+        field @ ("rate_limits" | "tags" | "email_notifications" | "telemetry_config") => {
+            let field = field.to_string();
+            mutate(&app, &caller, &name, move |e| {
+                match field.as_str() {
+                    "rate_limits" => e.rate_limits = before,
+                    "tags" => e.tags = before.unwrap_or_else(|| "[]".into()),
+                    "email_notifications" => e.email_notifications = before,
+                    _ => e.telemetry_config = before,
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        other => return Err(ApiError::BadRequest(format!("Changes of '{other}' cannot be restored."))),
+    }
+    let e = load(&app, &name).await?;
+    Ok(Json(detailed(&app, &caller, &e).await?))
 }
 
 /// `POST .../config:stop`: the endpoint refuses queries until started.
@@ -560,15 +685,43 @@ pub async fn put_ai_gateway(
     Extension(caller): Caller,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<AiGatewayConfig>,
-) -> ApiResult<Json<AiGatewayConfig>> {
+) -> ApiResult<axum::response::Response> {
     check_ai_gateway(&app, &body, "").await?;
     let stored = to_json(&body);
-    mutate(&app, &caller, &name, move |e| {
+    let before = Arc::new(std::sync::Mutex::new(None));
+    let seen = before.clone();
+    let e = mutate(&app, &caller, &name, move |e| {
+        *seen.lock().unwrap_or_else(|p| p.into_inner()) = e.ai_gateway.take();
         e.ai_gateway = Some(stored);
         Ok(())
     })
     .await?;
-    Ok(Json(body))
+    // The call replaces the whole block, as in Databricks; what it removed is said, not silent.
+    let old = before.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let removed = removed_keys(old.as_deref(), e.ai_gateway.as_deref());
+    let mut resp = Json(body).into_response();
+    if !removed.is_empty() {
+        let text = format!(
+            "299 modelgate \"put-ai-gateway replaces the whole ai_gateway: it removed {} (set before). \
+             Undo with: modelgate serving-endpoints settings-history {name}, then restore-settings {name} CHANGE_ID\"",
+            removed.join(", ")
+        );
+        if let Ok(v) = axum::http::HeaderValue::from_str(&text) {
+            resp.headers_mut().insert(axum::http::header::WARNING, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// Top-level keys of the JSON object `old` that `new` no longer has.
+fn removed_keys(old: Option<&str>, new: Option<&str>) -> Vec<String> {
+    let keys = |j: Option<&str>| -> Vec<String> {
+        j.and_then(|j| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(j).ok())
+            .map(|m| m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k).collect())
+            .unwrap_or_default()
+    };
+    let now = keys(new);
+    keys(old).into_iter().filter(|k| !now.contains(k)).collect()
 }
 
 /// `PUT .../rate-limits` (legacy)

@@ -121,9 +121,75 @@ async fn write(
 ) -> ApiResult<Json<ObjectPermissions>> {
     let ep = require_key(&app, caller, id, Level::CanManage)?;
     let grants = resolve(&app, &body.access_control_list).await?;
-    app.commit_and_refresh(async { Ok(app.store.write_endpoint_permissions(&ep.id, &grants, replace).await?) }).await?;
+    write_grants(&app, caller, &ep.id, grants, replace).await?;
     let ep = by_id_or_name(&app, &ep.id).ok_or_else(|| not_found(id))?;
     render(&app, &ep).await
+}
+
+/// An endpoint's direct grants as stored in its settings history: sorted, `None` when empty.
+async fn grants_json(app: &AppState, endpoint_id: &str) -> ApiResult<Option<String>> {
+    let mut grants: Vec<(String, String)> = app
+        .store
+        .list_endpoint_permissions()
+        .await?
+        .into_iter()
+        .filter(|g| g.endpoint_id == endpoint_id)
+        .map(|g| (g.principal_id, g.level))
+        .collect();
+    grants.sort();
+    let list: Vec<serde_json::Value> =
+        grants.into_iter().map(|(p, l)| serde_json::json!({"principal_id": p, "level": l})).collect();
+    Ok((!list.is_empty()).then(|| serde_json::Value::from(list).to_string()))
+}
+
+/// Writes an endpoint's grants and records the change in its settings history.
+pub(crate) async fn write_grants(
+    app: &AppState,
+    caller: &Principal,
+    endpoint_id: &str,
+    grants: Vec<EndpointPermissionRecord>,
+    replace: bool,
+) -> ApiResult<()> {
+    let before = grants_json(app, endpoint_id).await?;
+    app.commit_and_refresh(async { Ok(app.store.write_endpoint_permissions(endpoint_id, &grants, replace).await?) })
+        .await?;
+    let after = grants_json(app, endpoint_id).await?;
+    if before != after {
+        let change = modelgate_store::SettingChange {
+            change_id: 0,
+            endpoint_id: endpoint_id.to_string(),
+            field: "permissions".into(),
+            before,
+            after,
+            changed_by: caller.user_name.clone(),
+            changed_at: modelgate_core::now_ms(),
+        };
+        app.store.record_setting_changes(&[change]).await?;
+    }
+    Ok(())
+}
+
+/// Grants as stored in the settings history, for a restore.
+pub(crate) fn grants_from_json(endpoint_id: &str, json: Option<&str>) -> ApiResult<Vec<EndpointPermissionRecord>> {
+    #[derive(serde::Deserialize)]
+    struct Grant {
+        principal_id: String,
+        level: String,
+    }
+    let grants: Vec<Grant> = match json {
+        Some(j) => {
+            serde_json::from_str(j).map_err(|e| ApiError::Internal(format!("stored grants do not parse: {e}")))?
+        }
+        None => Vec::new(),
+    };
+    Ok(grants
+        .into_iter()
+        .map(|g| EndpointPermissionRecord {
+            endpoint_id: endpoint_id.to_string(),
+            principal_id: g.principal_id,
+            level: g.level,
+        })
+        .collect())
 }
 
 /// `PUT ...`: replaces every direct grant (an empty list removes them all; admins keep access).

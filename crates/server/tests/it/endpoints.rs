@@ -564,3 +564,60 @@ async fn applying_the_same_config_twice_makes_one_version() {
         assert_eq!(e["config"]["config_version"], expected, "{key}: {e}");
     }
 }
+
+#[tokio::test]
+async fn settings_changes_are_recorded_warned_about_and_can_be_undone() {
+    let t = ready_server().await;
+    let limits = json!([{"key": "endpoint", "calls": 10, "renewal_period": "minute"}]);
+    let mut body = create_body("hist", vec![openai_entity("gpt-4o", KEY)]);
+    body["ai_gateway"] = json!({"rate_limits": limits});
+    let (s, e) = t.post(SE, body).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+
+    // Replacing ai_gateway with a block that lacks rate_limits removes them, and says so.
+    let resp = t
+        .http
+        .put(format!("{}{SE}/hist/ai-gateway", t.base))
+        .bearer_auth(&t.token)
+        .json(&json!({"usage_tracking_config": {"enabled": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let warning = resp.headers().get("warning").expect("a warning").to_str().unwrap().to_string();
+    assert!(warning.starts_with("299 modelgate") && warning.contains("removed rate_limits"), "{warning}");
+
+    let (_, h) = t.get(&format!("{SE}/hist/settings-history")).await;
+    let change = h["changes"][0].clone();
+    assert_eq!(change["field"], "ai_gateway", "{h}");
+    assert_eq!(change["before"]["rate_limits"][0]["calls"], 10, "{change}");
+    assert!(change["after"].get("rate_limits").is_none(), "{change}");
+    assert_eq!(change["changed_by"], "admin");
+
+    let (s, e) = t.post(&format!("{SE}/hist/settings:restore"), json!({"change_id": change["change_id"]})).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert_eq!(e["ai_gateway"]["rate_limits"][0]["calls"], 10, "restored: {e}");
+
+    // Tags and permissions too.
+    let (s, _) = t
+        .call(Method::PATCH, &format!("{SE}/hist/tags"), Some(json!({"add_tags": [{"key": "team", "value": "ml"}]})))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    create_principal(&t, "Users", json!({"userName": "dev@example.com"})).await;
+    let (_, ep) = t.get(&format!("{SE}/hist")).await;
+    let perms = format!("/api/2.0/permissions/serving-endpoints/{}", ep["id"].as_str().unwrap());
+    let grant = json!({"access_control_list": [{"user_name": "dev@example.com", "permission_level": "CAN_QUERY"}]});
+    let (s, _) = t.call(Method::PATCH, &perms, Some(grant)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, h) = t.get(&format!("{SE}/hist/settings-history")).await;
+    let fields: Vec<&str> = h["changes"].as_array().unwrap().iter().map(|c| c["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, vec!["permissions", "tags", "ai_gateway", "ai_gateway"], "{h}");
+    let permissions_change = h["changes"][0]["change_id"].clone();
+    let (s, _) = t.post(&format!("{SE}/hist/settings:restore"), json!({"change_id": permissions_change})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, acl) = t.get(&perms).await;
+    assert!(!acl.to_string().contains("dev@example.com"), "the grant is undone: {acl}");
+
+    let got = t.post(&format!("{SE}/hist/settings:restore"), json!({"change_id": 9999})).await;
+    assert_error(&got, StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", "no settings change 9999");
+}
