@@ -59,7 +59,7 @@ pub async fn run(client: &Client, cmd: AlertsCmd, output: Output) -> Result<(), 
     match cmd {
         AlertsCmd::List => {
             let v = client.json(Method::GET, "/api/2.0/alerts", None).await?;
-            if output == Output::Json {
+            if output != Output::Text {
                 print_json(&v);
                 return Ok(());
             }
@@ -74,7 +74,7 @@ pub async fn run(client: &Client, cmd: AlertsCmd, output: Output) -> Result<(), 
             };
             let firing: Vec<Vec<String>> = at(&v, "/firing").as_array().into_iter().flatten().map(row).collect();
             if firing.is_empty() {
-                println!("nothing is firing");
+                out!("nothing is firing");
             } else {
                 crate::commands::print_table(&["STATE", "SINCE", "RULE", "ENDPOINT", "MESSAGE"], firing);
             }

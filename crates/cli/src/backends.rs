@@ -311,19 +311,17 @@ pub async fn run(client: &Client, cmd: BackendsCmd, output: Output) -> Result<()
         }
         rows.push((p, outcome, backends));
     }
-    if output == Output::Json {
+    if output != Output::Text {
         let v: Vec<Value> = rows
             .iter()
             .map(|(p, outcome, _)| json!({"endpoint": p.name, "model": p.model, "action": outcome, "served_entities": p.served_entities}))
             .collect();
         print_json(&json!({"endpoints": v, "dry_run": dry_run}));
     } else {
-        let mut t = comfy_table::Table::new();
-        t.set_header(vec!["ENDPOINT", "MODEL", "ACTION", "BACKENDS"]);
-        for (p, outcome, backends) in &rows {
-            t.add_row(vec![p.name.clone(), p.model.clone(), outcome.clone(), backends.join("\n")]);
-        }
-        println!("{t}");
+        let table = rows
+            .iter()
+            .map(|(p, outcome, backends)| vec![p.name.clone(), p.model.clone(), outcome.clone(), backends.join("\n")]);
+        crate::commands::print_table(&["Endpoint", "Model", "Action", "Backends"], table.collect());
     }
     if failed > 0 {
         return Err(CliError::Usage(format!("{failed} of {} endpoints could not be imported", plans.len())));

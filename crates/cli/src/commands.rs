@@ -297,23 +297,40 @@ pub fn read_json(arg: &JsonArg, required: bool) -> Result<Value, CliError> {
     serde_json::from_str(&text).map_err(|e| CliError::Usage(format!("--json is not valid JSON: {e}")))
 }
 
+/// Prints a document as JSON, or as YAML with `-o yaml`.
 pub fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    if crate::output() == Output::Yaml {
+        out!("{}", serde_norway::to_string(v).unwrap_or_default().trim_end());
+    } else {
+        out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
 }
 
+/// Prints rows under a header, columns aligned, no rules between rows (as `kubectl get`). Only
+/// the last column (by convention the free text: a message, a comment) wraps, to the terminal's
+/// width or else 100 columns; names and ids never do, so they can be copied whole.
 pub fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
     let mut t = Table::new();
-    t.set_header(headers.to_vec());
+    t.load_style(comfy_table::presets::NOTHING);
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        t.set_width(100);
+    }
+    t.set_header(headers.iter().map(|h| h.to_uppercase()).collect::<Vec<_>>());
     for r in rows {
         t.add_row(r);
     }
-    println!("{t}");
+    use comfy_table::{ColumnConstraint, Width};
+    let last = headers.len().saturating_sub(1);
+    let readable = ColumnConstraint::LowerBoundary(Width::Fixed(30));
+    t.set_constraints((0..last).map(|_| ColumnConstraint::ContentWidth).chain([readable]));
+    out!("{t}");
 }
 
 /// Prints a list answer: the JSON as is with `-o json`, else a table of `v[key]` with one row per
 /// item made by `row`.
 pub fn print_list(v: &Value, output: Output, key: &str, headers: &[&str], row: impl Fn(&Value) -> Vec<String>) {
-    if output == Output::Json {
+    if output != Output::Text {
         print_json(v);
     } else {
         print_table(headers, v[key].as_array().into_iter().flatten().map(row).collect());
@@ -359,7 +376,7 @@ fn print_metrics_summary(v: &Value) {
             ]
         })
         .collect();
-    println!("{}", s(at(v, "/endpoint")));
+    out!("{}", s(at(v, "/endpoint")));
     print_table(&["WINDOW", "REQUESTS", "ERRORS", "P50", "P95", "P99", "TOKENS IN / OUT", "COST"], rows);
 }
 
@@ -452,13 +469,36 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
     match cmd {
         List => {
             let v = client.json(Method::GET, SE, None).await?;
-            print_list(&v, output, "endpoints", &["Name", "State", "Config update", "Task", "Creator"], |e| {
+            let headers = ["Name", "State", "Update", "Task", "Provider/model", "Owner", "Tags"];
+            print_list(&v, output, "endpoints", &headers, |e| {
+                let state = if at(e, "/stopped").as_bool() == Some(true) {
+                    "STOPPED".to_string()
+                } else {
+                    s(at(e, "/state/ready"))
+                };
+                let entities = at(e, "/config/served_entities").as_array().cloned().unwrap_or_default();
+                let model = entities.first().map(|m| {
+                    let provider = s(at(m, "/external_model/provider"));
+                    let name = s(at(m, "/external_model/name"));
+                    let first =
+                        if provider.is_empty() { s(at(m, "/entity_name")) } else { format!("{provider}/{name}") };
+                    if entities.len() > 1 { format!("{first} +{}", entities.len() - 1) } else { first }
+                });
+                let tags: Vec<String> = at(e, "/tags")
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| format!("{}={}", s(at(t, "/key")), s(at(t, "/value"))))
+                    .collect();
+                let update = s(at(e, "/state/config_update"));
                 vec![
                     s(at(e, "/name")),
-                    s(at(e, "/state/ready")),
-                    s(at(e, "/state/config_update")),
+                    state,
+                    if update == "NOT_UPDATING" { String::new() } else { update },
                     s(at(e, "/task")),
+                    model.unwrap_or_default(),
                     s(at(e, "/creator")),
+                    tags.join(","),
                 ]
             });
         }
@@ -536,13 +576,13 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
         Delete { name } => print_json(&client.json(Method::DELETE, &format!("{SE}/{name}"), None).await?),
         GetMetrics { name } => {
             let v = client.json(Method::GET, &format!("{SE}/{name}/metrics-summary"), None).await?;
-            if output == Output::Json {
+            if output != Output::Text {
                 print_json(&v);
             } else {
                 print_metrics_summary(&v);
             }
         }
-        GetOpenApi { name } => println!("{}", client.text(Method::GET, &format!("{SE}/{name}/openapi")).await?),
+        GetOpenApi { name } => out!("{}", client.text(Method::GET, &format!("{SE}/{name}/openapi")).await?),
         BuildLogs { name, served_model_name } => {
             let v = client
                 .json(Method::GET, &format!("{SE}/{name}/served-models/{served_model_name}/build-logs"), None)
@@ -597,7 +637,7 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
 }
 
 fn print_logs(v: &Value, output: Output) {
-    if output == Output::Json {
+    if output != Output::Text {
         print_json(v);
     } else {
         print!("{}", at(v, "/logs").as_str().unwrap_or_default());
@@ -656,11 +696,11 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
             let v = client
                 .json_query(Method::GET, "/api/2.0/secrets/get", &[("scope", &scope), ("key", &key)], None)
                 .await?;
-            if output == Output::Json {
+            if output != Output::Text {
                 print_json(&v);
             } else {
                 let bytes = B64.decode(at(&v, "/value").as_str().unwrap_or_default()).unwrap_or_default();
-                println!("{}", String::from_utf8_lossy(&bytes));
+                out!("{}", String::from_utf8_lossy(&bytes));
             }
             return Ok(());
         }
@@ -700,7 +740,7 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
             client.json(Method::POST, "/api/2.0/secrets/delete", Some(&json!({"scope": scope, "key": key}))).await?;
         }
     }
-    if output == Output::Json {
+    if output != Output::Text {
         print_json(&ok);
     }
     Ok(())
@@ -804,7 +844,7 @@ pub async fn audit_log(client: &Client, args: AuditArgs, output: Output) -> Resu
     let v = client.json_query(Method::GET, "/api/2.0/audit-log", &q, None).await?;
     if args.jsonl {
         for e in at(&v, "/entries").as_array().into_iter().flatten() {
-            println!("{e}");
+            out!("{e}");
         }
         return Ok(());
     }

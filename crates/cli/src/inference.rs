@@ -89,12 +89,11 @@ pub async fn run(client: &Client, cmd: InferenceCmd, output: Output) -> Result<(
     match cmd {
         InferenceCmd::Query(f) => {
             let records = fetch(client, &f).await?;
-            if output == Output::Json {
+            if output != Output::Text {
                 print_json(&serde_json::json!({"records": records}));
                 return Ok(());
             }
-            let mut t = comfy_table::Table::new();
-            t.set_header(vec!["TIME", "STATUS", "REQUESTER", "ENTITY", "MS", "REQUEST", "RESPONSE", "LOGGING ERRORS"]);
+            let mut rows = Vec::new();
             for r in &records {
                 let time = at(r, "/request_time").as_i64().map_or_else(String::new, |ms| {
                     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64))
@@ -102,7 +101,7 @@ pub async fn run(client: &Client, cmd: InferenceCmd, output: Output) -> Result<(
                 });
                 let errors: Vec<String> =
                     at(r, "/logging_error_codes").as_array().into_iter().flatten().map(s).collect();
-                t.add_row(vec![
+                rows.push(vec![
                     time,
                     s(at(r, "/status_code")),
                     s(at(r, "/requester")),
@@ -113,7 +112,8 @@ pub async fn run(client: &Client, cmd: InferenceCmd, output: Output) -> Result<(
                     errors.join(" "),
                 ]);
             }
-            println!("{t}");
+            let headers = ["Time", "Status", "Requester", "Entity", "ms", "Request", "Response", "Logging errors"];
+            crate::commands::print_table(&headers, rows);
         }
         InferenceCmd::Export { filters, format, out: path } => {
             let records = fetch(client, &filters).await?;

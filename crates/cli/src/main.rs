@@ -1,5 +1,12 @@
 //! `modelgate`: the server (`modelgate serve`) and the client commands, in one binary.
 
+/// `println!` that survives a closed pipe: see [`write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!($($arg)*))
+    };
+}
+
 mod alerts;
 mod backends;
 mod budgets;
@@ -77,6 +84,16 @@ pub enum Output {
     Text,
     /// Always JSON.
     Json,
+    /// Always YAML (the same document as JSON).
+    Yaml,
+}
+
+/// The output format chosen on the command line, for the printers.
+static OUTPUT: std::sync::OnceLock<Output> = std::sync::OnceLock::new();
+
+/// The output format chosen on the command line.
+pub fn output() -> Output {
+    OUTPUT.get().copied().unwrap_or(Output::Text)
 }
 
 #[derive(Subcommand)]
@@ -257,6 +274,18 @@ fn parse_base_url(s: &str) -> Result<(String, String), String> {
     Ok((p.trim().to_string(), u.trim().to_string()))
 }
 
+/// Writes one line to standard output. A closed pipe (`modelgate ... | head -2`) ends the program
+/// quietly, as it ends a Unix tool, instead of panicking as `println!` would.
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -278,6 +307,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     let output = cli.output.unwrap_or(Output::Text);
+    let _ = OUTPUT.set(output);
     let result = match cli.command {
         Command::Serve(args) => return serve(*args).await,
         Command::Configure => configure(cli.host, cli.profile.as_deref()),
@@ -415,7 +445,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if let Some(token) = &server.new_admin_token {
         // Printed straight to the terminal, not through the log, and only once: the start after
         // a start that never got here replaces it with a new one.
-        println!(
+        out!(
             "\nCreated the admin user. Its token is shown this once; store it now:\n\n    \
              export MODELGATE_HOST={host}\n    export MODELGATE_TOKEN={token}\n\n\
              Lost it? See \"Recovering the admin token\" in docs/server.md.\n"
@@ -424,7 +454,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             tracing::warn!(error = %e, "could not record that the admin token was shown; the next start shows a new one");
         }
     }
-    println!("modelgate listening on {host}");
+    out!("modelgate listening on {host}");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     match server.shutdown().await {

@@ -103,10 +103,10 @@ pub async fn run(client: &Client, cmd: RequestsCmd, output: Output) -> Result<()
                     clip(at(r, "/error_message").as_str().unwrap_or(""), 60),
                 ]
             });
-            if output != Output::Json
+            if output == Output::Text
                 && let Some(next) = at(&v, "/next_page_token").as_str()
             {
-                println!("more: --page-token {next}");
+                out!("more: --page-token {next}");
             }
         }
         RequestsCmd::Get { id } => {

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::Client;
-use crate::commands::{at, print_json, s};
+use crate::commands::{at, print_json, print_table, s};
 use crate::{CliError, Output};
 
 /// How `usage report` prints.
@@ -19,6 +19,31 @@ pub enum Format {
     Json,
     /// CSV with a header line.
     Csv,
+}
+
+/// What `usage report --sort` orders by.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortBy {
+    /// Cost in USD.
+    Cost,
+    /// Queries.
+    Requests,
+    /// Failed queries.
+    Errors,
+    /// Input plus output tokens.
+    Tokens,
+}
+
+impl SortBy {
+    fn key(self, row: &Value) -> f64 {
+        let n = |k: &str| at(row, k).as_f64().unwrap_or(0.0);
+        match self {
+            SortBy::Cost => n("/cost_usd"),
+            SortBy::Requests => n("/requests"),
+            SortBy::Errors => n("/errors"),
+            SortBy::Tokens => n("/input_tokens") + n("/output_tokens"),
+        }
+    }
 }
 
 /// `modelgate usage ...`
@@ -40,6 +65,12 @@ pub enum UsageCmd {
         /// Output format (default: table, or json with -o json).
         #[arg(long, value_enum)]
         format: Option<Format>,
+        /// Order rows by this figure, largest first.
+        #[arg(long, value_enum)]
+        sort: Option<SortBy>,
+        /// Only the first N rows (after --sort).
+        #[arg(long, value_name = "N")]
+        top: Option<usize>,
     },
     /// Price past records again with the server's current price table (admins):
     /// modelgate usage recompute --since 30d
@@ -79,7 +110,7 @@ fn cell(row: &Value, col: &str) -> String {
 /// Runs `modelgate usage ...`.
 pub async fn run(client: &Client, cmd: UsageCmd, output: Output) -> Result<(), CliError> {
     match cmd {
-        UsageCmd::Report { group_by, bucket, since, format } => {
+        UsageCmd::Report { group_by, bucket, since, format, sort, top } => {
             let start = ago(since);
             let mut q: Vec<(&str, &str)> = vec![("start", start.as_str())];
             if let Some(g) = group_by.as_deref() {
@@ -88,26 +119,31 @@ pub async fn run(client: &Client, cmd: UsageCmd, output: Output) -> Result<(), C
             if let Some(b) = bucket.as_deref() {
                 q.push(("bucket", b));
             }
-            let v = client.json_query(Method::GET, "/api/2.0/usage", &q, None).await?;
-            let format = format.unwrap_or(if output == Output::Json { Format::Json } else { Format::Table });
+            let mut v = client.json_query(Method::GET, "/api/2.0/usage", &q, None).await?;
+            if let Some(rows) = v.get_mut("rows").and_then(Value::as_array_mut) {
+                if let Some(by) = sort {
+                    rows.sort_by(|a, b| by.key(b).total_cmp(&by.key(a)));
+                }
+                if let Some(n) = top {
+                    rows.truncate(n);
+                }
+            }
+            let format = format.unwrap_or(if output == Output::Text { Format::Table } else { Format::Json });
             let cols = columns(&v);
             let rows = at(&v, "/rows").as_array().cloned().unwrap_or_default();
             match format {
                 Format::Json => print_json(&v),
                 Format::Csv => {
-                    println!("{}", cols.join(","));
+                    out!("{}", cols.join(","));
                     for r in &rows {
-                        println!("{}", cols.iter().map(|c| csv_field(&cell(r, c))).collect::<Vec<_>>().join(","));
+                        out!("{}", cols.iter().map(|c| csv_field(&cell(r, c))).collect::<Vec<_>>().join(","));
                     }
                 }
                 Format::Table => {
-                    let mut t = comfy_table::Table::new();
-                    t.set_header(cols.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>());
-                    for r in &rows {
-                        t.add_row(cols.iter().map(|c| cell(r, c)).collect::<Vec<_>>());
-                    }
-                    println!("{t}");
-                    println!("price table {}", s(at(&v, "/price_version")));
+                    let headers: Vec<String> = cols.iter().map(|c| c.to_uppercase()).collect();
+                    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+                    print_table(&headers, rows.iter().map(|r| cols.iter().map(|c| cell(r, c)).collect()).collect());
+                    out!("price table {}", s(at(&v, "/price_version")));
                 }
             }
         }

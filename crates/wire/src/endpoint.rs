@@ -746,6 +746,9 @@ pub struct ServingEndpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[allow(missing_docs)]
     pub budget_policy_id: Option<String>,
+    /// Whether the endpoint is stopped (our extension, as on the detailed endpoint).
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 /// Response of `GET /api/2.0/serving-endpoints`.

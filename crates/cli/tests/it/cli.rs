@@ -30,6 +30,23 @@ fn quickstart_flow_with_the_cli_and_no_secret_leaks() {
     assert_eq!(created["state"]["ready"], "READY", "create waits for NOT_UPDATING: {created}");
     transcript += &created.to_string();
 
+    // A closed pipe (`| head`) ends a command quietly, without a panic.
+    let mut piped = Command::new(BIN)
+        .args(["serving-endpoints", "list"])
+        .env("MODELGATE_HOST", &server.host)
+        .env("MODELGATE_TOKEN", ADMIN)
+        .env("MODELGATE_CONFIG_FILE", env.config())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(piped.stdout.take());
+    let closed = piped.wait_with_output().unwrap();
+    let (_, err) = text(&closed);
+    assert!(closed.status.success() && !err.contains("panicked"), "{err}");
+    let yaml = ok(run(&["serving-endpoints", "get", "chat", "-o", "yaml"], None));
+    assert!(yaml.contains("name: chat") && !yaml.trim_start().starts_with('{'), "{yaml}");
+
     let table = ok(run(&["serving-endpoints", "list"], None));
     assert!(table.contains("chat") && table.contains("READY") && table.contains("llm/v1/chat"), "{table}");
     let as_json = ok(run(&["serving-endpoints", "list", "--output", "json"], None));
@@ -75,6 +92,14 @@ fn quickstart_flow_with_the_cli_and_no_secret_leaks() {
     assert!(rolled.contains("\"config_version\": 4") && rolled.contains("gpt-4o-mini"), "{rolled}");
     let stopped = ok(run(&["serving-endpoints", "stop", "chat"], None));
     assert!(stopped.contains("NOT_READY"));
+    let listed = ok(run(&["serving-endpoints", "list"], None));
+    assert!(
+        listed.contains("STOPPED") && listed.contains("openai/gpt-4o-mini") && listed.contains("team=ml"),
+        "{listed}"
+    );
+    assert!(!listed.contains("───"), "no rules between rows: {listed}");
+    let listed = ok(run(&["serving-endpoints", "list", "-o", "json"], None));
+    assert!(listed.contains("\"stopped\": true"), "{listed}");
     ok(run(&["serving-endpoints", "start", "chat"], None));
     ok(run(
         &["serving-endpoints", "patch", "chat", "--json", r#"{"add_tags": [{"key": "env", "value": "dev"}]}"#],

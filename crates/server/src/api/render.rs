@@ -135,5 +135,6 @@ pub fn summary(e: &EndpointRecord, config: Option<&ConfigRecord>) -> ServingEndp
         description: e.description.clone(),
         ai_gateway: json_field(e.ai_gateway.as_deref()),
         budget_policy_id: e.budget_policy_id.clone(),
+        stopped: e.stopped,
     }
 }
