@@ -45,6 +45,16 @@ pub enum EndpointsCmd {
         /// Endpoint name.
         name: String,
     },
+    /// Wait until an endpoint's config update finishes (state.config_update NOT_UPDATING), then
+    /// print it; fails with the build log if the update failed:
+    /// modelgate serving-endpoints wait chat --timeout 5m
+    Wait {
+        /// Endpoint name.
+        name: String,
+        /// How long to wait.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "20m")]
+        timeout: Duration,
+    },
     /// Changes of the settings kept outside config versions (ai_gateway, rate limits, tags,
     /// permissions, budget policy, notifications), newest first:
     /// modelgate serving-endpoints settings-history chat
@@ -394,11 +404,14 @@ fn ms_to_time(v: &Value) -> String {
 async fn wait_not_updating(client: &Client, name: &str, timeout: Duration) -> Result<Value, CliError> {
     let started = Instant::now();
     let mut delay = Duration::from_millis(200);
+    let mut progress = Progress::new(format!("waiting for '{name}' to finish updating"));
     loop {
         let e = client.json(Method::GET, &format!("{SE}/{name}"), None).await?;
+        let version = at(&e, "/pending_config/config_version").as_i64();
         match at(&e, "/state/config_update").as_str() {
             Some("IN_PROGRESS") => {}
             Some("UPDATE_FAILED") | Some("UPDATE_CANCELED") => {
+                progress.done("update failed");
                 let versions = client.json(Method::GET, &format!("{SE}/{name}/config-versions"), None).await?;
                 if let Some(log) = at(&versions, "/config_versions").get(0).and_then(|v| at(v, "/build_logs").as_str())
                 {
@@ -409,16 +422,60 @@ async fn wait_not_updating(client: &Client, name: &str, timeout: Duration) -> Re
                     message: format!("the config update of '{name}' failed; the build log is above"),
                 });
             }
-            _ => return Ok(e),
+            _ => {
+                progress.done("ready");
+                return Ok(e);
+            }
         }
         if started.elapsed() >= timeout {
+            progress.done("still deploying");
+            let v = version.map(|v| format!(" (config version {v})")).unwrap_or_default();
             return Err(CliError::Usage(format!(
-                "timed out after {} waiting for '{name}' to finish updating",
+                "stopped waiting after {}: endpoint '{name}' exists and is still deploying{v}; \
+                 wait again with `modelgate serving-endpoints wait {name}`",
                 humantime::format_duration(timeout)
             )));
         }
+        progress.tick(started.elapsed());
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// What a wait longer than a second shows on standard error: a line redrawn in place on a
+/// terminal, a plain line every ten seconds otherwise (logs of a CI job).
+struct Progress {
+    what: String,
+    terminal: bool,
+    shown: bool,
+    last_line: Option<Duration>,
+}
+
+impl Progress {
+    fn new(what: String) -> Self {
+        Progress { what, terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()), shown: false, last_line: None }
+    }
+
+    fn tick(&mut self, elapsed: Duration) {
+        if elapsed < Duration::from_secs(1) {
+            return;
+        }
+        let secs = elapsed.as_secs();
+        if self.terminal {
+            const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
+            let frame = SPINNER.get((elapsed.as_millis() / 250) as usize % SPINNER.len()).copied().unwrap_or('|');
+            eprint!("\r{frame} {} ({secs}s)", self.what);
+            self.shown = true;
+        } else if self.last_line.is_none_or(|t| elapsed >= t + Duration::from_secs(10)) {
+            eprintln!("{} ({secs}s)", self.what);
+            self.last_line = Some(elapsed);
+        }
+    }
+
+    fn done(&mut self, outcome: &str) {
+        if self.terminal && self.shown {
+            eprintln!("\r{}: {outcome}{}", self.what, " ".repeat(8));
+        }
     }
 }
 
@@ -503,6 +560,7 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
             });
         }
         Get { name } => print_json(&client.json(Method::GET, &format!("{SE}/{name}"), None).await?),
+        Wait { name, timeout } => print_json(&wait_not_updating(client, &name, timeout).await?),
         SettingsHistory { name } => {
             let v = client.json(Method::GET, &format!("{SE}/{name}/settings-history"), None).await?;
             let short = |v: &Value| {

@@ -160,7 +160,7 @@ struct ServeArgs {
     #[arg(long, env = "MODELGATE_LOG_LEVEL", default_value = "info")]
     log_level: String,
     /// Hold each config deployment back this long, to watch the IN_PROGRESS state (demos, tests).
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    #[arg(long, env = "MODELGATE_DEPLOY_DELAY", value_parser = humantime::parse_duration, default_value = "0s")]
     deploy_delay: Duration,
     /// Base URL for a provider, as PROVIDER=URL (repeatable; comma-separated in the environment),
     /// e.g. anthropic=http://proxy.internal:8443. For air-gapped proxies and tests.

@@ -300,6 +300,27 @@ fn a_failed_first_start_never_locks_the_admin_out() {
 }
 
 #[test]
+fn long_waits_show_progress_and_a_timed_out_wait_says_the_endpoint_is_still_deploying() {
+    let env = Env::new();
+    let mut server = spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN), ("MODELGATE_DEPLOY_DELAY", "4s")]);
+    let run = |args: &[&str], stdin: Option<&str>| cli(&server.host, Some(ADMIN), args, stdin, &env.config());
+    let _ = run(&["secrets", "create-scope", "llm"], None);
+    ok(run(&["secrets", "put-secret", "llm", "openai"], Some("sk-wait")));
+    let created = run(&["serving-endpoints", "create", "--json", ENDPOINT, "--timeout", "2s"], None);
+    let (_, err) = text(&created);
+    assert!(!created.status.success(), "{err}");
+    assert!(err.contains("waiting for 'chat' to finish updating (1s)"), "progress after a second: {err}");
+    assert!(
+        err.contains("exists and is still deploying") && err.contains("modelgate serving-endpoints wait chat"),
+        "{err}"
+    );
+    let waited = ok(run(&["serving-endpoints", "wait", "chat"], None));
+    assert!(waited.contains("\"ready\": \"READY\""), "{waited}");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+#[test]
 fn client_errors_without_a_server_or_token() {
     let env = Env::new();
     let no_token = cli("http://127.0.0.1:9", None, &["serving-endpoints", "list"], None, &env.config());
