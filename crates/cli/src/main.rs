@@ -340,8 +340,27 @@ async fn run(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e}");
+            if let Some(hint) = hint(&e) {
+                eprintln!("Hint: {hint}");
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The command that helps after a common error, so the next step is on the screen.
+fn hint(e: &CliError) -> Option<&'static str> {
+    let CliError::Api { code, message } = e else { return None };
+    match code.as_str() {
+        "UNAUTHENTICATED" => Some("give a valid token: --token, MODELGATE_TOKEN, or `modelgate configure`"),
+        "PERMISSION_DENIED" => Some("`modelgate permissions get ENDPOINT_ID` shows who holds which level"),
+        "RESOURCE_DOES_NOT_EXIST" if message.starts_with("Endpoint") => {
+            Some("`modelgate serving-endpoints list` shows the endpoints you can see")
+        }
+        "RESOURCE_CONFLICT" if message.contains("in progress") => {
+            Some("`modelgate serving-endpoints wait NAME` waits for the update in progress")
+        }
+        _ => None,
     }
 }
 

@@ -80,6 +80,7 @@ fn quickstart_flow_with_the_cli_and_no_secret_leaks() {
     assert!(err.contains("INVALID_PARAMETER_VALUE: served_entities: at least one served entity is required"), "{err}");
     let missing = run(&["serving-endpoints", "get", "ghost"], None);
     assert!(!missing.status.success() && text(&missing).1.contains("RESOURCE_DOES_NOT_EXIST"));
+    assert!(text(&missing).1.contains("Hint: `modelgate serving-endpoints list`"), "{}", text(&missing).1);
 
     // A failed update makes the waiting command fail and print the build log.
     let failing = r#"{"served_entities": [{"external_model": {"provider": "openai", "name": "o3", "task": "llm/v1/chat", "openai_config": {"openai_api_key": "{{secrets/llm/absent}}"}}}]}"#;

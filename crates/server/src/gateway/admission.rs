@@ -21,12 +21,14 @@ pub(super) fn servable(ep: &LiveEndpoint, route_task: Option<Task>) -> ApiResult
     let name = &ep.name;
     if ep.stopped {
         return Err(ApiError::BadRequest(format!(
-            "Endpoint '{name}' is stopped; start it with POST /api/2.0/serving-endpoints/{name}/config:start."
+            "Endpoint '{name}' is stopped; start it with `modelgate serving-endpoints start {name}` \
+             (POST /api/2.0/serving-endpoints/{name}/config:start)."
         )));
     }
     if ep.config_version.is_none() {
         return Err(ApiError::BadRequest(format!(
-            "Endpoint '{name}' is not ready: no config version has deployed yet (see its build logs)."
+            "Endpoint '{name}' is not ready: no config version has deployed yet; see why with \
+             `modelgate serving-endpoints config-versions {name}` (its build logs)."
         )));
     }
     if let Some(why) = &ep.unservable {

@@ -130,7 +130,12 @@ async fn queries_that_cannot_be_served_get_clear_4xx() {
 
     r.t.post(&format!("{SE}/chat/config:stop"), json!({})).await;
     let got = r.t.post("/serving-endpoints/chat/invocations", chat.clone()).await;
-    assert_error(&got, StatusCode::BAD_REQUEST, "BAD_REQUEST", "is stopped");
+    assert_error(
+        &got,
+        StatusCode::BAD_REQUEST,
+        "BAD_REQUEST",
+        "is stopped; start it with `modelgate serving-endpoints start",
+    );
     r.t.post(&format!("{SE}/chat/config:start"), json!({})).await;
     assert_eq!(r.t.post("/serving-endpoints/chat/invocations", chat.clone()).await.0, StatusCode::OK);
 
