@@ -6,6 +6,7 @@ pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod budgets;
 pub(crate) mod endpoints;
+pub(crate) mod groups;
 pub(crate) mod inference;
 pub(crate) mod observability;
 pub(crate) mod openapi;

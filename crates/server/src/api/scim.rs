@@ -37,13 +37,23 @@ pub struct ListQuery {
 }
 
 /// Every principal and direct membership, read once per request.
-struct Directory {
+pub(super) struct Directory {
     by_id: HashMap<String, PrincipalRecord>,
     memberships: Vec<MembershipRecord>,
 }
 
 impl Directory {
-    async fn load(app: &AppState) -> ApiResult<Directory> {
+    /// Every principal by id.
+    pub(super) fn principals(&self) -> impl Iterator<Item = &PrincipalRecord> {
+        self.by_id.values()
+    }
+
+    /// Every membership.
+    pub(super) fn memberships(&self) -> &[MembershipRecord] {
+        &self.memberships
+    }
+
+    pub(super) async fn load(app: &AppState) -> ApiResult<Directory> {
         let by_id = app.store.list_principals(None).await?.into_iter().map(|p| (p.id.clone(), p)).collect();
         Ok(Directory { by_id, memberships: app.store.list_memberships().await? })
     }
@@ -117,7 +127,7 @@ impl Directory {
     }
 
     /// Would adding `member` to `group` make a group contain itself?
-    fn creates_cycle(&self, group: &str, member: &str) -> bool {
+    pub(super) fn creates_cycle(&self, group: &str, member: &str) -> bool {
         let mut stack = vec![group.to_string()];
         let mut seen = BTreeSet::new();
         while let Some(cur) = stack.pop() {
@@ -319,7 +329,7 @@ fn listed<'a>(dir: &'a Directory, kind: &str, q: &ListQuery) -> ApiResult<Vec<&'
 
 /// Checks a name or display name (no control or invisible formatting characters, at most 256
 /// bytes); the error names the attribute.
-fn check_label(attribute: &str, value: &str) -> ApiResult<()> {
+pub(super) fn check_label(attribute: &str, value: &str) -> ApiResult<()> {
     match modelgate_core::names::label_problem(value, modelgate_core::names::MAX_PRINCIPAL_NAME_LEN) {
         Some(p) => Err(ApiError::invalid(attribute, p)),
         None => Ok(()),
@@ -327,7 +337,7 @@ fn check_label(attribute: &str, value: &str) -> ApiResult<()> {
 }
 
 /// Creates a principal; users and service principals also join the built-in `users` group.
-async fn create(
+pub(super) async fn create(
     app: &AppState,
     kind: &str,
     name: String,
@@ -621,7 +631,7 @@ pub async fn patch_service_principal(
     get_service_principal(State(app), ApiPath(id)).await
 }
 
-async fn delete(app: &AppState, caller: &Principal, id: &str, kind: &str) -> ApiResult<StatusCode> {
+pub(super) async fn delete(app: &AppState, caller: &Principal, id: &str, kind: &str) -> ApiResult<StatusCode> {
     require_admin(caller, &format!("delete {}", collection(kind).to_lowercase()))?;
     let p = Directory::load(app).await?.get(id, kind)?.clone();
     if p.kind == principal_kind::GROUP && [ADMINS_GROUP, USERS_GROUP, CUSTOM_BASE_URLS_GROUP].contains(&p.name.as_str())
