@@ -1,8 +1,11 @@
 //! Where the client commands find the server and the token.
 //!
 //! Order: `--host`/`--token` flags (or `MODELGATE_HOST`/`MODELGATE_TOKEN`), then the profile named
-//! by `--profile`, then `DATABRICKS_HOST`/`DATABRICKS_TOKEN`, then the `default` profile written by
-//! `modelgate configure`, then `http://127.0.0.1:8080` for the host.
+//! by `--profile` (in modelgate's profiles file, else in `~/.databrickscfg`), then
+//! `DATABRICKS_HOST`/`DATABRICKS_TOKEN`, then the `~/.databrickscfg` profile named by
+//! `DATABRICKS_CONFIG_PROFILE`, then the `default` profile written by `modelgate configure`, then
+//! the `DEFAULT` profile of `~/.databrickscfg`, then `http://127.0.0.1:8080` for the host. That is
+//! how the Databricks CLI reads them, so one `~/.databrickscfg` serves both.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -75,6 +78,49 @@ pub fn save(file: &ProfilesFile) -> Result<PathBuf, CliError> {
     Ok(p)
 }
 
+/// `DATABRICKS_CONFIG_FILE`, else `~/.databrickscfg`.
+fn databrickscfg_path() -> Option<PathBuf> {
+    std::env::var_os("DATABRICKS_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".databrickscfg")))
+}
+
+/// The `host` and `token` of every profile of a Databricks config file (INI: `[name]` sections of
+/// `key = value` lines; `#` and `;` start comments). Only these two keys matter here, so a
+/// dozen lines do rather than an INI library.
+fn parse_databrickscfg(text: &str) -> BTreeMap<String, Profile> {
+    let mut out: BTreeMap<String, Profile> = BTreeMap::new();
+    let mut section: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = Some(name.trim().to_string());
+            continue;
+        }
+        let (Some(name), Some((key, value))) = (&section, line.split_once('=')) else { continue };
+        let profile = out.entry(name.clone()).or_default();
+        let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
+        match key.trim() {
+            "host" => profile.host = value,
+            "token" => profile.token = value,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The profiles of `~/.databrickscfg` (none when it does not exist).
+fn databrickscfg() -> Result<BTreeMap<String, Profile>, CliError> {
+    let Some(p) = databrickscfg_path() else { return Ok(BTreeMap::new()) };
+    match std::fs::read_to_string(&p) {
+        Ok(text) => Ok(parse_databrickscfg(&text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(CliError::Usage(format!("{}: {e}", p.display()))),
+    }
+}
+
 /// Resolves host and token.
 pub fn resolve(
     host: Option<String>,
@@ -82,29 +128,58 @@ pub fn resolve(
     profile: Option<&str>,
 ) -> Result<(String, String), CliError> {
     let file = load()?;
+    let cfg = databrickscfg()?;
     let named = match profile {
-        Some(name) => Some(
-            file.profiles
-                .get(name)
-                .cloned()
-                .ok_or_else(|| CliError::Usage(format!("no profile '{name}' in {}", path().display())))?,
-        ),
+        Some(name) => Some(file.profiles.get(name).or_else(|| cfg.get(name)).cloned().ok_or_else(|| {
+            let cfg_path = databrickscfg_path().map(|p| p.display().to_string()).unwrap_or_default();
+            CliError::Usage(format!("no profile '{name}' in {} or {cfg_path}", path().display()))
+        })?),
         None => None,
     };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let databricks_profile = match env("DATABRICKS_CONFIG_PROFILE") {
+        Some(name) => Some(cfg.get(&name).cloned().ok_or_else(|| {
+            CliError::Usage(format!("DATABRICKS_CONFIG_PROFILE names '{name}', which is not in ~/.databrickscfg"))
+        })?),
+        None => None,
+    };
     let default = file.profiles.get("default").cloned().unwrap_or_default();
+    let cfg_default = cfg.get("DEFAULT").cloned().unwrap_or_default();
     let host = host
         .or_else(|| named.as_ref().and_then(|p| p.host.clone()))
         .or_else(|| env("DATABRICKS_HOST"))
+        .or_else(|| databricks_profile.as_ref().and_then(|p| p.host.clone()))
         .or(default.host)
+        .or(cfg_default.host)
         .unwrap_or_else(|| DEFAULT_HOST.to_string());
     let token = token
         .or_else(|| named.as_ref().and_then(|p| p.token.clone()))
         .or_else(|| env("DATABRICKS_TOKEN"))
+        .or_else(|| databricks_profile.as_ref().and_then(|p| p.token.clone()))
         .or(default.token)
+        .or(cfg_default.token)
         .ok_or_else(|| {
-            CliError::Usage("no token: pass --token, set MODELGATE_TOKEN, or run 'modelgate configure'".into())
+            CliError::Usage(
+                "no token: pass --token, set MODELGATE_TOKEN, run 'modelgate configure', or add a profile to \
+                 ~/.databrickscfg"
+                    .into(),
+            )
         })?;
     let host = if host.contains("://") { host } else { format!("https://{host}") };
     Ok((host.trim_end_matches('/').to_string(), token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn databrickscfg_profiles_are_read_as_the_databricks_cli_reads_them() {
+        let text = "; comment\n[DEFAULT]\nhost = https://a.example.com\ntoken = t-a\n\n[staging]\n# note\nhost=http://127.0.0.1:9\ntoken= t-s \nauth_type = pat\n";
+        let p = parse_databrickscfg(text);
+        assert_eq!(p.get("DEFAULT").and_then(|p| p.host.as_deref()), Some("https://a.example.com"));
+        assert_eq!(p.get("staging").and_then(|p| p.token.as_deref()), Some("t-s"));
+        assert_eq!(p.get("staging").and_then(|p| p.host.as_deref()), Some("http://127.0.0.1:9"));
+        assert!(p.get("prod").is_none());
+    }
 }

@@ -322,6 +322,38 @@ fn long_waits_show_progress_and_a_timed_out_wait_says_the_endpoint_is_still_depl
 }
 
 #[test]
+fn databrickscfg_profiles_select_the_server() {
+    let env = Env::new();
+    let server = spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN)]);
+    let cfg = env.dir.path().join("databrickscfg");
+    std::fs::write(
+        &cfg,
+        format!("[DEFAULT]\nhost = http://127.0.0.1:9\n\n[staging]\nhost = {}\ntoken = {ADMIN}\n", server.host),
+    )
+    .unwrap();
+    let run = |extra: &[(&str, &str)], args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).env("DATABRICKS_CONFIG_FILE", &cfg).env("MODELGATE_CONFIG_FILE", env.config());
+        for k in [
+            "MODELGATE_HOST",
+            "MODELGATE_TOKEN",
+            "MODELGATE_PROFILE",
+            "DATABRICKS_HOST",
+            "DATABRICKS_TOKEN",
+            "DATABRICKS_CONFIG_PROFILE",
+        ] {
+            cmd.env_remove(k);
+        }
+        cmd.envs(extra.iter().copied());
+        cmd.output().unwrap()
+    };
+    ok(run(&[("DATABRICKS_CONFIG_PROFILE", "staging")], &["serving-endpoints", "list"]));
+    ok(run(&[], &["--profile", "staging", "serving-endpoints", "list"]));
+    let missing = run(&[("DATABRICKS_CONFIG_PROFILE", "prod")], &["serving-endpoints", "list"]);
+    assert!(!missing.status.success() && text(&missing).1.contains("'prod'"), "{}", text(&missing).1);
+}
+
+#[test]
 fn client_errors_without_a_server_or_token() {
     let env = Env::new();
     let no_token = cli("http://127.0.0.1:9", None, &["serving-endpoints", "list"], None, &env.config());
