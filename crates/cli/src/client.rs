@@ -63,6 +63,36 @@ impl Client {
         self.json_query(method, path, &[], body).await
     }
 
+    /// A POST whose answer is streamed back: each `data:` payload of a server-sent-event answer
+    /// is handed to `each` as it arrives; a JSON answer is handed over whole.
+    pub async fn post_streaming(&self, path: &str, body: &Value, mut each: impl FnMut(&str)) -> Result<(), CliError> {
+        use futures::StreamExt;
+        let resp = self.send(Method::POST, path, &[], Some(body)).await?;
+        let sse = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !sse {
+            let text = resp.text().await.map_err(|e| CliError::Connect(e.to_string()))?;
+            each(&text);
+            return Ok(());
+        }
+        let mut pending = String::new();
+        let mut chunks = resp.bytes_stream();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| CliError::Connect(format!("the stream broke: {e}")))?;
+            pending.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = pending.find('\n') {
+                let line: String = pending.drain(..=end).collect();
+                if let Some(data) = line.trim_end().strip_prefix("data:") {
+                    each(data.trim_start());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A JSON call with query parameters.
     pub async fn json_query(
         &self,

@@ -45,6 +45,15 @@ pub enum EndpointsCmd {
         /// Endpoint name.
         name: String,
     },
+    /// Query an endpoint, as `databricks serving-endpoints query` does; a body with
+    /// `"stream": true` prints each streamed chunk as it arrives:
+    /// modelgate serving-endpoints query chat --json '{"messages": [{"role": "user", "content": "hi"}]}'
+    Query {
+        /// Endpoint name.
+        name: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
     /// Wait until an endpoint's config update finishes (state.config_update NOT_UPDATING), then
     /// print it; fails with the build log if the update failed:
     /// modelgate serving-endpoints wait chat --timeout 5m
@@ -561,6 +570,22 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
         }
         Get { name } => print_json(&client.json(Method::GET, &format!("{SE}/{name}"), None).await?),
         Wait { name, timeout } => print_json(&wait_not_updating(client, &name, timeout).await?),
+        Query { name, json } => {
+            let body = read_json(&json, true)?;
+            client
+                .post_streaming(&format!("/serving-endpoints/{name}/invocations"), &body, |payload| {
+                    match serde_json::from_str::<Value>(payload) {
+                        Ok(v)
+                            if payload.trim_start().starts_with('{')
+                                && !body.get("stream").is_some_and(|s| s == true) =>
+                        {
+                            print_json(&v)
+                        }
+                        _ => out!("{payload}"),
+                    }
+                })
+                .await?;
+        }
         SettingsHistory { name } => {
             let v = client.json(Method::GET, &format!("{SE}/{name}/settings-history"), None).await?;
             let short = |v: &Value| {

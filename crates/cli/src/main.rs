@@ -102,6 +102,11 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Save --host and a token (read from standard input) as a profile.
     Configure,
+    /// Print a shell completion script: modelgate completion bash > /etc/bash_completion.d/modelgate
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Manage serving endpoints.
     #[command(subcommand)]
     ServingEndpoints(commands::EndpointsCmd),
@@ -311,6 +316,13 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => return serve(*args).await,
         Command::Configure => configure(cli.host, cli.profile.as_deref()),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "modelgate", &mut script);
+            out!("{}", String::from_utf8_lossy(&script).trim_end());
+            Ok(())
+        }
         command => {
             let client = profile::resolve(cli.host, cli.token, cli.profile.as_deref())
                 .and_then(|(host, token)| client::Client::new(host, token));
@@ -331,7 +343,9 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::InferenceTable(c) => inference::run(&client, c, output).await,
                     Command::Budgets(c) => budgets::run(&client, c, output).await,
                     Command::Alerts(c) => alerts::run(&client, c, output).await,
-                    Command::Serve(_) | Command::Configure => unreachable!("handled above"),
+                    Command::Serve(_) | Command::Configure | Command::Completion { .. } => {
+                        unreachable!("handled above")
+                    }
                 },
             }
         }

@@ -354,6 +354,18 @@ fn databrickscfg_profiles_select_the_server() {
 }
 
 #[test]
+fn shell_completion_scripts_cover_the_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN).args(["completion", shell]).output().unwrap();
+        let (script, err) = text(&out);
+        assert!(out.status.success(), "{shell}: {err}");
+        for word in ["serving-endpoints", "requests", "settings-history", "--output"] {
+            assert!(script.contains(word), "{shell} completes {word}");
+        }
+    }
+}
+
+#[test]
 fn client_errors_without_a_server_or_token() {
     let env = Env::new();
     let no_token = cli("http://127.0.0.1:9", None, &["serving-endpoints", "list"], None, &env.config());
@@ -768,4 +780,15 @@ fn inference_table_query_and_export_to_jsonl_and_parquet() {
         None,
     ));
     assert!(ok(run(&["alerts", "destinations"], None)).contains("oncall"));
+
+    // Queries from the CLI, whole and streamed.
+    let body = r#"{"messages": [{"role": "user", "content": "from the cli"}]}"#;
+    let answer = ok(run(&["serving-endpoints", "query", "logged", "--json", body], None));
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "echo: from the cli", "{answer}");
+    let body = r#"{"messages": [{"role": "user", "content": "streamed words"}], "stream": true}"#;
+    let streamed = ok(run(&["serving-endpoints", "query", "logged", "--json", body], None));
+    let lines: Vec<&str> = streamed.lines().collect();
+    assert_eq!(lines.last(), Some(&"[DONE]"), "{streamed}");
+    assert!(lines.len() > 3 && lines.iter().any(|l| l.contains("\"streamed \"")), "one chunk per line: {streamed}");
 }
