@@ -359,7 +359,7 @@ fn shell_completion_scripts_cover_the_commands() {
         let out = Command::new(BIN).args(["completion", shell]).output().unwrap();
         let (script, err) = text(&out);
         assert!(out.status.success(), "{shell}: {err}");
-        for word in ["serving-endpoints", "requests", "settings-history", "--output"] {
+        for word in ["serving-endpoints", "requests", "settings-history", "output"] {
             assert!(script.contains(word), "{shell} completes {word}");
         }
     }
