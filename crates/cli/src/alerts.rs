@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::client::Client;
-use crate::commands::{JsonArg, at, print_json, print_list, read_json, s};
+use crate::commands::{JsonArg, Listing, at, print_json, print_list, read_json, resolve, s};
 use crate::{CliError, Output};
 
 /// `modelgate alerts ...`
@@ -21,16 +21,17 @@ pub enum AlertsCmd {
         #[command(flatten)]
         json: JsonArg,
     },
-    /// Replace a rule (e.g. to disable a default one: "enabled": false).
+    /// Change a rule: only the fields given change (e.g. to disable a default one:
+    /// modelgate alerts update-rule error-rate --json '{"enabled": false}').
     UpdateRule {
-        /// Rule id.
+        /// Rule id or name.
         id: String,
         #[command(flatten)]
         json: JsonArg,
     },
     /// Delete a rule.
     DeleteRule {
-        /// Rule id.
+        /// Rule id or name.
         id: String,
     },
     /// Every webhook destination.
@@ -42,7 +43,7 @@ pub enum AlertsCmd {
     },
     /// Delete a webhook.
     DeleteDestination {
-        /// Destination id.
+        /// Destination id or name.
         id: String,
     },
 }
@@ -53,6 +54,16 @@ fn time(v: &Value) -> String {
             .to_string()
     })
 }
+
+const RULES: Listing<'static> =
+    Listing { path: "/api/2.0/alert-rules", items: "rules", id: "rule_id", names: &["name"], what: "alert rule" };
+const DESTINATIONS: Listing<'static> = Listing {
+    path: "/api/2.0/alert-destinations",
+    items: "destinations",
+    id: "destination_id",
+    names: &["name"],
+    what: "alert destination",
+};
 
 /// Runs `modelgate alerts ...`.
 pub async fn run(client: &Client, cmd: AlertsCmd, output: Output) -> Result<(), CliError> {
@@ -102,11 +113,27 @@ pub async fn run(client: &Client, cmd: AlertsCmd, output: Output) -> Result<(), 
         AlertsCmd::CreateRule { json } => {
             print_json(&client.json(Method::POST, "/api/2.0/alert-rules", Some(&read_json(&json, true)?)).await?)
         }
-        AlertsCmd::UpdateRule { id, json } => print_json(
-            &client.json(Method::PUT, &format!("/api/2.0/alert-rules/{id}"), Some(&read_json(&json, true)?)).await?,
-        ),
+        AlertsCmd::UpdateRule { id, json } => {
+            // Only the fields given change: the rest are taken from the rule as it is.
+            let id = resolve(client, &RULES, &id).await?;
+            let rules = client.json(Method::GET, RULES.path, None).await?;
+            let current = at(&rules, "/rules")
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| s(at(r, "/rule_id")) == id)
+                .cloned()
+                .unwrap_or_default();
+            let mut body = current;
+            if let (Some(o), Value::Object(changes)) = (body.as_object_mut(), read_json(&json, true)?) {
+                o.remove("rule_id");
+                o.extend(changes);
+            }
+            print_json(&client.json(Method::PUT, &format!("{}/{id}", RULES.path), Some(&body)).await?)
+        }
         AlertsCmd::DeleteRule { id } => {
-            print_json(&client.json(Method::DELETE, &format!("/api/2.0/alert-rules/{id}"), None).await?)
+            let id = resolve(client, &RULES, &id).await?;
+            print_json(&client.json(Method::DELETE, &format!("{}/{id}", RULES.path), None).await?)
         }
         AlertsCmd::Destinations => {
             let v = client.json(Method::GET, "/api/2.0/alert-destinations", None).await?;
@@ -123,7 +150,8 @@ pub async fn run(client: &Client, cmd: AlertsCmd, output: Output) -> Result<(), 
             print_json(&client.json(Method::POST, "/api/2.0/alert-destinations", Some(&read_json(&json, true)?)).await?)
         }
         AlertsCmd::DeleteDestination { id } => {
-            print_json(&client.json(Method::DELETE, &format!("/api/2.0/alert-destinations/{id}"), None).await?)
+            let id = resolve(client, &DESTINATIONS, &id).await?;
+            print_json(&client.json(Method::DELETE, &format!("{}/{id}", DESTINATIONS.path), None).await?)
         }
     }
     Ok(())

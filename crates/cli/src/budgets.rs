@@ -5,10 +5,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::Client;
-use crate::commands::{JsonArg, SE, at, print_json, print_list, read_json, s};
+use crate::commands::{JsonArg, Listing, SE, at, print_json, print_list, read_json, resolve, s};
 use crate::{CliError, Output};
 
 const BP: &str = "/api/2.0/budget-policies";
+const POLICIES: Listing<'static> =
+    Listing { path: BP, items: "policies", id: "policy_id", names: &["name"], what: "budget policy" };
 
 /// `modelgate budgets ...`
 #[derive(Subcommand)]
@@ -23,26 +25,26 @@ pub enum BudgetsCmd {
     List,
     /// One policy.
     Get {
-        /// Policy id.
+        /// Policy id or name.
         id: String,
     },
     /// Replace a policy's settings (same body as create).
     Update {
-        /// Policy id.
+        /// Policy id or name.
         id: String,
         #[command(flatten)]
         json: JsonArg,
     },
     /// Delete a policy no endpoint names.
     Delete {
-        /// Policy id.
+        /// Policy id or name.
         id: String,
     },
     /// Attach a policy to an endpoint (`--none` detaches).
     Attach {
         /// Endpoint name.
         endpoint: String,
-        /// Policy id.
+        /// Policy id or name.
         #[arg(required_unless_present = "none")]
         id: Option<String>,
         /// Detach the endpoint's policy.
@@ -96,13 +98,24 @@ pub async fn run(client: &Client, cmd: BudgetsCmd, output: Output) -> Result<(),
                 },
             );
         }
-        BudgetsCmd::Get { id } => print_json(&client.json(Method::GET, &format!("{BP}/{id}"), None).await?),
+        BudgetsCmd::Get { id } => {
+            let id = resolve(client, &POLICIES, &id).await?;
+            print_json(&client.json(Method::GET, &format!("{BP}/{id}"), None).await?)
+        }
         BudgetsCmd::Update { id, json } => {
+            let id = resolve(client, &POLICIES, &id).await?;
             print_json(&client.json(Method::PUT, &format!("{BP}/{id}"), Some(&read_json(&json, true)?)).await?)
         }
-        BudgetsCmd::Delete { id } => print_json(&client.json(Method::DELETE, &format!("{BP}/{id}"), None).await?),
+        BudgetsCmd::Delete { id } => {
+            let id = resolve(client, &POLICIES, &id).await?;
+            print_json(&client.json(Method::DELETE, &format!("{BP}/{id}"), None).await?)
+        }
         BudgetsCmd::Attach { endpoint, id, none } => {
-            let body = json!({"budget_policy_id": if none { None } else { id }});
+            let id = match (id, none) {
+                (Some(id), false) => Some(resolve(client, &POLICIES, &id).await?),
+                _ => None,
+            };
+            let body = json!({"budget_policy_id": id});
             print_json(&client.json(Method::PUT, &format!("{SE}/{endpoint}/budget-policy"), Some(&body)).await?);
         }
     }

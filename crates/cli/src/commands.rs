@@ -356,6 +356,52 @@ pub fn print_list(v: &Value, output: Output, key: &str, headers: &[&str], row: i
     }
 }
 
+/// What a list answer holds, for [`resolve`]: where the items are and which fields name them.
+pub struct Listing<'a> {
+    /// The list route.
+    pub path: &'a str,
+    /// The key of the items in its answer.
+    pub items: &'a str,
+    /// The id field of an item.
+    pub id: &'a str,
+    /// Fields that name an item (name, userName, applicationId, ...).
+    pub names: &'a [&'a str],
+    /// What the items are, for messages (`budget policy`).
+    pub what: &'a str,
+}
+
+/// The id of the item whose id or name is `given`, so every command that takes an id also takes
+/// a name. A name two items share is refused, naming their ids; what matches nothing is passed on
+/// as it is, for the server to say it does not exist.
+pub async fn resolve(client: &Client, l: &Listing<'_>, given: &str) -> Result<String, CliError> {
+    Ok(find(client, l, given).await?.unwrap_or_else(|| given.to_string()))
+}
+
+/// [`resolve`], `None` when nothing has that id or name.
+pub async fn find(client: &Client, l: &Listing<'_>, given: &str) -> Result<Option<String>, CliError> {
+    let v = client.json(Method::GET, l.path, None).await?;
+    let items = at(&v, &format!("/{}", l.items)).as_array().cloned().unwrap_or_default();
+    let id_of = |item: &Value| s(at(item, &format!("/{}", l.id)));
+    if items.iter().any(|i| id_of(i) == given) {
+        return Ok(Some(given.to_string()));
+    }
+    let named: Vec<String> = items
+        .iter()
+        .filter(|i| l.names.iter().any(|n| at(i, &format!("/{n}")).as_str() == Some(given)))
+        .map(id_of)
+        .collect();
+    match named.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.clone())),
+        many => Err(CliError::Usage(format!(
+            "{} {}s are named '{given}' (ids {}); give the id",
+            many.len(),
+            l.what,
+            many.join(", ")
+        ))),
+    }
+}
+
 /// The value at a JSON pointer (`/state/ready`), or null.
 pub fn at<'a>(v: &'a Value, pointer: &str) -> &'a Value {
     v.pointer(pointer).unwrap_or(&Value::Null)

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::Client;
-use crate::commands::{at, print_json, print_list, s, set};
+use crate::commands::{Listing, at, find, print_json, print_list, resolve, s, set};
 use crate::{CliError, Output};
 
 const SCIM: &str = "/api/2.0/preview/scim/v2";
@@ -98,7 +98,7 @@ pub enum UsersCmd {
     },
     /// Show one user.
     Get {
-        /// User id.
+        /// User id or name.
         id: String,
     },
     /// Create a user.
@@ -111,7 +111,7 @@ pub enum UsersCmd {
     },
     /// Deactivate or reactivate a user.
     SetActive {
-        /// User id.
+        /// User id or name.
         id: String,
         /// true or false.
         #[arg(action = clap::ArgAction::Set)]
@@ -119,7 +119,7 @@ pub enum UsersCmd {
     },
     /// Delete a user; its tokens stop working at once.
     Delete {
-        /// User id.
+        /// User id or name.
         id: String,
     },
 }
@@ -135,34 +135,34 @@ pub enum GroupsCmd {
     },
     /// Show one group with its members.
     Get {
-        /// Group id.
+        /// Group id or name.
         id: String,
     },
     /// Create a group.
     Create {
         /// Group name.
         name: String,
-        /// Initial member ids (users, service principals or groups).
+        /// Initial members, by id or name (users, service principals or groups).
         #[arg(long = "member")]
         members: Vec<String>,
     },
     /// Add a member (user, service principal or group) to a group.
     AddMember {
-        /// Group id.
+        /// Group id or name.
         group_id: String,
-        /// Member id.
+        /// Member id or name.
         member_id: String,
     },
     /// Remove a member from a group.
     RemoveMember {
-        /// Group id.
+        /// Group id or name.
         group_id: String,
-        /// Member id.
+        /// Member id or name.
         member_id: String,
     },
     /// Delete a group.
     Delete {
-        /// Group id.
+        /// Group id or name.
         id: String,
     },
 }
@@ -178,7 +178,7 @@ pub enum ServicePrincipalsCmd {
     },
     /// Show one service principal.
     Get {
-        /// Service principal id.
+        /// Service principal id or name.
         id: String,
     },
     /// Create a service principal (an application's identity).
@@ -191,9 +191,41 @@ pub enum ServicePrincipalsCmd {
     },
     /// Delete a service principal; its tokens stop working at once.
     Delete {
-        /// Service principal id.
+        /// Service principal id or name.
         id: String,
     },
+}
+
+const USERS: Listing<'static> = Listing {
+    path: "/api/2.0/preview/scim/v2/Users",
+    items: "Resources",
+    id: "id",
+    names: &["userName"],
+    what: "user",
+};
+const GROUPS: Listing<'static> = Listing {
+    path: "/api/2.0/preview/scim/v2/Groups",
+    items: "Resources",
+    id: "id",
+    names: &["displayName"],
+    what: "group",
+};
+const SERVICE_PRINCIPALS: Listing<'static> = Listing {
+    path: "/api/2.0/preview/scim/v2/ServicePrincipals",
+    items: "Resources",
+    id: "id",
+    names: &["applicationId", "displayName"],
+    what: "service principal",
+};
+
+/// The id of a group member given by id or name: a user, else a service principal, else a group.
+async fn member_id(client: &Client, given: &str) -> Result<String, CliError> {
+    for listing in [&USERS, &SERVICE_PRINCIPALS, &GROUPS] {
+        if let Some(id) = find(client, listing, given).await? {
+            return Ok(id);
+        }
+    }
+    Ok(given.to_string())
 }
 
 async fn list(
@@ -238,7 +270,10 @@ pub async fn users(client: &Client, cmd: UsersCmd, output: Output) -> Result<(),
             })
             .await?
         }
-        UsersCmd::Get { id } => print_json(&client.json(Method::GET, &format!("{SCIM}/Users/{id}"), None).await?),
+        UsersCmd::Get { id } => {
+            let id = resolve(client, &USERS, &id).await?;
+            print_json(&client.json(Method::GET, &format!("{SCIM}/Users/{id}"), None).await?)
+        }
         UsersCmd::Create { user_name, display_name } => {
             let mut body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name});
             if let Some(d) = display_name {
@@ -246,12 +281,12 @@ pub async fn users(client: &Client, cmd: UsersCmd, output: Output) -> Result<(),
             }
             print_json(&client.json(Method::POST, &format!("{SCIM}/Users"), Some(&body)).await?);
         }
-        UsersCmd::SetActive { id, active } => print_json(
-            &client
-                .json(Method::PATCH, &format!("{SCIM}/Users/{id}"), Some(&patch("replace", "active", json!(active))))
-                .await?,
-        ),
-        UsersCmd::Delete { id } => delete(client, "Users", &id).await?,
+        UsersCmd::SetActive { id, active } => {
+            let id = resolve(client, &USERS, &id).await?;
+            let body = patch("replace", "active", json!(active));
+            print_json(&client.json(Method::PATCH, &format!("{SCIM}/Users/{id}"), Some(&body)).await?)
+        }
+        UsersCmd::Delete { id } => delete(client, "Users", &resolve(client, &USERS, &id).await?).await?,
     }
     Ok(())
 }
@@ -272,21 +307,31 @@ pub async fn groups(client: &Client, cmd: GroupsCmd, output: Output) -> Result<(
             })
             .await?
         }
-        GroupsCmd::Get { id } => print_json(&client.json(Method::GET, &format!("{SCIM}/Groups/{id}"), None).await?),
+        GroupsCmd::Get { id } => {
+            let id = resolve(client, &GROUPS, &id).await?;
+            print_json(&client.json(Method::GET, &format!("{SCIM}/Groups/{id}"), None).await?)
+        }
         GroupsCmd::Create { name, members } => {
-            let members: Vec<Value> = members.into_iter().map(|m| json!({"value": m})).collect();
+            let mut ids = Vec::new();
+            for m in members {
+                ids.push(member_id(client, &m).await?);
+            }
+            let members: Vec<Value> = ids.into_iter().map(|m| json!({"value": m})).collect();
             let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members});
             print_json(&client.json(Method::POST, &format!("{SCIM}/Groups"), Some(&body)).await?);
         }
-        GroupsCmd::AddMember { group_id, member_id } => {
-            let body = patch("add", "members", json!([{"value": member_id}]));
+        GroupsCmd::AddMember { group_id, member_id: member } => {
+            let group_id = resolve(client, &GROUPS, &group_id).await?;
+            let body = patch("add", "members", json!([{"value": member_id(client, &member).await?}]));
             print_json(&client.json(Method::PATCH, &format!("{SCIM}/Groups/{group_id}"), Some(&body)).await?);
         }
-        GroupsCmd::RemoveMember { group_id, member_id } => {
-            let body = json!({"Operations": [{"op": "remove", "path": format!("members[value eq \"{member_id}\"]")}]});
+        GroupsCmd::RemoveMember { group_id, member_id: member } => {
+            let group_id = resolve(client, &GROUPS, &group_id).await?;
+            let member = member_id(client, &member).await?;
+            let body = json!({"Operations": [{"op": "remove", "path": format!("members[value eq \"{member}\"]")}]});
             print_json(&client.json(Method::PATCH, &format!("{SCIM}/Groups/{group_id}"), Some(&body)).await?);
         }
-        GroupsCmd::Delete { id } => delete(client, "Groups", &id).await?,
+        GroupsCmd::Delete { id } => delete(client, "Groups", &resolve(client, &GROUPS, &id).await?).await?,
     }
     Ok(())
 }
@@ -314,6 +359,7 @@ pub async fn service_principals(client: &Client, cmd: ServicePrincipalsCmd, outp
             .await?
         }
         ServicePrincipalsCmd::Get { id } => {
+            let id = resolve(client, &SERVICE_PRINCIPALS, &id).await?;
             print_json(&client.json(Method::GET, &format!("{SCIM}/ServicePrincipals/{id}"), None).await?)
         }
         ServicePrincipalsCmd::Create { display_name, application_id } => {
@@ -323,7 +369,9 @@ pub async fn service_principals(client: &Client, cmd: ServicePrincipalsCmd, outp
             }
             print_json(&client.json(Method::POST, &format!("{SCIM}/ServicePrincipals"), Some(&body)).await?);
         }
-        ServicePrincipalsCmd::Delete { id } => delete(client, "ServicePrincipals", &id).await?,
+        ServicePrincipalsCmd::Delete { id } => {
+            delete(client, "ServicePrincipals", &resolve(client, &SERVICE_PRINCIPALS, &id).await?).await?
+        }
     }
     Ok(())
 }

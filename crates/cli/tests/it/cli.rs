@@ -389,6 +389,16 @@ fn identities_and_token_management_from_the_cli() {
     let group = json(run(&["groups", "create", "data", "--member", &user_id]));
     let group_id = group["id"].as_str().unwrap().to_string();
     run(&["groups", "add-member", &group_id, sp["id"].as_str().unwrap()]);
+    // Names wherever ids are taken.
+    run(&["groups", "create", "readers"]);
+    run(&["groups", "add-member", "readers", "erin@example.com"]);
+    run(&["groups", "add-member", "readers", "batch-1"]);
+    let readers = json(run(&["groups", "get", "readers"]));
+    assert_eq!(readers["members"].as_array().unwrap().len(), 2, "{readers}");
+    run(&["groups", "remove-member", "readers", "erin@example.com"]);
+    run(&["groups", "delete", "readers"]);
+    let unknown = cli(&server.host, Some(ADMIN), &["groups", "get", "nobody-here"], None, &env.config());
+    assert!(text(&unknown).1.contains("RESOURCE_DOES_NOT_EXIST"), "{}", text(&unknown).1);
     let table = run(&["groups", "list"]);
     assert!(table.contains("data") && table.contains("Erin") && table.contains("nightly batch"), "{table}");
     let users = run(&["users", "list", "--filter", "userName sw \"erin\""]);
@@ -756,18 +766,32 @@ fn inference_table_query_and_export_to_jsonl_and_parquet() {
         None,
     ));
     let id = serde_json::from_str::<serde_json::Value>(&created).unwrap()["policy_id"].as_str().unwrap().to_string();
-    ok(run(&["budgets", "attach", "logged", &id], None));
+    ok(run(&["budgets", "attach", "logged", "logged-daily"], None));
     let list = ok(run(&["budgets", "list"], None));
     assert!(list.contains("logged-daily") && list.contains("endpoints logged") && list.contains("BLOCK"), "{list}");
     let refused = run(&["budgets", "delete", &id], None);
     assert!(!refused.status.success() && text(&refused).1.contains("INVALID_STATE"), "{}", text(&refused).1);
     ok(run(&["budgets", "attach", "logged", "--none"], None));
-    ok(run(&["budgets", "delete", &id], None));
+    ok(run(&["budgets", "delete", "logged-daily"], None));
+    let _ = id;
 
     let rules = ok(run(&["alerts", "rules"], None));
     for name in ["error-rate", "latency-p95", "not-ready", "breaker-open", "budget-threshold", "rate-limit-usage"] {
         assert!(rules.contains(name), "default rule {name}: {rules}");
     }
+    // A partial update by name changes only what it gives.
+    let before: serde_json::Value = serde_json::from_str(&ok(run(&["alerts", "rules", "-o", "json"], None))).unwrap();
+    let rule = |v: &serde_json::Value| {
+        v["rules"].as_array().unwrap().iter().find(|r| r["name"] == "error-rate").unwrap().clone()
+    };
+    ok(run(&["alerts", "update-rule", "error-rate", "--json", r#"{"enabled": false}"#], None));
+    let after: serde_json::Value = serde_json::from_str(&ok(run(&["alerts", "rules", "-o", "json"], None))).unwrap();
+    let (b, a) = (rule(&before), rule(&after));
+    assert_eq!(a["enabled"], false, "{a}");
+    assert_eq!(
+        (a["threshold"].clone(), a["window"].clone(), a["kind"].clone()),
+        (b["threshold"].clone(), b["window"].clone(), b["kind"].clone())
+    );
     let firing = ok(run(&["alerts", "list", "-o", "json"], None));
     assert!(serde_json::from_str::<serde_json::Value>(&firing).unwrap()["firing"].is_array());
     ok(run(
