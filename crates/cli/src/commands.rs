@@ -86,7 +86,8 @@ pub enum EndpointsCmd {
         /// Endpoint name.
         name: String,
     },
-    /// Create an endpoint from a JSON body (see docs/api.md); NAME overrides the body's name.
+    /// Create an endpoint from a JSON body (see docs/api.md), or from a config alone (the body of
+    /// update-config) with NAME; NAME overrides the body's name.
     Create {
         /// Endpoint name.
         name: Option<String>,
@@ -349,10 +350,21 @@ pub fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
 /// Prints a list answer: the JSON as is with `-o json`, else a table of `v[key]` with one row per
 /// item made by `row`.
 pub fn print_list(v: &Value, output: Output, key: &str, headers: &[&str], row: impl Fn(&Value) -> Vec<String>) {
-    if output != Output::Text {
-        print_json(v);
-    } else {
-        print_table(headers, v[key].as_array().into_iter().flatten().map(row).collect());
+    let rows = || at(v, &format!("/{key}")).as_array().cloned().unwrap_or_default();
+    match output {
+        Output::Text => print_table(headers, rows().iter().map(row).collect()),
+        Output::Csv => print_csv(headers, rows().iter().map(row).collect()),
+        Output::Json | Output::Yaml => print_json(v),
+    }
+}
+
+/// Prints rows as CSV under a header line (fields with a comma, quote or newline quoted).
+pub fn print_csv(headers: &[&str], rows: Vec<Vec<String>>) {
+    let field =
+        |v: &str| if v.contains([',', '"', '\n']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v.to_string() };
+    out!("{}", headers.iter().map(|h| field(&h.to_lowercase())).collect::<Vec<_>>().join(","));
+    for r in rows {
+        out!("{}", r.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
     }
 }
 
@@ -688,6 +700,12 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
         }
         Create { name, json, description, wait } => {
             let mut body = read_json(&json, name.is_none())?;
+            // A config alone (what update-config takes) is accepted too: it becomes the `config`.
+            if body.get("config").is_none()
+                && (body.get("served_entities").is_some() || body.get("served_models").is_some())
+            {
+                body = json!({"config": body});
+            }
             if let Some(n) = name {
                 set(&mut body, "name", json!(n));
             }

@@ -86,6 +86,8 @@ pub enum Output {
     Json,
     /// Always YAML (the same document as JSON).
     Yaml,
+    /// Lists and reports as CSV (a header line, then one line per row); other documents as JSON.
+    Csv,
 }
 
 /// The output format chosen on the command line, for the printers.

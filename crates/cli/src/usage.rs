@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::client::Client;
-use crate::commands::{at, print_json, print_table, s};
+use crate::commands::{at, print_csv, print_json, print_table, s};
 use crate::{CliError, Output};
 
 /// How `usage report` prints.
@@ -62,8 +62,8 @@ pub enum UsageCmd {
         /// How far back, e.g. 1h, 7d, 30d.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "7d")]
         since: Duration,
-        /// Output format (default: table, or json with -o json).
-        #[arg(long, value_enum)]
+        /// Deprecated: use -o (text, json, yaml or csv).
+        #[arg(long, value_enum, hide = true)]
         format: Option<Format>,
         /// Order rows by this figure, largest first.
         #[arg(long, value_enum)]
@@ -83,10 +83,6 @@ pub enum UsageCmd {
 
 fn ago(d: Duration) -> String {
     (modelgate_core::now_ms() - d.as_millis() as i64).to_string()
-}
-
-fn csv_field(v: &str) -> String {
-    if v.contains([',', '"', '\n']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v.to_string() }
 }
 
 /// The columns of a report answer, in order.
@@ -128,16 +124,18 @@ pub async fn run(client: &Client, cmd: UsageCmd, output: Output) -> Result<(), C
                     rows.truncate(n);
                 }
             }
-            let format = format.unwrap_or(if output == Output::Text { Format::Table } else { Format::Json });
+            let format = format.unwrap_or(match output {
+                Output::Text => Format::Table,
+                Output::Csv => Format::Csv,
+                Output::Json | Output::Yaml => Format::Json,
+            });
             let cols = columns(&v);
             let rows = at(&v, "/rows").as_array().cloned().unwrap_or_default();
             match format {
                 Format::Json => print_json(&v),
                 Format::Csv => {
-                    out!("{}", cols.join(","));
-                    for r in &rows {
-                        out!("{}", cols.iter().map(|c| csv_field(&cell(r, c))).collect::<Vec<_>>().join(","));
-                    }
+                    let headers: Vec<&str> = cols.iter().map(String::as_str).collect();
+                    print_csv(&headers, rows.iter().map(|r| cols.iter().map(|c| cell(r, c)).collect()).collect());
                 }
                 Format::Table => {
                     let headers: Vec<String> = cols.iter().map(|c| c.to_uppercase()).collect();

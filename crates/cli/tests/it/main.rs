@@ -11,4 +11,5 @@
 mod common;
 
 mod cli;
+mod docs;
 mod hostile;
