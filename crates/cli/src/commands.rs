@@ -655,15 +655,11 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
                 }
             };
             print_list(&v, output, "changes", &["Change", "Field", "By", "When", "Before", "After"], |c| {
-                let when = at(c, "/changed_at").as_u64().map(|ms| {
-                    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
-                        .to_string()
-                });
                 vec![
                     s(at(c, "/change_id")),
                     s(at(c, "/field")),
                     s(at(c, "/changed_by")),
-                    when.unwrap_or_default(),
+                    ms_to_time(at(c, "/changed_at")),
                     short(at(c, "/before")),
                     short(at(c, "/after")),
                 ]

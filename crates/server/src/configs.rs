@@ -28,12 +28,19 @@ pub fn seal_plaintext(
     cipher: &Cipher,
     endpoint_id: &str,
 ) -> Result<(), ApiError> {
-    let context = credential_context(endpoint_id);
+    each_plaintext(config, |p| cipher.seal_text(&credential_context(endpoint_id), p).map_err(|e| e.to_string()))
+}
+
+/// Replaces every `*_plaintext` credential of `config` with `f` of it.
+fn each_plaintext(
+    config: &mut EndpointCoreConfigInput,
+    f: impl Fn(&str) -> Result<String, String>,
+) -> Result<(), ApiError> {
     for e in config.served_entities.iter_mut().flatten() {
         if let Some(m) = e.external_model.as_mut() {
             for slot in credentials::slots(m) {
                 if let Some(p) = slot.plaintext.as_mut() {
-                    *p = cipher.seal_text(&context, p).map_err(|e| ApiError::Internal(e.to_string()))?;
+                    *p = f(p).map_err(ApiError::Internal)?;
                 }
             }
         }
@@ -58,17 +65,7 @@ pub fn unseal_plaintext(
     cipher: &Cipher,
     endpoint_id: &str,
 ) -> Result<(), ApiError> {
-    let context = credential_context(endpoint_id);
-    for e in config.served_entities.iter_mut().flatten() {
-        if let Some(m) = e.external_model.as_mut() {
-            for slot in credentials::slots(m) {
-                if let Some(p) = slot.plaintext.as_mut() {
-                    *p = cipher.open_text(&context, p).map_err(|e| ApiError::Internal(e.to_string()))?;
-                }
-            }
-        }
-    }
-    Ok(())
+    each_plaintext(config, |p| cipher.open_text(&credential_context(endpoint_id), p).map_err(|e| e.to_string()))
 }
 
 /// Gives credentials the client left out the values they have in `stored` (unsealed), for an

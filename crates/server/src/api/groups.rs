@@ -107,19 +107,7 @@ pub async fn add_member(
     Extension(caller): Caller,
     ApiJson(body): ApiJson<Membership>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&caller, "change group members")?;
-    let dir = Directory::load(&app).await?;
-    let parent = group(&dir, &body.parent_name)?;
-    let m = member(&dir, body.user_name.as_deref(), body.group_name.as_deref())?;
-    if dir.creates_cycle(&parent.id, &m.id) {
-        return Err(ApiError::invalid(
-            "group_name",
-            format!("adding '{}' to '{}' would make a group contain itself", m.name, parent.name),
-        ));
-    }
-    app.store.add_member(&parent.id, &m.id).await?;
-    app.refresh().await?;
-    Ok(Json(json!({})))
+    change_membership(&app, &caller, &body, true).await
 }
 
 /// `POST /api/2.0/groups/remove-member` (admins).
@@ -128,11 +116,26 @@ pub async fn remove_member(
     Extension(caller): Caller,
     ApiJson(body): ApiJson<Membership>,
 ) -> ApiResult<Json<Value>> {
-    require_admin(&caller, "change group members")?;
-    let dir = Directory::load(&app).await?;
+    change_membership(&app, &caller, &body, false).await
+}
+
+/// Adds (`add`) or removes a member of a group, both by name.
+async fn change_membership(app: &AppState, caller: &Principal, body: &Membership, add: bool) -> ApiResult<Json<Value>> {
+    require_admin(caller, "change group members")?;
+    let dir = Directory::load(app).await?;
     let parent = group(&dir, &body.parent_name)?;
     let m = member(&dir, body.user_name.as_deref(), body.group_name.as_deref())?;
-    app.store.remove_member(&parent.id, &m.id).await?;
+    if add {
+        if dir.creates_cycle(&parent.id, &m.id) {
+            return Err(ApiError::invalid(
+                "group_name",
+                format!("adding '{}' to '{}' would make a group contain itself", m.name, parent.name),
+            ));
+        }
+        app.store.add_member(&parent.id, &m.id).await?;
+    } else {
+        app.store.remove_member(&parent.id, &m.id).await?;
+    }
     app.refresh().await?;
     Ok(Json(json!({})))
 }
