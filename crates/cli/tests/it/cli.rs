@@ -709,6 +709,14 @@ fn inference_table_query_and_export_to_jsonl_and_parquet() {
     let failed: serde_json::Value = serde_json::from_str(&failed).unwrap();
     assert_eq!(failed["records"].as_array().unwrap().len(), 1, "{failed}");
 
+    // The server log says why the failed query failed, at warn.
+    let log = server.output.lock().unwrap().clone();
+    assert!(
+        log.lines().any(|l| l.contains("WARN") && l.contains("request failed") && l.contains("answered HTTP 500")),
+        "{log}"
+    );
+    assert!(!log.contains("sk-inf"), "no credential in the log");
+
     // A health test of every served entity.
     let tested = ok(run(&["serving-endpoints", "test", "logged"], None));
     assert!(tested.contains("127.0.0.1:") && tested.matches("yes").count() == 3, "{tested}");

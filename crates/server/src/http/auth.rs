@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use modelgate_core::{now_ms, token};
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::snapshot::Principal;
 use crate::state::AppState;
 
@@ -54,21 +55,27 @@ fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// One log line per request: method, path (no query string, no headers), status, latency, user.
+/// One log line per request: method, path (no query string, no headers), status, latency, user,
+/// and for a failure its error code and the message the client got (which names the cause and the
+/// upstream host, never a credential); server-side failures (5xx) at `warn`.
 pub async fn log_requests(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let resp = next.run(req).await;
     let user = resp.extensions().get::<Arc<Principal>>().map(|p| p.user_name.clone());
-    tracing::info!(
-        %method,
-        %path,
-        status = resp.status().as_u16(),
-        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
-        user = user.as_deref().unwrap_or("-"),
-        "request"
-    );
+    let user = user.as_deref().unwrap_or("-");
+    let status = resp.status().as_u16();
+    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    match resp.extensions().get::<ErrorCode>() {
+        None => tracing::info!(%method, %path, status, latency_ms, user, "request"),
+        Some(e) if status >= 500 => {
+            tracing::warn!(%method, %path, status, latency_ms, user, error_code = e.code, error = %e.message, "request failed")
+        }
+        Some(e) => {
+            tracing::info!(%method, %path, status, latency_ms, user, error_code = e.code, error = %e.message, "request refused")
+        }
+    }
     resp
 }
 
