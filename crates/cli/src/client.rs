@@ -24,6 +24,11 @@ impl Client {
         Ok(Self { http, host, token })
     }
 
+    /// The server's URL.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     async fn send(
         &self,
         method: Method,

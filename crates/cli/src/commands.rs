@@ -468,7 +468,7 @@ fn ms_to_time(v: &Value) -> String {
 
 /// Polls until the endpoint is no longer updating. A failed update prints the build log of the
 /// failed version and is an error.
-async fn wait_not_updating(client: &Client, name: &str, timeout: Duration) -> Result<Value, CliError> {
+pub async fn wait_not_updating(client: &Client, name: &str, timeout: Duration) -> Result<Value, CliError> {
     let started = Instant::now();
     let mut delay = Duration::from_millis(200);
     let mut progress = Progress::new(format!("waiting for '{name}' to finish updating"));
@@ -559,7 +559,7 @@ async fn maybe_wait(client: &Client, created: Value, wait: &WaitArgs) -> Result<
 /// A config body for `PUT .../config` from what the user gave: a config as is, or the output of
 /// `serving-endpoints get` (its `config`, without the fields only the server writes), so that
 /// `get` output can be edited and applied back.
-fn as_config_input(body: Value) -> Value {
+pub fn as_config_input(body: Value) -> Value {
     let mut config = match body.get("config") {
         Some(c) if c.is_object() && body.get("served_entities").is_none() => c.clone(),
         _ => body,

@@ -10,6 +10,7 @@ macro_rules! out {
 mod alerts;
 mod backends;
 mod budgets;
+mod bundle;
 mod client;
 mod commands;
 mod identity;
@@ -112,6 +113,9 @@ enum Command {
     /// Manage serving endpoints.
     #[command(subcommand)]
     ServingEndpoints(commands::EndpointsCmd),
+    /// Endpoints as code: validate, plan, deploy, destroy and summarize a bundle of endpoint files.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCmd),
     /// Manage secret scopes and secrets.
     #[command(subcommand)]
     Secrets(commands::SecretsCmd),
@@ -318,6 +322,19 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => return serve(*args).await,
         Command::Configure => configure(cli.host, cli.profile.as_deref()),
+        Command::Bundle(cmd) => {
+            // validate works offline: a client only if one can be had.
+            let client = profile::resolve(cli.host, cli.token, cli.profile.as_deref())
+                .and_then(|(host, token)| client::Client::new(host, token))
+                .ok();
+            return match bundle::run(client.as_ref(), cmd, output).await {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Completion { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();
@@ -345,7 +362,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::InferenceTable(c) => inference::run(&client, c, output).await,
                     Command::Budgets(c) => budgets::run(&client, c, output).await,
                     Command::Alerts(c) => alerts::run(&client, c, output).await,
-                    Command::Serve(_) | Command::Configure | Command::Completion { .. } => {
+                    Command::Serve(_) | Command::Configure | Command::Completion { .. } | Command::Bundle(_) => {
                         unreachable!("handled above")
                     }
                 },

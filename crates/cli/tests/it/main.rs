@@ -10,6 +10,7 @@
 
 mod common;
 
+mod bundle;
 mod cli;
 mod docs;
 mod hostile;

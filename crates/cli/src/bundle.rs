@@ -1,0 +1,643 @@
+//! `modelgate bundle validate | plan | deploy | destroy | summary`: serving endpoints as code.
+//!
+//! A bundle is a directory in git whose `configs/<target>/*.json|yaml` files are each the body
+//! of a create-endpoint call, plus `permissions` (`[{level, user_name | group_name |
+//! service_principal_name}]`). The endpoints a bundle deploys carry the tag
+//! `modelgate-bundle = <bundle>:<target>`: plan, deploy, `--prune` and destroy only ever touch
+//! those, and an endpoint of that name created elsewhere is an error, not a takeover. The tag
+//! `modelgate-bundle-version` records the config version the bundle last deployed, so a config
+//! changed on the server since then shows as drift.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use modelgate_core::validate;
+use modelgate_wire::CreateServingEndpoint;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::commands::{SE, as_config_input, at, print_json, print_table, s, wait_not_updating};
+use crate::{CliError, Output};
+
+/// Tag naming the bundle and target that own an endpoint.
+pub const OWNER_TAG: &str = "modelgate-bundle";
+/// Tag holding the config version the bundle last deployed.
+pub const VERSION_TAG: &str = "modelgate-bundle-version";
+
+/// Where the bundle is and which target.
+#[derive(Args, Clone)]
+pub struct Target {
+    /// The target (environment): its files are `configs/<target>/`.
+    #[arg(short = 't', long, default_value = "dev")]
+    target: String,
+    /// The bundle's directory.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// The bundle's name (default: the directory's name); it marks the endpoints it owns.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+/// `modelgate bundle ...`
+#[derive(Subcommand)]
+pub enum BundleCmd {
+    /// Check every file offline (and against the server when one is reachable); one line per
+    /// problem, `FILE:FIELD: message`, exit 1 if any: modelgate bundle validate -t dev
+    Validate(Target),
+    /// What deploy would do, per endpoint: create, update (with a field-level diff), delete
+    /// (--prune), unchanged; drift since the last deploy. Exit 0: nothing to do, 2: changes, 1: errors.
+    Plan {
+        #[command(flatten)]
+        target: Target,
+        /// Also delete endpoints this bundle deployed that are no longer in it.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Apply the plan: create and update (waiting for each to be READY), then deletes with
+    /// --prune; stops at the first failed deployment with its build log.
+    Deploy {
+        #[command(flatten)]
+        target: Target,
+        /// Also delete endpoints this bundle deployed that are no longer in it.
+        #[arg(long)]
+        prune: bool,
+        /// Do not ask before deleting.
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// Delete every endpoint this bundle deployed to the target.
+    Destroy {
+        #[command(flatten)]
+        target: Target,
+        /// Do not ask.
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// The bundle's endpoints on the server, with state and URL.
+    Summary(Target),
+}
+
+/// One endpoint as a file describes it.
+struct Desired {
+    file: String,
+    name: String,
+    /// The create body, without `permissions`.
+    body: Value,
+    permissions: Option<Vec<Value>>,
+}
+
+/// A problem found in a file.
+struct Problem {
+    file: String,
+    field: String,
+    message: String,
+}
+
+impl Target {
+    fn bundle_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            std::fs::canonicalize(&self.dir)
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "bundle".into())
+        })
+    }
+
+    fn owner(&self) -> String {
+        format!("{}:{}", self.bundle_name(), self.target)
+    }
+
+    fn configs(&self) -> PathBuf {
+        self.dir.join("configs").join(&self.target)
+    }
+}
+
+/// Reads a JSON or YAML file into a value.
+fn read_file(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+    if yaml {
+        serde_norway::from_str(&text).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_str(&text).map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))
+    }
+}
+
+/// The endpoint files of the target, and the problems of reading them.
+fn load(t: &Target) -> Result<(Vec<Desired>, Vec<Problem>), CliError> {
+    let dir = t.configs();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| {
+            CliError::Usage(format!("{}: {e} (a bundle keeps its endpoints in configs/<target>/)", dir.display()))
+        })?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    let mut desired = Vec::new();
+    let mut problems = Vec::new();
+    for path in files {
+        let file = path.strip_prefix(&t.dir).unwrap_or(&path).display().to_string();
+        let problem = |field: &str, message: String| Problem { file: file.clone(), field: field.into(), message };
+        let mut body = match read_file(&path) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => {
+                problems.push(problem("", "must be a JSON object: the body of a create-endpoint call".into()));
+                continue;
+            }
+            Err(e) => {
+                problems.push(problem("", e));
+                continue;
+            }
+        };
+        let permissions = body.as_object_mut().and_then(|o| o.remove("permissions"));
+        let permissions = match permissions {
+            None => None,
+            Some(Value::Array(p)) => Some(p),
+            Some(_) => {
+                problems.push(problem(
+                    "permissions",
+                    "must be a list of {level, user_name | group_name | service_principal_name}".into(),
+                ));
+                None
+            }
+        };
+        let name = s(at(&body, "/name"));
+        desired.push(Desired { file, name, body, permissions });
+    }
+    Ok((desired, problems))
+}
+
+/// The offline checks of one file: the same rules the server applies.
+fn check(d: &Desired) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut problem = |e: validate::ValidationError| {
+        out.push(Problem { file: d.file.clone(), field: e.path.clone(), message: e.message.clone() })
+    };
+    let req: CreateServingEndpoint = match serde_path_to_error::deserialize(&d.body) {
+        Ok(r) => r,
+        Err(e) => {
+            let field = e.path().to_string();
+            return vec![Problem {
+                file: d.file.clone(),
+                field: if field == "." { String::new() } else { field },
+                message: e.into_inner().to_string(),
+            }];
+        }
+    };
+    if let Err(e) = validate::endpoint_name(&req.name, "name") {
+        problem(e);
+    }
+    match req.config {
+        None => problem(validate::ValidationError { path: "config".into(), message: "is required".into() }),
+        Some(c) => {
+            if let Err(e) = validate::normalize_config(c, "config") {
+                problem(e);
+            }
+        }
+    }
+    if let Some(g) = &req.ai_gateway
+        && let Err(e) = validate::ai_gateway(g, "ai_gateway")
+    {
+        problem(e);
+    }
+    if let Some(t) = &req.tags
+        && let Err(e) = validate::tags(t, "tags")
+    {
+        problem(e);
+    }
+    if let Some(r) = &req.rate_limits
+        && let Err(e) = validate::legacy_rate_limits(r, "rate_limits")
+    {
+        problem(e);
+    }
+    for (i, p) in d.permissions.iter().flatten().enumerate() {
+        let who = ["user_name", "group_name", "service_principal_name"].iter().filter(|k| p.get(**k).is_some()).count();
+        let level = p.get("level").and_then(Value::as_str);
+        if who != 1 {
+            problem(validate::ValidationError {
+                path: format!("permissions[{i}]"),
+                message: "give exactly one of user_name, group_name, service_principal_name".into(),
+            });
+        }
+        if !matches!(level, Some("CAN_VIEW" | "CAN_QUERY" | "CAN_MANAGE")) {
+            problem(validate::ValidationError {
+                path: format!("permissions[{i}].level"),
+                message: "must be CAN_VIEW, CAN_QUERY or CAN_MANAGE".into(),
+            });
+        }
+    }
+    out
+}
+
+fn all_problems(desired: &[Desired], mut problems: Vec<Problem>) -> Vec<Problem> {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for d in desired {
+        problems.extend(check(d));
+        if let Some(first) = seen.insert(&d.name, &d.file) {
+            problems.push(Problem {
+                file: d.file.clone(),
+                field: "name".into(),
+                message: format!("'{}' is also the name in {first}", d.name),
+            });
+        }
+    }
+    problems
+}
+
+fn print_problems(problems: &[Problem], output: Output) {
+    if output == Output::Json {
+        let v: Vec<Value> =
+            problems.iter().map(|p| json!({"file": p.file, "field": p.field, "message": p.message})).collect();
+        print_json(&json!({"problems": v}));
+    } else {
+        for p in problems {
+            if p.field.is_empty() {
+                eprintln!("{}: {}", p.file, p.message);
+            } else {
+                eprintln!("{}:{}: {}", p.file, p.field, p.message);
+            }
+        }
+    }
+}
+
+/// What plan found for one endpoint.
+struct Step {
+    name: String,
+    action: &'static str,
+    changes: Vec<String>,
+    drift: Option<String>,
+    desired: Option<Desired>,
+}
+
+/// `a` and `b` compared field by field: one line per difference, `path: before → after`.
+fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                diff(&p, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                diff(&format!("{path}[{i}]"), p, q, out);
+            }
+        }
+        _ if a != b => {
+            let show = |v: &Value| if v.is_null() { "(unset)".to_string() } else { v.to_string() };
+            out.push(format!("{path}: {} → {}", show(a), show(b)));
+        }
+        _ => {}
+    }
+}
+
+/// A config as the server would store it, for comparison.
+fn normalized_config(config: &Value) -> Value {
+    let parsed: Result<modelgate_wire::EndpointCoreConfigInput, _> = serde_json::from_value(config.clone());
+    match parsed.ok().and_then(|c| validate::normalize_config(c, "").ok()) {
+        Some(n) => serde_json::to_value(n.config).unwrap_or(Value::Null),
+        None => config.clone(),
+    }
+}
+
+/// Tags as a sorted map, without the bundle's own.
+fn tag_map(tags: &Value) -> Value {
+    let map: BTreeMap<String, Value> = tags
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| (s(at(t, "/key")), at(t, "/value").clone()))
+        .filter(|(k, _)| k != OWNER_TAG && k != VERSION_TAG)
+        .collect();
+    serde_json::to_value(map).unwrap_or(Value::Null)
+}
+
+fn tag_value(endpoint: &Value, key: &str) -> Option<String> {
+    at(endpoint, "/tags").as_array()?.iter().find(|t| at(t, "/key") == key).map(|t| s(at(t, "/value")))
+}
+
+/// Direct grants as `{principal: level}`, from the Permissions API answer.
+fn grants_of(acl: &Value) -> Value {
+    let mut map = BTreeMap::new();
+    for e in at(acl, "/access_control_list").as_array().into_iter().flatten() {
+        let who = ["user_name", "group_name", "service_principal_name"]
+            .iter()
+            .find_map(|k| e.get(*k).and_then(Value::as_str));
+        let direct = at(e, "/all_permissions").as_array().into_iter().flatten().find(|p| at(p, "/inherited") != true);
+        if let (Some(who), Some(p)) = (who, direct) {
+            map.insert(who.to_string(), at(p, "/permission_level").clone());
+        }
+    }
+    serde_json::to_value(map).unwrap_or(Value::Null)
+}
+
+fn desired_grants(perms: &[Value]) -> Value {
+    let mut map = BTreeMap::new();
+    for p in perms {
+        if let Some(who) =
+            ["user_name", "group_name", "service_principal_name"].iter().find_map(|k| p.get(*k).and_then(Value::as_str))
+        {
+            map.insert(who.to_string(), at(p, "/level").clone());
+        }
+    }
+    serde_json::to_value(map).unwrap_or(Value::Null)
+}
+
+/// Compares the bundle with the server.
+async fn plan(client: &Client, t: &Target, desired: Vec<Desired>, prune: bool) -> Result<Vec<Step>, CliError> {
+    let owner = t.owner();
+    let mut steps = Vec::new();
+    let mut wanted = std::collections::BTreeSet::new();
+    for d in desired {
+        wanted.insert(d.name.clone());
+        let current = match client.json(Method::GET, &format!("{SE}/{}", d.name), None).await {
+            Ok(v) => v,
+            Err(CliError::Api { code, .. }) if code == "RESOURCE_DOES_NOT_EXIST" => {
+                steps.push(Step {
+                    name: d.name.clone(),
+                    action: "create",
+                    changes: Vec::new(),
+                    drift: None,
+                    desired: Some(d),
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if tag_value(&current, OWNER_TAG).as_deref() != Some(owner.as_str()) {
+            return Err(CliError::Usage(format!(
+                "{}: endpoint '{}' exists and is not managed by this bundle ({owner}); delete or rename it, or tag it \
+                 {OWNER_TAG}={owner} to adopt it",
+                d.file, d.name
+            )));
+        }
+        let mut changes = Vec::new();
+        let server_config = as_config_input(current.get("config").cloned().unwrap_or(Value::Null));
+        let want_config = d.body.get("config").cloned().unwrap_or(Value::Null);
+        diff("config", &normalized_config(&server_config), &normalized_config(&want_config), &mut changes);
+        diff("tags", &tag_map(at(&current, "/tags")), &tag_map(at(&d.body, "/tags")), &mut changes);
+        diff("ai_gateway", at(&current, "/ai_gateway"), at(&d.body, "/ai_gateway"), &mut changes);
+        if let Some(perms) = &d.permissions {
+            let id = s(at(&current, "/id"));
+            let acl = client.json(Method::GET, &format!("/api/2.0/permissions/serving-endpoints/{id}"), None).await?;
+            diff("permissions", &grants_of(&acl), &desired_grants(perms), &mut changes);
+        }
+        let deployed = tag_value(&current, VERSION_TAG);
+        let version = at(&current, "/config/config_version").as_i64().map(|v| v.to_string());
+        let drift = match (deployed, version) {
+            (Some(d), Some(v)) if d != v => {
+                Some(format!("config changed on the server since the last deploy (version {v}, deployed {d})"))
+            }
+            _ => None,
+        };
+        let action = if changes.is_empty() { "unchanged" } else { "update" };
+        steps.push(Step { name: d.name.clone(), action, changes, drift, desired: Some(d) });
+    }
+    if prune {
+        for name in owned(client, &owner).await? {
+            if !wanted.contains(&name) {
+                steps.push(Step { name, action: "delete", changes: Vec::new(), drift: None, desired: None });
+            }
+        }
+    }
+    Ok(steps)
+}
+
+/// Names of the endpoints `owner` deployed.
+async fn owned(client: &Client, owner: &str) -> Result<Vec<String>, CliError> {
+    let list = client.json(Method::GET, SE, None).await?;
+    Ok(at(&list, "/endpoints")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| tag_value(e, OWNER_TAG).as_deref() == Some(owner))
+        .map(|e| s(at(e, "/name")))
+        .collect())
+}
+
+fn print_plan(steps: &[Step], output: Output) {
+    if output == Output::Json {
+        let v: Vec<Value> = steps
+            .iter()
+            .map(|st| json!({"name": st.name, "action": st.action, "changes": st.changes, "drift": st.drift}))
+            .collect();
+        print_json(&Value::Array(v));
+        return;
+    }
+    for st in steps {
+        out!("{} {}", st.action, st.name);
+        for c in &st.changes {
+            out!("    {c}");
+        }
+        if let Some(d) = &st.drift {
+            out!("    drift: {d}");
+        }
+    }
+    let count = |a: &str| steps.iter().filter(|st| st.action == a).count();
+    out!(
+        "Plan: {} to create, {} to update, {} to delete, {} unchanged.",
+        count("create"),
+        count("update"),
+        count("delete"),
+        count("unchanged")
+    );
+}
+
+/// The create body of a desired endpoint, with the bundle's tag.
+fn with_owner(body: &Value, owner: &str) -> Value {
+    let mut body = body.clone();
+    let mut tags: Vec<Value> = at(&body, "/tags").as_array().cloned().unwrap_or_default();
+    tags.retain(|t| at(t, "/key") != OWNER_TAG && at(t, "/key") != VERSION_TAG);
+    tags.push(json!({"key": OWNER_TAG, "value": owner}));
+    if let Some(o) = body.as_object_mut() {
+        o.insert("tags".into(), Value::Array(tags));
+    }
+    body
+}
+
+fn confirm(question: &str) -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+/// Creates or updates one endpoint and waits for it; records the deployed version.
+async fn apply(client: &Client, owner: &str, st: &Step) -> Result<(), CliError> {
+    let Some(d) = &st.desired else { return Ok(()) };
+    let name = &d.name;
+    let body = with_owner(&d.body, owner);
+    if st.action == "create" {
+        client.json(Method::POST, SE, Some(&body)).await?;
+    } else {
+        if let Some(config) = body.get("config") {
+            client.json(Method::PUT, &format!("{SE}/{name}/config"), Some(config)).await?;
+        }
+        let gateway = body.get("ai_gateway").cloned().unwrap_or_else(|| json!({}));
+        if st.changes.iter().any(|c| c.starts_with("ai_gateway")) {
+            client.json(Method::PUT, &format!("{SE}/{name}/ai-gateway"), Some(&gateway)).await?;
+        }
+        if st.changes.iter().any(|c| c.starts_with("tags")) {
+            let current = client.json(Method::GET, &format!("{SE}/{name}"), None).await?;
+            let delete: Vec<String> = at(&current, "/tags")
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| s(at(t, "/key")))
+                .filter(|k| k != OWNER_TAG && k != VERSION_TAG)
+                .collect();
+            let add: Vec<Value> = at(&body, "/tags").as_array().cloned().unwrap_or_default();
+            let patch = json!({"delete_tags": delete, "add_tags": add});
+            client.json(Method::PATCH, &format!("{SE}/{name}/tags"), Some(&patch)).await?;
+        }
+    }
+    let e = wait_not_updating(client, name, Duration::from_secs(20 * 60)).await?;
+    if let Some(perms) = &d.permissions {
+        let acl: Vec<Value> = perms
+            .iter()
+            .map(|p| {
+                let mut e = p.clone();
+                if let Some(o) = e.as_object_mut() {
+                    let level = o.remove("level").unwrap_or(Value::Null);
+                    o.insert("permission_level".into(), level);
+                }
+                e
+            })
+            .collect();
+        let id = s(at(&e, "/id"));
+        client
+            .json(
+                Method::PUT,
+                &format!("/api/2.0/permissions/serving-endpoints/{id}"),
+                Some(&json!({"access_control_list": acl})),
+            )
+            .await?;
+    }
+    let version = s(at(&e, "/config/config_version"));
+    let tag = json!({"add_tags": [{"key": VERSION_TAG, "value": version}]});
+    client.json(Method::PATCH, &format!("{SE}/{name}/tags"), Some(&tag)).await?;
+    Ok(())
+}
+
+/// The client, or why this command needs one.
+fn need(client: Option<&Client>) -> Result<&Client, CliError> {
+    client.ok_or_else(|| {
+        CliError::Usage("this command needs a server: --host and --token (or MODELGATE_HOST, MODELGATE_TOKEN)".into())
+    })
+}
+
+/// Runs `modelgate bundle ...`; the exit code plan reports is returned as `Ok(code)`.
+pub async fn run(client: Option<&Client>, cmd: BundleCmd, output: Output) -> Result<u8, CliError> {
+    match cmd {
+        BundleCmd::Validate(t) => {
+            let (desired, problems) = load(&t)?;
+            let problems = all_problems(&desired, problems);
+            print_problems(&problems, output);
+            if problems.is_empty() {
+                if output != Output::Json {
+                    out!("{} endpoint(s) in {}: valid.", desired.len(), t.configs().display());
+                }
+                Ok(0)
+            } else {
+                Ok(1)
+            }
+        }
+        BundleCmd::Plan { target, prune } => {
+            let (desired, problems) = load(&target)?;
+            let problems = all_problems(&desired, problems);
+            if !problems.is_empty() {
+                print_problems(&problems, output);
+                return Ok(1);
+            }
+            let steps = plan(need(client)?, &target, desired, prune).await?;
+            print_plan(&steps, output);
+            Ok(if steps.iter().all(|st| st.action == "unchanged") { 0 } else { 2 })
+        }
+        BundleCmd::Deploy { target, prune, auto_approve } => {
+            let client = need(client)?;
+            let (desired, problems) = load(&target)?;
+            let problems = all_problems(&desired, problems);
+            if !problems.is_empty() {
+                print_problems(&problems, output);
+                return Ok(1);
+            }
+            let steps = plan(client, &target, desired, prune).await?;
+            print_plan(&steps, output);
+            let owner = target.owner();
+            for st in steps.iter().filter(|st| st.action == "create" || st.action == "update") {
+                eprintln!("{} {} ...", if st.action == "create" { "creating" } else { "updating" }, st.name);
+                apply(client, &owner, st).await.map_err(|e| match e {
+                    CliError::Api { code, message } => {
+                        CliError::Api { code, message: format!("{}: {message}", st.name) }
+                    }
+                    other => other,
+                })?;
+            }
+            let deletes: Vec<&Step> = steps.iter().filter(|st| st.action == "delete").collect();
+            if !deletes.is_empty() && !auto_approve && !confirm(&format!("Delete {} endpoint(s)?", deletes.len())) {
+                return Err(CliError::Usage("deletes not approved: give --auto-approve (nothing was deleted)".into()));
+            }
+            for st in deletes {
+                eprintln!("deleting {} ...", st.name);
+                client.json(Method::DELETE, &format!("{SE}/{}", st.name), None).await?;
+            }
+            Ok(0)
+        }
+        BundleCmd::Destroy { target, auto_approve } => {
+            let client = need(client)?;
+            let names = owned(client, &target.owner()).await?;
+            if !names.is_empty()
+                && !auto_approve
+                && !confirm(&format!("Delete {} endpoint(s): {}?", names.len(), names.join(", ")))
+            {
+                return Err(CliError::Usage("not approved: give --auto-approve (nothing was deleted)".into()));
+            }
+            for name in &names {
+                client.json(Method::DELETE, &format!("{SE}/{name}"), None).await?;
+                out!("deleted {name}");
+            }
+            Ok(0)
+        }
+        BundleCmd::Summary(t) => {
+            let client = need(client)?;
+            let list = client.json(Method::GET, SE, None).await?;
+            let owner = t.owner();
+            let mine: Vec<Value> = at(&list, "/endpoints")
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| tag_value(e, OWNER_TAG).as_deref() == Some(owner.as_str()))
+                .cloned()
+                .collect();
+            if output == Output::Json {
+                print_json(&json!({"bundle": owner, "endpoints": mine}));
+            } else {
+                let rows = mine
+                    .iter()
+                    .map(|e| {
+                        let name = s(at(e, "/name"));
+                        vec![
+                            name.clone(),
+                            s(at(e, "/state/ready")),
+                            tag_value(e, VERSION_TAG).unwrap_or_default(),
+                            format!("{}/serving-endpoints/{name}/invocations", client.host()),
+                        ]
+                    })
+                    .collect();
+                print_table(&["Name", "State", "Version", "URL"], rows);
+            }
+            Ok(0)
+        }
+    }
+}
