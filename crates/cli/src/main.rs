@@ -323,11 +323,10 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => return serve(*args).await,
         Command::Configure => configure(cli.host, cli.profile.as_deref()),
         Command::Bundle(cmd) => {
-            // validate works offline: a client only if one can be had.
-            let client = profile::resolve(cli.host, cli.token, cli.profile.as_deref())
-                .and_then(|(host, token)| client::Client::new(host, token))
-                .ok();
-            return match bundle::run(client.as_ref(), cmd, output).await {
+            // The server is found once the bundle is read: a databricks.yml target may name it;
+            // validate needs none.
+            let conn = bundle::Connection { host: cli.host, token: cli.token, profile: cli.profile };
+            return match bundle::run(conn, cmd, output).await {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
                     eprintln!("Error: {e}");

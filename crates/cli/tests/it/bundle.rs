@@ -261,3 +261,114 @@ fn validate_names_every_problem_with_its_file_and_field() {
     }
     assert_eq!(err.lines().count(), files.len(), "one line per problem:\n{err}");
 }
+
+#[test]
+fn a_databricks_asset_bundle_deploys_with_its_targets_variables_and_includes() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock = mock_in(&rt, Default::default());
+    let env = Env::new();
+    let base_urls = format!("openai={mock}/v1");
+    let server =
+        spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN), ("MODELGATE_PROVIDER_BASE_URLS", &base_urls)]);
+    ok(cli(&server.host, Some(ADMIN), &["secrets", "create-scope", "llm"], None, &env.config()));
+    ok(cli(&server.host, Some(ADMIN), &["secrets", "put-secret", "llm", "openai"], Some("sk-dab"), &env.config()));
+    ok(cli(&server.host, Some(ADMIN), &["groups", "create", "data"], None, &env.config()));
+    let repo = env.dir.path().join("dab");
+    write(
+        &repo,
+        "databricks.yml",
+        &format!(
+            r#"bundle:
+  name: serving
+variables:
+  model:
+    description: the chat model
+    default: gpt-4o
+include:
+  - resources/*.yml
+targets:
+  dev:
+    default: true
+    workspace:
+      host: {host}
+    variables:
+      model: gpt-4o-mini
+  prod:
+    workspace:
+      host: https://gw.example.com
+"#,
+            host = server.host
+        ),
+    );
+    write(
+        &repo,
+        "resources/chat.yml",
+        r#"resources:
+  model_serving_endpoints:
+    chat:
+      name: ${bundle.target}-chat
+      config:
+        served_entities:
+          - name: main
+            external_model:
+              provider: openai
+              name: ${var.model}
+              task: llm/v1/chat
+              openai_config:
+                openai_api_key: "{{secrets/llm/openai}}"
+      tags:
+        - {key: bundle, value: "${bundle.name}"}
+      permissions:
+        - {level: CAN_QUERY, group_name: data}
+"#,
+    );
+    // No --host and no MODELGATE_HOST: the default target's workspace.host is the server.
+    let run = |args: &[&str]| -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("bundle").args(args).args(["--dir", repo.to_str().unwrap()]);
+        cmd.env("MODELGATE_TOKEN", ADMIN).env("MODELGATE_CONFIG_FILE", env.config());
+        for k in
+            ["MODELGATE_HOST", "DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CONFIG_PROFILE", "MODELGATE_PROFILE"]
+        {
+            cmd.env_remove(k);
+        }
+        cmd.output().unwrap()
+    };
+    let code = |o: &Output| o.status.code().unwrap_or(-1);
+    assert_eq!(code(&run(&["validate"])), 0, "{:?}", text(&run(&["validate"])));
+    let planned = run(&["plan"]);
+    assert_eq!(code(&planned), 2, "{:?}", text(&planned));
+    assert!(text(&planned).0.contains("create dev-chat"), "{:?}", text(&planned));
+    assert_eq!(code(&run(&["deploy", "--auto-approve"])), 0);
+    let got = ok(cli(&server.host, Some(ADMIN), &["serving-endpoints", "get", "dev-chat"], None, &env.config()));
+    assert!(
+        got.contains("gpt-4o-mini") && got.contains("serving:dev"),
+        "the target's variable and the bundle's name: {got}"
+    );
+    assert_eq!(code(&run(&["plan"])), 0);
+    // --var overrides the target's value: exactly that change.
+    let overridden = run(&["plan", "--var", "model=gpt-4o"]);
+    assert_eq!(code(&overridden), 2);
+    assert!(
+        text(&overridden).0.contains("external_model.name: \"gpt-4o-mini\" → \"gpt-4o\""),
+        "{:?}",
+        text(&overridden)
+    );
+
+    // An undefined variable is named with its file and field.
+    write(
+        &repo,
+        "resources/typo.yml",
+        "resources:\n  model_serving_endpoints:\n    typo:\n      name: ${var.modle}\n      config: {served_entities: []}\n",
+    );
+    let bad = run(&["validate"]);
+    assert_eq!(code(&bad), 1);
+    assert!(
+        text(&bad)
+            .1
+            .contains("resources/typo.yml:resources.model_serving_endpoints.typo.name: ${var.modle} is not defined"),
+        "{:?}",
+        text(&bad)
+    );
+}

@@ -1,7 +1,8 @@
 //! `modelgate bundle validate | plan | deploy | destroy | summary`: serving endpoints as code.
 //!
-//! A bundle is a directory in git whose `configs/<target>/*.json|yaml` files are each the body
-//! of a create-endpoint call, plus `permissions` (`[{level, user_name | group_name |
+//! A bundle is a directory in git in one of two layouts: `configs/<target>/*.json|yaml`, each
+//! file the body of a create-endpoint call, or a Databricks Asset Bundle (`databricks.yml`, see
+//! [`dab`]). Either may give an endpoint `permissions` (`[{level, user_name | group_name |
 //! service_principal_name}]`). The endpoints a bundle deploys carry the tag
 //! `modelgate-bundle = <bundle>:<target>`: plan, deploy, `--prune` and destroy only ever touch
 //! those, and an endpoint of that name created elsewhere is an error, not a takeover. The tag
@@ -18,6 +19,8 @@ use modelgate_wire::CreateServingEndpoint;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+mod dab;
+
 use crate::client::Client;
 use crate::commands::{SE, as_config_input, at, print_json, print_table, s, wait_not_updating};
 use crate::{CliError, Output};
@@ -30,15 +33,20 @@ pub const VERSION_TAG: &str = "modelgate-bundle-version";
 /// Where the bundle is and which target.
 #[derive(Args, Clone)]
 pub struct Target {
-    /// The target (environment): its files are `configs/<target>/`.
-    #[arg(short = 't', long, default_value = "dev")]
-    target: String,
+    /// The target (environment): `configs/<target>/`, or a target of databricks.yml (default:
+    /// `dev`, or the databricks.yml target marked `default: true`).
+    #[arg(short = 't', long)]
+    target: Option<String>,
     /// The bundle's directory.
     #[arg(long, default_value = ".")]
     dir: PathBuf,
-    /// The bundle's name (default: the directory's name); it marks the endpoints it owns.
+    /// The bundle's name (default: `bundle.name` of databricks.yml, else the directory's name);
+    /// it marks the endpoints the bundle owns.
     #[arg(long)]
     name: Option<String>,
+    /// A variable of databricks.yml, over the target's value: --var model=gpt-4o (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
 }
 
 /// `modelgate bundle ...`
@@ -83,10 +91,24 @@ pub enum BundleCmd {
 /// One endpoint as a file describes it.
 struct Desired {
     file: String,
+    /// Where the endpoint sits in its file (`resources.model_serving_endpoints.chat` in a
+    /// databricks.yml), prefixed to the fields problems name.
+    prefix: String,
     name: String,
     /// The create body, without `permissions`.
     body: Value,
     permissions: Option<Vec<Value>>,
+}
+
+/// A bundle read for one target.
+struct Bundle {
+    /// Marks the endpoints it owns: `<bundle>:<target>`.
+    owner: String,
+    /// Where its endpoints are defined, for messages.
+    source: String,
+    /// The target's `workspace.host` (databricks.yml).
+    host: Option<String>,
+    desired: Vec<Desired>,
 }
 
 /// A problem found in a file.
@@ -97,21 +119,11 @@ struct Problem {
 }
 
 impl Target {
-    fn bundle_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| {
-            std::fs::canonicalize(&self.dir)
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| "bundle".into())
-        })
-    }
-
-    fn owner(&self) -> String {
-        format!("{}:{}", self.bundle_name(), self.target)
-    }
-
-    fn configs(&self) -> PathBuf {
-        self.dir.join("configs").join(&self.target)
+    fn dir_name(&self) -> String {
+        std::fs::canonicalize(&self.dir)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "bundle".into())
     }
 }
 
@@ -126,12 +138,32 @@ fn read_file(path: &Path) -> Result<Value, String> {
     }
 }
 
-/// The endpoint files of the target, and the problems of reading them.
-fn load(t: &Target) -> Result<(Vec<Desired>, Vec<Problem>), CliError> {
-    let dir = t.configs();
+/// The bundle for the target in either layout, and the problems of reading it.
+fn load(t: &Target) -> Result<(Bundle, Vec<Problem>), CliError> {
+    if t.dir.join("databricks.yml").exists() {
+        let mut overrides = Vec::new();
+        for v in &t.vars {
+            let (k, val) = v.split_once('=').ok_or_else(|| CliError::Usage(format!("--var {v}: give NAME=VALUE")))?;
+            overrides.push((k.trim().to_string(), val.to_string()));
+        }
+        let (loaded, problems) = dab::load(&t.dir, t.target.as_deref(), &overrides).map_err(CliError::Usage)?;
+        let name = t.name.clone().or(loaded.name).unwrap_or_else(|| t.dir_name());
+        let bundle = Bundle {
+            owner: format!("{name}:{}", loaded.target),
+            source: t.dir.join("databricks.yml").display().to_string(),
+            host: loaded.host,
+            desired: loaded.desired,
+        };
+        return Ok((bundle, problems));
+    }
+    let target = t.target.clone().unwrap_or_else(|| "dev".into());
+    let dir = t.dir.join("configs").join(&target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|e| {
-            CliError::Usage(format!("{}: {e} (a bundle keeps its endpoints in configs/<target>/)", dir.display()))
+            CliError::Usage(format!(
+                "{}: {e} (a bundle keeps its endpoints in configs/<target>/, or is a databricks.yml)",
+                dir.display()
+            ))
         })?
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -167,26 +199,30 @@ fn load(t: &Target) -> Result<(Vec<Desired>, Vec<Problem>), CliError> {
             }
         };
         let name = s(at(&body, "/name"));
-        desired.push(Desired { file, name, body, permissions });
+        desired.push(Desired { file, prefix: String::new(), name, body, permissions });
     }
-    Ok((desired, problems))
+    let name = t.name.clone().unwrap_or_else(|| t.dir_name());
+    let bundle = Bundle { owner: format!("{name}:{target}"), source: dir.display().to_string(), host: None, desired };
+    Ok((bundle, problems))
 }
 
 /// The offline checks of one file: the same rules the server applies.
 fn check(d: &Desired) -> Vec<Problem> {
+    let field = |path: &str| match (d.prefix.is_empty(), path.is_empty() || path == ".") {
+        (true, true) => String::new(),
+        (true, false) => path.to_string(),
+        (false, true) => d.prefix.clone(),
+        (false, false) => format!("{}.{path}", d.prefix),
+    };
     let mut out = Vec::new();
     let mut problem = |e: validate::ValidationError| {
-        out.push(Problem { file: d.file.clone(), field: e.path.clone(), message: e.message.clone() })
+        out.push(Problem { file: d.file.clone(), field: field(&e.path), message: e.message.clone() })
     };
     let req: CreateServingEndpoint = match serde_path_to_error::deserialize(&d.body) {
         Ok(r) => r,
         Err(e) => {
-            let field = e.path().to_string();
-            return vec![Problem {
-                file: d.file.clone(),
-                field: if field == "." { String::new() } else { field },
-                message: e.into_inner().to_string(),
-            }];
+            let path = e.path().to_string();
+            return vec![Problem { file: d.file.clone(), field: field(&path), message: e.into_inner().to_string() }];
         }
     };
     if let Err(e) = validate::endpoint_name(&req.name, "name") {
@@ -350,8 +386,8 @@ fn desired_grants(perms: &[Value]) -> Value {
 }
 
 /// Compares the bundle with the server.
-async fn plan(client: &Client, t: &Target, desired: Vec<Desired>, prune: bool) -> Result<Vec<Step>, CliError> {
-    let owner = t.owner();
+async fn plan(client: &Client, owner: &str, desired: Vec<Desired>, prune: bool) -> Result<Vec<Step>, CliError> {
+    let owner = owner.to_string();
     let mut steps = Vec::new();
     let mut wanted = std::collections::BTreeSet::new();
     for d in desired {
@@ -530,54 +566,75 @@ async fn apply(client: &Client, owner: &str, st: &Step) -> Result<(), CliError> 
     Ok(())
 }
 
-/// The client, or why this command needs one.
-fn need(client: Option<&Client>) -> Result<&Client, CliError> {
-    client.ok_or_else(|| {
-        CliError::Usage("this command needs a server: --host and --token (or MODELGATE_HOST, MODELGATE_TOKEN)".into())
-    })
+/// How to reach the server, as given on the command line; the target's `workspace.host` of a
+/// databricks.yml is used when neither `--host` nor `MODELGATE_HOST` names one.
+pub struct Connection {
+    /// `--host` / `MODELGATE_HOST`.
+    pub host: Option<String>,
+    /// `--token` / `MODELGATE_TOKEN`.
+    pub token: Option<String>,
+    /// `--profile`.
+    pub profile: Option<String>,
 }
 
-/// Runs `modelgate bundle ...`; the exit code plan reports is returned as `Ok(code)`.
-pub async fn run(client: Option<&Client>, cmd: BundleCmd, output: Output) -> Result<u8, CliError> {
+impl Connection {
+    fn client(&self, bundle: &Bundle) -> Result<Client, CliError> {
+        let host = self.host.clone().or_else(|| bundle.host.clone());
+        let (host, token) = crate::profile::resolve(host, self.token.clone(), self.profile.as_deref())?;
+        Client::new(host, token)
+    }
+}
+
+/// The bundle read for its target, with its problems checked; `Err(1)` after printing them.
+fn checked(t: &Target, output: Output) -> Result<Result<Bundle, u8>, CliError> {
+    let (bundle, problems) = load(t)?;
+    let problems = all_problems(&bundle.desired, problems);
+    if problems.is_empty() {
+        Ok(Ok(bundle))
+    } else {
+        print_problems(&problems, output);
+        Ok(Err(1))
+    }
+}
+
+/// Runs `modelgate bundle ...`; returns the exit code (plan: 0 nothing to do, 2 changes, 1
+/// problems).
+pub async fn run(conn: Connection, cmd: BundleCmd, output: Output) -> Result<u8, CliError> {
     match cmd {
         BundleCmd::Validate(t) => {
-            let (desired, problems) = load(&t)?;
-            let problems = all_problems(&desired, problems);
-            print_problems(&problems, output);
-            if problems.is_empty() {
-                if output != Output::Json {
-                    out!("{} endpoint(s) in {}: valid.", desired.len(), t.configs().display());
-                }
-                Ok(0)
+            let bundle = match checked(&t, output)? {
+                Ok(b) => b,
+                Err(code) => return Ok(code),
+            };
+            if output != Output::Json {
+                out!("{} endpoint(s) in {}: valid.", bundle.desired.len(), bundle.source);
             } else {
-                Ok(1)
+                print_json(&json!({"problems": []}));
             }
+            Ok(0)
         }
         BundleCmd::Plan { target, prune } => {
-            let (desired, problems) = load(&target)?;
-            let problems = all_problems(&desired, problems);
-            if !problems.is_empty() {
-                print_problems(&problems, output);
-                return Ok(1);
-            }
-            let steps = plan(need(client)?, &target, desired, prune).await?;
+            let bundle = match checked(&target, output)? {
+                Ok(b) => b,
+                Err(code) => return Ok(code),
+            };
+            let client = conn.client(&bundle)?;
+            let steps = plan(&client, &bundle.owner, bundle.desired, prune).await?;
             print_plan(&steps, output);
             Ok(if steps.iter().all(|st| st.action == "unchanged") { 0 } else { 2 })
         }
         BundleCmd::Deploy { target, prune, auto_approve } => {
-            let client = need(client)?;
-            let (desired, problems) = load(&target)?;
-            let problems = all_problems(&desired, problems);
-            if !problems.is_empty() {
-                print_problems(&problems, output);
-                return Ok(1);
-            }
-            let steps = plan(client, &target, desired, prune).await?;
+            let bundle = match checked(&target, output)? {
+                Ok(b) => b,
+                Err(code) => return Ok(code),
+            };
+            let client = conn.client(&bundle)?;
+            let owner = bundle.owner.clone();
+            let steps = plan(&client, &owner, bundle.desired, prune).await?;
             print_plan(&steps, output);
-            let owner = target.owner();
             for st in steps.iter().filter(|st| st.action == "create" || st.action == "update") {
                 eprintln!("{} {} ...", if st.action == "create" { "creating" } else { "updating" }, st.name);
-                apply(client, &owner, st).await.map_err(|e| match e {
+                apply(&client, &owner, st).await.map_err(|e| match e {
                     CliError::Api { code, message } => {
                         CliError::Api { code, message: format!("{}: {message}", st.name) }
                     }
@@ -595,8 +652,9 @@ pub async fn run(client: Option<&Client>, cmd: BundleCmd, output: Output) -> Res
             Ok(0)
         }
         BundleCmd::Destroy { target, auto_approve } => {
-            let client = need(client)?;
-            let names = owned(client, &target.owner()).await?;
+            let (bundle, _) = load(&target)?;
+            let client = conn.client(&bundle)?;
+            let names = owned(&client, &bundle.owner).await?;
             if !names.is_empty()
                 && !auto_approve
                 && !confirm(&format!("Delete {} endpoint(s): {}?", names.len(), names.join(", ")))
@@ -610,9 +668,10 @@ pub async fn run(client: Option<&Client>, cmd: BundleCmd, output: Output) -> Res
             Ok(0)
         }
         BundleCmd::Summary(t) => {
-            let client = need(client)?;
+            let (bundle, _) = load(&t)?;
+            let client = conn.client(&bundle)?;
             let list = client.json(Method::GET, SE, None).await?;
-            let owner = t.owner();
+            let owner = bundle.owner;
             let mine: Vec<Value> = at(&list, "/endpoints")
                 .as_array()
                 .into_iter()
