@@ -372,3 +372,56 @@ targets:
         text(&bad)
     );
 }
+
+/// Copies a directory tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_gitops_example_deploys_with_its_ci_script() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock = mock_in(&rt, Default::default());
+    let env = Env::new();
+    let base_urls = format!("openai={mock}/v1");
+    let server =
+        spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN), ("MODELGATE_PROVIDER_BASE_URLS", &base_urls)]);
+    ok(cli(&server.host, Some(ADMIN), &["secrets", "create-scope", "llm"], None, &env.config()));
+    ok(cli(&server.host, Some(ADMIN), &["secrets", "put-secret", "llm", "openai"], Some("sk-gitops"), &env.config()));
+    let repo = env.dir.path().join("gitops");
+    copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/gitops"), &repo);
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let ci = |args: &[&str]| -> Output {
+        Command::new(repo.join("ci.sh"))
+            .args(args)
+            .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+            .env("MODELGATE_HOST", &server.host)
+            .env("MODELGATE_TOKEN", ADMIN)
+            .env("MODELGATE_CONFIG_FILE", env.config())
+            .output()
+            .unwrap()
+    };
+    let planned = ci(&["dev"]);
+    assert!(planned.status.success() && text(&planned).0.contains("changes pending for dev"), "{:?}", text(&planned));
+    let deployed = ci(&["dev", "deploy"]);
+    assert!(deployed.status.success(), "{:?}", text(&deployed));
+    assert!(
+        text(&deployed).0.contains("chat-dev") && text(&deployed).0.contains("embeddings-dev"),
+        "{:?}",
+        text(&deployed)
+    );
+    let again = ci(&["dev", "deploy"]);
+    assert!(again.status.success() && text(&again).0.contains("no changes for dev"), "{:?}", text(&again));
+    let prod = ci(&["prod"]);
+    assert!(prod.status.success() && text(&prod).0.contains("create chat"), "{:?}", text(&prod));
+}

@@ -1,5 +1,5 @@
-//! The CLI examples of docs/cli.md run as written, in order, against a server (with a fake
-//! OpenAI behind it), so the documentation cannot drift from the program. Every line of a `sh`
+//! The CLI examples of docs/cli.md and docs/gitops.md run as written, in order, against a server
+//! (with a fake OpenAI behind it), so the documentation cannot drift from the program. Every line of a `sh`
 //! block that starts with `modelgate` (or pipes into it) is run by bash in a scratch directory
 //! holding the files the examples name; it must exit 0. A line ending in `# not run: REASON` is
 //! skipped (it would touch the user's home, or another host).
@@ -64,12 +64,19 @@ fn the_cli_examples_in_the_docs_run_as_written() {
     for (name, text) in files {
         std::fs::write(work.join(name), text).unwrap();
     }
+    crate::bundle::copy_tree(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/gitops"),
+        &work.join("gitops"),
+    );
     let bin_dir = std::path::Path::new(BIN).parent().unwrap();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
-    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
     let mut failures = Vec::new();
-    let commands = examples(&std::fs::read_to_string(docs).unwrap());
-    assert!(commands.len() > 40, "the examples were found: {commands:?}");
+    let mut commands = Vec::new();
+    for page in ["cli.md", "gitops.md"] {
+        commands.extend(examples(&std::fs::read_to_string(docs.join(page)).unwrap()));
+    }
+    assert!(commands.len() > 45, "the examples were found: {commands:?}");
     for command in &commands {
         let out = Command::new("bash")
             .args(["-c", command])
