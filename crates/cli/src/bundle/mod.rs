@@ -566,6 +566,105 @@ async fn apply(client: &Client, owner: &str, st: &Step) -> Result<(), CliError> 
     Ok(())
 }
 
+/// Every string of `v` that is a secret reference, with its JSON path under `path`.
+fn secret_refs(v: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::String(s) if s.starts_with("{{secrets/") => out.push((path.to_string(), s.clone())),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                secret_refs(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Object(o) => {
+            for (k, item) in o {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                secret_refs(item, &p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The checks that need the server: referenced secrets exist and this caller may read them
+/// (as the deployment will), named users, groups and service principals exist, budget policies
+/// exist.
+async fn online_problems(client: &Client, desired: &[Desired]) -> Result<Vec<Problem>, CliError> {
+    let mut problems = Vec::new();
+    let mut scopes: BTreeMap<String, Result<Vec<String>, String>> = BTreeMap::new();
+    let names = |v: &Value, field: &str| -> Vec<String> {
+        at(v, "/Resources").as_array().into_iter().flatten().map(|r| s(at(r, &format!("/{field}")))).collect()
+    };
+    let scim = "/api/2.0/preview/scim/v2";
+    let users = names(&client.json(Method::GET, &format!("{scim}/Users"), None).await?, "userName");
+    let groups = names(&client.json(Method::GET, &format!("{scim}/Groups"), None).await?, "displayName");
+    let apps = names(&client.json(Method::GET, &format!("{scim}/ServicePrincipals"), None).await?, "applicationId");
+    let policies: Vec<String> = at(&client.json(Method::GET, "/api/2.0/budget-policies", None).await?, "/policies")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| s(at(p, "/policy_id")))
+        .collect();
+    for d in desired {
+        let field = |p: &str| if d.prefix.is_empty() { p.to_string() } else { format!("{}.{p}", d.prefix) };
+        let mut problem =
+            |path: &str, message: String| problems.push(Problem { file: d.file.clone(), field: field(path), message });
+        let mut refs = Vec::new();
+        secret_refs(&d.body, "", &mut refs);
+        for (path, reference) in refs {
+            let Ok(r) = modelgate_core::secret_ref::parse(&reference) else { continue };
+            if !scopes.contains_key(&r.scope) {
+                let listed =
+                    client.json_query(Method::GET, "/api/2.0/secrets/list", &[("scope", &r.scope)], None).await;
+                let keys = match listed {
+                    Ok(v) => {
+                        Ok(at(&v, "/secrets").as_array().into_iter().flatten().map(|k| s(at(k, "/key"))).collect())
+                    }
+                    Err(CliError::Api { code, message }) => Err(format!("{code}: {message}")),
+                    Err(e) => return Err(e),
+                };
+                scopes.insert(r.scope.clone(), keys);
+            }
+            match scopes.get(&r.scope) {
+                Some(Err(why)) => problem(&path, format!("{reference}: the scope cannot be read ({why})")),
+                Some(Ok(keys)) if !keys.contains(&r.key) => {
+                    problem(&path, format!("{reference}: no secret '{}' in scope '{}'", r.key, r.scope))
+                }
+                _ => {}
+            }
+        }
+        for (i, l) in at(&d.body, "/ai_gateway/rate_limits").as_array().into_iter().flatten().enumerate() {
+            let Some(who) = l.get("principal").and_then(Value::as_str) else { continue };
+            let known = match l.get("key").and_then(Value::as_str) {
+                Some("user_group") => groups.iter().any(|g| g == who),
+                Some("service_principal") => apps.iter().any(|a| a == who),
+                _ => users.iter().chain(&apps).any(|u| u == who),
+            };
+            if !known {
+                problem(
+                    &format!("ai_gateway.rate_limits[{i}].principal"),
+                    format!("no principal named '{who}' exists"),
+                );
+            }
+        }
+        for (i, p) in d.permissions.iter().flatten().enumerate() {
+            let missing = [("user_name", &users), ("group_name", &groups), ("service_principal_name", &apps)]
+                .into_iter()
+                .find_map(|(k, known)| {
+                    p.get(k).and_then(Value::as_str).filter(|who| !known.iter().any(|n| n == who)).map(|w| (k, w))
+                });
+            if let Some((k, who)) = missing {
+                problem(&format!("permissions[{i}].{k}"), format!("'{who}' does not exist"));
+            }
+        }
+        if let Some(id) = d.body.get("budget_policy_id").and_then(Value::as_str)
+            && !policies.iter().any(|p| p == id)
+        {
+            problem("budget_policy_id", format!("no budget policy '{id}' exists"));
+        }
+    }
+    Ok(problems)
+}
+
 /// How to reach the server, as given on the command line; the target's `workspace.host` of a
 /// databricks.yml is used when neither `--host` nor `MODELGATE_HOST` names one.
 pub struct Connection {
@@ -606,6 +705,26 @@ pub async fn run(conn: Connection, cmd: BundleCmd, output: Output) -> Result<u8,
                 Ok(b) => b,
                 Err(code) => return Ok(code),
             };
+            // Online checks when a server can be reached; offline validation stands alone.
+            let online = match conn.client(&bundle) {
+                Ok(client) => match online_problems(&client, &bundle.desired).await {
+                    Ok(problems) => Some(problems),
+                    Err(CliError::Connect(_)) => None,
+                    Err(e) => return Err(e),
+                },
+                Err(_) => None,
+            };
+            if let Some(problems) = &online
+                && !problems.is_empty()
+            {
+                print_problems(problems, output);
+                return Ok(1);
+            }
+            if online.is_none() && output != Output::Json {
+                eprintln!(
+                    "(no server reachable: the online checks of secrets, principals and budget policies were skipped)"
+                );
+            }
             if output != Output::Json {
                 out!("{} endpoint(s) in {}: valid.", bundle.desired.len(), bundle.source);
             } else {

@@ -425,3 +425,35 @@ fn the_gitops_example_deploys_with_its_ci_script() {
     let prod = ci(&["prod"]);
     assert!(prod.status.success() && text(&prod).0.contains("create chat"), "{:?}", text(&prod));
 }
+
+#[test]
+fn validate_checks_what_the_files_name_against_the_server() {
+    let env = Env::new();
+    let server = spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN)]);
+    ok(cli(&server.host, Some(ADMIN), &["secrets", "create-scope", "llm"], None, &env.config()));
+    ok(cli(&server.host, Some(ADMIN), &["secrets", "put-secret", "llm", "openai"], Some("sk-online"), &env.config()));
+    let repo = env.dir.path().join("repo");
+    let body = r#"{"name": "online", "budget_policy_id": "no-such-policy",
+        "config": {"served_entities": [{"name": "a", "external_model": {"provider": "openai", "name": "gpt-4o", "task": "llm/v1/chat",
+            "openai_config": {"openai_api_key": "{{secrets/llm/missing}}"}}}]},
+        "ai_gateway": {"rate_limits": [{"key": "user_group", "principal": "ghosts", "calls": 5, "renewal_period": "minute"}]},
+        "permissions": [{"level": "CAN_QUERY", "user_name": "nobody@example.com"}]}"#;
+    write(&repo, "configs/dev/online.json", body);
+    let out = cli(
+        &server.host,
+        Some(ADMIN),
+        &["bundle", "validate", "-t", "dev", "--dir", repo.to_str().unwrap()],
+        None,
+        &env.config(),
+    );
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for expected in [
+        "configs/dev/online.json:config.served_entities[0].external_model.openai_config.openai_api_key: {{secrets/llm/missing}}: no secret 'missing' in scope 'llm'",
+        "configs/dev/online.json:ai_gateway.rate_limits[0].principal: no principal named 'ghosts' exists",
+        "configs/dev/online.json:permissions[0].user_name: 'nobody@example.com' does not exist",
+        "configs/dev/online.json:budget_policy_id: no budget policy 'no-such-policy' exists",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+}
