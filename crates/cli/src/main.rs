@@ -15,6 +15,7 @@ mod client;
 mod commands;
 mod identity;
 mod inference;
+mod inventory;
 mod profile;
 mod requests;
 mod usage;
@@ -142,6 +143,9 @@ enum Command {
     /// Usage and cost reports; re-pricing.
     #[command(subcommand)]
     Usage(usage::UsageCmd),
+    /// Every endpoint with owner, state, use and cost, flagging duplicates, unused endpoints and
+    /// forgotten experiments: modelgate inventory --export registry.json
+    Inventory(inventory::InventoryArgs),
     /// The request log: every query with its status and, for a failure, why.
     #[command(subcommand)]
     Requests(requests::RequestsCmd),
@@ -358,6 +362,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::Backends(c) => backends::run(&client, c, output).await,
                     Command::Usage(c) => usage::run(&client, c, output).await,
                     Command::Requests(c) => requests::run(&client, c, output).await,
+                    Command::Inventory(a) => inventory::run(&client, a, output).await,
                     Command::InferenceTable(c) => inference::run(&client, c, output).await,
                     Command::Budgets(c) => budgets::run(&client, c, output).await,
                     Command::Alerts(c) => alerts::run(&client, c, output).await,

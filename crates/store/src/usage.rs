@@ -606,6 +606,43 @@ impl UsageDb {
     }
 }
 
+/// What an endpoint's usage records say about its use, for the inventory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Activity {
+    /// Queries since the window's start.
+    pub requests: i64,
+    /// Their cost in USD.
+    pub cost_usd: f64,
+    /// Cost since the month's start, USD.
+    pub month_cost_usd: f64,
+    /// The last query ever recorded (within the usage retention), ms.
+    pub last_request: Option<i64>,
+}
+
+impl UsageDb {
+    /// The use of `endpoint`: queries and cost since `since`, cost since `month_start`, last query.
+    /// Each is a range of the (endpoint, time) index.
+    pub async fn activity(&self, endpoint: &str, since: i64, month_start: i64) -> Result<Activity> {
+        let window: (i64, f64) =
+            sqlx::query_as("SELECT COUNT(*), TOTAL(cost_usd) FROM usage WHERE endpoint_name = ? AND request_time >= ?")
+                .bind(endpoint)
+                .bind(since)
+                .fetch_one(&self.db.reader)
+                .await?;
+        let month: (f64,) =
+            sqlx::query_as("SELECT TOTAL(cost_usd) FROM usage WHERE endpoint_name = ? AND request_time >= ?")
+                .bind(endpoint)
+                .bind(month_start)
+                .fetch_one(&self.db.reader)
+                .await?;
+        let last: (Option<i64>,) = sqlx::query_as("SELECT MAX(request_time) FROM usage WHERE endpoint_name = ?")
+            .bind(endpoint)
+            .fetch_one(&self.db.reader)
+            .await?;
+        Ok(Activity { requests: window.0, cost_usd: window.1, month_cost_usd: month.0, last_request: last.0 })
+    }
+}
+
 /// Which records a budget counts: any of these.
 #[derive(Debug, Clone, Default)]
 pub struct SpendFilter {

@@ -1,4 +1,4 @@
-//! The CLI examples of docs/cli.md and docs/gitops.md run as written, in order, against a server
+//! The CLI examples of docs/cli.md, gitops.md and inventory.md run as written, in order, against a server
 //! (with a fake OpenAI behind it), so the documentation cannot drift from the program. Every line of a `sh`
 //! block that starts with `modelgate` (or pipes into it) is run by bash in a scratch directory
 //! holding the files the examples name; it must exit 0. A line ending in `# not run: REASON` is
@@ -73,7 +73,7 @@ fn the_cli_examples_in_the_docs_run_as_written() {
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
     let mut failures = Vec::new();
     let mut commands = Vec::new();
-    for page in ["cli.md", "gitops.md"] {
+    for page in ["cli.md", "gitops.md", "inventory.md"] {
         commands.extend(examples(&std::fs::read_to_string(docs.join(page)).unwrap()));
     }
     assert!(commands.len() > 45, "the examples were found: {commands:?}");

@@ -8,6 +8,7 @@ pub(crate) mod budgets;
 pub(crate) mod endpoints;
 pub(crate) mod groups;
 pub(crate) mod inference;
+pub(crate) mod inventory;
 pub(crate) mod observability;
 pub(crate) mod openapi;
 pub(crate) mod permissions;

@@ -5,18 +5,6 @@ use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::json;
 
-/// Runs `sql` on the control-plane database while the server is stopped, then starts it again
-/// with `tweak`.
-async fn tamper(t: &mut TestServer, sql: &'static str, tweak: impl FnOnce(&mut modelgate_server::ServerConfig)) {
-    t.server.take().unwrap().shutdown().await.unwrap();
-    let url = format!("sqlite://{}", t.data_dir().join("modelgate.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let done = sqlx::query(sql).execute(&pool).await.unwrap();
-    assert!(done.rows_affected() > 0, "{sql} changed nothing");
-    pool.close().await;
-    t.restart_with(tweak).await;
-}
-
 #[tokio::test]
 async fn a_policy_that_does_not_parse_closes_the_endpoint() {
     let (m, url) = mock().await;

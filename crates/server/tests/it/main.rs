@@ -21,6 +21,7 @@ mod guardrails;
 mod health;
 mod identity;
 mod inference;
+mod inventory;
 mod layout;
 mod leaks;
 mod limits;

@@ -199,3 +199,15 @@ pub async fn token_for(t: &TestServer, body: Value) -> String {
     assert_eq!(s, StatusCode::OK, "{b}");
     b["token_value"].as_str().unwrap().to_string()
 }
+
+/// Runs `sql` on the control-plane database while the server is stopped, then starts it again
+/// with `tweak`.
+pub async fn tamper(t: &mut TestServer, sql: &str, tweak: impl FnOnce(&mut ServerConfig)) {
+    t.server.take().unwrap().shutdown().await.unwrap();
+    let url = format!("sqlite://{}", t.data_dir().join("modelgate.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await.unwrap();
+    assert!(done.rows_affected() > 0, "{sql} changed nothing");
+    pool.close().await;
+    t.restart_with(tweak).await;
+}
