@@ -259,6 +259,9 @@ struct ServeArgs {
     /// budget spend read them, so keep at least your longest budget period.
     #[arg(long, env = "MODELGATE_USAGE_RETENTION", value_parser = humantime::parse_duration, default_value = "400days")]
     usage_retention: Duration,
+    /// The shortest time allowed between an endpoint's deprecation notice and its sunset.
+    #[arg(long, env = "MODELGATE_MIN_DEPRECATION_NOTICE", value_parser = humantime::parse_duration, default_value = "30days")]
+    min_deprecation_notice: Duration,
     /// Start even if the master key file can be read by other users (logs a warning instead).
     #[arg(long, env = "MODELGATE_ALLOW_INSECURE_KEY_FILE")]
     allow_insecure_key_file: bool,
@@ -487,6 +490,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         outbound: modelgate_core::outbound::OutboundPolicy::with(args.outbound_allow),
         audit_retention: args.audit_retention,
         usage_retention: args.usage_retention,
+        min_deprecation_notice: args.min_deprecation_notice,
         allow_insecure_key_file: args.allow_insecure_key_file,
     };
     let server = match modelgate_server::Server::start(config).await {

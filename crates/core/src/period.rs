@@ -50,6 +50,20 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// The day (days since 1970-01-01, UTC) of a `YYYY-MM-DD` date; `None` for anything else,
+/// impossible dates such as 2026-02-30 included.
+pub fn day_of(date: &str) -> Option<i64> {
+    let mut parts = date.split('-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if parts.next().is_some() || date.len() != 10 {
+        return None;
+    }
+    let day = days_from_civil(y, m, d);
+    (civil_from_days(day) == (y, m, d)).then_some(day)
+}
+
 impl Period {
     /// Start (inclusive) and end (exclusive) of the period holding `now`, in ms.
     pub fn bounds(self, now_ms: i64) -> (i64, i64) {
@@ -96,5 +110,15 @@ mod tests {
         assert_eq!(Period::Month.bounds(dec_31).1, days_from_civil(2027, 1, 1) * day, "December ends in the new year");
         assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
         assert_eq!(days_from_civil(1970, 1, 1), 0);
+    }
+
+    #[test]
+    fn dates_parse_to_days_and_impossible_ones_do_not() {
+        assert_eq!(day_of("1970-01-02"), Some(1));
+        assert_eq!(day_of("2026-11-22").map(|d| d * DAY_MS), Some(NOV_22_2026_1530 - 15 * 3_600_000 - 30 * 60_000));
+        assert_eq!(day_of("2024-02-29"), Some(days_from_civil(2024, 2, 29)));
+        for bad in ["2026-02-30", "2025-02-29", "2026-13-01", "2026-1-01", "26-01-01", "tomorrow", "2026-01-01T00"] {
+            assert_eq!(day_of(bad), None, "{bad}");
+        }
     }
 }

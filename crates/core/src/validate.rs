@@ -740,6 +740,34 @@ fn inference_table(c: &InferenceTableConfig, path: &str) -> Result<()> {
     Ok(())
 }
 
+/// Validates a deprecation notice at `path`: real dates, the sunset at least `min_notice_days`
+/// after the notice, and a replacement that is not the endpoint itself.
+pub fn deprecation(d: &modelgate_wire::Deprecation, endpoint: &str, min_notice_days: i64, path: &str) -> Result<()> {
+    let notice = crate::period::day_of(&d.notice_date)
+        .ok_or_else(|| err(format!("{path}.notice_date"), format!("'{}' is not a date YYYY-MM-DD", d.notice_date)))?;
+    let sunset = crate::period::day_of(&d.sunset_date)
+        .ok_or_else(|| err(format!("{path}.sunset_date"), format!("'{}' is not a date YYYY-MM-DD", d.sunset_date)))?;
+    if sunset - notice < min_notice_days {
+        return Err(err(
+            format!("{path}.sunset_date"),
+            format!(
+                "must be at least {min_notice_days} days after notice_date (the workspace's minimum notice); it is {} days",
+                sunset - notice
+            ),
+        ));
+    }
+    if let Some(r) = &d.replacement {
+        endpoint_name(r, &format!("{path}.replacement"))?;
+        if r == endpoint {
+            return Err(err(format!("{path}.replacement"), "must be another endpoint"));
+        }
+    }
+    if d.forward == Some(true) && d.replacement.is_none() {
+        return Err(err(format!("{path}.forward"), "needs a replacement to forward to"));
+    }
+    Ok(())
+}
+
 /// Bounds of `health_check_config.interval_seconds`.
 pub const HEALTH_CHECK_INTERVAL_SECONDS: std::ops::RangeInclusive<u64> = 10..=86_400;
 

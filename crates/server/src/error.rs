@@ -29,6 +29,9 @@ pub enum ApiError {
     /// The name is taken.
     #[error("{0}")]
     AlreadyExists(String),
+    /// The endpoint was retired (its deprecation's sunset has passed).
+    #[error("{0}")]
+    Gone(String),
     /// The object is busy (an update is in progress).
     #[error("{0}")]
     Conflict(String),
@@ -109,6 +112,7 @@ impl ApiError {
             ApiError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "PERMISSION_DENIED"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST"),
             ApiError::AlreadyExists(_) => (StatusCode::CONFLICT, "RESOURCE_ALREADY_EXISTS"),
+            ApiError::Gone(_) => (StatusCode::GONE, "ENDPOINT_RETIRED"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "RESOURCE_CONFLICT"),
             ApiError::InvalidState(_) => (StatusCode::BAD_REQUEST, "INVALID_STATE"),
             ApiError::LimitExceeded(_) => (StatusCode::BAD_REQUEST, "RESOURCE_LIMIT_EXCEEDED"),

@@ -77,6 +77,8 @@ pub struct ServerConfig {
     pub audit_retention: Duration,
     /// How long usage records (the request log, usage reports, budget spend) are kept.
     pub usage_retention: Duration,
+    /// The shortest time allowed between a deprecation's notice and its sunset.
+    pub min_deprecation_notice: Duration,
     /// Start even if the master key file is readable by other users (with a warning).
     pub allow_insecure_key_file: bool,
 }
@@ -100,6 +102,7 @@ impl Default for ServerConfig {
             outbound: Default::default(),
             audit_retention: Duration::from_secs(365 * 24 * 3600),
             usage_retention: Duration::from_secs(400 * 24 * 3600),
+            min_deprecation_notice: Duration::from_secs(30 * 24 * 3600),
             allow_insecure_key_file: false,
         }
     }

@@ -30,6 +30,10 @@ pub fn router(app: AppState, gate: limits::Gate) -> Router {
         .route(&format!("{one}/settings:restore"), post(api::endpoints::restore_setting))
         .route(&format!("{one}/ai-gateway"), put(api::endpoints::put_ai_gateway))
         .route(&format!("{one}/rate-limits"), put(api::endpoints::put_rate_limits))
+        .route(
+            &format!("{one}/deprecation"),
+            put(api::endpoints::put_deprecation).delete(api::endpoints::delete_deprecation),
+        )
         .route(&format!("{one}/tags"), patch(api::endpoints::patch_tags))
         .route(&format!("{one}/notifications"), patch(api::endpoints::patch_notifications))
         .route(&format!("{one}/telemetry-config"), patch(api::endpoints::patch_telemetry))

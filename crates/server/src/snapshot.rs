@@ -61,6 +61,34 @@ pub struct LiveEntity {
     pub upstream: std::sync::OnceLock<Upstream>,
 }
 
+/// An endpoint's deprecation notice as the request path uses it.
+#[derive(Debug)]
+pub struct LiveDeprecation {
+    /// From this instant (ms) answers carry the deprecation headers.
+    pub notice_ms: i64,
+    /// From this instant (ms) the endpoint answers 410, or forwards.
+    pub sunset_ms: i64,
+    /// The endpoint to use instead.
+    pub replacement: Option<String>,
+    /// What callers should know.
+    pub message: Option<String>,
+    /// At sunset, send queries to the replacement.
+    pub forward: bool,
+}
+
+impl LiveDeprecation {
+    fn of(d: &modelgate_wire::Deprecation) -> Option<LiveDeprecation> {
+        let day = |s: &str| modelgate_core::period::day_of(s).map(|d| d * 86_400_000);
+        Some(LiveDeprecation {
+            notice_ms: day(&d.notice_date)?,
+            sunset_ms: day(&d.sunset_date)?,
+            replacement: d.replacement.clone(),
+            message: d.message.clone(),
+            forward: d.forward == Some(true),
+        })
+    }
+}
+
 /// The upstream of a served entity, as messages name it.
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -99,6 +127,8 @@ pub struct LiveEndpoint {
     pub tag_map: BTreeMap<String, String>,
     /// The budget policy the endpoint names.
     pub budget_policy_id: Option<String>,
+    /// Its deprecation notice, with the dates in ms.
+    pub deprecation: Option<Arc<LiveDeprecation>>,
     /// Why the endpoint must not serve even though a version is active: a stored policy (or the
     /// active config) that does not parse. Serving without it would skip its guardrails or limits.
     pub unservable: Option<String>,
@@ -236,6 +266,16 @@ impl Snapshot {
                 stored_policy(&e.name, "rate_limits", e.rate_limits.as_deref(), &mut broken).unwrap_or_default();
             let tag_list: Vec<modelgate_wire::EndpointTag> =
                 stored_policy(&e.name, "tags", Some(&e.tags), &mut broken).unwrap_or_default();
+            let deprecation: Option<modelgate_wire::Deprecation> =
+                stored_policy(&e.name, "deprecation", e.deprecation.as_deref(), &mut broken);
+            let deprecation = match deprecation.as_ref().map(LiveDeprecation::of) {
+                Some(None) => {
+                    broken.push("its stored deprecation has a date that does not parse".into());
+                    None
+                }
+                Some(Some(d)) => Some(Arc::new(d)),
+                None => None,
+            };
             let mut live = LiveEndpoint {
                 id: e.id.clone(),
                 name: e.name.clone(),
@@ -250,6 +290,7 @@ impl Snapshot {
                 tags: tags_object(&tag_list),
                 tag_map: tag_list.iter().map(|t| (t.key.clone(), t.value.clone().unwrap_or_default())).collect(),
                 budget_policy_id: e.budget_policy_id.clone(),
+                deprecation,
                 unservable: None,
             };
             live.guardrails = live

@@ -73,6 +73,8 @@ pub struct Shared {
     pub limits: Limits,
     /// Which base URLs anyone may use; others need the custom base URL right.
     pub outbound: modelgate_core::outbound::OutboundPolicy,
+    /// Days required between a deprecation's notice and its sunset.
+    pub min_deprecation_notice_days: i64,
 }
 
 /// Where finished queries leave their records.
@@ -124,6 +126,7 @@ impl AppState {
             budgets: Arc::new(crate::policy::budgets::Budgets::default()),
             limits: config.limits,
             outbound: config.outbound.clone(),
+            min_deprecation_notice_days: (config.min_deprecation_notice.as_secs() / 86_400) as i64,
         })))
     }
 

@@ -173,6 +173,8 @@ pub struct EndpointRecord {
     pub email_notifications: Option<String>,
     /// JSON of `telemetry_config`.
     pub telemetry_config: Option<String>,
+    /// JSON of the deprecation notice (our extension).
+    pub deprecation: Option<String>,
     /// `NOT_UPDATING`, `IN_PROGRESS` or `UPDATE_FAILED`.
     pub config_update: String,
     /// Refuses queries until started.

@@ -245,8 +245,8 @@ impl Store for SqliteStore {
         let inserted = sqlx::query(
             "INSERT INTO endpoints (id, name, creator, created_at, updated_at, task, description, budget_policy_id, \
              route_optimized, tags, ai_gateway, rate_limits, email_notifications, telemetry_config, config_update, \
-             stopped, latest_version, active_version, pending_version, pending_since) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             stopped, latest_version, active_version, pending_version, pending_since, deprecation) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&e.id)
         .bind(&e.name)
@@ -268,6 +268,7 @@ impl Store for SqliteStore {
         .bind(e.active_version)
         .bind(e.pending_version)
         .bind(e.pending_since)
+        .bind(&e.deprecation)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -352,7 +353,7 @@ impl Store for SqliteStore {
             "UPDATE endpoints SET updated_at = ?, task = ?, description = ?, budget_policy_id = ?, route_optimized = ?, \
              tags = ?, ai_gateway = ?, rate_limits = ?, email_notifications = ?, telemetry_config = ?, \
              config_update = ?, stopped = ?, latest_version = ?, active_version = ?, pending_version = ?, \
-             pending_since = ? WHERE id = ?",
+             pending_since = ?, deprecation = ? WHERE id = ?",
         )
         .bind(e.updated_at)
         .bind(&e.task)
@@ -370,6 +371,7 @@ impl Store for SqliteStore {
         .bind(e.active_version)
         .bind(e.pending_version)
         .bind(e.pending_since)
+        .bind(&e.deprecation)
         .bind(&e.id)
         .execute(&mut *tx)
         .await?;

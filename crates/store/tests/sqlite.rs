@@ -53,6 +53,7 @@ fn endpoint(name: &str) -> (EndpointRecord, ConfigRecord) {
             rate_limits: None,
             email_notifications: None,
             telemetry_config: None,
+            deprecation: None,
             config_update: "IN_PROGRESS".into(),
             stopped: false,
             latest_version: 1,

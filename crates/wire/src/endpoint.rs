@@ -40,6 +40,30 @@ pub struct CreateServingEndpoint {
     /// Stored as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry_config: Option<serde_json::Value>,
+    /// A deprecation notice (our extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecation: Option<Deprecation>,
+}
+
+/// An endpoint's deprecation notice (our extension). From `notice_date` its answers carry the
+/// `Deprecation` and `Sunset` headers and a `Link` to the replacement; from `sunset_date` it
+/// answers 410 naming the replacement, or, with `forward`, sends its queries there.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deprecation {
+    /// `YYYY-MM-DD` (UTC): from this day the endpoint is announced as deprecated.
+    pub notice_date: String,
+    /// `YYYY-MM-DD` (UTC): from this day the endpoint stops (or forwards).
+    pub sunset_date: String,
+    /// The endpoint to use instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    /// What callers should know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// At sunset, send queries to the replacement instead of answering 410.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<bool>,
 }
 
 /// A config version as the client sends it: in `create.config` and as the body of `PUT .../config`.
@@ -688,6 +712,9 @@ pub struct ServingEndpointDetailed {
     /// Whether the endpoint was stopped with `config:stop` (our extension).
     #[serde(default)]
     pub stopped: bool,
+    /// Its deprecation notice (our extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecation: Option<Deprecation>,
 }
 
 /// Summary of a served entity in list responses.

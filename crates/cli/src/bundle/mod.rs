@@ -251,6 +251,12 @@ fn check(d: &Desired) -> Vec<Problem> {
     {
         problem(e);
     }
+    // The server's minimum notice may be longer than the default; it says so when deployed.
+    if let Some(dep) = &req.deprecation
+        && let Err(e) = validate::deprecation(dep, &req.name, 30, "deprecation")
+    {
+        problem(e);
+    }
     for (i, p) in d.permissions.iter().flatten().enumerate() {
         let who = ["user_name", "group_name", "service_principal_name"].iter().filter(|k| p.get(**k).is_some()).count();
         let level = p.get("level").and_then(Value::as_str);
@@ -419,6 +425,7 @@ async fn plan(client: &Client, owner: &str, desired: Vec<Desired>, prune: bool) 
         diff("config", &normalized_config(&server_config), &normalized_config(&want_config), &mut changes);
         diff("tags", &tag_map(at(&current, "/tags")), &tag_map(at(&d.body, "/tags")), &mut changes);
         diff("ai_gateway", at(&current, "/ai_gateway"), at(&d.body, "/ai_gateway"), &mut changes);
+        diff("deprecation", at(&current, "/deprecation"), at(&d.body, "/deprecation"), &mut changes);
         if let Some(perms) = &d.permissions {
             let id = s(at(&current, "/id"));
             let acl = client.json(Method::GET, &format!("/api/2.0/permissions/serving-endpoints/{id}"), None).await?;
@@ -523,6 +530,13 @@ async fn apply(client: &Client, owner: &str, st: &Step) -> Result<(), CliError> 
         let gateway = body.get("ai_gateway").cloned().unwrap_or_else(|| json!({}));
         if st.changes.iter().any(|c| c.starts_with("ai_gateway")) {
             client.json(Method::PUT, &format!("{SE}/{name}/ai-gateway"), Some(&gateway)).await?;
+        }
+        if st.changes.iter().any(|c| c.starts_with("deprecation")) {
+            let path = format!("{SE}/{name}/deprecation");
+            match body.get("deprecation") {
+                Some(dep) => client.json(Method::PUT, &path, Some(dep)).await?,
+                None => client.json(Method::DELETE, &path, None).await?,
+            };
         }
         if st.changes.iter().any(|c| c.starts_with("tags")) {
             let current = client.json(Method::GET, &format!("{SE}/{name}"), None).await?;

@@ -259,6 +259,9 @@ pub async fn create(
     if let Some(t) = &req.tags {
         validate::tags(t, "tags")?;
     }
+    if let Some(d) = &req.deprecation {
+        validate::deprecation(d, &req.name, app.min_deprecation_notice_days, "deprecation")?;
+    }
     let id = token::random_hex(16);
     configs::seal_plaintext(&mut config, &app.cipher, &id)?;
     let now = now_ms();
@@ -277,6 +280,7 @@ pub async fn create(
         rate_limits: req.rate_limits.as_ref().map(to_json),
         email_notifications: req.email_notifications.as_ref().map(to_json),
         telemetry_config: req.telemetry_config.as_ref().map(to_json),
+        deprecation: req.deprecation.as_ref().map(to_json),
         config_update: ConfigUpdate::InProgress.as_str().into(),
         stopped: false,
         latest_version: 1,
@@ -494,7 +498,7 @@ pub async fn set_budget_policy(app: &AppState, caller: &Principal, name: &str, i
 
 /// The endpoint settings kept outside config versions whose changes are recorded, with their
 /// stored JSON.
-fn tracked(e: &EndpointRecord) -> [(&'static str, Option<String>); 6] {
+fn tracked(e: &EndpointRecord) -> [(&'static str, Option<String>); 7] {
     [
         ("ai_gateway", e.ai_gateway.clone()),
         ("rate_limits", e.rate_limits.clone()),
@@ -502,6 +506,7 @@ fn tracked(e: &EndpointRecord) -> [(&'static str, Option<String>); 6] {
         ("budget_policy_id", e.budget_policy_id.as_ref().map(to_json)),
         ("email_notifications", e.email_notifications.clone()),
         ("telemetry_config", e.telemetry_config.clone()),
+        ("deprecation", e.deprecation.clone()),
     ]
 }
 
@@ -620,13 +625,14 @@ pub async fn restore_setting(
             crate::api::budgets::check_reference(&app, id.as_deref())?;
             set_budget_policy(&app, &caller, &name, id).await?;
         }
-        field @ ("rate_limits" | "tags" | "email_notifications" | "telemetry_config") => {
+        field @ ("rate_limits" | "tags" | "email_notifications" | "telemetry_config" | "deprecation") => {
             let field = field.to_string();
             mutate(&app, &caller, &name, move |e| {
                 match field.as_str() {
                     "rate_limits" => e.rate_limits = before,
                     "tags" => e.tags = before.unwrap_or_else(|| "[]".into()),
                     "email_notifications" => e.email_notifications = before,
+                    "deprecation" => e.deprecation = before,
                     _ => e.telemetry_config = before,
                 }
                 Ok(())
@@ -722,6 +728,37 @@ fn removed_keys(old: Option<&str>, new: Option<&str>) -> Vec<String> {
     };
     let now = keys(new);
     keys(old).into_iter().filter(|k| !now.contains(k)).collect()
+}
+
+/// `PUT .../deprecation` (our extension; `CAN_MANAGE`): announces the endpoint's retirement.
+pub async fn put_deprecation(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<Deprecation>,
+) -> ApiResult<Json<Deprecation>> {
+    validate::deprecation(&body, &name, app.min_deprecation_notice_days, "")?;
+    let stored = to_json(&body);
+    mutate(&app, &caller, &name, move |e| {
+        e.deprecation = Some(stored);
+        Ok(())
+    })
+    .await?;
+    Ok(Json(body))
+}
+
+/// `DELETE .../deprecation` (our extension; `CAN_MANAGE`): withdraws the notice.
+pub async fn delete_deprecation(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    mutate(&app, &caller, &name, |e| {
+        e.deprecation = None;
+        Ok(())
+    })
+    .await?;
+    Ok(Json(json!({})))
 }
 
 /// `PUT .../rate-limits` (legacy)

@@ -104,6 +104,7 @@ pub fn detailed(
         permission_level: level.map(|l| l.as_str().to_string()),
         endpoint_type: kind.map(|k| k.endpoint_type().to_string()),
         stopped: e.stopped,
+        deprecation: json_field(e.deprecation.as_deref()),
     })
 }
 

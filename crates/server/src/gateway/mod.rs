@@ -45,8 +45,68 @@ use attempt::route;
 /// Response header naming the served entity that answered.
 pub const SERVED_MODEL_HEADER: &str = "served-model-name";
 
-/// One query through the pipeline: admission, the attempts, settlement.
+/// One query. A deprecated endpoint's answers carry the `Deprecation` and `Sunset` headers (RFC
+/// 9745, RFC 8594) and a `Link` to its replacement from the notice date; from the sunset date it
+/// answers 410 naming the replacement, or forwards the query there (one hop: the replacement's
+/// own notice is not followed further).
 pub(super) async fn query(
+    app: &AppState,
+    caller: &Principal,
+    name: &str,
+    route_task: Option<Task>,
+    body: Body,
+    raw: Bytes,
+) -> Response {
+    let Some(d) = app.snapshot.load().endpoints.get(name).and_then(|ep| ep.deprecation.clone()) else {
+        return pipeline(app, caller, name, route_task, body, raw).await;
+    };
+    let now = modelgate_core::now_ms();
+    let mut resp = if now < d.sunset_ms {
+        pipeline(app, caller, name, route_task, body, raw).await
+    } else if let (Some(to), true) = (&d.replacement, d.forward) {
+        pipeline(app, caller, to, route_task, body, raw).await
+    } else {
+        let start = Instant::now();
+        let day =
+            humantime::format_rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(d.sunset_ms as u64));
+        let instead = d
+            .replacement
+            .as_ref()
+            .map(|r| format!("; use '{r}' (/serving-endpoints/{r}/invocations)"))
+            .unwrap_or_default();
+        let note = d.message.as_ref().map(|m| format!(" {m}")).unwrap_or_default();
+        let day = day.to_string();
+        let msg = format!("Endpoint '{name}' was retired on {}{instead}.{note}", day.get(..10).unwrap_or(&day));
+        let resp = ApiError::Gone(msg).into_response();
+        refused(app, caller, name, &resp, start);
+        resp
+    };
+    if now >= d.notice_ms {
+        deprecation_headers(&mut resp, &d);
+    }
+    resp
+}
+
+fn deprecation_headers(resp: &mut Response, d: &crate::snapshot::LiveDeprecation) {
+    use axum::http::HeaderValue;
+    let at = |ms: i64| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("@{}", d.notice_ms / 1000)) {
+        h.insert("deprecation", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(at(d.sunset_ms))) {
+        h.insert("sunset", v);
+    }
+    if let Some(r) = &d.replacement
+        && let Ok(v) =
+            HeaderValue::from_str(&format!("</serving-endpoints/{r}/invocations>; rel=\"successor-version\""))
+    {
+        h.append(axum::http::header::LINK, v);
+    }
+}
+
+/// The pipeline: admission, the attempts, settlement.
+async fn pipeline(
     app: &AppState,
     caller: &Principal,
     name: &str,

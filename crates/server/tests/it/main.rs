@@ -14,6 +14,7 @@ mod alerts;
 mod audit;
 mod budgets;
 mod dataplane;
+mod deprecation;
 mod endpoints;
 mod fail_closed;
 mod fuzz;
