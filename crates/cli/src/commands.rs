@@ -1,6 +1,7 @@
 //! Client commands. Each mirrors a Databricks CLI verb and maps to one API call (plus waiting
 //! for `NOT_UPDATING` where the Databricks CLI waits too).
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,13 @@ pub enum EndpointsCmd {
         name: String,
         #[command(flatten)]
         json: JsonArg,
+    },
+    /// Which models served when: one line per config version that served (oldest first), with
+    /// its served entities, providers, models and traffic, from the config versions:
+    /// modelgate serving-endpoints history chat
+    History {
+        /// Endpoint name.
+        name: String,
     },
     /// Wait until an endpoint's config update finishes (state.config_update NOT_UPDATING), then
     /// print it; fails with the build log if the update failed:
@@ -628,6 +636,57 @@ pub async fn endpoints(client: &Client, cmd: EndpointsCmd, output: Output) -> Re
         }
         Get { name } => print_json(&client.json(Method::GET, &format!("{SE}/{name}"), None).await?),
         Wait { name, timeout } => print_json(&wait_not_updating(client, &name, timeout).await?),
+        History { name } => {
+            let v = client.json(Method::GET, &format!("{SE}/{name}/config-versions"), None).await?;
+            let mut versions: Vec<Value> = at(&v, "/config_versions")
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| matches!(at(c, "/status").as_str(), Some("ACTIVE" | "SUPERSEDED")))
+                .cloned()
+                .collect();
+            versions.sort_by_key(|c| at(c, "/config_version").as_i64());
+            let rows: Vec<Vec<String>> = versions
+                .iter()
+                .map(|c| {
+                    let share: BTreeMap<String, String> = at(c, "/config/traffic_config/routes")
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|r| (s(at(r, "/served_entity_name")), format!("{}%", s(at(r, "/traffic_percentage")))))
+                        .collect();
+                    let models: Vec<String> = at(c, "/config/served_entities")
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|e| {
+                            let entity = s(at(e, "/name"));
+                            let model = match at(e, "/external_model/name").as_str() {
+                                Some(m) => format!("{}/{m}", s(at(e, "/external_model/provider"))),
+                                None => format!("{} v{}", s(at(e, "/entity_name")), s(at(e, "/entity_version"))),
+                            };
+                            format!("{entity}={model} {}", share.get(&entity).cloned().unwrap_or_default())
+                                .trim_end()
+                                .to_string()
+                        })
+                        .collect();
+                    vec![
+                        s(at(c, "/config_version")),
+                        ms_to_time(at(c, "/creation_timestamp")),
+                        s(at(c, "/status")),
+                        s(at(c, "/creator")),
+                        models.join(", "),
+                    ]
+                })
+                .collect();
+            if output == Output::Text {
+                print_table(&["Version", "From", "Status", "By", "Served"], rows);
+            } else if output == Output::Csv {
+                print_csv(&["Version", "From", "Status", "By", "Served"], rows);
+            } else {
+                print_json(&json!({"config_versions": versions}));
+            }
+        }
         Query { name, json } => {
             let body = read_json(&json, true)?;
             client

@@ -56,6 +56,9 @@ pub struct InventoryEntry {
     pub queries_30d: i64,
     /// Their cost, USD.
     pub cost_30d_usd: f64,
+    /// Its deprecation notice, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecation: Option<crate::Deprecation>,
     /// What deserves a look, with the reasons.
     pub flags: Vec<InventoryFlag>,
 }

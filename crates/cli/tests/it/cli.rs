@@ -90,6 +90,11 @@ fn quickstart_flow_with_the_cli_and_no_secret_leaks() {
     assert!(err.contains("{{secrets/llm/absent}}") && err.contains("UPDATE_FAILED"), "{err}");
 
     let rolled = ok(run(&["serving-endpoints", "rollback", "chat", "1"], None));
+    let history = ok(run(&["serving-endpoints", "history", "chat"], None));
+    let lines: Vec<&str> = history.lines().skip(1).collect();
+    assert!(lines.first().is_some_and(|l| l.contains("openai/gpt-4o-mini") && l.contains("SUPERSEDED")), "{history}");
+    assert!(lines.iter().any(|l| l.contains("openai/gpt-4o ") || l.ends_with("openai/gpt-4o 100%")), "{history}");
+    assert!(lines.last().is_some_and(|l| l.contains("ACTIVE")), "{history}");
     assert!(rolled.contains("\"config_version\": 4") && rolled.contains("gpt-4o-mini"), "{rolled}");
     let stopped = ok(run(&["serving-endpoints", "stop", "chat"], None));
     assert!(stopped.contains("NOT_READY"));

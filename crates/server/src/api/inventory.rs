@@ -122,6 +122,19 @@ pub async fn list(
                 reason: format!("{why} and untouched for {} days", (now - e.updated_at) / DAY_MS),
             });
         }
+        let deprecation: Option<modelgate_wire::Deprecation> =
+            e.deprecation.as_deref().and_then(|j| serde_json::from_str(j).ok());
+        if let (Some(d), Some(live_d)) = (&deprecation, &live.deprecation)
+            && now >= live_d.notice_ms
+        {
+            let instead = d.replacement.as_ref().map(|r| format!("; use {r}")).unwrap_or_default();
+            let reason = if now >= live_d.sunset_ms {
+                format!("retired on {}{instead}", d.sunset_date)
+            } else {
+                format!("sunset on {}{instead}", d.sunset_date)
+            };
+            flags.push(InventoryFlag { flag: "deprecated".into(), reason });
+        }
         let entity_model = first.map(|x| x.name.clone()).unwrap_or_default();
         rows.push(InventoryEntry {
             name: e.name.clone(),
@@ -147,6 +160,7 @@ pub async fn list(
             last_query: activity.last_request,
             queries_30d: activity.requests,
             cost_30d_usd: activity.cost_usd,
+            deprecation,
             flags,
         });
     }

@@ -71,6 +71,20 @@ async fn the_inventory_flags_duplicates_unused_endpoints_and_forgotten_experimen
     assert!(a["cost_30d_usd"].as_f64().unwrap() > 0.0 && a["spend_this_month_usd"].as_f64().unwrap() > 0.0, "{a}");
     assert!(a["last_query"].as_i64().is_some());
 
+    // A deprecation notice that is due is a flag too.
+    let (s, b) = t
+        .put(
+            "/api/2.0/serving-endpoints/chat-c/deprecation",
+            json!({"notice_date": "2026-01-01", "sunset_date": "2099-12-31", "replacement": "chat-a"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, inv) = t.get("/api/2.0/inventory").await;
+    let c = entry(&inv, "chat-c");
+    assert_eq!(flags(c), vec!["deprecated"], "{c}");
+    assert_eq!(c["flags"][0]["reason"], "sunset on 2099-12-31; use chat-a");
+    assert_eq!(c["deprecation"]["sunset_date"], "2099-12-31");
+
     // Thresholds are the caller's; bad ones are named.
     let (_, strict) = t.get("/api/2.0/inventory?unused_days=50").await;
     assert!(!flags(entry(&strict, "idle")).contains(&"unused".to_string()));
