@@ -16,6 +16,7 @@ mod commands;
 mod identity;
 mod inference;
 mod inventory;
+mod policy;
 mod profile;
 mod requests;
 mod usage;
@@ -146,6 +147,10 @@ enum Command {
     /// Every endpoint with owner, state, use and cost, flagging duplicates, unused endpoints and
     /// forgotten experiments: modelgate inventory --export registry.json
     Inventory(inventory::InventoryArgs),
+    /// The workspace's standards: naming, required tags, allowed providers and models per
+    /// environment, default rate limits; and which endpoints break them.
+    #[command(subcommand)]
+    Policy(policy::PolicyCmd),
     /// The request log: every query with its status and, for a failure, why.
     #[command(subcommand)]
     Requests(requests::RequestsCmd),
@@ -366,6 +371,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::Usage(c) => usage::run(&client, c, output).await,
                     Command::Requests(c) => requests::run(&client, c, output).await,
                     Command::Inventory(a) => inventory::run(&client, a, output).await,
+                    Command::Policy(c) => policy::run(&client, c, output).await,
                     Command::InferenceTable(c) => inference::run(&client, c, output).await,
                     Command::Budgets(c) => budgets::run(&client, c, output).await,
                     Command::Alerts(c) => alerts::run(&client, c, output).await,

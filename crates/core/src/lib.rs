@@ -27,6 +27,7 @@ pub mod pricing;
 pub mod provider;
 pub mod secret;
 pub mod secret_ref;
+pub mod standards;
 pub mod token;
 pub mod validate;
 

@@ -20,6 +20,7 @@ pub mod permissions;
 pub mod requests;
 pub mod scim;
 pub mod secrets;
+pub mod standards;
 pub mod tokens;
 
 pub use alerts::*;
@@ -31,4 +32,5 @@ pub use health::*;
 pub use inventory::*;
 pub use requests::*;
 pub use secrets::*;
+pub use standards::*;
 pub use tokens::*;

@@ -1,4 +1,4 @@
-//! The CLI examples of docs/cli.md, gitops.md and inventory.md run as written, in order, against a server
+//! The CLI examples of docs/cli.md, gitops.md, inventory.md and standards.md run as written, in order, against a server
 //! (with a fake OpenAI behind it), so the documentation cannot drift from the program. Every line of a `sh`
 //! block that starts with `modelgate` (or pipes into it) is run by bash in a scratch directory
 //! holding the files the examples name; it must exit 0. A line ending in `# not run: REASON` is
@@ -26,6 +26,16 @@ fn examples(markdown: &str) -> Vec<String> {
     out
 }
 
+/// The policy of docs/standards.md, taken from the page itself.
+fn standards_policy() -> String {
+    let page =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/standards.md"))
+            .unwrap();
+    let start = page.find("```json\n").unwrap() + "```json\n".len();
+    let end = start + page[start..].find("```").unwrap();
+    page[start..end].to_string()
+}
+
 #[test]
 fn the_cli_examples_in_the_docs_run_as_written() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -48,6 +58,7 @@ fn the_cli_examples_in_the_docs_run_as_written() {
         ),
         ("key.bin", "binary-key-material".to_string()),
         ("p.json", r#"{"name": "ml-monthly", "period": "month", "amount_usd": 800, "action": "BLOCK"}"#.to_string()),
+        ("policy.json", standards_policy()),
         (
             "backends.yaml",
             format!(
@@ -73,7 +84,7 @@ fn the_cli_examples_in_the_docs_run_as_written() {
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
     let mut failures = Vec::new();
     let mut commands = Vec::new();
-    for page in ["cli.md", "gitops.md", "inventory.md"] {
+    for page in ["cli.md", "gitops.md", "inventory.md", "standards.md"] {
         commands.extend(examples(&std::fs::read_to_string(docs.join(page)).unwrap()));
     }
     assert!(commands.len() > 45, "the examples were found: {commands:?}");

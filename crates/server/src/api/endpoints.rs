@@ -238,10 +238,10 @@ async fn load_as(app: &AppState, caller: &Principal, name: &str, needed: Level) 
 pub async fn create(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    ApiJson(req): ApiJson<CreateServingEndpoint>,
-) -> ApiResult<Json<ServingEndpointDetailed>> {
+    ApiJson(mut req): ApiJson<CreateServingEndpoint>,
+) -> ApiResult<axum::response::Response> {
     validate::endpoint_name(&req.name, "name")?;
-    let config = req.config.ok_or_else(|| ApiError::invalid("config", "is required"))?;
+    let config = req.config.take().ok_or_else(|| ApiError::invalid("config", "is required"))?;
     let NormalizedConfig { mut config, task, .. } = validate::normalize_config(config, "config")?;
     check_outbound(&app, &caller, &config, "config", &[])?;
     if let Some(d) = &req.description
@@ -259,8 +259,21 @@ pub async fn create(
     if let Some(t) = &req.tags {
         validate::tags(t, "tags")?;
     }
+    let policy = crate::api::standards::load(&app).await?;
+    let min_notice =
+        policy.as_ref().and_then(|p| p.min_deprecation_notice_days).unwrap_or(app.min_deprecation_notice_days);
     if let Some(d) = &req.deprecation {
-        validate::deprecation(d, &req.name, app.min_deprecation_notice_days, "deprecation")?;
+        validate::deprecation(d, &req.name, min_notice, "deprecation")?;
+    }
+    let tag_map: std::collections::BTreeMap<String, String> =
+        req.tags.iter().flatten().map(|t| (t.key.clone(), t.value.clone().unwrap_or_default())).collect();
+    let entities = crate::api::standards::entities_of(&config);
+    let facts = modelgate_core::standards::Facts { name: &req.name, tags: &tag_map, entities: &entities };
+    let warnings = crate::api::standards::enforce(&app, &facts).await?;
+    if req.ai_gateway.as_ref().and_then(|g| g.rate_limits.as_ref()).is_none()
+        && let Some(defaults) = crate::api::standards::default_rate_limits(&app, &tag_map).await?
+    {
+        req.ai_gateway.get_or_insert_with(Default::default).rate_limits = Some(defaults);
     }
     let id = token::random_hex(16);
     configs::seal_plaintext(&mut config, &app.cipher, &id)?;
@@ -304,7 +317,7 @@ pub async fn create(
     // finishes before the response is serialised.
     let body = render::detailed(&endpoint, None, Some(&record), Some(Level::CanManage))?;
     app.deployer.enqueue(&id, 1);
-    Ok(Json(body))
+    Ok(crate::api::standards::with_warnings(Json(body).into_response(), &warnings))
 }
 
 /// `GET /api/2.0/serving-endpoints`
@@ -402,7 +415,7 @@ pub async fn update_config(
     Extension(caller): Caller,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<EndpointCoreConfigInput>,
-) -> ApiResult<Json<ServingEndpointDetailed>> {
+) -> ApiResult<axum::response::Response> {
     let current = load_as(&app, &caller, &name, Level::CanManage).await?;
     let latest = match app.store.get_config(&current.id, current.latest_version).await? {
         Some(l) => {
@@ -440,11 +453,17 @@ pub async fn update_config(
         && status != config_status::FAILED
         && validate::normalize_config(stored, "").is_ok_and(|n| to_json(&n.config) == to_json(&config))
     {
-        return Ok(Json(detailed(&app, &caller, &current).await?));
+        return Ok(Json(detailed(&app, &caller, &current).await?).into_response());
     }
+    let tag_map: std::collections::BTreeMap<String, String> =
+        render::tags(&current).into_iter().map(|t| (t.key, t.value.unwrap_or_default())).collect();
+    let entities = crate::api::standards::entities_of(&config);
+    let facts = modelgate_core::standards::Facts { name: &name, tags: &tag_map, entities: &entities };
+    let warnings = crate::api::standards::enforce(&app, &facts).await?;
     configs::seal_plaintext(&mut config, &app.cipher, &current.id)?;
     let e = begin_update(&app, &name, &caller.user_name, config).await?;
-    Ok(Json(detailed(&app, &caller, &e).await?))
+    let resp = Json(detailed(&app, &caller, &e).await?).into_response();
+    Ok(crate::api::standards::with_warnings(resp, &warnings))
 }
 
 /// `POST /api/2.0/serving-endpoints/{name}/config:rollback` (our extension): deploys the content
@@ -737,7 +756,9 @@ pub async fn put_deprecation(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<Deprecation>,
 ) -> ApiResult<Json<Deprecation>> {
-    validate::deprecation(&body, &name, app.min_deprecation_notice_days, "")?;
+    let policy = crate::api::standards::load(&app).await?;
+    let min_notice = policy.and_then(|p| p.min_deprecation_notice_days).unwrap_or(app.min_deprecation_notice_days);
+    validate::deprecation(&body, &name, min_notice, "")?;
     let stored = to_json(&body);
     mutate(&app, &caller, &name, move |e| {
         e.deprecation = Some(stored);

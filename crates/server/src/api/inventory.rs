@@ -64,6 +64,7 @@ pub async fn list(
     }
     let now = now_ms();
     let (month_start, _) = modelgate_core::period::Period::Month.bounds(now);
+    let policy = super::standards::load(&app).await?;
     let snapshot = app.snapshot.load_full();
     app.usage.flush().await;
     let mut rows = Vec::new();
@@ -134,6 +135,21 @@ pub async fn list(
                 format!("sunset on {}{instead}", d.sunset_date)
             };
             flags.push(InventoryFlag { flag: "deprecated".into(), reason });
+        }
+        if let Some(policy) = &policy {
+            let entities: Vec<(String, String)> = live
+                .entities
+                .iter()
+                .filter_map(|x| x.external_model.as_ref().map(|m| (m.provider.clone(), m.name.clone())))
+                .collect();
+            let facts = modelgate_core::standards::Facts { name: &e.name, tags: &live.tag_map, entities: &entities };
+            let broken: Vec<String> = modelgate_core::standards::violations(policy, &facts)
+                .into_iter()
+                .map(|(rule, m)| format!("{rule}: {m}"))
+                .collect();
+            if !broken.is_empty() {
+                flags.push(InventoryFlag { flag: "breaks_policy".into(), reason: broken.join("; ") });
+            }
         }
         let entity_model = first.map(|x| x.name.clone()).unwrap_or_default();
         rows.push(InventoryEntry {

@@ -16,6 +16,7 @@ pub(crate) mod render;
 pub(crate) mod requests;
 pub(crate) mod scim;
 pub(crate) mod secrets;
+pub(crate) mod standards;
 pub(crate) mod tokens;
 pub(crate) mod usage;
 

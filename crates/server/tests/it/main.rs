@@ -34,6 +34,7 @@ mod requests;
 mod resilience;
 mod secret_acls;
 mod secrets_tokens;
+mod standards;
 mod startup;
 mod strict_input;
 mod usage;
