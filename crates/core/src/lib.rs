@@ -28,6 +28,7 @@ pub mod provider;
 pub mod secret;
 pub mod secret_ref;
 pub mod standards;
+pub mod templates;
 pub mod token;
 pub mod validate;
 

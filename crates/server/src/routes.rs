@@ -75,6 +75,7 @@ pub fn router(app: AppState, gate: limits::Gate) -> Router {
         .route("/api/2.0/usage", get(api::usage::report))
         .route("/api/2.0/requests", get(api::requests::list))
         .route("/api/2.0/inventory", get(api::inventory::list))
+        .route("/api/2.0/endpoint-templates", get(api::endpoints::templates))
         .route("/api/2.0/workspace-policy", get(api::standards::get).put(api::standards::put))
         .route("/api/2.0/workspace-policy/check", get(api::standards::check))
         .route("/api/2.0/requests/{id}", get(api::requests::get))

@@ -43,6 +43,10 @@ pub struct CreateServingEndpoint {
     /// A deprecation notice (our extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprecation: Option<Deprecation>,
+    /// A built-in template to start from (our extension): `chatbot`, `document-analysis`,
+    /// `code-generation`, `embeddings-search`; the body's own fields override it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
 }
 
 /// An endpoint's deprecation notice (our extension). From `notice_date` its answers carry the

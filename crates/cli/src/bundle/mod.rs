@@ -146,7 +146,10 @@ fn load(t: &Target) -> Result<(Bundle, Vec<Problem>), CliError> {
             let (k, val) = v.split_once('=').ok_or_else(|| CliError::Usage(format!("--var {v}: give NAME=VALUE")))?;
             overrides.push((k.trim().to_string(), val.to_string()));
         }
-        let (loaded, problems) = dab::load(&t.dir, t.target.as_deref(), &overrides).map_err(CliError::Usage)?;
+        let (mut loaded, problems) = dab::load(&t.dir, t.target.as_deref(), &overrides).map_err(CliError::Usage)?;
+        for d in &mut loaded.desired {
+            d.body = expand_template(std::mem::take(&mut d.body));
+        }
         let name = t.name.clone().or(loaded.name).unwrap_or_else(|| t.dir_name());
         let bundle = Bundle {
             owner: format!("{name}:{}", loaded.target),
@@ -199,11 +202,24 @@ fn load(t: &Target) -> Result<(Bundle, Vec<Problem>), CliError> {
             }
         };
         let name = s(at(&body, "/name"));
+        let body = expand_template(body);
         desired.push(Desired { file, prefix: String::new(), name, body, permissions });
     }
     let name = t.name.clone().unwrap_or_else(|| t.dir_name());
     let bundle = Bundle { owner: format!("{name}:{target}"), source: dir.display().to_string(), host: None, desired };
     Ok((bundle, problems))
+}
+
+/// A desired endpoint's body on top of its template (as the server would apply it), so plans
+/// compare what the server will hold; an unknown template is left for validate to name.
+fn expand_template(body: Value) -> Value {
+    let Some(name) = body.get("template").and_then(Value::as_str) else { return body };
+    let Some(t) = modelgate_core::templates::find(name) else { return body };
+    let mut out = modelgate_core::templates::apply(t, &body);
+    if let Some(o) = out.as_object_mut() {
+        o.remove("template");
+    }
+    out
 }
 
 /// The offline checks of one file: the same rules the server applies.

@@ -8,19 +8,49 @@ use std::process::Command;
 
 use crate::common::*;
 
+/// Whether a shell line leaves a single quote open (a `# comment` outside quotes ends it).
+fn quote_left_open(line: &str, mut open: bool) -> bool {
+    let mut prev = ' ';
+    for c in line.chars() {
+        match c {
+            '\'' => open = !open,
+            '#' if !open && prev.is_whitespace() => return false,
+            _ => {}
+        }
+        prev = c;
+    }
+    open
+}
+
 /// The commands of the `sh` blocks of a markdown file, in order.
 fn examples(markdown: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut in_sh = false;
+    // A command whose single quotes are still open goes on on the next lines (a JSON body).
+    let mut open: Option<String> = None;
     for line in markdown.lines() {
         let t = line.trim();
+        if let Some(mut cmd) = open.take() {
+            cmd.push('\n');
+            cmd.push_str(line);
+            if quote_left_open(line, true) {
+                open = Some(cmd);
+            } else {
+                out.push(cmd);
+            }
+            continue;
+        }
         if t.starts_with("```") {
             in_sh = !in_sh && t == "```sh";
             continue;
         }
         let runs_modelgate = t.starts_with("modelgate ") || t.contains("| modelgate ");
         if in_sh && runs_modelgate && !t.contains("# not run") {
-            out.push(t.to_string());
+            if quote_left_open(t, false) {
+                open = Some(t.to_string());
+            } else {
+                out.push(t.to_string());
+            }
         }
     }
     out

@@ -238,8 +238,9 @@ async fn load_as(app: &AppState, caller: &Principal, name: &str, needed: Level) 
 pub async fn create(
     State(app): State<AppState>,
     Extension(caller): Caller,
-    ApiJson(mut req): ApiJson<CreateServingEndpoint>,
+    ApiJson(req): ApiJson<CreateServingEndpoint>,
 ) -> ApiResult<axum::response::Response> {
+    let mut req = with_template(req)?;
     validate::endpoint_name(&req.name, "name")?;
     let config = req.config.take().ok_or_else(|| ApiError::invalid("config", "is required"))?;
     let NormalizedConfig { mut config, task, .. } = validate::normalize_config(config, "config")?;
@@ -318,6 +319,37 @@ pub async fn create(
     let body = render::detailed(&endpoint, None, Some(&record), Some(Level::CanManage))?;
     app.deployer.enqueue(&id, 1);
     Ok(crate::api::standards::with_warnings(Json(body).into_response(), &warnings))
+}
+
+/// A create body on top of its template, if it names one (the body's fields win).
+fn with_template(mut req: CreateServingEndpoint) -> ApiResult<CreateServingEndpoint> {
+    let Some(name) = req.template.take() else { return Ok(req) };
+    let t = modelgate_core::templates::find(&name).ok_or_else(|| {
+        let known: Vec<&str> = modelgate_core::templates::TEMPLATES.iter().map(|t| t.name).collect();
+        ApiError::invalid("template", format!("'{name}' is not a template (templates: {})", known.join(", ")))
+    })?;
+    let tasks =
+        req.config.iter().flat_map(|c| c.served_entities.iter().flatten()).filter_map(|e| e.external_model.as_ref());
+    for (i, m) in tasks.enumerate() {
+        if m.task != t.task {
+            return Err(ApiError::invalid(
+                &format!("config.served_entities[{i}].external_model.task"),
+                format!("is {}, but template '{name}' is for {}", m.task, t.task),
+            ));
+        }
+    }
+    let body = serde_json::to_value(&req).map_err(|e| ApiError::Internal(e.to_string()))?;
+    serde_json::from_value(modelgate_core::templates::apply(t, &body))
+        .map_err(|e| ApiError::Internal(format!("template '{name}' does not apply: {e}")))
+}
+
+/// `GET /api/2.0/endpoint-templates` (our extension): the built-in templates.
+pub async fn templates() -> Json<serde_json::Value> {
+    let list: Vec<serde_json::Value> = modelgate_core::templates::TEMPLATES
+        .iter()
+        .map(|t| json!({"name": t.name, "task": t.task, "description": t.description, "body": (t.body)()}))
+        .collect();
+    Json(json!({"templates": list}))
 }
 
 /// `GET /api/2.0/serving-endpoints`

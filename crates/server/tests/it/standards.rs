@@ -117,3 +117,47 @@ async fn the_workspace_policy_holds_for_every_create_and_update() {
     let got = t.call_as(Some(&dev_token), reqwest::Method::PUT, "/api/2.0/workspace-policy", Some(json!({}))).await;
     assert_error(&got, StatusCode::FORBIDDEN, "PERMISSION_DENIED", "workspace policy");
 }
+
+#[tokio::test]
+async fn templates_give_their_settings_and_the_body_overrides_them() {
+    let (_m, url) = mock().await;
+    let t = TestServer::start().await;
+    t.secret("llm", "k", "sk-templates").await;
+    let (_, list) = t.get("/api/2.0/endpoint-templates").await;
+    let names: Vec<&str> = list["templates"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["chatbot", "document-analysis", "code-generation", "embeddings-search"]);
+
+    let mut body = endpoint("support", &url, "gpt-4o", json!([{"key": "team", "value": "cx"}]));
+    body["template"] = json!("chatbot");
+    create_ready(&t, body.clone()).await;
+    let (_, e) = t.get(&format!("{SE}/support")).await;
+    assert_eq!(e["ai_gateway"]["rate_limits"][0]["calls"], 60, "{e}");
+    assert_eq!(e["ai_gateway"]["guardrails"]["input"]["pii"]["behavior"], "MASK", "{e}");
+    let tags: Vec<&str> = e["tags"].as_array().unwrap().iter().map(|x| x["key"].as_str().unwrap()).collect();
+    assert!(tags.contains(&"use_case") && tags.contains(&"team"), "{e}");
+
+    body["name"] = json!("support-2");
+    body["ai_gateway"] = json!({"rate_limits": [{"key": "user", "calls": 5, "renewal_period": "minute"}]});
+    create_ready(&t, body.clone()).await;
+    let (_, e) = t.get(&format!("{SE}/support-2")).await;
+    assert_eq!(e["ai_gateway"]["rate_limits"][0]["calls"], 5, "the body wins: {e}");
+    assert_eq!(e["ai_gateway"]["guardrails"]["output"]["pii"]["behavior"], "MASK", "{e}");
+
+    body["name"] = json!("nope");
+    body["template"] = json!("haiku-writer");
+    let got = t.post(SE, body.clone()).await;
+    assert_error(
+        &got,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+        "template: 'haiku-writer' is not a template",
+    );
+    body["template"] = json!("embeddings-search");
+    let got = t.post(SE, body).await;
+    assert_error(
+        &got,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+        "config.served_entities[0].external_model.task",
+    );
+}
