@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn the_body_overrides_the_template_field_by_field() {
-        let t = find("chatbot").map_or_else(|| panic!("chatbot"), |t| t);
+        let t = find("chatbot").expect("the chatbot template");
         let body = json!({"name": "c", "ai_gateway": {"rate_limits": [{"key": "user", "calls": 5, "renewal_period": "minute"}]},
                           "tags": [{"key": "team", "value": "ml"}, {"key": "use_case", "value": "support"}]});
         let out = apply(t, &body);
