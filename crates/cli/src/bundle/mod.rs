@@ -634,8 +634,43 @@ async fn online_problems(client: &Client, desired: &[Desired]) -> Result<Vec<Pro
         .flatten()
         .map(|p| s(at(p, "/policy_id")))
         .collect();
+    let policy: Option<modelgate_wire::WorkspacePolicy> =
+        serde_json::from_value(client.json(Method::GET, "/api/2.0/workspace-policy", None).await?).ok();
     for d in desired {
         let field = |p: &str| if d.prefix.is_empty() { p.to_string() } else { format!("{}.{p}", d.prefix) };
+        // The workspace policy, as the server will apply it on deploy.
+        if let Some(policy) = &policy {
+            let tags: BTreeMap<String, String> = at(&d.body, "/tags")
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| (s(at(t, "/key")), s(at(t, "/value"))))
+                .collect();
+            let entities: Vec<(String, String)> = at(&d.body, "/config/served_entities")
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| {
+                    Some((
+                        e.pointer("/external_model/provider")?.as_str()?.to_string(),
+                        e.pointer("/external_model/name")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect();
+            let facts = modelgate_core::standards::Facts { name: &d.name, tags: &tags, entities: &entities };
+            for (rule, message) in modelgate_core::standards::violations(policy, &facts) {
+                let at_field = match rule.as_str() {
+                    "naming" => "name",
+                    "required_tags" => "tags",
+                    _ => "config.served_entities",
+                };
+                problems.push(Problem {
+                    file: d.file.clone(),
+                    field: field(at_field),
+                    message: format!("workspace policy {rule}: {message}"),
+                });
+            }
+        }
         let mut problem =
             |path: &str, message: String| problems.push(Problem { file: d.file.clone(), field: field(path), message });
         let mut refs = Vec::new();

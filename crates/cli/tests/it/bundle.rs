@@ -432,6 +432,13 @@ fn validate_checks_what_the_files_name_against_the_server() {
     let server = spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN)]);
     ok(cli(&server.host, Some(ADMIN), &["secrets", "create-scope", "llm"], None, &env.config()));
     ok(cli(&server.host, Some(ADMIN), &["secrets", "put-secret", "llm", "openai"], Some("sk-online"), &env.config()));
+    ok(cli(
+        &server.host,
+        Some(ADMIN),
+        &["policy", "set", "--json", r#"{"required_tags": ["cost_center"]}"#],
+        None,
+        &env.config(),
+    ));
     let repo = env.dir.path().join("repo");
     let body = r#"{"name": "online", "budget_policy_id": "no-such-policy",
         "config": {"served_entities": [{"name": "a", "external_model": {"provider": "openai", "name": "gpt-4o", "task": "llm/v1/chat",
@@ -449,6 +456,7 @@ fn validate_checks_what_the_files_name_against_the_server() {
     let (_, err) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     for expected in [
+        "configs/dev/online.json:tags: workspace policy required_tags: the tags cost_center are required",
         "configs/dev/online.json:config.served_entities[0].external_model.openai_config.openai_api_key: {{secrets/llm/missing}}: no secret 'missing' in scope 'llm'",
         "configs/dev/online.json:ai_gateway.rate_limits[0].principal: no principal named 'ghosts' exists",
         "configs/dev/online.json:permissions[0].user_name: 'nobody@example.com' does not exist",
