@@ -41,17 +41,20 @@ pub enum AlertKind {
     Budget,
     /// A rate limit close to its cap.
     RateLimitUsage,
+    /// An endpoint's deprecation notice is due, and again a week before its sunset.
+    Deprecation,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 6] = [
+    pub const ALL: [AlertKind; 7] = [
         AlertKind::ErrorRate,
         AlertKind::LatencyP95,
         AlertKind::NotReady,
         AlertKind::BreakerOpen,
         AlertKind::Budget,
         AlertKind::RateLimitUsage,
+        AlertKind::Deprecation,
     ];
 
     /// The wire name.
@@ -63,6 +66,7 @@ impl AlertKind {
             AlertKind::BreakerOpen => "breaker_open",
             AlertKind::Budget => "budget",
             AlertKind::RateLimitUsage => "rate_limit_usage",
+            AlertKind::Deprecation => "deprecation",
         }
     }
 }

@@ -45,6 +45,7 @@ pub fn default_rules() -> Vec<AlertRuleInput> {
         rule("breaker-open", AlertKind::BreakerOpen, None, None),
         rule("budget-threshold", AlertKind::Budget, None, None),
         rule("rate-limit-usage", AlertKind::RateLimitUsage, Some(0.9), None),
+        rule("deprecation", AlertKind::Deprecation, None, None),
     ]
 }
 
@@ -82,10 +83,20 @@ pub fn validate_destination(d: &AlertDestinationInput) -> Result<(), ApiError> {
 
 /// Creates the default rules when the store has no rule at all (a fresh server).
 pub async fn install_defaults(store: &dyn Store) -> Result<(), ApiError> {
-    if !store.list_documents(RULE_KIND).await?.is_empty() {
-        return Ok(());
-    }
+    // Which defaults were ever installed: a default added by a newer release is installed once,
+    // and one the operator deleted does not come back.
+    const INSTALLED: &str = "alert_default_rules";
+    let existing = store.list_documents(RULE_KIND).await?;
+    let mut installed: Vec<String> = match store.get_meta(INSTALLED).await? {
+        Some(list) => list.split(',').map(str::to_string).collect(),
+        // Before this was recorded, the first six defaults were installed with the first rules.
+        None if !existing.is_empty() => default_rules().iter().take(6).map(|r| r.name.clone()).collect(),
+        None => Vec::new(),
+    };
     for r in default_rules() {
+        if installed.contains(&r.name) || existing.iter().any(|d| d.name == r.name) {
+            continue;
+        }
         let doc = Document {
             kind: RULE_KIND.into(),
             id: modelgate_core::token::random_hex(16),
@@ -94,7 +105,9 @@ pub async fn install_defaults(store: &dyn Store) -> Result<(), ApiError> {
             updated_at: modelgate_core::now_ms(),
         };
         store.put_document(&doc).await?;
+        installed.push(r.name.clone());
     }
+    store.put_meta(INSTALLED, &installed.join(",")).await?;
     Ok(())
 }
 
@@ -291,6 +304,54 @@ async fn evaluate(
                             message: format!("Endpoint '{}' is not ready: it has no working config.", ep.name),
                         },
                     ));
+                }
+            }
+            AlertKind::Deprecation => {
+                const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
+                for ep in &endpoints {
+                    let Some(d) = &ep.deprecation else { continue };
+                    let day = |ms: i64| {
+                        let t = humantime::format_rfc3339(
+                            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+                        )
+                        .to_string();
+                        t.get(..10).unwrap_or(&t).to_string()
+                    };
+                    let instead =
+                        d.replacement.as_ref().map(|r| format!("; callers should move to '{r}'")).unwrap_or_default();
+                    let mut finding = |subject: &str, message: String| {
+                        found.push((
+                            rule.clone(),
+                            Finding {
+                                id: id(&ep.name, subject),
+                                endpoint: Some(ep.name.clone()),
+                                subject: Some(subject.to_string()),
+                                value: 1.0,
+                                threshold: 1.0,
+                                message,
+                            },
+                        ));
+                    };
+                    if now >= d.notice_ms {
+                        finding(
+                            "notice",
+                            format!(
+                                "Endpoint '{}' is deprecated and retires on {}{instead}.",
+                                ep.name,
+                                day(d.sunset_ms)
+                            ),
+                        );
+                    }
+                    if now >= d.sunset_ms - WEEK_MS {
+                        finding(
+                            "sunset",
+                            format!(
+                                "Endpoint '{}' retires on {}, a week from now or less{instead}.",
+                                ep.name,
+                                day(d.sunset_ms)
+                            ),
+                        );
+                    }
                 }
             }
             AlertKind::BreakerOpen => {

@@ -99,7 +99,15 @@ async fn each_default_alert_fires_and_resolves_once() {
     let names: Vec<&str> = rules["rules"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["breaker-open", "budget-threshold", "error-rate", "latency-p95", "not-ready", "rate-limit-usage"]
+        [
+            "breaker-open",
+            "budget-threshold",
+            "deprecation",
+            "error-rate",
+            "latency-p95",
+            "not-ready",
+            "rate-limit-usage"
+        ]
     );
     for format in ["json", "slack", "teams"] {
         let (s, b) = t

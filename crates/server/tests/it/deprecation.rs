@@ -98,3 +98,42 @@ async fn deprecated_endpoints_announce_their_sunset_then_retire_or_forward() {
     let (_, history) = t.get(&format!("{SE}/old/settings-history")).await;
     assert!(history["changes"].as_array().unwrap().iter().all(|c| c["field"] == "deprecation"), "{history}");
 }
+
+#[tokio::test]
+async fn owners_are_told_at_the_notice_and_a_week_before_the_sunset() {
+    let (_m, url) = mock().await;
+    let t = TestServer::start_with(|c| c.alert_interval = std::time::Duration::from_millis(100)).await;
+    t.secret("llm", "k", "sk-deprecation-alerts").await;
+    let day = |offset_days: i64| {
+        let ms = modelgate_core::now_ms() + offset_days * 86_400_000;
+        let t =
+            humantime::format_rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64)).to_string();
+        t[..10].to_string()
+    };
+    let soon = json!({"notice_date": day(-40), "sunset_date": day(3), "replacement": "next"});
+    let later = json!({"notice_date": day(-1), "sunset_date": day(60)});
+    create_ready(&t, json!({"name": "soon", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}, "deprecation": soon})).await;
+    create_ready(&t, json!({"name": "later", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}, "deprecation": later})).await;
+    let started = std::time::Instant::now();
+    let firing = loop {
+        let (_, alerts) = t.get("/api/2.0/alerts").await;
+        let firing: Vec<(String, String)> = alerts["firing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["kind"] == "deprecation")
+            .map(|a| (a["endpoint"].as_str().unwrap().to_string(), a["subject"].as_str().unwrap().to_string()))
+            .collect();
+        if firing.len() >= 3 || started.elapsed() > std::time::Duration::from_secs(10) {
+            break firing;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let mut firing = firing;
+    firing.sort();
+    let expected: Vec<(String, String)> = [("later", "notice"), ("soon", "notice"), ("soon", "sunset")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(firing, expected);
+}
