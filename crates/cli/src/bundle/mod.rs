@@ -109,6 +109,8 @@ struct Bundle {
     /// The target's `workspace.host` (databricks.yml).
     host: Option<String>,
     desired: Vec<Desired>,
+    /// `workspace-policy.json|yaml` at the bundle's root: the workspace policy it deploys.
+    policy: Option<(String, Value)>,
 }
 
 /// A problem found in a file.
@@ -140,6 +142,36 @@ fn read_file(path: &Path) -> Result<Value, String> {
 
 /// The bundle for the target in either layout, and the problems of reading it.
 fn load(t: &Target) -> Result<(Bundle, Vec<Problem>), CliError> {
+    let (mut bundle, mut problems) = load_endpoints(t)?;
+    for file in ["workspace-policy.json", "workspace-policy.yaml", "workspace-policy.yml"] {
+        let path = t.dir.join(file);
+        if !path.exists() {
+            continue;
+        }
+        match read_file(&path) {
+            Ok(v) => {
+                match serde_path_to_error::deserialize::<_, modelgate_wire::WorkspacePolicy>(&v) {
+                    Ok(p) => {
+                        if let Err((field, message)) = modelgate_core::standards::validate(&p) {
+                            problems.push(Problem { file: file.into(), field, message });
+                        }
+                    }
+                    Err(e) => problems.push(Problem {
+                        file: file.into(),
+                        field: e.path().to_string(),
+                        message: e.into_inner().to_string(),
+                    }),
+                }
+                bundle.policy = Some((file.to_string(), v));
+            }
+            Err(e) => problems.push(Problem { file: file.into(), field: String::new(), message: e }),
+        }
+    }
+    Ok((bundle, problems))
+}
+
+/// The bundle's endpoints for the target, in either layout.
+fn load_endpoints(t: &Target) -> Result<(Bundle, Vec<Problem>), CliError> {
     if t.dir.join("databricks.yml").exists() {
         let mut overrides = Vec::new();
         for v in &t.vars {
@@ -152,6 +184,7 @@ fn load(t: &Target) -> Result<(Bundle, Vec<Problem>), CliError> {
         }
         let name = t.name.clone().or(loaded.name).unwrap_or_else(|| t.dir_name());
         let bundle = Bundle {
+            policy: None,
             owner: format!("{name}:{}", loaded.target),
             source: t.dir.join("databricks.yml").display().to_string(),
             host: loaded.host,
@@ -206,7 +239,13 @@ fn load(t: &Target) -> Result<(Bundle, Vec<Problem>), CliError> {
         desired.push(Desired { file, prefix: String::new(), name, body, permissions });
     }
     let name = t.name.clone().unwrap_or_else(|| t.dir_name());
-    let bundle = Bundle { owner: format!("{name}:{target}"), source: dir.display().to_string(), host: None, desired };
+    let bundle = Bundle {
+        owner: format!("{name}:{target}"),
+        source: dir.display().to_string(),
+        host: None,
+        desired,
+        policy: None,
+    };
     Ok((bundle, problems))
 }
 
@@ -330,7 +369,12 @@ struct Step {
     changes: Vec<String>,
     drift: Option<String>,
     desired: Option<Desired>,
+    /// For the workspace policy's step: the policy to put.
+    policy: Option<Value>,
 }
+
+/// The name of the plan step of the workspace policy.
+const POLICY_STEP: &str = "workspace-policy";
 
 /// `a` and `b` compared field by field: one line per difference, `path: before → after`.
 fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
@@ -408,9 +452,24 @@ fn desired_grants(perms: &[Value]) -> Value {
 }
 
 /// Compares the bundle with the server.
-async fn plan(client: &Client, owner: &str, desired: Vec<Desired>, prune: bool) -> Result<Vec<Step>, CliError> {
-    let owner = owner.to_string();
+async fn plan(client: &Client, bundle: Bundle, prune: bool) -> Result<Vec<Step>, CliError> {
+    let owner = bundle.owner.clone();
+    let desired = bundle.desired;
     let mut steps = Vec::new();
+    if let Some((_, want)) = &bundle.policy {
+        let current = client.json(Method::GET, "/api/2.0/workspace-policy", None).await?;
+        let mut changes = Vec::new();
+        diff("", &current, want, &mut changes);
+        let action = if changes.is_empty() { "unchanged" } else { "update" };
+        steps.push(Step {
+            name: POLICY_STEP.into(),
+            action,
+            changes,
+            drift: None,
+            desired: None,
+            policy: Some(want.clone()),
+        });
+    }
     let mut wanted = std::collections::BTreeSet::new();
     for d in desired {
         wanted.insert(d.name.clone());
@@ -423,6 +482,7 @@ async fn plan(client: &Client, owner: &str, desired: Vec<Desired>, prune: bool) 
                     changes: Vec::new(),
                     drift: None,
                     desired: Some(d),
+                    policy: None,
                 });
                 continue;
             }
@@ -456,12 +516,19 @@ async fn plan(client: &Client, owner: &str, desired: Vec<Desired>, prune: bool) 
             _ => None,
         };
         let action = if changes.is_empty() { "unchanged" } else { "update" };
-        steps.push(Step { name: d.name.clone(), action, changes, drift, desired: Some(d) });
+        steps.push(Step { name: d.name.clone(), action, changes, drift, desired: Some(d), policy: None });
     }
     if prune {
         for name in owned(client, &owner).await? {
             if !wanted.contains(&name) {
-                steps.push(Step { name, action: "delete", changes: Vec::new(), drift: None, desired: None });
+                steps.push(Step {
+                    name,
+                    action: "delete",
+                    changes: Vec::new(),
+                    drift: None,
+                    desired: None,
+                    policy: None,
+                });
             }
         }
     }
@@ -803,7 +870,7 @@ pub async fn run(conn: Connection, cmd: BundleCmd, output: Output) -> Result<u8,
                 Err(code) => return Ok(code),
             };
             let client = conn.client(&bundle)?;
-            let steps = plan(&client, &bundle.owner, bundle.desired, prune).await?;
+            let steps = plan(&client, bundle, prune).await?;
             print_plan(&steps, output);
             Ok(if steps.iter().all(|st| st.action == "unchanged") { 0 } else { 2 })
         }
@@ -814,9 +881,20 @@ pub async fn run(conn: Connection, cmd: BundleCmd, output: Output) -> Result<u8,
             };
             let client = conn.client(&bundle)?;
             let owner = bundle.owner.clone();
-            let steps = plan(&client, &owner, bundle.desired, prune).await?;
+            let steps = plan(&client, bundle, prune).await?;
             print_plan(&steps, output);
-            for st in steps.iter().filter(|st| st.action == "create" || st.action == "update") {
+            // The policy first: the endpoints that follow are checked against it.
+            if let Some(policy) = steps
+                .iter()
+                .find(|st| st.name == POLICY_STEP && st.action == "update")
+                .and_then(|st| st.policy.as_ref())
+            {
+                eprintln!("updating the workspace policy ...");
+                client.json(Method::PUT, "/api/2.0/workspace-policy", Some(policy)).await?;
+            }
+            for st in
+                steps.iter().filter(|st| st.name != POLICY_STEP && (st.action == "create" || st.action == "update"))
+            {
                 eprintln!("{} {} ...", if st.action == "create" { "creating" } else { "updating" }, st.name);
                 apply(&client, &owner, st).await.map_err(|e| match e {
                     CliError::Api { code, message } => {

@@ -465,3 +465,64 @@ fn validate_checks_what_the_files_name_against_the_server() {
         assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
     }
 }
+
+#[test]
+fn a_bundle_deploys_the_workspace_policy_before_its_endpoints() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mock = mock_in(&rt, Default::default());
+    let env = Env::new();
+    let base_urls = format!("openai={mock}/v1");
+    let server =
+        spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN), ("MODELGATE_PROVIDER_BASE_URLS", &base_urls)]);
+    ok(cli(&server.host, Some(ADMIN), &["secrets", "create-scope", "llm"], None, &env.config()));
+    ok(cli(&server.host, Some(ADMIN), &["secrets", "put-secret", "llm", "openai"], Some("sk-policy"), &env.config()));
+    let repo = env.dir.path().join("repo");
+    write(
+        &repo,
+        "workspace-policy.yaml",
+        "required_tags: [team]\nenvironments:\n  dev:\n    allowed_models: [gpt-4o]\n",
+    );
+    write(
+        &repo,
+        "configs/dev/chat.json",
+        &chat("gpt-4o").replace(
+            r#"{"key": "team", "value": "ml"}"#,
+            r#"{"key": "team", "value": "ml"}, {"key": "environment", "value": "dev"}"#,
+        ),
+    );
+    let run = |args: &[&str]| -> Output {
+        let mut all = vec!["bundle"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--dir", repo.to_str().unwrap()]);
+        cli(&server.host, Some(ADMIN), &all, None, &env.config())
+    };
+    let planned = run(&["plan", "-t", "dev"]);
+    assert_eq!(planned.status.code(), Some(2));
+    assert!(
+        text(&planned).0.contains("update workspace-policy") && text(&planned).0.contains("required_tags"),
+        "{:?}",
+        text(&planned)
+    );
+    assert_eq!(run(&["deploy", "-t", "dev", "--auto-approve"]).status.code(), Some(0));
+    let policy = ok(cli(&server.host, Some(ADMIN), &["policy", "get"], None, &env.config()));
+    assert!(policy.contains("\"team\""), "{policy}");
+    let again = run(&["plan", "-t", "dev"]);
+    assert_eq!(again.status.code(), Some(0), "{:?}", text(&again));
+    assert!(text(&again).0.contains("unchanged workspace-policy"));
+    // A model the policy does not allow in dev is found by validate, with the server's policy.
+    write(
+        &repo,
+        "configs/dev/chat.json",
+        &chat("gpt-4o-mini").replace(
+            r#"{"key": "team", "value": "ml"}"#,
+            r#"{"key": "team", "value": "ml"}, {"key": "environment", "value": "dev"}"#,
+        ),
+    );
+    let bad = run(&["validate", "-t", "dev"]);
+    assert!(
+        bad.status.code() == Some(1) && text(&bad).1.contains("workspace policy allowed_models"),
+        "{:?}",
+        text(&bad)
+    );
+}
