@@ -39,13 +39,8 @@ permissions:
 
 #[test]
 fn a_bundle_validates_plans_deploys_detects_drift_prunes_and_destroys() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mock = mock_in(&rt, Default::default());
-    let env = Env::new();
-    let base_urls = format!("openai={mock}/v1");
-    let server =
-        spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN), ("MODELGATE_PROVIDER_BASE_URLS", &base_urls)]);
+    let fake = FakeOpenAi::start(false);
+    let (env, server) = (&fake.env, &fake.server);
     let repo = env.dir.path().join("endpoints-repo");
     std::fs::create_dir_all(&repo).unwrap();
     assert!(Command::new("git").arg("init").arg("-q").arg(&repo).status().unwrap().success());
@@ -264,15 +259,8 @@ fn validate_names_every_problem_with_its_file_and_field() {
 
 #[test]
 fn a_databricks_asset_bundle_deploys_with_its_targets_variables_and_includes() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mock = mock_in(&rt, Default::default());
-    let env = Env::new();
-    let base_urls = format!("openai={mock}/v1");
-    let server =
-        spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN), ("MODELGATE_PROVIDER_BASE_URLS", &base_urls)]);
-    ok(cli(&server.host, Some(ADMIN), &["secrets", "create-scope", "llm"], None, &env.config()));
-    ok(cli(&server.host, Some(ADMIN), &["secrets", "put-secret", "llm", "openai"], Some("sk-dab"), &env.config()));
+    let fake = FakeOpenAi::start(true);
+    let (env, server) = (&fake.env, &fake.server);
     ok(cli(&server.host, Some(ADMIN), &["groups", "create", "data"], None, &env.config()));
     let repo = env.dir.path().join("dab");
     write(
@@ -389,15 +377,8 @@ pub fn copy_tree(from: &Path, to: &Path) {
 
 #[test]
 fn the_gitops_example_deploys_with_its_ci_script() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mock = mock_in(&rt, Default::default());
-    let env = Env::new();
-    let base_urls = format!("openai={mock}/v1");
-    let server =
-        spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN), ("MODELGATE_PROVIDER_BASE_URLS", &base_urls)]);
-    ok(cli(&server.host, Some(ADMIN), &["secrets", "create-scope", "llm"], None, &env.config()));
-    ok(cli(&server.host, Some(ADMIN), &["secrets", "put-secret", "llm", "openai"], Some("sk-gitops"), &env.config()));
+    let fake = FakeOpenAi::start(true);
+    let (env, server) = (&fake.env, &fake.server);
     let repo = env.dir.path().join("gitops");
     copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/gitops"), &repo);
     let bin_dir = Path::new(BIN).parent().unwrap();
@@ -468,15 +449,8 @@ fn validate_checks_what_the_files_name_against_the_server() {
 
 #[test]
 fn a_bundle_deploys_the_workspace_policy_before_its_endpoints() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mock = mock_in(&rt, Default::default());
-    let env = Env::new();
-    let base_urls = format!("openai={mock}/v1");
-    let server =
-        spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN), ("MODELGATE_PROVIDER_BASE_URLS", &base_urls)]);
-    ok(cli(&server.host, Some(ADMIN), &["secrets", "create-scope", "llm"], None, &env.config()));
-    ok(cli(&server.host, Some(ADMIN), &["secrets", "put-secret", "llm", "openai"], Some("sk-policy"), &env.config()));
+    let fake = FakeOpenAi::start(true);
+    let (env, server) = (&fake.env, &fake.server);
     let repo = env.dir.path().join("repo");
     write(
         &repo,

@@ -68,13 +68,8 @@ fn standards_policy() -> String {
 
 #[test]
 fn the_cli_examples_in_the_docs_run_as_written() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let mock = mock_in(&rt, Default::default());
-    let env = Env::new();
-    let base_urls = format!("openai={mock}/v1");
-    let server =
-        spawn_server(&env.data(), &[("MODELGATE_ADMIN_TOKEN", ADMIN), ("MODELGATE_PROVIDER_BASE_URLS", &base_urls)]);
+    let fake = FakeOpenAi::start(false);
+    let (env, server, mock) = (&fake.env, &fake.server, &fake.mock);
     let work = env.dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     // The files the examples name.

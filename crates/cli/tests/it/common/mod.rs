@@ -142,3 +142,47 @@ pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
+
+/// A server whose OpenAI is a fake on loopback (for as long as `rt` lives), with its admin token.
+pub struct FakeOpenAi {
+    /// Runs the fake; dropped last.
+    pub rt: tokio::runtime::Runtime,
+    /// The fake's base URL.
+    pub mock: String,
+    /// The server's scratch space (data directory, profiles file).
+    pub env: Env,
+    /// The server.
+    pub server: Serve,
+}
+
+impl FakeOpenAi {
+    /// Starts the fake and a server using it as OpenAI; with `secret`, the secret
+    /// `llm/openai` exists too.
+    pub fn start(secret: bool) -> FakeOpenAi {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mock = mock_in(&rt, Default::default());
+        let env = Env::new();
+        let base_urls = format!("openai={mock}/v1");
+        let server = spawn_server(
+            &env.data(),
+            &[("MODELGATE_ADMIN_TOKEN", ADMIN), ("MODELGATE_PROVIDER_BASE_URLS", &base_urls)],
+        );
+        if secret {
+            ok(cli(&server.host, Some(ADMIN), &["secrets", "create-scope", "llm"], None, &env.config()));
+            ok(cli(
+                &server.host,
+                Some(ADMIN),
+                &["secrets", "put-secret", "llm", "openai"],
+                Some("sk-fake-openai"),
+                &env.config(),
+            ));
+        }
+        FakeOpenAi { rt, mock, env, server }
+    }
+
+    /// Runs a client command as the admin.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli(&self.server.host, Some(ADMIN), args, None, &self.env.config())
+    }
+}
