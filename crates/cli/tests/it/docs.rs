@@ -1,4 +1,5 @@
-//! The CLI examples of docs/cli.md, gitops.md, inventory.md and standards.md run as written, in order, against a server
+//! The CLI examples of docs/cli.md and of the feature pages (gitops, inventory, standards,
+//! requests, health, usage, budgets, inference tables, alerts) run as written, in order, against a server
 //! (with a fake OpenAI behind it), so the documentation cannot drift from the program. Every line of a `sh`
 //! block that starts with `modelgate` (or pipes into it) is run by bash in a scratch directory
 //! holding the files the examples name; it must exit 0. A line ending in `# not run: REASON` is
@@ -84,6 +85,11 @@ fn the_cli_examples_in_the_docs_run_as_written() {
         ("key.bin", "binary-key-material".to_string()),
         ("p.json", r#"{"name": "ml-monthly", "period": "month", "amount_usd": 800, "action": "BLOCK"}"#.to_string()),
         ("policy.json", standards_policy()),
+        ("prices.json", "{}".to_string()),
+        (
+            "budget.json",
+            r#"{"name": "ml-monthly", "period": "month", "amount_usd": 900, "action": "ALERT"}"#.to_string(),
+        ),
         (
             "backends.yaml",
             format!(
@@ -109,7 +115,18 @@ fn the_cli_examples_in_the_docs_run_as_written() {
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
     let mut failures = Vec::new();
     let mut commands = Vec::new();
-    for page in ["cli.md", "gitops.md", "inventory.md", "standards.md"] {
+    for page in [
+        "cli.md",
+        "gitops.md",
+        "inventory.md",
+        "standards.md",
+        "requests.md",
+        "health.md",
+        "usage.md",
+        "budgets.md",
+        "inference-tables.md",
+        "alerts.md",
+    ] {
         commands.extend(examples(&std::fs::read_to_string(docs.join(page)).unwrap()));
     }
     assert!(commands.len() > 45, "the examples were found: {commands:?}");
@@ -122,6 +139,7 @@ fn the_cli_examples_in_the_docs_run_as_written() {
             .env("MODELGATE_HOST", &server.host)
             .env("MODELGATE_TOKEN", ADMIN)
             .env("OPENAI_API_KEY", "sk-docs-example-key")
+            .env("SLACK_WEBHOOK", "https://hooks.slack.com/services/T0/B0/docs")
             .env("MODELGATE_CONFIG_FILE", env.config())
             .env_remove("DATABRICKS_HOST")
             .env_remove("DATABRICKS_TOKEN")
