@@ -4,7 +4,7 @@
 //! The parts (see docs/architecture.md): `http` (listener, limits, authentication, audit),
 //! `gateway` (the data plane as a pipeline), `api` (the control plane), `policy` (guardrails,
 //! rate limits, budgets, breakers), `telemetry` (metrics, usage records, inference tables),
-//! `background` (alerts, deployments, retention), and the core modules they share (`state`,
+//! `background` (alerts, deployments, retention), `console` (the web console), and the core modules they share (`state`,
 //! `snapshot`, `configs`, `access`, `settings`, `egress`).
 
 mod access;
@@ -12,6 +12,7 @@ mod api;
 mod background;
 mod bootstrap;
 mod configs;
+mod console;
 mod egress;
 mod error;
 mod extract;

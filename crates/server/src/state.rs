@@ -45,6 +45,7 @@ pub struct Shared {
     pub events: Arc<EntityEvents>,
     /// The latest health probe of every served entity.
     pub health: Arc<HealthBoard>,
+
     /// Stable id of this installation, announced at `/.well-known/databricks-config`.
     pub workspace_id: Arc<str>,
     /// Pooled HTTP client for upstream providers.
@@ -112,6 +113,7 @@ impl AppState {
             deployer,
             events: Arc::new(EntityEvents::default()),
             health,
+
             workspace_id: workspace_id.into(),
             http,
             providers: Arc::new(config.providers.clone()),

@@ -62,9 +62,14 @@ pub async fn list(
             return Err(ApiError::invalid(field, "must be 1 to 3650 days"));
         }
     }
+    Ok(Json(inventory(&app, &caller, unused_days, poc_days).await?))
+}
+
+/// The inventory as `caller` may see it (the console shows it too).
+pub async fn inventory(app: &AppState, caller: &Principal, unused_days: i64, poc_days: i64) -> ApiResult<Inventory> {
     let now = now_ms();
     let (month_start, _) = modelgate_core::period::Period::Month.bounds(now);
-    let policy = super::standards::load(&app).await?;
+    let policy = super::standards::load(app).await?;
     let snapshot = app.snapshot.load_full();
     app.usage.flush().await;
     let mut rows = Vec::new();
@@ -76,7 +81,7 @@ pub async fn list(
         }
     }
     for e in app.store.list_endpoints().await? {
-        let Some(live) = snapshot.endpoints.get(&e.name).filter(|ep| crate::access::level_of(&caller, ep).is_some())
+        let Some(live) = snapshot.endpoints.get(&e.name).filter(|ep| crate::access::level_of(caller, ep).is_some())
         else {
             continue;
         };
@@ -180,5 +185,5 @@ pub async fn list(
             flags,
         });
     }
-    Ok(Json(Inventory { generated_at: now, endpoints: rows }))
+    Ok(Inventory { generated_at: now, endpoints: rows })
 }

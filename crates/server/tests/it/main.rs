@@ -13,6 +13,7 @@ mod common;
 mod alerts;
 mod audit;
 mod budgets;
+mod console;
 mod dataplane;
 mod deprecation;
 mod endpoints;

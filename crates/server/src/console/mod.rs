@@ -1,0 +1,250 @@
+//! The web console, served by the same binary at `/`: server-rendered pages (no build step, a
+//! few kilobytes of CSS and JavaScript embedded in the binary) that show what the API shows,
+//! exactly as the signed-in principal may see it. Sign-in takes a personal access token; the
+//! session lives in an `HttpOnly`, `SameSite=Strict` cookie and every form carries a CSRF token.
+
+mod session;
+
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use maud::{DOCTYPE, Markup, html};
+use modelgate_core::{now_ms, token};
+use serde::Deserialize;
+
+use crate::snapshot::Principal;
+use crate::state::AppState;
+use session::{PRE_SESSION_COOKIE, SESSION_COOKIE, Session, Sessions, cookie, same_origin, same_secret, set_cookie};
+
+const CSS: &str = include_str!("../../console/console.css");
+const JS: &str = include_str!("../../console/console.js");
+
+/// The console's routes; they sit outside the API's bearer-token check and use the session.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(endpoints_page))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/assets/{file}", get(asset))
+        .layer(Extension(Arc::new(Sessions::default())))
+}
+
+type SessionsExt = Extension<Arc<Sessions>>;
+
+/// The signed-in principal, its session id and session; `None` sends the browser to sign in.
+fn signed_in(app: &AppState, sessions: &Sessions, headers: &HeaderMap) -> Option<(Arc<Principal>, String, Session)> {
+    let id = cookie(headers, SESSION_COOKIE)?;
+    let session = sessions.get(&id)?;
+    let principal = app.snapshot.load().tokens.get(&session.token_hash).cloned();
+    match principal {
+        Some(p) if p.expires_at.is_none_or(|t| t > now_ms()) => Some((p, id, session)),
+        _ => {
+            // The token was revoked or expired, or its principal deactivated: the session ends.
+            sessions.end(&id);
+            None
+        }
+    }
+}
+
+fn to_sign_in() -> Response {
+    Redirect::to("/console/sign-in").into_response()
+}
+
+/// Headers every page carries: no framing, no sniffing, scripts and styles from here only.
+fn page(status: StatusCode, body: Markup) -> Response {
+    let mut resp = (status, body.into_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn layout(title: &str, who: Option<(&Principal, &Session)>, current: &str, content: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · modelgate" }
+                link rel="stylesheet" href="/console/assets/console.css";
+            }
+            body {
+                header {
+                    a.brand href="/" { "modelgate" }
+                    @if let Some((p, s)) = who {
+                        nav aria-label="Sections" {
+                            a href="/" aria-current=[(current == "endpoints").then_some("page")] { "Endpoints" }
+                        }
+                        form method="post" action="/console/sign-out" {
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            span.muted { (p.user_name) " " }
+                            button.quiet type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { (content) }
+                script src="/console/assets/console.js" defer {}
+            }
+        }
+    }
+}
+
+/// `GET /`: the endpoints the principal may view.
+async fn endpoints_page(State(app): State<AppState>, Extension(sessions): SessionsExt, headers: HeaderMap) -> Response {
+    let Some((principal, _, session)) = signed_in(&app, &sessions, &headers) else { return to_sign_in() };
+    let content = match crate::api::inventory::inventory(&app, &principal, 30, 30).await {
+        Err(e) => html! { div.error role="alert" { (e.to_string()) } },
+        Ok(inv) if inv.endpoints.is_empty() => html! {
+            h1 { "Endpoints" }
+            div.empty {
+                p { "No serving endpoints you may see yet." }
+                p { "Create one with " code { "modelgate serving-endpoints create --json @chat.json" } " (see docs/cli.md), or ask an owner for access." }
+            }
+        },
+        Ok(inv) => html! {
+            h1 { "Endpoints" }
+            p { input type="search" data-filter="endpoints" placeholder="Filter by name, model, owner, tag…" aria-label="Filter endpoints"; }
+            div.table-wrap {
+                table #endpoints {
+                    thead { tr { th { "Name" } th { "State" } th { "Task" } th { "Provider / model" } th { "Owner" } th { "Team" } th { "Last query" } th { "Spend this month" } } }
+                    tbody {
+                        @for e in &inv.endpoints {
+                            tr {
+                                td { (e.name) }
+                                td class=(if e.state.starts_with("Ready") { "state-ok" } else { "state-bad" }) { (e.state) }
+                                td { (e.task.as_deref().unwrap_or("")) }
+                                td { (e.provider) " / " (e.model) }
+                                td { (e.owner) }
+                                td { (e.team.as_deref().unwrap_or("")) }
+                                td { (e.last_query.map(date).unwrap_or_else(|| "never".into())) }
+                                td { (format!("${:.2}", e.spend_this_month_usd)) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    };
+    page(StatusCode::OK, layout("Endpoints", Some((&principal, &session)), "endpoints", content))
+}
+
+fn date(ms: i64) -> String {
+    let t =
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
+            .to_string();
+    t.replace('T', " ").trim_end_matches('Z').to_string()
+}
+
+fn sign_in_form(csrf: &str, error: Option<&str>) -> Markup {
+    html! {
+        form.sign-in method="post" action="/console/sign-in" {
+            h1 { "Sign in" }
+            @if let Some(e) = error { div.error role="alert" { (e) } }
+            label for="token" { "Personal access token" }
+            input #token type="password" name="token" autocomplete="off" required autofocus;
+            input type="hidden" name="csrf" value=(csrf);
+            button type="submit" { "Sign in" }
+            p.muted { "Create a token with " code { "modelgate tokens create" } "; the first admin token is printed when the server first starts." }
+        }
+    }
+}
+
+/// `GET /console/sign-in`: the form, and the cookie its CSRF token is checked against.
+async fn sign_in_page(headers: HeaderMap) -> Response {
+    let csrf = cookie(&headers, PRE_SESSION_COOKIE).filter(|c| c.len() == 48).unwrap_or_else(|| token::random_hex(24));
+    let mut resp = page(StatusCode::OK, layout("Sign in", None, "", sign_in_form(&csrf, None)));
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(PRE_SESSION_COOKIE, &csrf, Some(3600), false)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// The sign-in form.
+#[derive(Deserialize)]
+struct SignIn {
+    token: String,
+    csrf: String,
+}
+
+/// `POST /console/sign-in`.
+async fn sign_in(
+    State(app): State<AppState>,
+    Extension(sessions): SessionsExt,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    let expected = cookie(&headers, PRE_SESSION_COOKIE).unwrap_or_default();
+    if !same_origin(&headers) || expected.is_empty() || !same_secret(&expected, &form.csrf) {
+        return page(
+            StatusCode::FORBIDDEN,
+            layout(
+                "Sign in",
+                None,
+                "",
+                html! { div.error role="alert" { "This form expired or came from another site; open the sign-in page again." } },
+            ),
+        );
+    }
+    let hash = token::hash(form.token.trim());
+    let valid = app.snapshot.load().tokens.get(&hash).is_some_and(|p| p.expires_at.is_none_or(|t| t > now_ms()));
+    if !valid {
+        let body =
+            layout("Sign in", None, "", sign_in_form(&expected, Some("That token is not valid (or has expired).")));
+        return page(StatusCode::UNAUTHORIZED, body);
+    }
+    let (id, _) = sessions.start(hash);
+    let mut resp = Redirect::to("/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, &id, None, false)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// A form that only carries the CSRF token.
+#[derive(Deserialize)]
+struct Csrf {
+    csrf: String,
+}
+
+/// `POST /console/sign-out`.
+async fn sign_out(
+    State(app): State<AppState>,
+    Extension(sessions): SessionsExt,
+    headers: HeaderMap,
+    Form(form): Form<Csrf>,
+) -> Response {
+    let Some((_, id, session)) = signed_in(&app, &sessions, &headers) else { return to_sign_in() };
+    if !same_origin(&headers) || !same_secret(&session.csrf, &form.csrf) {
+        return page(
+            StatusCode::FORBIDDEN,
+            layout("Sign out", None, "", html! { div.error role="alert" { "This form came from another site." } }),
+        );
+    }
+    sessions.end(&id);
+    let mut resp = Redirect::to("/console/sign-in").into_response();
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", Some(0), false)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// `GET /console/assets/{file}`: the embedded stylesheet and script.
+async fn asset(Path(file): Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "console.css" => (CSS, "text/css; charset=utf-8"),
+        "console.js" => (JS, "text/javascript; charset=utf-8"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+}

@@ -1,0 +1,175 @@
+//! The web console over HTTP: sign-in with a token, the session cookie's flags, CSRF and
+//! cross-origin refusals, sign-out, and pages that show only what the principal may see.
+
+use crate::common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+fn value(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string()
+}
+
+/// Signs in with `token`; returns the session cookie's value.
+async fn sign_in(t: &TestServer, b: &reqwest::Client, token: &str) -> String {
+    let page = b.get(format!("{}/console/sign-in", t.base)).send().await.unwrap();
+    let csrf = value(&set_cookie(&page, "mg_csrf").unwrap());
+    let r = b
+        .post(format!("{}/console/sign-in", t.base))
+        .header("cookie", format!("mg_csrf={csrf}"))
+        .form(&[("token", token), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    value(&set_cookie(&r, "mg_session").expect("a session cookie"))
+}
+
+#[tokio::test]
+async fn sign_in_sessions_csrf_and_what_each_principal_sees() {
+    let (_m, url) = mock().await;
+    let t = TestServer::start().await;
+    t.secret("llm", "k", "sk-console-secret-value").await;
+    create_ready(
+        &t,
+        json!({"name": "visible", "config": {"served_entities": [mock_entity("a", &url, json!({}))]},
+        "tags": [{"key": "team", "value": "ml"}]}),
+    )
+    .await;
+    create_ready(&t, json!({"name": "hidden", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}}))
+        .await;
+    let b = browser();
+
+    // Without a session: to the sign-in page.
+    let r = b.get(format!("{}/", t.base)).send().await.unwrap();
+    assert_eq!(
+        (r.status(), r.headers().get("location").unwrap()),
+        (StatusCode::SEE_OTHER, &"/console/sign-in".parse().unwrap())
+    );
+    let r = b.get(format!("{}/console/sign-in", t.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("content-security-policy").unwrap().to_str().unwrap().contains("frame-ancestors 'none'"));
+    let csrf_cookie = set_cookie(&r, "mg_csrf").unwrap();
+    assert!(csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("SameSite=Strict"), "{csrf_cookie}");
+    let csrf = value(&csrf_cookie);
+    assert!(r.text().await.unwrap().contains(&format!("value=\"{csrf}\"")));
+
+    // A wrong token, a form without its CSRF token, and a form posted from another site fail.
+    let post = |token: &str, csrf_field: &str, origin: Option<&str>| {
+        let mut req = b
+            .post(format!("{}/console/sign-in", t.base))
+            .header("cookie", format!("mg_csrf={csrf}"))
+            .form(&[("token", token.to_string()), ("csrf", csrf_field.to_string())]);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.send()
+    };
+    assert_eq!(post("mgt_not_a_token", &csrf, None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(post(&t.token, "forged", None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(post(&t.token, &csrf, Some("http://evil.example")).await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    // The admin signs in: an HttpOnly, SameSite=Strict session cookie, and every endpoint.
+    let r = post(&t.token, &csrf, None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session_cookie = set_cookie(&r, "mg_session").unwrap();
+    assert!(
+        session_cookie.contains("HttpOnly")
+            && session_cookie.contains("SameSite=Strict")
+            && session_cookie.contains("Path=/"),
+        "{session_cookie}"
+    );
+    let session = value(&session_cookie);
+    let page = b.get(format!("{}/", t.base)).header("cookie", format!("mg_session={session}")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<td>visible</td>") && html.contains("<td>hidden</td>") && html.contains("openai / gpt-4o"),
+        "{html}"
+    );
+    assert!(!html.contains(&t.token) && !html.contains("sk-console-secret-value"), "no token or secret in the page");
+    let css = b.get(format!("{}/console/assets/console.css", t.base)).send().await.unwrap();
+    assert_eq!(css.headers().get("content-type").unwrap(), "text/css; charset=utf-8");
+
+    // A user with CAN_QUERY on one endpoint sees that one only.
+    let dev_id = create_principal(&t, "Users", json!({"userName": "dev@example.com"})).await;
+    let (_, ep) = t.get("/api/2.0/serving-endpoints/visible").await;
+    let acl = json!({"access_control_list": [{"user_name": "dev@example.com", "permission_level": "CAN_QUERY"}]});
+    t.put(&format!("/api/2.0/permissions/serving-endpoints/{}", ep["id"].as_str().unwrap()), acl).await;
+    let dev_token = token_for(&t, json!({"user_name": "dev@example.com"})).await;
+    let dev_session = sign_in(&t, &b, &dev_token).await;
+    let html = b
+        .get(format!("{}/", t.base))
+        .header("cookie", format!("mg_session={dev_session}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<td>visible</td>") && !html.contains("<td>hidden</td>"), "{html}");
+
+    // The session cookie is not a bearer token for the API.
+    let api = b
+        .get(format!("{}/api/2.0/serving-endpoints", t.base))
+        .header("cookie", format!("mg_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+
+    // Sign-out needs the session's CSRF token; afterwards the cookie opens nothing.
+    let r = b
+        .post(format!("{}/console/sign-out", t.base))
+        .header("cookie", format!("mg_session={session}"))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let html = b
+        .get(format!("{}/", t.base))
+        .header("cookie", format!("mg_session={session}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let page_csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let r = b
+        .post(format!("{}/console/sign-out", t.base))
+        .header("cookie", format!("mg_session={session}"))
+        .form(&[("csrf", page_csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = b.get(format!("{}/", t.base)).header("cookie", format!("mg_session={session}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed out");
+
+    // A principal made inactive (or a revoked token) ends its sessions.
+    let ops = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                     "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    let (s, answer) =
+        t.call(reqwest::Method::PATCH, &format!("/api/2.0/preview/scim/v2/Users/{dev_id}"), Some(ops)).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    let r = b_get(&b, &t, &dev_session).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the session of an inactive user ends");
+}
+
+async fn b_get(b: &reqwest::Client, t: &TestServer, session: &str) -> reqwest::Response {
+    b.get(format!("{}/", t.base)).header("cookie", format!("mg_session={session}")).send().await.unwrap()
+}
