@@ -18,6 +18,7 @@
 
 pub mod cipher;
 pub mod credentials;
+pub mod jsondiff;
 pub mod names;
 pub mod outbound;
 pub mod period;

@@ -8,3 +8,10 @@ document.querySelectorAll("input[data-filter]").forEach((box) => {
     });
   });
 });
+
+// Asks before an action that changes an endpoint (stop, start, roll back).
+document.querySelectorAll("form[data-confirm]").forEach((form) => {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+});

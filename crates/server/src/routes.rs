@@ -135,10 +135,13 @@ pub fn router(app: AppState, gate: limits::Gate) -> Router {
     let audit_log = audit::AuditLog::new(app.store.clone(), app.metrics.clone());
     let api = api
         .layer(middleware::from_fn_with_state(gate, limits::read_body))
-        .layer(middleware::from_fn_with_state(app.clone(), auth::authenticate))
-        .layer(middleware::from_fn_with_state(audit_log, audit::record));
-    // The console authenticates with its session cookie, not a bearer token.
-    crate::console::router().merge(api).layer(middleware::from_fn(auth::log_requests)).with_state(app)
+        .layer(middleware::from_fn_with_state(app.clone(), auth::authenticate));
+    // The console authenticates with its session cookie, not a bearer token; both are audited.
+    crate::console::router()
+        .merge(api)
+        .layer(middleware::from_fn_with_state(audit_log, audit::record))
+        .layer(middleware::from_fn(auth::log_requests))
+        .with_state(app)
 }
 
 async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use modelgate_core::jsondiff::diff;
 use modelgate_core::validate;
 use modelgate_wire::CreateServingEndpoint;
 use reqwest::Method;
@@ -375,29 +376,6 @@ struct Step {
 
 /// The name of the plan step of the workspace policy.
 const POLICY_STEP: &str = "workspace-policy";
-
-/// `a` and `b` compared field by field: one line per difference, `path: before → after`.
-fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                diff(&p, x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), out);
-            }
-        }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
-            for (i, (p, q)) in x.iter().zip(y).enumerate() {
-                diff(&format!("{path}[{i}]"), p, q, out);
-            }
-        }
-        _ if a != b => {
-            let show = |v: &Value| if v.is_null() { "(unset)".to_string() } else { v.to_string() };
-            out.push(format!("{path}: {} → {}", show(a), show(b)));
-        }
-        _ => {}
-    }
-}
 
 /// A config as the server would store it, for comparison.
 fn normalized_config(config: &Value) -> Value {

@@ -29,6 +29,8 @@ pub fn router() -> Router<AppState> {
         .route("/", get(endpoints_page))
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
+        .route("/console/endpoints/{name}", get(endpoint_page))
+        .route("/console/endpoints/{name}/{action}", post(endpoint_action))
         .route("/console/assets/{file}", get(asset))
         .layer(Extension(Arc::new(Sessions::default())))
 }
@@ -121,7 +123,7 @@ async fn endpoints_page(State(app): State<AppState>, Extension(sessions): Sessio
                     tbody {
                         @for e in &inv.endpoints {
                             tr {
-                                td { (e.name) }
+                                td { a href=(format!("/console/endpoints/{}", e.name)) { (e.name) } }
                                 td class=(if e.state.starts_with("Ready") { "state-ok" } else { "state-bad" }) { (e.state) }
                                 td { (e.task.as_deref().unwrap_or("")) }
                                 td { (e.provider) " / " (e.model) }
@@ -247,4 +249,172 @@ async fn asset(Path(file): Path<String>) -> Response {
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+}
+
+/// An API answer as a page: what it says, or the API's error as it is.
+fn api_error(e: &crate::error::ApiError) -> Markup {
+    html! { div.error role="alert" { (e.status_and_code().1) ": " (e.to_string()) } }
+}
+
+/// `GET /console/endpoints/{name}`: what the API's `get` and `config-versions` show, with the
+/// actions the principal may take.
+async fn endpoint_page(
+    State(app): State<AppState>,
+    Extension(sessions): SessionsExt,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    use crate::extract::ApiPath;
+    let Some((principal, _, session)) = signed_in(&app, &sessions, &headers) else { return to_sign_in() };
+    let who = Some((principal.as_ref(), &session));
+    let got = crate::api::endpoints::get(State(app.clone()), Extension(principal.clone()), ApiPath(name.clone())).await;
+    let e = match got {
+        Ok(axum::Json(e)) => e,
+        Err(err) => {
+            let status = err.status_and_code().0;
+            return page(status, layout(&name, who, "endpoints", api_error(&err)));
+        }
+    };
+    let versions =
+        crate::api::endpoints::config_versions(State(app.clone()), Extension(principal.clone()), ApiPath(name.clone()))
+            .await
+            .map(|axum::Json(v)| v.config_versions)
+            .unwrap_or_default();
+    let manage = e.permission_level.as_deref() == Some("CAN_MANAGE");
+    let active = e.config.as_ref().map(|c| c.config_version);
+    let active_config = versions
+        .iter()
+        .find(|v| Some(v.config_version) == active)
+        .map(|v| serde_json::to_value(&v.config).unwrap_or_default());
+    let csrf = &session.csrf;
+    let action = |what: &str, label: &str, confirm: &str, version: Option<i64>| {
+        html! {
+            form.inline method="post" action=(format!("/console/endpoints/{name}/{what}")) data-confirm=(confirm) {
+                input type="hidden" name="csrf" value=(csrf);
+                @if let Some(v) = version { input type="hidden" name="config_version" value=(v); }
+                button.quiet type="submit" { (label) }
+            }
+        }
+    };
+    let content = html! {
+        p { a href="/" { "← Endpoints" } }
+        h1 { (e.name) }
+        p {
+            @let ready = e.state.ready == modelgate_wire::Ready::Ready;
+            span class=(if ready { "state-ok" } else { "state-bad" }) { (if ready { "READY" } else { "NOT_READY" }) }
+            " · " (e.state.config_update.as_str()) " · " (e.task.as_deref().unwrap_or("")) " · created by " (e.creator)
+            @if e.stopped { " · " strong { "stopped" } }
+        }
+        @if !e.tags.is_empty() {
+            p { @for t in &e.tags { span.tag { (t.key) @if let Some(v) = &t.value { "=" (v) } } } }
+        }
+        @if let Some(d) = &e.deprecation {
+            div.error { "Deprecated: sunset on " (d.sunset_date) @if let Some(r) = &d.replacement { "; use " (r) } }
+        }
+        @if manage {
+            p.actions {
+                @if e.stopped { (action("start", "Start", "Start this endpoint?", None)) }
+                @else { (action("stop", "Stop", "Stop this endpoint? It will refuse queries until started.", None)) }
+            }
+        }
+        h2 { "Served entities" }
+        div.table-wrap { table {
+            thead { tr { th { "Name" } th { "Provider / model" } th { "Traffic" } th { "State" } } }
+            tbody {
+                @for s in e.config.iter().flat_map(|c| c.served_entities.iter().flatten()) {
+                    @let entity = s.spec.name.clone().unwrap_or_default();
+                    @let share = e.config.as_ref().and_then(|c| c.traffic_config.as_ref()).and_then(|t| t.routes.as_ref())
+                        .and_then(|r| r.iter().find(|r| r.served_entity_name.as_deref() == Some(entity.as_str())).map(|r| r.traffic_percentage));
+                    tr {
+                        td { (entity) }
+                        td { @if let Some(m) = &s.spec.external_model { (m.provider) " / " (m.name) } }
+                        td { @if let Some(p) = share { (p) "%" } }
+                        td { @if let Some(st) = &s.state { (st.deployment_state_message.as_deref().unwrap_or("")) } }
+                    }
+                }
+            }
+        } }
+        @if let Some(g) = &e.ai_gateway {
+            h2 { "AI gateway" }
+            pre { (serde_json::to_string_pretty(g).unwrap_or_default()) }
+        }
+        h2 { "Config versions" }
+        div.table-wrap { table {
+            thead { tr { th { "Version" } th { "Status" } th { "By" } th { "Created" } th { "Changes from the active version" } th {} } }
+            tbody {
+                @for v in &versions {
+                    @let changes = active_config.as_ref().map(|a| {
+                        let mut out = Vec::new();
+                        modelgate_core::jsondiff::diff("", a, &serde_json::to_value(&v.config).unwrap_or_default(), &mut out);
+                        out
+                    }).unwrap_or_default();
+                    tr {
+                        td { (v.config_version) }
+                        td { (v.status) }
+                        td { (v.creator) }
+                        td { (date(v.creation_timestamp)) }
+                        td { @if Some(v.config_version) == active { span.muted { "active" } } @else if changes.is_empty() { span.muted { "same as active" } } @else { ul.diff { @for c in &changes { li { code { (c) } } } } } }
+                        td { @if manage && Some(v.config_version) != active && v.status != "FAILED" {
+                            (action("rollback", "Roll back to this", &format!("Deploy version {} again as a new version?", v.config_version), Some(v.config_version)))
+                        } }
+                    }
+                }
+            }
+        } }
+        @if let Some(log) = versions.first().map(|v| v.build_logs.as_str()).filter(|l| !l.is_empty()) {
+            h2 { "Build log of the latest version" }
+            pre { (log) }
+        }
+    };
+    page(StatusCode::OK, layout(&e.name, who, "endpoints", content))
+}
+
+/// A console action's form.
+#[derive(Deserialize)]
+struct ActionForm {
+    csrf: String,
+    #[serde(default)]
+    config_version: Option<i64>,
+}
+
+/// `POST /console/endpoints/{name}/{action}`: `stop`, `start` or `rollback`, through the same
+/// handlers (and permission checks) as the API; back to the endpoint's page, or the API's error.
+async fn endpoint_action(
+    State(app): State<AppState>,
+    Extension(sessions): SessionsExt,
+    Path((name, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    use crate::extract::{ApiJson, ApiPath};
+    let Some((principal, _, session)) = signed_in(&app, &sessions, &headers) else { return to_sign_in() };
+    let who = Some((principal.as_ref(), &session));
+    if !same_origin(&headers) || !same_secret(&session.csrf, &form.csrf) {
+        return page(
+            StatusCode::FORBIDDEN,
+            layout(
+                &name,
+                who,
+                "endpoints",
+                html! { div.error role="alert" { "This form expired or came from another site." } },
+            ),
+        );
+    }
+    let (st, ext, path) = (State(app.clone()), Extension(principal.clone()), ApiPath(name.clone()));
+    let done = match (action.as_str(), form.config_version) {
+        ("stop", _) => crate::api::endpoints::stop(st, ext, path).await.map(|_| ()),
+        ("start", _) => crate::api::endpoints::start(st, ext, path).await.map(|_| ()),
+        ("rollback", Some(v)) => {
+            let body = ApiJson(modelgate_wire::RollbackRequest { config_version: v });
+            crate::api::endpoints::rollback(st, ext, path, body).await.map(|_| ())
+        }
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let mut resp = match done {
+        Ok(()) => Redirect::to(&format!("/console/endpoints/{name}")).into_response(),
+        Err(e) => page(e.status_and_code().0, layout(&name, who, "endpoints", api_error(&e))),
+    };
+    // The audit log records who did it, as for the API.
+    resp.extensions_mut().insert(principal);
+    resp
 }

@@ -155,7 +155,10 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 fn is_change(method: &Method, path: &str) -> bool {
-    method != Method::GET && method != Method::HEAD && path.starts_with("/api/2.0/")
+    // The console's actions on endpoints are changes too (sign-in and sign-out are not).
+    method != Method::GET
+        && method != Method::HEAD
+        && (path.starts_with("/api/2.0/") || path.starts_with("/console/endpoints/"))
 }
 
 /// Limits how many denied requests are recorded, per address and in all, per minute.

@@ -96,7 +96,7 @@ async fn sign_in_sessions_csrf_and_what_each_principal_sees() {
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(
-        html.contains("<td>visible</td>") && html.contains("<td>hidden</td>") && html.contains("openai / gpt-4o"),
+        html.contains(">visible</a>") && html.contains(">hidden</a>") && html.contains("openai / gpt-4o"),
         "{html}"
     );
     assert!(!html.contains(&t.token) && !html.contains("sk-console-secret-value"), "no token or secret in the page");
@@ -119,7 +119,7 @@ async fn sign_in_sessions_csrf_and_what_each_principal_sees() {
         .text()
         .await
         .unwrap();
-    assert!(html.contains("<td>visible</td>") && !html.contains("<td>hidden</td>"), "{html}");
+    assert!(html.contains(">visible</a>") && !html.contains(">hidden</a>"), "{html}");
 
     // The session cookie is not a bearer token for the API.
     let api = b
@@ -172,4 +172,81 @@ async fn sign_in_sessions_csrf_and_what_each_principal_sees() {
 
 async fn b_get(b: &reqwest::Client, t: &TestServer, session: &str) -> reqwest::Response {
     b.get(format!("{}/", t.base)).header("cookie", format!("mg_session={session}")).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_endpoint_page_shows_versions_and_rolls_back_through_the_api_s_checks() {
+    let (_m, url) = mock().await;
+    let t = TestServer::start().await;
+    t.secret("llm", "k", "sk-console-2").await;
+    create_ready(&t, json!({"name": "chat", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}})).await;
+    let mut v2 = json!({"served_entities": [mock_entity("a", &url, json!({}))]});
+    v2["served_entities"][0]["external_model"]["name"] = json!("gpt-4o-mini");
+    let (s, _) = t.put("/api/2.0/serving-endpoints/chat/config", v2).await;
+    assert_eq!(s, StatusCode::OK);
+    t.wait_settled("chat").await;
+    let b = browser();
+    let session = sign_in(&t, &b, &t.token).await;
+    let html = b_get_path(&b, &t, &session, "/console/endpoints/chat").await.text().await.unwrap();
+    assert!(html.contains("<h1>chat</h1>") && html.contains("openai / gpt-4o-mini"), "{html}");
+    assert!(
+        html.contains("external_model.name: &quot;gpt-4o-mini&quot; → &quot;gpt-4o&quot;"),
+        "the diff of version 1 against the active one: {html}"
+    );
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+
+    // A rollback without the CSRF token, or from another site, does nothing.
+    let post = |form: Vec<(&'static str, String)>, origin: Option<&'static str>| {
+        let mut req = b
+            .post(format!("{}/console/endpoints/chat/rollback", t.base))
+            .header("cookie", format!("mg_session={session}"))
+            .form(&form);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.send()
+    };
+    let r = post(vec![("csrf", "forged".into()), ("config_version", "1".into())], None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r =
+        post(vec![("csrf", csrf.clone()), ("config_version", "1".into())], Some("https://evil.example")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (_, versions) = t.get("/api/2.0/serving-endpoints/chat/config-versions").await;
+    assert_eq!(versions["config_versions"].as_array().unwrap().len(), 2, "nothing rolled back");
+
+    let r = post(vec![("csrf", csrf.clone()), ("config_version", "1".into())], None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let e = t.wait_settled("chat").await;
+    assert_eq!(
+        (e["config"]["config_version"].as_i64(), e["config"]["served_entities"][0]["external_model"]["name"].as_str()),
+        (Some(3), Some("gpt-4o"))
+    );
+    let (_, audit) = t.get("/api/2.0/audit-log?action=POST").await;
+    assert!(audit.to_string().contains("/console/endpoints/chat/rollback"), "the console's change is audited: {audit}");
+
+    // A user who may only query sees the page without actions, and is refused the action.
+    create_principal(&t, "Users", json!({"userName": "viewer@example.com"})).await;
+    let (_, ep) = t.get("/api/2.0/serving-endpoints/chat").await;
+    let acl = json!({"access_control_list": [{"user_name": "viewer@example.com", "permission_level": "CAN_QUERY"}]});
+    t.put(&format!("/api/2.0/permissions/serving-endpoints/{}", ep["id"].as_str().unwrap()), acl).await;
+    let viewer = token_for(&t, json!({"user_name": "viewer@example.com"})).await;
+    let viewer_session = sign_in(&t, &b, &viewer).await;
+    let html = b_get_path(&b, &t, &viewer_session, "/console/endpoints/chat").await.text().await.unwrap();
+    assert!(html.contains("<h1>chat</h1>") && !html.contains("Roll back") && !html.contains(">Stop<"), "{html}");
+    let viewer_csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let r = b
+        .post(format!("{}/console/endpoints/chat/stop", t.base))
+        .header("cookie", format!("mg_session={viewer_session}"))
+        .form(&[("csrf", viewer_csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("PERMISSION_DENIED"));
+    let r = b_get_path(&b, &t, &viewer_session, "/console/endpoints/nope").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+async fn b_get_path(b: &reqwest::Client, t: &TestServer, session: &str, path: &str) -> reqwest::Response {
+    b.get(format!("{}{path}", t.base)).header("cookie", format!("mg_session={session}")).send().await.unwrap()
 }
