@@ -15,3 +15,62 @@ document.querySelectorAll("form[data-confirm]").forEach((form) => {
     if (!window.confirm(form.dataset.confirm)) event.preventDefault();
   });
 });
+
+// The playground: sends the message to the chosen endpoint as a streamed chat query and shows
+// the answer as it arrives; keeps the equivalent curl and Python requests up to date.
+const playground = document.getElementById("playground");
+if (playground) {
+  const endpoint = document.getElementById("endpoint");
+  const message = document.getElementById("message");
+  const answer = document.getElementById("answer");
+  const body = () => ({ messages: [{ role: "user", content: message.value }], stream: true });
+  const showCode = () => {
+    const host = window.location.origin;
+    const json = JSON.stringify(body());
+    document.getElementById("code-curl").textContent =
+      `curl -N ${host}/serving-endpoints/${endpoint.value}/invocations \\\n  -H "Authorization: Bearer $MODELGATE_TOKEN" \\\n  -d '${json.replace(/'/g, "'\\''")}'`;
+    document.getElementById("code-openai").textContent =
+      `import os\nfrom openai import OpenAI\nclient = OpenAI(base_url="${host}/serving-endpoints", api_key=os.environ["MODELGATE_TOKEN"])\n` +
+      `for chunk in client.chat.completions.create(model="${endpoint.value}", messages=${JSON.stringify(body().messages)}, stream=True):\n    print(chunk.choices[0].delta.content or "", end="")`;
+    document.getElementById("code-sdk").textContent =
+      `import os\nfrom databricks.sdk import WorkspaceClient\nfrom databricks.sdk.service.serving import ChatMessage, ChatMessageRole\nw = WorkspaceClient(host="${host}", token=os.environ["MODELGATE_TOKEN"])\n` +
+      `print(w.serving_endpoints.query("${endpoint.value}", messages=[ChatMessage(role=ChatMessageRole.USER, content=${JSON.stringify(message.value)})]))`;
+  };
+  endpoint.addEventListener("change", showCode);
+  message.addEventListener("input", showCode);
+  showCode();
+  playground.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    answer.textContent = "";
+    const resp = await fetch(`/console/playground/${encodeURIComponent(endpoint.value)}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-csrf-token": playground.dataset.csrf },
+      body: JSON.stringify(body()),
+    });
+    if (!resp.ok || !resp.body) {
+      answer.textContent = await resp.text();
+      return;
+    }
+    const reader = resp.body.getReader();
+    const decoder = new TextDecoder();
+    let pending = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      pending += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, end).trim();
+        pending = pending.slice(end + 1);
+        if (!line.startsWith("data:")) continue;
+        const data = line.slice(5).trim();
+        if (data === "[DONE]") continue;
+        try {
+          const chunk = JSON.parse(data);
+          if (chunk.error) answer.textContent += `\n[${chunk.error.code}] ${chunk.error.message}`;
+          else answer.textContent += chunk.choices?.[0]?.delta?.content ?? "";
+        } catch (_) { /* a partial line waits for the rest */ }
+      }
+    }
+  });
+}

@@ -30,6 +30,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/endpoints/{name}", get(endpoint_page))
+        .route("/console/playground", get(playground_page))
+        .route("/console/playground/{name}", post(playground_query))
         .route("/console/endpoints/{name}/{action}", post(endpoint_action))
         .route("/console/assets/{file}", get(asset))
         .layer(Extension(Arc::new(Sessions::default())))
@@ -87,6 +89,7 @@ fn layout(title: &str, who: Option<(&Principal, &Session)>, current: &str, conte
                     @if let Some((p, s)) = who {
                         nav aria-label="Sections" {
                             a href="/" aria-current=[(current == "endpoints").then_some("page")] { "Endpoints" }
+                            a href="/console/playground" aria-current=[(current == "playground").then_some("page")] { "Playground" }
                         }
                         form method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(s.csrf);
@@ -417,4 +420,73 @@ async fn endpoint_action(
     // The audit log records who did it, as for the API.
     resp.extensions_mut().insert(principal);
     resp
+}
+
+/// `GET /console/playground`: chat with an endpoint the principal may query, streamed, with the
+/// same request as curl and Python to copy.
+async fn playground_page(
+    State(app): State<AppState>,
+    Extension(sessions): SessionsExt,
+    headers: HeaderMap,
+) -> Response {
+    let Some((principal, _, session)) = signed_in(&app, &sessions, &headers) else { return to_sign_in() };
+    let snapshot = app.snapshot.load_full();
+    let mut names: Vec<&String> = snapshot
+        .endpoints
+        .iter()
+        .filter(|(_, ep)| ep.task.as_deref() == Some("llm/v1/chat"))
+        .filter(|(_, ep)| {
+            crate::access::level_of(&principal, ep).is_some_and(|l| l >= modelgate_core::permission::Level::CanQuery)
+        })
+        .map(|(n, _)| n)
+        .collect();
+    names.sort();
+    let content = html! {
+        h1 { "Playground" }
+        @if names.is_empty() {
+            div.empty { p { "No chat endpoint you may query. Ask an endpoint's owner for CAN_QUERY, or create one." } }
+        } @else {
+            form #playground data-csrf=(session.csrf) {
+                p {
+                    label for="endpoint" { "Endpoint " }
+                    select #endpoint name="endpoint" { @for n in &names { option value=(n) { (n) } } }
+                }
+                p { label for="message" { "Message" } textarea #message name="message" rows="4" required { "Hello!" } }
+                p { button type="submit" { "Send (streamed)" } }
+            }
+            h2 { "Answer" }
+            pre #answer aria-live="polite" {}
+            h2 { "The same request" }
+            p.muted { "Replace $MODELGATE_TOKEN with a token of yours." }
+            pre #code-curl {}
+            pre #code-openai {}
+            pre #code-sdk {}
+        }
+    };
+    page(StatusCode::OK, layout("Playground", Some((&principal, &session)), "playground", content))
+}
+
+/// `POST /console/playground/{name}`: a query from the playground, with the session's CSRF token
+/// in `x-csrf-token`; it runs through the data plane exactly as an API query of this principal.
+async fn playground_query(
+    State(app): State<AppState>,
+    Extension(sessions): SessionsExt,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some((principal, _, session)) = signed_in(&app, &sessions, &headers) else {
+        return (StatusCode::UNAUTHORIZED, "sign in again").into_response();
+    };
+    let token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !same_origin(&headers) || !same_secret(&session.csrf, token) {
+        return (StatusCode::FORBIDDEN, "this request came from another site").into_response();
+    }
+    crate::gateway::handlers::invocations(
+        State(app),
+        Extension(principal),
+        crate::extract::ApiPath(name),
+        crate::extract::RawBody(body),
+    )
+    .await
 }

@@ -250,3 +250,33 @@ async fn the_endpoint_page_shows_versions_and_rolls_back_through_the_api_s_check
 async fn b_get_path(b: &reqwest::Client, t: &TestServer, session: &str, path: &str) -> reqwest::Response {
     b.get(format!("{}{path}", t.base)).header("cookie", format!("mg_session={session}")).send().await.unwrap()
 }
+
+#[tokio::test]
+async fn the_playground_streams_a_query_as_the_signed_in_principal() {
+    let (_m, url) = mock().await;
+    let t = TestServer::start().await;
+    t.secret("llm", "k", "sk-console-3").await;
+    create_ready(&t, json!({"name": "chat", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}})).await;
+    let b = browser();
+    let session = sign_in(&t, &b, &t.token).await;
+    let html = b_get_path(&b, &t, &session, "/console/playground").await.text().await.unwrap();
+    assert!(html.contains("<option value=\"chat\">chat</option>"), "{html}");
+    let csrf = html.split("data-csrf=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let ask = |token: String| {
+        b.post(format!("{}/console/playground/chat", t.base))
+            .header("cookie", format!("mg_session={session}"))
+            .header("x-csrf-token", token)
+            .json(&json!({"messages": [{"role": "user", "content": "stream these words"}], "stream": true}))
+            .send()
+    };
+    assert_eq!(ask("forged".into()).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let r = ask(csrf).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers().get("content-type").unwrap(), "text/event-stream");
+    let text = r.text().await.unwrap();
+    let payloads = sse_payloads(&text);
+    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"), "{text}");
+    assert!(text.contains("\"content\":\"stream \""), "streamed chunk by chunk: {text}");
+    let (_, log) = t.get("/api/2.0/requests?endpoint=chat").await;
+    assert_eq!(log["requests"][0]["requester"], "admin", "billed to the signed-in principal: {log}");
+}
