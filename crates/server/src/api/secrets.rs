@@ -228,6 +228,13 @@ pub struct SecretQuery {
     key: Option<String>,
 }
 
+impl SecretQuery {
+    /// The keys of one scope.
+    pub fn scope(scope: &str) -> Self {
+        SecretQuery { scope: Some(scope.to_string()), key: None }
+    }
+}
+
 fn required(v: Option<String>, name: &str) -> ApiResult<String> {
     v.filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::InvalidParameter(format!("query parameter '{name}' is required")))

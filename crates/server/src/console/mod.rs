@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/sign-out", post(sign_out))
         .route("/console/endpoints/{name}", get(endpoint_page))
         .route("/console/playground", get(playground_page))
+        .route("/console/operations", get(operations_page))
         .route("/console/playground/{name}", post(playground_query))
         .route("/console/endpoints/{name}/{action}", post(endpoint_action))
         .route("/console/assets/{file}", get(asset))
@@ -90,6 +91,7 @@ fn layout(title: &str, who: Option<(&Principal, &Session)>, current: &str, conte
                         nav aria-label="Sections" {
                             a href="/" aria-current=[(current == "endpoints").then_some("page")] { "Endpoints" }
                             a href="/console/playground" aria-current=[(current == "playground").then_some("page")] { "Playground" }
+                            a href="/console/operations" aria-current=[(current == "operations").then_some("page")] { "Operations" }
                         }
                         form method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(s.csrf);
@@ -489,4 +491,74 @@ async fn playground_query(
         crate::extract::RawBody(body),
     )
     .await
+}
+
+/// `GET /console/operations`: alerts firing and the audit log (admins), and the secret scopes
+/// with the names of the keys the principal may read (never a value).
+async fn operations_page(
+    State(app): State<AppState>,
+    Extension(sessions): SessionsExt,
+    headers: HeaderMap,
+) -> Response {
+    use crate::extract::ApiQuery;
+    let Some((principal, _, session)) = signed_in(&app, &sessions, &headers) else { return to_sign_in() };
+    let alerts = crate::api::alerts::list_alerts(State(app.clone()), Extension(principal.clone())).await;
+    let audit = crate::api::audit::list(
+        State(app.clone()),
+        Extension(principal.clone()),
+        ApiQuery(crate::api::audit::AuditParams::newest(50)),
+    )
+    .await
+    .map(|axum::Json(a)| serde_json::to_value(a).unwrap_or_default());
+    let scopes =
+        crate::api::secrets::list_scopes(State(app.clone())).await.map(|axum::Json(s)| s.scopes).unwrap_or_default();
+    let mut keys = Vec::new();
+    for scope in &scopes {
+        let listed = crate::api::secrets::list(
+            State(app.clone()),
+            Extension(principal.clone()),
+            ApiQuery(crate::api::secrets::SecretQuery::scope(&scope.name)),
+        )
+        .await;
+        if let Ok(axum::Json(l)) = listed {
+            keys.push((scope.name.clone(), l.secrets.into_iter().map(|k| k.key).collect::<Vec<_>>()));
+        }
+    }
+    let content = html! {
+        h1 { "Operations" }
+        h2 { "Alerts firing" }
+        @match &alerts {
+            Err(e) => p.muted { (e.to_string()) },
+            Ok(axum::Json(a)) if a.firing.is_empty() => p.muted { "Nothing is firing." },
+            Ok(axum::Json(a)) => div.table-wrap { table {
+                thead { tr { th { "Rule" } th { "Endpoint" } th { "Since" } th { "Message" } } }
+                tbody { @for x in &a.firing { tr { td { (x.rule_name) } td { (x.endpoint.as_deref().unwrap_or("")) } td { (date(x.fired_at)) } td { (x.message) } } } }
+            } },
+        }
+        h2 { "Audit log" }
+        @match &audit {
+            Err(e) => p.muted { (e.to_string()) },
+            Ok(a) => div.table-wrap { table {
+                thead { tr { th { "When" } th { "Who" } th { "Action" } th { "Object" } th { "Status" } } }
+                tbody {
+                    @for x in a.get("entries").and_then(|v| v.as_array()).into_iter().flatten() {
+                        tr {
+                            td { (x.get("timestamp").and_then(|v| v.as_i64()).map(date).unwrap_or_default()) }
+                            td { (x.get("principal").and_then(|v| v.as_str()).unwrap_or("")) }
+                            td { (x.get("action").and_then(|v| v.as_str()).unwrap_or("")) }
+                            td { (x.get("object").and_then(|v| v.as_str()).or_else(|| x.get("path").and_then(|v| v.as_str())).unwrap_or("")) }
+                            td { (x.get("status").and_then(|v| v.as_i64()).unwrap_or_default()) }
+                        }
+                    }
+                }
+            } },
+        }
+        h2 { "Secret scopes" }
+        @if keys.is_empty() { p.muted { "No secret scope you may read." } }
+        @for (scope, names) in &keys {
+            p { strong { (scope) } ": " @if names.is_empty() { span.muted { "no keys" } } @for n in names { span.tag { (n) } } }
+        }
+        p.muted { "Values are never shown; read one with modelgate secrets get-secret SCOPE KEY if you hold READ." }
+    };
+    page(StatusCode::OK, layout("Operations", Some((&principal, &session)), "operations", content))
 }

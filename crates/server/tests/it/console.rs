@@ -280,3 +280,27 @@ async fn the_playground_streams_a_query_as_the_signed_in_principal() {
     let (_, log) = t.get("/api/2.0/requests?endpoint=chat").await;
     assert_eq!(log["requests"][0]["requester"], "admin", "billed to the signed-in principal: {log}");
 }
+
+#[tokio::test]
+async fn operations_show_alerts_audit_and_secret_names_never_values() {
+    let t = TestServer::start().await;
+    t.secret("llm", "openai", "sk-console-secret-never-shown").await;
+    let b = browser();
+    let admin = sign_in(&t, &b, &t.token).await;
+    let html = b_get_path(&b, &t, &admin, "/console/operations").await.text().await.unwrap();
+    assert!(html.contains("Nothing is firing."), "{html}");
+    assert!(html.contains("secret:llm/openai"), "the audit log shows the secret's creation: {html}");
+    assert!(html.contains("<strong>llm</strong>") && html.contains(">openai</span>"), "{html}");
+    assert!(
+        !html.contains("sk-console-secret-never-shown") && !html.contains(&t.token),
+        "no secret or token in the page"
+    );
+
+    // A user without admin rights or scope access sees neither the log nor the keys.
+    create_principal(&t, "Users", json!({"userName": "nobody@example.com"})).await;
+    let token = token_for(&t, json!({"user_name": "nobody@example.com"})).await;
+    let user = sign_in(&t, &b, &token).await;
+    let html = b_get_path(&b, &t, &user, "/console/operations").await.text().await.unwrap();
+    assert!(html.contains("Only admins") && html.contains("No secret scope you may read."), "{html}");
+    assert!(!html.contains(">openai</span>"), "{html}");
+}
