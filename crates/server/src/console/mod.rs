@@ -59,6 +59,20 @@ fn to_sign_in() -> Response {
     Redirect::to("/console/sign-in").into_response()
 }
 
+/// The answer to a form that failed its CSRF or origin check.
+fn refused_form(title: &str, who: Option<(&Principal, &Session)>) -> Response {
+    let message = "This form expired or came from another site; open the page again.";
+    page(StatusCode::FORBIDDEN, layout(title, who, "", html! { div.error role="alert" { (message) } }))
+}
+
+/// `resp` setting the cookie `name` (`max_age` 0 removes it).
+fn with_cookie(mut resp: Response, name: &str, value: &str, max_age_secs: Option<i64>) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(name, value, max_age_secs, false)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
 /// Headers every page carries: no framing, no sniffing, scripts and styles from here only.
 fn page(status: StatusCode, body: Markup) -> Response {
     let mut resp = (status, body.into_string()).into_response();
@@ -170,11 +184,8 @@ fn sign_in_form(csrf: &str, error: Option<&str>) -> Markup {
 /// `GET /console/sign-in`: the form, and the cookie its CSRF token is checked against.
 async fn sign_in_page(headers: HeaderMap) -> Response {
     let csrf = cookie(&headers, PRE_SESSION_COOKIE).filter(|c| c.len() == 48).unwrap_or_else(|| token::random_hex(24));
-    let mut resp = page(StatusCode::OK, layout("Sign in", None, "", sign_in_form(&csrf, None)));
-    if let Ok(v) = HeaderValue::from_str(&set_cookie(PRE_SESSION_COOKIE, &csrf, Some(3600), false)) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    resp
+    let resp = page(StatusCode::OK, layout("Sign in", None, "", sign_in_form(&csrf, None)));
+    with_cookie(resp, PRE_SESSION_COOKIE, &csrf, Some(3600))
 }
 
 /// The sign-in form.
@@ -193,15 +204,7 @@ async fn sign_in(
 ) -> Response {
     let expected = cookie(&headers, PRE_SESSION_COOKIE).unwrap_or_default();
     if !same_origin(&headers) || expected.is_empty() || !same_secret(&expected, &form.csrf) {
-        return page(
-            StatusCode::FORBIDDEN,
-            layout(
-                "Sign in",
-                None,
-                "",
-                html! { div.error role="alert" { "This form expired or came from another site; open the sign-in page again." } },
-            ),
-        );
+        return refused_form("Sign in", None);
     }
     let hash = token::hash(form.token.trim());
     let valid = app.snapshot.load().tokens.get(&hash).is_some_and(|p| p.expires_at.is_none_or(|t| t > now_ms()));
@@ -211,11 +214,7 @@ async fn sign_in(
         return page(StatusCode::UNAUTHORIZED, body);
     }
     let (id, _) = sessions.start(hash);
-    let mut resp = Redirect::to("/").into_response();
-    if let Ok(v) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, &id, None, false)) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    resp
+    with_cookie(Redirect::to("/").into_response(), SESSION_COOKIE, &id, None)
 }
 
 /// A form that only carries the CSRF token.
@@ -233,17 +232,10 @@ async fn sign_out(
 ) -> Response {
     let Some((_, id, session)) = signed_in(&app, &sessions, &headers) else { return to_sign_in() };
     if !same_origin(&headers) || !same_secret(&session.csrf, &form.csrf) {
-        return page(
-            StatusCode::FORBIDDEN,
-            layout("Sign out", None, "", html! { div.error role="alert" { "This form came from another site." } }),
-        );
+        return refused_form("Sign out", None);
     }
     sessions.end(&id);
-    let mut resp = Redirect::to("/console/sign-in").into_response();
-    if let Ok(v) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", Some(0), false)) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    resp
+    with_cookie(Redirect::to("/console/sign-in").into_response(), SESSION_COOKIE, "", Some(0))
 }
 
 /// `GET /console/assets/{file}`: the embedded stylesheet and script.
@@ -395,15 +387,7 @@ async fn endpoint_action(
     let Some((principal, _, session)) = signed_in(&app, &sessions, &headers) else { return to_sign_in() };
     let who = Some((principal.as_ref(), &session));
     if !same_origin(&headers) || !same_secret(&session.csrf, &form.csrf) {
-        return page(
-            StatusCode::FORBIDDEN,
-            layout(
-                &name,
-                who,
-                "endpoints",
-                html! { div.error role="alert" { "This form expired or came from another site." } },
-            ),
-        );
+        return refused_form(&name, who);
     }
     let (st, ext, path) = (State(app.clone()), Extension(principal.clone()), ApiPath(name.clone()));
     let done = match (action.as_str(), form.config_version) {
