@@ -643,6 +643,70 @@ impl UsageDb {
     }
 }
 
+/// One time bucket of an endpoint's traffic.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TimelinePoint {
+    /// The bucket's start, ms.
+    pub start: i64,
+    /// Queries.
+    pub requests: i64,
+    /// Failed queries.
+    pub errors: i64,
+    /// Latency percentiles, ms (`None` without queries).
+    pub p50_ms: Option<f64>,
+    /// 95th percentile.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile.
+    pub p99_ms: Option<f64>,
+    /// Input plus output tokens.
+    pub tokens: i64,
+    /// USD.
+    pub cost_usd: f64,
+}
+
+/// Most records a timeline reads; beyond, the oldest of the window are left out.
+const TIMELINE_MAX_ROWS: i64 = 200_000;
+
+impl UsageDb {
+    /// `endpoint`'s traffic from `since` to `until` in `buckets` equal buckets (oldest first),
+    /// from its usage records.
+    pub async fn timeline(&self, endpoint: &str, since: i64, until: i64, buckets: i64) -> Result<Vec<TimelinePoint>> {
+        let buckets = buckets.max(1);
+        let width = ((until - since) / buckets).max(1);
+        let rows: Vec<(i64, f64, bool, i64, f64)> = sqlx::query_as(
+            "SELECT request_time, latency_ms, (status_code >= 400 OR error_code IS NOT NULL), \
+             input_tokens + output_tokens, cost_usd FROM usage \
+             WHERE endpoint_name = ? AND request_time >= ? AND request_time < ? ORDER BY request_time DESC LIMIT ?",
+        )
+        .bind(endpoint)
+        .bind(since)
+        .bind(until)
+        .bind(TIMELINE_MAX_ROWS)
+        .fetch_all(&self.db.reader)
+        .await?;
+        let mut latencies: Vec<Vec<f64>> = vec![Vec::new(); buckets as usize];
+        let mut points: Vec<TimelinePoint> =
+            (0..buckets).map(|i| TimelinePoint { start: since + i * width, ..Default::default() }).collect();
+        for (time, latency, failed, tokens, cost) in rows {
+            let i = ((time - since) / width).clamp(0, buckets - 1) as usize;
+            if let (Some(p), Some(l)) = (points.get_mut(i), latencies.get_mut(i)) {
+                p.requests += 1;
+                p.errors += i64::from(failed);
+                p.tokens += tokens;
+                p.cost_usd += cost;
+                l.push(latency);
+            }
+        }
+        for (p, l) in points.iter_mut().zip(latencies.iter_mut()) {
+            l.sort_by(f64::total_cmp);
+            // Nearest rank, as the window summaries compute them.
+            let at = |q: f64| l.get(((q * l.len() as f64).ceil() as usize).saturating_sub(1)).copied();
+            (p.p50_ms, p.p95_ms, p.p99_ms) = (at(0.50), at(0.95), at(0.99));
+        }
+        Ok(points)
+    }
+}
+
 /// Which records a budget counts: any of these.
 #[derive(Debug, Clone, Default)]
 pub struct SpendFilter {

@@ -3,6 +3,7 @@
 //! exactly as the signed-in principal may see it. Sign-in takes a personal access token; the
 //! session lives in an `HttpOnly`, `SameSite=Strict` cookie and every form carries a CSRF token.
 
+mod charts;
 mod session;
 
 use std::sync::Arc;
@@ -255,10 +256,61 @@ fn api_error(e: &crate::error::ApiError) -> Markup {
 
 /// `GET /console/endpoints/{name}`: what the API's `get` and `config-versions` show, with the
 /// actions the principal may take.
+/// `?window=1h|1d|7d` of the endpoint page's charts.
+#[derive(Deserialize, Default)]
+struct Window {
+    #[serde(default)]
+    window: Option<String>,
+}
+
+/// The charts of an endpoint's traffic over a window, from its usage records.
+async fn metrics(app: &AppState, name: &str, window: &str) -> Markup {
+    let (span_ms, buckets, label): (i64, i64, &str) = match window {
+        "1d" => (86_400_000, 48, "last day"),
+        "7d" => (7 * 86_400_000, 56, "last 7 days"),
+        _ => (3_600_000, 60, "last hour"),
+    };
+    let now = now_ms();
+    app.usage.flush().await;
+    let points = match app.usage.db.timeline(name, now - span_ms, now, buckets).await {
+        Ok(p) => p,
+        Err(e) => return html! { div.error { (e.to_string()) } },
+    };
+    let labels: Vec<String> = points.iter().map(|p| date(p.start)).collect();
+    let per_min = |count: i64| count as f64 * 60_000.0 / (span_ms / buckets) as f64;
+    let series =
+        |values: Vec<Option<f64>>, name: &'static str, colour: &'static str| charts::Series { name, values, colour };
+    let total: i64 = points.iter().map(|p| p.requests).sum();
+    html! {
+        h2 { "Metrics" }
+        p {
+            @for (w, text) in [("1h", "1 hour"), ("1d", "1 day"), ("7d", "7 days")] {
+                a href=(format!("/console/endpoints/{name}?window={w}")) aria-current=[(w == window || (window.is_empty() && w == "1h")).then_some("page")] { (text) } " "
+            }
+            span.muted { (total) " queries in the " (label) }
+        }
+        div.charts {
+            (charts::line_chart("Queries per minute", "/min", &labels, &[
+                series(points.iter().map(|p| Some(per_min(p.requests))).collect(), "all", "#2457c5"),
+                series(points.iter().map(|p| Some(per_min(p.errors))).collect(), "failed", "#b42318"),
+            ]))
+            (charts::line_chart("Latency", "ms", &labels, &[
+                series(points.iter().map(|p| p.p50_ms).collect(), "p50", "#067647"),
+                series(points.iter().map(|p| p.p95_ms).collect(), "p95", "#b54708"),
+                series(points.iter().map(|p| p.p99_ms).collect(), "p99", "#b42318"),
+            ]))
+            (charts::line_chart("Tokens and cost", "tokens", &labels, &[
+                series(points.iter().map(|p| Some(p.tokens as f64)).collect(), "tokens", "#5b6475"),
+            ]))
+        }
+    }
+}
+
 async fn endpoint_page(
     State(app): State<AppState>,
     Extension(sessions): SessionsExt,
     Path(name): Path<String>,
+    axum::extract::Query(window): axum::extract::Query<Window>,
     headers: HeaderMap,
 ) -> Response {
     use crate::extract::ApiPath;
@@ -331,6 +383,7 @@ async fn endpoint_page(
                 }
             }
         } }
+        (metrics(&app, &e.name, window.window.as_deref().unwrap_or("")).await)
         @if let Some(g) = &e.ai_gateway {
             h2 { "AI gateway" }
             pre { (serde_json::to_string_pretty(g).unwrap_or_default()) }

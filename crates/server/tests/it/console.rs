@@ -279,6 +279,13 @@ async fn the_playground_streams_a_query_as_the_signed_in_principal() {
     assert!(text.contains("\"content\":\"stream \""), "streamed chunk by chunk: {text}");
     let (_, log) = t.get("/api/2.0/requests?endpoint=chat").await;
     assert_eq!(log["requests"][0]["requester"], "admin", "billed to the signed-in principal: {log}");
+
+    // The endpoint's charts show that query, from the usage records.
+    let html = b_get_path(&b, &t, &session, "/console/endpoints/chat?window=1h").await.text().await.unwrap();
+    assert!(html.contains("1 queries in the last hour"), "{html}");
+    assert!(html.matches("<svg").count() == 3 && html.contains("Queries per minute") && html.contains("p95"), "{html}");
+    let day = b_get_path(&b, &t, &session, "/console/endpoints/chat?window=7d").await.text().await.unwrap();
+    assert!(day.contains("1 queries in the last 7 days"), "{day}");
 }
 
 #[tokio::test]
