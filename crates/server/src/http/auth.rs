@@ -28,11 +28,10 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
     }
     let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let Some(value) = header else {
-        return ApiError::Unauthenticated("Missing Authorization header: send 'Authorization: Bearer <token>'.".into())
-            .into_response();
+        return refused("Missing Authorization header: send 'Authorization: Bearer <token>'.");
     };
     let Some(bearer) = bearer_token(value) else {
-        return ApiError::Unauthenticated("The Authorization header must be 'Bearer <token>'.".into()).into_response();
+        return refused("The Authorization header must be 'Bearer <token>'.");
     };
     let principal = app.snapshot.load().tokens.get(&token::hash(bearer)).cloned();
     match principal {
@@ -42,9 +41,18 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
             resp.extensions_mut().insert(p);
             resp
         }
-        Some(_) => ApiError::Unauthenticated("The token has expired.".into()).into_response(),
-        None => ApiError::Unauthenticated("Invalid access token.".into()).into_response(),
+        Some(_) => refused("The token has expired."),
+        None => refused("Invalid access token."),
     }
+}
+
+/// A 401 sent before the request's body was read: the connection is closed after it
+/// (`Connection: close`), so a client does not send its next request on a connection whose
+/// unread body the server is about to drop it for.
+fn refused(message: &str) -> Response {
+    let mut resp = ApiError::Unauthenticated(message.into()).into_response();
+    resp.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    resp
 }
 
 /// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive

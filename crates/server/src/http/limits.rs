@@ -46,6 +46,9 @@ pub fn overloaded(what: &str) -> Response {
     let mut resp =
         ApiError::Unavailable(format!("The server is at its limit of {what}; retry shortly.")).into_response();
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    // Sent before the body was read: close, so the client does not reuse a connection that is
+    // about to be dropped for its unread body.
+    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp
 }
 
