@@ -183,63 +183,76 @@ impl Assembly {
             store.close().await;
             return Err(database(e));
         }
-        bootstrap::remember_key(store.as_ref(), &cipher).await?;
-        let workspace_id = bootstrap::workspace_id(store.as_ref()).await?;
-        let new_admin_token = bootstrap::admin(store.as_ref(), config.admin_token.as_deref()).await?;
+        // Whatever fails from here closes the store before returning, so no pool of a failed start
+        // writes to the database files after the caller has moved on (a later start, a restore).
+        let assembled = async {
+            bootstrap::remember_key(store.as_ref(), &cipher).await?;
+            let workspace_id = bootstrap::workspace_id(store.as_ref()).await?;
+            let new_admin_token = bootstrap::admin(store.as_ref(), config.admin_token.as_deref()).await?;
 
-        let cipher = Arc::new(cipher);
-        // reqwest needs a process-wide TLS provider; ring keeps aws-lc and OpenSSL out of the build.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let snapshot = snapshot::Snapshot::build(store.as_ref(), &cipher, &config.providers).await?;
-        let prices = match &config.price_table {
-            None => PriceTable::builtin(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| StartError::PriceTable { path: path.clone(), reason: e.to_string() })?;
-                PriceTable::builtin()
-                    .with_overrides(&text)
-                    .map_err(|reason| StartError::PriceTable { path: path.clone(), reason })?
+            let cipher = Arc::new(cipher);
+            // reqwest needs a process-wide TLS provider; ring keeps aws-lc and OpenSSL out of the build.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let snapshot = snapshot::Snapshot::build(store.as_ref(), &cipher, &config.providers).await?;
+            let prices = match &config.price_table {
+                None => PriceTable::builtin(),
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| StartError::PriceTable { path: path.clone(), reason: e.to_string() })?;
+                    PriceTable::builtin()
+                        .with_overrides(&text)
+                        .map_err(|reason| StartError::PriceTable { path: path.clone(), reason })?
+                }
+            };
+            let in_dir = |what: &'static str, file: &str| {
+                let path = config.data_dir.join(file);
+                move |source| StartError::Database { what, path, source }
+            };
+            let usage_db = UsageDb::open(&config.data_dir.join(bootstrap::USAGE_DB_FILE))
+                .await
+                .map_err(in_dir("usage database", bootstrap::USAGE_DB_FILE))?;
+            let metrics = Arc::new(metrics::Metrics::new());
+            let usage = usage::UsageSink::start(usage_db.clone(), prices, metrics.clone());
+            let inference_db = InferenceDb::open(&config.data_dir.join(bootstrap::INFERENCE_DB_FILE))
+                .await
+                .map_err(in_dir("inference-table database", bootstrap::INFERENCE_DB_FILE))?;
+            let inference = inference::InferenceSink::start(inference_db.clone(), metrics);
+            let (queue, jobs) = state::DeployQueue::new();
+            let app = state::AppState::new(
+                store.clone(),
+                cipher,
+                snapshot,
+                queue.clone(),
+                workspace_id,
+                config,
+                state::Sinks { usage: usage.clone(), inference: inference.clone() },
+            )
+            .map_err(StartError::HttpClient)?;
+
+            alerts::install_defaults(app.store.as_ref()).await.map_err(|e| {
+                StartError::Store(modelgate_store::StoreError::Invalid(format!("installing default alert rules: {e}")))
+            })?;
+            let snapshot = app.snapshot.load_full();
+            app.budgets.reload(app.store.as_ref(), &app.usage.db, &snapshot.targets()).await.map_err(|e| {
+                StartError::Store(modelgate_store::StoreError::Invalid(format!("loading budget policies: {e}")))
+            })?;
+
+            // Versions left pending by the previous run are deployed now.
+            for e in store.list_endpoints().await? {
+                if let Some(v) = e.pending_version {
+                    queue.enqueue(&e.id, v);
+                }
             }
-        };
-        let in_dir = |what: &'static str, file: &str| {
-            let path = config.data_dir.join(file);
-            move |source| StartError::Database { what, path, source }
-        };
-        let usage_db = UsageDb::open(&config.data_dir.join(bootstrap::USAGE_DB_FILE))
-            .await
-            .map_err(in_dir("usage database", bootstrap::USAGE_DB_FILE))?;
-        let metrics = Arc::new(metrics::Metrics::new());
-        let usage = usage::UsageSink::start(usage_db.clone(), prices, metrics.clone());
-        let inference_db = InferenceDb::open(&config.data_dir.join(bootstrap::INFERENCE_DB_FILE))
-            .await
-            .map_err(in_dir("inference-table database", bootstrap::INFERENCE_DB_FILE))?;
-        let inference = inference::InferenceSink::start(inference_db.clone(), metrics);
-        let (queue, jobs) = state::DeployQueue::new();
-        let app = state::AppState::new(
-            store.clone(),
-            cipher,
-            snapshot,
-            queue.clone(),
-            workspace_id,
-            config,
-            state::Sinks { usage: usage.clone(), inference: inference.clone() },
-        )
-        .map_err(StartError::HttpClient)?;
-
-        alerts::install_defaults(app.store.as_ref()).await.map_err(|e| {
-            StartError::Store(modelgate_store::StoreError::Invalid(format!("installing default alert rules: {e}")))
-        })?;
-        let snapshot = app.snapshot.load_full();
-        app.budgets.reload(app.store.as_ref(), &app.usage.db, &snapshot.targets()).await.map_err(|e| {
-            StartError::Store(modelgate_store::StoreError::Invalid(format!("loading budget policies: {e}")))
-        })?;
-
-        // Versions left pending by the previous run are deployed now.
-        for e in store.list_endpoints().await? {
-            if let Some(v) = e.pending_version {
-                queue.enqueue(&e.id, v);
-            }
+            Ok::<_, StartError>((app, jobs, new_admin_token, usage, inference, usage_db, inference_db))
         }
+        .await;
+        let (app, jobs, new_admin_token, usage, inference, usage_db, inference_db) = match assembled {
+            Ok(parts) => parts,
+            Err(e) => {
+                store.close().await;
+                return Err(e);
+            }
+        };
         let resources = Resources { store, usage, inference, usage_db, inference_db, lock };
         Ok(Assembly { app, jobs, new_admin_token, resources })
     }
