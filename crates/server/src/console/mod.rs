@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/endpoints/{name}", get(endpoint_page))
         .route("/console/playground", get(playground_page))
         .route("/console/operations", get(operations_page))
+        .route("/console/usage", get(usage_page))
         .route("/console/playground/{name}", post(playground_query))
         .route("/console/endpoints/{name}/{action}", post(endpoint_action))
         .route("/console/assets/{file}", get(asset))
@@ -106,6 +107,7 @@ fn layout(title: &str, who: Option<(&Principal, &Session)>, current: &str, conte
                         nav aria-label="Sections" {
                             a href="/" aria-current=[(current == "endpoints").then_some("page")] { "Endpoints" }
                             a href="/console/playground" aria-current=[(current == "playground").then_some("page")] { "Playground" }
+                            a href="/console/usage" aria-current=[(current == "usage").then_some("page")] { "Cost and usage" }
                             a href="/console/operations" aria-current=[(current == "operations").then_some("page")] { "Operations" }
                         }
                         form method="post" action="/console/sign-out" {
@@ -598,4 +600,118 @@ async fn operations_page(
         p.muted { "Values are never shown; read one with modelgate secrets get-secret SCOPE KEY if you hold READ." }
     };
     page(StatusCode::OK, layout("Operations", Some((&principal, &session)), "operations", content))
+}
+
+/// `?by=endpoint|tag.team|usage_context.project|requester&days=7&format=csv` of the usage page.
+#[derive(Deserialize, Default)]
+struct UsageView {
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    days: Option<i64>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// `GET /console/usage`: spend and use by a dimension over the last days, from the usage report
+/// the API gives (the same permissions), with budgets and how much of each is used; `format=csv`
+/// downloads the table.
+async fn usage_page(
+    State(app): State<AppState>,
+    Extension(sessions): SessionsExt,
+    axum::extract::Query(view): axum::extract::Query<UsageView>,
+    headers: HeaderMap,
+) -> Response {
+    use crate::extract::ApiQuery;
+    let Some((principal, _, session)) = signed_in(&app, &sessions, &headers) else { return to_sign_in() };
+    let by = view.by.clone().unwrap_or_else(|| "endpoint".into());
+    let days = view.days.unwrap_or(7).clamp(1, 400);
+    let start = (now_ms() - days * 86_400_000).to_string();
+    let params = serde_json::from_value(serde_json::json!({"group_by": by, "start": start}));
+    let report = match params {
+        Ok(p) => crate::api::usage::report(State(app.clone()), Extension(principal.clone()), ApiQuery(p)).await,
+        Err(e) => Err(crate::error::ApiError::Internal(e.to_string())),
+    };
+    let rows: Vec<Vec<String>> = match &report {
+        Ok(axum::Json(r)) => r
+            .get("rows")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .map(|row| {
+                let cell = |k: &str| {
+                    row.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).unwrap_or_default()
+                };
+                vec![
+                    cell(&by),
+                    cell("requests"),
+                    cell("errors"),
+                    cell("input_tokens"),
+                    cell("output_tokens"),
+                    format!("{:.4}", row.get("cost_usd").and_then(|v| v.as_f64()).unwrap_or(0.0)),
+                ]
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let headers_row = [by.as_str(), "requests", "errors", "input_tokens", "output_tokens", "cost_usd"];
+    if view.format.as_deref() == Some("csv") {
+        let field = |v: &str| {
+            if v.contains([',', '"', '\n']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v.to_string() }
+        };
+        let mut csv = headers_row.join(",") + "\n";
+        for r in &rows {
+            csv.push_str(&r.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
+            csv.push('\n');
+        }
+        return (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"usage.csv\""),
+            ],
+            csv,
+        )
+            .into_response();
+    }
+    let budgets = crate::api::budgets::list(State(app.clone()), Extension(principal.clone())).await;
+    let content = html! {
+        h1 { "Cost and usage" }
+        form method="get" action="/console/usage" {
+            label { "By " select name="by" {
+                @for d in ["endpoint", "served_entity", "requester", "model", "tag.team", "tag.project", "usage_context.project"] {
+                    option value=(d) selected[d == by] { (d) }
+                }
+            } }
+            " "
+            label { "over the last " input type="number" name="days" min="1" max="400" value=(days) style="width:5rem"; " days " }
+            button type="submit" { "Show" }
+            " "
+            a href=(format!("/console/usage?by={by}&days={days}&format=csv")) { "Download CSV" }
+        }
+        @match &report {
+            Err(e) => (api_error(e)),
+            Ok(_) if rows.is_empty() => div.empty { p { "No queries in this window." } },
+            Ok(_) => div.table-wrap { table {
+                thead { tr { @for h in headers_row { th { (h) } } } }
+                tbody { @for r in &rows { tr { @for c in r { td { (c) } } } } }
+            } },
+        }
+        h2 { "Budgets" }
+        @match &budgets {
+            Err(e) => p.muted { (e.to_string()) },
+            Ok(axum::Json(b)) if b.policies.is_empty() => p.muted { "No budget policy. Create one with modelgate budgets create." },
+            Ok(axum::Json(b)) => div.table-wrap { table {
+                thead { tr { th { "Policy" } th { "Period" } th { "Spent" } th { "Amount" } th { "Used" } th { "Action" } } }
+                tbody { @for p in &b.policies { tr {
+                    td { (p.input.name) }
+                    td { (p.input.period) }
+                    td { (p.spend.as_ref().map(|x| format!("${:.2}", x.spent_usd)).unwrap_or_default()) }
+                    td { (format!("${:.2}", p.input.amount_usd)) }
+                    td { (p.spend.as_ref().map(|x| format!("{:.1} %", x.percent)).unwrap_or_default()) }
+                    td { (p.input.action.as_deref().unwrap_or("ALERT")) }
+                } } }
+            } },
+        }
+    };
+    page(StatusCode::OK, layout("Cost and usage", Some((&principal, &session)), "usage", content))
 }

@@ -311,3 +311,33 @@ async fn operations_show_alerts_audit_and_secret_names_never_values() {
     assert!(html.contains("Only admins") && html.contains("No secret scope you may read."), "{html}");
     assert!(!html.contains(">openai</span>"), "{html}");
 }
+
+#[tokio::test]
+async fn cost_and_usage_by_dimension_with_budgets_and_csv() {
+    let (_m, url) = mock().await;
+    let t = TestServer::start().await;
+    t.secret("llm", "k", "sk-console-4").await;
+    create_ready(
+        &t,
+        json!({"name": "chat", "config": {"served_entities": [mock_entity("a", &url, json!({}))]},
+        "tags": [{"key": "team", "value": "ml"}]}),
+    )
+    .await;
+    let (s, _) =
+        t.post("/serving-endpoints/chat/invocations", json!({"messages": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) =
+        t.post("/api/2.0/budget-policies", json!({"name": "ml-monthly", "period": "month", "amount_usd": 100})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let b = browser();
+    let session = sign_in(&t, &b, &t.token).await;
+    let html = b_get_path(&b, &t, &session, "/console/usage?by=tag.team&days=7").await.text().await.unwrap();
+    assert!(html.contains("<td>ml</td><td>1</td><td>0</td>"), "one query for team ml: {html}");
+    assert!(html.contains("ml-monthly") && html.contains("$100.00"), "{html}");
+    let csv = b_get_path(&b, &t, &session, "/console/usage?by=endpoint&days=7&format=csv").await;
+    assert_eq!(csv.headers().get("content-type").unwrap(), "text/csv; charset=utf-8");
+    let text = csv.text().await.unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("endpoint,requests,errors,input_tokens,output_tokens,cost_usd"));
+    assert!(lines.next().unwrap().starts_with("chat,1,0,"), "{text}");
+}
