@@ -26,6 +26,7 @@ mod query;
 mod relay;
 pub(crate) mod settlement;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -33,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use modelgate_providers::{Body, Task};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::snapshot::Principal;
+use crate::snapshot::{LiveEndpoint, Principal};
 use crate::state::AppState;
 use modelgate_store::UsageRecord;
 use query::QueryFacts;
@@ -57,14 +58,17 @@ pub(super) async fn query(
     body: Body,
     raw: Bytes,
 ) -> Response {
-    let Some(d) = app.snapshot.load().endpoints.get(name).and_then(|ep| ep.deprecation.clone()) else {
-        return pipeline(app, caller, name, route_task, body, raw).await;
+    // One snapshot read per query: the endpoint found here is the one the pipeline records against.
+    let ep = app.snapshot.load().endpoints.get(name).cloned();
+    let Some(d) = ep.as_ref().and_then(|ep| ep.deprecation.clone()) else {
+        return pipeline(app, caller, name, ep, route_task, body, raw).await;
     };
     let now = modelgate_core::now_ms();
     let mut resp = if now < d.sunset_ms {
-        pipeline(app, caller, name, route_task, body, raw).await
+        pipeline(app, caller, name, ep, route_task, body, raw).await
     } else if let (Some(to), true) = (&d.replacement, d.forward) {
-        pipeline(app, caller, to, route_task, body, raw).await
+        let successor = app.snapshot.load().endpoints.get(to.as_str()).cloned();
+        pipeline(app, caller, to, successor, route_task, body, raw).await
     } else {
         let start = Instant::now();
         let day =
@@ -105,11 +109,13 @@ fn deprecation_headers(resp: &mut Response, d: &crate::snapshot::LiveDeprecation
     }
 }
 
-/// The pipeline: admission, the attempts, settlement.
+/// The pipeline: admission, the attempts, settlement. `ep` is the endpoint `name` found in the
+/// snapshot, if any.
 async fn pipeline(
     app: &AppState,
     caller: &Principal,
     name: &str,
+    ep: Option<Arc<LiveEndpoint>>,
     route_task: Option<Task>,
     body: Body,
     raw: Bytes,
@@ -117,9 +123,9 @@ async fn pipeline(
     let start = Instant::now();
     let facts = QueryFacts::read(&body);
     // Only endpoints that exist leave full records: unknown names must not grow the metrics.
-    let ledger = app.snapshot.load().endpoints.get(name).map(|ep| {
+    let ledger = ep.map(|ep| {
         let known = facts.as_ref().cloned().unwrap_or_default();
-        Ledger::new(app, ep.clone(), caller, &known, &body, raw, start)
+        Ledger::new(app, ep, caller, &known, &body, raw, start)
     });
     let known = ledger.is_some();
     let mut settlement = Some(Settlement::new(ledger));
