@@ -9,7 +9,26 @@ document.querySelectorAll("input[data-filter]").forEach((box) => {
   });
 });
 
-// Asks before an action that changes an endpoint (stop, start, roll back).
+// A select marked data-autosubmit applies its form as soon as it changes.
+document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
+  select.addEventListener("change", () => select.form.submit());
+});
+
+// Charts marked data-refresh are fetched again every 15 seconds while the page is visible; the
+// server renders them, so a refresh is one small HTML fragment.
+document.querySelectorAll("[data-refresh]").forEach((box) => {
+  const refresh = async () => {
+    if (document.hidden) return;
+    try {
+      const resp = await fetch(box.dataset.refresh, { headers: { "x-console-refresh": "1" } });
+      if (resp.ok) box.innerHTML = await resp.text();
+    } catch (_) { /* offline for a moment: the next tick tries again */ }
+  };
+  window.setInterval(refresh, 15000);
+  document.addEventListener("visibilitychange", refresh);
+});
+
+// Asks before an action that changes an endpoint (stop, start, roll back, revoke).
 document.querySelectorAll("form[data-confirm]").forEach((form) => {
   form.addEventListener("submit", (event) => {
     if (!window.confirm(form.dataset.confirm)) event.preventDefault();

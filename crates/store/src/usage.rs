@@ -658,6 +658,10 @@ pub struct TimelinePoint {
     pub p95_ms: Option<f64>,
     /// 99th percentile.
     pub p99_ms: Option<f64>,
+    /// Median time to first token of the streamed queries (`None` without any).
+    pub ttft_p50_ms: Option<f64>,
+    /// 95th percentile of the time to first token.
+    pub ttft_p95_ms: Option<f64>,
     /// Input plus output tokens.
     pub tokens: i64,
     /// USD.
@@ -668,43 +672,58 @@ pub struct TimelinePoint {
 const TIMELINE_MAX_ROWS: i64 = 200_000;
 
 impl UsageDb {
-    /// `endpoint`'s traffic from `since` to `until` in `buckets` equal buckets (oldest first),
-    /// from its usage records.
-    pub async fn timeline(&self, endpoint: &str, since: i64, until: i64, buckets: i64) -> Result<Vec<TimelinePoint>> {
+    /// `endpoint`'s traffic (only `entity`'s, if given) from `since` to `until` in `buckets`
+    /// equal buckets (oldest first), from its usage records.
+    pub async fn timeline(
+        &self,
+        endpoint: &str,
+        entity: Option<&str>,
+        since: i64,
+        until: i64,
+        buckets: i64,
+    ) -> Result<Vec<TimelinePoint>> {
         let buckets = buckets.max(1);
         let width = ((until - since) / buckets).max(1);
-        let rows: Vec<(i64, f64, bool, i64, f64)> = sqlx::query_as(
-            "SELECT request_time, latency_ms, (status_code >= 400 OR error_code IS NOT NULL), \
+        let rows: Vec<(i64, f64, Option<f64>, bool, i64, f64)> = sqlx::query_as(
+            "SELECT request_time, latency_ms, ttft_ms, (status_code >= 400 OR error_code IS NOT NULL), \
              input_tokens + output_tokens, cost_usd FROM usage \
-             WHERE endpoint_name = ? AND request_time >= ? AND request_time < ? ORDER BY request_time DESC LIMIT ?",
+             WHERE endpoint_name = ? AND (? IS NULL OR served_entity = ?) AND request_time >= ? AND request_time < ? \
+             ORDER BY request_time DESC LIMIT ?",
         )
         .bind(endpoint)
+        .bind(entity)
+        .bind(entity)
         .bind(since)
         .bind(until)
         .bind(TIMELINE_MAX_ROWS)
         .fetch_all(&self.db.reader)
         .await?;
-        let mut latencies: Vec<Vec<f64>> = vec![Vec::new(); buckets as usize];
+        let mut latencies: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); buckets as usize];
         let mut points: Vec<TimelinePoint> =
             (0..buckets).map(|i| TimelinePoint { start: since + i * width, ..Default::default() }).collect();
-        for (time, latency, failed, tokens, cost) in rows {
+        for (time, latency, ttft, failed, tokens, cost) in rows {
             let i = ((time - since) / width).clamp(0, buckets - 1) as usize;
-            if let (Some(p), Some(l)) = (points.get_mut(i), latencies.get_mut(i)) {
+            if let (Some(p), Some((l, t))) = (points.get_mut(i), latencies.get_mut(i)) {
                 p.requests += 1;
                 p.errors += i64::from(failed);
                 p.tokens += tokens;
                 p.cost_usd += cost;
                 l.push(latency);
+                t.extend(ttft);
             }
         }
-        for (p, l) in points.iter_mut().zip(latencies.iter_mut()) {
-            l.sort_by(f64::total_cmp);
-            // Nearest rank, as the window summaries compute them.
-            let at = |q: f64| l.get(((q * l.len() as f64).ceil() as usize).saturating_sub(1)).copied();
-            (p.p50_ms, p.p95_ms, p.p99_ms) = (at(0.50), at(0.95), at(0.99));
+        for (p, (l, t)) in points.iter_mut().zip(latencies.iter_mut()) {
+            (p.p50_ms, p.p95_ms, p.p99_ms) = (nearest_rank(l, 0.50), nearest_rank(l, 0.95), nearest_rank(l, 0.99));
+            (p.ttft_p50_ms, p.ttft_p95_ms) = (nearest_rank(t, 0.50), nearest_rank(t, 0.95));
         }
         Ok(points)
     }
+}
+
+/// The `q` quantile of `values` by nearest rank, as the window summaries compute them (sorts them).
+fn nearest_rank(values: &mut [f64], q: f64) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(((q * values.len() as f64).ceil() as usize).saturating_sub(1)).copied()
 }
 
 /// Which records a budget counts: any of these.

@@ -186,3 +186,42 @@ async fn usage_summary_percentiles_are_nearest_rank() {
     let none = db.summary("chat", 20_000).await.unwrap();
     assert_eq!((none.requests, none.p95_ms), (0, None));
 }
+
+#[tokio::test]
+async fn timeline_buckets_filter_by_entity_and_give_ttft_of_streams_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = UsageDb::open(&dir.path().join("usage.db")).await.unwrap();
+    // Two buckets of 1000 ms: entity "a" streams in the first, "b" answers whole in the second.
+    let record = |i: i64, entity: &str, time: i64, ttft: Option<f64>| UsageRecord {
+        request_id: format!("r{i}"),
+        request_time: time,
+        endpoint_name: "chat".into(),
+        served_entity: entity.into(),
+        status_code: if i == 3 { 429 } else { 200 },
+        latency_ms: 10.0 * i as f64,
+        ttft_ms: ttft,
+        input_tokens: 2,
+        output_tokens: 3,
+        cost_usd: 0.5,
+        ..Default::default()
+    };
+    let records = vec![
+        record(1, "a", 100, Some(4.0)),
+        record(2, "a", 900, Some(8.0)),
+        record(3, "b", 1_500, None),
+        record(4, "b", 1_999, None),
+        record(5, "b", 2_000, None), // outside [0, 2000)
+    ];
+    db.insert(&records).await.unwrap();
+    let all = db.timeline("chat", None, 0, 2_000, 2).await.unwrap();
+    assert_eq!(
+        all.iter().map(|p| (p.start, p.requests, p.errors, p.tokens)).collect::<Vec<_>>(),
+        [(0, 2, 0, 10), (1_000, 2, 1, 10)]
+    );
+    assert_eq!((all[0].p50_ms, all[0].p99_ms, all[1].p50_ms), (Some(10.0), Some(20.0), Some(30.0)));
+    assert_eq!((all[0].ttft_p50_ms, all[0].ttft_p95_ms, all[1].ttft_p50_ms), (Some(4.0), Some(8.0), None));
+    assert!((all[1].cost_usd - 1.0).abs() < 1e-9);
+    let b = db.timeline("chat", Some("b"), 0, 2_000, 2).await.unwrap();
+    assert_eq!(b.iter().map(|p| p.requests).collect::<Vec<_>>(), [0, 2]);
+    assert_eq!(b[0].p50_ms, None);
+}

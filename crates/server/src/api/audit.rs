@@ -30,13 +30,6 @@ pub struct AuditParams {
     limit: Option<i64>,
 }
 
-impl AuditParams {
-    /// The newest `limit` records.
-    pub fn newest(limit: i64) -> Self {
-        AuditParams { limit: Some(limit), ..Default::default() }
-    }
-}
-
 /// One record as the API shows it.
 #[derive(Serialize)]
 pub struct AuditEntry {

@@ -44,14 +44,24 @@ pub fn line_chart(title: &str, unit: &str, labels: &[String], series: &[Series<'
             figcaption { (title) }
             svg viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(title) preserveAspectRatio="none" {
                 line x1=(PAD) y1=(HEIGHT - PAD) x2=(WIDTH - PAD) y2=(HEIGHT - PAD) stroke="#c9ced8" {}
-                text x="2" y=(PAD - 8.0) font-size="10" fill="#5b6475" { (format!("{top:.1} {unit}")) }
+                text x="2" y=(PAD - 8.0) font-size="10" fill="#5b6475" { (scale(top)) " " (unit) }
                 text x="2" y=(HEIGHT - 4.0) font-size="10" fill="#5b6475" { (labels.first().cloned().unwrap_or_default()) }
                 text x=(WIDTH - 2.0) y=(HEIGHT - 4.0) font-size="10" fill="#5b6475" text-anchor="end" { (labels.last().cloned().unwrap_or_default()) }
                 @for s in series {
                     path d=(path(s)) fill="none" stroke=(s.colour) stroke-width="2" {}
                 }
             }
-            p.legend { @for s in series { span style=(format!("color:{}", s.colour)) { "■ " } (s.name) " " } }
+            // The page's CSP allows no inline style, so a legend's colour is drawn, not styled.
+            p.legend { @for s in series { svg.swatch viewBox="0 0 10 10" width="10" height="10" aria-hidden="true" { rect width="10" height="10" fill=(s.colour) {} } " " (s.name) " " } }
         }
+    }
+}
+
+/// A scale's top value with as many decimals as its size needs (costs are often fractions of a cent).
+fn scale(v: f64) -> String {
+    match v {
+        v if v >= 100.0 => format!("{v:.0}"),
+        v if v >= 1.0 => format!("{v:.1}"),
+        v => format!("{v:.4}"),
     }
 }

@@ -282,10 +282,21 @@ async fn the_playground_streams_a_query_as_the_signed_in_principal() {
 
     // The endpoint's charts show that query, from the usage records.
     let html = b_get_path(&b, &t, &session, "/console/endpoints/chat?window=1h").await.text().await.unwrap();
-    assert!(html.contains("1 queries in the last hour"), "{html}");
-    assert!(html.matches("<svg").count() == 3 && html.contains("Queries per minute") && html.contains("p95"), "{html}");
+    assert!(html.contains("1 queries, ") && html.contains(" in the last hour"), "{html}");
+    assert_eq!(html.matches("<figure class=\"chart\">").count(), 5, "{html}");
+    assert!(
+        html.contains("Queries per minute") && html.contains("Time to first token") && html.contains("p95"),
+        "{html}"
+    );
+    // The streamed query has a time to first token: its chart has a point.
+    let ttft = html.split("<figcaption>Time to first token").nth(1).unwrap().split("</figure>").next().unwrap();
+    assert!(ttft.contains("<path d=\"M"), "{ttft}");
+    // The charts refresh from their own route, with the page's checks.
+    let fragment = b_get_path(&b, &t, &session, "/console/endpoints/chat/metrics?window=1h").await;
+    assert_eq!(fragment.status(), StatusCode::OK);
+    assert!(fragment.text().await.unwrap().contains("1 queries, "), "the fragment has the figures");
     let day = b_get_path(&b, &t, &session, "/console/endpoints/chat?window=7d").await.text().await.unwrap();
-    assert!(day.contains("1 queries in the last 7 days"), "{day}");
+    assert!(day.contains(" in the last 7 days"), "{day}");
 }
 
 #[tokio::test]
@@ -340,4 +351,124 @@ async fn cost_and_usage_by_dimension_with_budgets_and_csv() {
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("endpoint,requests,errors,input_tokens,output_tokens,cost_usd"));
     assert!(lines.next().unwrap().starts_with("chat,1,0,"), "{text}");
+}
+
+/// The session's CSRF token, from any page's sign-out form.
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn managers_change_tags_permissions_and_the_gateway_and_delete_from_the_endpoint_page() {
+    let (_m, url) = mock().await;
+    let t = TestServer::start().await;
+    t.secret("llm", "k", "sk-console-5").await;
+    create_ready(&t, json!({"name": "chat", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}})).await;
+    create_principal(&t, "Users", json!({"userName": "dev@example.com"})).await;
+    let b = browser();
+    let session = sign_in(&t, &b, &t.token).await;
+    let csrf = csrf_of(&b_get_path(&b, &t, &session, "/console/endpoints/chat").await.text().await.unwrap());
+    let act = |action: &'static str, form: Vec<(&'static str, &'static str)>| {
+        let mut form: Vec<(&str, String)> = form.into_iter().map(|(k, v)| (k, v.to_string())).collect();
+        form.push(("csrf", csrf.clone()));
+        b.post(format!("{}/console/endpoints/chat/{action}", t.base))
+            .header("cookie", format!("mg_session={session}"))
+            .form(&form)
+            .send()
+    };
+
+    // Tags.
+    assert_eq!(act("tags-add", vec![("key", "team"), ("value", "ml")]).await.unwrap().status(), StatusCode::SEE_OTHER);
+    let (_, e) = t.get("/api/2.0/serving-endpoints/chat").await;
+    assert_eq!(e["tags"], json!([{"key": "team", "value": "ml"}]));
+    assert_eq!(act("tags-remove", vec![("key", "team")]).await.unwrap().status(), StatusCode::SEE_OTHER);
+    let (_, e) = t.get("/api/2.0/serving-endpoints/chat").await;
+    assert!(e.get("tags").is_none_or(|t| t.as_array().unwrap().is_empty()), "{e}");
+
+    // Permissions: a grant, a grant to nobody (the API's error, nothing changed), a revoke.
+    let id = e["id"].as_str().unwrap().to_string();
+    let acl = || async { t.get(&format!("/api/2.0/permissions/serving-endpoints/{id}")).await.1.to_string() };
+    let r = act("grant", vec![("kind", "user_name"), ("principal", "dev@example.com"), ("level", "CAN_QUERY")]).await;
+    assert_eq!(r.unwrap().status(), StatusCode::SEE_OTHER);
+    assert!(acl().await.contains("dev@example.com"));
+    let r = act("grant", vec![("kind", "user_name"), ("principal", "ghost@example.com"), ("level", "CAN_QUERY")]);
+    let r = r.await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("ghost@example.com"), "the API's message names the principal");
+    let before = acl().await;
+    assert!(!before.contains("ghost") && before.contains("dev@example.com"));
+    let r = act("revoke", vec![("kind", "user_name"), ("principal", "dev@example.com")]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let after = acl().await;
+    assert!(!after.contains("dev@example.com") && after.contains("CAN_MANAGE"), "only that grant went: {after}");
+
+    // The AI gateway: JSON that does not parse and a limit the API refuses change nothing.
+    let r = act("ai-gateway", vec![("json", "{\"rate_limits\": [")]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("does not parse"));
+    let bad = r#"{"rate_limits": [{"calls": 5, "renewal_period": "fortnight"}]}"#;
+    let r = act("ai-gateway", vec![("json", bad)]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("renewal_period"), "the API's message, as it is");
+    assert!(t.get("/api/2.0/serving-endpoints/chat").await.1.get("ai_gateway").is_none());
+    let good = r#"{"rate_limits": [{"calls": 5, "renewal_period": "minute", "key": "user"}],
+        "guardrails": {"input": {"pii": {"behavior": "MASK"}}}}"#;
+    assert_eq!(act("ai-gateway", vec![("json", good)]).await.unwrap().status(), StatusCode::SEE_OTHER);
+    let html = b_get_path(&b, &t, &session, "/console/endpoints/chat").await.text().await.unwrap();
+    assert!(html.contains("<td>user</td><td></td><td>5</td><td></td><td>minute</td>"), "the limit: {html}");
+    assert!(html.contains("<code>pii</code>") && html.contains("MASK"), "the guardrail: {html}");
+
+    // A second version: the side-by-side comparison marks what changed.
+    let mut v2 = json!({"served_entities": [mock_entity("a", &url, json!({}))]});
+    v2["served_entities"][0]["external_model"]["name"] = json!("gpt-4o-mini");
+    assert_eq!(t.put("/api/2.0/serving-endpoints/chat/config", v2).await.0, StatusCode::OK);
+    t.wait_settled("chat").await;
+    let html = b_get_path(&b, &t, &session, "/console/endpoints/chat?compare=1").await.text().await.unwrap();
+    let compare = html.split("table class=\"side-by-side\"").nth(1).expect("a side-by-side table");
+    let changed = compare.split("<tr class=\"changed\">").nth(1).unwrap().split("</tr>").next().unwrap();
+    assert!(changed.contains("gpt-4o-mini") && changed.contains("&quot;gpt-4o&quot;"), "{changed}");
+
+    // Delete asks for the name: a wrong one is refused and the endpoint stays.
+    let r = act("delete", vec![("confirm", "chta")]).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(t.get("/api/2.0/serving-endpoints/chat").await.0, StatusCode::OK);
+    let r = act("delete", vec![("confirm", "chat")]).await.unwrap();
+    assert_eq!((r.status(), r.headers().get("location").unwrap().to_str().unwrap()), (StatusCode::SEE_OTHER, "/"));
+    assert_eq!(t.get("/api/2.0/serving-endpoints/chat").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_list_sorts_and_filters_by_tag_and_identity_is_for_admins() {
+    let (_m, url) = mock().await;
+    let t = TestServer::start().await;
+    t.secret("llm", "k", "sk-console-6").await;
+    for (name, team) in [("alpha", "ml"), ("beta", "search")] {
+        let body = json!({"name": name, "config": {"served_entities": [mock_entity("a", &url, json!({}))]},
+            "tags": [{"key": "team", "value": team}]});
+        create_ready(&t, body).await;
+    }
+    let b = browser();
+    let admin = sign_in(&t, &b, &t.token).await;
+    let order = |html: &str| (html.find(">alpha</a>"), html.find(">beta</a>"));
+    let html = b_get_path(&b, &t, &admin, "/?sort=name&desc=true").await.text().await.unwrap();
+    let (a, z) = order(&html);
+    assert!(a.unwrap() > z.unwrap(), "descending by name: {html}");
+    assert!(html.contains("aria-sort=\"descending\""), "{html}");
+    let html = b_get_path(&b, &t, &admin, "/?tag=team%3Dml").await.text().await.unwrap();
+    assert_eq!(order(&html).1, None, "only the ml endpoint: {html}");
+    assert!(order(&html).0.is_some());
+    let html = b_get_path(&b, &t, &admin, "/?tag=team%3Dnone").await.text().await.unwrap();
+    assert!(html.contains("No endpoint has the tag"), "{html}");
+
+    create_principal(&t, "Users", json!({"userName": "dev@example.com"})).await;
+    let dev_token = token_for(&t, json!({"user_name": "dev@example.com"})).await;
+    let html = b_get_path(&b, &t, &admin, "/console/identity").await.text().await.unwrap();
+    assert!(html.contains("<td>dev@example.com</td>") && html.contains("<td>admins</td>"), "{html}");
+    assert!(!html.contains(&dev_token) && !html.contains(&t.token), "token values are never shown");
+    let dev = sign_in(&t, &b, &dev_token).await;
+    let r = b_get_path(&b, &t, &dev, "/console/identity").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Only admins may see users"), "{html}");
+    assert!(!html.contains("href=\"/console/identity\""), "no Identity link for a non-admin");
 }
