@@ -2,44 +2,15 @@
 
 import os
 import pathlib
-import subprocess
-import threading
+import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from harness import BIN_DIR, Process  # noqa: E402
+
 ADMIN_TOKEN = "mgt_compat_admin_token_0123456789abcdef"
 SECRET_VALUE = "sk-compat-secret-value-5150"
-
-
-BIN_DIR = pathlib.Path(os.environ.get("MODELGATE_BIN_DIR", str(ROOT / "target" / "debug")))
-
-
-class Process:
-    """A child process that prints `... listening on <url>` once it is ready."""
-
-    def __init__(self, args, env=None):
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        self.output = []
-        ready = threading.Event()
-        self.host = None
-
-        def pump():
-            for line in self.proc.stdout:
-                self.output.append(line)
-                if " listening on " in line and self.host is None:
-                    self.host = line.split()[-1].strip()
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(30) or not self.host:
-            raise RuntimeError(f"{args[0]} did not start:\n" + "".join(self.output))
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
-        return self.proc.returncode
 
 
 @pytest.fixture(scope="session")

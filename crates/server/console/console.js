@@ -55,6 +55,13 @@ if (playground) {
       `import os\nfrom databricks.sdk import WorkspaceClient\nfrom databricks.sdk.service.serving import ChatMessage, ChatMessageRole\nw = WorkspaceClient(host="${host}", token=os.environ["MODELGATE_TOKEN"])\n` +
       `print(w.serving_endpoints.query("${endpoint.value}", messages=[ChatMessage(role=ChatMessageRole.USER, content=${JSON.stringify(message.value)})]))`;
   };
+  document.querySelectorAll("button[data-copy]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      await navigator.clipboard.writeText(document.getElementById(button.dataset.copy).textContent);
+      button.textContent = "Copied";
+      window.setTimeout(() => { button.textContent = "Copy"; }, 1500);
+    });
+  });
   endpoint.addEventListener("change", showCode);
   message.addEventListener("input", showCode);
   showCode();

@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use modelgate_core::now_ms;
 use serde::Deserialize;
 
-use super::charts::{Series, line_chart};
+use super::charts::{Series, figure, line_chart};
 use super::{Viewer, api_error, date};
 use crate::extract::ApiPath;
 use crate::state::AppState;
@@ -61,7 +61,7 @@ pub async fn section(
             }
         }
         p.muted {
-            (total) " queries, " (format!("${cost:.4}")) " in the " (words)
+            (total) " queries, $" (figure(cost)) " in the " (words)
             @if let Some(e) = entity { " on " (e) }
             " · refreshed " (date(now)) " UTC"
         }

@@ -34,6 +34,7 @@ use session::{SESSION_COOKIE, Session, Sessions, cookie, same_origin, same_secre
 
 const CSS: &str = include_str!("../../console/console.css");
 const JS: &str = include_str!("../../console/console.js");
+const ICON: &str = include_str!("../../console/favicon.svg");
 
 /// The console's routes; they sit outside the API's bearer-token check and use the session.
 pub fn router() -> Router<AppState> {
@@ -168,6 +169,7 @@ fn layout(title: &str, who: Option<&Viewer>, current: &str, content: Markup) -> 
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · modelgate" }
                 link rel="stylesheet" href="/console/assets/console.css";
+                link rel="icon" href="/console/assets/favicon.svg" type="image/svg+xml";
             }
             body {
                 a.skip href="#main" { "Skip to content" }
@@ -223,11 +225,12 @@ fn live(expires_at: Option<i64>) -> bool {
     expires_at.is_none_or(|t| t > now_ms())
 }
 
-/// `GET /console/assets/{file}`: the embedded stylesheet and script.
+/// `GET /console/assets/{file}`: the embedded stylesheet, script and icon.
 async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "console.css" => (CSS, "text/css; charset=utf-8"),
         "console.js" => (JS, "text/javascript; charset=utf-8"),
+        "favicon.svg" => (ICON, "image/svg+xml"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()

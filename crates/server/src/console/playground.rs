@@ -35,16 +35,17 @@ pub async fn page(State(app): State<AppState>, viewer: Viewer) -> Response {
                     label for="endpoint" { "Endpoint " }
                     select #endpoint name="endpoint" { @for n in &names { option value=(n) { (n) } } }
                 }
-                p { label for="message" { "Message" } textarea #message name="message" rows="4" required { "Hello!" } }
+                p { label.block for="message" { "Message" } textarea #message name="message" rows="4" required { "Hello!" } }
                 p { button type="submit" { "Send (streamed)" } }
             }
             h2 { "Answer" }
             pre #answer aria-live="polite" {}
             h2 { "The same request" }
             p.muted { "Replace $MODELGATE_TOKEN with a token of yours." }
-            pre #code-curl {}
-            pre #code-openai {}
-            pre #code-sdk {}
+            @for (id, title) in [("code-curl", "curl"), ("code-openai", "Python (openai)"), ("code-sdk", "Python (databricks-sdk)")] {
+                h3 { (title) " " button.quiet.copy type="button" data-copy=(id) { "Copy" } }
+                pre id=(id) {}
+            }
         }
     };
     console_page(&viewer, "Playground", "playground", content)

@@ -52,7 +52,7 @@ pub async fn page(State(app): State<AppState>, viewer: Viewer, Query(view): Quer
                     cell("errors"),
                     cell("input_tokens"),
                     cell("output_tokens"),
-                    format!("{:.4}", row.get("cost_usd").and_then(|v| v.as_f64()).unwrap_or(0.0)),
+                    format!("{:.6}", row.get("cost_usd").and_then(|v| v.as_f64()).unwrap_or(0.0)),
                 ]
             })
             .collect(),
@@ -82,14 +82,14 @@ pub async fn page(State(app): State<AppState>, viewer: Viewer, Query(view): Quer
     let budgets = api::budgets::list(State(app.clone()), viewer.caller()).await;
     let content = html! {
         h1 { "Cost and usage" }
-        form method="get" action="/console/usage" {
+        form.filters method="get" action="/console/usage" {
             label { "By " select name="by" {
                 @for d in ["endpoint", "served_entity", "requester", "model", "tag.team", "tag.project", "usage_context.project"] {
                     option value=(d) selected[d == by] { (d) }
                 }
             } }
             " "
-            label { "over the last " input type="number" name="days" min="1" max="400" value=(days) style="width:5rem"; " days " }
+            label { "over the last " input type="number" name="days" min="1" max="400" value=(days) class="narrow"; " days " }
             button type="submit" { "Show" }
             " "
             a href=(format!("/console/usage?by={by}&days={days}&format=csv")) { "Download CSV" }
@@ -98,7 +98,7 @@ pub async fn page(State(app): State<AppState>, viewer: Viewer, Query(view): Quer
             Err(e) => (api_error(e)),
             Ok(_) if rows.is_empty() => div.empty { p { "No queries in this window. Query an endpoint (the Playground is one way) and they show here." } },
             Ok(_) => {
-                @if let Ok(axum::Json(r)) = &over_time { (spend_chart(r, &by, bucket)) }
+                @if let Ok(axum::Json(r)) = &over_time { div.charts { (spend_chart(r, &by, bucket)) } }
                 div.table-wrap { table {
                     thead { tr { @for h in headers_row { th { (h) } } } }
                     tbody { @for r in &rows { tr { @for c in r { td { (c) } } } } }
