@@ -16,6 +16,7 @@ from harness import BIN_DIR, ROOT, Process  # noqa: E402
 
 ADMIN_TOKEN = "mgt_browser_admin_token_0123456789abcdef"
 SECRET_VALUE = "sk-browser-secret-value-8086"
+USER_PASSWORD = "browser test password 42"
 CHROMIUM = os.environ.get("MODELGATE_CHROMIUM", "/usr/bin/chromium")
 # Screenshots go to docs/images/console when asked (to refresh the docs), else beside the test run.
 SCREENSHOTS = os.environ.get("MODELGATE_SCREENSHOTS")
@@ -63,7 +64,8 @@ def workspace(tmp_path_factory, mock_upstream):
     env.pop("MODELGATE_MASTER_KEY", None)
     s = Process(
         [str(BIN_DIR / "modelgate"), "serve", "--listen", "127.0.0.1:0",
-         "--data-dir", str(tmp_path_factory.mktemp("data")), "--deploy-delay", "100ms"],
+         "--data-dir", str(tmp_path_factory.mktemp("data")), "--deploy-delay", "100ms",
+         "--console-password-sign-in"],
         env=env,
     )
     try:
@@ -85,7 +87,8 @@ def workspace(tmp_path_factory, mock_upstream):
         for i in range(12):
             admin("POST", "/serving-endpoints/support-chat/invocations",
                   {"messages": [{"role": "user", "content": f"question {i}"}], "stream": i % 2 == 0})
-        admin("POST", "/api/2.0/preview/scim/v2/Users", {"userName": "dev@example.com"}, ok=False)
+        admin("POST", "/api/2.0/preview/scim/v2/Users", {"userName": "dev@example.com", "password": USER_PASSWORD},
+              ok=False)
         ep = admin("GET", "/api/2.0/serving-endpoints/support-chat")
         admin("PATCH", f"/api/2.0/permissions/serving-endpoints/{ep['id']}", {"access_control_list": [
             {"user_name": "dev@example.com", "permission_level": "CAN_QUERY"}]})
@@ -95,7 +98,8 @@ def workspace(tmp_path_factory, mock_upstream):
     finally:
         code = s.stop()
         log = "".join(s.output)
-        assert SECRET_VALUE not in log and ADMIN_TOKEN not in log, "the server log leaks a secret or a token"
+        for secret in (SECRET_VALUE, ADMIN_TOKEN, USER_PASSWORD):
+            assert secret not in log, "the server log leaks a secret, a token or a password"
         assert code == 0, "server did not exit cleanly:\n" + log
 
 
@@ -134,8 +138,8 @@ def shots(tmp_path_factory):
 def sign_in(page, token):
     page.goto("/")
     page.get_by_label("Personal access token").fill(token)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url("**/")
 
 
-__all__ = ["ADMIN_TOKEN", "SECRET_VALUE", "ROOT", "sign_in"]
+__all__ = ["ADMIN_TOKEN", "SECRET_VALUE", "USER_PASSWORD", "ROOT", "sign_in"]

@@ -8,14 +8,14 @@ import threading
 import pytest
 from playwright.sync_api import expect
 
-from conftest import ADMIN_TOKEN, SECRET_VALUE, sign_in
+from conftest import ADMIN_TOKEN, SECRET_VALUE, USER_PASSWORD, sign_in
 
 
 def test_sign_in_is_required_and_a_bad_token_is_told(page):
     page.goto("/console/usage")
     expect(page).to_have_url(re.compile(r"/console/sign-in$"))
     page.get_by_label("Personal access token").fill("mgt_not_a_real_token")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert")).to_have_text("That token is not valid (or has expired).")
     assert page.console_errors == ["Failed to load resource: the server responded with a status of 401 (Unauthorized)"]
     page.console_errors.clear()
@@ -134,6 +134,20 @@ def test_a_user_sees_only_what_they_may(page, workspace):
     expect(page.get_by_label("Endpoint").locator("option")).to_have_count(1)
     assert len(page.console_errors) == 2, page.console_errors  # the two refusals above
     page.console_errors.clear()
+
+
+def test_a_user_signs_in_with_a_password_and_out(page, shots):
+    page.goto("/")
+    page.screenshot(path=shots / "sign-in.png")
+    page.get_by_label("User name").fill("dev@example.com")
+    page.get_by_label("Password", exact=True).fill(USER_PASSWORD)
+    page.get_by_role("button", name="Sign in with password").click()
+    expect(page.locator("header")).to_contain_text("dev@example.com")
+    expect(page.locator("#endpoints tbody tr")).to_have_count(1)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/console/sign-in$"))
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/console/sign-in$"))
 
 
 def test_no_secret_or_token_in_any_page(page, workspace):

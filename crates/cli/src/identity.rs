@@ -117,6 +117,18 @@ pub enum UsersCmd {
         #[arg(action = clap::ArgAction::Set)]
         active: bool,
     },
+    /// Set (or remove) the password a user signs in to the web console with, where the server
+    /// enables password sign-in (`serve --console-password-sign-in`). The password is read from
+    /// the first line of standard input, never from the command line:
+    /// `printf '%s\n' "$PASSWORD" | modelgate users set-password dev@example.com`.
+    /// Setting it ends the user's password sessions.
+    SetPassword {
+        /// User id or name.
+        id: String,
+        /// Remove the password instead (the user can then sign in with a token only).
+        #[arg(long)]
+        remove: bool,
+    },
     /// Delete a user; its tokens stop working at once.
     Delete {
         /// User id or name.
@@ -255,6 +267,24 @@ async fn delete(client: &Client, kind: &str, id: &str) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The first line of standard input, which must not be a terminal (it would show the password).
+fn read_password() -> Result<String, CliError> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Err(CliError::Usage(
+            "give the password on standard input, e.g. printf '%s\\n' \"$PASSWORD\" | modelgate users set-password USER".into(),
+        ));
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line).map_err(|e| CliError::Usage(format!("cannot read the password: {e}")))?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        return Err(CliError::Usage("the password on standard input is empty".into()));
+    }
+    Ok(password)
+}
+
 /// Runs a `users` command.
 pub async fn users(client: &Client, cmd: UsersCmd, output: Output) -> Result<(), CliError> {
     match cmd {
@@ -285,6 +315,16 @@ pub async fn users(client: &Client, cmd: UsersCmd, output: Output) -> Result<(),
             let id = resolve(client, &USERS, &id).await?;
             let body = patch("replace", "active", json!(active));
             print_json(&client.json(Method::PATCH, &format!("{SCIM}/Users/{id}"), Some(&body)).await?)
+        }
+        UsersCmd::SetPassword { id, remove } => {
+            let id = resolve(client, &USERS, &id).await?;
+            let body = if remove {
+                patch("remove", "password", Value::Null)
+            } else {
+                patch("replace", "password", json!(read_password()?))
+            };
+            client.json(Method::PATCH, &format!("{SCIM}/Users/{id}"), Some(&body)).await?;
+            println!("{}", if remove { "Password removed." } else { "Password set." });
         }
         UsersCmd::Delete { id } => delete(client, "Users", &resolve(client, &USERS, &id).await?).await?,
     }

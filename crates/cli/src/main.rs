@@ -270,6 +270,10 @@ struct ServeArgs {
     /// Start even if the master key file can be read by other users (logs a warning instead).
     #[arg(long, env = "MODELGATE_ALLOW_INSECURE_KEY_FILE")]
     allow_insecure_key_file: bool,
+    /// Let users sign in to the web console with a user name and password, for users whose
+    /// password an admin set (`modelgate users set-password`). Tokens always work.
+    #[arg(long, env = "MODELGATE_CONSOLE_PASSWORD_SIGN_IN")]
+    console_password_sign_in: bool,
 }
 
 /// A size in bytes: a number, optionally with a K, KB, KiB, M, MB, MiB, G, GB or GiB suffix
@@ -498,6 +502,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         usage_retention: args.usage_retention,
         min_deprecation_notice: args.min_deprecation_notice,
         allow_insecure_key_file: args.allow_insecure_key_file,
+        console_password_sign_in: args.console_password_sign_in,
     };
     let server = match modelgate_server::Server::start(config).await {
         Ok(s) => s,

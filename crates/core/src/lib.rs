@@ -21,6 +21,7 @@ pub mod credentials;
 pub mod jsondiff;
 pub mod names;
 pub mod outbound;
+pub mod password;
 pub mod period;
 pub mod permission;
 pub mod pii;

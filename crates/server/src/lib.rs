@@ -82,6 +82,8 @@ pub struct ServerConfig {
     pub min_deprecation_notice: Duration,
     /// Start even if the master key file is readable by other users (with a warning).
     pub allow_insecure_key_file: bool,
+    /// Let users whose password an admin set sign in to the console with it (tokens always work).
+    pub console_password_sign_in: bool,
 }
 
 impl Default for ServerConfig {
@@ -105,6 +107,7 @@ impl Default for ServerConfig {
             usage_retention: Duration::from_secs(400 * 24 * 3600),
             min_deprecation_notice: Duration::from_secs(30 * 24 * 3600),
             allow_insecure_key_file: false,
+            console_password_sign_in: false,
         }
     }
 }

@@ -14,7 +14,7 @@ use modelgate_core::credentials;
 use modelgate_core::permission::{Level, ScopePermission};
 use modelgate_core::secret_ref::{self, SecretRef};
 use modelgate_providers::{Adapter, Settings};
-use modelgate_store::{ConfigRecord, PrincipalRecord, Store, StoreError};
+use modelgate_store::{ConfigRecord, PrincipalRecord, Store, StoreError, principal_kind};
 use modelgate_wire::{AiGatewayConfig, EndpointCoreConfigInput, ExternalModel};
 
 use crate::configs;
@@ -154,11 +154,27 @@ impl LiveEndpoint {
     }
 }
 
+/// A user who may sign in to the console with a password.
+#[derive(Clone)]
+pub struct PasswordLogin {
+    /// The user, as a request signed in this way acts (`token_id` is [`PASSWORD_SESSION`]).
+    pub principal: Arc<Principal>,
+    /// Argon2id PHC string.
+    pub hash: Arc<str>,
+    /// When it was set, ms: a session started before the password changed no longer holds.
+    pub set_at: i64,
+}
+
+/// The `token_id` of a principal signed in with a password (audit records show it).
+pub const PASSWORD_SESSION: &str = "console-password";
+
 /// Everything the request path needs, immutable.
 #[derive(Default)]
 pub struct Snapshot {
     /// Principals by token hash.
     pub tokens: HashMap<String, Arc<Principal>>,
+    /// Active users with a console password, by user name.
+    pub passwords: HashMap<String, PasswordLogin>,
     /// Principal names by id (for listings).
     pub principal_names: HashMap<String, String>,
     /// Endpoints by name.
@@ -227,20 +243,35 @@ impl Snapshot {
             let names = ids.iter().filter_map(|g| principals.get(g)).map(|p| p.name.clone()).collect();
             (ids, names)
         };
-        let mut tokens = HashMap::new();
-        for t in store.list_tokens(None).await? {
-            let Some(p) = principals.get(&t.principal_id).filter(|p| p.active) else { continue };
+        let principal = |p: &PrincipalRecord, token_id: String, expires_at: Option<i64>| {
             let (group_ids, groups) = groups_of(&p.id);
-            let principal = Principal {
+            Arc::new(Principal {
                 group_ids: Arc::new(group_ids),
                 id: p.id.clone(),
                 user_name: p.name.clone(),
                 is_admin: groups.contains(crate::bootstrap::ADMINS_GROUP),
                 groups: Arc::new(groups),
-                token_id: t.token_id,
-                expires_at: t.expires_at,
+                token_id,
+                expires_at,
+            })
+        };
+        let mut tokens = HashMap::new();
+        for t in store.list_tokens(None).await? {
+            let Some(p) = principals.get(&t.principal_id).filter(|p| p.active) else { continue };
+            tokens.insert(t.token_hash, principal(p, t.token_id, t.expires_at));
+        }
+        let mut passwords = HashMap::new();
+        for pw in store.list_passwords().await? {
+            let Some(p) = principals.get(&pw.principal_id).filter(|p| p.active && p.kind == principal_kind::USER)
+            else {
+                continue;
             };
-            tokens.insert(t.token_hash, Arc::new(principal));
+            let login = PasswordLogin {
+                principal: principal(p, PASSWORD_SESSION.into(), None),
+                hash: pw.hash.into(),
+                set_at: pw.updated_at,
+            };
+            passwords.insert(p.name.clone(), login);
         }
         let principal_names = principals.iter().map(|(id, p)| (id.clone(), p.name.clone())).collect();
 
@@ -336,7 +367,7 @@ impl Snapshot {
                 scope_acls.entry(a.scope).or_default().push((a.principal_id, p));
             }
         }
-        Ok(Snapshot { tokens, principal_names, endpoints, secret_users, scope_acls })
+        Ok(Snapshot { tokens, passwords, principal_names, endpoints, secret_users, scope_acls })
     }
 }
 

@@ -76,6 +76,8 @@ pub struct Shared {
     pub outbound: modelgate_core::outbound::OutboundPolicy,
     /// Days required between a deprecation's notice and its sunset.
     pub min_deprecation_notice_days: i64,
+    /// Whether users with a password may sign in to the console with it.
+    pub console_password_sign_in: bool,
 }
 
 /// Where finished queries leave their records.
@@ -129,6 +131,7 @@ impl AppState {
             limits: config.limits,
             outbound: config.outbound.clone(),
             min_deprecation_notice_days: (config.min_deprecation_notice.as_secs() / 86_400) as i64,
+            console_password_sign_in: config.console_password_sign_in,
         })))
     }
 

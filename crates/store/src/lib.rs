@@ -88,6 +88,11 @@ pub trait Store: Send + Sync + 'static {
     async fn add_member(&self, group_id: &str, member_id: &str) -> Result<()>;
     /// Removes a member from a group (no-op if absent).
     async fn remove_member(&self, group_id: &str, member_id: &str) -> Result<()>;
+    /// Sets a user's console password hash (an Argon2id PHC string), or removes it with `None`;
+    /// `NotFound` if the principal does not exist.
+    async fn set_password(&self, principal_id: &str, hash: Option<&str>, at: i64) -> Result<()>;
+    /// Every console password hash.
+    async fn list_passwords(&self) -> Result<Vec<PasswordRecord>>;
     /// Stores a token (hash only).
     async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
     /// Tokens of one principal, or of everyone.

@@ -27,6 +27,26 @@ pub struct PrincipalRecord {
     pub created_at: i64,
 }
 
+/// A user's console password, as its hash.
+#[derive(Clone, PartialEq, sqlx::FromRow)]
+pub struct PasswordRecord {
+    /// The user.
+    pub principal_id: String,
+    /// Argon2id PHC string.
+    pub hash: String,
+    /// When it was set, ms since the epoch.
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for PasswordRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordRecord")
+            .field("principal_id", &self.principal_id)
+            .field("updated_at", &self.updated_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A direct permission grant on an endpoint.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EndpointPermissionRecord {

@@ -166,6 +166,37 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn set_password(&self, principal_id: &str, hash: Option<&str>, at: i64) -> Result<()> {
+        let Some(hash) = hash else {
+            sqlx::query("DELETE FROM principal_passwords WHERE principal_id = ?")
+                .bind(principal_id)
+                .execute(&self.writer)
+                .await?;
+            return Ok(());
+        };
+        sqlx::query(
+            "INSERT INTO principal_passwords (principal_id, hash, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (principal_id) DO UPDATE SET hash = excluded.hash, updated_at = excluded.updated_at",
+        )
+        .bind(principal_id)
+        .bind(hash)
+        .bind(at)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| {
+            if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) {
+                StoreError::NotFound(format!("Principal '{principal_id}' does not exist."))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn list_passwords(&self) -> Result<Vec<PasswordRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM principal_passwords").fetch_all(&self.reader).await?)
+    }
+
     async fn list_memberships(&self) -> Result<Vec<MembershipRecord>> {
         Ok(sqlx::query_as("SELECT * FROM group_members ORDER BY group_id, member_id").fetch_all(&self.reader).await?)
     }

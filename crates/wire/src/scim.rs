@@ -65,9 +65,23 @@ pub struct ScimUser {
     /// Groups the user belongs to (on input: groups to join).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<ScimRef>>,
+    /// The console password to set (write-only, as in SCIM: never returned).
+    #[serde(default, skip_serializing)]
+    pub password: Option<Password>,
     #[serde(default)]
     #[allow(missing_docs)]
     pub schemas: Vec<String>,
+}
+
+/// A password sent to the API: deserialised only, and printed as `***`.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
 }
 
 /// A group.

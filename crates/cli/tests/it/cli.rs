@@ -448,6 +448,35 @@ fn identities_and_token_management_from_the_cli() {
     let table = run(&["audit-log", "--action", "PATCH"]);
     assert!(table.contains("PATCH") && !table.contains("DELETE"), "{table}");
 
+    // A console password comes on standard input, never on the command line, and is never shown.
+    let set = cli(
+        &server.host,
+        Some(ADMIN),
+        &["users", "set-password", "erin@example.com"],
+        Some("erin's long password\n"),
+        &env.config(),
+    );
+    let (out, err) = text(&set);
+    assert!(set.status.success() && out.contains("Password set."), "{out}{err}");
+    assert!(!out.contains("long password") && !err.contains("long password"));
+    assert!(!run(&["users", "get", &user_id]).contains("long password"));
+    let short =
+        cli(&server.host, Some(ADMIN), &["users", "set-password", "erin@example.com"], Some("short\n"), &env.config());
+    assert!(
+        !short.status.success() && text(&short).1.contains("password must be at least 12 characters"),
+        "{:?}",
+        text(&short)
+    );
+    assert!(
+        ok(cli(
+            &server.host,
+            Some(ADMIN),
+            &["users", "set-password", "--remove", "erin@example.com"],
+            None,
+            &env.config()
+        ))
+        .contains("Password removed.")
+    );
     run(&["users", "set-active", &user_id, "false"]);
     assert!(run(&["users", "get", &user_id]).contains("\"active\": false"));
     run(&["users", "delete", &user_id]);

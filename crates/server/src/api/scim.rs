@@ -101,6 +101,7 @@ impl Directory {
             active: Some(p.active),
             emails: Some(vec![ScimEmail { value: p.name.clone(), kind: Some("work".into()), primary: Some(true) }]),
             groups: Some(self.groups_of(&p.id)),
+            password: None,
             schemas: vec![USER_SCHEMA.into()],
         }
     }
@@ -407,7 +408,15 @@ pub async fn create_user(
     if let Some(d) = &body.display_name {
         check_label("displayName", d)?;
     }
+    // A password that breaks the rule is refused before anything is created.
+    let hash = match &body.password {
+        Some(pw) => Some(hash_password(&pw.0, "password").await?),
+        None => None,
+    };
     let p = create(&app, principal_kind::USER, name, body.display_name.clone(), body.active).await?;
+    if let Some(hash) = hash {
+        app.store.set_password(&p.id, Some(&hash), now_ms()).await?;
+    }
     join_groups(&app, &p.id, body.groups.as_deref().unwrap_or_default()).await?;
     app.refresh().await?;
     let dir = Directory::load(&app).await?;
@@ -587,6 +596,19 @@ async fn patch(app: &AppState, caller: &Principal, id: &str, kind: &str, body: S
                 p.display_name = name.to_string();
                 app.store.update_principal(&p).await?;
             }
+            ("replace" | "add", "password") if kind == principal_kind::USER => {
+                let field = format!("Operations[{i}].value");
+                let pw = op
+                    .value
+                    .as_ref()
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ApiError::invalid(&field, "password must be a string"))?;
+                let hash = hash_password(pw, &field).await?;
+                app.store.set_password(id, Some(&hash), now_ms()).await?;
+            }
+            ("remove", "password") if kind == principal_kind::USER => {
+                app.store.set_password(id, None, now_ms()).await?;
+            }
             (o, _) => {
                 return Err(ApiError::invalid(
                     &format!("Operations[{i}]"),
@@ -596,6 +618,17 @@ async fn patch(app: &AppState, caller: &Principal, id: &str, kind: &str, body: S
         }
     }
     app.refresh().await
+}
+
+/// The hash of a new console password, after checking it against the rule (`field` names it
+/// in the error). Hashing is slow by design, so it runs off the async threads.
+async fn hash_password(password: &str, field: &str) -> ApiResult<String> {
+    modelgate_core::password::check(password).map_err(|why| ApiError::invalid(field, format!("password {why}")))?;
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || modelgate_core::password::hash(&password))
+        .await
+        .map_err(|e| ApiError::Internal(format!("password hashing stopped: {e}")))?
+        .map_err(ApiError::Internal)
 }
 
 /// `PATCH .../Users/{id}`

@@ -3,7 +3,8 @@
 //! exactly as the signed-in principal may see it. Every page and action calls the API's own
 //! handlers with the signed-in principal, so the console can never allow more than the API does.
 //!
-//! Sign-in takes a personal access token; the session lives in an `HttpOnly`, `SameSite=Strict` cookie and every form carries
+//! Sign-in takes a personal access token, or (where the server enables it) the user name and
+//! password of a user whose password an admin set; the session lives in an `HttpOnly`, `SameSite=Strict` cookie and every form carries
 //! a CSRF token.
 
 mod charts;
@@ -30,7 +31,7 @@ use modelgate_core::now_ms;
 use crate::error::ApiError;
 use crate::snapshot::Principal;
 use crate::state::AppState;
-use session::{SESSION_COOKIE, Session, Sessions, cookie, same_origin, same_secret, set_cookie};
+use session::{Credential, SESSION_COOKIE, Session, Sessions, Throttle, cookie, same_origin, same_secret, set_cookie};
 
 const CSS: &str = include_str!("../../console/console.css");
 const JS: &str = include_str!("../../console/console.js");
@@ -52,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/identity", get(identity::page))
         .route("/console/assets/{file}", get(asset))
         .layer(Extension(Arc::new(Sessions::default())))
+        .layer(Extension(Arc::new(Throttle::default())))
 }
 
 /// The signed-in principal of a console request, and its session. As an extractor it answers a
@@ -74,9 +76,8 @@ impl FromRequestParts<AppState> for Viewer {
         };
         let signed_in = cookie(&parts.headers, SESSION_COOKIE).and_then(|id| {
             let session = sessions.get(&id)?;
-            let principal = app.snapshot.load().tokens.get(&session.token_hash).cloned();
-            // A revoked or expired token, or a deactivated principal, ends the session.
-            match principal.filter(|p| live(p.expires_at)) {
+            // A revoked or expired token, a changed password, or a deactivated user ends the session.
+            match principal_of(app, &session.credential) {
                 Some(principal) => Some((principal, id, session)),
                 None => {
                     sessions.end(&id);
@@ -116,6 +117,19 @@ impl Viewer {
     /// The principal and its identity as an API handler takes them.
     fn caller(&self) -> Extension<Arc<Principal>> {
         Extension(self.principal.clone())
+    }
+}
+
+/// Who a session's credential stands for now, if it still holds.
+fn principal_of(app: &AppState, credential: &Credential) -> Option<Arc<Principal>> {
+    let snapshot = app.snapshot.load();
+    match credential {
+        Credential::Token(hash) => snapshot.tokens.get(hash).filter(|p| live(p.expires_at)).cloned(),
+        Credential::Password { user_name, set_at } => snapshot
+            .passwords
+            .get(user_name)
+            .filter(|login| app.console_password_sign_in && login.set_at == *set_at)
+            .map(|login| login.principal.clone()),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Console sessions: a random id in an `HttpOnly`, `SameSite=Strict` cookie, mapped in memory to
-//! the hash of the token the user signed in with (so revoking the token ends the session) and a
+//! the credential the user signed in with (the token's hash, so revoking the token ends the
+//! session; or the user and when their password was set, so changing it ends the session) and a
 //! CSRF token that every form carries. Sessions end after `TTL` or at sign-out, and with the
-//! process.
+//! process. Failed password sign-ins are counted per user name, which locks the name for a while.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,11 +19,25 @@ const TTL_MS: i64 = 12 * 3600 * 1000;
 /// Most sessions kept (the oldest are dropped first).
 const MAX_SESSIONS: usize = 10_000;
 
+/// What a session signed in with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Credential {
+    /// A personal access token, by its hash.
+    Token(String),
+    /// A user's password, as it was when the session started.
+    Password {
+        /// The user name.
+        user_name: String,
+        /// When the password was set, ms.
+        set_at: i64,
+    },
+}
+
 /// One signed-in browser.
 #[derive(Clone, Debug)]
 pub struct Session {
-    /// Hash of the token it signed in with.
-    pub token_hash: String,
+    /// What it signed in with.
+    pub credential: Credential,
     /// What its forms must carry.
     pub csrf: String,
     /// When it ends, ms.
@@ -36,10 +51,10 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Starts a session for a token; returns its id.
-    pub fn start(&self, token_hash: String) -> (String, Session) {
+    /// Starts a session; returns its id.
+    pub fn start(&self, credential: Credential) -> (String, Session) {
         let id = token::random_hex(32);
-        let session = Session { token_hash, csrf: token::random_hex(24), expires_at: now_ms() + TTL_MS };
+        let session = Session { credential, csrf: token::random_hex(24), expires_at: now_ms() + TTL_MS };
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let now = now_ms();
         map.retain(|_, s| s.expires_at > now);
@@ -61,6 +76,58 @@ impl Sessions {
     /// Ends a session.
     pub fn end(&self, id: &str) {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+}
+
+/// Failed password sign-ins that lock a user name.
+const MAX_FAILURES: u32 = 5;
+/// How long failures count, and how long a name stays locked.
+const LOCK_MS: i64 = 15 * 60 * 1000;
+/// Most user names tracked (the oldest are dropped first).
+const MAX_TRACKED: usize = 10_000;
+
+/// Failed password sign-ins per user name: after [`MAX_FAILURES`] within [`LOCK_MS`], the name is
+/// refused for [`LOCK_MS`] whatever the password, which stops guessing at the price of letting
+/// someone lock a user out of password sign-in for a while (tokens still work).
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<String, (u32, i64)>>,
+}
+
+impl Throttle {
+    fn key(user_name: &str) -> String {
+        user_name.trim().to_lowercase()
+    }
+
+    /// How long `user_name` stays locked, ms (`None`: it may try).
+    pub fn locked_for(&self, user_name: &str) -> Option<i64> {
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, since) = map.get(&Self::key(user_name)).copied()?;
+        let left = since + LOCK_MS - now_ms();
+        (count >= MAX_FAILURES && left > 0).then_some(left)
+    }
+
+    /// Counts a failed sign-in of `user_name`.
+    pub fn failed(&self, user_name: &str) {
+        let now = now_ms();
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (_, since)| *since + LOCK_MS > now);
+        if map.len() >= MAX_TRACKED
+            && let Some(oldest) = map.iter().min_by_key(|(_, (_, since))| *since).map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+        let entry = map.entry(Self::key(user_name)).or_insert((0, now));
+        entry.0 += 1;
+        if entry.0 >= MAX_FAILURES {
+            // The lock runs from the failure that reached the limit.
+            entry.1 = now;
+        }
+    }
+
+    /// Forgets the failures of a user who signed in.
+    pub fn succeeded(&self, user_name: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&Self::key(user_name));
     }
 }
 
@@ -106,4 +173,25 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 /// Compares two secrets in time that does not depend on where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_locks_after_the_allowed_failures_and_a_success_clears_them() {
+        let t = Throttle::default();
+        for _ in 0..MAX_FAILURES - 1 {
+            t.failed("Dev@Example.com");
+        }
+        assert_eq!(t.locked_for("dev@example.com"), None);
+        t.succeeded("dev@example.com");
+        for _ in 0..MAX_FAILURES {
+            t.failed("dev@example.com ");
+        }
+        let left = t.locked_for("DEV@example.com").expect("locked");
+        assert!(left > LOCK_MS - 5_000 && left <= LOCK_MS, "{left}");
+        assert_eq!(t.locked_for("someone@example.com"), None, "other names are not locked");
+    }
 }

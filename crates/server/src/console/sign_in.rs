@@ -1,4 +1,5 @@
-//! Signing in with a personal access token, and signing out.
+//! Signing in, with a personal access token or (where the server enables it) a user name and
+//! password, and signing out.
 
 use std::sync::Arc;
 
@@ -7,39 +8,60 @@ use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use modelgate_core::token;
+use modelgate_core::{password, token};
 use serde::Deserialize;
 
-use super::session::{PRE_SESSION_COOKIE, SESSION_COOKIE, Sessions, cookie, same_origin, same_secret};
+use super::session::{
+    Credential, PRE_SESSION_COOKIE, SESSION_COOKIE, Sessions, Throttle, cookie, same_origin, same_secret,
+};
 use super::{Viewer, layout, live, over_tls, page, with_cookie};
 use crate::state::AppState;
 
-fn form(csrf: &str, error: Option<&str>) -> Markup {
+fn form(csrf: &str, passwords: bool, error: Option<&str>) -> Markup {
     html! {
-        form.sign-in method="post" action="/console/sign-in" {
+        div.sign-in {
             h1 { "Sign in" }
             @if let Some(e) = error { div.error role="alert" { (e) } }
-            label for="token" { "Personal access token" }
-            input #token type="password" name="token" autocomplete="off" required autofocus;
-            input type="hidden" name="csrf" value=(csrf);
-            button type="submit" { "Sign in" }
-            p.muted { "Create a token with " code { "modelgate tokens create" } "; the first admin token is printed when the server first starts." }
+            form method="post" action="/console/sign-in" {
+                label for="token" { "Personal access token" }
+                input #token type="password" name="token" autocomplete="off" required autofocus;
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "Sign in" }
+                p.muted { "Create a token with " code { "modelgate tokens create" } "; the first admin token is printed when the server first starts." }
+            }
+            @if passwords {
+                form method="post" action="/console/sign-in" {
+                    h2 { "Or with a password" }
+                    label for="user_name" { "User name" }
+                    input #user_name type="text" name="user_name" autocomplete="username" required;
+                    label for="password" { "Password" }
+                    input #password type="password" name="password" autocomplete="current-password" required;
+                    input type="hidden" name="csrf" value=(csrf);
+                    button type="submit" { "Sign in with password" }
+                    p.muted { "An admin sets your password with " code { "modelgate users set-password" } "." }
+                }
+            }
         }
     }
 }
 
 /// `GET /console/sign-in`: the form, and the cookie its CSRF token is checked against (double
 /// submit: there is no session yet to hold it).
-pub async fn form_page(headers: HeaderMap) -> Response {
+pub async fn form_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let csrf = cookie(&headers, PRE_SESSION_COOKIE).filter(|c| c.len() == 48).unwrap_or_else(|| token::random_hex(24));
-    let resp = page(StatusCode::OK, layout("Sign in", None, "", form(&csrf, None)));
+    let resp = page(StatusCode::OK, layout("Sign in", None, "", form(&csrf, app.console_password_sign_in, None)));
     with_cookie(resp, PRE_SESSION_COOKIE, &csrf, Some(3600), over_tls(&headers))
 }
 
-/// The sign-in form.
+/// The sign-in forms: a token, or a user name and password.
 #[derive(Deserialize)]
 pub struct SignIn {
-    token: String,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    user_name: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
     csrf: String,
 }
 
@@ -47,6 +69,7 @@ pub struct SignIn {
 pub async fn sign_in(
     State(app): State<AppState>,
     Extension(sessions): Extension<Arc<Sessions>>,
+    Extension(throttle): Extension<Arc<Throttle>>,
     headers: HeaderMap,
     Form(f): Form<SignIn>,
 ) -> Response {
@@ -58,12 +81,46 @@ pub async fn sign_in(
             layout("Sign in", None, "", html! { div.error role="alert" { (message) } }),
         );
     }
-    let hash = token::hash(f.token.trim());
-    if !app.snapshot.load().tokens.get(&hash).is_some_and(|p| live(p.expires_at)) {
-        let body = layout("Sign in", None, "", form(&expected, Some("That token is not valid (or has expired).")));
-        return page(StatusCode::UNAUTHORIZED, body);
-    }
-    let (id, _) = sessions.start(hash);
+    let refuse = |status: StatusCode, why: &str| {
+        page(status, layout("Sign in", None, "", form(&expected, app.console_password_sign_in, Some(why))))
+    };
+    let credential = match (f.token, f.user_name, f.password) {
+        (Some(t), _, _) => {
+            let hash = token::hash(t.trim());
+            if !app.snapshot.load().tokens.get(&hash).is_some_and(|p| live(p.expires_at)) {
+                return refuse(StatusCode::UNAUTHORIZED, "That token is not valid (or has expired).");
+            }
+            Credential::Token(hash)
+        }
+        (None, Some(user_name), Some(pw)) if app.console_password_sign_in => {
+            let user_name = user_name.trim().to_string();
+            if let Some(ms) = throttle.locked_for(&user_name) {
+                let minutes = (ms + 59_999) / 60_000;
+                let why =
+                    format!("Too many failed sign-ins for this user; try again in {minutes} min, or use a token.");
+                return refuse(StatusCode::TOO_MANY_REQUESTS, &why);
+            }
+            let login = app.snapshot.load().passwords.get(&user_name).cloned();
+            // An unknown name costs as much time as a wrong password, so timing tells nothing.
+            let phc = login.as_ref().map_or_else(|| password::decoy().to_string(), |l| l.hash.to_string());
+            let matched = tokio::task::spawn_blocking(move || password::verify(&pw, &phc)).await.unwrap_or(false);
+            match login.filter(|_| matched) {
+                Some(login) => {
+                    throttle.succeeded(&user_name);
+                    Credential::Password { user_name, set_at: login.set_at }
+                }
+                None => {
+                    throttle.failed(&user_name);
+                    return refuse(StatusCode::UNAUTHORIZED, "That user name and password do not match.");
+                }
+            }
+        }
+        (None, Some(_), Some(_)) => {
+            return refuse(StatusCode::BAD_REQUEST, "Password sign-in is not enabled on this server; use a token.");
+        }
+        _ => return refuse(StatusCode::BAD_REQUEST, "Give a token, or a user name and password."),
+    };
+    let (id, _) = sessions.start(credential);
     with_cookie(Redirect::to("/").into_response(), SESSION_COOKIE, &id, None, over_tls(&headers))
 }
 

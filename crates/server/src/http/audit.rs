@@ -74,8 +74,10 @@ fn looks_like_credential(s: &str) -> bool {
 pub fn redact(v: &mut Value) {
     match v {
         Value::Object(map) => {
+            // A SCIM patch names the field in `path` and carries it in `value`.
+            let named_secret = map.get("path").and_then(Value::as_str).is_some_and(sensitive_key);
             for (k, val) in map.iter_mut() {
-                if sensitive_key(k) || k == "environment_vars" {
+                if sensitive_key(k) || k == "environment_vars" || (named_secret && k == "value") {
                     redact_all(val);
                 } else {
                     redact(val);
@@ -288,6 +290,14 @@ mod tests {
         let mut b = json!({"scope": "s", "key": "k", "string_value": ["secret-in-array"], "bytes_value": {"x": "y"}});
         redact(&mut b);
         assert!(!b.to_string().contains("secret-in-array") && !b.to_string().contains("\"y\""), "{b}");
+        // A SCIM patch of a password carries it under `value`; other patches stay readable.
+        let mut b = json!({"Operations": [{"op": "replace", "path": "password", "value": "correct horse battery"},
+            {"op": "replace", "path": "displayName", "value": "Dev"}]});
+        redact(&mut b);
+        assert_eq!(
+            (b["Operations"][0]["value"].as_str(), b["Operations"][1]["value"].as_str()),
+            (Some("***"), Some("Dev"))
+        );
         // Environment variables whatever their names; references stay.
         let mut b = json!({"environment_vars": {"DB_PASS": "hunter2", "KEY": "{{secrets/a/b}}"}});
         redact(&mut b);

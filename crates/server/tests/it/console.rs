@@ -472,3 +472,106 @@ async fn the_list_sorts_and_filters_by_tag_and_identity_is_for_admins() {
     assert!(html.contains("Only admins may see users"), "{html}");
     assert!(!html.contains("href=\"/console/identity\""), "no Identity link for a non-admin");
 }
+
+/// Posts the password form; returns the response.
+async fn password_sign_in(t: &TestServer, b: &reqwest::Client, user: &str, password: &str) -> reqwest::Response {
+    let page = b.get(format!("{}/console/sign-in", t.base)).send().await.unwrap();
+    let csrf = value(&set_cookie(&page, "mg_csrf").unwrap());
+    b.post(format!("{}/console/sign-in", t.base))
+        .header("cookie", format!("mg_csrf={csrf}"))
+        .form(&[("user_name", user), ("password", password), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn scim_password(op: &str, value: serde_json::Value) -> serde_json::Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": op, "path": "password", "value": value}]})
+}
+
+#[tokio::test]
+async fn password_sign_in_when_enabled_with_lockout_and_sessions_that_end_with_the_password() {
+    let t = TestServer::start_with(|c| c.console_password_sign_in = true).await;
+    let b = browser();
+    // An admin creates a user with a password; the password is never returned.
+    let (s, user) = t
+        .post(
+            "/api/2.0/preview/scim/v2/Users",
+            json!({"userName": "dev@example.com", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{user}");
+    assert!(!user.to_string().contains("correct horse") && user.get("password").is_none(), "{user}");
+    let id = user["id"].as_str().unwrap().to_string();
+    // A password that breaks the rule is refused, naming the field; nothing is created.
+    let (s, e) =
+        t.post("/api/2.0/preview/scim/v2/Users", json!({"userName": "weak@example.com", "password": "short"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(e["message"].as_str().unwrap().contains("password must be at least 12 characters"), "{e}");
+    let (_, users) = t.get("/api/2.0/preview/scim/v2/Users").await;
+    assert!(!users.to_string().contains("weak@example.com"));
+
+    let form = b.get(format!("{}/console/sign-in", t.base)).send().await.unwrap().text().await.unwrap();
+    assert!(form.contains("Sign in with password"), "{form}");
+    let r = password_sign_in(&t, &b, "dev@example.com", "correct horse battery").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = value(&set_cookie(&r, "mg_session").unwrap());
+    let html = b_get(&b, &t, &session).await.text().await.unwrap();
+    assert!(html.contains("dev@example.com") && html.contains("No serving endpoints you may see yet."), "{html}");
+
+    // Wrong passwords and unknown users get the same answer; the fifth failure locks the name.
+    let r = password_sign_in(&t, &b, "nobody@example.com", "correct horse battery").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("That user name and password do not match."));
+    for _ in 0..5 {
+        let r = password_sign_in(&t, &b, "dev@example.com", "wrong horse battery").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = password_sign_in(&t, &b, "dev@example.com", "correct horse battery").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "locked even with the right password");
+    assert!(r.text().await.unwrap().contains("Too many failed sign-ins"));
+    assert_eq!(b_get(&b, &t, &session).await.status(), StatusCode::OK, "a live session is not locked out");
+
+    // A new password ends the sessions of the old one; the audit log never holds a password.
+    let path = format!("/api/2.0/preview/scim/v2/Users/{id}");
+    let (s, _) = t
+        .call(reqwest::Method::PATCH, &path, Some(scim_password("replace", json!("a different battery staple"))))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b_get(&b, &t, &session).await.status(), StatusCode::SEE_OTHER, "the old session ended");
+    let (_, audit) = t.get("/api/2.0/audit-log").await;
+    let text = audit.to_string();
+    assert!(!text.contains("correct horse") && !text.contains("different battery") && !text.contains("wrong horse"));
+    // Removing a password stops password sign-in for that user.
+    let (_, ops) = t
+        .post("/api/2.0/preview/scim/v2/Users", json!({"userName": "ops@example.com", "password": "ops password 123"}))
+        .await;
+    let r = password_sign_in(&t, &b, "ops@example.com", "ops password 123").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let ops_path = format!("/api/2.0/preview/scim/v2/Users/{}", ops["id"].as_str().unwrap());
+    let (s, _) =
+        t.call(reqwest::Method::PATCH, &ops_path, Some(scim_password("remove", serde_json::Value::Null))).await;
+    assert_eq!(s, StatusCode::OK);
+    let r = password_sign_in(&t, &b, "ops@example.com", "ops password 123").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn password_sign_in_is_off_unless_the_server_enables_it() {
+    let t = TestServer::start().await;
+    let (s, _) = t
+        .post(
+            "/api/2.0/preview/scim/v2/Users",
+            json!({"userName": "dev@example.com", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let b = browser();
+    let form = b.get(format!("{}/console/sign-in", t.base)).send().await.unwrap().text().await.unwrap();
+    assert!(!form.contains("Sign in with password"), "{form}");
+    let r = password_sign_in(&t, &b, "dev@example.com", "correct horse battery").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(set_cookie(&r, "mg_session").is_none());
+    assert!(r.text().await.unwrap().contains("Password sign-in is not enabled"));
+}
