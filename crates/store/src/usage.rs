@@ -652,6 +652,8 @@ pub struct TimelinePoint {
     pub requests: i64,
     /// Failed queries.
     pub errors: i64,
+    /// Queries refused by a rate limit (429), counted among the failed.
+    pub rate_limited: i64,
     /// Latency percentiles, ms (`None` without queries).
     pub p50_ms: Option<f64>,
     /// 95th percentile.
@@ -684,8 +686,8 @@ impl UsageDb {
     ) -> Result<Vec<TimelinePoint>> {
         let buckets = buckets.max(1);
         let width = ((until - since) / buckets).max(1);
-        let rows: Vec<(i64, f64, Option<f64>, bool, i64, f64)> = sqlx::query_as(
-            "SELECT request_time, latency_ms, ttft_ms, (status_code >= 400 OR error_code IS NOT NULL), \
+        let rows: Vec<(i64, f64, Option<f64>, i64, bool, i64, f64)> = sqlx::query_as(
+            "SELECT request_time, latency_ms, ttft_ms, status_code, (status_code >= 400 OR error_code IS NOT NULL), \
              input_tokens + output_tokens, cost_usd FROM usage \
              WHERE endpoint_name = ? AND (? IS NULL OR served_entity = ?) AND request_time >= ? AND request_time < ? \
              ORDER BY request_time DESC LIMIT ?",
@@ -701,11 +703,12 @@ impl UsageDb {
         let mut latencies: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); buckets as usize];
         let mut points: Vec<TimelinePoint> =
             (0..buckets).map(|i| TimelinePoint { start: since + i * width, ..Default::default() }).collect();
-        for (time, latency, ttft, failed, tokens, cost) in rows {
+        for (time, latency, ttft, status, failed, tokens, cost) in rows {
             let i = ((time - since) / width).clamp(0, buckets - 1) as usize;
             if let (Some(p), Some((l, t))) = (points.get_mut(i), latencies.get_mut(i)) {
                 p.requests += 1;
                 p.errors += i64::from(failed);
+                p.rate_limited += i64::from(status == 429);
                 p.tokens += tokens;
                 p.cost_usd += cost;
                 l.push(latency);

@@ -219,6 +219,7 @@ async fn timeline_buckets_filter_by_entity_and_give_ttft_of_streams_only() {
         [(0, 2, 0, 10), (1_000, 2, 1, 10)]
     );
     assert_eq!((all[0].p50_ms, all[0].p99_ms, all[1].p50_ms), (Some(10.0), Some(20.0), Some(30.0)));
+    assert_eq!((all[0].rate_limited, all[1].rate_limited), (0, 1), "the 429 is a rate-limited query");
     assert_eq!((all[0].ttft_p50_ms, all[0].ttft_p95_ms, all[1].ttft_p50_ms), (Some(4.0), Some(8.0), None));
     assert!((all[1].cost_usd - 1.0).abs() < 1e-9);
     let b = db.timeline("chat", Some("b"), 0, 2_000, 2).await.unwrap();

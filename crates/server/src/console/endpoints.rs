@@ -107,7 +107,10 @@ pub async fn list_page(State(app): State<AppState>, viewer: Viewer, Query(view):
                     tbody {
                         @for (e, tags) in &rows {
                             tr {
-                                td { a href=(format!("/console/endpoints/{}", e.name)) { (e.name) } }
+                                td {
+                                    a href=(format!("/console/endpoints/{}", e.name)) { (e.name) }
+                                    @for f in &e.flags { " " span.flag title=(f.reason) { (f.flag) } }
+                                }
                                 td class=(if e.state.starts_with("Ready") { "state-ok" } else { "state-bad" }) { (e.state) }
                                 td { (e.task.as_deref().unwrap_or("")) }
                                 td { (e.provider) " / " (e.model) }
@@ -119,6 +122,9 @@ pub async fn list_page(State(app): State<AppState>, viewer: Viewer, Query(view):
                         }
                     }
                 }
+            }
+            @if inv.endpoints.iter().any(|e| !e.flags.is_empty()) {
+                p.muted { "Flags (hover for the reason) come from the inventory: " code { "modelgate inventory" } " (docs/inventory.md)." }
             }
             @if rows.is_empty() { div.empty { p { "No endpoint has the tag " code { (tag.as_deref().unwrap_or("")) } ". " a href="/" { "Show all" } } } }
         }

@@ -69,6 +69,7 @@ pub async fn section(
             (line_chart("Queries per minute", "/min", &labels, &[
                 line("all", "#2457c5", points.iter().map(|p| per_min(p.requests)).collect()),
                 line("failed", "#b42318", points.iter().map(|p| per_min(p.errors)).collect()),
+                line("rate-limited", "#b54708", points.iter().map(|p| per_min(p.rate_limited)).collect()),
             ]))
             (line_chart("Latency", "ms", &labels, &[
                 line("p50", "#067647", points.iter().map(|p| p.p50_ms).collect()),

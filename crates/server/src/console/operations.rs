@@ -1,5 +1,6 @@
-//! Operations: alerts firing and their history, the audit log with filters (admins), and the
-//! secret scopes with the names of the keys the principal may read (never a value).
+//! Operations: alerts firing and their history, the endpoints that break the workspace policy,
+//! the audit log with filters (admins), and the secret scopes with the names of the keys the
+//! principal may read (never a value).
 
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -48,6 +49,7 @@ pub async fn page(State(app): State<AppState>, viewer: Viewer, Query(filter): Qu
             .map(|axum::Json(a)| serde_json::to_value(a).unwrap_or_default()),
         Err(e) => Err(crate::error::ApiError::Internal(e.to_string())),
     };
+    let violations = api::standards::check(State(app.clone()), viewer.caller()).await;
     let scopes = api::secrets::list_scopes(State(app.clone())).await.map(|axum::Json(s)| s.scopes).unwrap_or_default();
     let mut keys = Vec::new();
     for scope in &scopes {
@@ -66,6 +68,11 @@ pub async fn page(State(app): State<AppState>, viewer: Viewer, Query(filter): Qu
                 h2 { "Resolved lately" }
                 @if a.resolved.is_empty() { p.muted { "Nothing resolved lately. Alert rules are made with " code { "modelgate alerts create-rule" } "." } } @else { (alert_table(&a.resolved)) }
             },
+        }
+        h2 { "Workspace standards" }
+        @match &violations {
+            Err(e) => (api_error(e)),
+            Ok(axum::Json(v)) => (standards_table(v)),
         }
         h2 { "Audit log" }
         form.filters method="get" action="/console/operations" {
@@ -90,6 +97,25 @@ pub async fn page(State(app): State<AppState>, viewer: Viewer, Query(filter): Qu
         p.muted { "Values are never shown; read one with modelgate secrets get-secret SCOPE KEY if you hold READ." }
     };
     console_page(&viewer, "Operations", "operations", content)
+}
+
+fn standards_table(v: &serde_json::Value) -> Markup {
+    let rows = v.get("violations").and_then(|v| v.as_array()).map(Vec::as_slice).unwrap_or_default();
+    let text = |x: &serde_json::Value, k: &str| x.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    html! {
+        @if rows.is_empty() {
+            p.muted { "Every endpoint you may see meets the workspace policy (" code { "modelgate policy get" } ", docs/standards.md)." }
+        } @else {
+            div.table-wrap { table {
+                thead { tr { th { "Endpoint" } th { "Rule" } th { "What is wrong" } } }
+                tbody { @for x in rows { tr {
+                    td { a href=(format!("/console/endpoints/{}", text(x, "endpoint"))) { (text(x, "endpoint")) } }
+                    td { (text(x, "rule")) }
+                    td { (text(x, "message")) }
+                } } }
+            } }
+        }
+    }
 }
 
 fn alert_table(alerts: &[modelgate_wire::Alert]) -> Markup {

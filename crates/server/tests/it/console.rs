@@ -575,3 +575,36 @@ async fn password_sign_in_is_off_unless_the_server_enables_it() {
     assert!(set_cookie(&r, "mg_session").is_none());
     assert!(r.text().await.unwrap().contains("Password sign-in is not enabled"));
 }
+
+#[tokio::test]
+async fn the_console_shows_inventory_flags_policy_violations_and_rate_limited_queries() {
+    let (_m, url) = mock().await;
+    let t = TestServer::start().await;
+    t.secret("llm", "k", "sk-console-7").await;
+    let body = json!({"name": "chat-test", "config": {"served_entities": [mock_entity("a", &url, json!({}))]},
+        "ai_gateway": {"rate_limits": [{"calls": 1, "renewal_period": "minute"}]}});
+    create_ready(&t, body).await;
+    let (s, b) = t.put("/api/2.0/workspace-policy", json!({"mode": "warn", "required_tags": ["team"]})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let ask = json!({"messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(t.post("/serving-endpoints/chat-test/invocations", ask.clone()).await.0, StatusCode::OK);
+    assert_eq!(t.post("/serving-endpoints/chat-test/invocations", ask).await.0, StatusCode::TOO_MANY_REQUESTS);
+
+    let b = browser();
+    let session = sign_in(&t, &b, &t.token).await;
+    let list = b_get(&b, &t, &session).await.text().await.unwrap();
+    assert!(
+        list.contains("<span class=\"flag\" title=\"required_tags: the tags team are required\">breaks_policy</span>"),
+        "the inventory's flag, with its reason: {list}"
+    );
+    let ops = b_get_path(&b, &t, &session, "/console/operations").await.text().await.unwrap();
+    let standards = ops.split("Workspace standards").nth(1).unwrap().split("Audit log").next().unwrap();
+    assert!(standards.contains(">chat-test</a>") && standards.contains("required_tags"), "{standards}");
+    let page = b_get_path(&b, &t, &session, "/console/endpoints/chat-test").await.text().await.unwrap();
+    let queries = page.split("<figcaption>Queries per minute").nth(1).unwrap().split("</figure>").next().unwrap();
+    let limited = queries.split("<th>rate-limited</th>").count();
+    assert_eq!(limited, 2, "the figures table has a rate-limited column: {queries}");
+    let last_row = queries.split("<tr>").last().unwrap();
+    let cells: Vec<&str> = last_row.split("<td>").skip(1).map(|c| c.split("</td>").next().unwrap()).collect();
+    assert_eq!(&cells[1..], ["2", "1", "1"], "all, failed and rate-limited per minute: {last_row}");
+}
