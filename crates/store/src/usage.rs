@@ -670,6 +670,18 @@ pub struct TimelinePoint {
     pub cost_usd: f64,
 }
 
+/// What a timeline reads of a usage record.
+#[derive(sqlx::FromRow)]
+struct TimelineRow {
+    request_time: i64,
+    latency_ms: f64,
+    ttft_ms: Option<f64>,
+    status_code: i64,
+    failed: bool,
+    tokens: i64,
+    cost_usd: f64,
+}
+
 /// Most records a timeline reads; beyond, the oldest of the window are left out.
 const TIMELINE_MAX_ROWS: i64 = 200_000;
 
@@ -686,9 +698,9 @@ impl UsageDb {
     ) -> Result<Vec<TimelinePoint>> {
         let buckets = buckets.max(1);
         let width = ((until - since) / buckets).max(1);
-        let rows: Vec<(i64, f64, Option<f64>, i64, bool, i64, f64)> = sqlx::query_as(
-            "SELECT request_time, latency_ms, ttft_ms, status_code, (status_code >= 400 OR error_code IS NOT NULL), \
-             input_tokens + output_tokens, cost_usd FROM usage \
+        let rows: Vec<TimelineRow> = sqlx::query_as(
+            "SELECT request_time, latency_ms, ttft_ms, status_code, (status_code >= 400 OR error_code IS NOT NULL) AS failed, \
+             input_tokens + output_tokens AS tokens, cost_usd FROM usage \
              WHERE endpoint_name = ? AND (? IS NULL OR served_entity = ?) AND request_time >= ? AND request_time < ? \
              ORDER BY request_time DESC LIMIT ?",
         )
@@ -703,16 +715,16 @@ impl UsageDb {
         let mut latencies: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); buckets as usize];
         let mut points: Vec<TimelinePoint> =
             (0..buckets).map(|i| TimelinePoint { start: since + i * width, ..Default::default() }).collect();
-        for (time, latency, ttft, status, failed, tokens, cost) in rows {
-            let i = ((time - since) / width).clamp(0, buckets - 1) as usize;
+        for r in rows {
+            let i = ((r.request_time - since) / width).clamp(0, buckets - 1) as usize;
             if let (Some(p), Some((l, t))) = (points.get_mut(i), latencies.get_mut(i)) {
                 p.requests += 1;
-                p.errors += i64::from(failed);
-                p.rate_limited += i64::from(status == 429);
-                p.tokens += tokens;
-                p.cost_usd += cost;
-                l.push(latency);
-                t.extend(ttft);
+                p.errors += i64::from(r.failed);
+                p.rate_limited += i64::from(r.status_code == 429);
+                p.tokens += r.tokens;
+                p.cost_usd += r.cost_usd;
+                l.push(r.latency_ms);
+                t.extend(r.ttft_ms);
             }
         }
         for (p, (l, t)) in points.iter_mut().zip(latencies.iter_mut()) {
