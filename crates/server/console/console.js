@@ -17,14 +17,19 @@ document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
 // Charts marked data-refresh are fetched again every 15 seconds while the page is visible; the
 // server renders them, so a refresh is one small HTML fragment.
 document.querySelectorAll("[data-refresh]").forEach((box) => {
+  let timer;
   const refresh = async () => {
     if (document.hidden) return;
     try {
-      const resp = await fetch(box.dataset.refresh, { headers: { "x-console-refresh": "1" } });
+      const resp = await fetch(box.dataset.refresh, { headers: { "x-console-fetch": "1" } });
       if (resp.ok) box.innerHTML = await resp.text();
+      else if (resp.status === 401) {
+        window.clearInterval(timer);
+        box.insertAdjacentHTML("afterbegin", '<div class="error" role="alert">Your session ended; sign in again to see live figures.</div>');
+      }
     } catch (_) { /* offline for a moment: the next tick tries again */ }
   };
-  window.setInterval(refresh, 15000);
+  timer = window.setInterval(refresh, 15000);
   document.addEventListener("visibilitychange", refresh);
 });
 

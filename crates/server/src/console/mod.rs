@@ -57,7 +57,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The signed-in principal of a console request, and its session. As an extractor it answers a
-/// request without a live session with the sign-in page (or 401 for the playground's fetches).
+/// request without a live session with the sign-in page (or 401 for the page script's fetches).
 pub struct Viewer {
     principal: Arc<Principal>,
     session_id: String,
@@ -89,7 +89,8 @@ impl FromRequestParts<AppState> for Viewer {
             Some((principal, session_id, session)) => {
                 Ok(Viewer { principal, session_id, session, sessions, tls: over_tls(&parts.headers) })
             }
-            None if parts.headers.contains_key("x-csrf-token") => {
+            // The page's own fetches (playground, chart refresh) get a status, not the sign-in page.
+            None if parts.headers.contains_key("x-csrf-token") || parts.headers.contains_key("x-console-fetch") => {
                 Err((StatusCode::UNAUTHORIZED, "Your session ended; sign in again.").into_response())
             }
             None => Err(Redirect::to("/console/sign-in").into_response()),

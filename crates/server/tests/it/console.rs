@@ -608,3 +608,33 @@ async fn the_console_shows_inventory_flags_policy_violations_and_rate_limited_qu
     let cells: Vec<&str> = last_row.split("<td>").skip(1).map(|c| c.split("</td>").next().unwrap()).collect();
     assert_eq!(&cells[1..], ["2", "1", "1"], "all, failed and rate-limited per minute: {last_row}");
 }
+
+#[tokio::test]
+async fn cookies_are_secure_behind_tls_and_the_page_script_gets_401_without_a_session() {
+    let t = TestServer::start().await;
+    let b = browser();
+    let page = b.get(format!("{}/console/sign-in", t.base)).header("x-forwarded-proto", "https").send().await.unwrap();
+    let pre = set_cookie(&page, "mg_csrf").unwrap();
+    assert!(pre.contains("Secure"), "{pre}");
+    let csrf = value(&pre);
+    let r = b
+        .post(format!("{}/console/sign-in", t.base))
+        .header("forwarded", "for=10.0.0.1;proto=https")
+        .header("cookie", format!("mg_csrf={csrf}"))
+        .form(&[("token", t.token.as_str()), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    let session = set_cookie(&r, "mg_session").unwrap();
+    assert!(session.contains("Secure") && session.contains("HttpOnly"), "{session}");
+    // Over plain HTTP the cookie cannot be Secure, or the browser would drop it.
+    let plain = b.get(format!("{}/console/sign-in", t.base)).send().await.unwrap();
+    assert!(!set_cookie(&plain, "mg_csrf").unwrap().contains("Secure"));
+
+    // The chart refresh and the playground without a session: 401, not the sign-in page.
+    let r =
+        b.get(format!("{}/console/endpoints/x/metrics", t.base)).header("x-console-fetch", "1").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = b.post(format!("{}/console/playground/x", t.base)).header("x-csrf-token", "t").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
