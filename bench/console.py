@@ -16,7 +16,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from harness import Process  # noqa: E402
+from harness import start_mock_upstream, start_server  # noqa: E402
 
 TOKEN = "mgt_bench_console_admin_token_0123456789"
 PAGES = ["/", "/console/endpoints/chat-00", "/console/playground", "/console/usage", "/console/operations",
@@ -58,10 +58,9 @@ def main():
     ap.add_argument("--queries", type=int, default=2000)
     a = ap.parse_args()
     bin_dir = pathlib.Path(a.bin)
-    mock = Process([str(bin_dir / "modelgate-mock-upstream"), "--listen", "127.0.0.1:0"])
+    mock = start_mock_upstream(bin_dir)
     data = tempfile.TemporaryDirectory()
-    env = dict(os.environ, MODELGATE_ADMIN_TOKEN=TOKEN, RUST_LOG="warn")
-    server = Process([str(bin_dir / "modelgate"), "serve", "--listen", "127.0.0.1:0", "--data-dir", data.name], env=env)
+    server = start_server(data.name, TOKEN, bin_dir=bin_dir, env=dict(os.environ, RUST_LOG="warn"))
     try:
         seed(server.host, mock.host, a.endpoints, a.queries)
         with sync_playwright() as p:

@@ -41,3 +41,17 @@ class Process:
             self.proc.kill()
             self.proc.wait()
         return self.proc.returncode
+
+
+def start_mock_upstream(bin_dir=None):
+    """The mock upstream (every provider's wire format) on a free loopback port."""
+    return Process([str(pathlib.Path(bin_dir or BIN_DIR) / "modelgate-mock-upstream"), "--listen", "127.0.0.1:0"])
+
+
+def start_server(data_dir, admin_token, *flags, bin_dir=None, env=None):
+    """`modelgate serve` on a free loopback port with `admin_token` as the admin's token, its
+    state in `data_dir` and its master key in a file there."""
+    env = dict(env if env is not None else os.environ, MODELGATE_ADMIN_TOKEN=admin_token)
+    env.pop("MODELGATE_MASTER_KEY", None)
+    binary = pathlib.Path(bin_dir or BIN_DIR) / "modelgate"
+    return Process([str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), *flags], env=env)

@@ -12,7 +12,7 @@ import requests
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from harness import BIN_DIR, ROOT, Process  # noqa: E402
+from harness import start_mock_upstream, start_server  # noqa: E402
 
 ADMIN_TOKEN = "mgt_browser_admin_token_0123456789abcdef"
 SECRET_VALUE = "sk-browser-secret-value-8086"
@@ -52,7 +52,7 @@ def chat_entity(mock, model):
 
 @pytest.fixture(scope="session")
 def mock_upstream():
-    p = Process([str(BIN_DIR / "modelgate-mock-upstream"), "--listen", "127.0.0.1:0"])
+    p = start_mock_upstream()
     yield p
     p.stop()
 
@@ -60,14 +60,8 @@ def mock_upstream():
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory, mock_upstream):
     """The running server, seeded; yields (host, admin Api, the user's token)."""
-    env = dict(os.environ, MODELGATE_ADMIN_TOKEN=ADMIN_TOKEN)
-    env.pop("MODELGATE_MASTER_KEY", None)
-    s = Process(
-        [str(BIN_DIR / "modelgate"), "serve", "--listen", "127.0.0.1:0",
-         "--data-dir", str(tmp_path_factory.mktemp("data")), "--deploy-delay", "100ms",
-         "--console-password-sign-in"],
-        env=env,
-    )
+    s = start_server(tmp_path_factory.mktemp("data"), ADMIN_TOKEN, "--deploy-delay", "100ms",
+                     "--console-password-sign-in")
     try:
         admin = Api(s.host, ADMIN_TOKEN)
         admin("POST", "/api/2.0/secrets/scopes/create", {"scope": "llm"})
@@ -142,4 +136,4 @@ def sign_in(page, token):
     page.wait_for_url("**/")
 
 
-__all__ = ["ADMIN_TOKEN", "SECRET_VALUE", "USER_PASSWORD", "ROOT", "sign_in"]
+__all__ = ["ADMIN_TOKEN", "SECRET_VALUE", "USER_PASSWORD", "sign_in"]

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from harness import BIN_DIR, Process  # noqa: E402
+from harness import start_mock_upstream, start_server  # noqa: E402
 
 ADMIN_TOKEN = "mgt_compat_admin_token_0123456789abcdef"
 SECRET_VALUE = "sk-compat-secret-value-5150"
@@ -15,21 +15,15 @@ SECRET_VALUE = "sk-compat-secret-value-5150"
 
 @pytest.fixture(scope="session")
 def mock_upstream():
-    p = Process([str(BIN_DIR / "modelgate-mock-upstream"), "--listen", "127.0.0.1:0"])
+    p = start_mock_upstream()
     yield p
     p.stop()
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, mock_upstream):
-    env = dict(os.environ, MODELGATE_ADMIN_TOKEN=ADMIN_TOKEN)
-    env.pop("MODELGATE_MASTER_KEY", None)
-    s = Process(
-        [str(BIN_DIR / "modelgate"), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path_factory.mktemp("data")),
-         "--deploy-delay", "300ms", "--provider-base-url", f"anthropic={mock_upstream.host}",
-         "--upstream-idle-timeout", "2s"],
-        env=env,
-    )
+    s = start_server(tmp_path_factory.mktemp("data"), ADMIN_TOKEN, "--deploy-delay", "300ms",
+                     "--provider-base-url", f"anthropic={mock_upstream.host}", "--upstream-idle-timeout", "2s")
     yield s
     code = s.stop()
     assert code == 0, "server did not exit cleanly:\n" + "".join(s.output)

@@ -166,8 +166,7 @@ pub async fn page(
         .map(|axum::Json(v)| v.config_versions)
         .unwrap_or_default();
     let acl = api::permissions::get(State(app.clone()), viewer.caller(), ApiPath(e.id.clone())).await;
-    let entities: Vec<String> =
-        e.config.iter().flat_map(|c| c.served_entities.iter().flatten()).filter_map(|s| s.spec.name.clone()).collect();
+    let entities = metrics::entity_names(&e);
     let mut logs = Vec::new();
     for entity in &entities {
         let path = ApiPath((name.clone(), entity.clone()));

@@ -90,6 +90,11 @@ pub async fn section(
     }
 }
 
+/// The names of an endpoint's served entities, in its config's order.
+pub fn entity_names(e: &modelgate_wire::ServingEndpointDetailed) -> Vec<String> {
+    e.config.iter().flat_map(|c| c.served_entities.iter().flatten()).filter_map(|s| s.spec.name.clone()).collect()
+}
+
 /// `?window=&entity=` of the charts.
 #[derive(Deserialize, Default)]
 pub struct ChartsView {
@@ -110,12 +115,7 @@ pub async fn fragment(
     let got = crate::api::endpoints::get(State(app.clone()), viewer.caller(), ApiPath(name.clone())).await;
     let (status, body) = match got {
         Ok(axum::Json(e)) => {
-            let entities: Vec<String> = e
-                .config
-                .iter()
-                .flat_map(|c| c.served_entities.iter().flatten())
-                .filter_map(|s| s.spec.name.clone())
-                .collect();
+            let entities = entity_names(&e);
             let window = view.window.as_deref().unwrap_or("1h");
             (StatusCode::OK, section(&app, &e.name, &entities, view.entity.as_deref(), window).await)
         }

@@ -84,13 +84,13 @@ pub async fn sign_in(
     let refuse = |status: StatusCode, why: &str| {
         page(status, layout("Sign in", None, "", form(&expected, app.console_password_sign_in, Some(why))))
     };
-    let credential = match (f.token, f.user_name, f.password) {
+    let (credential, principal) = match (f.token, f.user_name, f.password) {
         (Some(t), _, _) => {
             let hash = token::hash(t.trim());
-            if !app.snapshot.load().tokens.get(&hash).is_some_and(|p| live(p.expires_at)) {
+            let Some(principal) = app.snapshot.load().tokens.get(&hash).filter(|p| live(p.expires_at)).cloned() else {
                 return refuse(StatusCode::UNAUTHORIZED, "That token is not valid (or has expired).");
-            }
-            Credential::Token(hash)
+            };
+            (Credential::Token(hash), principal)
         }
         (None, Some(user_name), Some(pw)) if app.console_password_sign_in => {
             let user_name = user_name.trim().to_string();
@@ -107,7 +107,7 @@ pub async fn sign_in(
             match login.filter(|_| matched) {
                 Some(login) => {
                     throttle.succeeded(&user_name);
-                    Credential::Password { user_name, set_at: login.set_at }
+                    (Credential::Password { user_name, set_at: login.set_at }, login.principal)
                 }
                 None => {
                     throttle.failed(&user_name);
@@ -121,7 +121,10 @@ pub async fn sign_in(
         _ => return refuse(StatusCode::BAD_REQUEST, "Give a token, or a user name and password."),
     };
     let (id, _) = sessions.start(credential);
-    with_cookie(Redirect::to("/").into_response(), SESSION_COOKIE, &id, None, over_tls(&headers))
+    let mut resp = with_cookie(Redirect::to("/").into_response(), SESSION_COOKIE, &id, None, over_tls(&headers));
+    // The audit log records who signed in.
+    resp.extensions_mut().insert(principal);
+    resp
 }
 
 /// A form that only carries the CSRF token.
@@ -137,5 +140,8 @@ pub async fn sign_out(viewer: Viewer, headers: HeaderMap, Form(f): Form<Csrf>) -
         return refused;
     }
     viewer.sessions.end(&viewer.session_id);
-    with_cookie(Redirect::to("/console/sign-in").into_response(), SESSION_COOKIE, "", Some(0), viewer.tls)
+    let mut resp =
+        with_cookie(Redirect::to("/console/sign-in").into_response(), SESSION_COOKIE, "", Some(0), viewer.tls);
+    resp.extensions_mut().insert(viewer.principal);
+    resp
 }

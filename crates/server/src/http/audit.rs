@@ -157,10 +157,14 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 fn is_change(method: &Method, path: &str) -> bool {
-    // The console's actions on endpoints are changes too (sign-in and sign-out are not).
+    // The console's actions on endpoints are changes too, and its sign-ins and sign-outs are
+    // recorded (the forms' bodies never are: they are not read into the record).
     method != Method::GET
         && method != Method::HEAD
-        && (path.starts_with("/api/2.0/") || path.starts_with("/console/endpoints/"))
+        && (path.starts_with("/api/2.0/")
+            || path.starts_with("/console/endpoints/")
+            || path == "/console/sign-in"
+            || path == "/console/sign-out")
 }
 
 /// Limits how many denied requests are recorded, per address and in all, per minute.

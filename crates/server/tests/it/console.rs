@@ -543,6 +543,17 @@ async fn password_sign_in_when_enabled_with_lockout_and_sessions_that_end_with_t
     let (_, audit) = t.get("/api/2.0/audit-log").await;
     let text = audit.to_string();
     assert!(!text.contains("correct horse") && !text.contains("different battery") && !text.contains("wrong horse"));
+    let sign_ins: Vec<&serde_json::Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["path"] == "/console/sign-in" && e["status"] == 303)
+        .collect();
+    assert!(
+        sign_ins.iter().any(|e| e["principal"] == "dev@example.com" && e["token_id"] == "console-password"),
+        "the password sign-in is audited: {audit}"
+    );
+    assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["path"] == "/console/sign-in" && e["status"] == 401));
     // Removing a password stops password sign-in for that user.
     let (_, ops) = t
         .post("/api/2.0/preview/scim/v2/Users", json!({"userName": "ops@example.com", "password": "ops password 123"}))
