@@ -93,6 +93,30 @@ pub trait Store: Send + Sync + 'static {
     async fn set_password(&self, principal_id: &str, hash: Option<&str>, at: i64) -> Result<()>;
     /// Every console password hash.
     async fn list_passwords(&self) -> Result<Vec<PasswordRecord>>;
+    /// Registers a model with its creator's `CAN_MANAGE` grant, atomically; `AlreadyExists` on a
+    /// taken name.
+    async fn create_model(&self, model: &ModelRecord, owner_id: &str) -> Result<()>;
+    /// One registered model by name.
+    async fn get_model(&self, name: &str) -> Result<Option<ModelRecord>>;
+    /// Every registered model, by name.
+    async fn list_models(&self) -> Result<Vec<ModelRecord>>;
+    /// Deletes a model with its versions and grants; `NotFound` if missing.
+    async fn delete_model(&self, name: &str) -> Result<()>;
+    /// Adds a version to the model `version.model_id` with the next number; returns it numbered.
+    async fn add_model_version(&self, version: &ModelVersionRecord) -> Result<ModelVersionRecord>;
+    /// A model's versions, newest first.
+    async fn list_model_versions(&self, model_id: &str) -> Result<Vec<ModelVersionRecord>>;
+    /// Deletes one version; `NotFound` if missing.
+    async fn delete_model_version(&self, model_id: &str, version: i64) -> Result<()>;
+    /// Every direct grant on every model.
+    async fn list_model_permissions(&self) -> Result<Vec<ModelPermissionRecord>>;
+    /// Writes grants on a model; `replace` removes the others first.
+    async fn write_model_permissions(
+        &self,
+        model_id: &str,
+        grants: &[ModelPermissionRecord],
+        replace: bool,
+    ) -> Result<()>;
     /// Stores a token (hash only).
     async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
     /// Tokens of one principal, or of everyone.

@@ -47,6 +47,61 @@ impl std::fmt::Debug for PasswordRecord {
     }
 }
 
+/// A registered model (our extension): a name whose versions hosted entities serve.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ModelRecord {
+    /// Server-assigned id.
+    pub id: String,
+    /// `team.models.churn` or a plain name; unique.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// User name of who registered it.
+    pub creator: String,
+    /// ms since the epoch.
+    pub created_at: i64,
+    /// ms since the epoch.
+    pub updated_at: i64,
+    /// The highest version number ever given (numbers are never reused).
+    pub latest_version: i64,
+}
+
+/// One version of a registered model.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ModelVersionRecord {
+    /// The model.
+    pub model_id: String,
+    /// 1, 2, ...
+    pub version: i64,
+    /// Where its files are: a directory on the server.
+    pub source: String,
+    /// `process` or `embedded`.
+    pub runtime: String,
+    /// The process runtime's argv as a JSON array.
+    pub command: Option<String>,
+    /// Declared environment as a JSON object.
+    pub env: Option<String>,
+    /// `sha256:` of the source's files, names and contents.
+    pub content_hash: String,
+    /// Free text.
+    pub description: String,
+    /// User name of who registered it.
+    pub creator: String,
+    /// ms since the epoch.
+    pub created_at: i64,
+}
+
+/// A direct permission grant on a registered model.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ModelPermissionRecord {
+    /// The model.
+    pub model_id: String,
+    /// The user, group or service principal.
+    pub principal_id: String,
+    /// `CAN_VIEW`, `CAN_QUERY` (serve it) or `CAN_MANAGE`.
+    pub level: String,
+}
+
 /// A direct permission grant on an endpoint.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EndpointPermissionRecord {

@@ -27,6 +27,10 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+fn model_missing(name: &str) -> StoreError {
+    StoreError::NotFound(format!("Registered model '{name}' does not exist."))
+}
+
 fn endpoint_missing(name: &str) -> StoreError {
     StoreError::NotFound(format!("Endpoint with name '{name}' does not exist."))
 }
@@ -195,6 +199,138 @@ impl Store for SqliteStore {
 
     async fn list_passwords(&self) -> Result<Vec<PasswordRecord>> {
         Ok(sqlx::query_as("SELECT * FROM principal_passwords").fetch_all(&self.reader).await?)
+    }
+
+    async fn create_model(&self, m: &ModelRecord, owner_id: &str) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO registered_models (id, name, description, creator, created_at, updated_at, latest_version) \
+             VALUES (?, ?, ?, ?, ?, ?, 0)",
+        )
+        .bind(&m.id)
+        .bind(&m.name)
+        .bind(&m.description)
+        .bind(&m.creator)
+        .bind(m.created_at)
+        .bind(m.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("Registered model '{}' already exists.", m.name))
+            } else {
+                e.into()
+            }
+        })?;
+        sqlx::query("INSERT INTO model_permissions (model_id, principal_id, level) VALUES (?, ?, 'CAN_MANAGE')")
+            .bind(&m.id)
+            .bind(owner_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_model(&self, name: &str) -> Result<Option<ModelRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM registered_models WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn list_models(&self) -> Result<Vec<ModelRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM registered_models ORDER BY name").fetch_all(&self.reader).await?)
+    }
+
+    async fn delete_model(&self, name: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM registered_models WHERE name = ?").bind(name).execute(&self.writer).await?;
+        if done.rows_affected() == 0 {
+            return Err(model_missing(name));
+        }
+        Ok(())
+    }
+
+    async fn add_model_version(&self, v: &ModelVersionRecord) -> Result<ModelVersionRecord> {
+        let mut tx = self.writer.begin().await?;
+        let number: Option<i64> = sqlx::query_scalar(
+            "UPDATE registered_models SET latest_version = latest_version + 1, updated_at = ? WHERE id = ? \
+             RETURNING latest_version",
+        )
+        .bind(v.created_at)
+        .bind(&v.model_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let number =
+            number.ok_or_else(|| StoreError::NotFound(format!("Registered model '{}' does not exist.", v.model_id)))?;
+        let numbered = ModelVersionRecord { version: number, ..v.clone() };
+        sqlx::query(
+            "INSERT INTO model_versions (model_id, version, source, runtime, command, env, content_hash, description, \
+             creator, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&numbered.model_id)
+        .bind(numbered.version)
+        .bind(&numbered.source)
+        .bind(&numbered.runtime)
+        .bind(&numbered.command)
+        .bind(&numbered.env)
+        .bind(&numbered.content_hash)
+        .bind(&numbered.description)
+        .bind(&numbered.creator)
+        .bind(numbered.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(numbered)
+    }
+
+    async fn list_model_versions(&self, model_id: &str) -> Result<Vec<ModelVersionRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM model_versions WHERE model_id = ? ORDER BY version DESC")
+            .bind(model_id)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn delete_model_version(&self, model_id: &str, version: i64) -> Result<()> {
+        let done = sqlx::query("DELETE FROM model_versions WHERE model_id = ? AND version = ?")
+            .bind(model_id)
+            .bind(version)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("Model version {version} does not exist.")));
+        }
+        Ok(())
+    }
+
+    async fn list_model_permissions(&self) -> Result<Vec<ModelPermissionRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM model_permissions ORDER BY model_id, principal_id")
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn write_model_permissions(
+        &self,
+        model_id: &str,
+        grants: &[ModelPermissionRecord],
+        replace: bool,
+    ) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        if replace {
+            sqlx::query("DELETE FROM model_permissions WHERE model_id = ?").bind(model_id).execute(&mut *tx).await?;
+        }
+        for g in grants {
+            sqlx::query(
+                "INSERT INTO model_permissions (model_id, principal_id, level) VALUES (?, ?, ?) \
+                 ON CONFLICT (model_id, principal_id) DO UPDATE SET level = excluded.level",
+            )
+            .bind(model_id)
+            .bind(&g.principal_id)
+            .bind(&g.level)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn list_memberships(&self) -> Result<Vec<MembershipRecord>> {

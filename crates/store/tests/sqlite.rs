@@ -226,3 +226,52 @@ async fn timeline_buckets_filter_by_entity_and_give_ttft_of_streams_only() {
     assert_eq!(b.iter().map(|p| p.requests).collect::<Vec<_>>(), [0, 2]);
     assert_eq!(b[0].p50_ms, None);
 }
+
+#[tokio::test]
+async fn registered_models_number_versions_once_and_cascade() {
+    let (_d, s) = store().await;
+    s.ensure_owner().await;
+    let model = |id: &str, name: &str| ModelRecord {
+        id: id.into(),
+        name: name.into(),
+        description: String::new(),
+        creator: "o".into(),
+        created_at: 1,
+        updated_at: 1,
+        latest_version: 0,
+    };
+    s.create_model(&model("m1", "team.models.churn"), "owner").await.unwrap();
+    assert!(matches!(
+        s.create_model(&model("m2", "team.models.churn"), "owner").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let version = ModelVersionRecord {
+        model_id: "m1".into(),
+        version: 0,
+        source: "/models/churn".into(),
+        runtime: "process".into(),
+        command: Some(r#"["python","serve.py"]"#.into()),
+        env: None,
+        content_hash: "sha256:00".into(),
+        description: String::new(),
+        creator: "o".into(),
+        created_at: 2,
+    };
+    assert_eq!(s.add_model_version(&version).await.unwrap().version, 1);
+    assert_eq!(s.add_model_version(&version).await.unwrap().version, 2);
+    s.delete_model_version("m1", 2).await.unwrap();
+    assert_eq!(s.add_model_version(&version).await.unwrap().version, 3, "numbers are never reused");
+    let versions: Vec<i64> = s.list_model_versions("m1").await.unwrap().iter().map(|v| v.version).collect();
+    assert_eq!(versions, [3, 1], "newest first");
+    assert!(matches!(
+        s.add_model_version(&ModelVersionRecord { model_id: "nope".into(), ..version.clone() }).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let grants = s.list_model_permissions().await.unwrap();
+    assert_eq!((grants.len(), grants[0].level.as_str()), (1, "CAN_MANAGE"), "the owner manages it");
+    s.delete_model("team.models.churn").await.unwrap();
+    assert!(
+        s.list_model_versions("m1").await.unwrap().is_empty() && s.list_model_permissions().await.unwrap().is_empty()
+    );
+    assert!(matches!(s.delete_model("team.models.churn").await, Err(StoreError::NotFound(_))));
+}
