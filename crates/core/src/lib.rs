@@ -19,6 +19,7 @@
 pub mod cipher;
 pub mod credentials;
 pub mod jsondiff;
+pub mod models;
 pub mod names;
 pub mod outbound;
 pub mod password;

@@ -324,7 +324,9 @@ fn sizing(
     Ok(())
 }
 
-fn environment_vars(vars: Option<&BTreeMap<String, String>>, epath: &str) -> Result<()> {
+/// Checks environment variable names and the secret references among the values; `epath` is the
+/// path of the object that holds `environment_vars`.
+pub fn environment_vars(vars: Option<&BTreeMap<String, String>>, epath: &str) -> Result<()> {
     for (k, v) in vars.into_iter().flatten() {
         let vpath = format!("{epath}.environment_vars.{k}");
         if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {

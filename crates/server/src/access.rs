@@ -12,10 +12,16 @@ use crate::state::AppState;
 
 /// The caller's effective level on `ep`, if any.
 pub fn level_of(caller: &Principal, ep: &LiveEndpoint) -> Option<Level> {
+    level_in(caller, &ep.grants)
+}
+
+/// The caller's effective level on an object with these grants (principal id, level): the
+/// highest of its own and its groups' (through nesting); admins manage everything.
+pub fn level_in(caller: &Principal, grants: &[(String, Level)]) -> Option<Level> {
     if caller.is_admin {
         return Some(Level::CanManage);
     }
-    ep.grants.iter().filter(|(who, _)| *who == caller.id || caller.group_ids.contains(who)).map(|(_, l)| *l).max()
+    grants.iter().filter(|(who, _)| *who == caller.id || caller.group_ids.contains(who)).map(|(_, l)| *l).max()
 }
 
 /// The 404 for an endpoint that does not exist, or that the caller may not see.

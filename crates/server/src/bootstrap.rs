@@ -81,6 +81,8 @@ pub const USERS_GROUP: &str = "users";
 /// The built-in group whose members (and admins) may point endpoints at base URLs outside the
 /// server's outbound allow-list (see docs/security.md).
 pub const CUSTOM_BASE_URLS_GROUP: &str = "custom-base-urls";
+/// Members may register model versions whose runtime starts a program on the server.
+pub const MODEL_RUNNERS_GROUP: &str = "model-runners";
 /// Name of the lock file inside the data directory.
 pub const LOCK_FILE: &str = "modelgate.lock";
 /// Fewest characters of an admin token given in `MODELGATE_ADMIN_TOKEN` (generated ones are longer).
@@ -274,6 +276,7 @@ pub async fn admin(store: &dyn Store, from_env: Option<&str>) -> Result<Option<S
     let group = ensure_principal(store, principal_kind::GROUP, ADMINS_GROUP).await?;
     let everyone = ensure_principal(store, principal_kind::GROUP, USERS_GROUP).await?;
     ensure_principal(store, principal_kind::GROUP, CUSTOM_BASE_URLS_GROUP).await?;
+    ensure_principal(store, principal_kind::GROUP, MODEL_RUNNERS_GROUP).await?;
     let user = ensure_principal(store, principal_kind::USER, ADMIN_USER).await?;
     store.add_member(&group.id, &user.id).await?;
     store.add_member(&everyone.id, &user.id).await?;

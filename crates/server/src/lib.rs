@@ -17,6 +17,7 @@ mod egress;
 mod error;
 mod extract;
 mod gateway;
+mod hosting;
 mod http;
 mod policy;
 mod routes;

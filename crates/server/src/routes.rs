@@ -50,6 +50,20 @@ pub fn router(app: AppState, gate: limits::Gate) -> Router {
             get(api::permissions::get).put(api::permissions::set).patch(api::permissions::update),
         )
         .route("/api/2.0/permissions/serving-endpoints/{id}/permissionLevels", get(api::permissions::levels))
+        .route("/api/2.0/registered-models", get(api::models::list).post(api::models::create))
+        .route("/api/2.0/registered-models/{name}", get(api::models::get).delete(api::models::delete))
+        .route(
+            "/api/2.0/registered-models/{name}/versions",
+            get(api::models::list_versions).post(api::models::create_version),
+        )
+        .route(
+            "/api/2.0/registered-models/{name}/versions/{version}",
+            get(api::models::get_version).delete(api::models::delete_version),
+        )
+        .route(
+            "/api/2.0/permissions/registered-models/{name}",
+            get(api::models::get_permissions).put(api::models::set_permissions).patch(api::models::update_permissions),
+        )
         .route("/api/2.0/secrets/scopes/create", post(api::secrets::create_scope))
         .route("/api/2.0/secrets/scopes/delete", post(api::secrets::delete_scope))
         .route("/api/2.0/secrets/scopes/list", get(api::secrets::list_scopes))

@@ -25,9 +25,7 @@ use crate::state::AppState;
 
 type Caller = Extension<Arc<Principal>>;
 
-fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
-}
+use super::to_json;
 
 /// Guardrails that need a judge cannot be switched on when the server has none. (A new endpoint's
 /// guardrails are checked by its deployment instead, which fails with a build-log line.)

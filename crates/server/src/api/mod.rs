@@ -9,6 +9,7 @@ pub(crate) mod endpoints;
 pub(crate) mod groups;
 pub(crate) mod inference;
 pub(crate) mod inventory;
+pub(crate) mod models;
 pub(crate) mod observability;
 pub(crate) mod openapi;
 pub(crate) mod permissions;
@@ -22,3 +23,8 @@ pub(crate) mod usage;
 
 #[cfg(test)]
 mod tests;
+
+/// A value as the JSON text the store keeps.
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}

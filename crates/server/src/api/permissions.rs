@@ -37,19 +37,27 @@ fn require_key(app: &AppState, caller: &Principal, key: &str, needed: Level) -> 
 }
 
 async fn render(app: &AppState, ep: &LiveEndpoint) -> ApiResult<Json<ObjectPermissions>> {
+    let object = format!("/serving-endpoints/{}", ep.id);
+    Ok(Json(render_grants(app, &ep.grants, object, "serving-endpoint", "/serving-endpoints/").await?))
+}
+
+/// An object's grants as the Permissions API shows them, with the admins' `CAN_MANAGE` inherited
+/// from `root` (the root of all objects of its type).
+pub(crate) async fn render_grants(
+    app: &AppState,
+    grants: &[(String, Level)],
+    object_id: String,
+    object_type: &str,
+    root: &str,
+) -> ApiResult<ObjectPermissions> {
     let principals = app.store.list_principals(None).await?;
     let mut acl = Vec::new();
-    for (who, level) in &ep.grants {
+    for (who, level) in grants {
         let Some(p) = principals.iter().find(|p| &p.id == who) else { continue };
         acl.push(entry(&p.kind, &p.name, &p.display_name, *level, None));
     }
-    // Admins manage every endpoint, inherited from the root of all endpoints.
-    acl.push(entry(principal_kind::GROUP, ADMINS_GROUP, ADMINS_GROUP, Level::CanManage, Some("/serving-endpoints/")));
-    Ok(Json(ObjectPermissions {
-        object_id: format!("/serving-endpoints/{}", ep.id),
-        object_type: "serving-endpoint".into(),
-        access_control_list: acl,
-    }))
+    acl.push(entry(principal_kind::GROUP, ADMINS_GROUP, ADMINS_GROUP, Level::CanManage, Some(root)));
+    Ok(ObjectPermissions { object_id, object_type: object_type.into(), access_control_list: acl })
 }
 
 fn entry(kind: &str, name: &str, display: &str, level: Level, inherited_from: Option<&str>) -> AccessControlResponse {
@@ -68,6 +76,20 @@ fn entry(kind: &str, name: &str, display: &str, level: Level, inherited_from: Op
 }
 
 async fn resolve(app: &AppState, acl: &[AccessControlRequest]) -> ApiResult<Vec<EndpointPermissionRecord>> {
+    Ok(resolve_grants(app, acl)
+        .await?
+        .into_iter()
+        .map(|(principal_id, level)| EndpointPermissionRecord {
+            endpoint_id: String::new(),
+            principal_id,
+            level: level.as_str().into(),
+        })
+        .collect())
+}
+
+/// The principals an access control list names, by id, with their levels; a 400 naming the
+/// entry that names nobody or an unknown level.
+pub(crate) async fn resolve_grants(app: &AppState, acl: &[AccessControlRequest]) -> ApiResult<Vec<(String, Level)>> {
     let mut out = Vec::new();
     for (i, a) in acl.iter().enumerate() {
         let path = format!("access_control_list[{i}]");
@@ -93,11 +115,7 @@ async fn resolve(app: &AppState, acl: &[AccessControlRequest]) -> ApiResult<Vec<
             .find_principal(kind, name)
             .await?
             .ok_or_else(|| ApiError::invalid(&path, format!("no {} named '{name}'", kind.replace('_', " "))))?;
-        out.push(EndpointPermissionRecord {
-            endpoint_id: String::new(),
-            principal_id: p.id,
-            level: level.as_str().into(),
-        });
+        out.push((p.id, level));
     }
     Ok(out)
 }

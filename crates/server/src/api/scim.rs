@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::access::require_admin;
-use crate::bootstrap::{ADMINS_GROUP, CUSTOM_BASE_URLS_GROUP, USERS_GROUP};
+use crate::bootstrap::{ADMINS_GROUP, CUSTOM_BASE_URLS_GROUP, MODEL_RUNNERS_GROUP, USERS_GROUP};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::snapshot::Principal;
@@ -667,7 +667,8 @@ pub async fn patch_service_principal(
 pub(super) async fn delete(app: &AppState, caller: &Principal, id: &str, kind: &str) -> ApiResult<StatusCode> {
     require_admin(caller, &format!("delete {}", collection(kind).to_lowercase()))?;
     let p = Directory::load(app).await?.get(id, kind)?.clone();
-    if p.kind == principal_kind::GROUP && [ADMINS_GROUP, USERS_GROUP, CUSTOM_BASE_URLS_GROUP].contains(&p.name.as_str())
+    if p.kind == principal_kind::GROUP
+        && [ADMINS_GROUP, USERS_GROUP, CUSTOM_BASE_URLS_GROUP, MODEL_RUNNERS_GROUP].contains(&p.name.as_str())
     {
         return Err(ApiError::InvalidState(format!("The built-in {} group cannot be deleted.", p.name)));
     }

@@ -27,6 +27,7 @@ mod inventory;
 mod layout;
 mod leaks;
 mod limits;
+mod models;
 mod observability;
 mod outbound;
 mod permissions;

@@ -1,0 +1,3 @@
+//! Hosted models: what the server needs to serve registered model versions itself.
+
+pub mod source;
