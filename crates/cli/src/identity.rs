@@ -15,34 +15,34 @@ const SCIM: &str = "/api/2.0/preview/scim/v2";
 pub enum PermissionsCmd {
     /// Show the permissions of an object.
     Get {
-        /// Object type: serving-endpoints.
+        /// Object type: serving-endpoints or registered-models.
         object_type: ObjectType,
-        /// Endpoint id or name.
+        /// Endpoint id or name, or model name.
         id: String,
     },
     /// Replace every direct permission: --json '{"access_control_list": [...]}'.
     Set {
-        /// Object type: serving-endpoints.
+        /// Object type: serving-endpoints or registered-models.
         object_type: ObjectType,
-        /// Endpoint id or name.
+        /// Endpoint id or name, or model name.
         id: String,
         #[command(flatten)]
         json: crate::commands::JsonArg,
     },
     /// Add or change permissions: --json '{"access_control_list": [{"group_name": "ml", "permission_level": "CAN_QUERY"}]}'.
     Update {
-        /// Object type: serving-endpoints.
+        /// Object type: serving-endpoints or registered-models.
         object_type: ObjectType,
-        /// Endpoint id or name.
+        /// Endpoint id or name, or model name.
         id: String,
         #[command(flatten)]
         json: crate::commands::JsonArg,
     },
     /// List the permission levels of an object.
     GetPermissionLevels {
-        /// Object type: serving-endpoints.
+        /// Object type: serving-endpoints or registered-models.
         object_type: ObjectType,
-        /// Endpoint id or name.
+        /// Endpoint id or name, or model name.
         id: String,
     },
 }
@@ -50,16 +50,27 @@ pub enum PermissionsCmd {
 /// Objects that carry permissions.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum ObjectType {
-    /// Serving endpoints.
+    /// Serving endpoints (by id or name).
     ServingEndpoints,
+    /// Registered models (by name).
+    RegisteredModels,
+}
+
+impl ObjectType {
+    /// Where the Permissions API keeps this type's objects.
+    fn base(self) -> &'static str {
+        match self {
+            ObjectType::ServingEndpoints => "/api/2.0/permissions/serving-endpoints",
+            ObjectType::RegisteredModels => "/api/2.0/permissions/registered-models",
+        }
+    }
 }
 
 /// Runs a `permissions` command.
 pub async fn permissions(client: &Client, cmd: PermissionsCmd, output: Output) -> Result<(), CliError> {
-    const BASE: &str = "/api/2.0/permissions/serving-endpoints";
     match cmd {
-        PermissionsCmd::Get { id, .. } => {
-            let v = client.json(Method::GET, &format!("{BASE}/{id}"), None).await?;
+        PermissionsCmd::Get { object_type, id } => {
+            let v = client.json(Method::GET, &format!("{}/{id}", object_type.base()), None).await?;
             print_list(&v, output, "access_control_list", &["Principal", "Kind", "Level", "Inherited"], |e| {
                 let (who, kind) = if !at(e, "/user_name").is_null() {
                     (s(at(e, "/user_name")), "user")
@@ -72,16 +83,17 @@ pub async fn permissions(client: &Client, cmd: PermissionsCmd, output: Output) -
                 vec![who, kind.into(), s(at(p, "/permission_level")), s(at(p, "/inherited"))]
             });
         }
-        PermissionsCmd::Set { id, json, .. } => {
+        PermissionsCmd::Set { object_type, id, json } => {
             let body = crate::commands::read_json(&json, true)?;
-            print_json(&client.json(Method::PUT, &format!("{BASE}/{id}"), Some(&body)).await?);
+            print_json(&client.json(Method::PUT, &format!("{}/{id}", object_type.base()), Some(&body)).await?);
         }
-        PermissionsCmd::Update { id, json, .. } => {
+        PermissionsCmd::Update { object_type, id, json } => {
             let body = crate::commands::read_json(&json, true)?;
-            print_json(&client.json(Method::PATCH, &format!("{BASE}/{id}"), Some(&body)).await?);
+            print_json(&client.json(Method::PATCH, &format!("{}/{id}", object_type.base()), Some(&body)).await?);
         }
-        PermissionsCmd::GetPermissionLevels { id, .. } => {
-            print_json(&client.json(Method::GET, &format!("{BASE}/{id}/permissionLevels"), None).await?)
+        PermissionsCmd::GetPermissionLevels { object_type, id } => {
+            let path = format!("{}/{id}/permissionLevels", object_type.base());
+            print_json(&client.json(Method::GET, &path, None).await?)
         }
     }
     Ok(())

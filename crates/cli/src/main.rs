@@ -16,6 +16,7 @@ mod commands;
 mod identity;
 mod inference;
 mod inventory;
+mod models;
 mod policy;
 mod profile;
 mod requests;
@@ -163,6 +164,9 @@ enum Command {
     /// Firing alerts, alert rules and webhook destinations.
     #[command(subcommand)]
     Alerts(alerts::AlertsCmd),
+    /// The model registry: registered models and their versions, which hosted endpoints serve.
+    #[command(subcommand)]
+    Models(models::ModelsCmd),
 }
 
 #[derive(Args)]
@@ -379,6 +383,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::InferenceTable(c) => inference::run(&client, c, output).await,
                     Command::Budgets(c) => budgets::run(&client, c, output).await,
                     Command::Alerts(c) => alerts::run(&client, c, output).await,
+                    Command::Models(c) => models::run(&client, c, output).await,
                     Command::Serve(_) | Command::Configure | Command::Completion { .. } | Command::Bundle(_) => {
                         unreachable!("handled above")
                     }

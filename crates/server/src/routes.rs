@@ -64,6 +64,7 @@ pub fn router(app: AppState, gate: limits::Gate) -> Router {
             "/api/2.0/permissions/registered-models/{name}",
             get(api::models::get_permissions).put(api::models::set_permissions).patch(api::models::update_permissions),
         )
+        .route("/api/2.0/permissions/registered-models/{name}/permissionLevels", get(api::models::permission_levels))
         .route("/api/2.0/secrets/scopes/create", post(api::secrets::create_scope))
         .route("/api/2.0/secrets/scopes/delete", post(api::secrets::delete_scope))
         .route("/api/2.0/secrets/scopes/list", get(api::secrets::list_scopes))

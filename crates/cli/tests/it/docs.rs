@@ -83,6 +83,7 @@ fn the_cli_examples_in_the_docs_run_as_written() {
             r#"{"access_control_list": [{"group_name": "data", "permission_level": "CAN_QUERY"}]}"#.to_string(),
         ),
         ("key.bin", "binary-key-material".to_string()),
+        ("churn/serve.py", "print('a model server')".to_string()),
         ("p.json", r#"{"name": "ml-monthly", "period": "month", "amount_usd": 800, "action": "BLOCK"}"#.to_string()),
         ("policy.json", standards_policy()),
         ("prices.json", "{}".to_string()),
@@ -104,7 +105,9 @@ fn the_cli_examples_in_the_docs_run_as_written() {
         ),
     ];
     for (name, text) in files {
-        std::fs::write(work.join(name), text).unwrap();
+        let path = work.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
     }
     crate::bundle::copy_tree(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/gitops"),

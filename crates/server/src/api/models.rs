@@ -17,7 +17,7 @@ use modelgate_core::models::{self, Runtime};
 use modelgate_core::now_ms;
 use modelgate_core::permission::Level;
 use modelgate_store::{ModelPermissionRecord, ModelRecord, ModelVersionRecord};
-use modelgate_wire::permissions::{ObjectPermissions, PermissionsRequest};
+use modelgate_wire::permissions::{ObjectPermissions, PermissionLevel, PermissionLevels, PermissionsRequest};
 use modelgate_wire::{
     CreateModelRequest, CreateModelVersionRequest, ListModelVersionsResponse, ListModelsResponse, ModelVersion,
     RegisteredModel,
@@ -312,6 +312,27 @@ async fn write_permissions(
         .collect();
     app.store.write_model_permissions(&model.id, &grants, replace).await?;
     render_acl(&app, &model).await
+}
+
+/// `GET /api/2.0/permissions/registered-models/{name}/permissionLevels` (`CAN_VIEW`): what each
+/// level allows on a model.
+pub async fn permission_levels(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<PermissionLevels>> {
+    require(&app, &caller, &name, Level::CanView).await?;
+    let described = [
+        (Level::CanView, "See the model and its versions"),
+        (Level::CanQuery, "Serve its versions from an endpoint you manage"),
+        (Level::CanManage, "Register and delete versions, delete the model and grant levels"),
+    ];
+    Ok(Json(PermissionLevels {
+        permission_levels: described
+            .into_iter()
+            .map(|(l, d)| PermissionLevel { permission_level: l.as_str().into(), description: d.into() })
+            .collect(),
+    }))
 }
 
 /// `PUT /api/2.0/permissions/registered-models/{name}` (`CAN_MANAGE`): replaces every direct grant.
