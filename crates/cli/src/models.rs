@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::client::Client;
-use crate::commands::{at, print_json, print_list, s};
+use crate::commands::{at, print_json, print_list, s, set};
 use crate::{CliError, Output};
 
 const RM: &str = "/api/2.0/registered-models";
@@ -101,10 +101,10 @@ pub async fn run(client: &Client, cmd: ModelsCmd, output: Output) -> Result<(), 
             let env: BTreeMap<String, String> = env.into_iter().collect();
             let mut body = json!({"source": source, "runtime": runtime, "description": description});
             if !command.is_empty() {
-                body["command"] = json!(command);
+                set(&mut body, "command", json!(command));
             }
             if !env.is_empty() {
-                body["env"] = json!(env);
+                set(&mut body, "env", json!(env));
             }
             print_json(&client.json(Method::POST, &format!("{RM}/{name}/versions"), Some(&body)).await?)
         }
