@@ -278,6 +278,18 @@ struct ServeArgs {
     /// password an admin set (`modelgate users set-password`). Tokens always work.
     #[arg(long, env = "MODELGATE_CONSOLE_PASSWORD_SIGN_IN")]
     console_password_sign_in: bool,
+    /// Hosted models: how long an entity with scale_to_zero_enabled keeps its replicas without a query.
+    #[arg(long, env = "MODELGATE_SCALE_TO_ZERO_AFTER", value_parser = humantime::parse_duration, default_value = "30m")]
+    scale_to_zero_after: Duration,
+    /// Hosted models: how long a query or a deployment waits for a replica to start answering.
+    #[arg(long, env = "MODELGATE_COLD_START_TIMEOUT", value_parser = humantime::parse_duration, default_value = "120s")]
+    cold_start_timeout: Duration,
+    /// Hosted models: the address space each replica may use (prlimit), e.g. 8GiB.
+    #[arg(long, env = "MODELGATE_REPLICA_MEMORY", value_parser = parse_bytes, default_value = "8GiB")]
+    replica_memory: usize,
+    /// Hosted models: the open files each replica may have.
+    #[arg(long, env = "MODELGATE_REPLICA_OPEN_FILES", default_value_t = 4096)]
+    replica_open_files: u64,
 }
 
 /// A size in bytes: a number, optionally with a K, KB, KiB, M, MB, MiB, G, GB or GiB suffix
@@ -508,6 +520,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
         min_deprecation_notice: args.min_deprecation_notice,
         allow_insecure_key_file: args.allow_insecure_key_file,
         console_password_sign_in: args.console_password_sign_in,
+        hosting: modelgate_server::HostingSettings {
+            idle_to_zero: args.scale_to_zero_after,
+            cold_start_timeout: args.cold_start_timeout,
+            replica_memory: args.replica_memory as u64,
+            replica_open_files: args.replica_open_files,
+        },
     };
     let server = match modelgate_server::Server::start(config).await {
         Ok(s) => s,

@@ -69,14 +69,25 @@ pub fn check_name(name: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// What a version declares, checked: the runtime, and a command exactly when the runtime runs one.
+/// What a version declares, checked: the runtime, its task (defaulted), and a command exactly
+/// when the runtime runs one. Returns the runtime and the task.
 pub fn check_version(
     runtime: &str,
+    task: Option<&str>,
     command: Option<&[String]>,
     env: Option<&BTreeMap<String, String>>,
-) -> Result<Runtime, ValidationError> {
+) -> Result<(Runtime, String), ValidationError> {
     let rt = Runtime::parse(runtime)
         .ok_or_else(|| err("runtime", format!("'{runtime}' is not one of {}", Runtime::ALL.join(", "))))?;
+    let task = match (rt, task) {
+        (_, Some(t)) if crate::validate::TASKS.contains(&t) => t.to_string(),
+        (_, Some(t)) => return Err(err("task", format!("'{t}' is not one of {}", crate::validate::TASKS.join(", ")))),
+        (Runtime::Process, None) => "llm/v1/chat".to_string(),
+        (Runtime::Embedded, None) => "llm/v1/embeddings".to_string(),
+    };
+    if rt == Runtime::Embedded && task != "llm/v1/embeddings" {
+        return Err(err("task", "the embedded runtime serves llm/v1/embeddings only"));
+    }
     match (rt, command) {
         (Runtime::Process, None | Some([])) => {
             return Err(err("command", "the process runtime needs a command: the program and its arguments"));
@@ -103,7 +114,7 @@ pub fn check_version(
         path: e.path.trim_start_matches('.').replace("environment_vars", "env"),
         message: e.message,
     })?;
-    Ok(rt)
+    Ok((rt, task))
 }
 
 #[cfg(test)]
@@ -123,16 +134,21 @@ mod tests {
     #[test]
     fn a_version_declares_what_its_runtime_needs() {
         let cmd = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(check_version("process", Some(&cmd(&["python", "serve.py"])), None), Ok(Runtime::Process));
-        assert_eq!(check_version("embedded", None, None), Ok(Runtime::Embedded));
-        assert_eq!(check_version("docker", None, None).unwrap_err().path, "runtime");
-        assert_eq!(check_version("process", None, None).unwrap_err().path, "command");
-        assert_eq!(check_version("process", Some(&cmd(&[""])), None).unwrap_err().path, "command[0]");
-        assert_eq!(check_version("process", Some(&cmd(&["a", "b\0c"])), None).unwrap_err().path, "command[1]");
-        assert_eq!(check_version("embedded", Some(&cmd(&["x"])), None).unwrap_err().path, "command");
+        let serve = cmd(&["python", "serve.py"]);
+        assert_eq!(check_version("process", None, Some(&serve), None), Ok((Runtime::Process, "llm/v1/chat".into())));
+        let embeddings = check_version("process", Some("llm/v1/embeddings"), Some(&serve), None).unwrap();
+        assert_eq!(embeddings.1, "llm/v1/embeddings");
+        assert_eq!(check_version("embedded", None, None, None), Ok((Runtime::Embedded, "llm/v1/embeddings".into())));
+        assert_eq!(check_version("embedded", Some("llm/v1/chat"), None, None).unwrap_err().path, "task");
+        assert_eq!(check_version("process", Some("vision"), Some(&serve), None).unwrap_err().path, "task");
+        assert_eq!(check_version("docker", None, None, None).unwrap_err().path, "runtime");
+        assert_eq!(check_version("process", None, None, None).unwrap_err().path, "command");
+        assert_eq!(check_version("process", None, Some(&cmd(&[""])), None).unwrap_err().path, "command[0]");
+        assert_eq!(check_version("process", None, Some(&cmd(&["a", "b\0c"])), None).unwrap_err().path, "command[1]");
+        assert_eq!(check_version("embedded", None, Some(&cmd(&["x"])), None).unwrap_err().path, "command");
         let env = BTreeMap::from([("BAD-NAME".to_string(), "x".to_string())]);
-        assert_eq!(check_version("embedded", None, Some(&env)).unwrap_err().path, "env.BAD-NAME");
+        assert_eq!(check_version("embedded", None, None, Some(&env)).unwrap_err().path, "env.BAD-NAME");
         let env = BTreeMap::from([("KEY".to_string(), "{{secrets/only-scope}}".to_string())]);
-        assert_eq!(check_version("embedded", None, Some(&env)).unwrap_err().path, "env.KEY");
+        assert_eq!(check_version("embedded", None, None, Some(&env)).unwrap_err().path, "env.KEY");
     }
 }

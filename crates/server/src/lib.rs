@@ -42,7 +42,7 @@ use tokio::task::JoinHandle;
 
 pub use bootstrap::StartError;
 pub use policy::breaker::BreakerSettings;
-pub use settings::{Limits, RetrySettings, UpstreamTimeouts};
+pub use settings::{HostingSettings, Limits, RetrySettings, UpstreamTimeouts};
 
 /// How to run a server.
 #[derive(Debug, Clone)]
@@ -85,6 +85,8 @@ pub struct ServerConfig {
     pub allow_insecure_key_file: bool,
     /// Let users whose password an admin set sign in to the console with it (tokens always work).
     pub console_password_sign_in: bool,
+    /// Hosted models' replicas.
+    pub hosting: HostingSettings,
 }
 
 impl Default for ServerConfig {
@@ -109,6 +111,7 @@ impl Default for ServerConfig {
             min_deprecation_notice: Duration::from_secs(30 * 24 * 3600),
             allow_insecure_key_file: false,
             console_password_sign_in: false,
+            hosting: HostingSettings::default(),
         }
     }
 }
@@ -197,7 +200,13 @@ impl Assembly {
             let cipher = Arc::new(cipher);
             // reqwest needs a process-wide TLS provider; ring keeps aws-lc and OpenSSL out of the build.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let snapshot = snapshot::Snapshot::build(store.as_ref(), &cipher, &config.providers).await?;
+            let events = Arc::new(state::EntityEvents::default());
+            let hosting = Arc::new(hosting::Hosting::new(
+                Arc::new(hosting::process::ProcessRuntime::new(reqwest::Client::new())),
+                hosting::HostingSettings::of(&config.hosting, config.data_dir.join("replicas")),
+                hosting::logs_into(events.clone()),
+            ));
+            let snapshot = snapshot::Snapshot::build(store.as_ref(), &cipher, &config.providers, &hosting).await?;
             let prices = match &config.price_table {
                 None => PriceTable::builtin(),
                 Some(path) => {
@@ -229,7 +238,7 @@ impl Assembly {
                 queue.clone(),
                 workspace_id,
                 config,
-                state::Sinks { usage: usage.clone(), inference: inference.clone() },
+                state::Sinks { usage: usage.clone(), inference: inference.clone(), events, hosting },
             )
             .map_err(StartError::HttpClient)?;
 
@@ -280,6 +289,7 @@ impl Server {
         let keep = background::retention::Retention { audit: config.audit_retention, requests: config.usage_retention };
         let audit_retention = tokio::spawn(background::retention::records(app.clone(), keep, stop_rx.clone()));
         let metrics = app.metrics.clone();
+        let hosting = app.hosting.clone();
         let gate = http::limits::Gate::new(config.limits, metrics.clone());
         let router = routes::router(app, gate.clone());
         let task = tokio::spawn(async move {
@@ -289,7 +299,11 @@ impl Server {
             let _ = alerting.await;
             let _ = health.await;
             let _ = audit_retention.await;
-            // Every query has finished: write what they left.
+            // Every query has finished: the hosted models' replicas go, with everything they started.
+            for set in hosting.all() {
+                set.stop(std::time::Duration::from_secs(5)).await;
+            }
+            // Write what the queries left.
             resources.close().await;
             served
         });

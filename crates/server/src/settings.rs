@@ -84,3 +84,27 @@ impl Default for UpstreamTimeouts {
         }
     }
 }
+
+/// Hosted models: how long replicas may idle, wait to start, and use (see docs/hosting.md).
+#[derive(Debug, Clone, Copy)]
+pub struct HostingSettings {
+    /// How long an entity with `scale_to_zero_enabled` keeps its replicas without a query.
+    pub idle_to_zero: Duration,
+    /// How long a query or a deployment waits for a replica to start answering.
+    pub cold_start_timeout: Duration,
+    /// Address space of each replica, bytes.
+    pub replica_memory: u64,
+    /// Open files of each replica.
+    pub replica_open_files: u64,
+}
+
+impl Default for HostingSettings {
+    fn default() -> Self {
+        HostingSettings {
+            idle_to_zero: Duration::from_secs(30 * 60),
+            cold_start_timeout: Duration::from_secs(120),
+            replica_memory: 8 << 30,
+            replica_open_files: 4096,
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! touch the database. Secrets referenced by endpoint configs are decrypted here and nowhere else
 //! on the request path.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
@@ -59,6 +59,8 @@ pub struct LiveEntity {
     /// Where its requests go, for messages: learnt from its first request (the host is fixed by
     /// the config), so later requests do not format it again.
     pub upstream: std::sync::OnceLock<Upstream>,
+    /// For a hosted entity (a registered model version), its replicas: a query leases one.
+    pub hosted: Option<Arc<crate::hosting::replicas::ReplicaSet>>,
 }
 
 /// An endpoint's deprecation notice as the request path uses it.
@@ -183,6 +185,8 @@ pub struct Snapshot {
     pub secret_users: HashMap<SecretRef, Vec<(String, String)>>,
     /// Scope grants: scope → (principal id, permission).
     pub scope_acls: HashMap<String, Vec<(String, ScopePermission)>>,
+    /// The replica sets the active configs serve from (the others are stopped).
+    pub hosted_keys: HashSet<crate::hosting::SetKey>,
 }
 
 /// Secret references in a config's credential fields and environment variables, with the
@@ -221,7 +225,12 @@ impl Snapshot {
     }
 
     /// Reads the whole control-plane state and builds a snapshot.
-    pub async fn build(store: &dyn Store, cipher: &Cipher, providers: &Settings) -> Result<Snapshot, StoreError> {
+    pub async fn build(
+        store: &dyn Store,
+        cipher: &Cipher,
+        providers: &Settings,
+        hosting: &crate::hosting::Hosting,
+    ) -> Result<Snapshot, StoreError> {
         let principals: HashMap<String, PrincipalRecord> =
             store.list_principals(None).await?.into_iter().map(|p| (p.id.clone(), p)).collect();
         let mut parents: HashMap<String, Vec<String>> = HashMap::new();
@@ -288,6 +297,8 @@ impl Snapshot {
         }
         let mut endpoints = HashMap::new();
         let mut secret_users: HashMap<SecretRef, Vec<(String, String)>> = HashMap::new();
+        let versions = crate::hosting::entity::load_versions(store).await?;
+        let mut hosted_keys = HashSet::new();
         for e in store.list_endpoints().await? {
             // A policy that does not parse closes the endpoint instead of vanishing.
             let mut broken = Vec::new();
@@ -353,7 +364,8 @@ impl Snapshot {
                     secret_users.entry(r).or_default().push((e.name.clone(), entity));
                 }
                 if Some(version) == e.active_version {
-                    live.entities = live_entities(&record, config, cipher, &secrets, providers);
+                    let hosted = Hosted { hosting, versions: &versions, keys: &mut hosted_keys };
+                    live.entities = live_entities(&record, config, cipher, &secrets, providers, hosted);
                 }
             }
             if !broken.is_empty() {
@@ -367,8 +379,15 @@ impl Snapshot {
                 scope_acls.entry(a.scope).or_default().push((a.principal_id, p));
             }
         }
-        Ok(Snapshot { tokens, passwords, principal_names, endpoints, secret_users, scope_acls })
+        Ok(Snapshot { tokens, passwords, principal_names, endpoints, secret_users, scope_acls, hosted_keys })
     }
+}
+
+/// What building hosted entities needs, and where their sets' keys are collected.
+struct Hosted<'a> {
+    hosting: &'a crate::hosting::Hosting,
+    versions: &'a crate::hosting::entity::ModelVersions,
+    keys: &'a mut HashSet<crate::hosting::SetKey>,
 }
 
 fn live_entities(
@@ -377,6 +396,7 @@ fn live_entities(
     cipher: &Cipher,
     secrets: &configs::SecretValues,
     providers: &Settings,
+    hosted: Hosted<'_>,
 ) -> Vec<LiveEntity> {
     // Whether the config's author may read a scope was checked when it deployed.
     let anyone = |_: &SecretRef, _: &str| Ok(());
@@ -394,6 +414,10 @@ fn live_entities(
         .into_iter()
         .map(|e| {
             let (priority, weight) = (e.priority, e.weight.unwrap_or(1));
+            // A registered model version: served by its replica set.
+            let set = (e.external_model.is_none() && e.entity_name.is_some()).then(|| {
+                crate::hosting::entity::resolve(hosted.hosting, &record.endpoint_id, &e, hosted.versions, secrets)
+            });
             let name = e.name.unwrap_or_default();
             let mut fingerprint = fingerprint_keys().build_hasher();
             let external_model = e.external_model.map(|mut m| {
@@ -407,9 +431,14 @@ fn live_entities(
                 }
                 (m, adapter)
             });
-            let (external_model, adapter) = match external_model {
-                Some((m, adapter)) => (Some(m), adapter),
-                None => (None, Err("this served entity is not an external model".to_string())),
+            let (external_model, adapter, hosted_set) = match (external_model, set) {
+                (Some((m, adapter)), _) => (Some(m), adapter, None),
+                (None, Some(Ok(r))) => {
+                    hosted.keys.insert(r.key);
+                    (None, Err("a hosted entity is served by its replicas".to_string()), Some(r.set))
+                }
+                (None, Some(Err(why))) => (None, Err(why), None),
+                (None, None) => (None, Err("this served entity is not an external model".to_string()), None),
             };
             LiveEntity {
                 fingerprint: fingerprint.finish(),
@@ -420,6 +449,7 @@ fn live_entities(
                 traffic_percentage: traffic.get(&name).copied().unwrap_or(0),
                 name,
                 external_model,
+                hosted: hosted_set,
             }
         })
         .collect()

@@ -78,6 +78,8 @@ pub struct Shared {
     pub min_deprecation_notice_days: i64,
     /// Whether users with a password may sign in to the console with it.
     pub console_password_sign_in: bool,
+    /// Hosted models' replica sets.
+    pub hosting: Arc<crate::hosting::Hosting>,
 }
 
 /// Where finished queries leave their records.
@@ -86,6 +88,10 @@ pub struct Sinks {
     pub usage: Arc<crate::telemetry::usage::UsageSink>,
     /// Inference-table payloads.
     pub inference: Arc<crate::telemetry::inference::InferenceSink>,
+    /// Served entities' runtime events (hosted replicas write theirs here too).
+    pub events: Arc<EntityEvents>,
+    /// Hosted models' replica sets.
+    pub hosting: Arc<crate::hosting::Hosting>,
 }
 
 impl AppState {
@@ -99,7 +105,7 @@ impl AppState {
         config: &crate::ServerConfig,
         sinks: Sinks,
     ) -> Result<Self, reqwest::Error> {
-        let Sinks { usage, inference } = sinks;
+        let Sinks { usage, inference, events, hosting } = sinks;
         let timeouts = config.timeouts;
         let http = crate::egress::client(timeouts.connect)?;
         let metrics = usage.metrics.clone();
@@ -113,7 +119,8 @@ impl AppState {
             snapshot: Arc::new(ArcSwap::from_pointee(snapshot)),
             refresh_lock: Arc::new(tokio::sync::RwLock::new(())),
             deployer,
-            events: Arc::new(EntityEvents::default()),
+            events,
+            hosting,
             health,
 
             workspace_id: workspace_id.into(),
@@ -144,10 +151,15 @@ impl AppState {
     }
 
     async fn rebuild(&self) -> Result<(), ApiError> {
-        let snap = Snapshot::build(self.store.as_ref(), &self.cipher, &self.providers).await?;
+        let snap = Snapshot::build(self.store.as_ref(), &self.cipher, &self.providers, &self.hosting).await?;
         self.breakers.sync(snap.entity_fingerprints());
         self.health.sync(snap.entity_fingerprints());
+        let live = snap.hosted_keys.clone();
         self.snapshot.store(Arc::new(snap));
+        // Replicas no active config serves any more (replaced, deleted) stop once their queries end.
+        for set in self.hosting.retain(&live) {
+            tokio::spawn(async move { set.stop(std::time::Duration::from_secs(30)).await });
+        }
         Ok(())
     }
 
@@ -173,6 +185,12 @@ const EVENTS_PER_ENTITY: usize = 500;
 #[derive(Default)]
 pub struct EntityEvents {
     inner: Mutex<HashMap<(String, String), VecDeque<String>>>,
+}
+
+impl crate::hosting::EventSink for EntityEvents {
+    fn push_line(&self, endpoint_id: &str, entity: &str, line: &str) {
+        self.push(endpoint_id, entity, line);
+    }
 }
 
 impl EntityEvents {

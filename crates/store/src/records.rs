@@ -77,6 +77,8 @@ pub struct ModelVersionRecord {
     pub source: String,
     /// `process` or `embedded`.
     pub runtime: String,
+    /// `llm/v1/chat`, `llm/v1/completions` or `llm/v1/embeddings`.
+    pub task: String,
     /// The process runtime's argv as a JSON array.
     pub command: Option<String>,
     /// Declared environment as a JSON object.

@@ -264,13 +264,14 @@ impl Store for SqliteStore {
             number.ok_or_else(|| StoreError::NotFound(format!("Registered model '{}' does not exist.", v.model_id)))?;
         let numbered = ModelVersionRecord { version: number, ..v.clone() };
         sqlx::query(
-            "INSERT INTO model_versions (model_id, version, source, runtime, command, env, content_hash, description, \
-             creator, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO model_versions (model_id, version, source, runtime, task, command, env, content_hash, \
+             description, creator, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&numbered.model_id)
         .bind(numbered.version)
         .bind(&numbered.source)
         .bind(&numbered.runtime)
+        .bind(&numbered.task)
         .bind(&numbered.command)
         .bind(&numbered.env)
         .bind(&numbered.content_hash)

@@ -250,6 +250,7 @@ async fn registered_models_number_versions_once_and_cascade() {
         version: 0,
         source: "/models/churn".into(),
         runtime: "process".into(),
+        task: "llm/v1/chat".into(),
         command: Some(r#"["python","serve.py"]"#.into()),
         env: None,
         content_hash: "sha256:00".into(),

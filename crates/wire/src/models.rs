@@ -53,6 +53,10 @@ pub struct CreateModelVersionRequest {
     /// `process` (a command modelgate starts) or `embedded` (a sentence-embedding model run
     /// in-process).
     pub runtime: String,
+    /// What it serves: `llm/v1/chat`, `llm/v1/completions` or `llm/v1/embeddings` (default: chat
+    /// for `process`, embeddings for `embedded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
     /// For `process`: the program and its arguments, never a shell string. `$PORT` and
     /// `$MODEL_PATH` in an argument are replaced by the replica's port and the source directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,6 +80,8 @@ pub struct ModelVersion {
     pub source: String,
     /// `process` or `embedded`.
     pub runtime: String,
+    /// What it serves.
+    pub task: String,
     /// The process runtime's command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,

@@ -173,12 +173,35 @@ async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> Api
             }
             crate::policy::breaker::Status::Closed => None,
         };
-        if let (Some(note), Some(state)) = (note, entity.state.as_mut()) {
+        // A hosted entity says how many replicas serve it (or that it scaled to zero).
+        let replicas = live
+            .as_ref()
+            .and_then(|ep| ep.entities.iter().find(|x| x.name == name))
+            .and_then(|x| x.hosted.as_ref())
+            .map(|set| replicas_note(&set.status()));
+        if let (Some(note), Some(state)) = (note.or(replicas), entity.state.as_mut()) {
             state.deployment_state_message = Some(note);
         }
     }
     health_notes(app, e, &mut out);
     Ok(out)
+}
+
+/// A hosted entity's replicas in words.
+fn replicas_note(s: &crate::hosting::replicas::Status) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    match (s.ready, s.starting, &s.last_failure) {
+        (0, 0, Some(why)) => format!("No replica is serving: the last one failed to start ({why})."),
+        (0, 0, None) => "Scaled to zero: the next query starts a replica.".to_string(),
+        (0, n, _) => format!("Starting {}.", plural(n, "replica")),
+        (r, n, _) => format!(
+            "Served by {}{} ({} in flight, {} waiting).",
+            plural(r, "replica"),
+            if n > 0 { format!(", {} starting", plural(n, "more")) } else { String::new() },
+            plural(s.in_flight, "query"),
+            s.waiting
+        ),
+    }
 }
 
 /// The latest failed health check of each entity shows in its state message; an endpoint none of
@@ -243,6 +266,7 @@ pub async fn create(
     let config = req.config.take().ok_or_else(|| ApiError::invalid("config", "is required"))?;
     let NormalizedConfig { mut config, task, .. } = validate::normalize_config(config, "config")?;
     check_outbound(&app, &caller, &config, "config", &[])?;
+    crate::api::models::check_served(&app, &caller, &config, "config").await?;
     if let Some(d) = &req.description
         && let Some(p) = modelgate_core::names::text_problem(d, modelgate_core::names::MAX_TEXT_LEN, true)
     {
@@ -477,6 +501,7 @@ pub async fn update_config(
             ),
         ));
     }
+    crate::api::models::check_served(&app, &caller, &config, "").await?;
     // The same config again is not a change: no new version (so `apply` twice is safe). A
     // failed latest version is retried, though.
     if let Some((status, stored)) = latest
@@ -510,6 +535,7 @@ pub async fn rollback(
     })?;
     let config = configs::parse_stored(&target)?;
     check_outbound(&app, &caller, &config, "", &approved_urls(&app, &current).await?)?;
+    crate::api::models::check_served(&app, &caller, &config, "").await?;
     let e = begin_update(&app, &name, &caller.user_name, config).await?;
     Ok(Json(detailed(&app, &caller, &e).await?))
 }

@@ -81,6 +81,7 @@ fn render_version(model: &str, v: &ModelVersionRecord) -> ModelVersion {
         version: v.version.to_string(),
         source: v.source.clone(),
         runtime: v.runtime.clone(),
+        task: v.task.clone(),
         command: v.command.as_deref().and_then(|c| serde_json::from_str(c).ok()),
         env: v.env.as_deref().and_then(|e| serde_json::from_str(e).ok()),
         content_hash: v.content_hash.clone(),
@@ -183,7 +184,8 @@ pub async fn create_version(
     ApiJson(body): ApiJson<CreateModelVersionRequest>,
 ) -> ApiResult<Json<ModelVersion>> {
     let (model, _) = require(&app, &caller, &name, Level::CanManage).await?;
-    let runtime = models::check_version(&body.runtime, body.command.as_deref(), body.env.as_ref())?;
+    let (runtime, task) =
+        models::check_version(&body.runtime, body.task.as_deref(), body.command.as_deref(), body.env.as_ref())?;
     if runtime.runs_code() && !caller.is_admin && !caller.groups.contains(MODEL_RUNNERS_GROUP) {
         return Err(ApiError::PermissionDenied(format!(
             "Registering a '{}' version runs a program on the server: only admins and members of the \
@@ -215,6 +217,7 @@ pub async fn create_version(
         version: 0,
         source: dir.display().to_string(),
         runtime: runtime.as_str().to_string(),
+        task,
         command: body.command.as_ref().map(super::to_json),
         env: body.env.as_ref().filter(|e| !e.is_empty()).map(super::to_json),
         content_hash,
@@ -281,6 +284,40 @@ async fn render_acl(app: &AppState, model: &ModelRecord) -> ApiResult<Json<Objec
     Ok(Json(
         crate::api::permissions::render_grants(app, &grants, object, "registered-model", "/registered-models/").await?,
     ))
+}
+
+/// Checks the registered model versions a config serves: each exists, and the caller may serve it
+/// (`CAN_QUERY`); `path` is where the config sits in the request body.
+pub async fn check_served(
+    app: &AppState,
+    caller: &Principal,
+    config: &modelgate_wire::EndpointCoreConfigInput,
+    path: &str,
+) -> ApiResult<()> {
+    for (i, e) in config.served_entities.iter().flatten().enumerate() {
+        let (Some(name), None) = (e.entity_name.as_deref(), &e.external_model) else { continue };
+        let at = |field: &str| {
+            let p = format!("served_entities[{i}].{field}");
+            if path.is_empty() { p } else { format!("{path}.{p}") }
+        };
+        let model = match require(app, caller, name, Level::CanQuery).await {
+            Ok((m, _)) => m,
+            Err(ApiError::NotFound(_)) => {
+                return Err(ApiError::invalid(&at("entity_name"), format!("registered model '{name}' does not exist")));
+            }
+            Err(e) => return Err(e),
+        };
+        let version = e.entity_version.as_deref().ok_or_else(|| {
+            ApiError::invalid(&at("entity_version"), format!("is required to serve registered model '{name}'"))
+        })?;
+        if find_version(app, &model, version).await.is_err() {
+            return Err(ApiError::invalid(
+                &at("entity_version"),
+                format!("version '{version}' of registered model '{name}' does not exist"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `GET /api/2.0/permissions/registered-models/{name}` (`CAN_VIEW`).

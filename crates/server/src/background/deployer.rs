@@ -1,9 +1,10 @@
 //! The deployer: moves a pending config version to `ACTIVE` or `FAILED`.
 //!
 //! For an external model, deploying means checking that every credential resolves: referenced
-//! secrets exist and decrypt, sealed plaintext values open. Registered and foundation models
-//! cannot be served by this server yet, and say so in the build log. Requests arrive on a queue;
-//! on start the server re-queues versions that were pending when it last stopped.
+//! secrets exist and decrypt, sealed plaintext values open. For a registered model version, it
+//! means starting its replicas beside the ones serving now and waiting until one answers: the
+//! old version serves until then, and keeps serving if the new one never does. Requests arrive on
+//! a queue; on start the server re-queues versions that were pending when it last stopped.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -48,18 +49,25 @@ async fn deploy(app: &AppState, job: &DeployJob) -> Result<(), crate::error::Api
         return Ok(());
     };
     let config = configs::parse_stored(&record)?;
-    let (mut ok, mut log) = check(app, &record, &config).await;
+    let Checked { mut ok, mut log, hosted_task, warmed } = check(app, &record, &config).await;
     if let Some(problem) = needs_missing_judge(app, &job.endpoint_id).await? {
         ok = false;
         log.push_str(&format!("{problem}\n"));
     }
     let outcome = if ok {
-        DeployOutcome::Ready { task: task_of(&config), build_log: log }
+        DeployOutcome::Ready { task: task_of(&config).or(hosted_task), build_log: log }
     } else {
         DeployOutcome::Failed { build_log: log }
     };
     let finished = app
-        .commit_and_refresh(async { Ok(app.store.finish_deployment(&job.endpoint_id, job.version, &outcome).await?) })
+        .commit_and_refresh(async {
+            // The warmed replica sets are now the new version's (kept by the snapshot this commit
+            // builds) or, if it failed, nobody's (stopped by it); the old version served meanwhile.
+            for key in &warmed {
+                app.hosting.pin(key, false);
+            }
+            Ok(app.store.finish_deployment(&job.endpoint_id, job.version, &outcome).await?)
+        })
         .await?;
     if finished {
         let verdict = if ok { "is serving" } else { "failed to deploy; see build-logs" };
@@ -119,21 +127,34 @@ async fn readable_scopes(app: &AppState, name: &str) -> Result<Option<HashSet<St
     Ok(Some(acls.into_iter().filter(|a| ids.contains(&a.principal_id)).map(|a| a.scope).collect()))
 }
 
-/// Checks every served entity; returns whether all deploy, and the build log. The log names
-/// entities, fields and secret references, never values.
-async fn check(app: &AppState, record: &ConfigRecord, config: &EndpointCoreConfigInput) -> (bool, String) {
+/// What checking a config found.
+struct Checked {
+    /// Whether every entity deploys.
+    ok: bool,
+    /// The build log.
+    log: String,
+    /// The task of its hosted entities, if it has some.
+    hosted_task: Option<String>,
+    /// The replica sets warmed up for it (pinned until the deployment commits).
+    warmed: Vec<crate::hosting::SetKey>,
+}
+
+/// Checks every served entity, and starts the replicas of hosted ones; says whether all deploy,
+/// with the build log. The log names entities, fields and secret references, never values.
+async fn check(app: &AppState, record: &ConfigRecord, config: &EndpointCoreConfigInput) -> Checked {
+    let failed = |log: String| Checked { ok: false, log, hosted_task: None, warmed: Vec::new() };
     let mut log = Vec::new();
     let mut ok = true;
     // Every READ-level grant suffices to reference a scope (READ is the lowest scope permission).
     let readable = match readable_scopes(app, &record.creator).await {
         Ok(r) => r,
-        Err(e) => return (false, format!("could not check {}'s scope permissions: {e}\n", record.creator)),
+        Err(e) => return failed(format!("could not check {}'s scope permissions: {e}\n", record.creator)),
     };
     let stamp = || humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     log.push(format!("{} deploying config version {}", stamp(), record.version));
     let secrets = match configs::secret_values(app.store.as_ref(), &app.cipher).await {
         Ok(s) => s,
-        Err(e) => return (false, format!("could not read the secrets: {e}\n")),
+        Err(e) => return failed(format!("could not read the secrets: {e}\n")),
     };
     let may_read = |sr: &modelgate_core::secret_ref::SecretRef, field: &str| match &readable {
         Some(scopes) if !scopes.contains(&sr.scope) => Err(format!(
@@ -143,6 +164,11 @@ async fn check(app: &AppState, record: &ConfigRecord, config: &EndpointCoreConfi
         _ => Ok(()),
     };
 
+    let versions = match crate::hosting::entity::load_versions(app.store.as_ref()).await {
+        Ok(v) => v,
+        Err(e) => return failed(format!("could not read the model registry: {e}\n")),
+    };
+    let (mut hosted_task, mut warmed) = (None, Vec::new());
     for entity in config.served_entities.iter().flatten() {
         let name = entity.name.as_deref().unwrap_or_default();
         let mut problems = Vec::new();
@@ -176,11 +202,26 @@ async fn check(app: &AppState, record: &ConfigRecord, config: &EndpointCoreConfi
                     ));
                 }
             }
-            None => problems.push(format!(
-                "serving '{}' requires a model runtime, which this server does not provide yet; \
-                 use an external_model served entity",
-                entity.entity_name.as_deref().unwrap_or(name)
-            )),
+            None => {
+                match crate::hosting::entity::resolve(&app.hosting, &record.endpoint_id, entity, &versions, &secrets) {
+                    Err(why) => problems.push(why),
+                    Ok(r) => {
+                        app.hosting.pin(&r.key, true);
+                        warmed.push(r.key.clone());
+                        let model = format!(
+                            "registered model {} version {}",
+                            entity.entity_name.as_deref().unwrap_or_default(),
+                            entity.entity_version.as_deref().unwrap_or_default()
+                        );
+                        log.push(format!("{} [{name}] {model} ({}): starting replicas", stamp(), r.task));
+                        match r.set.warm_up().await {
+                            Ok(()) => log.push(format!("{} [{name}] {model}: a replica is serving", stamp())),
+                            Err(why) => problems.push(format!("{model} did not start: {why}")),
+                        }
+                        hosted_task.get_or_insert(r.task);
+                    }
+                }
+            }
         }
         for p in &problems {
             log.push(format!("{} [{name}] ERROR {p}", stamp()));
@@ -190,12 +231,12 @@ async fn check(app: &AppState, record: &ConfigRecord, config: &EndpointCoreConfi
     for model in config.served_models.iter().flatten() {
         ok = false;
         log.push(format!(
-            "{} [{}] ERROR serving registered model '{}' requires a model runtime, which this server does not provide yet",
+            "{} [{}] ERROR legacy served_models are not served here; use served_entities with entity_name '{}'",
             stamp(),
             model.name.as_deref().unwrap_or_default(),
             model.model_name.as_deref().unwrap_or_default()
         ));
     }
     log.push(format!("{} config version {} {}", stamp(), record.version, if ok { "is ready" } else { "failed" }));
-    (ok, log.join("\n") + "\n")
+    Checked { ok, log: log.join("\n") + "\n", hosted_task, warmed }
 }

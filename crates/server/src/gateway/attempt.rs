@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::query::QueryFacts;
 use super::settlement::Settlement;
 use crate::error::{ApiError, Origin};
+use crate::hosting::replicas::Refusal;
 use crate::snapshot::{LiveEndpoint, LiveEntity, Upstream};
 use crate::state::AppState;
 
@@ -66,7 +67,7 @@ pub(super) async fn route(
     let Some(&first) = order.first() else {
         return ApiError::BadRequest(format!("Endpoint '{}' has no served entity.", ep.name)).into_response();
     };
-    let servable = |i: &usize| ep.entities.get(*i).is_some_and(|e| e.adapter.is_ok());
+    let servable = |i: &usize| ep.entities.get(*i).is_some_and(|e| e.adapter.is_ok() || e.hosted.is_some());
     let reachable = if failover {
         order.iter().filter(|i| servable(i)).count()
     } else {
@@ -98,13 +99,29 @@ pub(super) async fn route(
     let mut counted: Vec<usize> = Vec::new();
     for (n, idx) in attempts.into_iter().enumerate() {
         let Some(entity) = ep.entities.get(idx) else { continue };
-        let adapter = match &entity.adapter {
-            Ok(a) => a,
-            Err(why) if !failover => {
+        // A hosted entity: a slot on one of its replicas, waiting for one to start if it must.
+        let lease = match &entity.hosted {
+            Some(set) => match set.lease(deadline).await {
+                Ok(lease) => Some(lease),
+                Err(refusal) => {
+                    let error = refused(ep, entity, refusal);
+                    if failover {
+                        last = Some((error, &entity.name, None));
+                        continue;
+                    }
+                    return with_entity(error.into_response(), &entity.name);
+                }
+            },
+            None => None,
+        };
+        let adapter = match (&lease, &entity.adapter) {
+            (Some(lease), _) => lease.adapter(),
+            (None, Ok(a)) => a,
+            (None, Err(why)) if !failover => {
                 let msg = format!("Served entity '{}' of endpoint '{}' cannot serve: {why}.", entity.name, ep.name);
                 return with_entity(ApiError::BadRequest(msg).into_response(), &entity.name);
             }
-            Err(_) => continue,
+            (None, Err(_)) => continue,
         };
         if n > 0 && !failover {
             // Same entity again: wait as the upstream asked (up to the cap), else back off.
@@ -138,7 +155,8 @@ pub(super) async fn route(
         match result {
             Ok(resp) => {
                 app.breakers.success(&ep.id, &entity.name);
-                return with_entity(resp, &entity.name);
+                // The replica's slot is held until the answer's last byte is sent.
+                return with_entity(holding(resp, lease), &entity.name);
             }
             Err(e) if transient(&e) => {
                 app.metrics.upstream_error(&ep.name, &entity.name, adapter.provider(), &e);
@@ -163,6 +181,62 @@ pub(super) async fn route(
         Some((error, entity, _)) => with_entity(error.into_response(), entity),
         None if refused_by_breaker => every_breaker_open(app, ep),
         None => ApiError::BadRequest(format!("No served entity of endpoint '{}' can serve.", ep.name)).into_response(),
+    }
+}
+
+/// Why a hosted entity took no query, as the API says it: 429 with `Retry-After` when it is at
+/// capacity, 503 when no replica is serving (or none started in time).
+fn refused(ep: &LiveEndpoint, entity: &crate::snapshot::LiveEntity, refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::Busy { retry_after_secs } => ApiError::Upstream {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "REQUEST_LIMIT_EXCEEDED",
+            message: format!(
+                "Served entity '{}' of endpoint '{}' is at capacity (every replica busy and its queue full); retry later \
+                 or choose a larger workload_size.",
+                entity.name, ep.name
+            ),
+            retry_after: Some(retry_after_secs),
+        },
+        Refusal::Unavailable(why) => ApiError::Upstream {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "TEMPORARILY_UNAVAILABLE",
+            message: format!("Served entity '{}' of endpoint '{}' cannot serve now: {why}.", entity.name, ep.name),
+            retry_after: Some(1),
+        },
+    }
+}
+
+/// `resp` with `guard` kept alive until its body has been sent or dropped.
+fn holding<G: Send + Sync + Unpin + 'static>(resp: Response, guard: Option<G>) -> Response {
+    let Some(guard) = guard else { return resp };
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, axum::body::Body::new(Held { body, _guard: guard }))
+}
+
+/// A body that keeps a guard until it ends.
+struct Held<G> {
+    body: axum::body::Body,
+    _guard: G,
+}
+
+impl<G: Unpin> http_body::Body for Held<G> {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

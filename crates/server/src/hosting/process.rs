@@ -250,7 +250,8 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         // Gone, or a zombie waiting for whoever adopted it to reap it: not running either way.
         let state = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
-        let running = state.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).is_some_and(|s| s != "Z");
+        let running =
+            state.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).is_some_and(|s| s != "Z");
         assert!(!running, "the whole group is stopped: {state}");
         assert!(lines.lock().unwrap().iter().any(|l| l.starts_with("started /bin/sh")));
     }

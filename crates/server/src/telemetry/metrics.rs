@@ -100,6 +100,8 @@ pub struct Metrics {
     rate_limited: Family<EndpointLabels, Counter>,
     upstream_errors: Family<UpstreamLabels, Counter>,
     breaker_open: Family<EntityLabels, Gauge>,
+    replicas: Family<EntityLabels, Gauge>,
+    cold_start: Histograms,
     writer_depth: Family<WriterLabels, Gauge>,
     writer_dropped: Family<WriterLabels, Counter>,
     shed: Family<ShedLabels, Counter>,
@@ -129,6 +131,8 @@ impl Metrics {
         let rate_limited = Family::default();
         let upstream_errors = Family::default();
         let breaker_open = Family::default();
+        let replicas = Family::default();
+        let cold_start: Histograms = Family::new_with_constructor(latency_histogram);
         let writer_depth = Family::default();
         let writer_dropped = Family::default();
         let shed = Family::default();
@@ -155,6 +159,12 @@ impl Metrics {
             "circuit_breaker_open",
             "1 while a served entity's circuit breaker is open or half-open, else 0",
             breaker_open.clone(),
+        );
+        registry.register("hosted_replicas", "Replicas serving a hosted served entity", replicas.clone());
+        registry.register(
+            "cold_start_ms",
+            "Hosted entities: time from starting a replica with none serving until it answers, milliseconds",
+            cold_start.clone(),
         );
         registry.register(
             "writer_queue_depth",
@@ -186,6 +196,8 @@ impl Metrics {
             rate_limited,
             upstream_errors,
             breaker_open,
+            replicas,
+            cold_start,
             writer_depth,
             writer_dropped,
             shed,
@@ -286,6 +298,13 @@ impl Metrics {
                 let open = breakers.status(&ep.id, &e.name, now).refusing();
                 let labels = EntityLabels { endpoint_name: ep.name.clone(), served_entity: e.name.clone() };
                 self.breaker_open.get_or_create(&labels).set(i64::from(open));
+                if let Some(set) = &e.hosted {
+                    self.replicas.get_or_create(&labels).set(set.status().ready as i64);
+                    let histogram = self.cold_start.get_or_create(&labels);
+                    for ms in set.take_cold_starts() {
+                        histogram.observe(ms);
+                    }
+                }
             }
         }
         self.uptime.set(self.started.elapsed().as_secs() as i64);

@@ -336,12 +336,16 @@ async fn failed_create_stays_not_ready() {
     t.post(SE, create_body("broken", vec![openai_entity("gpt-4o", "{{secrets/none/here}}")])).await;
     let e = t.wait_settled("broken").await;
     assert_eq!(e["state"], json!({"ready": "NOT_READY", "config_update": "UPDATE_FAILED"}));
-    // Registered models need a runtime this server does not have: the deployer says so.
-    t.post(SE, create_body("uc", vec![json!({"entity_name": "main.default.ads", "entity_version": "3"})])).await;
-    let e = t.wait_settled("uc").await;
-    assert_eq!(e["state"]["config_update"], "UPDATE_FAILED");
-    let (_, logs) = t.get(&format!("{SE}/uc/served-models/ads-3/build-logs")).await;
-    assert!(logs["logs"].as_str().unwrap().contains("requires a model runtime"), "{logs}");
+    // A registered model that does not exist is refused when the config is submitted.
+    let got =
+        t.post(SE, create_body("uc", vec![json!({"entity_name": "main.default.ads", "entity_version": "3"})])).await;
+    assert_error(
+        &got,
+        StatusCode::BAD_REQUEST,
+        "INVALID_PARAMETER_VALUE",
+        "config.served_entities[0].entity_name: registered model 'main.default.ads' does not exist",
+    );
+    assert_eq!(t.get(&format!("{SE}/uc")).await.0, StatusCode::NOT_FOUND, "nothing was created");
 }
 
 #[tokio::test]

@@ -91,7 +91,7 @@ fn the_parts_import_each_other_without_a_loop() {
         }
     }
     // The layering the docs describe: policies and telemetry never reach up to the planes.
-    for low in ["policy", "telemetry", "configs", "snapshot", "settings", "error"] {
+    for low in ["policy", "telemetry", "configs", "snapshot", "settings", "error", "hosting"] {
         for high in ["api", "gateway", "http", "background", "routes", "state"] {
             assert!(
                 !edges.get(low).is_some_and(|e| e.contains(high)),

@@ -21,6 +21,7 @@ mod fail_closed;
 mod fuzz;
 mod guardrails;
 mod health;
+mod hosting;
 mod identity;
 mod inference;
 mod inventory;

@@ -15,6 +15,8 @@ CREATE TABLE model_versions (
     version      INTEGER NOT NULL,
     source       TEXT NOT NULL,
     runtime      TEXT NOT NULL,
+    -- What the version serves: llm/v1/chat, llm/v1/completions or llm/v1/embeddings.
+    task         TEXT NOT NULL,
     -- The process runtime's argv, a JSON array (never a shell string); NULL for other runtimes.
     command      TEXT,
     -- Declared environment, a JSON object; values may be secret references.

@@ -1,0 +1,146 @@
+//! A hosted served entity (`entity_name` + `entity_version` of a registered model) resolved to
+//! the replica set that serves it: the version's command and files, its environment with
+//! secrets resolved, its sizing. The snapshot and the deployer resolve it the same way, so the
+//! set a deployment warms up is the one the next snapshot serves from.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use modelgate_core::models::Runtime as RuntimeKind;
+use modelgate_core::secret::SecretString;
+use modelgate_core::secret_ref;
+use modelgate_store::{ModelVersionRecord, Store, StoreError};
+use modelgate_wire::{ExternalModel, OpenAiConfig, ServedEntityInput};
+
+use super::replicas::{AdapterFor, ReplicaSet, Sizing};
+use super::runtime::ReplicaSpec;
+use super::{Hosting, SetKey};
+use crate::configs::SecretValues;
+
+/// Every registered model version, by (model name, version number as text).
+pub type ModelVersions = HashMap<(String, String), ModelVersionRecord>;
+
+/// Reads every model version.
+pub async fn load_versions(store: &dyn Store) -> Result<ModelVersions, StoreError> {
+    let mut out = HashMap::new();
+    for m in store.list_models().await? {
+        for v in store.list_model_versions(&m.id).await? {
+            out.insert((m.name.clone(), v.version.to_string()), v);
+        }
+    }
+    Ok(out)
+}
+
+/// A hosted entity resolved: its set, the key it is kept under, and the task it serves.
+pub struct Resolved {
+    /// Where the set is kept.
+    pub key: SetKey,
+    /// The replicas.
+    pub set: Arc<ReplicaSet>,
+    /// `llm/v1/chat`, ...
+    pub task: String,
+}
+
+/// Keys of the set fingerprints: random per process (they hash resolved secrets).
+fn keys() -> &'static std::hash::RandomState {
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEYS.get_or_init(std::hash::RandomState::new)
+}
+
+/// The version `entity` names, or why it cannot be served (in words for the build log).
+pub fn version_of<'a>(
+    entity: &ServedEntityInput,
+    versions: &'a ModelVersions,
+) -> Result<&'a ModelVersionRecord, String> {
+    let name = entity.entity_name.as_deref().unwrap_or_default();
+    let version = entity
+        .entity_version
+        .as_deref()
+        .ok_or_else(|| format!("entity_version is required to serve registered model '{name}'"))?;
+    versions
+        .get(&(name.to_string(), version.to_string()))
+        .ok_or_else(|| format!("version {version} of registered model '{name}' does not exist"))
+}
+
+/// Resolves `entity` of endpoint `endpoint_id` to its replica set (made if new). Fails, in words naming no secret value, when the version, a secret or the hardware is
+/// missing.
+pub fn resolve(
+    hosting: &Hosting,
+    endpoint_id: &str,
+    entity: &ServedEntityInput,
+    versions: &ModelVersions,
+    secrets: &SecretValues,
+) -> Result<Resolved, String> {
+    let v = version_of(entity, versions)?;
+    match RuntimeKind::parse(&v.runtime) {
+        Some(RuntimeKind::Process) => {}
+        Some(RuntimeKind::Embedded) => {
+            return Err("the embedded runtime is not available in this build yet".to_string());
+        }
+        None => return Err(format!("runtime '{}' is not known", v.runtime)),
+    }
+    if let Some(t) = entity.workload_type.as_deref().filter(|t| t.starts_with("GPU")) {
+        return Err(format!("workload_type {t} needs a GPU, and this server has none; use CPU"));
+    }
+    let settings = &hosting.settings;
+    let sizing = Sizing::of(
+        entity.workload_size.as_deref(),
+        entity.scale_to_zero_enabled.unwrap_or(false),
+        settings.idle_to_zero,
+        settings.cold_start_timeout,
+    )?;
+    // The version's declared environment, then the entity's (which wins), secrets resolved.
+    let declared: BTreeMap<String, String> =
+        v.env.as_deref().and_then(|e| serde_json::from_str(e).ok()).unwrap_or_default();
+    let mut env = BTreeMap::new();
+    for (k, value) in declared.iter().chain(entity.environment_vars.iter().flatten()) {
+        let resolved = match secret_ref::parse(value) {
+            Ok(r) => match secrets.get(&r) {
+                Some(Ok(s)) => s.expose().to_string(),
+                Some(Err(why)) => return Err(format!("secret {r} for {k} {why}")),
+                None => return Err(format!("secret {r} referenced by {k} does not exist")),
+            },
+            Err(_) => value.clone(),
+        };
+        env.insert(k.clone(), resolved);
+    }
+    let command: Vec<String> = v.command.as_deref().and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default();
+    let entity_name = entity.name.clone().unwrap_or_default();
+    let what =
+        (&v.model_id, v.version, &v.content_hash, &command, &env, &entity.workload_size, entity.scale_to_zero_enabled);
+    let key: SetKey = (endpoint_id.to_string(), entity_name, keys().hash_one(what));
+    let spec = ReplicaSpec {
+        command,
+        env,
+        model_path: PathBuf::from(&v.source),
+        work_root: settings.work_root.clone(),
+        limits: settings.limits,
+    };
+    let model = entity.entity_name.clone().unwrap_or_default();
+    let task = v.task.clone();
+    let adapter_for = replica_adapter(model, task.clone());
+    let runtime = hosting.runtime.clone();
+    let log = (hosting.logs_for)(endpoint_id, &key.1);
+    let set = hosting.set(&key, || ReplicaSet::new(runtime, spec, sizing, adapter_for, log));
+    Ok(Resolved { key, set, task })
+}
+
+/// The adapter for a replica: the OpenAI-compatible wire format at its base URL, with a key of
+/// its own (the replica may ignore it). No provider base-URL override applies: the replica is here.
+fn replica_adapter(model: String, task: String) -> AdapterFor {
+    let providers = modelgate_providers::Settings::default();
+    let key = SecretString::new(format!("mg-replica-{}", modelgate_core::token::random_hex(16)));
+    Arc::new(move |base_url: &str| {
+        let m = ExternalModel {
+            provider: "openai".into(),
+            name: model.clone(),
+            task: task.clone(),
+            openai_config: Some(OpenAiConfig { openai_api_base: Some(format!("{base_url}/v1")), ..Default::default() }),
+            ..Default::default()
+        };
+        let creds = BTreeMap::from([("openai_config.openai_api_key", key.clone())]);
+        modelgate_providers::build(&m, &creds, &providers)
+    })
+}

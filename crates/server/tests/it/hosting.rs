@@ -1,0 +1,229 @@
+//! Hosted models end to end: a registered version whose command is the repository's mock upstream
+//! (an OpenAI-compatible server) is started by the deployer, serves queries through the endpoint,
+//! is restarted when it crashes, refuses beyond its capacity with 429, scales to zero and starts
+//! again on the next query, and is replaced by a new version without a failed query.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The mock upstream as a program (built once per test run).
+fn mock_binary() -> &'static str {
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "-p", "modelgate-mock-upstream", "--bin", "modelgate-mock-upstream"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "the mock upstream builds");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .unwrap_or_else(|_| format!("{}/../../target", env!("CARGO_MANIFEST_DIR")));
+        format!("{target}/debug/modelgate-mock-upstream")
+    })
+}
+
+/// Registers `team.models.echo` version(s) running the mock with `extra` arguments.
+async fn register(t: &TestServer, source: &std::path::Path, extra: &[&str]) -> String {
+    let mut command = vec![mock_binary().to_string(), "--listen".into(), "127.0.0.1:$PORT".into()];
+    command.extend(extra.iter().map(|s| s.to_string()));
+    let body = json!({"source": source, "runtime": "process", "command": command});
+    let (s, v) = t.post("/api/2.0/registered-models/team.models.echo/versions", body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["version"].as_str().unwrap().to_string()
+}
+
+fn hosted(version: &str, size: &str, scale_to_zero: bool) -> Value {
+    json!({"served_entities": [{"name": "echo", "entity_name": "team.models.echo", "entity_version": version,
+        "workload_size": size, "scale_to_zero_enabled": scale_to_zero}]})
+}
+
+async fn ask(t: &TestServer, text: &str) -> (StatusCode, Value) {
+    t.post("/serving-endpoints/hosted/invocations", json!({"messages": [{"role": "user", "content": text}]})).await
+}
+
+async fn logs(t: &TestServer) -> String {
+    let (_, l) = t.get("/api/2.0/serving-endpoints/hosted/served-models/echo/logs").await;
+    l["logs"].as_str().unwrap_or_default().to_string()
+}
+
+/// The pid of the newest replica, from its "started ... (pid N)" line.
+fn newest_pid(logs: &str) -> i32 {
+    let line = logs.lines().rfind(|l| l.contains(" (pid ")).expect("a replica started");
+    line.split(" (pid ").nth(1).unwrap().split(')').next().unwrap().parse().unwrap()
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..150 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 15 s");
+}
+
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()).is_some_and(|s| s != "Z")
+}
+
+#[tokio::test]
+async fn a_registered_version_serves_restarts_and_is_replaced_without_a_failed_query() {
+    let t = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("weights.bin"), "w").unwrap();
+    t.post("/api/2.0/registered-models", json!({"name": "team.models.echo"})).await;
+    let v1 = register(&t, dir.path(), &[]).await;
+
+    // Config checks: an unknown version is named, GPU is refused at deployment.
+    let (s, e) =
+        t.post("/api/2.0/serving-endpoints", json!({"name": "hosted", "config": hosted("9", "Small", false)})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(e["message"].as_str().unwrap().contains("config.served_entities[0].entity_version"), "{e}");
+
+    let (s, e) =
+        t.post("/api/2.0/serving-endpoints", json!({"name": "hosted", "config": hosted(&v1, "Small", false)})).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    let e = t.wait_settled("hosted").await;
+    assert_eq!(e["state"]["ready"], "READY", "{e}");
+    assert_eq!(e["task"], "llm/v1/chat");
+    let (_, build) = t.get("/api/2.0/serving-endpoints/hosted/served-models/echo/build-logs").await;
+    assert!(build["logs"].as_str().unwrap().contains("a replica is serving"), "{build}");
+
+    let (s, answer) = ask(&t, "hello replica").await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    assert_eq!(answer["choices"][0]["message"]["content"], "echo: hello replica");
+    let first = newest_pid(&logs(&t).await);
+    assert!(alive(first));
+
+    // A crash: the supervisor starts another replica and queries are served again.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first), nix::sys::signal::Signal::SIGKILL).unwrap();
+    eventually("a restart after the crash", async || logs(&t).await.contains("starting another")).await;
+    eventually("a query after the restart", async || ask(&t, "again").await.0 == StatusCode::OK).await;
+    let second = newest_pid(&logs(&t).await);
+    assert_ne!(first, second);
+
+    // A new version replaces the old one while queries keep flowing: none fails.
+    let v2 = register(&t, dir.path(), &["--threads", "2"]).await;
+    let (s, e) = t.put("/api/2.0/serving-endpoints/hosted/config", hosted(&v2, "Small", false)).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    let mut failures = Vec::new();
+    let mut served = 0;
+    loop {
+        let (s, a) = ask(&t, "during the switch").await;
+        if s == StatusCode::OK {
+            served += 1;
+        } else {
+            failures.push(a);
+        }
+        let (_, e) = t.get("/api/2.0/serving-endpoints/hosted").await;
+        if e["state"]["config_update"] != "IN_PROGRESS" {
+            break;
+        }
+    }
+    assert!(failures.is_empty(), "no query fails during the switch ({served} served): {failures:?}");
+    let e = t.wait_settled("hosted").await;
+    assert_eq!(e["config"]["served_entities"][0]["entity_version"], v2.as_str());
+    let third = newest_pid(&logs(&t).await);
+    assert_ne!(third, second);
+    eventually("the old replica stops", async || !alive(second)).await;
+    assert_eq!(ask(&t, "on v2").await.0, StatusCode::OK);
+
+    // Deleting the endpoint stops its replicas.
+    let (s, _) = t.call(reqwest::Method::DELETE, "/api/2.0/serving-endpoints/hosted", None).await;
+    assert_eq!(s, StatusCode::OK);
+    eventually("the replica stops with its endpoint", async || !alive(third)).await;
+}
+
+#[tokio::test]
+async fn capacity_queue_429_and_scale_to_zero_with_a_cold_start() {
+    let t = TestServer::start_with(|c| {
+        c.hosting.idle_to_zero = Duration::from_secs(1);
+        c.hosting.cold_start_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    t.post("/api/2.0/registered-models", json!({"name": "team.models.echo"})).await;
+    // Each answer takes 600 ms: a Small entity (4 at once, 4 waiting) turns the rest away.
+    let v1 = register(&t, dir.path(), &["--delay", "600ms"]).await;
+    let (s, e) =
+        t.post("/api/2.0/serving-endpoints", json!({"name": "hosted", "config": hosted(&v1, "Small", true)})).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert_eq!(t.wait_settled("hosted").await["state"]["ready"], "READY");
+
+    let burst: Vec<_> = (0..12)
+        .map(|i| {
+            let (http, base, token) = (reqwest::Client::new(), t.base.clone(), t.token.clone());
+            tokio::spawn(async move {
+                let r = http
+                    .post(format!("{base}/serving-endpoints/hosted/invocations"))
+                    .bearer_auth(token)
+                    .json(&json!({"messages": [{"role": "user", "content": format!("q{i}")}]}))
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status(), r.headers().get("retry-after").is_some())
+            })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for b in burst {
+        codes.push(b.await.unwrap());
+    }
+    let ok = codes.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let busy: Vec<_> = codes.iter().filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS).collect();
+    assert_eq!((ok, busy.len()), (8, 4), "4 served at once, 4 waited, 4 refused: {codes:?}");
+    assert!(busy.iter().all(|(_, retry_after)| *retry_after), "429s carry Retry-After");
+
+    // Idle for the idle time: scaled to zero; the next query starts a replica and is served.
+    let pid = newest_pid(&logs(&t).await);
+    eventually("scale to zero", async || logs(&t).await.contains("scaled to zero")).await;
+    eventually("the replica stops", async || !alive(pid)).await;
+    let (s, a) = ask(&t, "cold").await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    assert_eq!(a["choices"][0]["message"]["content"], "echo: cold");
+    assert_ne!(newest_pid(&logs(&t).await), pid, "a new replica answered");
+}
+
+#[tokio::test]
+async fn a_version_that_never_answers_fails_the_update_and_the_old_one_keeps_serving() {
+    let t = TestServer::start_with(|c| c.hosting.cold_start_timeout = Duration::from_secs(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    t.post("/api/2.0/registered-models", json!({"name": "team.models.echo"})).await;
+    let good = register(&t, dir.path(), &[]).await;
+    let (s, _) =
+        t.post("/api/2.0/serving-endpoints", json!({"name": "hosted", "config": hosted(&good, "Small", false)})).await;
+    assert_eq!(s, StatusCode::OK);
+    t.wait_settled("hosted").await;
+    // A program that exits at once.
+    let body = json!({"source": dir.path(), "runtime": "process", "command": ["/bin/false"]});
+    let (_, bad) = t.post("/api/2.0/registered-models/team.models.echo/versions", body).await;
+    let (s, _) = t
+        .put("/api/2.0/serving-endpoints/hosted/config", hosted(bad["version"].as_str().unwrap(), "Small", false))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let e = t.wait_settled("hosted").await;
+    assert_eq!(
+        (e["state"]["ready"].as_str(), e["state"]["config_update"].as_str()),
+        (Some("READY"), Some("UPDATE_FAILED")),
+        "{e}"
+    );
+    assert_eq!(e["config"]["served_entities"][0]["entity_version"], good.as_str(), "the old version still serves");
+    let (_, versions) = t.get("/api/2.0/serving-endpoints/hosted/config-versions").await;
+    let log = versions["config_versions"][0]["build_logs"].as_str().unwrap().to_string();
+    assert!(log.contains("did not start") && log.contains("exited with status 1"), "{log}");
+    assert_eq!(ask(&t, "still here").await.0, StatusCode::OK);
+    // A GPU workload is refused with the reason.
+    let mut gpu = hosted(&good, "Small", false);
+    gpu["served_entities"][0]["workload_type"] = json!("GPU_SMALL");
+    t.put("/api/2.0/serving-endpoints/hosted/config", gpu).await;
+    let (_, versions) = {
+        t.wait_settled("hosted").await;
+        t.get("/api/2.0/serving-endpoints/hosted/config-versions").await
+    };
+    assert!(versions["config_versions"][0]["build_logs"].as_str().unwrap().contains("needs a GPU"), "{versions}");
+}
