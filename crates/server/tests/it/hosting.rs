@@ -227,3 +227,51 @@ async fn a_version_that_never_answers_fails_the_update_and_the_old_one_keeps_ser
     };
     assert!(versions["config_versions"][0]["build_logs"].as_str().unwrap().contains("needs a GPU"), "{versions}");
 }
+
+/// The port of every replica started, from their "started ... on port P" lines.
+fn ports(logs: &str) -> Vec<u16> {
+    logs.lines().filter_map(|l| l.split(" on port ").nth(1)).filter_map(|p| p.trim().parse().ok()).collect()
+}
+
+#[tokio::test]
+async fn traffic_splits_across_two_versions() {
+    let t = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    t.post("/api/2.0/registered-models", json!({"name": "team.models.echo"})).await;
+    let (v1, v2) = (register(&t, dir.path(), &[]).await, register(&t, dir.path(), &[]).await);
+    let entity = |name: &str, v: &str| {
+        json!({"name": name, "entity_name": "team.models.echo", "entity_version": v,
+        "workload_size": "Small", "scale_to_zero_enabled": false})
+    };
+    let config = json!({"served_entities": [entity("old", &v1), entity("new", &v2)],
+        "traffic_config": {"routes": [{"served_entity_name": "old", "traffic_percentage": 50},
+                                      {"served_entity_name": "new", "traffic_percentage": 50}]}});
+    let (s, e) = t.post("/api/2.0/serving-endpoints", json!({"name": "hosted", "config": config})).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert_eq!(t.wait_settled("hosted").await["state"]["ready"], "READY");
+    let mut by_entity = std::collections::HashMap::new();
+    for i in 0..40 {
+        let r = t
+            .http
+            .post(format!("{}/serving-endpoints/hosted/invocations", t.base))
+            .bearer_auth(&t.token)
+            .json(&json!({"messages": [{"role": "user", "content": format!("q{i}")}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let served_by = r.headers().get("served-model-name").map(|v| v.to_str().unwrap().to_string());
+        *by_entity.entry(served_by).or_insert(0) += 1;
+    }
+    let (old, new) = (by_entity.get(&Some("old".to_string())), by_entity.get(&Some("new".to_string())));
+    assert!(old.is_some_and(|n| *n >= 8) && new.is_some_and(|n| *n >= 8), "both versions serve: {by_entity:?}");
+    // Each version's own replica answered its share: its process recorded the requests.
+    for (entity, share) in [("old", old), ("new", new)] {
+        let (_, l) = t.get(&format!("/api/2.0/serving-endpoints/hosted/served-models/{entity}/logs")).await;
+        let port = ports(l["logs"].as_str().unwrap())[0];
+        let seen: Value =
+            reqwest::get(format!("http://127.0.0.1:{port}/__requests")).await.unwrap().json().await.unwrap();
+        let chats = seen["requests"].as_array().unwrap().iter().filter(|r| r["path"] == "/v1/chat/completions").count();
+        assert_eq!(chats, *share.unwrap(), "{entity}'s replica got its queries");
+    }
+}

@@ -1,0 +1,64 @@
+"""A hosted model through the real clients: a registered version whose command is the mock
+upstream (an OpenAI-compatible server) is served by an endpoint the databricks-sdk creates, and
+answers the openai SDK and databricks-sdk queries."""
+
+import datetime
+import pathlib
+
+import openai
+import pytest
+import requests
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.service import serving
+
+from conftest import ADMIN_TOKEN
+from harness import BIN_DIR
+
+HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def hosted(server, tmp_path_factory):
+    source = tmp_path_factory.mktemp("model")
+    (source / "README").write_text("an OpenAI-compatible server")
+    post = lambda path, body: requests.post(f"{server.host}{path}", json=body, headers=HEADERS, timeout=30)  # noqa: E731
+    r = post("/api/2.0/registered-models", {"name": "team.models.echo"})
+    assert r.status_code == 200, r.text
+    command = [str(pathlib.Path(BIN_DIR).resolve() / "modelgate-mock-upstream"), "--listen", "127.0.0.1:$PORT"]
+    r = post("/api/2.0/registered-models/team.models.echo/versions",
+             {"source": str(source), "runtime": "process", "command": command})
+    assert r.status_code == 200, r.text
+    w = WorkspaceClient(host=server.host, token=ADMIN_TOKEN)
+    ep = w.serving_endpoints.create_and_wait(
+        name="hosted-echo",
+        config=serving.EndpointCoreConfigInput(
+            name="hosted-echo",
+            served_entities=[serving.ServedEntityInput(entity_name="team.models.echo", entity_version=r.json()["version"],
+                                                       workload_size="Small", scale_to_zero_enabled=False)]),
+        timeout=datetime.timedelta(seconds=120),
+    )
+    assert ep.state.ready == serving.EndpointStateReady.READY
+    return w, server
+
+
+def test_the_openai_sdk_queries_a_hosted_model(hosted):
+    _, server = hosted
+    client = openai.OpenAI(base_url=f"{server.host}/serving-endpoints", api_key=ADMIN_TOKEN, max_retries=0)
+    r = client.chat.completions.create(model="hosted-echo", messages=[{"role": "user", "content": "hi hosted"}])
+    assert r.choices[0].message.content == "echo: hi hosted"
+    chunks = client.chat.completions.create(model="hosted-echo", messages=[{"role": "user", "content": "a b c"}],
+                                            stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: a b c"
+
+
+def test_databricks_sdk_queries_and_reads_logs(hosted):
+    w, _ = hosted
+    r = w.serving_endpoints.query("hosted-echo", messages=[
+        serving.ChatMessage(role=serving.ChatMessageRole.USER, content="from the sdk")])
+    assert r.choices[0].message.content == "echo: from the sdk"
+    ep = w.serving_endpoints.get("hosted-echo")
+    entity = ep.config.served_entities[0]
+    assert (entity.entity_name, entity.workload_size) == ("team.models.echo", "Small")
+    assert "Served by 1 replica" in entity.state.deployment_state_message
+    logs = w.serving_endpoints.logs("hosted-echo", entity.name).logs
+    assert "replica ready after" in logs
