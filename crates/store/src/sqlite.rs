@@ -27,6 +27,56 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+/// The tables that hold grants on objects.
+#[derive(Clone, Copy)]
+enum Grants {
+    Endpoints,
+    Models,
+}
+
+impl Grants {
+    /// (table, column naming the object): fixed names, never input.
+    fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Grants::Endpoints => ("endpoint_permissions", "endpoint_id"),
+            Grants::Models => ("model_permissions", "model_id"),
+        }
+    }
+}
+
+/// Writes `(principal id, level)` grants on one object in one transaction; `replace` removes the
+/// object's other grants first.
+async fn write_grants<'a>(
+    pool: &SqlitePool,
+    kind: Grants,
+    object_id: &str,
+    grants: impl Iterator<Item = (&'a str, &'a str)>,
+    replace: bool,
+) -> Result<()> {
+    let (table, column) = kind.table();
+    let mut tx = pool.begin().await?;
+    if replace {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE {column} = ?")))
+            .bind(object_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let upsert = format!(
+        "INSERT INTO {table} ({column}, principal_id, level) VALUES (?, ?, ?) \
+         ON CONFLICT ({column}, principal_id) DO UPDATE SET level = excluded.level"
+    );
+    for (principal_id, level) in grants {
+        sqlx::query(sqlx::AssertSqlSafe(upsert.clone()))
+            .bind(object_id)
+            .bind(principal_id)
+            .bind(level)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 fn model_missing(name: &str) -> StoreError {
     StoreError::NotFound(format!("Registered model '{name}' does not exist."))
 }
@@ -315,23 +365,8 @@ impl Store for SqliteStore {
         grants: &[ModelPermissionRecord],
         replace: bool,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        if replace {
-            sqlx::query("DELETE FROM model_permissions WHERE model_id = ?").bind(model_id).execute(&mut *tx).await?;
-        }
-        for g in grants {
-            sqlx::query(
-                "INSERT INTO model_permissions (model_id, principal_id, level) VALUES (?, ?, ?) \
-                 ON CONFLICT (model_id, principal_id) DO UPDATE SET level = excluded.level",
-            )
-            .bind(model_id)
-            .bind(&g.principal_id)
-            .bind(&g.level)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let grants = grants.iter().map(|g| (g.principal_id.as_str(), g.level.as_str()));
+        write_grants(&self.writer, Grants::Models, model_id, grants, replace).await
     }
 
     async fn list_memberships(&self) -> Result<Vec<MembershipRecord>> {
@@ -467,26 +502,8 @@ impl Store for SqliteStore {
         grants: &[EndpointPermissionRecord],
         replace: bool,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        if replace {
-            sqlx::query("DELETE FROM endpoint_permissions WHERE endpoint_id = ?")
-                .bind(endpoint_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for g in grants {
-            sqlx::query(
-                "INSERT INTO endpoint_permissions (endpoint_id, principal_id, level) VALUES (?, ?, ?) \
-                 ON CONFLICT (endpoint_id, principal_id) DO UPDATE SET level = excluded.level",
-            )
-            .bind(endpoint_id)
-            .bind(&g.principal_id)
-            .bind(&g.level)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let grants = grants.iter().map(|g| (g.principal_id.as_str(), g.level.as_str()));
+        write_grants(&self.writer, Grants::Endpoints, endpoint_id, grants, replace).await
     }
 
     async fn get_endpoint(&self, name: &str) -> Result<Option<EndpointRecord>> {
