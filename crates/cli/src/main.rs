@@ -281,6 +281,9 @@ struct ServeArgs {
     /// Hosted models: how long an entity with scale_to_zero_enabled keeps its replicas without a query.
     #[arg(long, env = "MODELGATE_SCALE_TO_ZERO_AFTER", value_parser = humantime::parse_duration, default_value = "30m")]
     scale_to_zero_after: Duration,
+    /// Hosted models: how long a replica above its entity's minimum may go unused before it stops.
+    #[arg(long, env = "MODELGATE_SCALE_DOWN_AFTER", value_parser = humantime::parse_duration, default_value = "5m")]
+    scale_down_after: Duration,
     /// Hosted models: how long a query or a deployment waits for a replica to start answering.
     #[arg(long, env = "MODELGATE_COLD_START_TIMEOUT", value_parser = humantime::parse_duration, default_value = "120s")]
     cold_start_timeout: Duration,
@@ -522,6 +525,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         console_password_sign_in: args.console_password_sign_in,
         hosting: modelgate_server::HostingSettings {
             idle_to_zero: args.scale_to_zero_after,
+            scale_down_after: args.scale_down_after,
             cold_start_timeout: args.cold_start_timeout,
             replica_memory: args.replica_memory as u64,
             replica_open_files: args.replica_open_files,

@@ -90,6 +90,8 @@ impl Default for UpstreamTimeouts {
 pub struct HostingSettings {
     /// How long an entity with `scale_to_zero_enabled` keeps its replicas without a query.
     pub idle_to_zero: Duration,
+    /// How long a replica above an entity's minimum may go unused before it is stopped.
+    pub scale_down_after: Duration,
     /// How long a query or a deployment waits for a replica to start answering.
     pub cold_start_timeout: Duration,
     /// Address space of each replica, bytes.
@@ -102,6 +104,7 @@ impl Default for HostingSettings {
     fn default() -> Self {
         HostingSettings {
             idle_to_zero: Duration::from_secs(30 * 60),
+            scale_down_after: Duration::from_secs(5 * 60),
             cold_start_timeout: Duration::from_secs(120),
             replica_memory: 8 << 30,
             replica_open_files: 4096,

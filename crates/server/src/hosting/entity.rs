@@ -90,7 +90,8 @@ pub fn resolve(
         entity.scale_to_zero_enabled.unwrap_or(false),
         settings.idle_to_zero,
         settings.cold_start_timeout,
-    )?;
+    )?
+    .scaling_down_after(settings.scale_down_after);
     // The version's declared environment, then the entity's (which wins), secrets resolved.
     let declared: BTreeMap<String, String> =
         v.env.as_deref().and_then(|e| serde_json::from_str(e).ok()).unwrap_or_default();

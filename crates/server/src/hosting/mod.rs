@@ -23,6 +23,8 @@ pub struct HostingSettings {
     pub work_root: PathBuf,
     /// How long an entity that may scale to zero keeps its replicas without a query.
     pub idle_to_zero: Duration,
+    /// How long a replica above the minimum may go unused before it stops.
+    pub scale_down_after: Duration,
     /// How long a query (or a deployment) waits for a replica to start answering.
     pub cold_start_timeout: Duration,
     /// Limits of each replica.
@@ -35,6 +37,7 @@ impl HostingSettings {
         HostingSettings {
             work_root,
             idle_to_zero: s.idle_to_zero,
+            scale_down_after: s.scale_down_after,
             cold_start_timeout: s.cold_start_timeout,
             limits: runtime::ReplicaLimits { memory_bytes: s.replica_memory, open_files: s.replica_open_files },
         }

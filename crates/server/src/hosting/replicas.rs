@@ -27,6 +27,8 @@ pub struct Sizing {
     pub queue: usize,
     /// Stop every replica after this long without a query (scale to zero), if set.
     pub idle_to_zero: Option<Duration>,
+    /// Stop a replica above the minimum after it has had no query for this long.
+    pub scale_down_after: Duration,
     /// How long a query waits for a replica to start.
     pub cold_start_timeout: Duration,
 }
@@ -55,8 +57,14 @@ impl Sizing {
             per_replica: PER_REPLICA,
             queue: max * PER_REPLICA,
             idle_to_zero: scale_to_zero.then_some(idle),
+            scale_down_after: Duration::from_secs(300),
             cold_start_timeout: cold_start,
         })
+    }
+
+    /// The same sizing, stopping unused replicas above the minimum after `after`.
+    pub fn scaling_down_after(self, after: Duration) -> Sizing {
+        Sizing { scale_down_after: after, ..self }
     }
 }
 
@@ -73,6 +81,8 @@ struct Slot {
     replica: Arc<dyn Replica>,
     adapter: Arc<dyn Adapter>,
     in_flight: usize,
+    /// When it last finished a query (or started).
+    last_used: Instant,
 }
 
 #[derive(Default)]
@@ -125,6 +135,7 @@ impl Drop for Lease {
         let mut s = self.set.lock();
         if let Some(slot) = s.ready.iter_mut().find(|slot| Arc::ptr_eq(&slot.replica, &self.replica)) {
             slot.in_flight = slot.in_flight.saturating_sub(1);
+            slot.last_used = Instant::now();
         }
         s.last_used = Some(Instant::now());
         drop(s);
@@ -214,7 +225,7 @@ impl ReplicaSet {
                     s.next_start = None;
                     s.last_failure = None;
                     let cold = s.ready.is_empty();
-                    s.ready.push(Slot { replica, adapter, in_flight: 0 });
+                    s.ready.push(Slot { replica, adapter, in_flight: 0, last_used: Instant::now() });
                     let ms = began.elapsed().as_secs_f64() * 1000.0;
                     (self.log)(&format!("replica ready after {ms:.0} ms"));
                     if cold {
@@ -286,7 +297,14 @@ impl ReplicaSet {
                     return Err(Refusal::Unavailable("the entity's replicas are stopping".into()));
                 }
                 let per = self.sizing.per_replica;
-                if let Some(slot) = s.ready.iter_mut().filter(|r| r.in_flight < per).min_by_key(|r| r.in_flight) {
+                // The least busy replica; among equals the one used last, so that spare replicas
+                // stay unused and can be stopped.
+                let pick = s
+                    .ready
+                    .iter_mut()
+                    .filter(|r| r.in_flight < per)
+                    .min_by_key(|r| (r.in_flight, std::cmp::Reverse(r.last_used)));
+                if let Some(slot) = pick {
                     slot.in_flight += 1;
                     let lease =
                         Lease { set: self.clone(), replica: slot.replica.clone(), adapter: slot.adapter.clone() };
@@ -368,6 +386,18 @@ impl ReplicaSet {
                     (self.log)("no query for the idle time: scaled to zero");
                     stopping.extend(s.ready.drain(..).map(|slot| slot.replica));
                     s.last_used = None;
+                } else if s.ready.len() > self.sizing.min_replicas.max(1) && s.waiting == 0 {
+                    // Above the minimum, a replica nobody has used for a while goes (one per tick).
+                    let after = self.sizing.scale_down_after;
+                    if let Some(i) = s.ready.iter().position(|r| r.in_flight == 0 && r.last_used.elapsed() >= after) {
+                        let slot = s.ready.remove(i);
+                        (self.log)(&format!(
+                            "a replica unused for {} s stopped: {} serving",
+                            after.as_secs(),
+                            s.ready.len()
+                        ));
+                        stopping.push(slot.replica);
+                    }
                 }
                 let running = s.ready.len() + s.starting;
                 for _ in running..self.sizing.min_replicas {

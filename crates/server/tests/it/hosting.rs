@@ -275,3 +275,43 @@ async fn traffic_splits_across_two_versions() {
         assert_eq!(chats, *share.unwrap(), "{entity}'s replica got its queries");
     }
 }
+
+#[tokio::test]
+async fn replicas_scale_up_under_load_and_back_down_to_the_minimum() {
+    let t = TestServer::start_with(|c| c.hosting.scale_down_after = Duration::from_secs(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    t.post("/api/2.0/registered-models", json!({"name": "team.models.echo"})).await;
+    let v1 = register(&t, dir.path(), &["--delay", "400ms"]).await;
+    let (s, e) =
+        t.post("/api/2.0/serving-endpoints", json!({"name": "hosted", "config": hosted(&v1, "Medium", false)})).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    t.wait_settled("hosted").await;
+    let state = async || {
+        let (_, e) = t.get("/api/2.0/serving-endpoints/hosted").await;
+        e["config"]["served_entities"][0]["state"]["deployment_state_message"].as_str().unwrap_or_default().to_string()
+    };
+    eventually("the minimum of a Medium entity", async || state().await.starts_with("Served by 2 replicas")).await;
+    // 16 queries at once: 8 slots on 2 replicas, so the set grows to its maximum of 4.
+    let burst: Vec<_> = (0..16)
+        .map(|i| {
+            let (http, base, token) = (reqwest::Client::new(), t.base.clone(), t.token.clone());
+            tokio::spawn(async move {
+                http.post(format!("{base}/serving-endpoints/hosted/invocations"))
+                    .bearer_auth(token)
+                    .json(&json!({"messages": [{"role": "user", "content": format!("q{i}")}]}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for b in burst {
+        assert_eq!(b.await.unwrap(), StatusCode::OK, "the queue holds what the slots cannot");
+    }
+    let started = ports(&logs(&t).await).len();
+    assert!(started > 2, "replicas were added under load: {}", logs(&t).await);
+    // Unused for the scale-down time, the extra replicas go; the minimum stays.
+    eventually("scale down to the minimum", async || state().await.starts_with("Served by 2 replicas")).await;
+    assert!(logs(&t).await.contains("stopped: "), "{}", logs(&t).await);
+}
