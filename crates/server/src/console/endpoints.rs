@@ -268,7 +268,7 @@ fn entities_table(e: &ServingEndpointDetailed, logs: &[(String, String)]) -> Mar
                     @let share = routes.and_then(|r| r.iter().find(|r| r.served_entity_name.as_deref() == Some(entity.as_str())).map(|r| r.traffic_percentage));
                     tr {
                         td { (entity) }
-                        td { @if let Some(m) = &s.spec.external_model { (m.provider) " / " (m.name) } @else { (s.spec.entity_name.as_deref().unwrap_or("")) } }
+                        td { @if let Some(m) = &s.spec.external_model { (m.provider) " / " (m.name) } @else { "registered model " (s.spec.entity_name.as_deref().unwrap_or("")) " v" (s.spec.entity_version.as_deref().unwrap_or("")) } }
                         td { @if let Some(p) = share { (p) "%" } }
                         td { @if let Some(st) = &s.state { (st.deployment_state_message.as_deref().unwrap_or("")) } }
                     }

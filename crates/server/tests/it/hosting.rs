@@ -183,10 +183,23 @@ async fn capacity_queue_429_and_scale_to_zero_with_a_cold_start() {
     let pid = newest_pid(&logs(&t).await);
     eventually("scale to zero", async || logs(&t).await.contains("scaled to zero")).await;
     eventually("the replica stops", async || !alive(pid)).await;
+    let (_, e) = t.get("/api/2.0/serving-endpoints/hosted").await;
+    let note = e["config"]["served_entities"][0]["state"]["deployment_state_message"].as_str().unwrap().to_string();
+    assert_eq!(note, "Scaled to zero: the next query starts a replica.");
     let (s, a) = ask(&t, "cold").await;
     assert_eq!(s, StatusCode::OK, "{a}");
     assert_eq!(a["choices"][0]["message"]["content"], "echo: cold");
     assert_ne!(newest_pid(&logs(&t).await), pid, "a new replica answered");
+    // The cold starts are in the metrics: the deployment's and this one.
+    let metrics =
+        t.http.get(format!("{}/metrics", t.base)).bearer_auth(&t.token).send().await.unwrap().text().await.unwrap();
+    let count = metrics
+        .lines()
+        .find(|l| l.starts_with("cold_start_ms_count{") && l.contains("endpoint_name=\"hosted\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(count.is_some_and(|n| n >= 1), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("hosted_replicas{") && l.ends_with(" 1")), "{metrics}");
 }
 
 #[tokio::test]
