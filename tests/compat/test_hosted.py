@@ -4,6 +4,7 @@ answers the openai SDK and databricks-sdk queries."""
 
 import datetime
 import pathlib
+import sys
 
 import openai
 import pytest
@@ -62,3 +63,49 @@ def test_databricks_sdk_queries_and_reads_logs(hosted):
     assert "Served by 1 replica" in entity.state.deployment_state_message
     logs = w.serving_endpoints.logs("hosted-echo", entity.name).logs
     assert "replica ready after" in logs
+
+
+@pytest.fixture(scope="module")
+def scoring(server, tmp_path_factory):
+    source = tmp_path_factory.mktemp("scorer")
+    (source / "model.txt").write_text("sums each row")
+    post = lambda path, body: requests.post(f"{server.host}{path}", json=body, headers=HEADERS, timeout=30)  # noqa: E731
+    assert post("/api/2.0/registered-models", {"name": "team.models.summer"}).status_code == 200
+    script = pathlib.Path(__file__).with_name("scoring_server.py")
+    r = post("/api/2.0/registered-models/team.models.summer/versions",
+             {"source": str(source), "runtime": "process", "task": "mlflow/scoring",
+              "command": [sys.executable, str(script)]})
+    assert r.status_code == 200, r.text
+    w = WorkspaceClient(host=server.host, token=ADMIN_TOKEN)
+    w.serving_endpoints.create_and_wait(
+        name="summer",
+        config=serving.EndpointCoreConfigInput(
+            name="summer",
+            served_entities=[serving.ServedEntityInput(entity_name="team.models.summer", entity_version="1",
+                                                       workload_size="Small", scale_to_zero_enabled=False)]),
+        timeout=datetime.timedelta(seconds=120),
+    )
+    return w, server
+
+
+def test_databricks_sdk_scores_a_custom_model_in_every_input_format(scoring):
+    w, _ = scoring
+    q = lambda **kw: w.serving_endpoints.query("summer", **kw).predictions  # noqa: E731
+    assert q(dataframe_split=serving.DataframeSplitInput(columns=["a", "b"], data=[[1, 2], [3, 4]])) == [3, 7]
+    assert q(dataframe_records=[{"a": 1, "b": 2}, {"a": 10, "b": 20}]) == [3, 30]
+    assert q(instances=[[1, 2, 3]]) == [6]
+    assert q(inputs=[[5, 5]]) == [10]
+    assert w.serving_endpoints.get("summer").task == "mlflow/scoring"
+
+
+def test_scoring_errors_are_named(scoring):
+    _, server = scoring
+    url = f"{server.host}/serving-endpoints/summer/invocations"
+    r = requests.post(url, json={"messages": [{"role": "user", "content": "hi"}]}, headers=HEADERS, timeout=30)
+    assert r.status_code == 400 and "dataframe_split" in r.json()["message"], r.text
+    r = requests.post(url, json={"inputs": [[1]], "instances": [[2]]}, headers=HEADERS, timeout=30)
+    assert r.status_code == 400 and "give only one of" in r.json()["message"], r.text
+    r = requests.post(url, json={"inputs": ["not numbers"]}, headers=HEADERS, timeout=30)
+    assert r.status_code == 400 and "cannot score" in r.json()["message"], r.text
+    r = requests.post(url, json={"inputs": [[1]], "stream": True}, headers=HEADERS, timeout=30)
+    assert r.status_code == 400 and "stream" in r.json()["message"], r.text

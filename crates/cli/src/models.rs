@@ -36,6 +36,10 @@ pub enum ModelsCmd {
         /// `process` or `embedded`.
         #[arg(long)]
         runtime: String,
+        /// What it serves: llm/v1/chat (default for process), llm/v1/completions,
+        /// llm/v1/embeddings, or mlflow/scoring (the MLflow scoring protocol).
+        #[arg(long)]
+        task: Option<String>,
         /// An environment variable of the process, `KEY=VALUE`; a value may be `{{secrets/scope/key}}`.
         #[arg(long = "env", value_parser = parse_env)]
         env: Vec<(String, String)>,
@@ -93,13 +97,13 @@ pub async fn run(client: &Client, cmd: ModelsCmd, output: Output) -> Result<(), 
             let body = json!({"name": name, "description": description});
             print_json(&client.json(Method::POST, RM, Some(&body)).await?)
         }
-        ModelsCmd::CreateVersion { name, source, runtime, env, description, command } => {
+        ModelsCmd::CreateVersion { name, source, runtime, task, env, description, command } => {
             let source = std::path::absolute(&source)
                 .map_err(|e| CliError::Usage(format!("{source}: {e}")))?
                 .display()
                 .to_string();
             let env: BTreeMap<String, String> = env.into_iter().collect();
-            let mut body = json!({"source": source, "runtime": runtime, "description": description});
+            let mut body = json!({"source": source, "runtime": runtime, "task": task, "description": description});
             if !command.is_empty() {
                 set(&mut body, "command", json!(command));
             }

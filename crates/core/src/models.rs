@@ -41,6 +41,9 @@ impl Runtime {
     }
 }
 
+/// The task of a version that speaks the MLflow scoring protocol (our extension).
+pub const SCORING: &str = "mlflow/scoring";
+
 /// Files an embedded model's directory must hold (a BERT-family sentence-embedding model).
 pub const EMBEDDED_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 /// Most arguments of a command.
@@ -80,8 +83,10 @@ pub fn check_version(
     let rt = Runtime::parse(runtime)
         .ok_or_else(|| err("runtime", format!("'{runtime}' is not one of {}", Runtime::ALL.join(", "))))?;
     let task = match (rt, task) {
-        (_, Some(t)) if crate::validate::TASKS.contains(&t) => t.to_string(),
-        (_, Some(t)) => return Err(err("task", format!("'{t}' is not one of {}", crate::validate::TASKS.join(", ")))),
+        (_, Some(t)) if crate::validate::TASKS.contains(&t) || t == SCORING => t.to_string(),
+        (_, Some(t)) => {
+            return Err(err("task", format!("'{t}' is not one of {}, {SCORING}", crate::validate::TASKS.join(", "))));
+        }
         (Runtime::Process, None) => "llm/v1/chat".to_string(),
         (Runtime::Embedded, None) => "llm/v1/embeddings".to_string(),
     };
@@ -141,6 +146,7 @@ mod tests {
         assert_eq!(check_version("embedded", None, None, None), Ok((Runtime::Embedded, "llm/v1/embeddings".into())));
         assert_eq!(check_version("embedded", Some("llm/v1/chat"), None, None).unwrap_err().path, "task");
         assert_eq!(check_version("process", Some("vision"), Some(&serve), None).unwrap_err().path, "task");
+        assert_eq!(check_version("process", Some(SCORING), Some(&serve), None).unwrap().1, SCORING);
         assert_eq!(check_version("docker", None, None, None).unwrap_err().path, "runtime");
         assert_eq!(check_version("process", None, None, None).unwrap_err().path, "command");
         assert_eq!(check_version("process", None, Some(&cmd(&[""])), None).unwrap_err().path, "command[0]");

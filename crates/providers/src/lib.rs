@@ -16,6 +16,7 @@ pub mod cohere;
 pub mod entra;
 pub mod framing;
 pub mod openai;
+pub mod scoring;
 mod shared;
 pub mod token_cache;
 pub mod tokens;
@@ -38,6 +39,9 @@ pub enum Task {
     Completions,
     /// `llm/v1/embeddings`
     Embeddings,
+    /// `mlflow/scoring` (our extension): the MLflow scoring protocol of a hosted custom model
+    /// (`dataframe_split`, `dataframe_records`, `instances` or `inputs` in, `predictions` out).
+    Scoring,
 }
 
 impl Task {
@@ -47,6 +51,7 @@ impl Task {
             "llm/v1/chat" => Some(Task::Chat),
             "llm/v1/completions" => Some(Task::Completions),
             "llm/v1/embeddings" => Some(Task::Embeddings),
+            "mlflow/scoring" => Some(Task::Scoring),
             _ => None,
         }
     }
@@ -57,6 +62,7 @@ impl Task {
             Task::Chat => "llm/v1/chat",
             Task::Completions => "llm/v1/completions",
             Task::Embeddings => "llm/v1/embeddings",
+            Task::Scoring => "mlflow/scoring",
         }
     }
 
@@ -66,6 +72,7 @@ impl Task {
             Task::Chat => "chat/completions",
             Task::Completions => "completions",
             Task::Embeddings => "embeddings",
+            Task::Scoring => "invocations",
         }
     }
 }

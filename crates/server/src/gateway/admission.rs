@@ -55,7 +55,22 @@ pub(super) fn servable(ep: &LiveEndpoint, route_task: Option<Task>) -> ApiResult
 
 /// Checks the fields the task needs, before anything is sent upstream.
 pub(super) fn check_body(task: Task, facts: &QueryFacts, body: &Body) -> ApiResult<()> {
-    for custom in ["dataframe_records", "dataframe_split", "instances", "inputs"] {
+    const SCORING_INPUTS: [&str; 4] = ["dataframe_split", "dataframe_records", "instances", "inputs"];
+    if task == Task::Scoring {
+        if facts.stream {
+            return Err(ApiError::invalid("stream", "a scoring endpoint answers whole; it cannot stream"));
+        }
+        let given: Vec<&str> = SCORING_INPUTS.into_iter().filter(|k| body.contains_key(*k)).collect();
+        return match given.as_slice() {
+            [_] => Ok(()),
+            [] => Err(ApiError::invalid(
+                "dataframe_split",
+                "a scoring endpoint needs one of dataframe_split, dataframe_records, instances or inputs",
+            )),
+            [first, ..] => Err(ApiError::invalid(first, format!("give only one of {}", given.join(", ")))),
+        };
+    }
+    for custom in SCORING_INPUTS {
         if body.contains_key(custom) {
             return Err(ApiError::invalid(
                 custom,
@@ -85,6 +100,7 @@ pub(super) fn check_body(task: Task, facts: &QueryFacts, body: &Body) -> ApiResu
                 None => Err(ApiError::invalid("input", "is required for an embeddings endpoint")),
             }
         }
+        Task::Scoring => Ok(()),
     }
 }
 

@@ -23,6 +23,7 @@ fn minimal_query(task: Task) -> Body {
         Task::Chat => json!({"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}),
         Task::Completions => json!({"prompt": "ping", "max_tokens": 1}),
         Task::Embeddings => json!({"input": "ping"}),
+        Task::Scoring => json!({"dataframe_records": []}),
     };
     match v {
         Value::Object(o) => o,

@@ -128,9 +128,16 @@ pub fn resolve(
     Ok(Resolved { key, set, task })
 }
 
-/// The adapter for a replica: the OpenAI-compatible wire format at its base URL, with a key of
-/// its own (the replica may ignore it). No provider base-URL override applies: the replica is here.
+/// The adapter for a replica: the MLflow scoring protocol for a scoring version, else the
+/// OpenAI-compatible wire format at its base URL with a key of its own (the replica may ignore
+/// it). No provider base-URL override applies: the replica is here.
 fn replica_adapter(model: String, task: String) -> AdapterFor {
+    if task == modelgate_core::models::SCORING {
+        return Arc::new(|base_url: &str| {
+            Ok(Arc::new(modelgate_providers::scoring::MlflowScoring::new(base_url))
+                as Arc<dyn modelgate_providers::Adapter>)
+        });
+    }
     let providers = modelgate_providers::Settings::default();
     let key = SecretString::new(format!("mg-replica-{}", modelgate_core::token::random_hex(16)));
     Arc::new(move |base_url: &str| {
