@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::attempt::{Attempt, call};
 use super::query::QueryFacts;
 use crate::error::{ApiError, Origin};
+use crate::hosting::replicas::Refusal;
 use crate::snapshot::{LiveEndpoint, LiveEntity};
 use crate::state::AppState;
 
@@ -45,9 +46,27 @@ pub(crate) async fn probe(app: &AppState, ep: &LiveEndpoint, entity: &LiveEntity
     let model = entity.external_model.as_ref().map(|m| m.name.clone()).unwrap_or_default();
     let mut health =
         EntityHealth { name: entity.name.clone(), model, checked_at: modelgate_core::now_ms(), ..Default::default() };
-    let adapter = match &entity.adapter {
-        Ok(a) => a,
-        Err(why) => {
+    let started = Instant::now();
+    let deadline = started + PROBE_TIMEOUT.min(app.timeouts.total);
+    // A hosted entity is probed through one of its replicas (starting one if it scaled to zero).
+    let lease = match &entity.hosted {
+        Some(set) => match set.lease(deadline).await {
+            Ok(lease) => Some(lease),
+            Err(refusal) => {
+                let why = match refusal {
+                    Refusal::Busy { .. } => "every replica is busy and its queue is full".to_string(),
+                    Refusal::Unavailable(why) => why,
+                };
+                health.message = Some(format!("Served entity '{}' cannot serve now: {why}.", entity.name));
+                return health;
+            }
+        },
+        None => None,
+    };
+    let adapter = match (&lease, &entity.adapter) {
+        (Some(lease), _) => lease.adapter(),
+        (None, Ok(a)) => a,
+        (None, Err(why)) => {
             health.message = Some(format!("Served entity '{}' cannot serve: {why}.", entity.name));
             return health;
         }
@@ -58,8 +77,6 @@ pub(crate) async fn probe(app: &AppState, ep: &LiveEndpoint, entity: &LiveEntity
         return health;
     };
     let facts = QueryFacts::default();
-    let started = Instant::now();
-    let deadline = started + PROBE_TIMEOUT.min(app.timeouts.total);
     let attempt = Attempt { adapter: adapter.as_ref(), entity, task, facts: &facts, deadline };
     let result = call(app, &attempt, minimal_query(task), &mut None).await;
     health.latency_ms = started.elapsed().as_secs_f64() * 1e3;

@@ -99,6 +99,14 @@ async fn a_registered_version_serves_restarts_and_is_replaced_without_a_failed_q
     assert_eq!(answer["choices"][0]["message"]["content"], "echo: hello replica");
     let first = newest_pid(&logs(&t).await);
     assert!(alive(first));
+    // `serving-endpoints test` probes the entity through a replica.
+    let (s, report) = t.post("/api/2.0/serving-endpoints/hosted/test", json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    assert_eq!(
+        (report["ok"].as_bool(), report["served_entities"][0]["provider"].as_str()),
+        (Some(true), Some("openai")),
+        "{report}"
+    );
 
     // A crash: the supervisor starts another replica and queries are served again.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(first), nix::sys::signal::Signal::SIGKILL).unwrap();
