@@ -61,6 +61,8 @@ pub struct LiveEntity {
     pub upstream: std::sync::OnceLock<Upstream>,
     /// For a hosted entity (a registered model version), its replicas: a query leases one.
     pub hosted: Option<Arc<crate::hosting::replicas::ReplicaSet>>,
+    /// The registered model and version it names, if it names one.
+    pub registered: Option<(String, String)>,
 }
 
 /// An endpoint's deprecation notice as the request path uses it.
@@ -418,6 +420,7 @@ fn live_entities(
             let set = (e.external_model.is_none() && e.entity_name.is_some()).then(|| {
                 crate::hosting::entity::resolve(hosted.hosting, &record.endpoint_id, &e, hosted.versions, secrets)
             });
+            let registered = e.entity_name.clone().zip(e.entity_version.clone());
             let name = e.name.unwrap_or_default();
             let mut fingerprint = fingerprint_keys().build_hasher();
             let external_model = e.external_model.map(|mut m| {
@@ -450,6 +453,7 @@ fn live_entities(
                 name,
                 external_model,
                 hosted: hosted_set,
+                registered,
             }
         })
         .collect()

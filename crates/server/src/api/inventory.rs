@@ -156,7 +156,9 @@ pub async fn inventory(app: &AppState, caller: &Principal, unused_days: i64, poc
                 flags.push(InventoryFlag { flag: "breaks_policy".into(), reason: broken.join("; ") });
             }
         }
-        let entity_model = first.map(|x| x.name.clone()).unwrap_or_default();
+        let registered = first.and_then(|x| x.registered.clone());
+        let entity_model =
+            registered.as_ref().map(|(m, _)| m.clone()).or_else(|| first.map(|x| x.name.clone())).unwrap_or_default();
         rows.push(InventoryEntry {
             name: e.name.clone(),
             kind: if external.is_some() {
@@ -167,8 +169,9 @@ pub async fn inventory(app: &AppState, caller: &Principal, unused_days: i64, poc
                 "custom".into()
             },
             model: external.map(|m| m.name.clone()).unwrap_or(entity_model),
-            model_version: None,
-            provider: external.map(|m| m.provider.clone()).unwrap_or_default(),
+            model_version: registered.map(|(_, v)| v),
+            // A registered version is served by this server's own replicas.
+            provider: external.map(|m| m.provider.clone()).unwrap_or_else(|| "modelgate".into()),
             task: e.task.clone(),
             environment: tag(&tags, &["environment", "env"]),
             owner: e.creator.clone(),

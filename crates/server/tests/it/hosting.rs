@@ -94,6 +94,13 @@ async fn a_registered_version_serves_restarts_and_is_replaced_without_a_failed_q
     let (_, build) = t.get("/api/2.0/serving-endpoints/hosted/served-models/echo/build-logs").await;
     assert!(build["logs"].as_str().unwrap().contains("a replica is serving"), "{build}");
 
+    let (_, inv) = t.get("/api/2.0/inventory").await;
+    let row = &inv["endpoints"][0];
+    assert_eq!(
+        (row["type"].as_str(), row["model"].as_str(), row["model_version"].as_str(), row["provider"].as_str()),
+        (Some("custom"), Some("team.models.echo"), Some(v1.as_str()), Some("modelgate")),
+        "{inv}"
+    );
     let (s, answer) = ask(&t, "hello replica").await;
     assert_eq!(s, StatusCode::OK, "{answer}");
     assert_eq!(answer["choices"][0]["message"]["content"], "echo: hello replica");
