@@ -201,6 +201,8 @@ impl Assembly {
             // reqwest needs a process-wide TLS provider; ring keeps aws-lc and OpenSSL out of the build.
             let _ = rustls::crypto::ring::default_provider().install_default();
             let events = Arc::new(state::EntityEvents::default());
+            // Working directories a previous run left (it was killed before stopping its replicas).
+            let _ = std::fs::remove_dir_all(config.data_dir.join("replicas"));
             let hosting = Arc::new(hosting::Hosting::new(
                 Arc::new(hosting::process::ProcessRuntime::new(reqwest::Client::new())),
                 hosting::HostingSettings::of(&config.hosting, config.data_dir.join("replicas")),
