@@ -4,7 +4,6 @@ vectors are the model's: the first values for "hello world" and two cosine simil
 reference figures computed independently (a numpy implementation of the same forward pass), and
 related sentences are closer than unrelated ones."""
 
-import datetime
 import math
 import os
 import pathlib
@@ -12,12 +11,8 @@ import pathlib
 import openai
 import pytest
 import requests
-from databricks.sdk import WorkspaceClient
-from databricks.sdk.service import serving
-
 from conftest import ADMIN_TOKEN
-
-HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+from hosted_models import HEADERS, serve_version
 MODEL_DIR = pathlib.Path(os.environ.get("MODELGATE_EMBED_MODEL", ".venv/models/all-MiniLM-L6-v2")).resolve()
 # Reference figures of all-MiniLM-L6-v2 (mean pooling, L2-normalised), from a numpy forward pass.
 HELLO_WORLD_FIRST5 = [-0.034477, 0.031023, 0.006735, 0.026109, -0.039362]
@@ -31,20 +26,9 @@ def cosine(a, b):
 @pytest.fixture(scope="module")
 def embedder(server):
     assert (MODEL_DIR / "model.safetensors").is_file(), f"the model is fetched by `make`: {MODEL_DIR}"
-    post = lambda path, body: requests.post(f"{server.host}{path}", json=body, headers=HEADERS, timeout=60)  # noqa: E731
-    assert post("/api/2.0/registered-models", {"name": "team.models.minilm"}).status_code == 200
-    r = post("/api/2.0/registered-models/team.models.minilm/versions", {"source": str(MODEL_DIR), "runtime": "embedded"})
-    assert r.status_code == 200, r.text
-    assert r.json()["task"] == "llm/v1/embeddings"
-    w = WorkspaceClient(host=server.host, token=ADMIN_TOKEN)
-    w.serving_endpoints.create_and_wait(
-        name="minilm",
-        config=serving.EndpointCoreConfigInput(
-            name="minilm",
-            served_entities=[serving.ServedEntityInput(entity_name="team.models.minilm", entity_version="1",
-                                                       workload_size="Small", scale_to_zero_enabled=False)]),
-        timeout=datetime.timedelta(seconds=120),
-    )
+    registered, w = serve_version(server, "team.models.minilm", {"source": str(MODEL_DIR), "runtime": "embedded"},
+                                  "minilm")
+    assert registered["task"] == "llm/v1/embeddings"
     return w, server
 
 

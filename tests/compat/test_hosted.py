@@ -2,43 +2,26 @@
 upstream (an OpenAI-compatible server) is served by an endpoint the databricks-sdk creates, and
 answers the openai SDK and databricks-sdk queries."""
 
-import datetime
 import pathlib
 import sys
 
 import openai
 import pytest
 import requests
-from databricks.sdk import WorkspaceClient
 from databricks.sdk.service import serving
 
 from conftest import ADMIN_TOKEN
 from harness import BIN_DIR
-
-HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+from hosted_models import HEADERS, serve_version
 
 
 @pytest.fixture(scope="module")
 def hosted(server, tmp_path_factory):
     source = tmp_path_factory.mktemp("model")
     (source / "README").write_text("an OpenAI-compatible server")
-    post = lambda path, body: requests.post(f"{server.host}{path}", json=body, headers=HEADERS, timeout=30)  # noqa: E731
-    r = post("/api/2.0/registered-models", {"name": "team.models.echo"})
-    assert r.status_code == 200, r.text
     command = [str(pathlib.Path(BIN_DIR).resolve() / "modelgate-mock-upstream"), "--listen", "127.0.0.1:$PORT"]
-    r = post("/api/2.0/registered-models/team.models.echo/versions",
-             {"source": str(source), "runtime": "process", "command": command})
-    assert r.status_code == 200, r.text
-    w = WorkspaceClient(host=server.host, token=ADMIN_TOKEN)
-    ep = w.serving_endpoints.create_and_wait(
-        name="hosted-echo",
-        config=serving.EndpointCoreConfigInput(
-            name="hosted-echo",
-            served_entities=[serving.ServedEntityInput(entity_name="team.models.echo", entity_version=r.json()["version"],
-                                                       workload_size="Small", scale_to_zero_enabled=False)]),
-        timeout=datetime.timedelta(seconds=120),
-    )
-    assert ep.state.ready == serving.EndpointStateReady.READY
+    _, w = serve_version(server, "team.models.echo", {"source": str(source), "runtime": "process", "command": command},
+                         "hosted-echo")
     return w, server
 
 
@@ -69,22 +52,10 @@ def test_databricks_sdk_queries_and_reads_logs(hosted):
 def scoring(server, tmp_path_factory):
     source = tmp_path_factory.mktemp("scorer")
     (source / "model.txt").write_text("sums each row")
-    post = lambda path, body: requests.post(f"{server.host}{path}", json=body, headers=HEADERS, timeout=30)  # noqa: E731
-    assert post("/api/2.0/registered-models", {"name": "team.models.summer"}).status_code == 200
     script = pathlib.Path(__file__).with_name("scoring_server.py")
-    r = post("/api/2.0/registered-models/team.models.summer/versions",
-             {"source": str(source), "runtime": "process", "task": "mlflow/scoring",
-              "command": [sys.executable, str(script)]})
-    assert r.status_code == 200, r.text
-    w = WorkspaceClient(host=server.host, token=ADMIN_TOKEN)
-    w.serving_endpoints.create_and_wait(
-        name="summer",
-        config=serving.EndpointCoreConfigInput(
-            name="summer",
-            served_entities=[serving.ServedEntityInput(entity_name="team.models.summer", entity_version="1",
-                                                       workload_size="Small", scale_to_zero_enabled=False)]),
-        timeout=datetime.timedelta(seconds=120),
-    )
+    version = {"source": str(source), "runtime": "process", "task": "mlflow/scoring",
+               "command": [sys.executable, str(script)]}
+    _, w = serve_version(server, "team.models.summer", version, "summer")
     return w, server
 
 
