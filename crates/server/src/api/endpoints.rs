@@ -152,6 +152,7 @@ async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> Api
     }
     // Breaker state shows in the serving entities' state messages.
     let now = std::time::Instant::now();
+    let mut hosted_down = 0;
     let alone = out.config.as_ref().and_then(|c| c.served_entities.as_ref()).is_some_and(|v| v.len() == 1);
     for entity in out.config.iter_mut().flat_map(|c| c.served_entities.iter_mut().flatten()) {
         let name = entity.spec.name.clone().unwrap_or_default();
@@ -173,15 +174,26 @@ async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> Api
             }
             crate::policy::breaker::Status::Closed => None,
         };
-        // A hosted entity says how many replicas serve it (or that it scaled to zero).
-        let replicas = live
+        // A hosted entity says how many replicas serve it (or that it scaled to zero); one whose
+        // replicas all failed to start again is not ready.
+        let status = live
             .as_ref()
             .and_then(|ep| ep.entities.iter().find(|x| x.name == name))
             .and_then(|x| x.hosted.as_ref())
-            .map(|set| replicas_note(&set.status()));
-        if let (Some(note), Some(state)) = (note.or(replicas), entity.state.as_mut()) {
+            .map(|set| set.status());
+        if let Some(s) = &status
+            && s.ready == 0
+            && s.last_failure.is_some()
+        {
+            hosted_down += 1;
+        }
+        if let (Some(note), Some(state)) = (note.or(status.as_ref().map(replicas_note)), entity.state.as_mut()) {
             state.deployment_state_message = Some(note);
         }
+    }
+    let entities = out.config.as_ref().and_then(|c| c.served_entities.as_ref()).map_or(0, Vec::len);
+    if hosted_down > 0 && hosted_down == entities {
+        out.state.ready = Ready::NotReady;
     }
     health_notes(app, e, &mut out);
     Ok(out)

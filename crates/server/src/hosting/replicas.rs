@@ -236,7 +236,7 @@ impl ReplicaSet {
                 Ok((replica, _)) => Some(replica),
                 Err(why) => {
                     s.failures += 1;
-                    let backoff = Duration::from_millis(500u64.saturating_mul(1 << s.failures.min(6)));
+                    let backoff = Duration::from_millis(500u64.saturating_mul(1 << s.failures.min(4)));
                     s.next_start = Some(Instant::now() + backoff);
                     s.last_failure = Some(why.clone());
                     (self.log)(&format!("replica failed to start: {why}; next try in {} ms", backoff.as_millis()));
@@ -314,6 +314,19 @@ impl ReplicaSet {
                     s.last_used = Some(Instant::now());
                     return Ok(lease);
                 }
+                // Nothing serves and the last start failed: say so at once (another start is
+                // tried in the background) rather than hold the query for the whole timeout.
+                if s.ready.is_empty()
+                    && let Some(why) = s.last_failure.clone()
+                {
+                    self.grow(&mut s);
+                    if queued {
+                        s.waiting = s.waiting.saturating_sub(1);
+                    }
+                    return Err(Refusal::Unavailable(format!(
+                        "no replica is serving: the last one failed to start ({why})"
+                    )));
+                }
                 if !queued {
                     if s.waiting >= self.sizing.queue {
                         return Err(Refusal::Busy { retry_after_secs: 1 });
@@ -378,7 +391,7 @@ impl ReplicaSet {
                     s.ready.retain(|slot| !Arc::ptr_eq(&slot.replica, r));
                     (self.log)(&format!("{why}; starting another"));
                     s.failures += 1;
-                    let backoff = Duration::from_millis(250u64.saturating_mul(1 << s.failures.min(6)));
+                    let backoff = Duration::from_millis(250u64.saturating_mul(1 << s.failures.min(5)));
                     s.next_start = Some(Instant::now() + backoff);
                     stopping.push(r.clone());
                 }

@@ -343,3 +343,41 @@ async fn replicas_scale_up_under_load_and_back_down_to_the_minimum() {
     eventually("scale down to the minimum", async || state().await.starts_with("Served by 2 replicas")).await;
     assert!(logs(&t).await.contains("stopped: "), "{}", logs(&t).await);
 }
+
+#[tokio::test]
+async fn an_entity_whose_replicas_can_no_longer_start_is_not_ready_and_says_why() {
+    let t = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ok"), "").unwrap();
+    t.post("/api/2.0/registered-models", json!({"name": "team.models.echo"})).await;
+    // A program that serves while the file `ok` is in its source, and exits at once otherwise.
+    let script = format!("test -f \"$MODEL_PATH/ok\" && exec {} --listen 127.0.0.1:$PORT", mock_binary());
+    let body = json!({"source": dir.path(), "runtime": "process", "command": ["/bin/sh", "-c", script]});
+    let (s, v) = t.post("/api/2.0/registered-models/team.models.echo/versions", body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, e) =
+        t.post("/api/2.0/serving-endpoints", json!({"name": "hosted", "config": hosted("1", "Small", false)})).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert_eq!(t.wait_settled("hosted").await["state"]["ready"], "READY");
+    std::fs::remove_file(dir.path().join("ok")).unwrap();
+    let pid = newest_pid(&logs(&t).await);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    eventually("not ready after failed restarts", async || {
+        let (_, e) = t.get("/api/2.0/serving-endpoints/hosted").await;
+        e["state"]["ready"] == "NOT_READY"
+    })
+    .await;
+    let (_, e) = t.get("/api/2.0/serving-endpoints/hosted").await;
+    let note = e["config"]["served_entities"][0]["state"]["deployment_state_message"].as_str().unwrap().to_string();
+    assert!(note.starts_with("No replica is serving: the last one failed to start (it exited with status 1"), "{note}");
+    let (s, a) = ask(&t, "anyone?").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{a}");
+    assert!(a["message"].as_str().unwrap().contains("failed to start"), "{a}");
+    // The file is back: the next restart serves again.
+    std::fs::write(dir.path().join("ok"), "").unwrap();
+    eventually("ready again", async || {
+        let (_, e) = t.get("/api/2.0/serving-endpoints/hosted").await;
+        e["state"]["ready"] == "READY" && ask(&t, "back").await.0 == StatusCode::OK
+    })
+    .await;
+}
