@@ -32,19 +32,16 @@ pub fn directory(source: &str) -> Result<PathBuf, String> {
 }
 
 /// `sha256:HEX` over the directory's regular files in path order: each file's relative path, a
-/// NUL, its length and its bytes. A symbolic link is refused (it could point anywhere).
+/// NUL, its length and its bytes. Symbolic links are followed (model caches such as Hugging
+/// Face's are made of them), so the hash is of what a replica would read; a link loop is refused.
 pub fn content_hash(dir: &Path) -> Result<String, String> {
     let mut ctx = Context::new(&SHA256);
     let mut files = 0usize;
-    let walker = walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name();
+    let walker = walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name();
     let mut buf = vec![0u8; 1 << 20];
     for entry in walker {
         let entry = entry.map_err(|e| format!("cannot read the source: {e}"))?;
-        let kind = entry.file_type();
-        if kind.is_symlink() {
-            return Err(format!("the source holds a symbolic link, {}; copy the file instead", entry.path().display()));
-        }
-        if !kind.is_file() {
+        if !entry.file_type().is_file() {
             continue;
         }
         files += 1;
@@ -90,8 +87,15 @@ mod tests {
         assert_ne!(content_hash(d.path()).unwrap(), changed, "a renamed file changes the hash");
         #[cfg(unix)]
         {
-            std::os::unix::fs::symlink("/etc/passwd", d.path().join("link")).unwrap();
-            assert!(content_hash(d.path()).unwrap_err().contains("symbolic link"));
+            // A link is read through (what a replica would load); a loop is refused.
+            let target = tempfile::tempdir().unwrap();
+            std::fs::write(target.path().join("weights"), "w1").unwrap();
+            std::os::unix::fs::symlink(target.path().join("weights"), d.path().join("link")).unwrap();
+            let linked = content_hash(d.path()).unwrap();
+            std::fs::write(target.path().join("weights"), "w2").unwrap();
+            assert_ne!(content_hash(d.path()).unwrap(), linked, "the linked file's bytes count");
+            std::os::unix::fs::symlink(d.path(), d.path().join("sub/loop")).unwrap();
+            assert!(content_hash(d.path()).unwrap_err().contains("cannot read the source"));
         }
     }
 
