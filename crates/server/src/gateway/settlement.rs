@@ -29,6 +29,9 @@ use crate::telemetry::metrics::{EntityLabels, Metrics, Observation};
 use crate::telemetry::usage::{CLIENT_CLOSED, CLIENT_DISCONNECTED, UsageSink};
 use modelgate_store::{PayloadRecord, UsageRecord};
 
+/// The provider of usage records of registered model versions (hosted here), in prices and reports.
+const HOSTED_PROVIDER: &str = "modelgate";
+
 /// An OpenAI-shaped `usage` object, as providers (translated) report it.
 #[derive(Debug, Default, serde::Deserialize)]
 struct UsageReport {
@@ -255,8 +258,18 @@ impl Settlement {
             }
             if r.served_entity != entity.name {
                 r.served_entity.clone_from(&entity.name);
-                r.provider = provider.to_string();
-                r.model = entity.external_model.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+                // A registered version is served by modelgate itself: it is priced (and reported)
+                // as provider `modelgate` and the model's name, whatever wire format its replica speaks.
+                match (&entity.registered, &entity.external_model) {
+                    (Some((model, _)), None) => {
+                        r.provider = HOSTED_PROVIDER.to_string();
+                        r.model.clone_from(model);
+                    }
+                    _ => {
+                        r.provider = provider.to_string();
+                        r.model = entity.external_model.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+                    }
+                }
             }
         }
     }

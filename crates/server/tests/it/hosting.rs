@@ -381,3 +381,35 @@ async fn an_entity_whose_replicas_can_no_longer_start_is_not_ready_and_says_why(
     })
     .await;
 }
+
+#[tokio::test]
+async fn hosted_tokens_are_priced_as_provider_modelgate_from_the_price_table() {
+    let prices = tempfile::tempdir().unwrap();
+    let file = prices.path().join("prices.json");
+    std::fs::write(
+        &file,
+        r#"{"version": "hosted-1", "prices": [{"provider": "modelgate", "model": "team.models.echo", "input": 2.0, "output": 4.0}]}"#,
+    )
+    .unwrap();
+    let t = TestServer::start_with(|c| c.price_table = Some(file.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    t.post("/api/2.0/registered-models", json!({"name": "team.models.echo"})).await;
+    let v1 = register(&t, dir.path(), &[]).await;
+    let (s, _) =
+        t.post("/api/2.0/serving-endpoints", json!({"name": "hosted", "config": hosted(&v1, "Small", false)})).await;
+    assert_eq!(s, StatusCode::OK);
+    t.wait_settled("hosted").await;
+    let (s, a) = ask(&t, "price me").await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    let (input, output) =
+        (a["usage"]["prompt_tokens"].as_f64().unwrap(), a["usage"]["completion_tokens"].as_f64().unwrap());
+    let (_, report) = t.get("/api/2.0/usage?group_by=provider,model").await;
+    let row = &report["rows"][0];
+    assert_eq!(
+        (row["provider"].as_str(), row["model"].as_str()),
+        (Some("modelgate"), Some("team.models.echo")),
+        "{report}"
+    );
+    let expected = (input * 2.0 + output * 4.0) / 1e6;
+    assert!((row["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-12, "{report} vs {expected}");
+}
