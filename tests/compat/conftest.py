@@ -22,8 +22,11 @@ def mock_upstream():
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, mock_upstream):
+    # The foundation models' files: the directory `make` puts all-MiniLM-L6-v2 in.
+    embed_model = pathlib.Path(os.environ.get("MODELGATE_EMBED_MODEL", ".venv/models/all-MiniLM-L6-v2")).resolve()
     s = start_server(tmp_path_factory.mktemp("data"), ADMIN_TOKEN, "--deploy-delay", "300ms",
-                     "--provider-base-url", f"anthropic={mock_upstream.host}", "--upstream-idle-timeout", "2s")
+                     "--provider-base-url", f"anthropic={mock_upstream.host}", "--upstream-idle-timeout", "2s",
+                     "--foundation-models-dir", str(embed_model.parent))
     yield s
     code = s.stop()
     assert code == 0, "server did not exit cleanly:\n" + "".join(s.output)

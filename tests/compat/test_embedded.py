@@ -4,6 +4,7 @@ vectors are the model's: the first values for "hello world" and two cosine simil
 reference figures computed independently (a numpy implementation of the same forward pass), and
 related sentences are closer than unrelated ones."""
 
+import datetime
 import math
 import os
 import pathlib
@@ -11,6 +12,8 @@ import pathlib
 import openai
 import pytest
 import requests
+from databricks.sdk.service import serving
+
 from conftest import ADMIN_TOKEN
 from hosted_models import HEADERS, serve_version
 MODEL_DIR = pathlib.Path(os.environ.get("MODELGATE_EMBED_MODEL", ".venv/models/all-MiniLM-L6-v2")).resolve()
@@ -55,3 +58,27 @@ def test_databricks_sdk_and_invocations(embedder):
     assert raw["object"] == "list" and len(raw["data"][0]["embedding"]) == 384
     logs = w.serving_endpoints.logs("minilm", w.serving_endpoints.get("minilm").config.served_entities[0].name).logs
     assert "loaded the embedding model (384 dimensions)" in logs
+
+
+def test_the_foundation_model_serves_by_name_and_is_priced(embedder):
+    w, server = embedder
+    listed = requests.get(f"{server.host}/api/2.0/foundation-models", headers=HEADERS, timeout=30).json()
+    minilm = next(m for m in listed["foundation_models"] if m["name"] == "system.ai.all-minilm-l6-v2")
+    assert minilm["available"], minilm
+    w.serving_endpoints.create_and_wait(
+        name="foundation-embed",
+        config=serving.EndpointCoreConfigInput(
+            name="foundation-embed",
+            served_entities=[serving.ServedEntityInput(entity_name="system.ai.all-minilm-l6-v2", workload_size="Small",
+                                                       scale_to_zero_enabled=True)]),
+        timeout=datetime.timedelta(seconds=120),
+    )
+    client = openai.OpenAI(base_url=f"{server.host}/serving-endpoints", api_key=ADMIN_TOKEN, max_retries=0)
+    hello = client.embeddings.create(model="foundation-embed", input="hello world").data[0].embedding
+    assert all(abs(a - b) < 1e-4 for a, b in zip(hello[:5], HELLO_WORLD_FIRST5))
+    report = requests.get(f"{server.host}/api/2.0/usage?group_by=endpoint,provider,model", headers=HEADERS, timeout=30).json()
+    row = next(r for r in report["rows"] if r["endpoint"] == "foundation-embed")
+    assert (row["provider"], row["model"]) == ("modelgate", "system.ai.all-minilm-l6-v2")
+    assert row["input_tokens"] == 4 and row["cost_usd"] > 0, row
+    inventory = requests.get(f"{server.host}/api/2.0/inventory", headers=HEADERS, timeout=30).json()
+    assert next(e for e in inventory["endpoints"] if e["name"] == "foundation-embed")["type"] == "foundation"

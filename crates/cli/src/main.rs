@@ -167,6 +167,9 @@ enum Command {
     /// The model registry: registered models and their versions, which hosted endpoints serve.
     #[command(subcommand)]
     Models(models::ModelsCmd),
+    /// The built-in foundation models and whether their files are installed.
+    #[command(subcommand)]
+    FoundationModels(models::FoundationModelsCmd),
 }
 
 #[derive(Args)]
@@ -293,6 +296,9 @@ struct ServeArgs {
     /// Hosted models: the open files each replica may have.
     #[arg(long, env = "MODELGATE_REPLICA_OPEN_FILES", default_value_t = 4096)]
     replica_open_files: u64,
+    /// Where the foundation models' files are installed (default: DATA_DIR/foundation-models).
+    #[arg(long, env = "MODELGATE_FOUNDATION_MODELS_DIR")]
+    foundation_models_dir: Option<PathBuf>,
 }
 
 /// A size in bytes: a number, optionally with a K, KB, KiB, M, MB, MiB, G, GB or GiB suffix
@@ -399,6 +405,7 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::Budgets(c) => budgets::run(&client, c, output).await,
                     Command::Alerts(c) => alerts::run(&client, c, output).await,
                     Command::Models(c) => models::run(&client, c, output).await,
+                    Command::FoundationModels(c) => models::foundation(&client, c, output).await,
                     Command::Serve(_) | Command::Configure | Command::Completion { .. } | Command::Bundle(_) => {
                         unreachable!("handled above")
                     }
@@ -529,6 +536,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             cold_start_timeout: args.cold_start_timeout,
             replica_memory: args.replica_memory as u64,
             replica_open_files: args.replica_open_files,
+            foundation_models_dir: args.foundation_models_dir.clone(),
         },
     };
     let server = match modelgate_server::Server::start(config).await {

@@ -85,6 +85,38 @@ pub enum ModelsCmd {
     },
 }
 
+/// `modelgate foundation-models ...`
+#[derive(Subcommand)]
+pub enum FoundationModelsCmd {
+    /// The catalog: each model, its task, whether its files are installed and its price.
+    List,
+}
+
+/// Runs `modelgate foundation-models ...`.
+pub async fn foundation(client: &Client, cmd: FoundationModelsCmd, output: Output) -> Result<(), CliError> {
+    match cmd {
+        FoundationModelsCmd::List => {
+            let v = client.json(Method::GET, "/api/2.0/foundation-models", None).await?;
+            print_list(
+                &v,
+                output,
+                "foundation_models",
+                &["Name", "Task", "Available", "USD / 1M tokens", "Files"],
+                |m| {
+                    vec![
+                        s(at(m, "/name")),
+                        s(at(m, "/task")),
+                        s(at(m, "/available")),
+                        s(at(m, "/price_per_million_tokens/input")),
+                        s(at(m, "/files")),
+                    ]
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
 fn parse_env(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}' is not KEY=VALUE"))?;
     Ok((k.to_string(), v.to_string()))

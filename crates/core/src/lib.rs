@@ -18,6 +18,7 @@
 
 pub mod cipher;
 pub mod credentials;
+pub mod foundation;
 pub mod jsondiff;
 pub mod models;
 pub mod names;

@@ -206,7 +206,7 @@ impl Assembly {
             let hosting = Arc::new(hosting::Hosting::new(
                 Arc::new(hosting::process::ProcessRuntime::new(reqwest::Client::new())),
                 Arc::new(hosting::embedded::EmbeddedRuntime),
-                hosting::HostingSettings::of(&config.hosting, config.data_dir.join("replicas")),
+                hosting::HostingSettings::of(&config.hosting, &config.data_dir),
                 hosting::logs_into(events.clone()),
             ));
             let snapshot = snapshot::Snapshot::build(store.as_ref(), &cipher, &config.providers, &hosting).await?;

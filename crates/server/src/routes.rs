@@ -51,6 +51,7 @@ pub fn router(app: AppState, gate: limits::Gate) -> Router {
         )
         .route("/api/2.0/permissions/serving-endpoints/{id}/permissionLevels", get(api::permissions::levels))
         .route("/api/2.0/registered-models", get(api::models::list).post(api::models::create))
+        .route("/api/2.0/foundation-models", get(api::models::foundation_models))
         .route("/api/2.0/registered-models/{name}", get(api::models::get).delete(api::models::delete))
         .route(
             "/api/2.0/registered-models/{name}/versions",

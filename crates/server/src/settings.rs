@@ -86,7 +86,7 @@ impl Default for UpstreamTimeouts {
 }
 
 /// Hosted models: how long replicas may idle, wait to start, and use (see docs/hosting.md).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HostingSettings {
     /// How long an entity with `scale_to_zero_enabled` keeps its replicas without a query.
     pub idle_to_zero: Duration,
@@ -98,6 +98,8 @@ pub struct HostingSettings {
     pub replica_memory: u64,
     /// Open files of each replica.
     pub replica_open_files: u64,
+    /// Where the foundation models' files are (`None`: `DATA_DIR/foundation-models`).
+    pub foundation_models_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for HostingSettings {
@@ -108,6 +110,7 @@ impl Default for HostingSettings {
             cold_start_timeout: Duration::from_secs(120),
             replica_memory: 8 << 30,
             replica_open_files: 4096,
+            foundation_models_dir: None,
         }
     }
 }

@@ -420,7 +420,7 @@ fn live_entities(
             let set = (e.external_model.is_none() && e.entity_name.is_some()).then(|| {
                 crate::hosting::entity::resolve(hosted.hosting, &record.endpoint_id, &e, hosted.versions, secrets)
             });
-            let registered = e.entity_name.clone().zip(e.entity_version.clone());
+            let registered = e.entity_name.clone().map(|n| (n, e.entity_version.clone().unwrap_or_default()));
             let name = e.name.unwrap_or_default();
             let mut fingerprint = fingerprint_keys().build_hasher();
             let external_model = e.external_model.map(|mut m| {

@@ -169,7 +169,7 @@ pub async fn inventory(app: &AppState, caller: &Principal, unused_days: i64, poc
                 "custom".into()
             },
             model: external.map(|m| m.name.clone()).unwrap_or(entity_model),
-            model_version: registered.map(|(_, v)| v),
+            model_version: registered.map(|(_, v)| v).filter(|v| !v.is_empty()),
             // A registered version is served by this server's own replicas.
             provider: external.map(|m| m.provider.clone()).unwrap_or_else(|| "modelgate".into()),
             task: e.task.clone(),

@@ -300,6 +300,12 @@ pub async fn check_served(
             let p = format!("served_entities[{i}].{field}");
             if path.is_empty() { p } else { format!("{path}.{p}") }
         };
+        // A foundation model: anyone may serve it, once its files are installed.
+        if let Some(m) = modelgate_core::foundation::find(name) {
+            crate::hosting::entity::foundation_files(m, &app.hosting.settings.foundation_dir)
+                .map_err(|why| ApiError::invalid(&at("entity_name"), why))?;
+            continue;
+        }
         let model = match require(app, caller, name, Level::CanQuery).await {
             Ok((m, _)) => m,
             Err(ApiError::NotFound(_)) => {
@@ -318,6 +324,27 @@ pub async fn check_served(
         }
     }
     Ok(())
+}
+
+/// `GET /api/2.0/foundation-models` (our extension): the catalog, with whether each model's files
+/// are installed on this server and where they go.
+pub async fn foundation_models(State(app): State<AppState>) -> Json<serde_json::Value> {
+    let dir = &app.hosting.settings.foundation_dir;
+    let prices = app.usage.prices();
+    let models: Vec<serde_json::Value> = modelgate_core::foundation::CATALOG
+        .iter()
+        .map(|m| {
+            let installed = crate::hosting::entity::foundation_files(m, dir);
+            let price =
+                prices.lookup("modelgate", m.name).map(|p| serde_json::json!({"input": p.input, "output": p.output}));
+            serde_json::json!({
+                "name": m.name, "task": m.task, "runtime": m.runtime.as_str(), "description": m.description,
+                "available": installed.is_ok(), "files": dir.join(m.dir).display().to_string(),
+                "reason": installed.err(), "price_per_million_tokens": price,
+            })
+        })
+        .collect();
+    Json(serde_json::json!({"foundation_models": models}))
 }
 
 /// `GET /api/2.0/permissions/registered-models/{name}` (`CAN_VIEW`).

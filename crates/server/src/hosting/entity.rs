@@ -8,6 +8,7 @@ use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use modelgate_core::foundation::FoundationModel;
 use modelgate_core::models::Runtime as RuntimeKind;
 use modelgate_core::secret::SecretString;
 use modelgate_core::secret_ref;
@@ -49,6 +50,38 @@ fn keys() -> &'static std::hash::RandomState {
     KEYS.get_or_init(std::hash::RandomState::new)
 }
 
+/// The files of foundation model `m`, if they are installed under `dir`.
+pub fn foundation_files(m: &FoundationModel, dir: &std::path::Path) -> Result<PathBuf, String> {
+    let path = dir.join(m.dir);
+    let missing = modelgate_core::models::EMBEDDED_FILES.into_iter().any(|f| !path.join(f).is_file());
+    if missing {
+        return Err(format!(
+            "foundation model {} is not installed: put its files ({}) in {}",
+            m.name,
+            modelgate_core::models::EMBEDDED_FILES.join(", "),
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+/// The version a foundation model serves as: the catalog's runtime and task, its installed files.
+fn foundation_version(m: &FoundationModel, dir: &std::path::Path) -> Result<ModelVersionRecord, String> {
+    Ok(ModelVersionRecord {
+        model_id: m.name.to_string(),
+        version: 1,
+        source: foundation_files(m, dir)?.display().to_string(),
+        runtime: m.runtime.as_str().to_string(),
+        task: m.task.to_string(),
+        command: None,
+        env: None,
+        content_hash: String::new(),
+        description: m.description.to_string(),
+        creator: "modelgate".to_string(),
+        created_at: 0,
+    })
+}
+
 /// The version `entity` names, or why it cannot be served (in words for the build log).
 pub fn version_of<'a>(
     entity: &ServedEntityInput,
@@ -73,7 +106,12 @@ pub fn resolve(
     versions: &ModelVersions,
     secrets: &SecretValues,
 ) -> Result<Resolved, String> {
-    let v = version_of(entity, versions)?;
+    let foundation = entity.entity_name.as_deref().and_then(modelgate_core::foundation::find);
+    let builtin = foundation.map(|m| foundation_version(m, &hosting.settings.foundation_dir)).transpose()?;
+    let v = match &builtin {
+        Some(v) => v,
+        None => version_of(entity, versions)?,
+    };
     let runtime = match RuntimeKind::parse(&v.runtime) {
         Some(RuntimeKind::Process) => hosting.runtime.clone(),
         Some(RuntimeKind::Embedded) => hosting.embedded.clone(),

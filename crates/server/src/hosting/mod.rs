@@ -30,13 +30,16 @@ pub struct HostingSettings {
     pub cold_start_timeout: Duration,
     /// Limits of each replica.
     pub limits: runtime::ReplicaLimits,
+    /// Where the foundation models' files are.
+    pub foundation_dir: PathBuf,
 }
 
 impl HostingSettings {
-    /// The server's settings, with replicas working under `work_root`.
-    pub fn of(s: &crate::settings::HostingSettings, work_root: PathBuf) -> Self {
+    /// The server's settings for a data directory.
+    pub fn of(s: &crate::settings::HostingSettings, data_dir: &std::path::Path) -> Self {
         HostingSettings {
-            work_root,
+            work_root: data_dir.join("replicas"),
+            foundation_dir: s.foundation_models_dir.clone().unwrap_or_else(|| data_dir.join("foundation-models")),
             idle_to_zero: s.idle_to_zero,
             scale_down_after: s.scale_down_after,
             cold_start_timeout: s.cold_start_timeout,

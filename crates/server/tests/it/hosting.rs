@@ -413,3 +413,39 @@ async fn hosted_tokens_are_priced_as_provider_modelgate_from_the_price_table() {
     let expected = (input * 2.0 + output * 4.0) / 1e6;
     assert!((row["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-12, "{report} vs {expected}");
 }
+
+#[tokio::test]
+async fn foundation_models_are_listed_and_served_once_installed() {
+    let installed = tempfile::tempdir().unwrap();
+    let dir = installed.path().to_path_buf();
+    let t = TestServer::start_with(|c| c.hosting.foundation_models_dir = Some(dir.clone())).await;
+    let (_, list) = t.get("/api/2.0/foundation-models").await;
+    let minilm = &list["foundation_models"][0];
+    assert_eq!(
+        (minilm["name"].as_str(), minilm["available"].as_bool()),
+        (Some("system.ai.all-minilm-l6-v2"), Some(false))
+    );
+    assert!(minilm["reason"].as_str().unwrap().contains("is not installed"), "{list}");
+    assert_eq!(minilm["price_per_million_tokens"]["input"], 0.01, "priced from the built-in table: {list}");
+    // Not installed: a config naming it is refused, naming the field and where the files go.
+    let config = json!({"served_entities": [{"entity_name": "system.ai.all-minilm-l6-v2", "workload_size": "Small",
+        "scale_to_zero_enabled": true}]});
+    let (s, e) = t.post("/api/2.0/serving-endpoints", json!({"name": "embed", "config": config})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "config.served_entities[0].entity_name: foundation model system.ai.all-minilm-l6-v2 is not installed"
+        ),
+        "{e}"
+    );
+    assert!(message.contains(&dir.join("all-MiniLM-L6-v2").display().to_string()), "{e}");
+    // Its files in place (here empty stand-ins: listing does not load them), it is available.
+    let files = dir.join("all-MiniLM-L6-v2");
+    std::fs::create_dir_all(&files).unwrap();
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::fs::write(files.join(f), "").unwrap();
+    }
+    let (_, list) = t.get("/api/2.0/foundation-models").await;
+    assert_eq!(list["foundation_models"][0]["available"], true, "{list}");
+}
