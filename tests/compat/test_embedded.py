@@ -8,6 +8,7 @@ import datetime
 import math
 import os
 import pathlib
+import subprocess
 
 import openai
 import pytest
@@ -15,6 +16,7 @@ import requests
 from databricks.sdk.service import serving
 
 from conftest import ADMIN_TOKEN
+from harness import BIN_DIR
 from hosted_models import HEADERS, serve_version
 MODEL_DIR = pathlib.Path(os.environ.get("MODELGATE_EMBED_MODEL", ".venv/models/all-MiniLM-L6-v2")).resolve()
 # Reference figures of all-MiniLM-L6-v2 (mean pooling, L2-normalised), from a numpy forward pass.
@@ -82,3 +84,24 @@ def test_the_foundation_model_serves_by_name_and_is_priced(embedder):
     assert row["input_tokens"] == 4 and row["cost_usd"] > 0, row
     inventory = requests.get(f"{server.host}/api/2.0/inventory", headers=HEADERS, timeout=30).json()
     assert next(e for e in inventory["endpoints"] if e["name"] == "foundation-embed")["type"] == "foundation"
+
+
+def test_break_even_of_the_foundation_endpoint(embedder):
+    _, server = embedder
+    get = lambda q: requests.get(f"{server.host}/api/2.0/usage/break-even?{q}", headers=HEADERS, timeout=30)  # noqa: E731
+    r = get("endpoint=foundation-embed&days=30")
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert b["model"] == "system.ai.all-minilm-l6-v2" and b["tokens"] >= 4 and b["bands"] == 1
+    assert b["cheaper"] == "pay-per-token" and b["provisioned_usd"] == pytest.approx(0.05 * 24 * 30)
+    assert b["break_even_tokens_per_hour"] == pytest.approx(0.05 / 0.01 * 1e6)
+    # An endpoint without a foundation model is told so; so is a window out of range.
+    r = get("endpoint=minilm")
+    assert r.status_code == 400 and "serves no foundation model" in r.json()["message"], r.text
+    assert get("endpoint=foundation-embed&days=0").status_code == 400
+    # The CLI prints the comparison.
+    out = subprocess.run([str(pathlib.Path(BIN_DIR).resolve() / "modelgate"), "usage", "break-even", "foundation-embed"],
+                         env=dict(os.environ, MODELGATE_HOST=server.host, MODELGATE_TOKEN=ADMIN_TOKEN),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "one unit wins above 5000000 tokens an hour; for this traffic: pay-per-token" in out.stdout, out.stdout

@@ -79,6 +79,16 @@ pub enum UsageCmd {
         #[arg(long, value_parser = humantime::parse_duration)]
         since: Duration,
     },
+    /// For an endpoint serving a foundation model: what its traffic cost per token against what
+    /// provisioned throughput for its busiest hour would have cost, and the volume at which each
+    /// wins: modelgate usage break-even embed --days 30
+    BreakEven {
+        /// The endpoint.
+        endpoint: String,
+        /// Days of traffic to look at.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
 }
 
 fn ago(d: Duration) -> String {
@@ -148,6 +158,40 @@ pub async fn run(client: &Client, cmd: UsageCmd, output: Output) -> Result<(), C
         UsageCmd::Recompute { since } => {
             let v = client.json(Method::POST, "/api/2.0/usage/recompute", Some(&json!({"since": ago(since)}))).await?;
             print_json(&v);
+        }
+        UsageCmd::BreakEven { endpoint, days } => {
+            let path = format!("/api/2.0/usage/break-even?endpoint={endpoint}&days={days}");
+            let v = client.json(Method::GET, &path, None).await?;
+            if matches!(output, Output::Text) {
+                let f = |k: &str| v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+                println!(
+                    "{} ({}) over {} days: {:.0} tokens, busiest hour {:.0} tokens",
+                    endpoint,
+                    s(at(&v, "/model")),
+                    days,
+                    f("tokens"),
+                    f("peak_tokens_per_hour")
+                );
+                println!(
+                    "  pay per token:   ${:.4} (at ${} per million)",
+                    f("pay_per_token_usd"),
+                    f("usd_per_million_tokens")
+                );
+                println!(
+                    "  provisioned:     ${:.4} ({:.0} unit(s) of {:.0} tokens/s at ${}/hour)",
+                    f("provisioned_usd"),
+                    f("bands"),
+                    f("band_tokens_per_second"),
+                    f("band_usd_per_hour")
+                );
+                println!(
+                    "  one unit wins above {:.0} tokens an hour; for this traffic: {}",
+                    f("break_even_tokens_per_hour"),
+                    s(at(&v, "/cheaper"))
+                );
+            } else {
+                print_json(&v);
+            }
         }
     }
     Ok(())

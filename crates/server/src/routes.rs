@@ -106,6 +106,7 @@ pub fn router(app: AppState, gate: limits::Gate) -> Router {
             get(api::budgets::get).put(api::budgets::update).delete(api::budgets::delete),
         )
         .route("/api/2.0/usage/recompute", post(api::usage::recompute))
+        .route("/api/2.0/usage/break-even", get(api::usage::break_even))
         .route("/api/2.0/token-management/tokens", get(api::tokens::manage_list))
         .route(
             "/api/2.0/token-management/tokens/{token_id}",

@@ -155,3 +155,65 @@ pub async fn recompute(
     }
     Ok(Json(json!({"records": records, "priced": priced, "cost_usd": total, "price_version": prices.version()})))
 }
+
+/// Query of `GET /api/2.0/usage/break-even`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakEvenParams {
+    /// The endpoint.
+    endpoint: String,
+    /// Days of traffic to look at (default 30).
+    days: Option<i64>,
+}
+
+/// `GET /api/2.0/usage/break-even?endpoint=NAME&days=30` (our extension; `CAN_MANAGE`): what a
+/// foundation-model endpoint's traffic cost per token against what provisioned throughput for its
+/// busiest hour would have cost, and the volume above which provisioning wins.
+pub async fn break_even(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Arc<Principal>>,
+    ApiQuery(p): ApiQuery<BreakEvenParams>,
+) -> ApiResult<Json<Value>> {
+    let ep = crate::access::require(&app, &caller, &p.endpoint, Level::CanManage)?;
+    let days = p.days.unwrap_or(30);
+    if !(1..=400).contains(&days) {
+        return Err(ApiError::invalid("days", format!("must be 1 to 400, got {days}")));
+    }
+    let model = ep
+        .entities
+        .iter()
+        .filter_map(|e| e.registered.as_ref())
+        .find_map(|(name, _)| modelgate_core::foundation::find(name))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "endpoint",
+                format!(
+                    "endpoint '{}' serves no foundation model; provisioned throughput is for foundation models",
+                    ep.name
+                ),
+            )
+        })?;
+    let end = modelgate_core::now_ms() + 1;
+    let start = end - days * 86_400_000;
+    app.usage.flush().await;
+    let query = ReportQuery {
+        group_by: Vec::new(),
+        bucket: Some(Bucket::Hour),
+        start,
+        end,
+        endpoints: Some(vec![ep.name.clone()]),
+    };
+    let hours = app.usage.db.report(&query).await?;
+    let per_hour = |r: &modelgate_store::ReportRow| (r.input_tokens + r.output_tokens).max(0) as u64;
+    let tokens: u64 = hours.iter().map(per_hour).sum();
+    let peak = hours.iter().map(per_hour).max().unwrap_or(0);
+    let price = app.usage.prices().lookup("modelgate", model.name).map(|p| p.input).unwrap_or(0.0);
+    let b = modelgate_core::foundation::break_even(model, tokens, price, peak, days as f64 * 24.0);
+    Ok(Json(json!({
+        "endpoint": ep.name, "model": model.name, "days": days, "tokens": tokens,
+        "usd_per_million_tokens": price, "pay_per_token_usd": b.pay_per_token_usd,
+        "peak_tokens_per_hour": peak, "band_tokens_per_second": model.band_tokens_per_second,
+        "band_usd_per_hour": model.band_usd_per_hour, "bands": b.bands, "provisioned_usd": b.provisioned_usd,
+        "break_even_tokens_per_hour": b.break_even_tokens_per_hour, "cheaper": b.cheaper,
+    })))
+}
