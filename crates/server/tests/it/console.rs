@@ -37,19 +37,30 @@ async fn sign_in(t: &TestServer, b: &reqwest::Client, token: &str) -> String {
     value(&set_cookie(&r, "mg_session").expect("a session cookie"))
 }
 
+/// Creates the chat endpoint `name` answered by the mock at `url`, with `extra` top-level fields
+/// (tags, ai_gateway), and waits until it serves.
+async fn serve_chat(t: &TestServer, url: &str, name: &str, extra: serde_json::Value) {
+    let mut body = json!({"name": name, "config": chat_config(url, "gpt-4o")});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        body[k] = v.clone();
+    }
+    create_ready(t, body).await;
+}
+
+/// A config with one entity `a` serving `model` from the mock at `url`.
+fn chat_config(url: &str, model: &str) -> serde_json::Value {
+    let mut config = json!({"served_entities": [mock_entity("a", url, json!({}))]});
+    config["served_entities"][0]["external_model"]["name"] = json!(model);
+    config
+}
+
 #[tokio::test]
 async fn sign_in_sessions_csrf_and_what_each_principal_sees() {
     let (_m, url) = mock().await;
     let t = TestServer::start().await;
     t.secret("llm", "k", "sk-console-secret-value").await;
-    create_ready(
-        &t,
-        json!({"name": "visible", "config": {"served_entities": [mock_entity("a", &url, json!({}))]},
-        "tags": [{"key": "team", "value": "ml"}]}),
-    )
-    .await;
-    create_ready(&t, json!({"name": "hidden", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}}))
-        .await;
+    serve_chat(&t, &url, "visible", json!({"tags": [{"key": "team", "value": "ml"}]})).await;
+    serve_chat(&t, &url, "hidden", json!({})).await;
     let b = browser();
 
     // Without a session: to the sign-in page.
@@ -166,12 +177,8 @@ async fn sign_in_sessions_csrf_and_what_each_principal_sees() {
     let (s, answer) =
         t.call(reqwest::Method::PATCH, &format!("/api/2.0/preview/scim/v2/Users/{dev_id}"), Some(ops)).await;
     assert_eq!(s, StatusCode::OK, "{answer}");
-    let r = b_get(&b, &t, &dev_session).await;
+    let r = b_get_path(&b, &t, &dev_session, "/").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "the session of an inactive user ends");
-}
-
-async fn b_get(b: &reqwest::Client, t: &TestServer, session: &str) -> reqwest::Response {
-    b.get(format!("{}/", t.base)).header("cookie", format!("mg_session={session}")).send().await.unwrap()
 }
 
 #[tokio::test]
@@ -179,10 +186,8 @@ async fn the_endpoint_page_shows_versions_and_rolls_back_through_the_api_s_check
     let (_m, url) = mock().await;
     let t = TestServer::start().await;
     t.secret("llm", "k", "sk-console-2").await;
-    create_ready(&t, json!({"name": "chat", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}})).await;
-    let mut v2 = json!({"served_entities": [mock_entity("a", &url, json!({}))]});
-    v2["served_entities"][0]["external_model"]["name"] = json!("gpt-4o-mini");
-    let (s, _) = t.put("/api/2.0/serving-endpoints/chat/config", v2).await;
+    serve_chat(&t, &url, "chat", json!({})).await;
+    let (s, _) = t.put("/api/2.0/serving-endpoints/chat/config", chat_config(&url, "gpt-4o-mini")).await;
     assert_eq!(s, StatusCode::OK);
     t.wait_settled("chat").await;
     let b = browser();
@@ -256,7 +261,7 @@ async fn the_playground_streams_a_query_as_the_signed_in_principal() {
     let (_m, url) = mock().await;
     let t = TestServer::start().await;
     t.secret("llm", "k", "sk-console-3").await;
-    create_ready(&t, json!({"name": "chat", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}})).await;
+    serve_chat(&t, &url, "chat", json!({})).await;
     let b = browser();
     let session = sign_in(&t, &b, &t.token).await;
     let html = b_get_path(&b, &t, &session, "/console/playground").await.text().await.unwrap();
@@ -328,12 +333,7 @@ async fn cost_and_usage_by_dimension_with_budgets_and_csv() {
     let (_m, url) = mock().await;
     let t = TestServer::start().await;
     t.secret("llm", "k", "sk-console-4").await;
-    create_ready(
-        &t,
-        json!({"name": "chat", "config": {"served_entities": [mock_entity("a", &url, json!({}))]},
-        "tags": [{"key": "team", "value": "ml"}]}),
-    )
-    .await;
+    serve_chat(&t, &url, "chat", json!({"tags": [{"key": "team", "value": "ml"}]})).await;
     let (s, _) =
         t.post("/serving-endpoints/chat/invocations", json!({"messages": [{"role": "user", "content": "hi"}]})).await;
     assert_eq!(s, StatusCode::OK);
@@ -363,7 +363,7 @@ async fn managers_change_tags_permissions_and_the_gateway_and_delete_from_the_en
     let (_m, url) = mock().await;
     let t = TestServer::start().await;
     t.secret("llm", "k", "sk-console-5").await;
-    create_ready(&t, json!({"name": "chat", "config": {"served_entities": [mock_entity("a", &url, json!({}))]}})).await;
+    serve_chat(&t, &url, "chat", json!({})).await;
     create_principal(&t, "Users", json!({"userName": "dev@example.com"})).await;
     let b = browser();
     let session = sign_in(&t, &b, &t.token).await;
@@ -419,9 +419,10 @@ async fn managers_change_tags_permissions_and_the_gateway_and_delete_from_the_en
     assert!(html.contains("<code>pii</code>") && html.contains("MASK"), "the guardrail: {html}");
 
     // A second version: the side-by-side comparison marks what changed.
-    let mut v2 = json!({"served_entities": [mock_entity("a", &url, json!({}))]});
-    v2["served_entities"][0]["external_model"]["name"] = json!("gpt-4o-mini");
-    assert_eq!(t.put("/api/2.0/serving-endpoints/chat/config", v2).await.0, StatusCode::OK);
+    assert_eq!(
+        t.put("/api/2.0/serving-endpoints/chat/config", chat_config(&url, "gpt-4o-mini")).await.0,
+        StatusCode::OK
+    );
     t.wait_settled("chat").await;
     let html = b_get_path(&b, &t, &session, "/console/endpoints/chat?compare=1").await.text().await.unwrap();
     let compare = html.split("table class=\"side-by-side\"").nth(1).expect("a side-by-side table");
@@ -443,9 +444,7 @@ async fn the_list_sorts_and_filters_by_tag_and_identity_is_for_admins() {
     let t = TestServer::start().await;
     t.secret("llm", "k", "sk-console-6").await;
     for (name, team) in [("alpha", "ml"), ("beta", "search")] {
-        let body = json!({"name": name, "config": {"served_entities": [mock_entity("a", &url, json!({}))]},
-            "tags": [{"key": "team", "value": team}]});
-        create_ready(&t, body).await;
+        serve_chat(&t, &url, name, json!({"tags": [{"key": "team", "value": team}]})).await;
     }
     let b = browser();
     let admin = sign_in(&t, &b, &t.token).await;
@@ -517,7 +516,7 @@ async fn password_sign_in_when_enabled_with_lockout_and_sessions_that_end_with_t
     let r = password_sign_in(&t, &b, "dev@example.com", "correct horse battery").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let session = value(&set_cookie(&r, "mg_session").unwrap());
-    let html = b_get(&b, &t, &session).await.text().await.unwrap();
+    let html = b_get_path(&b, &t, &session, "/").await.text().await.unwrap();
     assert!(html.contains("dev@example.com") && html.contains("No serving endpoints you may see yet."), "{html}");
 
     // Wrong passwords and unknown users get the same answer; the fifth failure locks the name.
@@ -531,7 +530,7 @@ async fn password_sign_in_when_enabled_with_lockout_and_sessions_that_end_with_t
     let r = password_sign_in(&t, &b, "dev@example.com", "correct horse battery").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "locked even with the right password");
     assert!(r.text().await.unwrap().contains("Too many failed sign-ins"));
-    assert_eq!(b_get(&b, &t, &session).await.status(), StatusCode::OK, "a live session is not locked out");
+    assert_eq!(b_get_path(&b, &t, &session, "/").await.status(), StatusCode::OK, "a live session is not locked out");
 
     // A new password ends the sessions of the old one; the audit log never holds a password.
     let path = format!("/api/2.0/preview/scim/v2/Users/{id}");
@@ -539,7 +538,7 @@ async fn password_sign_in_when_enabled_with_lockout_and_sessions_that_end_with_t
         .call(reqwest::Method::PATCH, &path, Some(scim_password("replace", json!("a different battery staple"))))
         .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(b_get(&b, &t, &session).await.status(), StatusCode::SEE_OTHER, "the old session ended");
+    assert_eq!(b_get_path(&b, &t, &session, "/").await.status(), StatusCode::SEE_OTHER, "the old session ended");
     let (_, audit) = t.get("/api/2.0/audit-log").await;
     let text = audit.to_string();
     assert!(!text.contains("correct horse") && !text.contains("different battery") && !text.contains("wrong horse"));
@@ -592,9 +591,8 @@ async fn the_console_shows_inventory_flags_policy_violations_and_rate_limited_qu
     let (_m, url) = mock().await;
     let t = TestServer::start().await;
     t.secret("llm", "k", "sk-console-7").await;
-    let body = json!({"name": "chat-test", "config": {"served_entities": [mock_entity("a", &url, json!({}))]},
-        "ai_gateway": {"rate_limits": [{"calls": 1, "renewal_period": "minute"}]}});
-    create_ready(&t, body).await;
+    let limit = json!({"ai_gateway": {"rate_limits": [{"calls": 1, "renewal_period": "minute"}]}});
+    serve_chat(&t, &url, "chat-test", limit).await;
     let (s, b) = t.put("/api/2.0/workspace-policy", json!({"mode": "warn", "required_tags": ["team"]})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let ask = json!({"messages": [{"role": "user", "content": "hi"}]});
@@ -603,7 +601,7 @@ async fn the_console_shows_inventory_flags_policy_violations_and_rate_limited_qu
 
     let b = browser();
     let session = sign_in(&t, &b, &t.token).await;
-    let list = b_get(&b, &t, &session).await.text().await.unwrap();
+    let list = b_get_path(&b, &t, &session, "/").await.text().await.unwrap();
     assert!(
         list.contains("<span class=\"flag\" title=\"required_tags: the tags team are required\">breaks_policy</span>"),
         "the inventory's flag, with its reason: {list}"
