@@ -233,27 +233,22 @@ fn validate_names_every_problem_with_its_file_and_field() {
     for (name, text) in &files {
         write(&repo, &format!("configs/dev/{name}"), text);
     }
-    let out = cli(
+    let err = validation_refused(
         "http://127.0.0.1:9",
         None,
-        &["bundle", "validate", "-t", "dev", "--dir", repo.to_str().unwrap()],
-        None,
-        &env.config(),
+        &repo,
+        &env,
+        &[
+            "configs/dev/bad-name.json:name: invalid endpoint name",
+            "configs/dev/bad-field.json:config.served_entities[0].external_model.openai_config.colour: unknown field",
+            "configs/dev/bad-secret.json:config.served_entities[0].external_model.openai_config.openai_api_key:",
+            "configs/dev/bad-traffic.json:config.traffic_config.routes:",
+            "configs/dev/bad-limit.json:ai_gateway.rate_limits[0].renewal_period:",
+            "configs/dev/bad-type.json:tags:",
+            "configs/dev/bad-permission.json:permissions[0].level:",
+            "configs/dev/not-json.json: line 1",
+        ],
     );
-    let (_, err) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    for expected in [
-        "configs/dev/bad-name.json:name: invalid endpoint name",
-        "configs/dev/bad-field.json:config.served_entities[0].external_model.openai_config.colour: unknown field",
-        "configs/dev/bad-secret.json:config.served_entities[0].external_model.openai_config.openai_api_key:",
-        "configs/dev/bad-traffic.json:config.traffic_config.routes:",
-        "configs/dev/bad-limit.json:ai_gateway.rate_limits[0].renewal_period:",
-        "configs/dev/bad-type.json:tags:",
-        "configs/dev/bad-permission.json:permissions[0].level:",
-        "configs/dev/not-json.json: line 1",
-    ] {
-        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
-    }
     assert_eq!(err.lines().count(), files.len(), "one line per problem:\n{err}");
 }
 
@@ -427,24 +422,19 @@ fn validate_checks_what_the_files_name_against_the_server() {
         "ai_gateway": {"rate_limits": [{"key": "user_group", "principal": "ghosts", "calls": 5, "renewal_period": "minute"}]},
         "permissions": [{"level": "CAN_QUERY", "user_name": "nobody@example.com"}]}"#;
     write(&repo, "configs/dev/online.json", body);
-    let out = cli(
+    validation_refused(
         &server.host,
         Some(ADMIN),
-        &["bundle", "validate", "-t", "dev", "--dir", repo.to_str().unwrap()],
-        None,
-        &env.config(),
+        &repo,
+        &env,
+        &[
+            "configs/dev/online.json:tags: workspace policy required_tags: the tags cost_center are required",
+            "configs/dev/online.json:config.served_entities[0].external_model.openai_config.openai_api_key: {{secrets/llm/missing}}: no secret 'missing' in scope 'llm'",
+            "configs/dev/online.json:ai_gateway.rate_limits[0].principal: no principal named 'ghosts' exists",
+            "configs/dev/online.json:permissions[0].user_name: 'nobody@example.com' does not exist",
+            "configs/dev/online.json:budget_policy_id: no budget policy 'no-such-policy' exists",
+        ],
     );
-    let (_, err) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    for expected in [
-        "configs/dev/online.json:tags: workspace policy required_tags: the tags cost_center are required",
-        "configs/dev/online.json:config.served_entities[0].external_model.openai_config.openai_api_key: {{secrets/llm/missing}}: no secret 'missing' in scope 'llm'",
-        "configs/dev/online.json:ai_gateway.rate_limits[0].principal: no principal named 'ghosts' exists",
-        "configs/dev/online.json:permissions[0].user_name: 'nobody@example.com' does not exist",
-        "configs/dev/online.json:budget_policy_id: no budget policy 'no-such-policy' exists",
-    ] {
-        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
-    }
 }
 
 #[test]
@@ -499,4 +489,17 @@ fn a_bundle_deploys_the_workspace_policy_before_its_endpoints() {
         "{:?}",
         text(&bad)
     );
+}
+
+/// Runs `bundle validate -t dev` on `repo` against `host`, expects exit 1 and every `expected`
+/// line in its errors; returns them.
+fn validation_refused(host: &str, token: Option<&str>, repo: &std::path::Path, env: &Env, expected: &[&str]) -> String {
+    let out =
+        cli(host, token, &["bundle", "validate", "-t", "dev", "--dir", repo.to_str().unwrap()], None, &env.config());
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for e in expected {
+        assert!(err.contains(e), "missing `{e}` in:\n{err}");
+    }
+    err
 }
