@@ -255,4 +255,31 @@ mod tests {
         assert!(!running, "the whole group is stopped: {state}");
         assert!(lines.lock().unwrap().iter().any(|l| l.starts_with("started /bin/sh")));
     }
+
+    #[tokio::test]
+    async fn a_replica_runs_under_its_memory_and_open_file_limits() {
+        assert!(Path::new(PRLIMIT).is_file(), "this test needs util-linux's prlimit, which the machines have");
+        let root = tempfile::tempdir().unwrap();
+        let seen = root.path().join("limits");
+        let script = format!("echo $(ulimit -n) $(ulimit -v) > {}; sleep 300", seen.display());
+        let spec = ReplicaSpec {
+            command: vec!["/bin/sh".into(), "-c".into(), script],
+            env: Default::default(),
+            model_path: root.path().to_path_buf(),
+            work_root: root.path().join("work"),
+            limits: super::super::runtime::ReplicaLimits { memory_bytes: 512 << 20, open_files: 123 },
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let log: LogSink = Arc::new(|_: &str| {});
+        let replica = ProcessRuntime::new(reqwest::Client::new()).start(&spec, log).await.unwrap();
+        for _ in 0..100 {
+            if std::fs::read_to_string(&seen).is_ok_and(|s| s.ends_with('\n')) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        replica.stop(Duration::from_secs(2)).await;
+        // `ulimit -v` is in KiB.
+        assert_eq!(std::fs::read_to_string(&seen).unwrap().trim(), format!("123 {}", 512 * 1024));
+    }
 }
