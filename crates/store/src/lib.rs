@@ -106,6 +106,8 @@ pub trait Store: Send + Sync + 'static {
     async fn add_model_version(&self, version: &ModelVersionRecord) -> Result<ModelVersionRecord>;
     /// A model's versions, newest first.
     async fn list_model_versions(&self, model_id: &str) -> Result<Vec<ModelVersionRecord>>;
+    /// Every version of every model.
+    async fn list_all_model_versions(&self) -> Result<Vec<ModelVersionRecord>>;
     /// Deletes one version; `NotFound` if missing.
     async fn delete_model_version(&self, model_id: &str, version: i64) -> Result<()>;
     /// Every direct grant on every model.

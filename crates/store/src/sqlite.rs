@@ -341,6 +341,10 @@ impl Store for SqliteStore {
             .await?)
     }
 
+    async fn list_all_model_versions(&self) -> Result<Vec<ModelVersionRecord>> {
+        Ok(sqlx::query_as("SELECT * FROM model_versions").fetch_all(&self.reader).await?)
+    }
+
     async fn delete_model_version(&self, model_id: &str, version: i64) -> Result<()> {
         let done = sqlx::query("DELETE FROM model_versions WHERE model_id = ? AND version = ?")
             .bind(model_id)

@@ -264,6 +264,7 @@ async fn registered_models_number_versions_once_and_cascade() {
     assert_eq!(s.add_model_version(&version).await.unwrap().version, 3, "numbers are never reused");
     let versions: Vec<i64> = s.list_model_versions("m1").await.unwrap().iter().map(|v| v.version).collect();
     assert_eq!(versions, [3, 1], "newest first");
+    assert_eq!(s.list_all_model_versions().await.unwrap().len(), 2);
     assert!(matches!(
         s.add_model_version(&ModelVersionRecord { model_id: "nope".into(), ..version.clone() }).await,
         Err(StoreError::NotFound(_))

@@ -23,15 +23,15 @@ use crate::configs::SecretValues;
 /// Every registered model version, by (model name, version number as text).
 pub type ModelVersions = HashMap<(String, String), ModelVersionRecord>;
 
-/// Reads every model version.
+/// Reads every model version (two queries, whatever the number of models).
 pub async fn load_versions(store: &dyn Store) -> Result<ModelVersions, StoreError> {
-    let mut out = HashMap::new();
-    for m in store.list_models().await? {
-        for v in store.list_model_versions(&m.id).await? {
-            out.insert((m.name.clone(), v.version.to_string()), v);
-        }
-    }
-    Ok(out)
+    let names: HashMap<String, String> = store.list_models().await?.into_iter().map(|m| (m.id, m.name)).collect();
+    Ok(store
+        .list_all_model_versions()
+        .await?
+        .into_iter()
+        .filter_map(|v| Some(((names.get(&v.model_id)?.clone(), v.version.to_string()), v)))
+        .collect())
 }
 
 /// A hosted entity resolved: its set, the key it is kept under, and the task it serves.
