@@ -46,7 +46,8 @@ pub fn random_digits(n: usize) -> String {
     b.iter().enumerate().map(|(i, x)| char::from(b'0' + if i == 0 { 1 + x % 9 } else { x % 10 })).collect()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
         let _ = write!(s, "{b:02x}");

@@ -96,7 +96,7 @@ impl TokenCaches {
             digest.update(&(p.len() as u64).to_le_bytes());
             digest.update(p.as_bytes());
         }
-        let key: String = digest.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let key = modelgate_core::token::hex(digest.finish().as_ref());
         let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, cache| cache.strong_count() > 0);
         if let Some(cache) = map.get(&key).and_then(Weak::upgrade) {

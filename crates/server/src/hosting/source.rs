@@ -64,7 +64,7 @@ pub fn content_hash(dir: &Path) -> Result<String, String> {
         }
     }
     let digest = ctx.finish();
-    Ok(format!("sha256:{}", digest.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    Ok(format!("sha256:{}", modelgate_core::token::hex(digest.as_ref())))
 }
 
 #[cfg(test)]
