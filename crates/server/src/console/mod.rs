@@ -105,9 +105,7 @@ impl Viewer {
         if same_origin(headers) && same_secret(&self.session.csrf, csrf) {
             return None;
         }
-        let message = "This form expired or came from another site; open the page again.";
-        let body = layout("Refused", Some(self), "", html! { div.error role="alert" { (message) } });
-        Some(page(StatusCode::FORBIDDEN, body))
+        Some(refused_form(Some(self)))
     }
 
     /// Whether the principal is a workspace admin.
@@ -132,6 +130,12 @@ fn principal_of(app: &AppState, credential: &Credential) -> Option<Arc<Principal
             .filter(|login| app.console_password_sign_in && login.set_at == *set_at)
             .map(|login| login.principal.clone()),
     }
+}
+
+/// The 403 page of a form that failed its CSRF or origin check.
+fn refused_form(who: Option<&Viewer>) -> Response {
+    let message = "This form expired or came from another site; open the page again.";
+    page(StatusCode::FORBIDDEN, layout("Refused", who, "", html! { div.error role="alert" { (message) } }))
 }
 
 /// Whether the browser's connection is TLS: modelgate itself listens in plain HTTP, so that is

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::session::{
     Credential, PRE_SESSION_COOKIE, SESSION_COOKIE, Sessions, Throttle, cookie, same_origin, same_secret,
 };
-use super::{Viewer, layout, live, over_tls, page, with_cookie};
+use super::{Viewer, layout, live, over_tls, page, refused_form, with_cookie};
 use crate::state::AppState;
 
 fn form(csrf: &str, passwords: bool, error: Option<&str>) -> Markup {
@@ -75,11 +75,7 @@ pub async fn sign_in(
 ) -> Response {
     let expected = cookie(&headers, PRE_SESSION_COOKIE).unwrap_or_default();
     if !same_origin(&headers) || expected.is_empty() || !same_secret(&expected, &f.csrf) {
-        let message = "This form expired or came from another site; open the page again.";
-        return page(
-            StatusCode::FORBIDDEN,
-            layout("Sign in", None, "", html! { div.error role="alert" { (message) } }),
-        );
+        return refused_form(None);
     }
     let refuse = |status: StatusCode, why: &str| {
         page(status, layout("Sign in", None, "", form(&expected, app.console_password_sign_in, Some(why))))
