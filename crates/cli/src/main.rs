@@ -297,8 +297,13 @@ struct ServeArgs {
     #[arg(long, env = "MODELGATE_REPLICA_OPEN_FILES", default_value_t = 4096)]
     replica_open_files: u64,
     /// Where the foundation models' files are installed (default: DATA_DIR/foundation-models).
+    /// A `catalog.toml` there adds models to the catalog (docs/foundation-models.md).
     #[arg(long, env = "MODELGATE_FOUNDATION_MODELS_DIR")]
     foundation_models_dir: Option<PathBuf>,
+    /// Foundation models with provisioned throughput: how often their band-time is billed as a
+    /// usage record.
+    #[arg(long, env = "MODELGATE_BAND_BILLING_INTERVAL", value_parser = humantime::parse_duration, default_value = "60s")]
+    band_billing_interval: Duration,
 }
 
 /// A size in bytes: a number, optionally with a K, KB, KiB, M, MB, MiB, G, GB or GiB suffix
@@ -537,6 +542,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             replica_memory: args.replica_memory as u64,
             replica_open_files: args.replica_open_files,
             foundation_models_dir: args.foundation_models_dir.clone(),
+            billing_interval: args.band_billing_interval.max(Duration::from_secs(1)),
         },
     };
     let server = match modelgate_server::Server::start(config).await {

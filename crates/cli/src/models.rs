@@ -101,13 +101,15 @@ pub async fn foundation(client: &Client, cmd: FoundationModelsCmd, output: Outpu
                 &v,
                 output,
                 "foundation_models",
-                &["Name", "Task", "Available", "USD / 1M tokens", "Files"],
+                &["Name", "Task", "Available", "USD / 1M tokens", "Band tokens/s", "USD / band-hour", "Files"],
                 |m| {
                     vec![
                         s(at(m, "/name")),
                         s(at(m, "/task")),
                         s(at(m, "/available")),
                         s(at(m, "/price_per_million_tokens/input")),
+                        s(at(m, "/throughput_chunk_size")),
+                        s(at(m, "/band_usd_per_hour")),
                         s(at(m, "/files")),
                     ]
                 },

@@ -48,6 +48,14 @@ pub enum StartError {
         /// What is wrong.
         reason: String,
     },
+    /// The operator's foundation-model catalog could not be read or is invalid.
+    #[error("foundation-model catalog {path}: {reason}")]
+    FoundationCatalog {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Another server uses the data directory.
     #[error("{0}")]
     DataDirInUse(String),

@@ -203,10 +203,12 @@ impl Assembly {
             let events = Arc::new(state::EntityEvents::default());
             // Working directories a previous run left (it was killed before stopping its replicas).
             let _ = std::fs::remove_dir_all(config.data_dir.join("replicas"));
+            let hosting_settings = hosting::HostingSettings::of(&config.hosting, &config.data_dir)
+                .map_err(|(path, reason)| StartError::FoundationCatalog { path, reason })?;
             let hosting = Arc::new(hosting::Hosting::new(
                 Arc::new(hosting::process::ProcessRuntime::new(reqwest::Client::new())),
                 Arc::new(hosting::embedded::EmbeddedRuntime),
-                hosting::HostingSettings::of(&config.hosting, &config.data_dir),
+                hosting_settings,
                 hosting::logs_into(events.clone()),
             ));
             let snapshot = snapshot::Snapshot::build(store.as_ref(), &cipher, &config.providers, &hosting).await?;
@@ -291,6 +293,9 @@ impl Server {
         let health = tokio::spawn(background::health::run(app.clone(), stop_rx.clone()));
         let keep = background::retention::Retention { audit: config.audit_retention, requests: config.usage_retention };
         let audit_retention = tokio::spawn(background::retention::records(app.clone(), keep, stop_rx.clone()));
+        let billing =
+            tokio::spawn(background::billing::run(app.clone(), config.hosting.billing_interval, stop_rx.clone()));
+        let billed = app.clone();
         let metrics = app.metrics.clone();
         let hosting = app.hosting.clone();
         let gate = http::limits::Gate::new(config.limits, metrics.clone());
@@ -302,10 +307,13 @@ impl Server {
             let _ = alerting.await;
             let _ = health.await;
             let _ = audit_retention.await;
-            // Every query has finished: the hosted models' replicas go, with everything they started.
+            let _ = billing.await;
+            // Every query has finished: the hosted models' replicas go, with everything they started,
+            // and their provisioned band-time is billed to the end.
             for set in hosting.all() {
                 set.stop(std::time::Duration::from_secs(5)).await;
             }
+            background::billing::bill(&billed);
             // Write what the queries left.
             resources.close().await;
             served

@@ -100,6 +100,8 @@ pub struct HostingSettings {
     pub replica_open_files: u64,
     /// Where the foundation models' files are (`None`: `DATA_DIR/foundation-models`).
     pub foundation_models_dir: Option<std::path::PathBuf>,
+    /// How often provisioned band-time is billed as a usage record.
+    pub billing_interval: Duration,
 }
 
 impl Default for HostingSettings {
@@ -111,6 +113,7 @@ impl Default for HostingSettings {
             replica_memory: 8 << 30,
             replica_open_files: 4096,
             foundation_models_dir: None,
+            billing_interval: Duration::from_secs(60),
         }
     }
 }

@@ -13,7 +13,17 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use crate::Result;
 use crate::logdb::LogPools;
 
-/// One query, as billed and attributed.
+/// How a usage record is billed (its `billing`).
+pub mod billing {
+    /// A query priced from its tokens.
+    pub const PER_TOKEN: &str = "per_token";
+    /// A query served within provisioned throughput: its tokens cost nothing more.
+    pub const PROVISIONED: &str = "provisioned";
+    /// Not a query: band-time of a provisioned throughput, priced by the hour.
+    pub const BAND: &str = "band";
+}
+
+/// One query (or one charge of provisioned band-time), as billed and attributed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UsageRecord {
     /// Server-assigned id (`databricks_request_id`).
@@ -72,6 +82,8 @@ pub struct UsageRecord {
     pub attempts: i64,
     /// The served entities called, in order, comma-separated; `None` if none was.
     pub entities_tried: Option<String>,
+    /// How it is billed: one of [`billing`] (empty is read as per token).
+    pub billing: String,
 }
 
 fn record_of(r: &sqlx::sqlite::SqliteRow) -> UsageRecord {
@@ -104,6 +116,7 @@ fn record_of(r: &sqlx::sqlite::SqliteRow) -> UsageRecord {
         error_message: r.get("error_message"),
         attempts: r.get("attempts"),
         entities_tried: r.get("entities_tried"),
+        billing: r.get("billing"),
     }
 }
 
@@ -299,15 +312,15 @@ impl UsageDb {
     /// Writes records in one transaction; a record whose id exists already is skipped.
     pub async fn insert(&self, records: &[UsageRecord]) -> Result<()> {
         let mut tx = self.db.writer.begin().await?;
-        // Several rows per statement: every statement is a round trip to SQLite's thread. 28
-        // columns × 35 rows stays under the smallest bound-parameter limit SQLite builds use (999),
-        // and at most 35 statement shapes exist, so all stay prepared in the statement cache.
-        for chunk in records.chunks(35) {
+        // Several rows per statement: every statement is a round trip to SQLite's thread. 29
+        // columns × 34 rows stays under the smallest bound-parameter limit SQLite builds use (999),
+        // and at most 34 statement shapes exist, so all stay prepared in the statement cache.
+        for chunk in records.chunks(34) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT OR IGNORE INTO usage (request_id, client_request_id, request_time, endpoint_id, endpoint_name, \
                  served_entity, provider, model, requester, requester_id, status_code, error_code, streaming, input_tokens, \
                  output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, usage_context, \
-                 tags, cost_usd, price_version, upstream_status, error_message, attempts, entities_tried) ",
+                 tags, cost_usd, price_version, upstream_status, error_message, attempts, entities_tried, billing) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.request_id)
@@ -337,7 +350,8 @@ impl UsageDb {
                     .push_bind(r.upstream_status)
                     .push_bind(&r.error_message)
                     .push_bind(r.attempts)
-                    .push_bind(&r.entities_tried);
+                    .push_bind(&r.entities_tried)
+                    .push_bind(if r.billing.is_empty() { billing::PER_TOKEN } else { r.billing.as_str() });
             });
             q.build().execute(&mut *tx).await?;
         }
@@ -372,7 +386,8 @@ impl UsageDb {
             .push(" AND request_time >= ")
             .push_bind(f.start)
             .push(" AND request_time < ")
-            .push_bind(f.end);
+            .push_bind(f.end)
+            .push(" AND billing != 'band'");
         if let Some(e) = &f.endpoint {
             sql.push(" AND endpoint_name = ").push_bind(e.clone());
         }
@@ -455,8 +470,8 @@ impl UsageDb {
             sql.push(format!(" AS d{i}"));
         }
         sql.push(
-            ", COUNT(*), SUM(status_code >= 400 OR error_code IS NOT NULL), SUM(input_tokens), SUM(output_tokens), \
-             TOTAL(cost_usd) FROM usage WHERE request_time >= ",
+            ", SUM(billing != 'band'), SUM(status_code >= 400 OR error_code IS NOT NULL), SUM(input_tokens), \
+             SUM(output_tokens), TOTAL(cost_usd) FROM usage WHERE request_time >= ",
         )
         .push_bind(q.start)
         .push(" AND request_time < ")
@@ -504,7 +519,7 @@ impl UsageDb {
     pub async fn pricing_rows(&self, start: i64, after: &str, limit: i64) -> Result<Vec<PricingRow>> {
         let rows = sqlx::query(
             "SELECT request_id, provider, model, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens \
-             FROM usage WHERE request_time >= ? AND request_id > ? ORDER BY request_id LIMIT ?",
+             FROM usage WHERE request_time >= ? AND request_id > ? AND billing = 'per_token' ORDER BY request_id LIMIT ?",
         )
         .bind(start)
         .bind(after)
@@ -566,14 +581,14 @@ impl UsageDb {
     /// Requests, errors, latency percentiles, tokens and cost of `endpoint` since `since` ms.
     pub async fn summary(&self, endpoint: &str, since: i64) -> Result<WindowSummary> {
         let row = sqlx::query(
-            "SELECT COUNT(*), TOTAL(status_code >= 400 OR error_code IS NOT NULL), TOTAL(input_tokens), \
+            "SELECT TOTAL(billing != 'band'), TOTAL(status_code >= 400 OR error_code IS NOT NULL), TOTAL(input_tokens), \
              TOTAL(output_tokens), TOTAL(cost_usd) FROM usage WHERE endpoint_name = ? AND request_time >= ?",
         )
         .bind(endpoint)
         .bind(since)
         .fetch_one(&self.db.reader)
         .await?;
-        let requests: i64 = row.get(0);
+        let requests = row.get::<f64, _>(0) as i64;
         let mut s = WindowSummary {
             requests,
             errors: row.get::<f64, _>(1) as i64,
@@ -589,7 +604,7 @@ impl UsageDb {
             // One sort for all three ranks.
             let rows: Vec<(i64, f64)> = sqlx::query_as(
                 "SELECT r, latency_ms FROM (SELECT latency_ms, ROW_NUMBER() OVER (ORDER BY latency_ms) - 1 AS r \
-                 FROM usage WHERE endpoint_name = ? AND request_time >= ?) WHERE r IN (?, ?, ?)",
+                 FROM usage WHERE endpoint_name = ? AND request_time >= ? AND billing != 'band') WHERE r IN (?, ?, ?)",
             )
             .bind(endpoint)
             .bind(since)
@@ -623,23 +638,25 @@ impl UsageDb {
     /// The use of `endpoint`: queries and cost since `since`, cost since `month_start`, last query.
     /// Each is a range of the (endpoint, time) index.
     pub async fn activity(&self, endpoint: &str, since: i64, month_start: i64) -> Result<Activity> {
-        let window: (i64, f64) =
-            sqlx::query_as("SELECT COUNT(*), TOTAL(cost_usd) FROM usage WHERE endpoint_name = ? AND request_time >= ?")
-                .bind(endpoint)
-                .bind(since)
-                .fetch_one(&self.db.reader)
-                .await?;
+        let window: (f64, f64) = sqlx::query_as(
+            "SELECT TOTAL(billing != 'band'), TOTAL(cost_usd) FROM usage WHERE endpoint_name = ? AND request_time >= ?",
+        )
+        .bind(endpoint)
+        .bind(since)
+        .fetch_one(&self.db.reader)
+        .await?;
         let month: (f64,) =
             sqlx::query_as("SELECT TOTAL(cost_usd) FROM usage WHERE endpoint_name = ? AND request_time >= ?")
                 .bind(endpoint)
                 .bind(month_start)
                 .fetch_one(&self.db.reader)
                 .await?;
-        let last: (Option<i64>,) = sqlx::query_as("SELECT MAX(request_time) FROM usage WHERE endpoint_name = ?")
-            .bind(endpoint)
-            .fetch_one(&self.db.reader)
-            .await?;
-        Ok(Activity { requests: window.0, cost_usd: window.1, month_cost_usd: month.0, last_request: last.0 })
+        let last: (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(request_time) FROM usage WHERE endpoint_name = ? AND billing != 'band'")
+                .bind(endpoint)
+                .fetch_one(&self.db.reader)
+                .await?;
+        Ok(Activity { requests: window.0 as i64, cost_usd: window.1, month_cost_usd: month.0, last_request: last.0 })
     }
 }
 
@@ -680,6 +697,7 @@ struct TimelineRow {
     failed: bool,
     tokens: i64,
     cost_usd: f64,
+    band: bool,
 }
 
 /// Most records a timeline reads; beyond, the oldest of the window are left out.
@@ -700,7 +718,7 @@ impl UsageDb {
         let width = ((until - since) / buckets).max(1);
         let rows: Vec<TimelineRow> = sqlx::query_as(
             "SELECT request_time, latency_ms, ttft_ms, status_code, (status_code >= 400 OR error_code IS NOT NULL) AS failed, \
-             input_tokens + output_tokens AS tokens, cost_usd FROM usage \
+             input_tokens + output_tokens AS tokens, cost_usd, billing = 'band' AS band FROM usage \
              WHERE endpoint_name = ? AND (? IS NULL OR served_entity = ?) AND request_time >= ? AND request_time < ? \
              ORDER BY request_time DESC LIMIT ?",
         )
@@ -718,11 +736,14 @@ impl UsageDb {
         for r in rows {
             let i = ((r.request_time - since) / width).clamp(0, buckets - 1) as usize;
             if let (Some(p), Some((l, t))) = (points.get_mut(i), latencies.get_mut(i)) {
+                p.cost_usd += r.cost_usd;
+                if r.band {
+                    continue;
+                }
                 p.requests += 1;
                 p.errors += i64::from(r.failed);
                 p.rate_limited += i64::from(r.status_code == 429);
                 p.tokens += r.tokens;
-                p.cost_usd += r.cost_usd;
                 l.push(r.latency_ms);
                 t.extend(r.ttft_ms);
             }

@@ -52,6 +52,10 @@ pub struct RequestLogEntry {
     pub output_tokens: i64,
     /// Cost in USD.
     pub cost_usd: f64,
+    /// `per_token`, or `provisioned`: served within provisioned throughput, whose band-time is
+    /// billed instead of the tokens.
+    #[serde(default)]
+    pub billing: String,
 }
 
 /// Answer of `GET /api/2.0/requests`.

@@ -176,18 +176,25 @@ async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> Api
         };
         // A hosted entity says how many replicas serve it (or that it scaled to zero); one whose
         // replicas all failed to start again is not ready.
-        let status = live
-            .as_ref()
-            .and_then(|ep| ep.entities.iter().find(|x| x.name == name))
-            .and_then(|x| x.hosted.as_ref())
-            .map(|set| set.status());
-        if let Some(s) = &status
-            && s.ready == 0
-            && s.last_failure.is_some()
-        {
-            hosted_down += 1;
-        }
-        if let (Some(note), Some(state)) = (note.or(status.as_ref().map(replicas_note)), entity.state.as_mut()) {
+        let status =
+            live.as_ref().and_then(|ep| ep.entities.iter().find(|x| x.name == name)).and_then(|x| x.hosted.as_ref());
+        let hosted_note = status.map(|set| {
+            let s = set.status();
+            if s.ready == 0 && s.last_failure.is_some() {
+                hosted_down += 1;
+            }
+            match set.throughput.as_ref().map(|t| t.status()) {
+                Some(t) => format!(
+                    "{} Provisioned throughput: {} band(s) held, {} tokens/s ({} waiting for their turn).",
+                    replicas_note(&s),
+                    t.bands,
+                    t.tokens_per_second,
+                    t.waiting
+                ),
+                None => replicas_note(&s),
+            }
+        });
+        if let (Some(note), Some(state)) = (note.or(hosted_note), entity.state.as_mut()) {
             state.deployment_state_message = Some(note);
         }
     }
@@ -201,7 +208,11 @@ async fn detailed(app: &AppState, caller: &Principal, e: &EndpointRecord) -> Api
 
 /// A hosted entity's replicas in words.
 fn replicas_note(s: &crate::hosting::replicas::Status) -> String {
-    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let plural = |n: usize, what: &str| match (n, what) {
+        (1, _) => format!("1 {what}"),
+        (_, "query") => format!("{n} queries"),
+        _ => format!("{n} {what}s"),
+    };
     match (s.ready, s.starting, &s.last_failure) {
         (0, 0, Some(why)) => format!("No replica is serving: the last one failed to start ({why})."),
         (0, 0, None) => "Scaled to zero: the next query starts a replica.".to_string(),
@@ -473,6 +484,61 @@ async fn begin_update(
 async fn kind_of_latest(app: &AppState, e: &EndpointRecord) -> ApiResult<Option<validate::ServingKind>> {
     let latest = config_at(app, e, e.active_version.or(Some(e.latest_version))).await?;
     Ok(latest.map(|c| configs::parse_stored(&c)).transpose()?.map(|c| validate::kind_of(&c)))
+}
+
+/// `POST /api/2.0/serving-endpoints/pt` (`create_provisioned_throughput_endpoint`), routed through
+/// `{name}` = `pt`: an endpoint whose every served entity is a foundation model with
+/// `provisioned_model_units`; otherwise the same as create.
+pub async fn create_pt(
+    State(app): State<AppState>,
+    caller: Extension<Arc<Principal>>,
+    ApiPath(name): ApiPath<String>,
+    request: axum::extract::Request,
+) -> ApiResult<axum::response::Response> {
+    if name != "pt" {
+        return Err(ApiError::NotFound(format!("No API found for 'POST /api/2.0/serving-endpoints/{name}'.")));
+    }
+    let ApiJson(req) =
+        <ApiJson<CreateServingEndpoint> as axum::extract::FromRequest<AppState>>::from_request(request, &app).await?;
+    require_units(req.config.as_ref(), "config")?;
+    create(State(app), caller, ApiJson(req)).await
+}
+
+/// Body of `PUT /api/2.0/serving-endpoints/pt/{name}/config`.
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PtConfigBody {
+    config: Option<EndpointCoreConfigInput>,
+}
+
+/// `PUT /api/2.0/serving-endpoints/pt/{name}/config` (`update_provisioned_throughput_endpoint_config`):
+/// a new config version whose every served entity has `provisioned_model_units`.
+pub async fn update_pt_config(
+    State(app): State<AppState>,
+    caller: Extension<Arc<Principal>>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<PtConfigBody>,
+) -> ApiResult<axum::response::Response> {
+    let config = body.config.ok_or_else(|| ApiError::invalid("config", "is required"))?;
+    require_units(Some(&config), "config")?;
+    update_config(State(app), caller, ApiPath(name), ApiJson(config)).await
+}
+
+/// Every served entity of a provisioned-throughput config names its units.
+fn require_units(config: Option<&EndpointCoreConfigInput>, path: &str) -> ApiResult<()> {
+    let entities = config.and_then(|c| c.served_entities.as_ref());
+    let Some(entities) = entities.filter(|e| !e.is_empty()) else {
+        return Err(ApiError::invalid(&format!("{path}.served_entities"), "is required"));
+    };
+    for (i, e) in entities.iter().enumerate() {
+        if e.provisioned_model_units.is_none() {
+            return Err(ApiError::invalid(
+                &format!("{path}.served_entities[{i}].provisioned_model_units"),
+                "is required for a provisioned-throughput endpoint",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `PUT /api/2.0/serving-endpoints/{name}/config`

@@ -295,17 +295,36 @@ pub async fn check_served(
     path: &str,
 ) -> ApiResult<()> {
     for (i, e) in config.served_entities.iter().flatten().enumerate() {
-        let (Some(name), None) = (e.entity_name.as_deref(), &e.external_model) else { continue };
         let at = |field: &str| {
             let p = format!("served_entities[{i}].{field}");
             if path.is_empty() { p } else { format!("{path}.{p}") }
         };
-        // A foundation model: anyone may serve it, once its files are installed.
-        if let Some(m) = modelgate_core::foundation::find(name) {
+        let foundation = e.entity_name.as_deref().and_then(|n| app.hosting.settings.catalog.find(n));
+        let (Some(name), None) = (e.entity_name.as_deref(), &e.external_model) else {
+            refuse_provisioned(e, &at)?;
+            continue;
+        };
+        // A foundation model: anyone may serve it, once its files are installed, paying per token
+        // or with provisioned throughput in whole bands.
+        if let Some(m) = foundation {
             crate::hosting::entity::foundation_files(m, &app.hosting.settings.foundation_dir)
                 .map_err(|why| ApiError::invalid(&at("entity_name"), why))?;
+            let asked = modelgate_core::foundation::provisioned(
+                m,
+                e.min_provisioned_throughput,
+                e.max_provisioned_throughput,
+                e.provisioned_model_units,
+            )
+            .map_err(|(field, why)| ApiError::invalid(&at(field), why))?;
+            if asked.is_some() && e.workload_size.is_some() {
+                return Err(ApiError::invalid(
+                    &at("workload_size"),
+                    "provisioned throughput sizes this entity; drop workload_size or the throughput",
+                ));
+            }
             continue;
         }
+        refuse_provisioned(e, &at)?;
         let model = match require(app, caller, name, Level::CanQuery).await {
             Ok((m, _)) => m,
             Err(ApiError::NotFound(_)) => {
@@ -326,21 +345,44 @@ pub async fn check_served(
     Ok(())
 }
 
+/// Provisioned throughput is a foundation model's: anything else asking for it is a 400 naming the
+/// field.
+fn refuse_provisioned(e: &modelgate_wire::ServedEntityInput, at: &dyn Fn(&str) -> String) -> ApiResult<()> {
+    let asked = [
+        ("min_provisioned_throughput", e.min_provisioned_throughput),
+        ("max_provisioned_throughput", e.max_provisioned_throughput),
+        ("provisioned_model_units", e.provisioned_model_units),
+    ];
+    match asked.into_iter().find(|(_, v)| v.is_some()) {
+        Some((field, _)) => Err(ApiError::invalid(
+            &at(field),
+            "provisioned throughput is for foundation models (entity_name system.ai.*, see \
+             `modelgate foundation-models list`); size other entities with workload_size",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `GET /api/2.0/foundation-models` (our extension): the catalog, with whether each model's files
 /// are installed on this server and where they go.
 pub async fn foundation_models(State(app): State<AppState>) -> Json<serde_json::Value> {
     let dir = &app.hosting.settings.foundation_dir;
     let prices = app.usage.prices();
-    let models: Vec<serde_json::Value> = modelgate_core::foundation::CATALOG
+    let models: Vec<serde_json::Value> = app
+        .hosting
+        .settings
+        .catalog
+        .models()
         .iter()
         .map(|m| {
             let installed = crate::hosting::entity::foundation_files(m, dir);
             let price =
-                prices.lookup("modelgate", m.name).map(|p| serde_json::json!({"input": p.input, "output": p.output}));
+                prices.lookup("modelgate", &m.name).map(|p| serde_json::json!({"input": p.input, "output": p.output}));
             serde_json::json!({
                 "name": m.name, "task": m.task, "runtime": m.runtime.as_str(), "description": m.description,
-                "available": installed.is_ok(), "files": dir.join(m.dir).display().to_string(),
+                "available": installed.is_ok(), "files": dir.join(&m.dir).display().to_string(),
                 "reason": installed.err(), "price_per_million_tokens": price,
+                "throughput_chunk_size": m.band_tokens_per_second, "band_usd_per_hour": m.band_usd_per_hour,
             })
         })
         .collect();

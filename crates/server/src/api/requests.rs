@@ -106,6 +106,7 @@ fn entry(r: UsageRecord) -> RequestLogEntry {
         input_tokens: r.input_tokens,
         output_tokens: r.output_tokens,
         cost_usd: r.cost_usd,
+        billing: r.billing,
     }
 }
 

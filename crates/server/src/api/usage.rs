@@ -183,7 +183,7 @@ pub async fn break_even(
         .entities
         .iter()
         .filter_map(|e| e.registered.as_ref())
-        .find_map(|(name, _)| modelgate_core::foundation::find(name))
+        .find_map(|(name, _)| app.hosting.settings.catalog.find(name))
         .ok_or_else(|| {
             ApiError::invalid(
                 "endpoint",
@@ -207,11 +207,17 @@ pub async fn break_even(
     let per_hour = |r: &modelgate_store::ReportRow| (r.input_tokens + r.output_tokens).max(0) as u64;
     let tokens: u64 = hours.iter().map(per_hour).sum();
     let peak = hours.iter().map(per_hour).max().unwrap_or(0);
-    let price = app.usage.prices().lookup("modelgate", model.name).map(|p| p.input).unwrap_or(0.0);
-    let b = modelgate_core::foundation::break_even(model, tokens, price, peak, days as f64 * 24.0);
+    // What the tokens cost (or would have, if the endpoint is provisioned) at the per-token price.
+    let (input, output) =
+        hours.iter().fold((0, 0), |(i, o), r| (i + r.input_tokens.max(0), o + r.output_tokens.max(0)));
+    let price = app.usage.prices().lookup("modelgate", &model.name);
+    let (in_price, out_price) = price.map(|p| (p.input, p.output)).unwrap_or_default();
+    let pay_per_token = (input as f64 * in_price + output as f64 * out_price) / 1e6;
+    let b = modelgate_core::foundation::break_even(model, tokens, pay_per_token, peak, days as f64 * 24.0);
     Ok(Json(json!({
         "endpoint": ep.name, "model": model.name, "days": days, "tokens": tokens,
-        "usd_per_million_tokens": price, "pay_per_token_usd": b.pay_per_token_usd,
+        "usd_per_million_tokens": in_price, "usd_per_million_output_tokens": out_price,
+        "pay_per_token_usd": b.pay_per_token_usd,
         "peak_tokens_per_hour": peak, "band_tokens_per_second": model.band_tokens_per_second,
         "band_usd_per_hour": model.band_usd_per_hour, "bands": b.bands, "provisioned_usd": b.provisioned_usd,
         "break_even_tokens_per_hour": b.break_even_tokens_per_hour, "cheaper": b.cheaper,

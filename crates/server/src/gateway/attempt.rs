@@ -99,6 +99,25 @@ pub(super) async fn route(
     let mut counted: Vec<usize> = Vec::new();
     for (n, idx) in attempts.into_iter().enumerate() {
         let Some(entity) = ep.entities.get(idx) else { continue };
+        // A foundation model with provisioned throughput: the query's turn within it.
+        if let Some(t) = entity.hosted.as_ref().and_then(|s| s.throughput.as_ref()) {
+            let (input, output) = crate::policy::ratelimit::estimate(&body);
+            match t.acquire(input + output, deadline).await {
+                Ok(turn) => {
+                    if let Some(o) = settlement.as_mut() {
+                        o.throughput(turn);
+                    }
+                }
+                Err(refusal) => {
+                    let error = over_throughput(ep, entity, t.status().tokens_per_second, refusal);
+                    if failover {
+                        last = Some((error, &entity.name, None));
+                        continue;
+                    }
+                    return with_entity(error.into_response(), &entity.name);
+                }
+            }
+        }
         // A hosted entity: a slot on one of its replicas, waiting for one to start if it must.
         let lease = match &entity.hosted {
             Some(set) => match set.lease(deadline).await {
@@ -204,6 +223,23 @@ fn refused(ep: &LiveEndpoint, entity: &crate::snapshot::LiveEntity, refusal: Ref
             message: format!("Served entity '{}' of endpoint '{}' cannot serve now: {why}.", entity.name, ep.name),
             retry_after: Some(1),
         },
+    }
+}
+
+/// A query beyond an entity's provisioned throughput: 429 with the seconds until it would fit.
+fn over_throughput(ep: &LiveEndpoint, entity: &LiveEntity, tokens_per_second: u64, refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::Busy { retry_after_secs } => ApiError::Upstream {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "REQUEST_LIMIT_EXCEEDED",
+            message: format!(
+                "Served entity '{}' of endpoint '{}' is at its provisioned throughput ({tokens_per_second} tokens/s) \
+                 and its queue is full; retry in {retry_after_secs} s or raise max_provisioned_throughput.",
+                entity.name, ep.name
+            ),
+            retry_after: Some(retry_after_secs),
+        },
+        other => refused(ep, entity, other),
     }
 }
 

@@ -27,10 +27,10 @@ use crate::state::AppState;
 use crate::telemetry::inference::{Capture, InferenceSink};
 use crate::telemetry::metrics::{EntityLabels, Metrics, Observation};
 use crate::telemetry::usage::{CLIENT_CLOSED, CLIENT_DISCONNECTED, UsageSink};
-use modelgate_store::{PayloadRecord, UsageRecord};
+use modelgate_store::{PayloadRecord, UsageRecord, billing};
 
 /// The provider of usage records of registered model versions (hosted here), in prices and reports.
-const HOSTED_PROVIDER: &str = "modelgate";
+pub(crate) const HOSTED_PROVIDER: &str = "modelgate";
 
 /// An OpenAI-shaped `usage` object, as providers (translated) report it.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -195,6 +195,8 @@ impl Ledger {
 #[derive(Default)]
 pub struct Settlement {
     reservation: Option<(Arc<dyn Counters>, Admission)>,
+    /// The query's turn within a provisioned throughput, settled to the tokens used.
+    turn: Option<crate::hosting::throughput::Reservation>,
     guard: Option<OutputGuard>,
     ledger: Option<Ledger>,
     /// Streamed (or unreported) output text, to count tokens when the provider reports none.
@@ -219,6 +221,7 @@ impl Settlement {
     pub fn new(ledger: Option<Ledger>) -> Self {
         Settlement {
             reservation: None,
+            turn: None,
             guard: None,
             ledger,
             streamed: String::new(),
@@ -236,6 +239,11 @@ impl Settlement {
     /// Holds a rate-limit reservation, settled to the tokens really used.
     pub fn reserve(&mut self, counters: Arc<dyn Counters>, admission: Option<Admission>) {
         self.reservation = admission.filter(Admission::needs_usage).map(|a| (counters, a));
+    }
+
+    /// Holds a turn within a provisioned throughput; its usage is billed by the band, not per token.
+    pub fn throughput(&mut self, turn: crate::hosting::throughput::Reservation) {
+        self.turn = Some(turn);
     }
 
     /// Applies output guardrails.
@@ -258,6 +266,9 @@ impl Settlement {
             }
             if r.served_entity != entity.name {
                 r.served_entity.clone_from(&entity.name);
+                let provisioned = entity.hosted.as_ref().is_some_and(|s| s.throughput.is_some());
+                let billing = if provisioned { billing::PROVISIONED } else { billing::PER_TOKEN };
+                r.billing = billing.to_string();
                 // A registered version is served by modelgate itself: it is priced (and reported)
                 // as provider `modelgate` and the model's name, whatever wire format its replica speaks.
                 match (&entity.registered, &entity.external_model) {
@@ -457,6 +468,9 @@ impl Settlement {
         let usage = self.usage();
         if let Some((counters, admission)) = self.reservation.take() {
             admission.settle(counters.as_ref(), usage.total());
+        }
+        if let Some(turn) = self.turn.take() {
+            turn.settle(usage.total());
         }
         if let Some(l) = self.ledger.take() {
             let now = Instant::now();

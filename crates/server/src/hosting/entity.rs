@@ -8,7 +8,7 @@ use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use modelgate_core::foundation::FoundationModel;
+use modelgate_core::foundation::{FoundationModel, Provisioned};
 use modelgate_core::models::Runtime as RuntimeKind;
 use modelgate_core::secret::SecretString;
 use modelgate_core::secret_ref;
@@ -17,6 +17,7 @@ use modelgate_wire::{ExternalModel, OpenAiConfig, ServedEntityInput};
 
 use super::replicas::{AdapterFor, ReplicaSet, Sizing};
 use super::runtime::ReplicaSpec;
+use super::throughput::{Billing, Throughput};
 use super::{Hosting, SetKey};
 use crate::configs::SecretValues;
 
@@ -50,17 +51,20 @@ fn keys() -> &'static std::hash::RandomState {
     KEYS.get_or_init(std::hash::RandomState::new)
 }
 
-/// The files of foundation model `m`, if they are installed under `dir`.
+/// The files of foundation model `m`, if they are installed under `dir`: an embedded model's
+/// weights and tokenizer, or a process model's directory (its command's `$MODEL_PATH`).
 pub fn foundation_files(m: &FoundationModel, dir: &std::path::Path) -> Result<PathBuf, String> {
-    let path = dir.join(m.dir);
-    let missing = modelgate_core::models::EMBEDDED_FILES.into_iter().any(|f| !path.join(f).is_file());
+    let path = dir.join(&m.dir);
+    let missing = match m.runtime {
+        RuntimeKind::Embedded => modelgate_core::models::EMBEDDED_FILES.into_iter().any(|f| !path.join(f).is_file()),
+        RuntimeKind::Process => !path.is_dir(),
+    };
     if missing {
-        return Err(format!(
-            "foundation model {} is not installed: put its files ({}) in {}",
-            m.name,
-            modelgate_core::models::EMBEDDED_FILES.join(", "),
-            path.display()
-        ));
+        let what = match m.runtime {
+            RuntimeKind::Embedded => format!("its files ({})", modelgate_core::models::EMBEDDED_FILES.join(", ")),
+            RuntimeKind::Process => "the directory its command reads as $MODEL_PATH".to_string(),
+        };
+        return Err(format!("foundation model {} is not installed: create {what} in {}", m.name, path.display()));
     }
     Ok(path)
 }
@@ -68,15 +72,15 @@ pub fn foundation_files(m: &FoundationModel, dir: &std::path::Path) -> Result<Pa
 /// The version a foundation model serves as: the catalog's runtime and task, its installed files.
 fn foundation_version(m: &FoundationModel, dir: &std::path::Path) -> Result<ModelVersionRecord, String> {
     Ok(ModelVersionRecord {
-        model_id: m.name.to_string(),
+        model_id: m.name.clone(),
         version: 1,
         source: foundation_files(m, dir)?.display().to_string(),
         runtime: m.runtime.as_str().to_string(),
-        task: m.task.to_string(),
-        command: None,
+        task: m.task.clone(),
+        command: m.command.as_ref().and_then(|c| serde_json::to_string(c).ok()),
         env: None,
         content_hash: String::new(),
-        description: m.description.to_string(),
+        description: m.description.clone(),
         creator: "modelgate".to_string(),
         created_at: 0,
     })
@@ -106,7 +110,7 @@ pub fn resolve(
     versions: &ModelVersions,
     secrets: &SecretValues,
 ) -> Result<Resolved, String> {
-    let foundation = entity.entity_name.as_deref().and_then(modelgate_core::foundation::find);
+    let foundation = entity.entity_name.as_deref().and_then(|n| hosting.settings.catalog.find(n));
     let builtin = foundation.map(|m| foundation_version(m, &hosting.settings.foundation_dir)).transpose()?;
     let v = match &builtin {
         Some(v) => v,
@@ -121,13 +125,7 @@ pub fn resolve(
         return Err(format!("workload_type {t} needs a GPU, and this server has none; use CPU"));
     }
     let settings = &hosting.settings;
-    let sizing = Sizing::of(
-        entity.workload_size.as_deref(),
-        entity.scale_to_zero_enabled.unwrap_or(false),
-        settings.idle_to_zero,
-        settings.cold_start_timeout,
-    )?
-    .scaling_down_after(settings.scale_down_after);
+
     // The version's declared environment, then the entity's (which wins), secrets resolved.
     let declared: BTreeMap<String, String> =
         v.env.as_deref().and_then(|e| serde_json::from_str(e).ok()).unwrap_or_default();
@@ -145,8 +143,24 @@ pub fn resolve(
     }
     let command: Vec<String> = v.command.as_deref().and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default();
     let entity_name = entity.name.clone().unwrap_or_default();
-    let what =
-        (&v.model_id, v.version, &v.content_hash, &command, &env, &entity.workload_size, entity.scale_to_zero_enabled);
+    let provisioned = match foundation {
+        Some(m) => provisioned(entity, m)?,
+        None => None,
+    };
+    let sizing = match provisioned {
+        Some(p) => Sizing::provisioned(p.min_bands, p.max_bands, settings.idle_to_zero, settings.cold_start_timeout),
+        None => Sizing::of(
+            entity.workload_size.as_deref(),
+            entity.scale_to_zero_enabled.unwrap_or(false),
+            settings.idle_to_zero,
+            settings.cold_start_timeout,
+        )?,
+    }
+    .scaling_down_after(settings.scale_down_after);
+    let what = (
+        (&v.model_id, v.version, &v.content_hash, &command, &env),
+        (&entity.workload_size, entity.scale_to_zero_enabled, provisioned.map(|p| (p.min_bands, p.max_bands))),
+    );
     let key: SetKey = (endpoint_id.to_string(), entity_name, keys().hash_one(what));
     let spec = ReplicaSpec {
         command,
@@ -159,8 +173,29 @@ pub fn resolve(
     let task = v.task.clone();
     let adapter_for = replica_adapter(model, task.clone());
     let log = (hosting.logs_for)(endpoint_id, &key.1);
-    let set = hosting.set(&key, || ReplicaSet::new(runtime, spec, sizing, adapter_for, log));
+    let throughput = foundation.zip(provisioned).map(|(m, p)| {
+        let billing = Billing {
+            endpoint_id: endpoint_id.to_string(),
+            entity: key.1.clone(),
+            model: m.name.clone(),
+            band_usd_per_hour: m.band_usd_per_hour,
+        };
+        Throughput::new(m.band_tokens_per_second, p, settings.scale_down_after, billing)
+    });
+    let set = hosting.set(&key, || ReplicaSet::new(runtime, spec, sizing, adapter_for, log, throughput));
     Ok(Resolved { key, set, task })
+}
+
+/// The provisioned throughput `entity` asks of foundation model `m`, in bands (`None`: pay per
+/// token), or why it cannot have it.
+pub fn provisioned(entity: &ServedEntityInput, m: &FoundationModel) -> Result<Option<Provisioned>, String> {
+    modelgate_core::foundation::provisioned(
+        m,
+        entity.min_provisioned_throughput,
+        entity.max_provisioned_throughput,
+        entity.provisioned_model_units,
+    )
+    .map_err(|(field, why)| format!("{field}: {why}"))
 }
 
 /// The adapter for a replica: the MLflow scoring protocol for a scoring version, else the

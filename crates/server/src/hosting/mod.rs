@@ -9,6 +9,7 @@ pub mod process;
 pub mod replicas;
 pub mod runtime;
 pub mod source;
+pub mod throughput;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -32,19 +33,48 @@ pub struct HostingSettings {
     pub limits: runtime::ReplicaLimits,
     /// Where the foundation models' files are.
     pub foundation_dir: PathBuf,
+    /// The foundation models this server knows.
+    pub catalog: Arc<modelgate_core::foundation::Catalog>,
+}
+
+/// The file, in the foundation-models directory, where an operator adds models to the catalog.
+pub const CATALOG_FILE: &str = "catalog.toml";
+
+/// The operator's catalog file as written: `[[model]]` tables.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    #[serde(default)]
+    model: Vec<modelgate_core::foundation::FoundationModel>,
+}
+
+/// The catalog: the built-in models and those of `dir/catalog.toml`, if there is one.
+pub fn load_catalog(dir: &std::path::Path) -> Result<modelgate_core::foundation::Catalog, (PathBuf, String)> {
+    let path = dir.join(CATALOG_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err((path, e.to_string())),
+    };
+    let file: CatalogFile = toml::from_str(&text).map_err(|e| (path.clone(), e.to_string()))?;
+    modelgate_core::foundation::Catalog::with(file.model, CATALOG_FILE)
+        .map_err(|e| (path.clone(), format!("{}: {}", e.path, e.message)))
 }
 
 impl HostingSettings {
-    /// The server's settings for a data directory.
-    pub fn of(s: &crate::settings::HostingSettings, data_dir: &std::path::Path) -> Self {
-        HostingSettings {
+    /// The server's settings for a data directory; fails on an invalid catalog file (its path and
+    /// what is wrong).
+    pub fn of(s: &crate::settings::HostingSettings, data_dir: &std::path::Path) -> Result<Self, (PathBuf, String)> {
+        let foundation_dir = s.foundation_models_dir.clone().unwrap_or_else(|| data_dir.join("foundation-models"));
+        Ok(HostingSettings {
             work_root: data_dir.join("replicas"),
-            foundation_dir: s.foundation_models_dir.clone().unwrap_or_else(|| data_dir.join("foundation-models")),
+            catalog: Arc::new(load_catalog(&foundation_dir)?),
+            foundation_dir,
             idle_to_zero: s.idle_to_zero,
             scale_down_after: s.scale_down_after,
             cold_start_timeout: s.cold_start_timeout,
             limits: runtime::ReplicaLimits { memory_bytes: s.replica_memory, open_files: s.replica_open_files },
-        }
+        })
     }
 }
 
@@ -83,6 +113,8 @@ pub struct Hosting {
     sets: Mutex<HashMap<SetKey, Arc<ReplicaSet>>>,
     /// Sets a deployment is warming up: kept even while no snapshot uses them yet.
     pinned: Mutex<HashSet<SetKey>>,
+    /// Throughputs of sets removed since the last billing, for their last charge.
+    retired: Mutex<Vec<Arc<throughput::Throughput>>>,
 }
 
 impl Hosting {
@@ -93,7 +125,15 @@ impl Hosting {
         settings: HostingSettings,
         logs_for: LogsFor,
     ) -> Self {
-        Hosting { runtime, embedded, settings, logs_for, sets: Mutex::default(), pinned: Mutex::default() }
+        Hosting {
+            runtime,
+            embedded,
+            settings,
+            logs_for,
+            sets: Mutex::default(),
+            pinned: Mutex::default(),
+            retired: Mutex::default(),
+        }
     }
 
     /// The set for `key`, made by `make` (and supervised from then on) if there is none.
@@ -124,11 +164,24 @@ impl Hosting {
         let pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
         let gone: Vec<SetKey> = sets.keys().filter(|k| !live.contains(*k) && !pinned.contains(*k)).cloned().collect();
-        gone.iter().filter_map(|k| sets.remove(k)).collect()
+        let gone: Vec<Arc<ReplicaSet>> = gone.iter().filter_map(|k| sets.remove(k)).collect();
+        self.retired.lock().unwrap_or_else(|e| e.into_inner()).extend(gone.iter().filter_map(|s| s.throughput.clone()));
+        gone
     }
 
-    /// Every set, to stop at shutdown.
+    /// Every provisioned throughput to bill: those serving and those removed since the last call.
+    pub fn throughputs(&self) -> Vec<Arc<throughput::Throughput>> {
+        let mut all = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
+        let sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+        all.extend(sets.values().filter_map(|s| s.throughput.clone()));
+        all
+    }
+
+    /// Every set, to stop at shutdown (their throughputs stay to be billed a last time).
     pub fn all(&self) -> Vec<Arc<ReplicaSet>> {
-        self.sets.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, s)| s).collect()
+        let all: Vec<Arc<ReplicaSet>> =
+            self.sets.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, s)| s).collect();
+        self.retired.lock().unwrap_or_else(|e| e.into_inner()).extend(all.iter().filter_map(|s| s.throughput.clone()));
+        all
     }
 }

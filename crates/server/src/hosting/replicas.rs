@@ -35,6 +35,8 @@ pub struct Sizing {
 
 /// Queries one replica takes at once.
 pub const PER_REPLICA: usize = 4;
+/// Most replicas of one provisioned throughput.
+pub const MAX_PROVISIONED_REPLICAS: usize = 16;
 
 impl Sizing {
     /// The sizing of a workload size (`Small`: 0 to 4 concurrent queries, `Medium`: 8 to 16,
@@ -60,6 +62,22 @@ impl Sizing {
             scale_down_after: Duration::from_secs(300),
             cold_start_timeout: cold_start,
         })
+    }
+
+    /// The sizing of provisioned throughput, which admits queries itself: a replica per band (at
+    /// most [`MAX_PROVISIONED_REPLICAS`]), the floor's kept running (none for a floor of zero
+    /// bands: they stop after `idle`), and a queue as long as the throughput's.
+    pub fn provisioned(min_bands: u64, max_bands: u64, idle: Duration, cold_start: Duration) -> Sizing {
+        let cap = |b: u64| usize::try_from(b).unwrap_or(usize::MAX).min(MAX_PROVISIONED_REPLICAS);
+        Sizing {
+            min_replicas: cap(min_bands),
+            max_replicas: cap(max_bands).max(1),
+            per_replica: PER_REPLICA,
+            queue: super::throughput::QUEUE,
+            idle_to_zero: (min_bands == 0).then_some(idle),
+            scale_down_after: Duration::from_secs(300),
+            cold_start_timeout: cold_start,
+        }
     }
 
     /// The same sizing, stopping unused replicas above the minimum after `after`.
@@ -114,6 +132,8 @@ pub struct ReplicaSet {
     changed: tokio::sync::Notify,
     /// Cold starts, ms, for the metrics.
     cold_starts: Mutex<Vec<f64>>,
+    /// The provisioned throughput of a foundation model served with one.
+    pub throughput: Option<Arc<super::throughput::Throughput>>,
 }
 
 /// A query's hold on a replica slot, released when dropped (the answer's last byte sent).
@@ -166,8 +186,10 @@ impl ReplicaSet {
         sizing: Sizing,
         adapter_for: AdapterFor,
         log: LogSink,
+        throughput: Option<Arc<super::throughput::Throughput>>,
     ) -> Arc<Self> {
         Arc::new(ReplicaSet {
+            throughput,
             runtime,
             spec,
             sizing,

@@ -101,6 +101,7 @@ pub struct Metrics {
     upstream_errors: Family<UpstreamLabels, Counter>,
     breaker_open: Family<EntityLabels, Gauge>,
     replicas: Family<EntityLabels, Gauge>,
+    provisioned: Family<EntityLabels, Gauge>,
     cold_start: Histograms,
     writer_depth: Family<WriterLabels, Gauge>,
     writer_dropped: Family<WriterLabels, Counter>,
@@ -132,6 +133,7 @@ impl Metrics {
         let upstream_errors = Family::default();
         let breaker_open = Family::default();
         let replicas = Family::default();
+        let provisioned = Family::default();
         let cold_start: Histograms = Family::new_with_constructor(latency_histogram);
         let writer_depth = Family::default();
         let writer_dropped = Family::default();
@@ -148,7 +150,11 @@ impl Metrics {
         );
         registry.register("input_tokens", "Input tokens of answered queries", input_tokens.clone());
         registry.register("output_tokens", "Output tokens of answered queries", output_tokens.clone());
-        registry.register("cost_usd", "Cost of answered queries in US dollars, from the price table", cost.clone());
+        registry.register(
+            "cost_usd",
+            "Cost in US dollars: of answered queries from the price table, and of provisioned band-time",
+            cost.clone(),
+        );
         registry.register("rate_limited_count", "Queries refused by a rate limit", rate_limited.clone());
         registry.register(
             "upstream_error_count",
@@ -161,6 +167,11 @@ impl Metrics {
             breaker_open.clone(),
         );
         registry.register("hosted_replicas", "Replicas serving a hosted served entity", replicas.clone());
+        registry.register(
+            "provisioned_throughput_tokens_per_second",
+            "Foundation models with provisioned throughput: the tokens per second of the bands held now",
+            provisioned.clone(),
+        );
         registry.register(
             "cold_start_ms",
             "Hosted entities: time from starting a replica with none serving until it answers, milliseconds",
@@ -197,6 +208,7 @@ impl Metrics {
             upstream_errors,
             breaker_open,
             replicas,
+            provisioned,
             cold_start,
             writer_depth,
             writer_dropped,
@@ -241,6 +253,12 @@ impl Metrics {
         if o.cost_usd > 0.0 {
             self.cost.get_or_create(labels).inc_by(o.cost_usd);
         }
+    }
+
+    /// Adds the cost of provisioned band-time of an entity.
+    pub fn band_cost(&self, endpoint: &str, entity: &str, usd: f64) {
+        let labels = EntityLabels { endpoint_name: endpoint.to_string(), served_entity: entity.to_string() };
+        self.cost.get_or_create(&labels).inc_by(usd);
     }
 
     /// Cumulative per-endpoint statistics for the alert rules.
@@ -300,6 +318,9 @@ impl Metrics {
                 self.breaker_open.get_or_create(&labels).set(i64::from(open));
                 if let Some(set) = &e.hosted {
                     self.replicas.get_or_create(&labels).set(set.status().ready as i64);
+                    if let Some(t) = &set.throughput {
+                        self.provisioned.get_or_create(&labels).set(t.status().tokens_per_second as i64);
+                    }
                     let histogram = self.cold_start.get_or_create(&labels);
                     for ms in set.take_cold_starts() {
                         histogram.observe(ms);

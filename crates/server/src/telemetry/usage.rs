@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use modelgate_core::pricing::{PriceTable, Tokens};
-use modelgate_store::{StoreError, UsageDb, UsageRecord};
+use modelgate_store::{StoreError, UsageDb, UsageRecord, billing};
 
 use crate::telemetry::batch::{BatchTarget, BatchWriter};
 use crate::telemetry::metrics::Metrics;
@@ -48,8 +48,14 @@ impl UsageSink {
         &self.prices
     }
 
-    /// Sets a record's cost and price version from its tokens; returns the cost.
+    /// Sets a record's cost and price version from its tokens; returns the cost. A query served
+    /// within provisioned throughput costs nothing more (its band-time is billed instead).
     pub fn price(&self, r: &mut UsageRecord) -> f64 {
+        if r.billing == billing::PROVISIONED {
+            r.cost_usd = 0.0;
+            r.price_version = None;
+            return 0.0;
+        }
         let tokens = Tokens {
             input: r.input_tokens.max(0) as u64,
             cached_input: r.cached_input_tokens.max(0) as u64,

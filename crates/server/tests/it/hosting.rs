@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// The mock upstream as a program (built once per test run).
-fn mock_binary() -> &'static str {
+pub(crate) fn mock_binary() -> &'static str {
     static BIN: OnceLock<String> = OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -56,7 +56,7 @@ fn newest_pid(logs: &str) -> i32 {
     line.split(" (pid ").nth(1).unwrap().split(')').next().unwrap().parse().unwrap()
 }
 
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     for _ in 0..150 {
         if check().await {
             return;
