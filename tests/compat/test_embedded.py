@@ -105,3 +105,28 @@ def test_break_even_of_the_foundation_endpoint(embedder):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "one unit wins above 5000000 tokens an hour; for this traffic: pay-per-token" in out.stdout, out.stdout
+
+
+def test_the_databricks_sdk_provisions_throughput_of_a_foundation_model(embedder):
+    """`create_provisioned_throughput_endpoint`: one band of the embedding model (1,000 tokens/s);
+    its queries are served within the band, billed by the band-hour instead of per token."""
+    w, server = embedder
+    w.serving_endpoints.create_provisioned_throughput_endpoint_and_wait(
+        name="pt-embed",
+        config=serving.PtEndpointCoreConfig(served_entities=[
+            serving.PtServedModel(entity_name="system.ai.all-minilm-l6-v2", provisioned_model_units=1, name="minilm")]),
+        timeout=datetime.timedelta(seconds=120),
+    )
+    ep = w.serving_endpoints.get("pt-embed")
+    assert ep.state.ready == serving.EndpointStateReady.READY
+    assert "1 band(s) held, 1000 tokens/s" in ep.config.served_entities[0].state.deployment_state_message
+    client = openai.OpenAI(base_url=f"{server.host}/serving-endpoints", api_key=ADMIN_TOKEN, max_retries=0)
+    hello = client.embeddings.create(model="pt-embed", input="hello world").data[0].embedding
+    assert all(abs(a - b) < 1e-4 for a, b in zip(hello[:5], HELLO_WORLD_FIRST5))
+    log = requests.get(f"{server.host}/api/2.0/requests?endpoint=pt-embed", headers=HEADERS, timeout=30).json()
+    (query,) = log["requests"]
+    assert (query["billing"], query["cost_usd"], query["input_tokens"]) == ("provisioned", 0.0, 4), query
+    # A config without units is refused by the provisioned-throughput route, naming the field.
+    r = requests.put(f"{server.host}/api/2.0/serving-endpoints/pt/pt-embed/config", headers=HEADERS, timeout=30,
+                     json={"config": {"served_entities": [{"entity_name": "system.ai.all-minilm-l6-v2"}]}})
+    assert r.status_code == 400 and "provisioned_model_units" in r.json()["message"], r.text
