@@ -80,3 +80,63 @@ def test_scoring_errors_are_named(scoring):
     assert r.status_code == 400 and "cannot score" in r.json()["message"], r.text
     r = requests.post(url, json={"inputs": [[1]], "stream": True}, headers=HEADERS, timeout=30)
     assert r.status_code == 400 and "stream" in r.json()["message"], r.text
+
+
+def test_replicas_a_killed_server_left_are_stopped_at_its_next_start(tmp_path):
+    """SIGKILL leaves the server no chance to stop its replicas; the next start on the same data
+    directory finds them (by their working directories) and stops them with their groups."""
+    import os
+    import re
+    import signal
+    import time
+
+    from harness import start_server
+
+    def alive(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    data, source = tmp_path / "data", tmp_path / "model"
+    source.mkdir()
+    command = [str(pathlib.Path(BIN_DIR).resolve() / "modelgate-mock-upstream"), "--listen", "127.0.0.1:$PORT"]
+    first = start_server(data, ADMIN_TOKEN)
+    pid = None
+    try:
+        post = lambda path, body: requests.post(f"{first.host}{path}", json=body, headers=HEADERS, timeout=60)  # noqa: E731
+        assert post("/api/2.0/registered-models", {"name": "orphans"}).status_code == 200
+        r = post("/api/2.0/registered-models/orphans/versions",
+                 {"source": str(source), "runtime": "process", "command": command})
+        assert r.status_code == 200, r.text
+        r = post("/api/2.0/serving-endpoints", {"name": "orphans", "config": {"served_entities": [
+            {"name": "m", "entity_name": "orphans", "entity_version": "1", "workload_size": "Small",
+             "scale_to_zero_enabled": False}]}})
+        assert r.status_code == 200, r.text
+        for _ in range(300):
+            logs = requests.get(f"{first.host}/api/2.0/serving-endpoints/orphans/served-models/m/logs",
+                                headers=HEADERS, timeout=10).json().get("logs", "")
+            found = re.search(r"\(pid (\d+)\)", logs)
+            if found and "replica ready" in logs:
+                pid = int(found.group(1))
+                break
+            time.sleep(0.1)
+        assert pid and alive(pid), logs
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(timeout=10)
+        time.sleep(0.3)
+        assert alive(pid), "the killed server's replica is still running"
+        second = start_server(data, ADMIN_TOKEN)
+        try:
+            for _ in range(100):
+                if not alive(pid):
+                    break
+                time.sleep(0.1)
+            assert not alive(pid), "the next start stopped it"
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+        if pid and alive(pid):
+            os.killpg(pid, signal.SIGKILL)

@@ -201,7 +201,12 @@ impl Assembly {
             // reqwest needs a process-wide TLS provider; ring keeps aws-lc and OpenSSL out of the build.
             let _ = rustls::crypto::ring::default_provider().install_default();
             let events = Arc::new(state::EntityEvents::default());
-            // Working directories a previous run left (it was killed before stopping its replicas).
+            // Replicas, and their working directories, that a previous run left (it was killed
+            // before it could stop them).
+            let reaped = hosting::process::reap_orphans(&config.data_dir.join("replicas"));
+            if reaped > 0 {
+                tracing::warn!(groups = reaped, "stopped replicas a previous run left running");
+            }
             let _ = std::fs::remove_dir_all(config.data_dir.join("replicas"));
             let hosting_settings = hosting::HostingSettings::of(&config.hosting, &config.data_dir)
                 .map_err(|(path, reason)| StartError::FoundationCatalog { path, reason })?;

@@ -44,6 +44,28 @@ fn fill(arg: &str, port: u16, model_path: &Path) -> String {
         .replace("$MODEL_PATH", &path)
 }
 
+/// Kills the process groups of replicas a previous run left running (it was killed before it
+/// could stop them): every process whose working directory is under `work_root`, where only
+/// replicas run. Returns how many groups were killed. Never this server's own group.
+pub fn reap_orphans(work_root: &Path) -> usize {
+    let Ok(root) = work_root.canonicalize() else { return 0 };
+    let ours = nix::unistd::getpgrp();
+    let mut groups = std::collections::HashSet::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else { continue };
+        if !cwd.starts_with(&root) {
+            continue;
+        }
+        if let Ok(group) = nix::unistd::getpgid(Some(Pid::from_raw(pid)))
+            && group != ours
+        {
+            groups.insert(group);
+        }
+    }
+    groups.into_iter().filter(|g| killpg(*g, Signal::SIGKILL).is_ok()).count()
+}
+
 /// A free loopback port (another program could take it before the replica binds it; the replica
 /// then fails its health check and is started again on another).
 fn free_port() -> Result<u16, String> {
@@ -204,6 +226,26 @@ impl Drop for ProcessReplica {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn replicas_a_killed_server_left_are_reaped_with_their_groups() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("replica-1");
+        std::fs::create_dir_all(&dir).unwrap();
+        // A replica that started a child of its own, both in the replica's group.
+        let mut orphan =
+            Command::new("sh").args(["-c", "sleep 300 & wait"]).current_dir(&dir).process_group(0).spawn().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let mut bystander =
+            Command::new("sleep").arg("300").current_dir(elsewhere.path()).process_group(0).spawn().unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(reap_orphans(root.path()), 1, "one group");
+        let status = tokio::time::timeout(Duration::from_secs(5), orphan.wait()).await.unwrap().unwrap();
+        assert!(status.code().is_none(), "killed by a signal: {status:?}");
+        assert!(bystander.try_wait().unwrap().is_none(), "a process elsewhere is left alone");
+        bystander.kill().await.unwrap();
+        assert_eq!(reap_orphans(&root.path().join("missing")), 0);
+    }
 
     #[test]
     fn placeholders_are_filled_without_a_shell() {
