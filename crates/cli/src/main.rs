@@ -304,6 +304,10 @@ struct ServeArgs {
     /// usage record.
     #[arg(long, env = "MODELGATE_BAND_BILLING_INTERVAL", value_parser = humantime::parse_duration, default_value = "60s")]
     band_billing_interval: Duration,
+    /// Redis shared by every replica of a scaled-out install: rate limits then count across
+    /// replicas (docs/scale-out.md), e.g. redis://127.0.0.1:6379/0.
+    #[arg(long, env = "MODELGATE_REDIS_URL")]
+    redis_url: Option<String>,
 }
 
 /// A size in bytes: a number, optionally with a K, KB, KiB, M, MB, MiB, G, GB or GiB suffix
@@ -544,6 +548,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             foundation_models_dir: args.foundation_models_dir.clone(),
             billing_interval: args.band_billing_interval.max(Duration::from_secs(1)),
         },
+        redis_url: args.redis_url.clone(),
     };
     let server = match modelgate_server::Server::start(config).await {
         Ok(s) => s,

@@ -56,6 +56,9 @@ pub enum StartError {
         /// What is wrong.
         reason: String,
     },
+    /// The Redis URL cannot be used.
+    #[error("{0}")]
+    Redis(String),
     /// Another server uses the data directory.
     #[error("{0}")]
     DataDirInUse(String),

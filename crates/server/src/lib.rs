@@ -87,6 +87,8 @@ pub struct ServerConfig {
     pub console_password_sign_in: bool,
     /// Hosted models' replicas.
     pub hosting: HostingSettings,
+    /// Redis for state every replica shares (rate-limit counters); `None`: per replica.
+    pub redis_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -112,6 +114,7 @@ impl Default for ServerConfig {
             allow_insecure_key_file: false,
             console_password_sign_in: false,
             hosting: HostingSettings::default(),
+            redis_url: None,
         }
     }
 }
@@ -241,6 +244,12 @@ impl Assembly {
                 .map_err(in_dir("inference-table database", bootstrap::INFERENCE_DB_FILE))?;
             let inference = inference::InferenceSink::start(inference_db.clone(), metrics);
             let (queue, jobs) = state::DeployQueue::new();
+            let counters = match &config.redis_url {
+                Some(url) => policy::counters::Counters::shared(
+                    policy::shared::SharedCounters::connect(url, &workspace_id).map_err(StartError::Redis)?,
+                ),
+                None => policy::counters::Counters::local(),
+            };
             let app = state::AppState::new(
                 store.clone(),
                 cipher,
@@ -248,7 +257,13 @@ impl Assembly {
                 queue.clone(),
                 workspace_id,
                 config,
-                state::Sinks { usage: usage.clone(), inference: inference.clone(), events, hosting },
+                state::Sinks {
+                    usage: usage.clone(),
+                    inference: inference.clone(),
+                    events,
+                    hosting,
+                    counters: Arc::new(counters),
+                },
             )
             .map_err(StartError::HttpClient)?;
 
@@ -301,6 +316,7 @@ impl Server {
         let billing =
             tokio::spawn(background::billing::run(app.clone(), config.hosting.billing_interval, stop_rx.clone()));
         let billed = app.clone();
+        let redis_watch = app.counters.shared_store().cloned().map(|s| tokio::spawn(s.watch(stop_rx.clone())));
         let metrics = app.metrics.clone();
         let hosting = app.hosting.clone();
         let gate = http::limits::Gate::new(config.limits, metrics.clone());
@@ -313,6 +329,9 @@ impl Server {
             let _ = health.await;
             let _ = audit_retention.await;
             let _ = billing.await;
+            if let Some(w) = redis_watch {
+                let _ = w.await;
+            }
             // Every query has finished: the hosted models' replicas go, with everything they started,
             // and their provisioned band-time is billed to the end.
             for set in hosting.all() {

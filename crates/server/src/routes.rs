@@ -162,9 +162,16 @@ pub fn router(app: AppState, gate: limits::Gate) -> Router {
         .with_state(app)
 }
 
+/// Ready while the store answers. Redis is reported, not required: without it the replica serves
+/// with per-replica rate limits.
 async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let redis = match app.counters.shared_store() {
+        None => "not configured",
+        Some(s) if s.up() => "up",
+        Some(_) => "down: rate limits count per replica",
+    };
     match app.store.ping().await {
-        Ok(()) => Ok(Json(json!({"status": "ready"}))),
+        Ok(()) => Ok(Json(json!({"status": "ready", "database": "up", "redis": redis}))),
         Err(e) => {
             tracing::error!(error = %e, "readiness check failed");
             Err(ApiError::Unavailable("The store is not reachable.".into()))

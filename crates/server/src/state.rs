@@ -59,7 +59,7 @@ pub struct Shared {
     /// Retry policy.
     pub retries: RetrySettings,
     /// Rate-limit counters.
-    pub counters: Arc<dyn crate::policy::counters::Counters>,
+    pub counters: Arc<crate::policy::counters::Counters>,
     /// The chat endpoint that judges `safety` and `valid_topics` guardrails.
     pub judge_endpoint: Option<String>,
     /// Prometheus metrics.
@@ -92,6 +92,8 @@ pub struct Sinks {
     pub events: Arc<EntityEvents>,
     /// Hosted models' replica sets.
     pub hosting: Arc<crate::hosting::Hosting>,
+    /// Rate-limit counters.
+    pub counters: Arc<crate::policy::counters::Counters>,
 }
 
 impl AppState {
@@ -105,7 +107,7 @@ impl AppState {
         config: &crate::ServerConfig,
         sinks: Sinks,
     ) -> Result<Self, reqwest::Error> {
-        let Sinks { usage, inference, events, hosting } = sinks;
+        let Sinks { usage, inference, events, hosting, counters } = sinks;
         let timeouts = config.timeouts;
         let http = crate::egress::client(timeouts.connect)?;
         let metrics = usage.metrics.clone();
@@ -129,7 +131,7 @@ impl AppState {
             timeouts,
             breakers,
             retries: config.retries,
-            counters: Arc::new(crate::policy::counters::LocalCounters::default()),
+            counters,
             judge_endpoint: config.judge_endpoint.clone(),
             metrics: metrics.clone(),
             usage,

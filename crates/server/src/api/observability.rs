@@ -25,6 +25,7 @@ pub async fn server_metrics(
             "GET /metrics needs an admin token (e.g. of a service principal in the admins group)".into(),
         ));
     }
+    app.metrics.redis_up(app.counters.shared_store().map(|s| s.up()));
     let text = app.metrics.render(&app.snapshot.load(), &app.breakers);
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }

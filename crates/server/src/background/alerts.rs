@@ -399,7 +399,7 @@ async fn evaluate(
                 let secs = (now / 1000) as u64;
                 for ep in &endpoints {
                     for (what, used, limit) in
-                        crate::policy::ratelimit::endpoint_usage(app.counters.as_ref(), ep.target(), secs)
+                        crate::policy::ratelimit::endpoint_usage(&app.counters, ep.target(), secs).await
                     {
                         let value = if limit == 0 { 1.0 } else { used as f64 / limit as f64 };
                         if value > threshold {

@@ -127,7 +127,7 @@ pub(super) async fn admit(
         return Err(ApiError::BadRequest(format!("Endpoint '{name}' has no served entity.")));
     }
     app.budgets.check(ep.target(), facts.usage_context.as_ref())?;
-    let admission = ratelimit::admit(app.counters.as_ref(), ep.target(), caller.caller(), &body, unix_secs())?;
+    let admission = ratelimit::admit(&app.counters, ep.target(), caller.caller(), &body, unix_secs()).await?;
     let judge = GatewayJudge::of(app);
     let policy = ep.guardrails.clone();
     let guard =

@@ -19,7 +19,6 @@ use serde_json::Value;
 use super::query::QueryFacts;
 use crate::error::{ApiError, ErrorCode};
 use crate::policy::budgets::Budgets;
-use crate::policy::counters::Counters;
 use crate::policy::guardrails::OutputGuard;
 use crate::policy::ratelimit::Admission;
 use crate::snapshot::{LiveEndpoint, LiveEntity, Principal};
@@ -194,7 +193,7 @@ impl Ledger {
 /// queries such as the guardrail judge's).
 #[derive(Default)]
 pub struct Settlement {
-    reservation: Option<(Arc<dyn Counters>, Admission)>,
+    reservation: Option<(Arc<crate::policy::counters::Counters>, Admission)>,
     /// The query's turn within a provisioned throughput, settled to the tokens used.
     turn: Option<crate::hosting::throughput::Reservation>,
     guard: Option<OutputGuard>,
@@ -237,7 +236,7 @@ impl Settlement {
     }
 
     /// Holds a rate-limit reservation, settled to the tokens really used.
-    pub fn reserve(&mut self, counters: Arc<dyn Counters>, admission: Option<Admission>) {
+    pub fn reserve(&mut self, counters: Arc<crate::policy::counters::Counters>, admission: Option<Admission>) {
         self.reservation = admission.filter(Admission::needs_usage).map(|a| (counters, a));
     }
 

@@ -1,9 +1,12 @@
-//! Rate-limit counters behind an interface: in-process now, a shared store (Redis) for several
-//! replicas later.
+//! Rate-limit counters: in-process for one replica, or shared by every replica in Redis.
 //!
 //! Windows are fixed calendar minutes (`renewal_period: minute`). A reservation names every counter
 //! a request touches and succeeds for all of them or none, so concurrent requests can never push a
-//! counter past its limit.
+//! counter past its limit: in-process under one lock, in Redis in one script (one round trip).
+//!
+//! When Redis does not answer, each replica counts on its own ([`LocalCounters`]) until it does
+//! again: the limits then hold per replica, not across them (see docs/ratelimits.md). A
+//! reservation is settled where it was made.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -30,8 +33,8 @@ pub struct Refusal {
     pub used: u64,
 }
 
-/// Counter storage.
-pub trait Counters: Send + Sync {
+/// Counter storage of one process.
+pub trait CounterStore: Send + Sync {
     /// Adds every want in window `window` if all fit under their limits; otherwise adds nothing.
     fn reserve(&self, window: u64, wants: &[Want]) -> Result<(), Refusal>;
     /// Changes a counter by `delta` (settling an estimate; may be negative).
@@ -57,7 +60,7 @@ impl LocalCounters {
     }
 }
 
-impl Counters for LocalCounters {
+impl CounterStore for LocalCounters {
     fn reserve(&self, window: u64, wants: &[Want]) -> Result<(), Refusal> {
         self.with(window, |map| {
             for w in wants {
@@ -82,6 +85,67 @@ impl Counters for LocalCounters {
 
     fn get(&self, window: u64, key: &str) -> u64 {
         self.with(window, |map| map.get(key).copied().unwrap_or(0))
+    }
+}
+
+/// Where a reservation was made, to settle it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// This replica's counters.
+    #[default]
+    Local,
+    /// The counters every replica shares.
+    Shared,
+}
+
+/// The server's counters: shared in Redis when configured and reachable, else this replica's.
+pub struct Counters {
+    local: LocalCounters,
+    shared: Option<super::shared::SharedCounters>,
+}
+
+impl Counters {
+    /// This replica's counters only.
+    pub fn local() -> Self {
+        Counters { local: LocalCounters::default(), shared: None }
+    }
+
+    /// Counters shared through `shared`, falling back to this replica's when it is down.
+    pub fn shared(shared: super::shared::SharedCounters) -> Self {
+        Counters { local: LocalCounters::default(), shared: Some(shared) }
+    }
+
+    /// The shared counters, if configured.
+    pub fn shared_store(&self) -> Option<&super::shared::SharedCounters> {
+        self.shared.as_ref()
+    }
+
+    /// Adds every want if all fit under their limits; otherwise adds nothing. Returns where.
+    pub async fn reserve(&self, window: u64, wants: &[Want]) -> Result<Backend, Refusal> {
+        if let Some(shared) = self.shared.as_ref().filter(|s| s.up())
+            && let Some(outcome) = shared.reserve(window, wants).await
+        {
+            return outcome.map(|()| Backend::Shared);
+        }
+        self.local.reserve(window, wants).map(|()| Backend::Local)
+    }
+
+    /// Changes a counter where its reservation was made (in the background when shared).
+    pub fn adjust(&self, backend: Backend, window: u64, key: &str, delta: i64) {
+        match (backend, &self.shared) {
+            (Backend::Shared, Some(shared)) => shared.adjust(window, key, delta),
+            _ => self.local.adjust(window, key, delta),
+        }
+    }
+
+    /// The value of a counter: the shared one when it answers, else this replica's.
+    pub async fn get(&self, window: u64, key: &str) -> u64 {
+        if let Some(shared) = self.shared.as_ref().filter(|s| s.up())
+            && let Some(v) = shared.get(window, key).await
+        {
+            return v;
+        }
+        self.local.get(window, key)
     }
 }
 

@@ -17,7 +17,7 @@ use modelgate_wire::AiGatewayRateLimit;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::policy::counters::{Counters, Want};
+use crate::policy::counters::{Backend, Counters, Want};
 use crate::policy::{Caller, Target};
 
 /// Output tokens reserved for a request that sets no `max_tokens`.
@@ -26,6 +26,7 @@ pub const DEFAULT_MAX_TOKENS: u64 = 1024;
 /// An admitted request's token reservation, to settle once usage is known.
 #[derive(Debug, Default)]
 pub struct Admission {
+    backend: Backend,
     window: u64,
     token_keys: Vec<String>,
     reserved: u64,
@@ -34,10 +35,13 @@ pub struct Admission {
 
 impl Admission {
     /// Replaces the reservation with the tokens actually used.
-    pub fn settle(&self, counters: &dyn Counters, used: u64) {
+    pub fn settle(&self, counters: &Counters, used: u64) {
         let delta = used as i64 - self.reserved as i64;
+        if delta == 0 {
+            return;
+        }
         for k in &self.token_keys {
-            counters.adjust(self.window, k, delta);
+            counters.adjust(self.backend, self.window, k, delta);
         }
     }
 
@@ -116,8 +120,8 @@ fn describe(key: &str, limit: u64, caller: &str) -> String {
 }
 
 /// Admits a request or refuses it with a 429 naming the limit. `now_secs` is the wall clock.
-pub fn admit(
-    counters: &dyn Counters,
+pub async fn admit(
+    counters: &Counters,
     ep: Target<'_>,
     caller: Caller<'_>,
     body: &serde_json::Map<String, Value>,
@@ -151,12 +155,12 @@ pub fn admit(
         all.extend(wants(&default, &format!("u:{}:{}", ep.id, caller.id), estimated));
     }
 
-    let r = match counters.reserve(window, &all) {
-        Ok(()) => {
+    let r = match counters.reserve(window, &all).await {
+        Ok(backend) => {
             let token_keys: Vec<String> =
                 all.iter().filter(|w| w.key.ends_with(":tokens")).map(|w| w.key.clone()).collect();
             let reserved = if token_keys.is_empty() { 0 } else { estimated };
-            return Ok(Some(Admission { window, reserved, input, token_keys }));
+            return Ok(Some(Admission { backend, window, reserved, input, token_keys }));
         }
         Err(r) => r,
     };
@@ -175,14 +179,15 @@ pub fn admit(
 
 /// How full each endpoint-wide limit of `ep` is in the current minute: what it counts, the amount
 /// used and the limit.
-pub fn endpoint_usage(counters: &dyn Counters, ep: Target<'_>, now_secs: u64) -> Vec<(String, u64, u64)> {
+pub async fn endpoint_usage(counters: &Counters, ep: Target<'_>, now_secs: u64) -> Vec<(String, u64, u64)> {
     let window = now_secs / 60;
     let limits: Vec<&AiGatewayRateLimit> =
         ep.rate_limits.iter().filter(|l| l.key.as_deref().unwrap_or("endpoint") == "endpoint").collect();
-    wants(&limits, &format!("ep:{}", ep.id), 0)
-        .into_iter()
-        .map(|w| (describe(&w.key, w.limit, ""), counters.get(window, &w.key), w.limit))
-        .collect()
+    let mut out = Vec::new();
+    for w in wants(&limits, &format!("ep:{}", ep.id), 0) {
+        out.push((describe(&w.key, w.limit, ""), counters.get(window, &w.key).await, w.limit));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -192,7 +197,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::policy::counters::LocalCounters;
+    use crate::policy::counters::Counters;
 
     fn limits(v: serde_json::Value) -> Vec<AiGatewayRateLimit> {
         serde_json::from_value(v).unwrap()
@@ -206,18 +211,18 @@ mod tests {
         json!({"messages": [{"role": "user", "content": text}], "max_tokens": max_tokens}).as_object().unwrap().clone()
     }
 
-    #[test]
-    fn calls_per_minute_refuse_the_next_call_and_reset_with_the_minute() {
-        let counters = LocalCounters::default();
+    #[tokio::test]
+    async fn calls_per_minute_refuse_the_next_call_and_reset_with_the_minute() {
+        let counters = Counters::local();
         let (tags, groups) = (BTreeMap::new(), BTreeSet::new());
         let l = limits(json!([{"key": "user", "calls": 2, "renewal_period": "minute"}]));
         let ann = Caller { id: "1", name: "ann", groups: &groups };
         let bob = Caller { id: "2", name: "bob", groups: &groups };
         let at = 60 * 1000 + 42; // 42 s into a minute
         for _ in 0..2 {
-            assert!(admit(&counters, target(&l, &tags), ann, &body("hi", 5), at).is_ok());
+            assert!(admit(&counters, target(&l, &tags), ann, &body("hi", 5), at).await.is_ok());
         }
-        let refused = admit(&counters, target(&l, &tags), ann, &body("hi", 5), at).unwrap_err();
+        let refused = admit(&counters, target(&l, &tags), ann, &body("hi", 5), at).await.unwrap_err();
         match refused {
             ApiError::RateLimited { limit, tokens, reset_secs, message } => {
                 assert_eq!((limit, tokens, reset_secs), (2, false, 18));
@@ -225,28 +230,28 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(admit(&counters, target(&l, &tags), bob, &body("hi", 5), at).is_ok(), "per user");
-        assert!(admit(&counters, target(&l, &tags), ann, &body("hi", 5), at + 18).is_ok(), "a new minute");
+        assert!(admit(&counters, target(&l, &tags), bob, &body("hi", 5), at).await.is_ok(), "per user");
+        assert!(admit(&counters, target(&l, &tags), ann, &body("hi", 5), at + 18).await.is_ok(), "a new minute");
     }
 
-    #[test]
-    fn tokens_are_reserved_then_settled_to_what_was_used() {
-        let counters = LocalCounters::default();
+    #[tokio::test]
+    async fn tokens_are_reserved_then_settled_to_what_was_used() {
+        let counters = Counters::local();
         let (tags, groups) = (BTreeMap::new(), BTreeSet::new());
         let l = limits(json!([{"key": "endpoint", "tokens": 100, "renewal_period": "minute"}]));
         let ann = Caller { id: "1", name: "ann", groups: &groups };
         // Estimated input (a few tokens) plus max_tokens 60: one fits, a second would not.
-        let first = admit(&counters, target(&l, &tags), ann, &body("hello there", 60), 0).unwrap().unwrap();
+        let first = admit(&counters, target(&l, &tags), ann, &body("hello there", 60), 0).await.unwrap().unwrap();
         assert!(first.needs_usage() && first.input() > 0);
-        assert!(admit(&counters, target(&l, &tags), ann, &body("hello there", 60), 0).is_err());
+        assert!(admit(&counters, target(&l, &tags), ann, &body("hello there", 60), 0).await.is_err());
         // The answer used 10 tokens in all: the reservation shrinks and room comes back.
         first.settle(&counters, 10);
-        assert!(admit(&counters, target(&l, &tags), ann, &body("hello there", 60), 0).is_ok());
+        assert!(admit(&counters, target(&l, &tags), ann, &body("hello there", 60), 0).await.is_ok());
     }
 
-    #[test]
-    fn a_named_limit_overrides_groups_and_the_most_permissive_group_wins() {
-        let counters = LocalCounters::default();
+    #[tokio::test]
+    async fn a_named_limit_overrides_groups_and_the_most_permissive_group_wins() {
+        let counters = Counters::local();
         let tags = BTreeMap::new();
         let groups: BTreeSet<String> = ["ml".to_string(), "ops".to_string()].into();
         let l = limits(json!([
@@ -255,10 +260,16 @@ mod tests {
             {"key": "user", "principal": "vip", "calls": 5, "renewal_period": "minute"}
         ]));
         let ann = Caller { id: "1", name: "ann", groups: &groups };
-        let allowed = (0..5).filter(|_| admit(&counters, target(&l, &tags), ann, &body("x", 1), 0).is_ok()).count();
+        let mut allowed = 0;
+        for _ in 0..5 {
+            allowed += usize::from(admit(&counters, target(&l, &tags), ann, &body("x", 1), 0).await.is_ok());
+        }
         assert_eq!(allowed, 3, "held to the ops group's 3");
         let vip = Caller { id: "9", name: "vip", groups: &groups };
-        let allowed = (0..7).filter(|_| admit(&counters, target(&l, &tags), vip, &body("x", 1), 0).is_ok()).count();
+        let mut allowed = 0;
+        for _ in 0..7 {
+            allowed += usize::from(admit(&counters, target(&l, &tags), vip, &body("x", 1), 0).await.is_ok());
+        }
         assert_eq!(allowed, 5, "a limit naming the caller overrides the groups");
     }
 }

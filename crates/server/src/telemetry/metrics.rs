@@ -102,6 +102,7 @@ pub struct Metrics {
     breaker_open: Family<EntityLabels, Gauge>,
     replicas: Family<EntityLabels, Gauge>,
     provisioned: Family<EntityLabels, Gauge>,
+    redis_up: Gauge,
     cold_start: Histograms,
     writer_depth: Family<WriterLabels, Gauge>,
     writer_dropped: Family<WriterLabels, Counter>,
@@ -134,6 +135,7 @@ impl Metrics {
         let breaker_open = Family::default();
         let replicas = Family::default();
         let provisioned = Family::default();
+        let redis_up = Gauge::default();
         let cold_start: Histograms = Family::new_with_constructor(latency_histogram);
         let writer_depth = Family::default();
         let writer_dropped = Family::default();
@@ -194,6 +196,11 @@ impl Metrics {
             shed.clone(),
         );
         registry.register("uptime_seconds", "Seconds since the server started", uptime.clone());
+        registry.register(
+            "redis_up",
+            "With --redis-url: 1 while Redis answers (rate limits shared by every replica), 0 while each replica counts alone",
+            redis_up.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -209,6 +216,7 @@ impl Metrics {
             breaker_open,
             replicas,
             provisioned,
+            redis_up,
             cold_start,
             writer_depth,
             writer_dropped,
@@ -252,6 +260,13 @@ impl Metrics {
         }
         if o.cost_usd > 0.0 {
             self.cost.get_or_create(labels).inc_by(o.cost_usd);
+        }
+    }
+
+    /// Whether Redis answers (`None`: not configured, no sample).
+    pub fn redis_up(&self, up: Option<bool>) {
+        if let Some(up) = up {
+            self.redis_up.set(i64::from(up));
         }
     }
 

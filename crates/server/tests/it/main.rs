@@ -38,6 +38,7 @@ mod requests;
 mod resilience;
 mod secret_acls;
 mod secrets_tokens;
+mod shared_limits;
 mod standards;
 mod startup;
 mod strict_input;

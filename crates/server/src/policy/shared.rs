@@ -1,0 +1,186 @@
+//! Rate-limit counters shared by every replica, in Redis (`serve --redis-url`).
+//!
+//! A reservation is one round trip: a script checks every counter the request touches and adds to
+//! all of them or none, so replicas can never together push a counter past its limit (calls are
+//! exact; tokens are reserved on an estimate and settled to the tokens used, as in-process).
+//! Settling is a fire-and-forget `INCRBY` off the request path. Keys live in one workspace's
+//! namespace and expire two minutes after their window.
+//!
+//! Redis that does not answer within [`RESPONSE_TIMEOUT`] is marked down: the replica counts on
+//! its own until a probe (every second) finds it again. Both moves are logged and visible in
+//! `/metrics` and `/readyz`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::counters::{Refusal, Want};
+
+/// How long a command may take before Redis counts as down.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
+/// How often a down Redis is probed.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// Seconds a window's keys outlive it.
+const KEY_TTL_SECS: u64 = 180;
+
+/// Checks every counter against its limit, then adds to all of them, or to none. KEYS are the
+/// counters; ARGV[1] is the TTL, then (amount, limit) per key. Returns 0, or the 1-based index of
+/// the first full counter and what it holds.
+const RESERVE: &str = r"
+for i, key in ipairs(KEYS) do
+  local used = tonumber(redis.call('GET', key) or '0')
+  if used + tonumber(ARGV[2 * i]) > tonumber(ARGV[2 * i + 1]) then
+    return {i, used}
+  end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('INCRBY', key, ARGV[2 * i])
+  redis.call('EXPIRE', key, ARGV[1])
+end
+return {0, 0}
+";
+
+/// A connection manager that connects on first use and fails fast.
+fn manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(1)
+        .set_max_delay(PROBE_EVERY);
+    ConnectionManager::new_lazy_with_config(client.clone(), config)
+}
+
+/// Counters in Redis.
+#[derive(Clone)]
+pub struct SharedCounters {
+    client: redis::Client,
+    /// Replaced by a fresh one when a probe fails, so a manager that gave up reconnecting does
+    /// not keep Redis marked down.
+    conn: Arc<arc_swap::ArcSwap<ConnectionManager>>,
+    script: Arc<redis::Script>,
+    prefix: Arc<str>,
+    up: Arc<AtomicBool>,
+}
+
+impl SharedCounters {
+    /// Counters at `url` under workspace `workspace`'s namespace. Connects lazily: a Redis that is
+    /// down at start-up is only marked down. Fails on a URL that cannot be used.
+    pub fn connect(url: &str, workspace: &str) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("--redis-url: {e}"))?;
+        let conn = manager(&client).map_err(|e| format!("--redis-url: {e}"))?;
+        Ok(SharedCounters {
+            client,
+            conn: Arc::new(arc_swap::ArcSwap::from_pointee(conn)),
+            script: Arc::new(redis::Script::new(RESERVE)),
+            prefix: format!("modelgate:{workspace}:rl").into(),
+            up: Arc::new(AtomicBool::new(true)),
+        })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        ConnectionManager::clone(&self.conn.load())
+    }
+
+    /// Whether Redis answered last time.
+    pub fn up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    fn mark(&self, up: bool, why: &str) {
+        if self.up.swap(up, Ordering::Relaxed) != up {
+            if up {
+                tracing::info!("redis answers again: rate limits are shared across replicas");
+            } else {
+                tracing::warn!(error = why, "redis does not answer: rate limits count per replica until it does");
+            }
+        }
+    }
+
+    fn key(&self, window: u64, key: &str) -> String {
+        format!("{}:{window}:{key}", self.prefix)
+    }
+
+    /// Reserves every want, or none; `None` if Redis did not answer (now marked down).
+    pub async fn reserve(&self, window: u64, wants: &[Want]) -> Option<Result<(), Refusal>> {
+        let mut call = self.script.prepare_invoke();
+        call.arg(KEY_TTL_SECS);
+        for w in wants {
+            call.key(self.key(window, &w.key)).arg(w.amount).arg(w.limit);
+        }
+        let mut conn = self.conn();
+        match call.invoke_async::<(usize, u64)>(&mut conn).await {
+            Ok((0, _)) => Some(Ok(())),
+            Ok((i, used)) => {
+                let w = wants.get(i.saturating_sub(1))?;
+                Some(Err(Refusal { key: w.key.clone(), limit: w.limit, used }))
+            }
+            Err(e) => {
+                self.mark(false, &e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Adds `delta` to a counter, in the background.
+    pub fn adjust(&self, window: u64, key: &str, delta: i64) {
+        let (mut conn, key, this) = (self.conn(), self.key(window, key), self.clone());
+        tokio::spawn(async move {
+            let done: redis::RedisResult<()> = redis::pipe()
+                .incr(&key, delta)
+                .ignore()
+                .expire(&key, KEY_TTL_SECS as i64)
+                .ignore()
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = done {
+                this.mark(false, &e.to_string());
+            }
+        });
+    }
+
+    /// The value of a counter; `None` if Redis did not answer.
+    pub async fn get(&self, window: u64, key: &str) -> Option<u64> {
+        let mut conn = self.conn();
+        let got: redis::RedisResult<Option<i64>> =
+            redis::cmd("GET").arg(self.key(window, key)).query_async(&mut conn).await;
+        match got {
+            Ok(v) => Some(v.unwrap_or(0).max(0) as u64),
+            Err(e) => {
+                self.mark(false, &e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Whether Redis answers a PING now (and marks it so).
+    pub async fn probe(&self) -> bool {
+        let mut conn = self.conn();
+        let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+        match pong {
+            Ok(_) => {
+                self.mark(true, "");
+                true
+            }
+            Err(e) => {
+                self.mark(false, &e.to_string());
+                if let Ok(fresh) = manager(&self.client) {
+                    self.conn.store(Arc::new(fresh));
+                }
+                false
+            }
+        }
+    }
+
+    /// Probes every second until `stop`, so a Redis that comes back is used again.
+    pub async fn watch(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(PROBE_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => { self.probe().await; }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
