@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::query::QueryFacts;
 use super::settlement::Settlement;
 use crate::error::{ApiError, Origin};
-use crate::hosting::replicas::Refusal;
+use crate::hosting::replicas::{Lease, Refusal};
 use crate::snapshot::{LiveEndpoint, LiveEntity, Upstream};
 use crate::state::AppState;
 
@@ -99,39 +99,17 @@ pub(super) async fn route(
     let mut counted: Vec<usize> = Vec::new();
     for (n, idx) in attempts.into_iter().enumerate() {
         let Some(entity) = ep.entities.get(idx) else { continue };
-        // A foundation model with provisioned throughput: the query's turn within it.
-        if let Some(t) = entity.hosted.as_ref().and_then(|s| s.throughput.as_ref()) {
-            let (input, output) = crate::policy::ratelimit::estimate(&body);
-            match t.acquire(input + output, deadline).await {
-                Ok(turn) => {
-                    if let Some(o) = settlement.as_mut() {
-                        o.throughput(turn);
-                    }
+        // A hosted entity: its turn and a slot on one of its replicas, waiting if it must.
+        let lease = match hosted_slot(entity, &body, deadline, settlement).await {
+            Ok(lease) => lease,
+            Err(refusal) => {
+                let error = refused(ep, entity, refusal);
+                if failover {
+                    last = Some((error, &entity.name, None));
+                    continue;
                 }
-                Err(refusal) => {
-                    let error = over_throughput(ep, entity, t.status().tokens_per_second, refusal);
-                    if failover {
-                        last = Some((error, &entity.name, None));
-                        continue;
-                    }
-                    return with_entity(error.into_response(), &entity.name);
-                }
+                return with_entity(error.into_response(), &entity.name);
             }
-        }
-        // A hosted entity: a slot on one of its replicas, waiting for one to start if it must.
-        let lease = match &entity.hosted {
-            Some(set) => match set.lease(deadline).await {
-                Ok(lease) => Some(lease),
-                Err(refusal) => {
-                    let error = refused(ep, entity, refusal);
-                    if failover {
-                        last = Some((error, &entity.name, None));
-                        continue;
-                    }
-                    return with_entity(error.into_response(), &entity.name);
-                }
-            },
-            None => None,
         };
         let adapter = match (&lease, &entity.adapter) {
             (Some(lease), _) => lease.adapter(),
@@ -175,7 +153,7 @@ pub(super) async fn route(
             Ok(resp) => {
                 app.breakers.success(&ep.id, &entity.name);
                 // The replica's slot is held until the answer's last byte is sent.
-                return with_entity(holding(resp, lease), &entity.name);
+                return with_entity(crate::http::limits::hold(resp, lease), &entity.name);
             }
             Err(e) if transient(&e) => {
                 app.metrics.upstream_error(&ep.name, &entity.name, adapter.provider(), &e);
@@ -203,76 +181,67 @@ pub(super) async fn route(
     }
 }
 
+/// Why a hosted entity took no query.
+enum HostedRefusal {
+    /// Beyond its provisioned throughput (tokens/s held).
+    Throughput(u64, Refusal),
+    /// No replica slot.
+    Replicas(Refusal),
+}
+
+/// A hosted entity's admission: its turn within its provisioned throughput, if it has one (kept
+/// in the settlement, to settle to the tokens used), then a slot on one of its replicas, waiting
+/// for one to start if it must. `None` for an entity that is not hosted.
+async fn hosted_slot(
+    entity: &LiveEntity,
+    body: &Body,
+    deadline: Instant,
+    settlement: &mut Option<Settlement>,
+) -> Result<Option<Lease>, HostedRefusal> {
+    let Some(set) = &entity.hosted else { return Ok(None) };
+    if let Some(t) = &set.throughput {
+        let (input, output) = crate::policy::ratelimit::estimate(body);
+        let turn = t
+            .acquire(input + output, deadline)
+            .await
+            .map_err(|r| HostedRefusal::Throughput(t.status().tokens_per_second, r))?;
+        if let Some(o) = settlement.as_mut() {
+            o.throughput(turn);
+        }
+    }
+    set.lease(deadline).await.map(Some).map_err(HostedRefusal::Replicas)
+}
+
 /// Why a hosted entity took no query, as the API says it: 429 with `Retry-After` when it is at
-/// capacity, 503 when no replica is serving (or none started in time).
-fn refused(ep: &LiveEndpoint, entity: &crate::snapshot::LiveEntity, refusal: Refusal) -> ApiError {
+/// capacity (its replicas' or its provisioned throughput's), 503 when no replica is serving (or
+/// none started in time).
+fn refused(ep: &LiveEndpoint, entity: &LiveEntity, refusal: HostedRefusal) -> ApiError {
+    let busy = |retry_after_secs: u64, why: String| ApiError::Upstream {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        code: "REQUEST_LIMIT_EXCEEDED",
+        message: format!("Served entity '{}' of endpoint '{}' {why}", entity.name, ep.name),
+        retry_after: Some(retry_after_secs),
+    };
     match refusal {
-        Refusal::Busy { retry_after_secs } => ApiError::Upstream {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: "REQUEST_LIMIT_EXCEEDED",
-            message: format!(
-                "Served entity '{}' of endpoint '{}' is at capacity (every replica busy and its queue full); retry later \
-                 or choose a larger workload_size.",
-                entity.name, ep.name
+        HostedRefusal::Throughput(tokens_per_second, Refusal::Busy { retry_after_secs }) => busy(
+            retry_after_secs,
+            format!(
+                "is at its provisioned throughput ({tokens_per_second} tokens/s) and its queue is full; retry in \
+                 {retry_after_secs} s or raise max_provisioned_throughput."
             ),
-            retry_after: Some(retry_after_secs),
-        },
-        Refusal::Unavailable(why) => ApiError::Upstream {
+        ),
+        HostedRefusal::Replicas(Refusal::Busy { retry_after_secs }) => busy(
+            retry_after_secs,
+            "is at capacity (every replica busy and its queue full); retry later or choose a larger workload_size."
+                .to_string(),
+        ),
+        HostedRefusal::Throughput(_, Refusal::Unavailable(why))
+        | HostedRefusal::Replicas(Refusal::Unavailable(why)) => ApiError::Upstream {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: "TEMPORARILY_UNAVAILABLE",
             message: format!("Served entity '{}' of endpoint '{}' cannot serve now: {why}.", entity.name, ep.name),
             retry_after: Some(1),
         },
-    }
-}
-
-/// A query beyond an entity's provisioned throughput: 429 with the seconds until it would fit.
-fn over_throughput(ep: &LiveEndpoint, entity: &LiveEntity, tokens_per_second: u64, refusal: Refusal) -> ApiError {
-    match refusal {
-        Refusal::Busy { retry_after_secs } => ApiError::Upstream {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: "REQUEST_LIMIT_EXCEEDED",
-            message: format!(
-                "Served entity '{}' of endpoint '{}' is at its provisioned throughput ({tokens_per_second} tokens/s) \
-                 and its queue is full; retry in {retry_after_secs} s or raise max_provisioned_throughput.",
-                entity.name, ep.name
-            ),
-            retry_after: Some(retry_after_secs),
-        },
-        other => refused(ep, entity, other),
-    }
-}
-
-/// `resp` with `guard` kept alive until its body has been sent or dropped.
-fn holding<G: Send + Sync + Unpin + 'static>(resp: Response, guard: Option<G>) -> Response {
-    let Some(guard) = guard else { return resp };
-    let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, axum::body::Body::new(Held { body, _guard: guard }))
-}
-
-/// A body that keeps a guard until it ends.
-struct Held<G> {
-    body: axum::body::Body,
-    _guard: G,
-}
-
-impl<G: Unpin> http_body::Body for Held<G> {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
     }
 }
 

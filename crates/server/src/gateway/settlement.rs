@@ -265,9 +265,9 @@ impl Settlement {
             }
             if r.served_entity != entity.name {
                 r.served_entity.clone_from(&entity.name);
+                // Empty is per token (the common case, without an allocation).
                 let provisioned = entity.hosted.as_ref().is_some_and(|s| s.throughput.is_some());
-                let billing = if provisioned { billing::PROVISIONED } else { billing::PER_TOKEN };
-                r.billing = billing.to_string();
+                r.billing = if provisioned { billing::PROVISIONED.to_string() } else { String::new() };
                 // A registered version is served by modelgate itself: it is priced (and reported)
                 // as provider `modelgate` and the model's name, whatever wire format its replica speaks.
                 match (&entity.registered, &entity.external_model) {

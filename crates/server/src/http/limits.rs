@@ -80,21 +80,22 @@ impl IntoResponse for InFlightFull {
     }
 }
 
-/// `resp` with `permit` released only when its body is finished or dropped.
-pub fn hold(resp: Response, permit: Option<OwnedSemaphorePermit>) -> Response {
-    match permit {
-        Some(permit) => resp.map(|body| Body::new(HeldBody { inner: body, _permit: permit })),
+/// `resp` with `guard` (an in-flight slot, a hosted replica's slot) released only when its body
+/// is finished or dropped.
+pub fn hold<G: Send + Unpin + 'static>(resp: Response, guard: Option<G>) -> Response {
+    match guard {
+        Some(guard) => resp.map(|body| Body::new(HeldBody { inner: body, _guard: guard })),
         None => resp,
     }
 }
 
-/// A response body that keeps its in-flight slot until it is finished or dropped.
-struct HeldBody {
+/// A response body that keeps a guard until it is finished or dropped.
+struct HeldBody<G> {
     inner: Body,
-    _permit: OwnedSemaphorePermit,
+    _guard: G,
 }
 
-impl http_body::Body for HeldBody {
+impl<G: Send + Unpin + 'static> http_body::Body for HeldBody<G> {
     type Data = Bytes;
     type Error = axum::Error;
 

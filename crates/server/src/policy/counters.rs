@@ -33,16 +33,6 @@ pub struct Refusal {
     pub used: u64,
 }
 
-/// Counter storage of one process.
-pub trait CounterStore: Send + Sync {
-    /// Adds every want in window `window` if all fit under their limits; otherwise adds nothing.
-    fn reserve(&self, window: u64, wants: &[Want]) -> Result<(), Refusal>;
-    /// Changes a counter by `delta` (settling an estimate; may be negative).
-    fn adjust(&self, window: u64, key: &str, delta: i64);
-    /// The value of a counter.
-    fn get(&self, window: u64, key: &str) -> u64;
-}
-
 /// In-process counters for one replica.
 #[derive(Default)]
 pub struct LocalCounters {
@@ -58,10 +48,9 @@ impl LocalCounters {
         }
         f(&mut guard.1)
     }
-}
 
-impl CounterStore for LocalCounters {
-    fn reserve(&self, window: u64, wants: &[Want]) -> Result<(), Refusal> {
+    /// Adds every want in window `window` if all fit under their limits; otherwise adds nothing.
+    pub fn reserve(&self, window: u64, wants: &[Want]) -> Result<(), Refusal> {
         self.with(window, |map| {
             for w in wants {
                 let used = map.get(&w.key).copied().unwrap_or(0);
@@ -76,14 +65,16 @@ impl CounterStore for LocalCounters {
         })
     }
 
-    fn adjust(&self, window: u64, key: &str, delta: i64) {
+    /// Changes a counter by `delta` (settling an estimate; may be negative).
+    pub fn adjust(&self, window: u64, key: &str, delta: i64) {
         self.with(window, |map| {
             let v = map.entry(key.to_string()).or_insert(0);
             *v = v.saturating_add_signed(delta);
         });
     }
 
-    fn get(&self, window: u64, key: &str) -> u64 {
+    /// The value of a counter.
+    pub fn get(&self, window: u64, key: &str) -> u64 {
         self.with(window, |map| map.get(key).copied().unwrap_or(0))
     }
 }
