@@ -118,9 +118,11 @@ async fn provisioned_throughput_is_capacity_billed_by_the_band_hour() {
     drop(mock);
 
     // One band: 100 tokens/s, a second of them at once, two seconds of queue.
+    let budget = budget(&t, "pt-spend").await;
     let created = Instant::now();
     let one = entity(json!({"min_provisioned_throughput": 100, "max_provisioned_throughput": 100}));
-    let (s, e) = t.post("/api/2.0/serving-endpoints", json!({"name": "ptchat", "config": one})).await;
+    let body = json!({"name": "ptchat", "config": one, "budget_policy_id": budget});
+    let (s, e) = t.post("/api/2.0/serving-endpoints", body).await;
     assert_eq!(s, StatusCode::OK, "{e}");
     let e = t.wait_settled("ptchat").await;
     assert_eq!(e["state"]["ready"], "READY", "{e}");
@@ -155,6 +157,7 @@ async fn provisioned_throughput_is_capacity_billed_by_the_band_hour() {
     let cost = row["cost_usd"].as_f64().unwrap();
     assert!(cost <= 0.01 * created.elapsed().as_secs_f64() + 1e-9, "at most a cent a second since creation: {row}");
     assert_eq!(row["requests"], 12, "{row}");
+    assert!(spent(&t, &budget).await > 0.02, "band-time counts against the endpoint's budget; queries cost nothing");
 
     // Up to three bands: the same burst grows the throughput and every query fits.
     let three = entity(json!({"min_provisioned_throughput": 0, "max_provisioned_throughput": 300}));
@@ -186,11 +189,28 @@ async fn provisioned_throughput_is_capacity_billed_by_the_band_hour() {
     assert!(settled > cost, "the second config's bands were billed too");
 }
 
+async fn budget(t: &TestServer, name: &str) -> String {
+    let body = json!({"name": name, "period": "month", "amount_usd": 1000.0, "action": "ALERT"});
+    let (s, b) = t.post("/api/2.0/budget-policies", body).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b["policy_id"].as_str().unwrap().to_string()
+}
+
+async fn spent(t: &TestServer, id: &str) -> f64 {
+    let (s, b) = t.get(&format!("/api/2.0/budget-policies/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    b["spend"]["spent_usd"].as_f64().unwrap()
+}
+
+/// The PT routes; and band-time billed when a config change retires a throughput and at shutdown
+/// (here the only charges: the billing interval is the default minute), counted in the budget.
 #[tokio::test]
 async fn the_provisioned_throughput_routes_of_the_databricks_api() {
     let models = catalog("0s");
     let dir = models.path().to_path_buf();
-    let t = TestServer::start_with(|c| c.hosting.foundation_models_dir = Some(dir)).await;
+    let foundation = dir.clone();
+    let mut t = TestServer::start_with(|c| c.hosting.foundation_models_dir = Some(dir)).await;
+    let budget = budget(&t, "pt-routes").await;
     let units = |u: Value| {
         json!({"served_entities": [{"name": "chat", "entity_name": "system.ai.mock-chat",
         "provisioned_model_units": u}]})
@@ -203,23 +223,40 @@ async fn the_provisioned_throughput_routes_of_the_databricks_api() {
         "INVALID_PARAMETER_VALUE",
         "config.served_entities[0].provisioned_model_units",
     );
-    let (s, e) = t.post("/api/2.0/serving-endpoints/pt", json!({"name": "pt1", "config": units(json!(1))})).await;
+    let body = json!({"name": "pt1", "config": units(json!(1)), "budget_policy_id": budget});
+    let (s, e) = t.post("/api/2.0/serving-endpoints/pt", body).await;
     assert_eq!(s, StatusCode::OK, "{e}");
     let e = t.wait_settled("pt1").await;
+    let one_band_from = Instant::now();
     assert!(state_message(&e).contains("1 band(s) held, 100 tokens/s"), "{e}");
     let (s, a) =
         t.post("/serving-endpoints/pt1/invocations", json!({"messages": [{"role": "user", "content": "hi"}]})).await;
     assert_eq!((s, a["choices"][0]["message"]["content"].as_str()), (StatusCode::OK, Some("echo: hi")), "{a}");
     let got = t.put("/api/2.0/serving-endpoints/pt/pt1/config", json!({"config": no_units})).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "provisioned_model_units");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let one_band = one_band_from.elapsed().as_secs_f64();
     let (s, e) = t.put("/api/2.0/serving-endpoints/pt/pt1/config", json!({"config": units(json!(2))})).await;
     assert_eq!(s, StatusCode::OK, "{e}");
     let e = t.wait_settled("pt1").await;
+    let two_bands_from = Instant::now();
     assert!(state_message(&e).contains("2 band(s) held, 200 tokens/s"), "{e}");
     // `pt` is a route, not an endpoint: other methods on it are still the endpoint's.
     assert_eq!(t.get("/api/2.0/serving-endpoints/pt").await.0, StatusCode::NOT_FOUND);
     let got = t.post("/api/2.0/serving-endpoints/pt1", json!({})).await;
     assert_eq!(got.0, StatusCode::NOT_FOUND, "{}", got.1);
+
+    // Nothing billed yet; the retired band and the two held now are billed when the server stops.
+    assert_eq!(report(&t, "pt1").await["cost_usd"].as_f64().unwrap_or(0.0), 0.0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let two_bands = two_bands_from.elapsed().as_secs_f64();
+    t.restart_with(|c| c.hosting.foundation_models_dir = Some(foundation)).await;
+    let cost = report(&t, "pt1").await["cost_usd"].as_f64().unwrap();
+    // A cent a band-second: at least the first config's band while it surely served, plus two
+    // bands for the second's; the first alone is more than the second's start-up could add.
+    let least = 0.01 * one_band + 0.02 * two_bands;
+    assert!(cost >= least - 1e-9 && cost < least + 0.1, "{cost} vs at least {least}");
+    assert!((spent(&t, &budget).await - cost).abs() < 1e-9, "the budget counts the band-time");
 }
 
 #[tokio::test]
