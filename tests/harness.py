@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import threading
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BIN_DIR = pathlib.Path(os.environ.get("MODELGATE_BIN_DIR", str(ROOT / "target" / "debug")))
 
@@ -46,6 +48,14 @@ class Process:
 def start_mock_upstream(bin_dir=None):
     """The mock upstream (every provider's wire format) on a free loopback port."""
     return Process([str(pathlib.Path(bin_dir or BIN_DIR) / "modelgate-mock-upstream"), "--listen", "127.0.0.1:0"])
+
+
+@pytest.fixture(scope="session")
+def mock_upstream():
+    """The mock upstream for a whole test session (a conftest imports this fixture)."""
+    p = start_mock_upstream()
+    yield p
+    p.stop()
 
 
 def start_server(data_dir, admin_token, *flags, bin_dir=None, env=None):

@@ -12,7 +12,7 @@ import requests
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from harness import start_mock_upstream, start_server  # noqa: E402
+from harness import mock_upstream, start_server  # noqa: E402,F401  (mock_upstream: a shared fixture)
 
 ADMIN_TOKEN = "mgt_browser_admin_token_0123456789abcdef"
 SECRET_VALUE = "sk-browser-secret-value-8086"
@@ -48,13 +48,6 @@ def chat_entity(mock, model):
     return {"name": "primary", "external_model": {
         "provider": "openai", "name": model, "task": "llm/v1/chat",
         "openai_config": {"openai_api_key": "{{secrets/llm/openai}}", "openai_api_base": f"{mock.host}/v1"}}}
-
-
-@pytest.fixture(scope="session")
-def mock_upstream():
-    p = start_mock_upstream()
-    yield p
-    p.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,17 +7,10 @@ import sys
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from harness import start_mock_upstream, start_server  # noqa: E402
+from harness import mock_upstream, start_server  # noqa: E402,F401  (mock_upstream: a shared fixture)
 
 ADMIN_TOKEN = "mgt_compat_admin_token_0123456789abcdef"
 SECRET_VALUE = "sk-compat-secret-value-5150"
-
-
-@pytest.fixture(scope="session")
-def mock_upstream():
-    p = start_mock_upstream()
-    yield p
-    p.stop()
 
 
 @pytest.fixture(scope="session")

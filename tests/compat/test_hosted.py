@@ -2,8 +2,12 @@
 upstream (an OpenAI-compatible server) is served by an endpoint the databricks-sdk creates, and
 answers the openai SDK and databricks-sdk queries."""
 
+import os
 import pathlib
+import re
+import signal
 import sys
+import time
 
 import openai
 import pytest
@@ -11,7 +15,7 @@ import requests
 from databricks.sdk.service import serving
 
 from conftest import ADMIN_TOKEN
-from harness import BIN_DIR
+from harness import BIN_DIR, start_server
 from hosted_models import HEADERS, serve_version
 
 
@@ -85,13 +89,6 @@ def test_scoring_errors_are_named(scoring):
 def test_replicas_a_killed_server_left_are_stopped_at_its_next_start(tmp_path):
     """SIGKILL leaves the server no chance to stop its replicas; the next start on the same data
     directory finds them (by their working directories) and stops them with their groups."""
-    import os
-    import re
-    import signal
-    import time
-
-    from harness import start_server
-
     def alive(pid):
         try:
             with open(f"/proc/{pid}/stat") as f:
