@@ -306,8 +306,18 @@ struct ServeArgs {
     band_billing_interval: Duration,
     /// Redis shared by every replica of a scaled-out install: rate limits then count across
     /// replicas (docs/scale-out.md), e.g. redis://127.0.0.1:6379/0.
-    #[arg(long, env = "MODELGATE_REDIS_URL")]
+    #[arg(long, env = "MODELGATE_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+    /// PostgreSQL for the control plane, shared by every replica of a scaled-out install, instead
+    /// of DATA_DIR/modelgate.db (docs/scale-out.md), e.g.
+    /// postgres://modelgate:PASSWORD@db.internal:5432/modelgate?sslmode=require. Also holds the
+    /// usage and inference tables unless --log-database-url is given.
+    #[arg(long, env = "MODELGATE_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// PostgreSQL for the usage records and inference-table payloads only (they are large and
+    /// written all the time), instead of the control plane's database or DATA_DIR's files.
+    #[arg(long, env = "MODELGATE_LOG_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    log_database_url: Option<String>,
 }
 
 /// A size in bytes: a number, optionally with a K, KB, KiB, M, MB, MiB, G, GB or GiB suffix
@@ -549,6 +559,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
             billing_interval: args.band_billing_interval.max(Duration::from_secs(1)),
         },
         redis_url: args.redis_url.clone(),
+        database_url: args.database_url.clone(),
+        log_database_url: args.log_database_url.clone(),
     };
     let server = match modelgate_server::Server::start(config).await {
         Ok(s) => s,

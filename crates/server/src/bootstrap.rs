@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use modelgate_core::cipher::Cipher;
 use modelgate_core::{now_ms, token};
-use modelgate_store::{PrincipalRecord, Store, StoreError, TokenRecord, principal_kind};
+use modelgate_store::{Location, PrincipalRecord, Store, StoreError, TokenRecord, principal_kind};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -27,16 +27,20 @@ pub enum StartError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    /// A database file could not be opened or migrated (corrupted, not a database, unreadable).
-    #[error("{what} {path}: {source}")]
+    /// A database could not be opened or migrated (a file corrupted, not a database or
+    /// unreadable; a server that does not answer or refuses the credentials).
+    #[error("{what} {at}: {source}")]
     Database {
         /// Which database: the control-plane, usage or inference-table database.
         what: &'static str,
-        /// The file.
-        path: PathBuf,
+        /// The file, or the URL without its password.
+        at: String,
         /// What failed.
         source: StoreError,
     },
+    /// A database URL cannot be used.
+    #[error("{0}")]
+    DatabaseUrl(String),
     /// A file holding secrets is readable by other users.
     #[error("{0}")]
     InsecurePermissions(String),
@@ -83,6 +87,31 @@ pub const INFERENCE_DB_FILE: &str = "inference.db";
 pub const USAGE_DB_FILE: &str = "usage.db";
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "modelgate.db";
+
+/// Where the three databases are: files in the data directory, or PostgreSQL.
+pub struct DatabasePlaces {
+    /// Configuration, identities, secrets, audit log.
+    pub control: Location,
+    /// Usage records (the request log).
+    pub usage: Location,
+    /// Inference-table payloads.
+    pub inference: Location,
+}
+
+impl DatabasePlaces {
+    /// From `--database-url` and `--log-database-url`; without them, the data directory's files.
+    pub fn of(config: &crate::ServerConfig) -> Result<DatabasePlaces, StartError> {
+        let url = |u: &Option<String>| u.as_deref().map(Location::postgres).transpose().map_err(StartError::DatabaseUrl);
+        let (control, logs) = (url(&config.database_url)?, url(&config.log_database_url)?);
+        let file = |name: &str| Location::Sqlite(config.data_dir.join(name));
+        let logs = logs.or_else(|| control.clone());
+        Ok(DatabasePlaces {
+            control: control.unwrap_or_else(|| file(DB_FILE)),
+            usage: logs.clone().unwrap_or_else(|| file(USAGE_DB_FILE)),
+            inference: logs.unwrap_or_else(|| file(INFERENCE_DB_FILE)),
+        })
+    }
+}
 /// The admin user created on first start.
 pub const ADMIN_USER: &str = "admin";
 /// The built-in group whose members (direct or through nested groups) are admins.
@@ -200,6 +229,7 @@ pub fn check_key_file(path: &Path, allow: bool) -> Result<(), StartError> {
 /// directory is fresh.
 pub async fn master_key(
     store: &dyn Store,
+    database: &str,
     dir: &Path,
     from_env: Option<&str>,
     allow_insecure_key_file: bool,
@@ -215,8 +245,8 @@ pub async fn master_key(
         }
         None if key_check.is_some() => {
             return Err(StartError::MasterKey(format!(
-                "{} holds encrypted data but there is no master key: set MODELGATE_MASTER_KEY or restore {}",
-                dir.display(),
+                "{database} holds encrypted data but there is no master key: set MODELGATE_MASTER_KEY \
+                 (every replica on one database needs the same key) or restore {}",
                 key_path.display()
             )));
         }
@@ -234,8 +264,7 @@ pub async fn master_key(
         && cipher.open_text(KEY_CHECK_CONTEXT, &check).is_err()
     {
         return Err(StartError::MasterKey(format!(
-            "the master key from {source} does not decrypt the data in {}; refusing to start (nothing was changed)",
-            dir.display()
+            "the master key from {source} does not decrypt the data in {database}; refusing to start (nothing was changed)"
         )));
     }
     Ok(cipher)
@@ -246,7 +275,15 @@ pub async fn remember_key(store: &dyn Store, cipher: &Cipher) -> Result<(), Star
     if store.get_meta("key_check").await?.is_none() {
         let sealed =
             cipher.seal_text(KEY_CHECK_CONTEXT, "modelgate").map_err(|e| StartError::MasterKey(e.to_string()))?;
-        store.put_meta("key_check", &sealed).await?;
+        // Replicas starting at once on a new shared database: the first key wins, the others stop.
+        let held = store.init_meta("key_check", &sealed).await?;
+        if cipher.open_text(KEY_CHECK_CONTEXT, &held).is_err() {
+            return Err(StartError::MasterKey(
+                "another replica started on this database with a different master key; give every replica the \
+                 same MODELGATE_MASTER_KEY"
+                    .into(),
+            ));
+        }
     }
     Ok(())
 }
@@ -259,8 +296,7 @@ pub async fn workspace_id(store: &dyn Store) -> Result<String, StartError> {
     // Databricks workspace ids are decimal; 15 digits from random bytes.
     let hex = token::random_hex(8);
     let id = (u64::from_str_radix(&hex, 16).unwrap_or(1) % 900_000_000_000_000 + 100_000_000_000_000).to_string();
-    store.put_meta("workspace_id", &id).await?;
-    Ok(id)
+    Ok(store.init_meta("workspace_id", &id).await?)
 }
 
 /// The principal of `kind` named `name`, created if missing.
@@ -276,8 +312,14 @@ pub async fn ensure_principal(store: &dyn Store, kind: &str, name: &str) -> Resu
         active: true,
         created_at: now_ms(),
     };
-    store.create_principal(&p).await?;
-    Ok(p)
+    match store.create_principal(&p).await {
+        Ok(()) => Ok(p),
+        // Another replica created it meanwhile.
+        Err(StoreError::AlreadyExists(_)) => {
+            store.find_principal(kind, name).await?.ok_or_else(|| StoreError::NotFound(format!("{kind} {name}")))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Ensures the `admins` group and the `admin` user in it exist, and that the admin has a token.
@@ -314,7 +356,11 @@ pub async fn admin(store: &dyn Store, from_env: Option<&str>) -> Result<Option<S
             if tokens.iter().any(|t| t.token_id == ENV_TOKEN_ID) {
                 store.delete_token(ENV_TOKEN_ID, None).await?;
             }
-            store.insert_token(&record(value, ENV_TOKEN_ID.into(), "from MODELGATE_ADMIN_TOKEN")).await?;
+            match store.insert_token(&record(value, ENV_TOKEN_ID.into(), "from MODELGATE_ADMIN_TOKEN")).await {
+                // Another replica, starting at the same time, stored it first.
+                Err(StoreError::AlreadyExists(_)) => {}
+                other => other?,
+            }
         }
         return Ok(None);
     }

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use modelgate_core::pricing::PriceTable;
-use modelgate_store::{InferenceDb, SqliteStore, Store, UsageDb};
+use modelgate_store::{InferenceDb, Location, Store, UsageDb};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -89,6 +89,11 @@ pub struct ServerConfig {
     pub hosting: HostingSettings,
     /// Redis for state every replica shares (rate-limit counters); `None`: per replica.
     pub redis_url: Option<String>,
+    /// PostgreSQL for the control plane (and, unless `log_database_url` is set, the usage and
+    /// inference tables), shared by every replica; `None`: SQLite files in the data directory.
+    pub database_url: Option<String>,
+    /// PostgreSQL for the usage and inference tables only.
+    pub log_database_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +120,8 @@ impl Default for ServerConfig {
             console_password_sign_in: false,
             hosting: HostingSettings::default(),
             redis_url: None,
+            database_url: None,
+            log_database_url: None,
         }
     }
 }
@@ -168,12 +175,13 @@ impl Assembly {
     async fn new(config: &ServerConfig) -> Result<Assembly, StartError> {
         bootstrap::data_dir(&config.data_dir)?;
         let lock = bootstrap::lock(&config.data_dir)?;
-        let db_path = config.data_dir.join(bootstrap::DB_FILE);
-        let database = |source| StartError::Database { what: "control-plane database", path: db_path.clone(), source };
-        let sqlite = SqliteStore::open(&db_path).await.map_err(database)?;
-        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let places = bootstrap::DatabasePlaces::of(config)?;
+        let control = places.control.to_string();
+        let database = |source| StartError::Database { what: "control-plane database", at: control.clone(), source };
+        let store = places.control.open_store().await.map_err(database)?;
         let cipher = match bootstrap::master_key(
             store.as_ref(),
+            &control,
             &config.data_dir,
             config.master_key.as_deref(),
             config.allow_insecure_key_file,
@@ -230,18 +238,15 @@ impl Assembly {
                         .map_err(|reason| StartError::PriceTable { path: path.clone(), reason })?
                 }
             };
-            let in_dir = |what: &'static str, file: &str| {
-                let path = config.data_dir.join(file);
-                move |source| StartError::Database { what, path, source }
+            let at = |what: &'static str, place: &Location| {
+                let at = place.to_string();
+                move |source| StartError::Database { what, at, source }
             };
-            let usage_db = UsageDb::open(&config.data_dir.join(bootstrap::USAGE_DB_FILE))
-                .await
-                .map_err(in_dir("usage database", bootstrap::USAGE_DB_FILE))?;
+            let usage_db = places.usage.open_usage().await.map_err(at("usage database", &places.usage))?;
             let metrics = Arc::new(metrics::Metrics::new());
             let usage = usage::UsageSink::start(usage_db.clone(), prices, metrics.clone());
-            let inference_db = InferenceDb::open(&config.data_dir.join(bootstrap::INFERENCE_DB_FILE))
-                .await
-                .map_err(in_dir("inference-table database", bootstrap::INFERENCE_DB_FILE))?;
+            let inference_db =
+                places.inference.open_inference().await.map_err(at("inference-table database", &places.inference))?;
             let inference = inference::InferenceSink::start(inference_db.clone(), metrics);
             let (queue, jobs) = state::DeployQueue::new();
             let counters = match &config.redis_url {

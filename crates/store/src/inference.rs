@@ -1,11 +1,14 @@
-//! Inference-table payloads, in their own SQLite database.
+//! Inference-table payloads, in a database of their own (SQLite or PostgreSQL).
 
+use std::ops::Deref;
 use std::path::Path;
+use std::sync::Arc;
 
-use sqlx::migrate::Migrator;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use async_trait::async_trait;
+use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
 
 use crate::Result;
+use crate::dialect::Dialect;
 use crate::logdb::LogPools;
 
 /// One logged query, with the columns of a Databricks inference (payload) table.
@@ -59,106 +62,140 @@ pub struct PayloadQuery {
 /// The payload database.
 #[derive(Clone)]
 pub struct InferenceDb {
-    db: LogPools,
+    tables: Arc<dyn InferenceTables>,
 }
 
 impl InferenceDb {
-    /// Opens (creating and migrating) the database at `path`.
+    /// Opens (creating and migrating) the SQLite database at `path`.
     pub async fn open(path: &Path) -> Result<Self> {
-        static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/inference");
-        Ok(InferenceDb { db: LogPools::open(path, &MIGRATIONS).await? })
+        let pools = LogPools::<Sqlite>::open(path, Sqlite::inference_migrator()).await?;
+        Ok(InferenceDb { tables: Arc::new(pools) })
     }
 
-    /// Closes both pools.
-    pub async fn close(&self) {
-        self.db.close().await;
-    }
-
-    /// Writes records in one transaction; ids already present are skipped.
-    pub async fn insert(&self, records: &[PayloadRecord]) -> Result<()> {
-        let mut tx = self.db.writer.begin().await?;
-        // Several rows per statement (each is a round trip to SQLite's thread); 13 columns × 70
-        // rows stays under the smallest bound-parameter limit SQLite builds use (999).
-        for chunk in records.chunks(70) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT OR IGNORE INTO payloads (databricks_request_id, endpoint_name, request_date, client_request_id, \
-                 request_time, status_code, sampling_fraction, execution_duration_ms, request, response, \
-                 logging_error_codes, served_entity_id, requester) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.databricks_request_id)
-                    .push_bind(&r.endpoint_name)
-                    .push_bind(&r.request_date)
-                    .push_bind(&r.client_request_id)
-                    .push_bind(r.request_time)
-                    .push_bind(r.status_code)
-                    .push_bind(r.sampling_fraction)
-                    .push_bind(r.execution_duration_ms)
-                    .push_bind(&r.request)
-                    .push_bind(&r.response)
-                    .push_bind(serde_json::to_string(&r.logging_error_codes).unwrap_or_else(|_| "[]".into()))
-                    .push_bind(&r.served_entity_id)
-                    .push_bind(&r.requester);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Records matching `q`, newest first.
-    pub async fn query(&self, q: &PayloadQuery) -> Result<Vec<PayloadRecord>> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM payloads WHERE endpoint_name = ");
-        sql.push_bind(&q.endpoint).push(" AND request_time >= ").push_bind(q.since);
-        sql.push(" AND request_time < ").push_bind(q.until);
-        if let Some((lo, hi)) = q.status {
-            sql.push(" AND status_code BETWEEN ").push_bind(lo).push(" AND ").push_bind(hi);
-        }
-        if let Some(r) = &q.requester {
-            sql.push(" AND requester = ").push_bind(r);
-        }
-        sql.push(" ORDER BY request_time DESC, databricks_request_id LIMIT ").push_bind(q.limit);
-        let rows = sql.build().fetch_all(&self.db.reader).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| PayloadRecord {
-                databricks_request_id: r.get("databricks_request_id"),
-                endpoint_name: r.get("endpoint_name"),
-                request_date: r.get("request_date"),
-                client_request_id: r.get("client_request_id"),
-                request_time: r.get("request_time"),
-                status_code: r.get("status_code"),
-                sampling_fraction: r.get("sampling_fraction"),
-                execution_duration_ms: r.get("execution_duration_ms"),
-                request: r.get("request"),
-                response: r.get("response"),
-                logging_error_codes: serde_json::from_str(&r.get::<String, _>("logging_error_codes"))
-                    .unwrap_or_default(),
-                served_entity_id: r.get("served_entity_id"),
-                requester: r.get("requester"),
-            })
-            .collect())
-    }
-
-    /// Deletes the records of `endpoint` (or of every endpoint not in `keep`, when `endpoint` is
-    /// `None`) older than `before` ms; returns how many.
-    pub async fn delete_older(&self, endpoint: Option<&str>, keep: &[String], before: i64) -> Result<u64> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("DELETE FROM payloads WHERE request_time < ");
-        sql.push_bind(before);
-        match endpoint {
-            Some(e) => {
-                sql.push(" AND endpoint_name = ").push_bind(e);
-            }
-            None if !keep.is_empty() => {
-                sql.push(" AND endpoint_name NOT IN (");
-                let mut list = sql.separated(", ");
-                for k in keep {
-                    list.push_bind(k);
-                }
-                sql.push(")");
-            }
-            None => {}
-        }
-        Ok(sql.build().execute(&self.db.writer).await?.rows_affected())
+    /// Connects to (and migrates) the PostgreSQL database at `url`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pools = LogPools::<Postgres>::connect(url, Postgres::inference_migrator()).await?;
+        Ok(InferenceDb { tables: Arc::new(pools) })
     }
 }
+
+impl Deref for InferenceDb {
+    type Target = dyn InferenceTables;
+    fn deref(&self) -> &Self::Target {
+        self.tables.as_ref()
+    }
+}
+
+/// What can be done with the payload table, on either engine.
+#[async_trait]
+pub trait InferenceTables: Send + Sync + 'static {
+    /// Closes the connections.
+    async fn close(&self);
+    /// Writes records in one transaction; ids already present are skipped.
+    async fn insert(&self, records: &[PayloadRecord]) -> Result<()>;
+    /// Records matching `q`, newest first.
+    async fn query(&self, q: &PayloadQuery) -> Result<Vec<PayloadRecord>>;
+    /// Deletes the records of `endpoint` (or of every endpoint not in `keep`, when `endpoint` is
+    /// `None`) older than `before` ms; returns how many.
+    async fn delete_older(&self, endpoint: Option<&str>, keep: &[String], before: i64) -> Result<u64>;
+}
+
+/// Implements [`InferenceTables`] on `LogPools<$db>`.
+macro_rules! inference_tables_on {
+    ($db:ty) => {
+        #[async_trait]
+        impl InferenceTables for LogPools<$db> {
+            async fn close(&self) {
+                LogPools::close(self).await;
+            }
+
+            async fn insert(&self, records: &[PayloadRecord]) -> Result<()> {
+                let mut tx = self.writer.begin().await?;
+                // Several rows per statement (each is a round trip); 13 columns × 70
+                // rows stays under the smallest bound-parameter limit SQLite builds use (999).
+                for chunk in records.chunks(70) {
+                    let mut q: QueryBuilder<$db> = QueryBuilder::new(
+                        "INSERT INTO payloads (databricks_request_id, endpoint_name, request_date, client_request_id, \
+                         request_time, status_code, sampling_fraction, execution_duration_ms, request, response, \
+                         logging_error_codes, served_entity_id, requester) ",
+                    );
+                    q.push_values(chunk, |mut b, r| {
+                        b.push_bind(&r.databricks_request_id)
+                            .push_bind(&r.endpoint_name)
+                            .push_bind(&r.request_date)
+                            .push_bind(&r.client_request_id)
+                            .push_bind(r.request_time)
+                            .push_bind(r.status_code)
+                            .push_bind(r.sampling_fraction)
+                            .push_bind(r.execution_duration_ms)
+                            .push_bind(&r.request)
+                            .push_bind(&r.response)
+                            .push_bind(serde_json::to_string(&r.logging_error_codes).unwrap_or_else(|_| "[]".into()))
+                            .push_bind(&r.served_entity_id)
+                            .push_bind(&r.requester);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    q.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn query(&self, q: &PayloadQuery) -> Result<Vec<PayloadRecord>> {
+                let mut sql: QueryBuilder<$db> = QueryBuilder::new("SELECT * FROM payloads WHERE endpoint_name = ");
+                sql.push_bind(&q.endpoint).push(" AND request_time >= ").push_bind(q.since);
+                sql.push(" AND request_time < ").push_bind(q.until);
+                if let Some((lo, hi)) = q.status {
+                    sql.push(" AND status_code BETWEEN ").push_bind(lo).push(" AND ").push_bind(hi);
+                }
+                if let Some(r) = &q.requester {
+                    sql.push(" AND requester = ").push_bind(r);
+                }
+                sql.push(" ORDER BY request_time DESC, databricks_request_id LIMIT ").push_bind(q.limit);
+                let rows = sql.build().fetch_all(&self.reader).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| PayloadRecord {
+                        databricks_request_id: r.get("databricks_request_id"),
+                        endpoint_name: r.get("endpoint_name"),
+                        request_date: r.get("request_date"),
+                        client_request_id: r.get("client_request_id"),
+                        request_time: r.get("request_time"),
+                        status_code: r.get("status_code"),
+                        sampling_fraction: r.get("sampling_fraction"),
+                        execution_duration_ms: r.get("execution_duration_ms"),
+                        request: r.get("request"),
+                        response: r.get("response"),
+                        logging_error_codes: serde_json::from_str(&r.get::<String, _>("logging_error_codes"))
+                            .unwrap_or_default(),
+                        served_entity_id: r.get("served_entity_id"),
+                        requester: r.get("requester"),
+                    })
+                    .collect())
+            }
+
+            async fn delete_older(&self, endpoint: Option<&str>, keep: &[String], before: i64) -> Result<u64> {
+                let mut sql: QueryBuilder<$db> = QueryBuilder::new("DELETE FROM payloads WHERE request_time < ");
+                sql.push_bind(before);
+                match endpoint {
+                    Some(e) => {
+                        sql.push(" AND endpoint_name = ").push_bind(e);
+                    }
+                    None if !keep.is_empty() => {
+                        sql.push(" AND endpoint_name NOT IN (");
+                        let mut list = sql.separated(", ");
+                        for k in keep {
+                            list.push_bind(k);
+                        }
+                        sql.push(")");
+                    }
+                    None => {}
+                }
+                Ok(sql.build().execute(&self.writer).await?.rows_affected())
+            }
+        }
+    };
+}
+
+inference_tables_on!(Sqlite);
+inference_tables_on!(Postgres);

@@ -1,20 +1,26 @@
 #![warn(missing_docs)]
 //! Persistent state of modelgate.
 //!
-//! Callers use the [`Store`] trait only; [`SqliteStore`] is the embedded implementation. A
-//! PostgreSQL implementation goes beside it without touching callers. The store keeps opaque
+//! Callers use the [`Store`] trait only; [`SqliteStore`] is the embedded implementation and
+//! [`PostgresStore`] the one replicas share. Usage records ([`UsageDb`]) and inference payloads
+//! ([`InferenceDb`]) live in databases of their own, on either engine. The store keeps opaque
 //! values: configs are JSON text and secrets are ciphertext sealed by the caller, so every
 //! implementation stores the same bytes and encryption lives in one place.
 
+mod dialect;
 mod inference;
+mod location;
 mod logdb;
 mod records;
-mod sqlite;
+mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod usage;
 
 pub use inference::*;
+pub use location::{Location, redacted};
 pub use records::*;
-pub use sqlite::SqliteStore;
+pub use sql::{PostgresStore, SqlStore, SqliteStore};
 pub use usage::*;
 
 use async_trait::async_trait;
@@ -69,6 +75,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets a metadata value.
     async fn put_meta(&self, key: &str, value: &str) -> Result<()>;
+    /// Sets a metadata value unless one is set, and returns the value that holds: replicas
+    /// starting at once on a new database agree on one.
+    async fn init_meta(&self, key: &str, value: &str) -> Result<String>;
 
     /// Creates a principal; `AlreadyExists` if one of that kind has that name.
     async fn create_principal(&self, principal: &PrincipalRecord) -> Result<()>;

@@ -1,16 +1,20 @@
-//! Usage records and the reports built from them, in their own SQLite database.
+//! Usage records and the reports built from them, in a database of their own: a SQLite file
+//! beside the control plane's, or PostgreSQL (the control plane's database or another).
 //!
-//! Records arrive in batches (one transaction each) from the server's background writer.
-//! `synchronous = NORMAL` in WAL mode: a committed batch survives a process crash; a power loss
-//! may lose the last batches, which is the trade the batching already makes.
+//! Records arrive in batches (one transaction each) from the server's background writer. On
+//! SQLite, `synchronous = NORMAL` in WAL mode: a committed batch survives a process crash; a power
+//! loss may lose the last batches, which is the trade the batching already makes.
 
+use std::ops::Deref;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use sqlx::migrate::Migrator;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use async_trait::async_trait;
+use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
 
 use crate::Result;
+use crate::dialect::Dialect;
 use crate::logdb::LogPools;
 
 /// How a usage record is billed (its `billing`).
@@ -24,7 +28,7 @@ pub mod billing {
 }
 
 /// One query (or one charge of provisioned band-time), as billed and attributed.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
 pub struct UsageRecord {
     /// Server-assigned id (`databricks_request_id`).
     pub request_id: String,
@@ -84,40 +88,6 @@ pub struct UsageRecord {
     pub entities_tried: Option<String>,
     /// How it is billed: one of [`billing`] (empty is read as per token).
     pub billing: String,
-}
-
-fn record_of(r: &sqlx::sqlite::SqliteRow) -> UsageRecord {
-    UsageRecord {
-        request_id: r.get("request_id"),
-        client_request_id: r.get("client_request_id"),
-        request_time: r.get("request_time"),
-        endpoint_id: r.get("endpoint_id"),
-        endpoint_name: r.get("endpoint_name"),
-        served_entity: r.get("served_entity"),
-        provider: r.get("provider"),
-        model: r.get("model"),
-        requester: r.get("requester"),
-        requester_id: r.get("requester_id"),
-        status_code: r.get("status_code"),
-        error_code: r.get("error_code"),
-        streaming: r.get("streaming"),
-        input_tokens: r.get("input_tokens"),
-        output_tokens: r.get("output_tokens"),
-        cached_input_tokens: r.get("cached_input_tokens"),
-        cache_write_tokens: r.get("cache_write_tokens"),
-        reasoning_tokens: r.get("reasoning_tokens"),
-        latency_ms: r.get("latency_ms"),
-        ttft_ms: r.get("ttft_ms"),
-        usage_context: r.get("usage_context"),
-        tags: r.get("tags"),
-        cost_usd: r.get("cost_usd"),
-        price_version: r.get("price_version"),
-        upstream_status: r.get("upstream_status"),
-        error_message: r.get("error_message"),
-        attempts: r.get("attempts"),
-        entities_tried: r.get("entities_tried"),
-        billing: r.get("billing"),
-    }
 }
 
 /// The smallest UUIDv7 (as text) of millisecond `ms`: its first 48 bits are the time.
@@ -273,7 +243,7 @@ pub struct ReportRow {
 }
 
 /// The token counts and model of a record, for re-pricing.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PricingRow {
     /// Record id.
     pub request_id: String,
@@ -291,270 +261,7 @@ pub struct PricingRow {
     pub output_tokens: i64,
 }
 
-/// The usage database.
-#[derive(Clone)]
-pub struct UsageDb {
-    db: LogPools,
-}
 
-impl UsageDb {
-    /// Opens (creating and migrating) the database at `path`.
-    pub async fn open(path: &Path) -> Result<Self> {
-        static MIGRATIONS: Migrator = sqlx::migrate!("./migrations/usage");
-        Ok(UsageDb { db: LogPools::open(path, &MIGRATIONS).await? })
-    }
-
-    /// Closes both pools.
-    pub async fn close(&self) {
-        self.db.close().await;
-    }
-
-    /// Writes records in one transaction; a record whose id exists already is skipped.
-    pub async fn insert(&self, records: &[UsageRecord]) -> Result<()> {
-        let mut tx = self.db.writer.begin().await?;
-        // Several rows per statement: every statement is a round trip to SQLite's thread. 29
-        // columns × 34 rows stays under the smallest bound-parameter limit SQLite builds use (999),
-        // and at most 34 statement shapes exist, so all stay prepared in the statement cache.
-        for chunk in records.chunks(34) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT OR IGNORE INTO usage (request_id, client_request_id, request_time, endpoint_id, endpoint_name, \
-                 served_entity, provider, model, requester, requester_id, status_code, error_code, streaming, input_tokens, \
-                 output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, usage_context, \
-                 tags, cost_usd, price_version, upstream_status, error_message, attempts, entities_tried, billing) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.request_id)
-                    .push_bind(&r.client_request_id)
-                    .push_bind(r.request_time)
-                    .push_bind(&r.endpoint_id)
-                    .push_bind(&r.endpoint_name)
-                    .push_bind(&r.served_entity)
-                    .push_bind(&r.provider)
-                    .push_bind(&r.model)
-                    .push_bind(&r.requester)
-                    .push_bind(&r.requester_id)
-                    .push_bind(r.status_code)
-                    .push_bind(&r.error_code)
-                    .push_bind(r.streaming)
-                    .push_bind(r.input_tokens)
-                    .push_bind(r.output_tokens)
-                    .push_bind(r.cached_input_tokens)
-                    .push_bind(r.cache_write_tokens)
-                    .push_bind(r.reasoning_tokens)
-                    .push_bind(r.latency_ms)
-                    .push_bind(r.ttft_ms)
-                    .push_bind(&r.usage_context)
-                    .push_bind(&r.tags)
-                    .push_bind(r.cost_usd)
-                    .push_bind(&r.price_version)
-                    .push_bind(r.upstream_status)
-                    .push_bind(&r.error_message)
-                    .push_bind(r.attempts)
-                    .push_bind(&r.entities_tried)
-                    .push_bind(if r.billing.is_empty() { billing::PER_TOKEN } else { r.billing.as_str() });
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Every record between `start` (inclusive) and `end` (exclusive), oldest first.
-    pub async fn records(&self, start: i64, end: i64, endpoint: Option<&str>) -> Result<Vec<UsageRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM usage WHERE request_time >= ? AND request_time < ? AND (? IS NULL OR endpoint_name = ?) \
-             ORDER BY request_time, request_id",
-        )
-        .bind(start)
-        .bind(end)
-        .bind(endpoint)
-        .bind(endpoint)
-        .fetch_all(&self.db.reader)
-        .await?;
-        Ok(rows.iter().map(record_of).collect())
-    }
-
-    /// The request log: records matching `f`, newest first.
-    pub async fn requests(&self, f: &RequestFilter) -> Result<Vec<UsageRecord>> {
-        // The time range as a range of the (time-ordered) primary key, so no index on time is
-        // needed: an id is drawn within a few ms of request_time, so a second of slack either
-        // side, then the exact bounds on request_time.
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT * FROM usage WHERE request_id >= ");
-        sql.push_bind(uuid_v7_floor(f.start.saturating_sub(1000)))
-            .push(" AND request_id < ")
-            .push_bind(uuid_v7_floor(f.end.saturating_add(1000)))
-            .push(" AND request_time >= ")
-            .push_bind(f.start)
-            .push(" AND request_time < ")
-            .push_bind(f.end)
-            .push(" AND billing != 'band'");
-        if let Some(e) = &f.endpoint {
-            sql.push(" AND endpoint_name = ").push_bind(e.clone());
-        }
-        if let Some(eps) = &f.endpoints {
-            sql.push(" AND (endpoint_name IN (SELECT value FROM json_each(")
-                .push_bind(serde_json::to_string(eps).unwrap_or_else(|_| "[]".into()))
-                .push("))");
-            if let Some(id) = &f.or_requester_id {
-                sql.push(" OR requester_id = ").push_bind(id.clone());
-            }
-            sql.push(")");
-        }
-        if let Some(r) = &f.requester {
-            sql.push(" AND requester = ").push_bind(r.clone());
-        }
-        if let Some((from, to)) = f.status {
-            sql.push(" AND status_code BETWEEN ").push_bind(from).push(" AND ").push_bind(to);
-        }
-        if let Some(c) = &f.error_code {
-            sql.push(" AND error_code = ").push_bind(c.clone());
-        }
-        if f.failed_only {
-            sql.push(" AND (status_code >= 400 OR error_code IS NOT NULL)");
-        }
-        if let Some(id) = &f.before_id {
-            sql.push(" AND request_id < ").push_bind(id.clone());
-        }
-        sql.push(" ORDER BY request_id DESC LIMIT ").push_bind(f.limit);
-        let rows = sql.build().fetch_all(&self.db.reader).await?;
-        Ok(rows.iter().map(record_of).collect())
-    }
-
-    /// One record by its request id, or by the client's `client_request_id` (the newest).
-    pub async fn request(&self, id: &str) -> Result<Option<UsageRecord>> {
-        let row = sqlx::query(
-            "SELECT * FROM usage WHERE request_id = ?1 OR client_request_id = ?1 \
-             ORDER BY request_id = ?1 DESC, request_id DESC LIMIT 1",
-        )
-        .bind(id)
-        .fetch_optional(&self.db.reader)
-        .await?;
-        Ok(row.as_ref().map(record_of))
-    }
-
-    /// Deletes records older than `before` ms (by their time-ordered ids, to the millisecond);
-    /// returns how many.
-    pub async fn delete_before(&self, before: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM usage WHERE request_id < ?")
-            .bind(uuid_v7_floor(before))
-            .execute(&self.db.writer)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// Aggregates records by time bucket and dimensions.
-    pub async fn report(&self, q: &ReportQuery) -> Result<Vec<ReportRow>> {
-        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT ");
-        match q.bucket {
-            Some(Bucket::Hour) => sql.push("strftime('%Y-%m-%dT%H:00:00Z', request_time / 1000, 'unixepoch')"),
-            Some(Bucket::Day) => sql.push("date(request_time / 1000, 'unixepoch')"),
-            Some(Bucket::Week) => sql.push("date(request_time / 1000, 'unixepoch', 'weekday 0', '-6 days')"),
-            Some(Bucket::Month) => sql.push("strftime('%Y-%m', request_time / 1000, 'unixepoch')"),
-            None => sql.push("NULL"),
-        };
-        sql.push(" AS bucket");
-        for (i, d) in q.group_by.iter().enumerate() {
-            sql.push(", ");
-            match d {
-                Dimension::Endpoint => sql.push("endpoint_name"),
-                Dimension::ServedEntity => sql.push("served_entity"),
-                Dimension::Requester => sql.push("requester"),
-                Dimension::Provider => sql.push("provider"),
-                Dimension::Model => sql.push("model"),
-                // Keys are restricted to characters that need no quoting inside the JSON path.
-                Dimension::Tag(k) => sql.push("json_extract(tags, ").push_bind(format!("$.\"{k}\"")).push(")"),
-                Dimension::UsageContext(k) => {
-                    sql.push("json_extract(usage_context, ").push_bind(format!("$.\"{k}\"")).push(")")
-                }
-            };
-            sql.push(format!(" AS d{i}"));
-        }
-        sql.push(
-            ", SUM(billing != 'band'), SUM(status_code >= 400 OR error_code IS NOT NULL), SUM(input_tokens), \
-             SUM(output_tokens), TOTAL(cost_usd) FROM usage WHERE request_time >= ",
-        )
-        .push_bind(q.start)
-        .push(" AND request_time < ")
-        .push_bind(q.end);
-        if let Some(eps) = &q.endpoints {
-            if eps.is_empty() {
-                return Ok(Vec::new());
-            }
-            sql.push(" AND endpoint_name IN (");
-            let mut list = sql.separated(", ");
-            for e in eps {
-                list.push_bind(e.clone());
-            }
-            sql.push(")");
-        }
-        let groups: Vec<String> =
-            std::iter::once("bucket".to_string()).chain((0..q.group_by.len()).map(|i| format!("d{i}"))).collect();
-        sql.push(format!(" GROUP BY {0} ORDER BY {0}", groups.join(", ")));
-        let rows = sql.build().fetch_all(&self.db.reader).await?;
-        let n = q.group_by.len();
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let dim = |i: usize| -> Option<String> {
-                    r.try_get::<Option<String>, _>(i + 1)
-                        .ok()
-                        .flatten()
-                        .or_else(|| r.try_get::<Option<i64>, _>(i + 1).ok().flatten().map(|v| v.to_string()))
-                };
-                ReportRow {
-                    bucket: r.get(0),
-                    dimensions: (0..n).map(dim).collect(),
-                    requests: r.get(n + 1),
-                    errors: r.get::<Option<i64>, _>(n + 2).unwrap_or(0),
-                    input_tokens: r.get::<Option<i64>, _>(n + 3).unwrap_or(0),
-                    output_tokens: r.get::<Option<i64>, _>(n + 4).unwrap_or(0),
-                    cost_usd: r.get(n + 5),
-                }
-            })
-            .collect())
-    }
-
-    /// Records since `start` with what pricing needs, oldest first, `limit` at a time after
-    /// `after` (a request id, for paging).
-    pub async fn pricing_rows(&self, start: i64, after: &str, limit: i64) -> Result<Vec<PricingRow>> {
-        let rows = sqlx::query(
-            "SELECT request_id, provider, model, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens \
-             FROM usage WHERE request_time >= ? AND request_id > ? AND billing = 'per_token' ORDER BY request_id LIMIT ?",
-        )
-        .bind(start)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.db.reader)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| PricingRow {
-                request_id: r.get(0),
-                provider: r.get(1),
-                model: r.get(2),
-                input_tokens: r.get(3),
-                cached_input_tokens: r.get(4),
-                cache_write_tokens: r.get(5),
-                output_tokens: r.get(6),
-            })
-            .collect())
-    }
-
-    /// Sets cost and price version of records, in one transaction.
-    pub async fn set_costs(&self, costs: &[(String, f64, Option<String>)]) -> Result<()> {
-        let mut tx = self.db.writer.begin().await?;
-        for (id, cost, version) in costs {
-            sqlx::query("UPDATE usage SET cost_usd = ?, price_version = ? WHERE request_id = ?")
-                .bind(cost)
-                .bind(version)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-}
 
 /// Traffic of one endpoint over a window, from its usage records.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -577,49 +284,6 @@ pub struct WindowSummary {
     pub cost_usd: f64,
 }
 
-impl UsageDb {
-    /// Requests, errors, latency percentiles, tokens and cost of `endpoint` since `since` ms.
-    pub async fn summary(&self, endpoint: &str, since: i64) -> Result<WindowSummary> {
-        let row = sqlx::query(
-            "SELECT TOTAL(billing != 'band'), TOTAL(status_code >= 400 OR error_code IS NOT NULL), TOTAL(input_tokens), \
-             TOTAL(output_tokens), TOTAL(cost_usd) FROM usage WHERE endpoint_name = ? AND request_time >= ?",
-        )
-        .bind(endpoint)
-        .bind(since)
-        .fetch_one(&self.db.reader)
-        .await?;
-        let requests = row.get::<f64, _>(0) as i64;
-        let mut s = WindowSummary {
-            requests,
-            errors: row.get::<f64, _>(1) as i64,
-            input_tokens: row.get::<f64, _>(2) as i64,
-            output_tokens: row.get::<f64, _>(3) as i64,
-            cost_usd: row.get(4),
-            ..Default::default()
-        };
-        if requests > 0 {
-            // Nearest-rank percentiles: the value at rank ceil(p × n).
-            let at = |p: f64| ((p * requests as f64).ceil() as i64 - 1).clamp(0, requests - 1);
-            let ranks = [at(0.50), at(0.95), at(0.99)];
-            // One sort for all three ranks.
-            let rows: Vec<(i64, f64)> = sqlx::query_as(
-                "SELECT r, latency_ms FROM (SELECT latency_ms, ROW_NUMBER() OVER (ORDER BY latency_ms) - 1 AS r \
-                 FROM usage WHERE endpoint_name = ? AND request_time >= ? AND billing != 'band') WHERE r IN (?, ?, ?)",
-            )
-            .bind(endpoint)
-            .bind(since)
-            .bind(ranks[0])
-            .bind(ranks[1])
-            .bind(ranks[2])
-            .fetch_all(&self.db.reader)
-            .await?;
-            let value = |rank: i64| rows.iter().find(|(r, _)| *r == rank).map(|(_, v)| *v);
-            let pct = ranks.map(value);
-            [s.p50_ms, s.p95_ms, s.p99_ms] = pct;
-        }
-        Ok(s)
-    }
-}
 
 /// What an endpoint's usage records say about its use, for the inventory.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -634,31 +298,6 @@ pub struct Activity {
     pub last_request: Option<i64>,
 }
 
-impl UsageDb {
-    /// The use of `endpoint`: queries and cost since `since`, cost since `month_start`, last query.
-    /// Each is a range of the (endpoint, time) index.
-    pub async fn activity(&self, endpoint: &str, since: i64, month_start: i64) -> Result<Activity> {
-        let window: (f64, f64) = sqlx::query_as(
-            "SELECT TOTAL(billing != 'band'), TOTAL(cost_usd) FROM usage WHERE endpoint_name = ? AND request_time >= ?",
-        )
-        .bind(endpoint)
-        .bind(since)
-        .fetch_one(&self.db.reader)
-        .await?;
-        let month: (f64,) =
-            sqlx::query_as("SELECT TOTAL(cost_usd) FROM usage WHERE endpoint_name = ? AND request_time >= ?")
-                .bind(endpoint)
-                .bind(month_start)
-                .fetch_one(&self.db.reader)
-                .await?;
-        let last: (Option<i64>,) =
-            sqlx::query_as("SELECT MAX(request_time) FROM usage WHERE endpoint_name = ? AND billing != 'band'")
-                .bind(endpoint)
-                .fetch_one(&self.db.reader)
-                .await?;
-        Ok(Activity { requests: window.0 as i64, cost_usd: window.1, month_cost_usd: month.0, last_request: last.0 })
-    }
-}
 
 /// One time bucket of an endpoint's traffic.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -703,57 +342,34 @@ struct TimelineRow {
 /// Most records a timeline reads; beyond, the oldest of the window are left out.
 const TIMELINE_MAX_ROWS: i64 = 200_000;
 
-impl UsageDb {
-    /// `endpoint`'s traffic (only `entity`'s, if given) from `since` to `until` in `buckets`
-    /// equal buckets (oldest first), from its usage records.
-    pub async fn timeline(
-        &self,
-        endpoint: &str,
-        entity: Option<&str>,
-        since: i64,
-        until: i64,
-        buckets: i64,
-    ) -> Result<Vec<TimelinePoint>> {
-        let buckets = buckets.max(1);
-        let width = ((until - since) / buckets).max(1);
-        let rows: Vec<TimelineRow> = sqlx::query_as(
-            "SELECT request_time, latency_ms, ttft_ms, status_code, (status_code >= 400 OR error_code IS NOT NULL) AS failed, \
-             input_tokens + output_tokens AS tokens, cost_usd, billing = 'band' AS band FROM usage \
-             WHERE endpoint_name = ? AND (? IS NULL OR served_entity = ?) AND request_time >= ? AND request_time < ? \
-             ORDER BY request_time DESC LIMIT ?",
-        )
-        .bind(endpoint)
-        .bind(entity)
-        .bind(entity)
-        .bind(since)
-        .bind(until)
-        .bind(TIMELINE_MAX_ROWS)
-        .fetch_all(&self.db.reader)
-        .await?;
-        let mut latencies: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); buckets as usize];
-        let mut points: Vec<TimelinePoint> =
-            (0..buckets).map(|i| TimelinePoint { start: since + i * width, ..Default::default() }).collect();
-        for r in rows {
-            let i = ((r.request_time - since) / width).clamp(0, buckets - 1) as usize;
-            if let (Some(p), Some((l, t))) = (points.get_mut(i), latencies.get_mut(i)) {
-                p.cost_usd += r.cost_usd;
-                if r.band {
-                    continue;
-                }
-                p.requests += 1;
-                p.errors += i64::from(r.failed);
-                p.rate_limited += i64::from(r.status_code == 429);
-                p.tokens += r.tokens;
-                l.push(r.latency_ms);
-                t.extend(r.ttft_ms);
+
+/// Puts timeline rows (newest first) into `buckets` equal buckets from `since` to `until`.
+fn timeline_of(rows: Vec<TimelineRow>, since: i64, until: i64, buckets: i64) -> Vec<TimelinePoint> {
+    let buckets = buckets.max(1);
+    let width = ((until - since) / buckets).max(1);
+    let mut latencies: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); buckets as usize];
+    let mut points: Vec<TimelinePoint> =
+        (0..buckets).map(|i| TimelinePoint { start: since + i * width, ..Default::default() }).collect();
+    for r in rows {
+        let i = ((r.request_time - since) / width).clamp(0, buckets - 1) as usize;
+        if let (Some(p), Some((l, t))) = (points.get_mut(i), latencies.get_mut(i)) {
+            p.cost_usd += r.cost_usd;
+            if r.band {
+                continue;
             }
+            p.requests += 1;
+            p.errors += i64::from(r.failed);
+            p.rate_limited += i64::from(r.status_code == 429);
+            p.tokens += r.tokens;
+            l.push(r.latency_ms);
+            t.extend(r.ttft_ms);
         }
-        for (p, (l, t)) in points.iter_mut().zip(latencies.iter_mut()) {
-            (p.p50_ms, p.p95_ms, p.p99_ms) = (nearest_rank(l, 0.50), nearest_rank(l, 0.95), nearest_rank(l, 0.99));
-            (p.ttft_p50_ms, p.ttft_p95_ms) = (nearest_rank(t, 0.50), nearest_rank(t, 0.95));
-        }
-        Ok(points)
     }
+    for (p, (l, t)) in points.iter_mut().zip(latencies.iter_mut()) {
+        (p.p50_ms, p.p95_ms, p.p99_ms) = (nearest_rank(l, 0.50), nearest_rank(l, 0.95), nearest_rank(l, 0.99));
+        (p.ttft_p50_ms, p.ttft_p95_ms) = (nearest_rank(t, 0.50), nearest_rank(t, 0.95));
+    }
+    points
 }
 
 /// The `q` quantile of `values` by nearest rank, as the window summaries compute them (sorts them).
@@ -773,29 +389,450 @@ pub struct SpendFilter {
     pub usage_context: Option<(String, String)>,
 }
 
+
+/// The usage database: a handle shared by the writer, the reports and the request log.
+#[derive(Clone)]
+pub struct UsageDb {
+    tables: Arc<dyn UsageTables>,
+}
+
 impl UsageDb {
-    /// Total cost of the records matching `f` since `since` ms.
-    pub async fn spend(&self, f: &SpendFilter, since: i64) -> Result<f64> {
-        let mut sql: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT TOTAL(cost_usd) FROM usage WHERE request_time >= ");
-        sql.push_bind(since).push(" AND (0");
-        if !f.endpoints.is_empty() {
-            sql.push(" OR endpoint_name IN (");
-            let mut list = sql.separated(", ");
-            for e in &f.endpoints {
-                list.push_bind(e.clone());
-            }
-            sql.push(")");
-        }
-        for (column, kv) in [("tags", &f.tag), ("usage_context", &f.usage_context)] {
-            if let Some((k, v)) = kv {
-                sql.push(format!(" OR json_extract({column}, "))
-                    .push_bind(format!("$.\"{}\"", k.replace('"', "")))
-                    .push(") = ")
-                    .push_bind(v.clone());
-            }
-        }
-        sql.push(")");
-        Ok(sql.build().fetch_one(&self.db.reader).await?.get(0))
+    /// Opens (creating and migrating) the SQLite database at `path`.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let pools = LogPools::<Sqlite>::open(path, Sqlite::usage_migrator()).await?;
+        Ok(UsageDb { tables: Arc::new(pools) })
+    }
+
+    /// Connects to (and migrates) the PostgreSQL database at `url`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pools = LogPools::<Postgres>::connect(url, Postgres::usage_migrator()).await?;
+        Ok(UsageDb { tables: Arc::new(pools) })
     }
 }
+
+impl Deref for UsageDb {
+    type Target = dyn UsageTables;
+    fn deref(&self) -> &Self::Target {
+        self.tables.as_ref()
+    }
+}
+
+/// What can be done with the usage tables, on either engine.
+#[async_trait]
+pub trait UsageTables: Send + Sync + 'static {
+    /// Closes the connections.
+    async fn close(&self);
+    /// Writes records in one transaction; a record whose id exists already is skipped.
+    async fn insert(&self, records: &[UsageRecord]) -> Result<()>;
+    /// Every record between `start` (inclusive) and `end` (exclusive), oldest first.
+    async fn records(&self, start: i64, end: i64, endpoint: Option<&str>) -> Result<Vec<UsageRecord>>;
+    /// The request log: records matching `f`, newest first.
+    async fn requests(&self, f: &RequestFilter) -> Result<Vec<UsageRecord>>;
+    /// One record by its request id, or by the client's `client_request_id` (the newest).
+    async fn request(&self, id: &str) -> Result<Option<UsageRecord>>;
+    /// Deletes records older than `before` ms (by their time-ordered ids, to the millisecond);
+    /// returns how many.
+    async fn delete_before(&self, before: i64) -> Result<u64>;
+    /// Aggregates records by time bucket and dimensions.
+    async fn report(&self, q: &ReportQuery) -> Result<Vec<ReportRow>>;
+    /// Records since `start` with what pricing needs, oldest first, `limit` at a time after
+    /// `after` (a request id, for paging).
+    async fn pricing_rows(&self, start: i64, after: &str, limit: i64) -> Result<Vec<PricingRow>>;
+    /// Sets cost and price version of records, in one transaction.
+    async fn set_costs(&self, costs: &[(String, f64, Option<String>)]) -> Result<()>;
+    /// Requests, errors, latency percentiles, tokens and cost of `endpoint` since `since` ms.
+    async fn summary(&self, endpoint: &str, since: i64) -> Result<WindowSummary>;
+    /// The use of `endpoint`: queries and cost since `since`, cost since `month_start`, last query.
+    /// Each is a range of the (endpoint, time) index.
+    async fn activity(&self, endpoint: &str, since: i64, month_start: i64) -> Result<Activity>;
+    /// `endpoint`'s traffic (only `entity`'s, if given) from `since` to `until` in `buckets`
+    /// equal buckets (oldest first), from its usage records.
+    async fn timeline(
+        &self,
+        endpoint: &str,
+        entity: Option<&str>,
+        since: i64,
+        until: i64,
+        buckets: i64,
+    ) -> Result<Vec<TimelinePoint>>;
+    /// Total cost of the records matching `f` since `since` ms.
+    async fn spend(&self, f: &SpendFilter, since: i64) -> Result<f64>;
+}
+
+/// The columns of a usage record, in the order `insert` binds them.
+const USAGE_COLUMNS: &str = "INSERT INTO usage (request_id, client_request_id, request_time, endpoint_id, endpoint_name, \
+     served_entity, provider, model, requester, requester_id, status_code, error_code, streaming, input_tokens, \
+     output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, usage_context, \
+     tags, cost_usd, price_version, upstream_status, error_message, attempts, entities_tried, billing) ";
+
+/// Sums that both engines give as BIGINT / DOUBLE PRECISION (PostgreSQL's plain `SUM` of a
+/// BIGINT is NUMERIC, and SQLite has no `TOTAL` elsewhere).
+const SUM_TOKENS_COST: &str = "CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION)";
+
+/// Implements [`UsageTables`] on `LogPools<$db>`.
+macro_rules! usage_tables_on {
+    ($db:ty) => {
+        #[async_trait]
+        impl UsageTables for LogPools<$db> {
+            async fn close(&self) {
+                LogPools::close(self).await;
+            }
+
+            async fn insert(&self, records: &[UsageRecord]) -> Result<()> {
+                let mut tx = self.writer.begin().await?;
+                // Several rows per statement: every statement is a round trip. 29 columns × 34
+                // rows stays under the smallest bound-parameter limit SQLite builds use (999),
+                // and at most 34 statement shapes exist, so all stay prepared in the cache.
+                for chunk in records.chunks(34) {
+                    let mut q: QueryBuilder<$db> = QueryBuilder::new(USAGE_COLUMNS);
+                    q.push_values(chunk, |mut b, r| {
+                        b.push_bind(&r.request_id)
+                            .push_bind(&r.client_request_id)
+                            .push_bind(r.request_time)
+                            .push_bind(&r.endpoint_id)
+                            .push_bind(&r.endpoint_name)
+                            .push_bind(&r.served_entity)
+                            .push_bind(&r.provider)
+                            .push_bind(&r.model)
+                            .push_bind(&r.requester)
+                            .push_bind(&r.requester_id)
+                            .push_bind(r.status_code)
+                            .push_bind(&r.error_code)
+                            .push_bind(r.streaming)
+                            .push_bind(r.input_tokens)
+                            .push_bind(r.output_tokens)
+                            .push_bind(r.cached_input_tokens)
+                            .push_bind(r.cache_write_tokens)
+                            .push_bind(r.reasoning_tokens)
+                            .push_bind(r.latency_ms)
+                            .push_bind(r.ttft_ms)
+                            .push_bind(&r.usage_context)
+                            .push_bind(&r.tags)
+                            .push_bind(r.cost_usd)
+                            .push_bind(&r.price_version)
+                            .push_bind(r.upstream_status)
+                            .push_bind(&r.error_message)
+                            .push_bind(r.attempts)
+                            .push_bind(&r.entities_tried)
+                            .push_bind(if r.billing.is_empty() { billing::PER_TOKEN } else { r.billing.as_str() });
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    q.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn records(&self, start: i64, end: i64, endpoint: Option<&str>) -> Result<Vec<UsageRecord>> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM usage WHERE request_time >= $1 AND request_time < $2 \
+                     AND ($3 IS NULL OR endpoint_name = $3) ORDER BY request_time, request_id",
+                )
+                .bind(start)
+                .bind(end)
+                .bind(endpoint)
+                .fetch_all(&self.reader)
+                .await?)
+            }
+
+            async fn requests(&self, f: &RequestFilter) -> Result<Vec<UsageRecord>> {
+                // The time range as a range of the (time-ordered) primary key, so no index on time
+                // is needed: an id is drawn within a few ms of request_time, so a second of slack
+                // either side, then the exact bounds on request_time.
+                let mut sql: QueryBuilder<$db> = QueryBuilder::new("SELECT * FROM usage WHERE request_id >= ");
+                sql.push_bind(uuid_v7_floor(f.start.saturating_sub(1000)))
+                    .push(" AND request_id < ")
+                    .push_bind(uuid_v7_floor(f.end.saturating_add(1000)))
+                    .push(" AND request_time >= ")
+                    .push_bind(f.start)
+                    .push(" AND request_time < ")
+                    .push_bind(f.end)
+                    .push(" AND billing != 'band'");
+                if let Some(e) = &f.endpoint {
+                    sql.push(" AND endpoint_name = ").push_bind(e.clone());
+                }
+                if let Some(eps) = &f.endpoints {
+                    sql.push(" AND (");
+                    if eps.is_empty() {
+                        sql.push("1 = 0");
+                    } else {
+                        sql.push("endpoint_name IN (");
+                        let mut list = sql.separated(", ");
+                        for e in eps {
+                            list.push_bind(e.clone());
+                        }
+                        sql.push(")");
+                    }
+                    if let Some(id) = &f.or_requester_id {
+                        sql.push(" OR requester_id = ").push_bind(id.clone());
+                    }
+                    sql.push(")");
+                }
+                if let Some(r) = &f.requester {
+                    sql.push(" AND requester = ").push_bind(r.clone());
+                }
+                if let Some((from, to)) = f.status {
+                    sql.push(" AND status_code BETWEEN ").push_bind(from).push(" AND ").push_bind(to);
+                }
+                if let Some(c) = &f.error_code {
+                    sql.push(" AND error_code = ").push_bind(c.clone());
+                }
+                if f.failed_only {
+                    sql.push(" AND (status_code >= 400 OR error_code IS NOT NULL)");
+                }
+                if let Some(id) = &f.before_id {
+                    sql.push(" AND request_id < ").push_bind(id.clone());
+                }
+                sql.push(" ORDER BY request_id DESC LIMIT ").push_bind(f.limit);
+                Ok(sql.build_query_as::<UsageRecord>().fetch_all(&self.reader).await?)
+            }
+
+            async fn request(&self, id: &str) -> Result<Option<UsageRecord>> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM usage WHERE request_id = $1 OR client_request_id = $1 \
+                     ORDER BY (request_id = $1) DESC, request_id DESC LIMIT 1",
+                )
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?)
+            }
+
+            async fn delete_before(&self, before: i64) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM usage WHERE request_id < $1")
+                    .bind(uuid_v7_floor(before))
+                    .execute(&self.writer)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn report(&self, q: &ReportQuery) -> Result<Vec<ReportRow>> {
+                let mut sql: QueryBuilder<$db> = QueryBuilder::new("SELECT ");
+                match q.bucket {
+                    Some(b) => sql.push(<$db as Dialect>::bucket_label(b)),
+                    None => sql.push("CAST(NULL AS TEXT)"),
+                };
+                sql.push(" AS bucket");
+                for (i, d) in q.group_by.iter().enumerate() {
+                    sql.push(", ");
+                    match d {
+                        Dimension::Endpoint => sql.push("endpoint_name"),
+                        Dimension::ServedEntity => sql.push("served_entity"),
+                        Dimension::Requester => sql.push("requester"),
+                        Dimension::Provider => sql.push("provider"),
+                        Dimension::Model => sql.push("model"),
+                        // Keys are restricted to characters that need no quoting inside the path.
+                        Dimension::Tag(k) => sql
+                            .push(<$db as Dialect>::json_field("tags"))
+                            .push_bind(<$db as Dialect>::json_key(k))
+                            .push(")"),
+                        Dimension::UsageContext(k) => sql
+                            .push(<$db as Dialect>::json_field("usage_context"))
+                            .push_bind(<$db as Dialect>::json_key(k))
+                            .push(")"),
+                    };
+                    sql.push(format!(" AS d{i}"));
+                }
+                sql.push(
+                    ", COUNT(*) FILTER (WHERE billing != 'band'), \
+                     COUNT(*) FILTER (WHERE status_code >= 400 OR error_code IS NOT NULL), ",
+                )
+                .push(SUM_TOKENS_COST)
+                .push(" FROM usage WHERE request_time >= ")
+                .push_bind(q.start)
+                .push(" AND request_time < ")
+                .push_bind(q.end);
+                if let Some(eps) = &q.endpoints {
+                    if eps.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    sql.push(" AND endpoint_name IN (");
+                    let mut list = sql.separated(", ");
+                    for e in eps {
+                        list.push_bind(e.clone());
+                    }
+                    sql.push(")");
+                }
+                let groups: Vec<String> = std::iter::once("bucket".to_string())
+                    .chain((0..q.group_by.len()).map(|i| format!("d{i}")))
+                    .collect();
+                let order: Vec<String> = groups.iter().map(|g| format!("{g} NULLS FIRST")).collect();
+                sql.push(format!(" GROUP BY {} ORDER BY {}", groups.join(", "), order.join(", ")));
+                let rows = sql.build().fetch_all(&self.reader).await?;
+                let n = q.group_by.len();
+                Ok(rows
+                    .into_iter()
+                    .map(|r| {
+                        // SQLite's json_extract gives numbers as numbers.
+                        let dim = |i: usize| -> Option<String> {
+                            r.try_get::<Option<String>, _>(i + 1)
+                                .ok()
+                                .flatten()
+                                .or_else(|| r.try_get::<Option<i64>, _>(i + 1).ok().flatten().map(|v| v.to_string()))
+                        };
+                        ReportRow {
+                            bucket: r.get(0),
+                            dimensions: (0..n).map(dim).collect(),
+                            requests: r.get(n + 1),
+                            errors: r.get(n + 2),
+                            input_tokens: r.get(n + 3),
+                            output_tokens: r.get(n + 4),
+                            cost_usd: r.get(n + 5),
+                        }
+                    })
+                    .collect())
+            }
+
+            async fn pricing_rows(&self, start: i64, after: &str, limit: i64) -> Result<Vec<PricingRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT request_id, provider, model, input_tokens, cached_input_tokens, cache_write_tokens, \
+                     output_tokens FROM usage WHERE request_time >= $1 AND request_id > $2 AND billing = 'per_token' \
+                     ORDER BY request_id LIMIT $3",
+                )
+                .bind(start)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await?)
+            }
+
+            async fn set_costs(&self, costs: &[(String, f64, Option<String>)]) -> Result<()> {
+                let mut tx = self.writer.begin().await?;
+                for (id, cost, version) in costs {
+                    sqlx::query("UPDATE usage SET cost_usd = $1, price_version = $2 WHERE request_id = $3")
+                        .bind(cost)
+                        .bind(version)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn summary(&self, endpoint: &str, since: i64) -> Result<WindowSummary> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) FILTER (WHERE billing != 'band'), \
+                     COUNT(*) FILTER (WHERE status_code >= 400 OR error_code IS NOT NULL), \
+                     CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) \
+                     FROM usage WHERE endpoint_name = $1 AND request_time >= $2",
+                )
+                .bind(endpoint)
+                .bind(since)
+                .fetch_one(&self.reader)
+                .await?;
+                let requests: i64 = row.get(0);
+                let mut s = WindowSummary {
+                    requests,
+                    errors: row.get(1),
+                    input_tokens: row.get(2),
+                    output_tokens: row.get(3),
+                    cost_usd: row.get(4),
+                    ..Default::default()
+                };
+                if requests > 0 {
+                    // Nearest-rank percentiles: the value at rank ceil(p × n).
+                    let at = |p: f64| ((p * requests as f64).ceil() as i64 - 1).clamp(0, requests - 1);
+                    let ranks = [at(0.50), at(0.95), at(0.99)];
+                    // One sort for all three ranks.
+                    let rows: Vec<(i64, f64)> = sqlx::query_as(
+                        "SELECT r, latency_ms FROM (SELECT latency_ms, ROW_NUMBER() OVER (ORDER BY latency_ms) - 1 AS r \
+                         FROM usage WHERE endpoint_name = $1 AND request_time >= $2 AND billing != 'band') AS ranked \
+                         WHERE r IN ($3, $4, $5)",
+                    )
+                    .bind(endpoint)
+                    .bind(since)
+                    .bind(ranks[0])
+                    .bind(ranks[1])
+                    .bind(ranks[2])
+                    .fetch_all(&self.reader)
+                    .await?;
+                    let value = |rank: i64| rows.iter().find(|(r, _)| *r == rank).map(|(_, v)| *v);
+                    [s.p50_ms, s.p95_ms, s.p99_ms] = ranks.map(value);
+                }
+                Ok(s)
+            }
+
+            async fn activity(&self, endpoint: &str, since: i64, month_start: i64) -> Result<Activity> {
+                let window: (i64, f64) = sqlx::query_as(
+                    "SELECT COUNT(*) FILTER (WHERE billing != 'band'), \
+                     CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) \
+                     FROM usage WHERE endpoint_name = $1 AND request_time >= $2",
+                )
+                .bind(endpoint)
+                .bind(since)
+                .fetch_one(&self.reader)
+                .await?;
+                let month: (f64,) = sqlx::query_as(
+                    "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) FROM usage \
+                     WHERE endpoint_name = $1 AND request_time >= $2",
+                )
+                .bind(endpoint)
+                .bind(month_start)
+                .fetch_one(&self.reader)
+                .await?;
+                let last: (Option<i64>,) =
+                    sqlx::query_as("SELECT MAX(request_time) FROM usage WHERE endpoint_name = $1 AND billing != 'band'")
+                        .bind(endpoint)
+                        .fetch_one(&self.reader)
+                        .await?;
+                Ok(Activity { requests: window.0, cost_usd: window.1, month_cost_usd: month.0, last_request: last.0 })
+            }
+
+            async fn timeline(
+                &self,
+                endpoint: &str,
+                entity: Option<&str>,
+                since: i64,
+                until: i64,
+                buckets: i64,
+            ) -> Result<Vec<TimelinePoint>> {
+                let rows: Vec<TimelineRow> = sqlx::query_as(
+                    "SELECT request_time, latency_ms, ttft_ms, status_code, \
+                     (status_code >= 400 OR error_code IS NOT NULL) AS failed, \
+                     input_tokens + output_tokens AS tokens, cost_usd, billing = 'band' AS band FROM usage \
+                     WHERE endpoint_name = $1 AND ($2 IS NULL OR served_entity = $2) AND request_time >= $3 \
+                     AND request_time < $4 ORDER BY request_time DESC LIMIT $5",
+                )
+                .bind(endpoint)
+                .bind(entity)
+                .bind(since)
+                .bind(until)
+                .bind(TIMELINE_MAX_ROWS)
+                .fetch_all(&self.reader)
+                .await?;
+                Ok(timeline_of(rows, since, until, buckets))
+            }
+
+            async fn spend(&self, f: &SpendFilter, since: i64) -> Result<f64> {
+                let mut sql: QueryBuilder<$db> = QueryBuilder::new(
+                    "SELECT CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) FROM usage WHERE request_time >= ",
+                );
+                sql.push_bind(since).push(" AND (1 = 0");
+                if !f.endpoints.is_empty() {
+                    sql.push(" OR endpoint_name IN (");
+                    let mut list = sql.separated(", ");
+                    for e in &f.endpoints {
+                        list.push_bind(e.clone());
+                    }
+                    sql.push(")");
+                }
+                for (column, kv) in [("tags", &f.tag), ("usage_context", &f.usage_context)] {
+                    if let Some((k, v)) = kv {
+                        sql.push(" OR ")
+                            .push(<$db as Dialect>::json_field(column))
+                            .push_bind(<$db as Dialect>::json_key(&k.replace('"', "")))
+                            .push(") = ")
+                            .push_bind(v.clone());
+                    }
+                }
+                sql.push(")");
+                Ok(sql.build().fetch_one(&self.reader).await?.get(0))
+            }
+        }
+    };
+}
+
+usage_tables_on!(Sqlite);
+usage_tables_on!(Postgres);

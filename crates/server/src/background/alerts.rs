@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use modelgate_store::{Document, Store};
+use modelgate_store::{Document, Store, StoreError};
 use modelgate_wire::{
     Alert, AlertDestination, AlertDestinationInput, AlertKind, AlertRule, AlertRuleInput, AlertStatus, ListAlerts,
 };
@@ -104,7 +104,11 @@ pub async fn install_defaults(store: &dyn Store) -> Result<(), ApiError> {
             body: serde_json::to_string(&r).map_err(|e| ApiError::Internal(e.to_string()))?,
             updated_at: modelgate_core::now_ms(),
         };
-        store.put_document(&doc).await?;
+        match store.put_document(&doc).await {
+            // Another replica, starting at the same time, installed it.
+            Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
         installed.push(r.name.clone());
     }
     store.put_meta(INSTALLED, &installed.join(",")).await?;
