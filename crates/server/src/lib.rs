@@ -11,6 +11,7 @@ mod access;
 mod api;
 mod background;
 mod bootstrap;
+mod cluster;
 mod configs;
 mod console;
 mod egress;
@@ -248,7 +249,11 @@ impl Assembly {
             let inference_db =
                 places.inference.open_inference().await.map_err(at("inference-table database", &places.inference))?;
             let inference = inference::InferenceSink::start(inference_db.clone(), metrics);
-            let (queue, jobs) = state::DeployQueue::new();
+            let cluster = Arc::new(match &places.control {
+                Location::Postgres(url) => cluster::Cluster::shared(url).await.map_err(database)?,
+                Location::Sqlite(_) => cluster::Cluster::single(),
+            });
+            let (queue, jobs) = state::DeployQueue::new(cluster.leader_flag());
             let counters = match &config.redis_url {
                 Some(url) => policy::counters::Counters::shared(
                     policy::shared::SharedCounters::connect(url, &workspace_id).map_err(StartError::Redis)?,
@@ -268,6 +273,7 @@ impl Assembly {
                     events,
                     hosting,
                     counters: Arc::new(counters),
+                    cluster,
                 },
             )
             .map_err(StartError::HttpClient)?;
@@ -280,7 +286,8 @@ impl Assembly {
                 StartError::Store(modelgate_store::StoreError::Invalid(format!("loading budget policies: {e}")))
             })?;
 
-            // Versions left pending by the previous run are deployed now.
+            // Versions left pending by the previous run are deployed now (with other replicas, by
+            // the leader once it leads).
             for e in store.list_endpoints().await? {
                 if let Some(v) = e.pending_version {
                     queue.enqueue(&e.id, v);
@@ -322,6 +329,8 @@ impl Server {
             tokio::spawn(background::billing::run(app.clone(), config.hosting.billing_interval, stop_rx.clone()));
         let billed = app.clone();
         let redis_watch = app.counters.shared_store().cloned().map(|s| tokio::spawn(s.watch(stop_rx.clone())));
+        let following = tokio::spawn(cluster::follow(app.clone(), stop_rx.clone()));
+        let leading = tokio::spawn(cluster::lead(app.clone(), stop_rx.clone()));
         let metrics = app.metrics.clone();
         let hosting = app.hosting.clone();
         let gate = http::limits::Gate::new(config.limits, metrics.clone());
@@ -337,6 +346,8 @@ impl Server {
             if let Some(w) = redis_watch {
                 let _ = w.await;
             }
+            let _ = following.await;
+            let _ = leading.await;
             // Every query has finished: the hosted models' replicas go, with everything they started,
             // and their provisioned band-time is billed to the end.
             for set in hosting.all() {

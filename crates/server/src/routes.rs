@@ -170,8 +170,32 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<serde_json::Value>, 
         Some(s) if s.up() => "up",
         Some(_) => "down: rate limits count per replica",
     };
-    match app.store.ping().await {
-        Ok(()) => Ok(Json(json!({"status": "ready", "database": "up", "redis": redis}))),
+    let age = app.cluster.snapshot_age_secs();
+    let role = match (app.cluster.is_shared(), app.cluster.is_leader()) {
+        (false, _) => "single",
+        (true, true) => "leader",
+        (true, false) => "follower",
+    };
+    let ready = |database: String| {
+        Json(json!({
+            "status": "ready",
+            "database": database,
+            "redis": redis,
+            "snapshot_age_seconds": (age * 10.0).round() / 10.0,
+            "replica": {"id": app.cluster.replica, "role": role},
+        }))
+    };
+    // A load balancer's probe must not hang on a database that does not answer.
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(1), app.store.ping()).await;
+    let ping = ping.unwrap_or_else(|_| Err(modelgate_store::StoreError::Invalid("no answer within 1 s".into())));
+    match ping {
+        Ok(()) => Ok(ready("up".into())),
+        // Replicas of a shared database keep serving from their snapshot while it is away; the
+        // snapshot's age tells how stale their configuration may be.
+        Err(e) if app.cluster.is_shared() => {
+            tracing::warn!(error = %e, "readiness: the database does not answer");
+            Ok(ready(format!("down: serving from a snapshot {age:.0} s old")))
+        }
         Err(e) => {
             tracing::error!(error = %e, "readiness check failed");
             Err(ApiError::Unavailable("The store is not reachable.".into()))

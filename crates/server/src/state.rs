@@ -80,6 +80,8 @@ pub struct Shared {
     pub console_password_sign_in: bool,
     /// Hosted models' replica sets.
     pub hosting: Arc<crate::hosting::Hosting>,
+    /// The other replicas of the install, if any.
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 /// Where finished queries leave their records.
@@ -94,6 +96,8 @@ pub struct Sinks {
     pub hosting: Arc<crate::hosting::Hosting>,
     /// Rate-limit counters.
     pub counters: Arc<crate::policy::counters::Counters>,
+    /// The other replicas of the install, if any.
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 impl AppState {
@@ -107,7 +111,7 @@ impl AppState {
         config: &crate::ServerConfig,
         sinks: Sinks,
     ) -> Result<Self, reqwest::Error> {
-        let Sinks { usage, inference, events, hosting, counters } = sinks;
+        let Sinks { usage, inference, events, hosting, counters, cluster } = sinks;
         let timeouts = config.timeouts;
         let http = crate::egress::client(timeouts.connect)?;
         let metrics = usage.metrics.clone();
@@ -141,6 +145,7 @@ impl AppState {
             outbound: config.outbound.clone(),
             min_deprecation_notice_days: (config.min_deprecation_notice.as_secs() / 86_400) as i64,
             console_password_sign_in: config.console_password_sign_in,
+            cluster,
         })))
     }
 
@@ -149,7 +154,19 @@ impl AppState {
     /// request.
     pub async fn refresh(&self) -> Result<(), ApiError> {
         let _guard = self.refresh_lock.write().await;
-        self.rebuild().await
+        self.rebuild().await?;
+        self.cluster.announce().await;
+        Ok(())
+    }
+
+    /// Rebuilds the snapshot and the budgets after another replica's change.
+    pub async fn reload(&self) -> Result<(), ApiError> {
+        {
+            let _guard = self.refresh_lock.write().await;
+            self.rebuild().await?;
+        }
+        let snapshot = self.snapshot.load_full();
+        self.budgets.reload(self.store.as_ref(), &self.usage.db, &snapshot.targets()).await
     }
 
     async fn rebuild(&self) -> Result<(), ApiError> {
@@ -171,6 +188,7 @@ impl AppState {
         let _guard = self.refresh_lock.write().await;
         let out = write.await?;
         self.rebuild().await?;
+        self.cluster.announce().await;
         Ok(out)
     }
 
@@ -264,18 +282,37 @@ pub struct DeployJob {
 
 /// Sending side of the deploy queue.
 #[derive(Clone)]
-pub struct DeployQueue(mpsc::UnboundedSender<DeployJob>);
+pub struct DeployQueue {
+    tx: mpsc::UnboundedSender<DeployJob>,
+    /// Jobs queued or running, so a version is never queued twice.
+    queued: Arc<Mutex<std::collections::HashSet<(String, i64)>>>,
+    /// Whether this replica deploys (the leader does; see `cluster`).
+    leader: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl DeployQueue {
-    /// A queue and its receiving end.
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<DeployJob>) {
+    /// A queue and its receiving end; jobs are taken while `leader` holds.
+    pub fn new(leader: Arc<std::sync::atomic::AtomicBool>) -> (Self, mpsc::UnboundedReceiver<DeployJob>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self(tx), rx)
+        (Self { tx, queued: Arc::default(), leader }, rx)
     }
 
-    /// Queues a deployment. If the deployer has stopped (shutdown), the version stays pending in
-    /// the store and is deployed on the next start.
+    /// Queues a deployment, unless it is queued already or another replica leads (the leader
+    /// takes every pending version it hears of). If the deployer has stopped (shutdown), the
+    /// version stays pending in the store and is deployed on the next start.
     pub fn enqueue(&self, endpoint_id: &str, version: i64) {
-        let _ = self.0.send(DeployJob { endpoint_id: endpoint_id.to_string(), version });
+        if !self.leader.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let key = (endpoint_id.to_string(), version);
+        if !self.queued.lock().unwrap_or_else(|e| e.into_inner()).insert(key) {
+            return;
+        }
+        let _ = self.tx.send(DeployJob { endpoint_id: endpoint_id.to_string(), version });
+    }
+
+    /// Marks a job finished: the version may be queued again (it will not be, unless pending).
+    pub fn done(&self, job: &DeployJob) {
+        self.queued.lock().unwrap_or_else(|e| e.into_inner()).remove(&(job.endpoint_id.clone(), job.version));
     }
 }

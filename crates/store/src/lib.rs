@@ -7,6 +7,7 @@
 //! values: configs are JSON text and secrets are ciphertext sealed by the caller, so every
 //! implementation stores the same bytes and encryption lives in one place.
 
+pub mod cluster;
 mod dialect;
 mod inference;
 mod location;
@@ -46,12 +47,33 @@ pub enum StoreError {
     /// A quota would be exceeded.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The database cannot be reached (down, restarting, the network cut): worth retrying later.
+    #[error("the database is not reachable: {0}")]
+    Unavailable(String),
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// The schema could not be migrated.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        // SQLSTATE classes 08 (connection exception) and 57 (operator intervention: shutdown,
+        // restart) mean the server went away, not that the statement was wrong.
+        let gone = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57"));
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            e if gone => StoreError::Unavailable(e.to_string()),
+            e => StoreError::Database(e),
+        }
+    }
 }
 
 /// Result of store operations.

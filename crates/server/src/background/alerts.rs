@@ -587,10 +587,27 @@ async fn restore(app: &AppState, alerts: &AlertState) -> Result<(), ApiError> {
 /// Evaluates the rules every `interval` until the server stops.
 pub async fn run(app: AppState, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
     let alerts = AlertState::default();
-    if let Err(e) = restore(&app, &alerts).await {
-        tracing::warn!(error = %e, "could not read the alerts that were firing before the restart");
-    }
+    let mut leading = false;
     loop {
+        // One replica evaluates and notifies (the leader, see `cluster`); one that starts to lead
+        // takes over what the previous leader saved, so nothing is announced twice.
+        if !app.cluster.is_leader() {
+            leading = false;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                _ = stop.changed() => return,
+            }
+        }
+        if !leading {
+            if let Err(e) = restore(&app, &alerts).await {
+                tracing::warn!(error = %e, "could not read the alerts that were firing before");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = stop.changed() => return,
+                }
+            }
+            leading = true;
+        }
         match evaluate(&app, &alerts).await {
             Ok((fired, resolved)) => {
                 if (!fired.is_empty() || !resolved.is_empty())

@@ -38,9 +38,28 @@ pub async fn run(
             }
         }
         if let Err(e) = deploy(&app, &job).await {
-            // The version stays pending; it is retried on the next start.
+            // The version stays pending; it is retried on the next start (or by the next leader).
             tracing::error!(endpoint_id = %job.endpoint_id, version = job.version, error = %e, "deployment failed to run");
         }
+        app.deployer.done(&job);
+    }
+}
+
+/// On the leader: queues every version still pending, whichever replica accepted it (replicas
+/// that do not lead leave their versions to the leader, which hears of them at once).
+pub async fn adopt_pending(app: &AppState) {
+    if !app.cluster.is_leader() {
+        return;
+    }
+    match app.store.list_endpoints().await {
+        Ok(endpoints) => {
+            for e in endpoints {
+                if let Some(v) = e.pending_version {
+                    app.deployer.enqueue(&e.id, v);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not look for pending deployments"),
     }
 }
 

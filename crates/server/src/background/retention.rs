@@ -12,6 +12,13 @@ use crate::telemetry::inference::{DEFAULT_RETENTION_DAYS, enabled};
 /// endpoints that no longer log (or no longer exist) are kept for the default retention.
 pub async fn inference(app: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
+        // The leader deletes for every replica.
+        if !app.cluster.is_leader() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                _ = stop.changed() => return,
+            }
+        }
         let now = now_ms();
         let day = 24 * 3600 * 1000;
         let mut logging = Vec::new();
@@ -47,6 +54,13 @@ pub struct Retention {
 pub async fn records(app: AppState, keep: Retention, mut stop: tokio::sync::watch::Receiver<bool>) {
     let cutoff = |d: Duration| now_ms() - i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     loop {
+        // The leader deletes for every replica.
+        if !app.cluster.is_leader() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                _ = stop.changed() => return,
+            }
+        }
         match app.store.delete_audit_before(cutoff(keep.audit)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "audit records past their retention deleted"),

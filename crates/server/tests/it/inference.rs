@@ -151,7 +151,7 @@ async fn payloads_past_retention_are_deleted() {
 
     // Two old payloads written while the server is down: one past this endpoint's 7 days, one
     // of a deleted endpoint within the default 30.
-    let db = modelgate_store::InferenceDb::open(&t.data_dir().join("inference.db")).await.unwrap();
+    let db = t.logs("inference.db").open_inference().await.unwrap();
     let day = 24 * 3600 * 1000;
     let now = modelgate_core::now_ms();
     let old = |id: &str, ep: &str, age_days: i64| modelgate_store::PayloadRecord {
@@ -172,7 +172,7 @@ async fn payloads_past_retention_are_deleted() {
     // The retention pass runs as the server starts.
     let mut left = Vec::new();
     for _ in 0..50 {
-        let db = modelgate_store::InferenceDb::open(&t.data_dir().join("inference.db")).await.unwrap();
+        let db = t.logs("inference.db").open_inference().await.unwrap();
         let mut ids = Vec::new();
         for ep in ["ep", "deleted-endpoint"] {
             let q = modelgate_store::PayloadQuery {

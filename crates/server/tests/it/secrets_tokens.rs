@@ -250,7 +250,7 @@ async fn a_wrong_master_key_refuses_to_start_and_changes_nothing() {
     }
     let key_file = t.data_dir().join("master.key");
     let before = std::fs::read(&key_file).unwrap();
-    let mut cfg = config(t.data_dir());
+    let mut cfg = t.config();
     cfg.master_key = Some("ab".repeat(32));
     let err = modelgate_server::Server::start(cfg).await.err().expect("start must fail");
     let msg = err.to_string();
@@ -260,7 +260,7 @@ async fn a_wrong_master_key_refuses_to_start_and_changes_nothing() {
     // A missing key file with existing data is refused too, and no new key is generated.
     let moved = t.dir.path().join("moved.key");
     std::fs::rename(&key_file, &moved).unwrap();
-    let err = modelgate_server::Server::start(config(t.data_dir())).await.err().expect("start must fail");
+    let err = modelgate_server::Server::start(t.config()).await.err().expect("start must fail");
     assert!(err.to_string().contains("no master key"), "{err}");
     assert!(!key_file.exists());
     std::fs::rename(&moved, &key_file).unwrap();

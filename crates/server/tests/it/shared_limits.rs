@@ -77,8 +77,9 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-async fn start_at(dir: PathBuf, redis: &str) -> (modelgate_server::Server, String) {
+async fn start_at(dir: PathBuf, redis: &str, database_url: Option<String>) -> (modelgate_server::Server, String) {
     let mut cfg = config(dir);
+    cfg.database_url = database_url;
     cfg.redis_url = Some(format!("redis://{redis}/0"));
     let server = modelgate_server::Server::start(cfg).await.expect("server starts");
     let base = format!("http://{}", server.addr);
@@ -120,8 +121,10 @@ async fn two_replicas_hold_one_limit_together() {
     t.server.take().unwrap().shutdown().await.unwrap();
     let copy = tempfile::tempdir().unwrap();
     copy_dir(&t.data_dir(), &copy.path().join("data"));
-    let (a, base_a) = start_at(t.data_dir(), REDIS).await;
-    let (b, base_b) = start_at(copy.path().join("data"), REDIS).await;
+    // On PostgreSQL both share the database anyway.
+    let url = t.config().database_url;
+    let (a, base_a) = start_at(t.data_dir(), REDIS, url.clone()).await;
+    let (b, base_b) = start_at(copy.path().join("data"), REDIS, url).await;
     let http = reqwest::Client::new();
     room_in_the_minute(20).await;
     let mut codes = Vec::new();

@@ -24,7 +24,8 @@ async fn start_err(dir: &std::path::Path, tweak: impl FnOnce(&mut modelgate_serv
 
 #[tokio::test]
 async fn a_corrupted_database_is_named() {
-    let mut t = TestServer::start().await;
+    // Database files: SQLite whatever store the suite runs on.
+    let mut t = TestServer::start_with(|c| c.database_url = None).await;
     let data = t.data_dir();
     t.server.take().unwrap().shutdown().await.unwrap();
     for (file, what) in [("usage.db", "usage database"), ("modelgate.db", "control-plane database")] {

@@ -190,7 +190,7 @@ async fn recompute_applies_a_corrected_price_table() {
         r#"{"version": "x", "prices": [{"provider": "openai", "model": "gpt-4o", "input": -2, "output": 8}]}"#,
     )
     .unwrap();
-    let mut cfg = config(t.data_dir());
+    let mut cfg = t.config();
     cfg.price_table = Some(bad);
     t.server.take().unwrap().shutdown().await.unwrap();
     let err = modelgate_server::Server::start(cfg).await.err().expect("a bad price file refuses to start");

@@ -1,10 +1,14 @@
-//! Test harness: a real server on an ephemeral port over a temporary data directory.
+//! Test harness: a real server on an ephemeral port over a temporary data directory, with its
+//! databases there (SQLite) or, with `MODELGATE_TEST_STORE=postgres`, in a fresh database on the
+//! real PostgreSQL server.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use modelgate_server::{Server, ServerConfig};
+use modelgate_store::Location;
+use modelgate_store::testing::{TestDatabase, postgres_requested};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -16,6 +20,8 @@ pub struct TestServer {
     pub token: String,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database, when the suite runs on PostgreSQL (dropped after the server).
+    pub pg: Option<TestDatabase>,
 }
 
 pub fn config(dir: PathBuf) -> ServerConfig {
@@ -37,7 +43,9 @@ impl TestServer {
     pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
+        let pg = if postgres_requested() { Some(TestDatabase::create().await) } else { None };
         let mut cfg = config(dir.path().join("data"));
+        cfg.database_url = pg.as_ref().map(|d| d.url.clone());
         tweak(&mut cfg);
         let server = Server::start(cfg).await.expect("server starts");
         Self {
@@ -46,6 +54,22 @@ impl TestServer {
             token: ADMIN_TOKEN.into(),
             http: reqwest::Client::new(),
             dir,
+            pg,
+        }
+    }
+
+    /// The configuration this server starts with, before a test's tweaks.
+    pub fn config(&self) -> ServerConfig {
+        let mut cfg = config(self.data_dir());
+        cfg.database_url = self.pg.as_ref().map(|d| d.url.clone());
+        cfg
+    }
+
+    /// Where the usage and inference tables are.
+    pub fn logs(&self, sqlite_file: &str) -> Location {
+        match &self.pg {
+            Some(pg) => Location::Postgres(pg.url.clone()),
+            None => Location::Sqlite(self.data_dir().join(sqlite_file)),
         }
     }
 
@@ -54,7 +78,7 @@ impl TestServer {
         if let Some(s) = self.server.take() {
             s.shutdown().await.unwrap();
         }
-        let mut cfg = config(self.dir.path().join("data"));
+        let mut cfg = self.config();
         tweak(&mut cfg);
         let server = Server::start(cfg).await.expect("server restarts");
         self.base = format!("http://{}", server.addr);
@@ -204,10 +228,21 @@ pub async fn token_for(t: &TestServer, body: Value) -> String {
 /// with `tweak`.
 pub async fn tamper(t: &mut TestServer, sql: &str, tweak: impl FnOnce(&mut ServerConfig)) {
     t.server.take().unwrap().shutdown().await.unwrap();
-    let url = format!("sqlite://{}", t.data_dir().join("modelgate.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await.unwrap();
-    assert!(done.rows_affected() > 0, "{sql} changed nothing");
-    pool.close().await;
+    let changed = match &t.pg {
+        Some(pg) => {
+            let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
+            let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await.unwrap();
+            pool.close().await;
+            done.rows_affected()
+        }
+        None => {
+            let url = format!("sqlite://{}", t.data_dir().join("modelgate.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await.unwrap();
+            pool.close().await;
+            done.rows_affected()
+        }
+    };
+    assert!(changed > 0, "{sql} changed nothing");
     t.restart_with(tweak).await;
 }
