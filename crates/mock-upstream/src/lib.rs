@@ -16,6 +16,7 @@
 //! `__malformed__` (invalid JSON), `__cut__` (stream closed without its end), `__stall__` (stream
 //! goes silent). Every request is recorded; `GET /__requests` returns them, `DELETE` clears them.
 //! In `fast` mode the OpenAI chat route skips all of that and returns fixed bytes (benchmarks).
+//! [`CutProxy`] stands between the server and Redis or PostgreSQL in fault tests.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,6 +24,8 @@
     clippy::indexing_slicing,
     reason = "a test double: it serves only tests and benchmarks, and a broken fake should fail loudly"
 )]
+
+mod proxy;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,6 +39,8 @@ use axum::routing::{get, post};
 use base64::Engine;
 use futures::StreamExt;
 use serde_json::{Value, json};
+
+pub use proxy::CutProxy;
 
 /// How the mock behaves.
 #[derive(Debug, Clone, Default)]

@@ -157,8 +157,20 @@ pub async fn follow(app: AppState, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = stop.changed() => return,
             heard = heard => match heard {
-                Ok(Some(change)) if change.replica == app.cluster.replica => {}
-                Ok(Some(change)) => catch_up(&app, Some(change.generation)).await,
+                Ok(Some(first)) => {
+                    // The whole burst, then one rebuild for all of it.
+                    let mut newest = None;
+                    let mut change = Some(first);
+                    while let Some(c) = change {
+                        if c.replica != app.cluster.replica {
+                            newest = newest.max(Some(c.generation));
+                        }
+                        change = listener.as_mut().and_then(|l| l.next_buffered());
+                    }
+                    if newest.is_some() {
+                        catch_up(&app, newest).await;
+                    }
+                }
                 // The connection was re-established: announcements may have been missed.
                 Ok(None) => catch_up(&app, None).await,
                 Err(e) => {

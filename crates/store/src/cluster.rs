@@ -84,9 +84,19 @@ impl ChangeListener {
     /// announcements may have been missed (reload everything).
     pub async fn next(&mut self) -> Result<Option<Change>> {
         let Some(n) = self.listener.try_recv().await? else { return Ok(None) };
-        let (replica, generation) = n.payload().split_once(' ').unwrap_or((n.payload(), "0"));
-        Ok(Some(Change { replica: replica.to_string(), generation: generation.parse().unwrap_or(0) }))
+        Ok(Some(change_of(&n)))
     }
+
+    /// An announcement already received, without waiting: a burst of changes is taken whole and
+    /// rebuilt for once.
+    pub fn next_buffered(&mut self) -> Option<Change> {
+        self.listener.next_buffered().map(|n| change_of(&n))
+    }
+}
+
+fn change_of(n: &sqlx::postgres::PgNotification) -> Change {
+    let (replica, generation) = n.payload().split_once(' ').unwrap_or((n.payload(), "0"));
+    Change { replica: replica.to_string(), generation: generation.parse().unwrap_or(0) }
 }
 
 /// A job that runs on one replica at a time: held while its connection lives, so a replica that

@@ -67,7 +67,13 @@ impl From<sqlx::Error> for StoreError {
             .and_then(|d| d.code())
             .is_some_and(|c| c.starts_with("08") || c.starts_with("57"));
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            // Protocol: a connection cut during the handshake reads as garbage.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => {
                 StoreError::Unavailable(e.to_string())
             }
             e if gone => StoreError::Unavailable(e.to_string()),

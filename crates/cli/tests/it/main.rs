@@ -14,3 +14,4 @@ mod bundle;
 mod cli;
 mod docs;
 mod hostile;
+mod scale_out;

@@ -4,65 +4,15 @@
 //! own counters, says so in `/readyz` and `/metrics`, and shares again once Redis is back.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::common::*;
 use crate::hosting::eventually;
+use modelgate_mock_upstream::CutProxy;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const REDIS: &str = "127.0.0.1:6379";
-
-/// A loopback TCP proxy to Redis that can be cut off (new and open connections dropped).
-struct Proxy {
-    addr: std::net::SocketAddr,
-    open: Arc<AtomicBool>,
-    cut: tokio::sync::watch::Sender<u64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start() -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let open = Arc::new(AtomicBool::new(true));
-        let (cut, cuts) = tokio::sync::watch::channel(0u64);
-        let is_open = open.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !is_open.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let mut cuts = cuts.clone();
-                // Only a cut after this connection opened ends it.
-                cuts.borrow_and_update();
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(REDIS).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cuts.changed() => {}
-                    }
-                });
-            }
-        });
-        Proxy { addr, open, cut, task }
-    }
-
-    fn set_open(&self, open: bool) {
-        self.open.store(open, Ordering::SeqCst);
-        if !open {
-            self.cut.send_modify(|n| *n += 1);
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -144,7 +94,7 @@ async fn two_replicas_hold_one_limit_together() {
 #[tokio::test]
 async fn without_redis_a_replica_counts_alone_and_shares_again_when_it_returns() {
     let (_mock, url) = mock().await;
-    let proxy = Proxy::start().await;
+    let proxy = CutProxy::start(REDIS.parse().unwrap()).await;
     let redis = proxy.addr.to_string();
     let t = TestServer::start_with(|c| c.redis_url = Some(format!("redis://{redis}/0"))).await;
     t.secret("llm", "k", "sk-shared").await;

@@ -1,0 +1,310 @@
+//! Three `modelgate serve` processes on loopback sharing the real PostgreSQL (a fresh database)
+//! and Redis: configuration made on one serves on the others within a second, one limit holds
+//! across them, a replica killed with SIGKILL loses no acknowledged write and hands its jobs on,
+//! and the data plane outlives PostgreSQL, with the usage records of the outage written after it.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use modelgate_mock_upstream::CutProxy;
+use modelgate_store::testing::TestDatabase;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// Every replica of an install shares its master key.
+const MASTER_KEY: &str = "4d4f44454c474154452d7363616c652d6f75742d746573742d6b65792d303031";
+const REDIS: &str = "redis://127.0.0.1:6379/0";
+
+/// `n` replicas on `database` (and Redis), each with a data directory of its own.
+async fn replicas(n: usize, database: &str, env: &Env) -> Vec<Serve> {
+    let mut started = Vec::new();
+    for i in 0..n {
+        let data = env.dir.path().join(format!("replica-{i}"));
+        let database = database.to_string();
+        started.push(tokio::task::spawn_blocking(move || {
+            spawn_server(
+                &data,
+                &[
+                    ("MODELGATE_DATABASE_URL", &database),
+                    ("MODELGATE_REDIS_URL", REDIS),
+                    ("MODELGATE_MASTER_KEY", MASTER_KEY),
+                    ("MODELGATE_ADMIN_TOKEN", ADMIN),
+                ],
+            )
+        }));
+    }
+    let mut out = Vec::new();
+    for s in started {
+        out.push(s.await.unwrap());
+    }
+    out
+}
+
+async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, body: Option<Value>) -> (StatusCode, Value) {
+    let mut r = http.request(method, url).bearer_auth(ADMIN);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    match r.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            (status, serde_json::from_str(&resp.text().await.unwrap_or_default()).unwrap_or(Value::Null))
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, json!({"transport": e.to_string()})),
+    }
+}
+
+async fn post(http: &reqwest::Client, host: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    call(http, reqwest::Method::POST, format!("{host}{path}"), Some(body)).await
+}
+
+async fn get(http: &reqwest::Client, host: &str, path: &str) -> (StatusCode, Value) {
+    call(http, reqwest::Method::GET, format!("{host}{path}"), None).await
+}
+
+async fn ask(http: &reqwest::Client, host: &str, endpoint: &str) -> StatusCode {
+    let body = json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5});
+    post(http, host, &format!("/serving-endpoints/{endpoint}/invocations"), body).await.0
+}
+
+fn endpoint(name: &str, mock: &str, limits: Value) -> Value {
+    json!({
+        "name": name,
+        "config": {"served_entities": [{"name": "m", "external_model": {
+            "provider": "openai", "name": "gpt-4o-mini", "task": "llm/v1/chat",
+            "openai_config": {"openai_api_key": "{{secrets/llm/k}}", "openai_api_base": format!("{mock}/v1")}}}]},
+        "ai_gateway": {"rate_limits": limits},
+    })
+}
+
+/// Creates `body` through `host` and waits until that replica says it is ready.
+async fn create_ready(http: &reqwest::Client, host: &str, body: Value) {
+    let (s, b) = post(http, host, "/api/2.0/serving-endpoints", body.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let name = body["name"].as_str().unwrap();
+    let path = format!("/api/2.0/serving-endpoints/{name}");
+    let ready = eventually(Duration::from_secs(30), || async {
+        let (_, b) = get(http, host, &path).await;
+        b["state"]["ready"] == "READY"
+    })
+    .await;
+    assert!(ready, "{name} never became ready");
+}
+
+async fn eventually<F: std::future::Future<Output = bool>>(limit: Duration, mut check: impl FnMut() -> F) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+async fn secret(http: &reqwest::Client, host: &str) {
+    let (s, b) = post(http, host, "/api/2.0/secrets/scopes/create", json!({"scope": "llm"})).await;
+    assert!(s == StatusCode::OK || b["error_code"] == "RESOURCE_ALREADY_EXISTS", "{b}");
+    let (s, b) = post(http, host, "/api/2.0/secrets/put", json!({"scope": "llm", "key": "k", "string_value": "sk-x"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+}
+
+async fn roles(http: &reqwest::Client, servers: &[&Serve]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in servers {
+        let (_, b) = get(http, &s.host, "/readyz").await;
+        out.push(b["replica"]["role"].as_str().unwrap_or("unreachable").to_string());
+    }
+    out
+}
+
+/// Waits until at least `secs` seconds are left in the current minute (limits count per minute).
+async fn room_in_the_minute(secs: u64) {
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    while 60 - now() % 60 < secs {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The mock provider, for as long as the test's runtime runs.
+async fn mock() -> String {
+    let m = modelgate_mock_upstream::Mock::new(Default::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(modelgate_mock_upstream::serve(listener, m));
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_made_on_one_replica_serves_on_the_others_within_a_second_and_one_limit_holds() {
+    let mock = mock().await;
+    let pg = TestDatabase::create().await;
+    let env = Env::new();
+    let servers = replicas(3, &pg.url, &env).await;
+    let [a, b, c] = [&servers[0], &servers[1], &servers[2]];
+    let http = http();
+    let started = Instant::now();
+    let mut roles_now = roles(&http, &[a, b, c]).await;
+    while roles_now.iter().filter(|r| *r == "leader").count() != 1 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        roles_now = roles(&http, &[a, b, c]).await;
+    }
+    let count = |role: &str| roles_now.iter().filter(|r| *r == role).count();
+    assert_eq!((count("leader"), count("follower")), (1, 2), "exactly one leader: {roles_now:?}");
+
+    secret(&http, &a.host).await;
+    create_ready(&http, &a.host, endpoint("chat", &mock, json!([]))).await;
+    let made = Instant::now();
+    for other in [b, c] {
+        let host = other.host.clone();
+        let served = eventually(Duration::from_secs(1), || async { ask(&http, &host, "chat").await == StatusCode::OK }).await;
+        assert!(served, "{host} did not serve within a second of the change on {}", a.host);
+    }
+    assert!(made.elapsed() < Duration::from_secs(2), "{:?}", made.elapsed());
+
+    // A change of settings made on B reaches C's data plane just as fast.
+    let (s, body) = call(
+        &http,
+        reqwest::Method::PUT,
+        format!("{}/api/2.0/serving-endpoints/chat/ai-gateway", b.host),
+        Some(json!({"rate_limits": [{"key": "endpoint", "calls": 10, "renewal_period": "minute"}]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // Within a second every replica counts the new limit.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    room_in_the_minute(20).await;
+    // Ten calls a minute for the three together, under concurrent load spread over all three.
+    let hosts = [a.host.clone(), b.host.clone(), c.host.clone()];
+    let asks = (0..45).map(|i| {
+        let (http, host) = (http.clone(), hosts[i % 3].clone());
+        tokio::spawn(async move { ask(&http, &host, "chat").await })
+    });
+    let mut codes = Vec::new();
+    for t in asks.collect::<Vec<_>>() {
+        codes.push(t.await.unwrap());
+    }
+    let ok = codes.iter().filter(|s| **s == StatusCode::OK).count();
+    let limited = codes.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((ok, limited), (10, 35), "{codes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_loses_no_acknowledged_write_and_its_jobs_move() {
+    let mock = mock().await;
+    let pg = TestDatabase::create().await;
+    let env = Env::new();
+    let mut servers = replicas(3, &pg.url, &env).await;
+    let http = http();
+    let refs: Vec<&Serve> = servers.iter().collect();
+    assert!(eventually(Duration::from_secs(10), || async {
+        roles(&http, &refs).await.iter().filter(|r| *r == "leader").count() == 1
+    })
+    .await);
+    let leader = roles(&http, &refs).await.iter().position(|r| r == "leader").unwrap();
+    secret(&http, &servers[0].host).await;
+
+    // Writes through every replica while the leader is killed midway.
+    let hosts: Vec<String> = servers.iter().map(|s| s.host.clone()).collect();
+    let acks: Vec<Arc<Mutex<Vec<String>>>> = hosts.iter().map(|_| Arc::default()).collect();
+    let writers: Vec<_> = hosts
+        .iter()
+        .zip(&acks)
+        .enumerate()
+        .map(|(i, (host, acked))| {
+            let (http, host, acked) = (http.clone(), host.clone(), acked.clone());
+            tokio::spawn(async move {
+                for n in 0..40 {
+                    let key = format!("r{i}-{n}");
+                    let body = json!({"scope": "llm", "key": key, "string_value": "v"});
+                    if post(&http, &host, "/api/2.0/secrets/put", body).await.0 == StatusCode::OK {
+                        acked.lock().unwrap().push(key);
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        })
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(20), || async { acks[leader].lock().unwrap().len() >= 5 }).await,
+        "the leader acknowledged writes"
+    );
+    servers[leader].child.kill().unwrap();
+    let killed_at = Instant::now();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acknowledged: BTreeSet<String> = acks.iter().flat_map(|a| a.lock().unwrap().clone()).collect();
+    let killed = servers.remove(leader);
+    let survivors: Vec<&Serve> = servers.iter().collect();
+    let (s, listed) = get(&http, &survivors[0].host, "/api/2.0/secrets/list?scope=llm").await;
+    assert_eq!(s, StatusCode::OK, "{listed}");
+    let stored: BTreeSet<String> =
+        listed["secrets"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap().to_string()).collect();
+    let lost: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    drop(killed);
+
+    // Its jobs move: another replica leads within seconds and deploys what is created now.
+    assert!(eventually(Duration::from_secs(10), || async {
+        roles(&http, &survivors).await.iter().filter(|r| *r == "leader").count() == 1
+    })
+    .await, "no new leader");
+    assert!(killed_at.elapsed() < Duration::from_secs(12), "{:?}", killed_at.elapsed());
+    let follower = roles(&http, &survivors).await.iter().position(|r| r == "follower").unwrap();
+    create_ready(&http, &survivors[follower].host, endpoint("after", &mock, json!([]))).await;
+    let other = survivors[1 - follower].host.clone();
+    assert!(eventually(Duration::from_secs(1), || async { ask(&http, &other, "after").await == StatusCode::OK }).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_postgres_replicas_serve_refuse_changes_and_write_usage_when_it_returns() {
+    let mock = mock().await;
+    let pg = TestDatabase::create().await;
+    let proxy = CutProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let through_proxy = pg.url.replace("127.0.0.1:5432", &proxy.addr.to_string());
+    assert_ne!(through_proxy, pg.url, "the test server's URL names 127.0.0.1:5432");
+    let env = Env::new();
+    let servers = replicas(2, &through_proxy, &env).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    let http = http();
+    secret(&http, &a.host).await;
+    create_ready(&http, &a.host, endpoint("chat", &mock, json!([]))).await;
+    // Both serve it before the database goes away (a change still on its way to a replica when
+    // it does would reach that replica only once the database is back).
+    for host in [&a.host, &b.host] {
+        assert!(eventually(Duration::from_secs(2), || async { ask(&http, host, "chat").await == StatusCode::OK }).await);
+    }
+
+    proxy.set_open(false);
+    for host in [&a.host, &b.host] {
+        for _ in 0..5 {
+            let body = json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5});
+            let (s, b) = post(&http, host, "/serving-endpoints/chat/invocations", body).await;
+            assert_eq!(s, StatusCode::OK, "served from the snapshot: {b}");
+        }
+    }
+    let (s, body) = post(&http, &a.host, "/api/2.0/secrets/scopes/create", json!({"scope": "other"})).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body} {}", a.output.lock().unwrap());
+    assert_eq!(body["error_code"], "TEMPORARILY_UNAVAILABLE");
+    assert!(body["message"].as_str().unwrap().contains("database is not reachable"), "{body}");
+    let (s, ready) = get(&http, &b.host, "/readyz").await;
+    assert_eq!(s, StatusCode::OK, "{ready}");
+    assert!(ready["database"].as_str().unwrap().starts_with("down"), "{ready}");
+
+    proxy.set_open(true);
+    // The ten queries of the outage (and the ones before) reach the request log.
+    let logged = eventually(Duration::from_secs(20), || async {
+        let (s, b) = get(&http, &a.host, "/api/2.0/requests?endpoint=chat&limit=100").await;
+        s == StatusCode::OK && b["requests"].as_array().map_or(0, Vec::len) >= 11
+    })
+    .await;
+    assert!(logged, "{:?}", get(&http, &a.host, "/api/2.0/requests?endpoint=chat&limit=100").await);
+    let (_, ready) = get(&http, &b.host, "/readyz").await;
+    assert_eq!(ready["database"], "up", "{ready}");
+    let (s, body) = post(&http, &a.host, "/api/2.0/secrets/scopes/create", json!({"scope": "other"})).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+}
