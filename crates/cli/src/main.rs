@@ -106,6 +106,10 @@ pub fn output() -> Output {
 enum Command {
     /// Run the server.
     Serve(Box<ServeArgs>),
+    /// Move a single-node install from its SQLite files to PostgreSQL, every row of every table,
+    /// so replicas can share it (docs/scale-out.md). Stop the server first: the command takes its
+    /// data directory's lock. The target databases must be empty; they are migrated here.
+    MigrateStore(MigrateStoreArgs),
     /// Save --host and a token (read from standard input) as a profile.
     Configure,
     /// Print a shell completion script: modelgate completion bash > /etc/bash_completion.d/modelgate
@@ -320,6 +324,48 @@ struct ServeArgs {
     log_database_url: Option<String>,
 }
 
+#[derive(clap::Args)]
+struct MigrateStoreArgs {
+    /// The install to move: `sqlite:DATA_DIR` (its modelgate.db, usage.db and inference.db).
+    #[arg(long, value_name = "sqlite:DATA_DIR")]
+    from: String,
+    /// The PostgreSQL database for the control plane (and, without --to-logs, everything), e.g.
+    /// postgres://modelgate:PASSWORD@db.internal:5432/modelgate.
+    #[arg(long, value_name = "URL", env = "MODELGATE_DATABASE_URL", hide_env_values = true)]
+    to: String,
+    /// A PostgreSQL database for the usage records and inference payloads only.
+    #[arg(long, value_name = "URL", env = "MODELGATE_LOG_DATABASE_URL", hide_env_values = true)]
+    to_logs: Option<String>,
+}
+
+async fn migrate_store(args: MigrateStoreArgs) -> ExitCode {
+    let Some(dir) = args.from.strip_prefix("sqlite:") else {
+        eprintln!("Error: --from must be sqlite:DATA_DIR, e.g. --from sqlite:./modelgate-data (got '{}')", args.from);
+        return ExitCode::from(2);
+    };
+    let dir = std::path::Path::new(dir);
+    let moved = modelgate_server::migrate_store(dir, &args.to, args.to_logs.as_deref(), |table, rows| {
+        println!("{table:<28} {rows:>10} rows");
+    })
+    .await;
+    match moved {
+        Ok(copied) => {
+            let rows: u64 = copied.tables.iter().map(|(_, n)| n).sum();
+            println!("Moved {rows} rows from {} to {}.", dir.display(), modelgate_server::redacted_url(&args.to));
+            println!(
+                "Start every replica with --database-url and the master key of this install: \
+                 MODELGATE_MASTER_KEY=\"$(cat {})\"",
+                dir.join("master.key").display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// A size in bytes: a number, optionally with a K, KB, KiB, M, MB, MiB, G, GB or GiB suffix
 /// (all powers of 1024).
 fn parse_bytes(s: &str) -> Result<usize, String> {
@@ -381,6 +427,7 @@ async fn run(cli: Cli) -> ExitCode {
     let _ = OUTPUT.set(output);
     let result = match cli.command {
         Command::Serve(args) => return serve(*args).await,
+        Command::MigrateStore(args) => return migrate_store(args).await,
         Command::Configure => configure(cli.host, cli.profile.as_deref()),
         Command::Bundle(cmd) => {
             // The server is found once the bundle is read: a databricks.yml target may name it;
@@ -425,7 +472,11 @@ async fn run(cli: Cli) -> ExitCode {
                     Command::Alerts(c) => alerts::run(&client, c, output).await,
                     Command::Models(c) => models::run(&client, c, output).await,
                     Command::FoundationModels(c) => models::foundation(&client, c, output).await,
-                    Command::Serve(_) | Command::Configure | Command::Completion { .. } | Command::Bundle(_) => {
+                    Command::Serve(_)
+                    | Command::MigrateStore(_)
+                    | Command::Configure
+                    | Command::Completion { .. }
+                    | Command::Bundle(_) => {
                         unreachable!("handled above")
                     }
                 },

@@ -101,7 +101,8 @@ pub struct DatabasePlaces {
 impl DatabasePlaces {
     /// From `--database-url` and `--log-database-url`; without them, the data directory's files.
     pub fn of(config: &crate::ServerConfig) -> Result<DatabasePlaces, StartError> {
-        let url = |u: &Option<String>| u.as_deref().map(Location::postgres).transpose().map_err(StartError::DatabaseUrl);
+        let url =
+            |u: &Option<String>| u.as_deref().map(Location::postgres).transpose().map_err(StartError::DatabaseUrl);
         let (control, logs) = (url(&config.database_url)?, url(&config.log_database_url)?);
         let file = |name: &str| Location::Sqlite(config.data_dir.join(name));
         let logs = logs.or_else(|| control.clone());

@@ -42,6 +42,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use bootstrap::StartError;
+pub use modelgate_store::redacted as redacted_url;
+pub use modelgate_store::transfer::Copied;
 pub use policy::breaker::BreakerSettings;
 pub use settings::{HostingSettings, Limits, RetrySettings, UpstreamTimeouts};
 
@@ -330,6 +332,7 @@ impl Server {
         let billed = app.clone();
         let redis_watch = app.counters.shared_store().cloned().map(|s| tokio::spawn(s.watch(stop_rx.clone())));
         let following = tokio::spawn(cluster::follow(app.clone(), stop_rx.clone()));
+        let spend_sharing = tokio::spawn(policy::budgets::share(app.clone(), stop_rx.clone()));
         let leading = tokio::spawn(cluster::lead(app.clone(), stop_rx.clone()));
         let metrics = app.metrics.clone();
         let hosting = app.hosting.clone();
@@ -347,6 +350,7 @@ impl Server {
                 let _ = w.await;
             }
             let _ = following.await;
+            let _ = spend_sharing.await;
             let _ = leading.await;
             // Every query has finished: the hosted models' replicas go, with everything they started,
             // and their provisioned band-time is billed to the end.
@@ -373,4 +377,45 @@ impl Server {
         let _ = self.stop.send(true);
         self.task.await.map_err(std::io::Error::other)?
     }
+}
+
+/// Moves the install in `data_dir` from its SQLite files to PostgreSQL: migrates `to` (and
+/// `to_logs`, for the usage and inference tables; default `to`), which must be empty, and copies
+/// every row. Takes the data directory's lock, so it refuses while a server runs on it;
+/// `progress` hears each table as it is copied.
+pub async fn migrate_store(
+    data_dir: &std::path::Path,
+    to: &str,
+    to_logs: Option<&str>,
+    progress: impl FnMut(&str, u64),
+) -> Result<Copied, StartError> {
+    let _lock = bootstrap::lock(data_dir)?;
+    let control = data_dir.join(bootstrap::DB_FILE);
+    if !control.exists() {
+        return Err(StartError::DatabaseUrl(format!(
+            "{} has no {} to migrate: --from names the data directory of a server that has run",
+            data_dir.display(),
+            bootstrap::DB_FILE
+        )));
+    }
+    let target = Location::postgres(to).map_err(StartError::DatabaseUrl)?;
+    let logs = Location::postgres(to_logs.unwrap_or(to)).map_err(StartError::DatabaseUrl)?;
+    let at = |what: &'static str, place: &Location| {
+        let at = place.to_string();
+        move |source| StartError::Database { what, at, source }
+    };
+    let store = target.open_store().await.map_err(at("control-plane database", &target))?;
+    let migrated = store.migrate().await;
+    store.close().await;
+    migrated.map_err(at("control-plane database", &target))?;
+    logs.open_usage().await.map_err(at("usage database", &logs))?.close().await;
+    logs.open_inference().await.map_err(at("inference-table database", &logs))?.close().await;
+    let transfer = modelgate_store::transfer::Transfer {
+        control: &control,
+        usage: &data_dir.join(bootstrap::USAGE_DB_FILE),
+        inference: &data_dir.join(bootstrap::INFERENCE_DB_FILE),
+        to,
+        to_logs: to_logs.unwrap_or(to),
+    };
+    transfer.run(progress).await.map_err(at("migration to", &target))
 }

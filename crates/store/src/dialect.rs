@@ -121,9 +121,5 @@ impl Dialect for Postgres {
 /// A PostgreSQL pool of at most `max` connections that gives up on an unreachable server within
 /// seconds (callers on the request path never wait on it; the rest report the error).
 pub(crate) async fn postgres_pool(options: PgConnectOptions, max: u32) -> Result<PgPool> {
-    Ok(PgPoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await?)
+    Ok(PgPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?)
 }

@@ -16,6 +16,7 @@ mod records;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transfer;
 mod usage;
 
 pub use inference::*;
@@ -62,10 +63,8 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         // SQLSTATE classes 08 (connection exception) and 57 (operator intervention: shutdown,
         // restart) mean the server went away, not that the statement was wrong.
-        let gone = e
-            .as_database_error()
-            .and_then(|d| d.code())
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57"));
+        let gone =
+            e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c.starts_with("08") || c.starts_with("57"));
         match e {
             // Protocol: a connection cut during the handshake reads as garbage.
             sqlx::Error::PoolTimedOut
@@ -73,9 +72,7 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed => {
-                StoreError::Unavailable(e.to_string())
-            }
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
             e if gone => StoreError::Unavailable(e.to_string()),
             e => StoreError::Database(e),
         }

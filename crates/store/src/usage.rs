@@ -261,8 +261,6 @@ pub struct PricingRow {
     pub output_tokens: i64,
 }
 
-
-
 /// Traffic of one endpoint over a window, from its usage records.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WindowSummary {
@@ -284,7 +282,6 @@ pub struct WindowSummary {
     pub cost_usd: f64,
 }
 
-
 /// What an endpoint's usage records say about its use, for the inventory.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Activity {
@@ -297,7 +294,6 @@ pub struct Activity {
     /// The last query ever recorded (within the usage retention), ms.
     pub last_request: Option<i64>,
 }
-
 
 /// One time bucket of an endpoint's traffic.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -341,7 +337,6 @@ struct TimelineRow {
 
 /// Most records a timeline reads; beyond, the oldest of the window are left out.
 const TIMELINE_MAX_ROWS: i64 = 200_000;
-
 
 /// Puts timeline rows (newest first) into `buckets` equal buckets from `since` to `until`.
 fn timeline_of(rows: Vec<TimelineRow>, since: i64, until: i64, buckets: i64) -> Vec<TimelinePoint> {
@@ -388,7 +383,6 @@ pub struct SpendFilter {
     /// Records whose `usage_context` holds this key and value.
     pub usage_context: Option<(String, String)>,
 }
-
 
 /// The usage database: a handle shared by the writer, the reports and the request log.
 #[derive(Clone)]

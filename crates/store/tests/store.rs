@@ -376,7 +376,8 @@ async fn reports_bucket_in_utc_and_group_by_tags_and_usage_context(engine: Engin
         endpoints: None,
     };
     let by_tag = db.report(&q(vec![Dimension::Tag("team".into())], None)).await.unwrap();
-    let rows: Vec<_> = by_tag.iter().map(|r| (r.dimensions[0].clone(), r.requests, r.errors, r.output_tokens)).collect();
+    let rows: Vec<_> =
+        by_tag.iter().map(|r| (r.dimensions[0].clone(), r.requests, r.errors, r.output_tokens)).collect();
     assert_eq!(rows, [(None, 0, 0, 4), (Some("ads".into()), 1, 0, 3), (Some("search".into()), 2, 1, 3)]);
     assert!((by_tag[2].cost_usd - 0.75).abs() < 1e-9 && (by_tag[0].cost_usd - 2.0).abs() < 1e-9);
 
@@ -442,11 +443,8 @@ async fn request_log_filters_and_finds_by_client_id(engine: Engine) {
     assert_eq!(ids(db.requests(&all).await.unwrap()), [id(t + 30, 4), id(t + 20, 3), id(t + 10, 2), id(t, 1)]);
     let failed = RequestFilter { failed_only: true, ..all.clone() };
     assert_eq!(ids(db.requests(&failed).await.unwrap()), [id(t + 30, 4), id(t + 10, 2)]);
-    let visible = RequestFilter {
-        endpoints: Some(vec!["chat".into()]),
-        or_requester_id: Some("id-bob".into()),
-        ..all.clone()
-    };
+    let visible =
+        RequestFilter { endpoints: Some(vec!["chat".into()]), or_requester_id: Some("id-bob".into()), ..all.clone() };
     assert_eq!(ids(db.requests(&visible).await.unwrap()), [id(t + 20, 3), id(t + 10, 2), id(t, 1)]);
     let none_visible = RequestFilter { endpoints: Some(vec![]), ..all.clone() };
     assert!(db.requests(&none_visible).await.unwrap().is_empty());
@@ -486,7 +484,8 @@ async fn meta_initialised_once_and_grants_replaced_or_merged(engine: Engine) {
     };
     s.write_endpoint_permissions(&e.id, &[grant("u1", "CAN_QUERY")], false).await.unwrap();
     s.write_endpoint_permissions(&e.id, &[grant("u1", "CAN_VIEW"), grant("u2", "CAN_QUERY")], false).await.unwrap();
-    let levels = |gs: Vec<EndpointPermissionRecord>| gs.into_iter().map(|g| (g.principal_id, g.level)).collect::<Vec<_>>();
+    let levels =
+        |gs: Vec<EndpointPermissionRecord>| gs.into_iter().map(|g| (g.principal_id, g.level)).collect::<Vec<_>>();
     assert_eq!(
         levels(s.list_endpoint_permissions().await.unwrap()),
         [("owner".into(), "CAN_MANAGE".into()), ("u1".into(), "CAN_VIEW".into()), ("u2".into(), "CAN_QUERY".into())]

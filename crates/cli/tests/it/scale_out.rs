@@ -43,7 +43,12 @@ async fn replicas(n: usize, database: &str, env: &Env) -> Vec<Serve> {
     out
 }
 
-async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, body: Option<Value>) -> (StatusCode, Value) {
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut r = http.request(method, url).bearer_auth(ADMIN);
     if let Some(b) = body {
         r = r.json(&b);
@@ -108,7 +113,8 @@ async fn eventually<F: std::future::Future<Output = bool>>(limit: Duration, mut 
 async fn secret(http: &reqwest::Client, host: &str) {
     let (s, b) = post(http, host, "/api/2.0/secrets/scopes/create", json!({"scope": "llm"})).await;
     assert!(s == StatusCode::OK || b["error_code"] == "RESOURCE_ALREADY_EXISTS", "{b}");
-    let (s, b) = post(http, host, "/api/2.0/secrets/put", json!({"scope": "llm", "key": "k", "string_value": "sk-x"})).await;
+    let (s, b) =
+        post(http, host, "/api/2.0/secrets/put", json!({"scope": "llm", "key": "k", "string_value": "sk-x"})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
 }
 
@@ -160,7 +166,8 @@ async fn config_made_on_one_replica_serves_on_the_others_within_a_second_and_one
     let made = Instant::now();
     for other in [b, c] {
         let host = other.host.clone();
-        let served = eventually(Duration::from_secs(1), || async { ask(&http, &host, "chat").await == StatusCode::OK }).await;
+        let served =
+            eventually(Duration::from_secs(1), || async { ask(&http, &host, "chat").await == StatusCode::OK }).await;
         assert!(served, "{host} did not serve within a second of the change on {}", a.host);
     }
     assert!(made.elapsed() < Duration::from_secs(2), "{:?}", made.elapsed());
@@ -200,10 +207,12 @@ async fn a_killed_replica_loses_no_acknowledged_write_and_its_jobs_move() {
     let mut servers = replicas(3, &pg.url, &env).await;
     let http = http();
     let refs: Vec<&Serve> = servers.iter().collect();
-    assert!(eventually(Duration::from_secs(10), || async {
-        roles(&http, &refs).await.iter().filter(|r| *r == "leader").count() == 1
-    })
-    .await);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            roles(&http, &refs).await.iter().filter(|r| *r == "leader").count() == 1
+        })
+        .await
+    );
     let leader = roles(&http, &refs).await.iter().position(|r| r == "leader").unwrap();
     secret(&http, &servers[0].host).await;
 
@@ -249,10 +258,13 @@ async fn a_killed_replica_loses_no_acknowledged_write_and_its_jobs_move() {
     drop(killed);
 
     // Its jobs move: another replica leads within seconds and deploys what is created now.
-    assert!(eventually(Duration::from_secs(10), || async {
-        roles(&http, &survivors).await.iter().filter(|r| *r == "leader").count() == 1
-    })
-    .await, "no new leader");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            roles(&http, &survivors).await.iter().filter(|r| *r == "leader").count() == 1
+        })
+        .await,
+        "no new leader"
+    );
     assert!(killed_at.elapsed() < Duration::from_secs(12), "{:?}", killed_at.elapsed());
     let follower = roles(&http, &survivors).await.iter().position(|r| r == "follower").unwrap();
     create_ready(&http, &survivors[follower].host, endpoint("after", &mock, json!([]))).await;
@@ -276,7 +288,9 @@ async fn without_postgres_replicas_serve_refuse_changes_and_write_usage_when_it_
     // Both serve it before the database goes away (a change still on its way to a replica when
     // it does would reach that replica only once the database is back).
     for host in [&a.host, &b.host] {
-        assert!(eventually(Duration::from_secs(2), || async { ask(&http, host, "chat").await == StatusCode::OK }).await);
+        assert!(
+            eventually(Duration::from_secs(2), || async { ask(&http, host, "chat").await == StatusCode::OK }).await
+        );
     }
 
     proxy.set_open(false);
@@ -307,4 +321,126 @@ async fn without_postgres_replicas_serve_refuse_changes_and_write_usage_when_it_
     assert_eq!(ready["database"], "up", "{ready}");
     let (s, body) = post(&http, &a.host, "/api/2.0/secrets/scopes/create", json!({"scope": "other"})).await;
     assert_eq!(s, StatusCode::OK, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_store_moves_a_single_node_install_to_postgres_without_losing_anything() {
+    let mock = mock().await;
+    let pg = TestDatabase::create().await;
+    let env = Env::new();
+    let data = env.data();
+    let http = http();
+    let first = {
+        let data = data.clone();
+        tokio::task::spawn_blocking(move || spawn_server(&data, &[("MODELGATE_ADMIN_TOKEN", ADMIN)])).await.unwrap()
+    };
+    secret(&http, &first.host).await;
+    create_ready(&http, &first.host, endpoint("chat", &mock, json!([]))).await;
+    for _ in 0..3 {
+        assert_eq!(ask(&http, &first.host, "chat").await, StatusCode::OK);
+    }
+    let (_, before) = get(&http, &first.host, "/api/2.0/serving-endpoints/chat").await;
+
+    // While the server runs, its data directory is taken.
+    let migrate = |to: &str| {
+        let from = format!("sqlite:{}", data.display());
+        std::process::Command::new(BIN).args(["migrate-store", "--from", &from, "--to", to]).output().unwrap()
+    };
+    let busy = migrate(&pg.url);
+    assert!(!busy.status.success() && text(&busy).1.contains("in use by another modelgate server"), "{busy:?}");
+
+    sigterm(&first.child);
+    let mut first = first;
+    assert!(wait_timeout(&mut first.child, Duration::from_secs(30)).is_some_and(|s| s.success()));
+    let moved = migrate(&pg.url);
+    let (out, err) = text(&moved);
+    assert!(moved.status.success(), "{out}{err}");
+    assert!(out.contains("usage") && out.contains("Moved"), "{out}");
+    let again = migrate(&pg.url);
+    assert!(!again.status.success() && text(&again).1.contains("migrate into an empty database"), "{again:?}");
+
+    // A replica on PostgreSQL, with the install's key and a data directory of its own.
+    let key = std::fs::read_to_string(data.join("master.key")).unwrap();
+    let replica = {
+        let (dir, url) = (env.dir.path().join("replica"), pg.url.clone());
+        tokio::task::spawn_blocking(move || {
+            spawn_server(
+                &dir,
+                &[
+                    ("MODELGATE_ADMIN_TOKEN", ADMIN),
+                    ("MODELGATE_DATABASE_URL", &url),
+                    ("MODELGATE_MASTER_KEY", key.trim()),
+                ],
+            )
+        })
+        .await
+        .unwrap()
+    };
+    let (_, after) = get(&http, &replica.host, "/api/2.0/serving-endpoints/chat").await;
+    assert_eq!((&after["id"], &after["state"]), (&before["id"], &before["state"]));
+    assert_eq!(ask(&http, &replica.host, "chat").await, StatusCode::OK, "the secret still decrypts");
+    let (s, log) = get(&http, &replica.host, "/api/2.0/requests?endpoint=chat").await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    assert_eq!(log["requests"].as_array().unwrap().len(), 4, "three queries before, one after: {log}");
+    let (_, audit) = get(&http, &replica.host, "/api/2.0/audit-log").await;
+    assert!(audit.to_string().contains("serving-endpoint:chat"), "{audit}");
+    // New audit records continue the old numbering.
+    let (s, _) = post(&http, &replica.host, "/api/2.0/secrets/scopes/create", json!({"scope": "after"})).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+/// How often replicas share budget spend (docs/budgets.md).
+fn budgets_sync() -> Duration {
+    Duration::from_secs(1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_budget_spent_through_one_replica_stops_every_replica() {
+    let mock = mock().await;
+    let pg = TestDatabase::create().await;
+    let env = Env::new();
+    let servers = replicas(3, &pg.url, &env).await;
+    let (a, others) = (&servers[0], [&servers[1], &servers[2]]);
+    let http = http();
+    secret(&http, &a.host).await;
+    create_ready(&http, &a.host, endpoint("chat", &mock, json!([]))).await;
+    // One query through each replica: what a query costs, and all three serve.
+    for s in &servers {
+        let host = s.host.clone();
+        assert!(
+            eventually(Duration::from_secs(2), || async { ask(&http, &host, "chat").await == StatusCode::OK }).await
+        );
+    }
+    // The other replicas' records reach the shared database within their writers' linger.
+    let served = "/api/2.0/requests?endpoint=chat&status=200";
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            get(&http, &a.host, served).await.1["requests"].as_array().map_or(0, Vec::len) == 3
+        })
+        .await
+    );
+    let (_, log) = get(&http, &a.host, served).await;
+    let costs: Vec<f64> = log["requests"].as_array().unwrap().iter().map(|r| r["cost_usd"].as_f64().unwrap()).collect();
+    let (spent, each) = (costs.iter().sum::<f64>(), costs[0]);
+    assert!(each > 0.0, "{log}");
+    // Room for two more queries in the whole install (the name is unique to this run: budget
+    // totals live in the shared Redis).
+    let policy = json!({"name": format!("two-more-{}", std::process::id()), "period": "day",
+                        "amount_usd": spent + 1.5 * each, "action": "BLOCK", "scope": {"endpoint": "chat"}});
+    let (s, b) = post(&http, &a.host, "/api/2.0/budget-policies", policy).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let mut through_a = Vec::new();
+    for _ in 0..3 {
+        through_a.push(ask(&http, &a.host, "chat").await);
+    }
+    assert_eq!(through_a, [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS]);
+    // Each of the others alone would still see room for two; a sync interval (a second) later
+    // they know what A spent and refuse their first query.
+    tokio::time::sleep(budgets_sync() + Duration::from_millis(500)).await;
+    for other in others {
+        assert_eq!(ask(&http, &other.host, "chat").await, StatusCode::TOO_MANY_REQUESTS, "{}", other.host);
+    }
+    let (_, log) = get(&http, &a.host, served).await;
+    let served = log["requests"].as_array().unwrap().len();
+    assert_eq!(served, 5, "{log}");
 }

@@ -23,7 +23,10 @@ async fn reload(app: &AppState) -> ApiResult<()> {
     // Spend is summed from the usage records: everything queued is written first.
     app.usage.flush().await;
     let snapshot = app.snapshot.load_full();
-    app.budgets.reload(app.store.as_ref(), &app.usage.db, &snapshot.targets()).await
+    app.budgets.reload(app.store.as_ref(), &app.usage.db, &snapshot.targets()).await?;
+    // The other replicas reload theirs.
+    app.cluster.announce().await;
+    Ok(())
 }
 
 fn one(app: &AppState, id: &str) -> ApiResult<BudgetPolicy> {

@@ -5,9 +5,15 @@
 //! concurrent queries never lose an addition. A `BLOCK` policy refuses queries once the spend
 //! has reached the amount; queries already in flight at that moment still finish, so the spend
 //! can exceed the amount by at most their cost.
+//!
+//! With Redis (`--redis-url`), replicas share each period's spend: every [`SHARE_EVERY`] a replica
+//! adds what it spent since to the period's total in Redis and takes the total back ([`share`]).
+//! A replica so learns of the others' spend within that interval; the bound above grows by what
+//! the other replicas spend in one interval.
 
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use modelgate_core::period::Period;
 use modelgate_store::{SpendFilter, Store, UsageDb};
@@ -16,6 +22,10 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::policy::Target;
+use crate::policy::shared::{SharedCounters, SpendShare};
+
+/// How often replicas share their budget spend through Redis.
+pub const SHARE_EVERY: Duration = Duration::from_secs(1);
 
 /// Document kind of budget policies.
 pub const KIND: &str = "budget_policy";
@@ -75,6 +85,8 @@ struct Tracked {
     start: i64,
     end: i64,
     spent: f64,
+    /// Spend added here and not yet shared with the other replicas (part of `spent`).
+    unshared: f64,
 }
 
 impl Tracked {
@@ -93,6 +105,7 @@ impl Tracked {
         if now >= self.end || now < self.start {
             (self.start, self.end) = self.period.bounds(now);
             self.spent = 0.0;
+            self.unshared = 0.0;
         }
     }
 
@@ -145,9 +158,20 @@ impl Budgets {
             filter.tag = input.scope.tag.as_ref().map(|kv| (kv.key.clone(), kv.value.clone()));
             filter.usage_context = input.scope.usage_context.as_ref().map(|kv| (kv.key.clone(), kv.value.clone()));
             let spent = usage.spend(&filter, start).await?;
-            fresh.push(Tracked { id: d.id, input, period, start, end, spent });
+            fresh.push(Tracked { id: d.id, input, period, start, end, spent, unshared: 0.0 });
         }
-        *self.tracked.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        // The records of the latest queries may still be on their way to the database, and the
+        // spend not yet shared through Redis must still go: both carry over within a period.
+        for t in &mut fresh {
+            if let Some(old) =
+                tracked.iter().find(|o| o.id == t.id && o.start == t.start && o.input.scope == t.input.scope)
+            {
+                t.spent = t.spent.max(old.spent);
+                t.unshared = old.unshared;
+            }
+        }
+        *tracked = fresh;
         Ok(())
     }
 
@@ -187,6 +211,7 @@ impl Budgets {
             if t.applies(ep, usage_context) {
                 t.roll(now);
                 t.spent += cost;
+                t.unshared += cost;
             }
         }
     }
@@ -206,8 +231,56 @@ impl Budgets {
         out
     }
 
+    /// Adds this replica's unshared spend to the totals in Redis and takes the totals back (the
+    /// others' spend included). Nothing changes when Redis does not answer: the spend stays
+    /// unshared and goes with the next sync.
+    pub async fn share(&self, redis: &SharedCounters) {
+        let now = modelgate_core::now_ms();
+        let shares: Vec<SpendShare> = {
+            let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+            tracked
+                .iter_mut()
+                .map(|t| {
+                    t.roll(now);
+                    SpendShare {
+                        policy: t.id.clone(),
+                        period_start: t.start,
+                        ttl_secs: ((t.end - t.start) / 1000).max(0) as u64 + 86_400,
+                        seed: t.spent - t.unshared,
+                        delta: t.unshared,
+                    }
+                })
+                .collect()
+        };
+        let Some(totals) = redis.add_spend(&shares).await else { return };
+        let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        for (share, total) in shares.iter().zip(totals) {
+            // The policy may have been reloaded or rolled over meanwhile: only the same period.
+            if let Some(t) = tracked.iter_mut().find(|t| t.id == share.policy && t.start == share.period_start) {
+                t.unshared = (t.unshared - share.delta).max(0.0);
+                t.spent = total + t.unshared;
+            }
+        }
+    }
+
     /// Whether a policy with this id exists.
     pub fn exists(&self, id: &str) -> bool {
         self.tracked.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|t| t.id == id)
+    }
+}
+
+/// Shares the spend of every policy through Redis every [`SHARE_EVERY`], until `stop`.
+pub async fn share(app: crate::state::AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Some(redis) = app.counters.shared_store().cloned() else { return };
+    let mut tick = tokio::time::interval(SHARE_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => app.budgets.share(&redis).await,
+            _ = stop.changed() => {
+                // What this replica spent last goes before it stops.
+                app.budgets.share(&redis).await;
+                return;
+            }
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Rate-limit counters shared by every replica, in Redis (`serve --redis-url`).
+//! Rate-limit counters and budget spend shared by every replica, in Redis (`serve --redis-url`).
 //!
 //! A reservation is one round trip: a script checks every counter the request touches and adds to
 //! all of them or none, so replicas can never together push a counter past its limit (calls are
@@ -42,6 +42,36 @@ end
 return {0, 0}
 ";
 
+/// Adds each replica's unshared spend to the shared total of a budget period and returns the
+/// totals. KEYS are the periods' spend; ARGV is (seed, delta, ttl) per key, where the seed (this
+/// replica's view of the spend before the delta) starts a period Redis does not know, so a Redis
+/// that restarted empty picks the spend up again instead of starting from zero.
+const ADD_SPEND: &str = r"
+local totals = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('SET', key, ARGV[3 * i - 2])
+  end
+  totals[i] = redis.call('INCRBYFLOAT', key, ARGV[3 * i - 1])
+  redis.call('EXPIRE', key, ARGV[3 * i])
+end
+return totals
+";
+
+/// One budget period's share of a spend sync.
+pub struct SpendShare {
+    /// Policy id.
+    pub policy: String,
+    /// The period's start, ms.
+    pub period_start: i64,
+    /// How long the period's total is kept, seconds.
+    pub ttl_secs: u64,
+    /// This replica's view of the spend before `delta`.
+    pub seed: f64,
+    /// Spend added here since the last sync.
+    pub delta: f64,
+}
+
 /// A connection manager that connects on first use and fails fast.
 fn manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
@@ -60,6 +90,7 @@ pub struct SharedCounters {
     /// not keep Redis marked down.
     conn: Arc<arc_swap::ArcSwap<ConnectionManager>>,
     script: Arc<redis::Script>,
+    spend_script: Arc<redis::Script>,
     prefix: Arc<str>,
     up: Arc<AtomicBool>,
 }
@@ -74,7 +105,8 @@ impl SharedCounters {
             client,
             conn: Arc::new(arc_swap::ArcSwap::from_pointee(conn)),
             script: Arc::new(redis::Script::new(RESERVE)),
-            prefix: format!("modelgate:{workspace}:rl").into(),
+            spend_script: Arc::new(redis::Script::new(ADD_SPEND)),
+            prefix: format!("modelgate:{workspace}").into(),
             up: Arc::new(AtomicBool::new(true)),
         })
     }
@@ -99,7 +131,7 @@ impl SharedCounters {
     }
 
     fn key(&self, window: u64, key: &str) -> String {
-        format!("{}:{window}:{key}", self.prefix)
+        format!("{}:rl:{window}:{key}", self.prefix)
     }
 
     /// Reserves every want, or none; `None` if Redis did not answer (now marked down).
@@ -116,6 +148,29 @@ impl SharedCounters {
                 let w = wants.get(i.saturating_sub(1))?;
                 Some(Err(Refusal { key: w.key.clone(), limit: w.limit, used }))
             }
+            Err(e) => {
+                self.mark(false, &e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Adds each share's delta to its period's total; the totals in order, or `None` if Redis did
+    /// not answer (now marked down).
+    pub async fn add_spend(&self, shares: &[SpendShare]) -> Option<Vec<f64>> {
+        if shares.is_empty() {
+            return Some(Vec::new());
+        }
+        let mut call = self.spend_script.prepare_invoke();
+        for s in shares {
+            call.key(format!("{}:budget:{}:{}", self.prefix, s.policy, s.period_start))
+                .arg(s.seed)
+                .arg(s.delta)
+                .arg(s.ttl_secs);
+        }
+        let mut conn = self.conn();
+        match call.invoke_async::<Vec<String>>(&mut conn).await {
+            Ok(totals) => Some(totals.iter().map(|t| t.parse().unwrap_or(0.0)).collect()),
             Err(e) => {
                 self.mark(false, &e.to_string());
                 None

@@ -147,7 +147,11 @@ async fn write_loop<T>(
     }
     // The server stops: one last attempt for what is held.
     if !held.is_empty() && target.write(&held.make_contiguous()[..]).await.is_err() {
-        tracing::error!(writer = name, records = held.len(), "the database did not take the held records; they are lost");
+        tracing::error!(
+            writer = name,
+            records = held.len(),
+            "the database did not take the held records; they are lost"
+        );
         metrics.writer_dropped(name, held.len() as u64);
     }
 }
