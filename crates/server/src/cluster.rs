@@ -2,22 +2,13 @@
 //! replica's snapshot (a `NOTIFY` at once, a generation counter polled as the safety net), and
 //! the jobs that must run once (alert evaluation and notification, deployments, retention) run
 //! on the replica that holds the leader lease. On SQLite there is one replica, always the leader.
+//! The loops that follow the changes and hold the lease are in `background::cluster`.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use modelgate_core::now_ms;
-use modelgate_store::cluster::{ChangeFeed, Lease};
-use tokio::sync::watch;
-
-use crate::state::AppState;
-
-/// The advisory-lock key of the leader lease ("mgleader" in ASCII, so it never collides with an
-/// application's small integers).
-const LEADER_KEY: i64 = 0x6d67_6c65_6164_6572;
-/// How often the generation is polled, and the lease taken or checked.
-const TICK: Duration = Duration::from_secs(1);
+use modelgate_store::cluster::ChangeFeed;
 
 /// This replica's place among the others.
 pub struct Cluster {
@@ -99,7 +90,28 @@ impl Cluster {
         (now_ms() - self.checked_at.load(Ordering::Acquire)).max(0) as f64 / 1000.0
     }
 
-    fn record(&self, outcome: Result<(), String>) {
+    /// The change feed and the database URL, on a shared database.
+    pub fn feed(&self) -> Option<(&ChangeFeed, &str)> {
+        self.feed.as_ref().zip(self.url.as_deref())
+    }
+
+    /// The configuration generation the snapshot reflects.
+    pub fn seen(&self) -> i64 {
+        self.seen.load(Ordering::Acquire)
+    }
+
+    /// The snapshot now reflects generation `g` (or a later one).
+    pub fn saw(&self, g: i64) {
+        self.seen.fetch_max(g, Ordering::AcqRel);
+    }
+
+    /// Whether this replica leads from now on.
+    pub fn set_leader(&self, leads: bool) {
+        self.leader.store(leads, Ordering::Release);
+    }
+
+    /// Whether the database answered (the snapshot is then current), or why not.
+    pub fn record(&self, outcome: Result<(), String>) {
         let mut error = self.database_error.lock().unwrap_or_else(|e| e.into_inner());
         match outcome {
             Ok(()) => {
@@ -115,113 +127,5 @@ impl Cluster {
                 *error = Some(e);
             }
         }
-    }
-}
-
-/// Rebuilds this replica's snapshot (and budgets) after another replica's change; `generation`
-/// is what the database said before the rebuild began.
-async fn catch_up(app: &AppState, generation: Option<i64>) {
-    match app.reload().await {
-        Ok(()) => {
-            if let Some(g) = generation {
-                app.cluster.seen.fetch_max(g, Ordering::AcqRel);
-            }
-            app.cluster.record(Ok(()));
-        }
-        Err(e) => app.cluster.record(Err(e.to_string())),
-    }
-}
-
-/// Follows the other replicas' changes until `stop`.
-pub async fn follow(app: AppState, mut stop: watch::Receiver<bool>) {
-    let Some(feed) = app.cluster.feed.clone() else { return };
-    let mut listener = None;
-    let mut tick = tokio::time::interval(TICK);
-    loop {
-        if listener.is_none() {
-            match feed.listen().await {
-                Ok(l) => {
-                    listener = Some(l);
-                    // Whatever was announced while nobody listened.
-                    catch_up(&app, None).await;
-                }
-                Err(e) => app.cluster.record(Err(e.to_string())),
-            }
-        }
-        let heard = async {
-            match listener.as_mut() {
-                Some(l) => l.next().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = stop.changed() => return,
-            heard = heard => match heard {
-                Ok(Some(first)) => {
-                    // The whole burst, then one rebuild for all of it.
-                    let mut newest = None;
-                    let mut change = Some(first);
-                    while let Some(c) = change {
-                        if c.replica != app.cluster.replica {
-                            newest = newest.max(Some(c.generation));
-                        }
-                        change = listener.as_mut().and_then(|l| l.next_buffered());
-                    }
-                    if newest.is_some() {
-                        catch_up(&app, newest).await;
-                    }
-                }
-                // The connection was re-established: announcements may have been missed.
-                Ok(None) => catch_up(&app, None).await,
-                Err(e) => {
-                    listener = None;
-                    app.cluster.record(Err(e.to_string()));
-                }
-            },
-            _ = tick.tick() => match feed.generation().await {
-                Ok(g) if g != app.cluster.seen.load(Ordering::Acquire) => catch_up(&app, Some(g)).await,
-                Ok(_) => app.cluster.record(Ok(())),
-                Err(e) => app.cluster.record(Err(e.to_string())),
-            },
-        }
-        if app.cluster.is_leader() {
-            crate::background::deployer::adopt_pending(&app).await;
-        }
-    }
-}
-
-/// Takes the leader lease when nobody holds it, and keeps it while its connection lives, until
-/// `stop`.
-pub async fn lead(app: AppState, mut stop: watch::Receiver<bool>) {
-    let Some(url) = app.cluster.url.clone() else { return };
-    let mut lease: Option<Lease> = None;
-    loop {
-        match lease.as_mut() {
-            None => match Lease::try_take(&url, LEADER_KEY).await {
-                Ok(Some(l)) => {
-                    lease = Some(l);
-                    app.cluster.leader.store(true, Ordering::Release);
-                    tracing::info!(replica = %app.cluster.replica, "this replica leads: alerts, deployments and retention run here");
-                    crate::background::deployer::adopt_pending(&app).await;
-                }
-                Ok(None) => {}
-                Err(e) => tracing::debug!(error = %e, "could not try the leader lease"),
-            },
-            Some(l) => {
-                if !l.holds(TICK * 2).await {
-                    app.cluster.leader.store(false, Ordering::Release);
-                    lease = None;
-                    tracing::warn!("lost the leader lease (the database connection failed); another replica may lead");
-                }
-            }
-        }
-        tokio::select! {
-            _ = stop.changed() => break,
-            _ = tokio::time::sleep(TICK) => {}
-        }
-    }
-    app.cluster.leader.store(false, Ordering::Release);
-    if let Some(l) = lease {
-        l.release().await;
     }
 }

@@ -331,9 +331,9 @@ impl Server {
             tokio::spawn(background::billing::run(app.clone(), config.hosting.billing_interval, stop_rx.clone()));
         let billed = app.clone();
         let redis_watch = app.counters.shared_store().cloned().map(|s| tokio::spawn(s.watch(stop_rx.clone())));
-        let following = tokio::spawn(cluster::follow(app.clone(), stop_rx.clone()));
-        let spend_sharing = tokio::spawn(policy::budgets::share(app.clone(), stop_rx.clone()));
-        let leading = tokio::spawn(cluster::lead(app.clone(), stop_rx.clone()));
+        let following = tokio::spawn(background::cluster::follow(app.clone(), stop_rx.clone()));
+        let spend_sharing = tokio::spawn(background::cluster::share_budgets(app.clone(), stop_rx.clone()));
+        let leading = tokio::spawn(background::cluster::lead(app.clone(), stop_rx.clone()));
         let metrics = app.metrics.clone();
         let hosting = app.hosting.clone();
         let gate = http::limits::Gate::new(config.limits, metrics.clone());

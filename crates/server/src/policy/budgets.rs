@@ -7,7 +7,8 @@
 //! can exceed the amount by at most their cost.
 //!
 //! With Redis (`--redis-url`), replicas share each period's spend: every [`SHARE_EVERY`] a replica
-//! adds what it spent since to the period's total in Redis and takes the total back ([`share`]).
+//! adds what it spent since to the period's total in Redis and takes the total back
+//! ([`Budgets::share`]).
 //! A replica so learns of the others' spend within that interval; the bound above grows by what
 //! the other replicas spend in one interval.
 
@@ -266,21 +267,5 @@ impl Budgets {
     /// Whether a policy with this id exists.
     pub fn exists(&self, id: &str) -> bool {
         self.tracked.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|t| t.id == id)
-    }
-}
-
-/// Shares the spend of every policy through Redis every [`SHARE_EVERY`], until `stop`.
-pub async fn share(app: crate::state::AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let Some(redis) = app.counters.shared_store().cloned() else { return };
-    let mut tick = tokio::time::interval(SHARE_EVERY);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => app.budgets.share(&redis).await,
-            _ = stop.changed() => {
-                // What this replica spent last goes before it stops.
-                app.budgets.share(&redis).await;
-                return;
-            }
-        }
     }
 }
