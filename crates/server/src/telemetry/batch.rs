@@ -122,7 +122,8 @@ async fn write_loop<T>(
         let due = retry_at.is_none_or(|at| tokio::time::Instant::now() >= at) || flushing;
         while due && !held.is_empty() {
             let n = held.len().min(BATCH);
-            match target.write(&held.make_contiguous()[..n]).await {
+            let (batch, _) = held.make_contiguous().split_at(n);
+            match target.write(batch).await {
                 Ok(()) => {
                     held.drain(..n);
                     if retry_at.take().is_some() {
@@ -146,7 +147,7 @@ async fn write_loop<T>(
         }
     }
     // The server stops: one last attempt for what is held.
-    if !held.is_empty() && target.write(&held.make_contiguous()[..]).await.is_err() {
+    if !held.is_empty() && target.write(held.make_contiguous()).await.is_err() {
         tracing::error!(
             writer = name,
             records = held.len(),
