@@ -1,7 +1,9 @@
-# Shared by bench/run.sh and bench/soak.sh, sourced from the repository root. `start_servers`
-# builds the release binaries (unless BIN names another build), starts the mock upstream (--fast)
-# and modelgate pinned to their own cores, and creates the secret the benchmark endpoints use. It sets BIN, WORK, MOCK, GW, GW_PID,
-# H and TOKEN, and both processes stop when the script exits. Loopback addresses only.
+# Shared by the bench scripts, sourced from the repository root. `start_servers` builds the release
+# binaries (unless BIN names another build), starts the mock upstream (--fast) and modelgate
+# pinned to their own cores, and creates the secret the benchmark endpoints use. It sets BIN,
+# WORK, MOCK, GW, GW_PID, H and TOKEN, and every process stops when the script exits. The parts
+# (`prepare`, `start_mock`, `start_gateway [serve flags]`, `stop_gateway`) serve scripts that run
+# several gateways one after the other. Loopback addresses only.
 
 GATEWAY_CPU=${GATEWAY_CPU:-0}
 OTHER_CPU=${OTHER_CPU:-1}
@@ -23,23 +25,43 @@ wait_listen() { # file -> url
   echo "did not start: $(cat "$1")" >&2; exit 1
 }
 
-start_servers() {
+prepare() {
   if [ "$BIN" = target/release ]; then
     cargo build --release --locked -p modelgate -p modelgate-mock-upstream -p modelgate-loadgen >&2
   fi
   WORK=$(mktemp -d)
   trap cleanup EXIT
+}
+
+start_mock() {
   taskset -c "$OTHER_CPU" "$BIN/modelgate-mock-upstream" --fast --threads 1 --listen 127.0.0.1:0 > "$WORK/mock.log" 2>&1 &
   PIDS+=($!)
   MOCK=$(wait_listen "$WORK/mock.log")
+}
+
+# modelgate on its own core with a fresh data directory; arguments are more `serve` flags.
+start_gateway() {
+  local data="$WORK/data-${#PIDS[@]}"
   TOKIO_WORKER_THREADS=1 MODELGATE_ADMIN_TOKEN=$TOKEN taskset -c "$GATEWAY_CPU" \
-    "$BIN/modelgate" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" --log-level warn > "$WORK/gw.log" 2>&1 &
+    "$BIN/modelgate" serve --listen 127.0.0.1:0 --data-dir "$data" --log-level warn "$@" > "$WORK/gw.log" 2>&1 &
   GW_PID=$!
   PIDS+=($GW_PID)
   GW=$(wait_listen "$WORK/gw.log")
   H="Authorization: Bearer $TOKEN"
   curl -sf -H "$H" "$GW/api/2.0/secrets/scopes/create" -d '{"scope": "bench"}' > /dev/null
   curl -sf -H "$H" "$GW/api/2.0/secrets/put" -d '{"scope": "bench", "key": "k", "string_value": "sk-bench"}' > /dev/null
+}
+
+stop_gateway() {
+  kill "$GW_PID" 2>/dev/null || true
+  wait "$GW_PID" 2>/dev/null || true
+  rm -f "$WORK/gw.log"
+}
+
+start_servers() {
+  prepare
+  start_mock
+  start_gateway
 }
 
 # An OpenAI chat endpoint named $1 answered by the mock; $2, if given, is more top-level JSON

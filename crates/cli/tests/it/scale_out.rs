@@ -197,6 +197,24 @@ async fn config_made_on_one_replica_serves_on_the_others_within_a_second_and_one
     let ok = codes.iter().filter(|s| **s == StatusCode::OK).count();
     let limited = codes.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
     assert_eq!((ok, limited), (10, 35), "{codes:?}");
+
+    // A token limit likewise: every query reserves at least its max_tokens (5), so 60 tokens a
+    // minute admit at most 12 queries whichever replica takes them (each alone would admit 12).
+    let tokens = json!([{"key": "endpoint", "tokens": 60, "renewal_period": "minute"}]);
+    create_ready(&http, &c.host, endpoint("metered", &mock, tokens)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    room_in_the_minute(20).await;
+    let asks = (0..45).map(|i| {
+        let (http, host) = (http.clone(), hosts[i % 3].clone());
+        tokio::spawn(async move { ask(&http, &host, "metered").await })
+    });
+    let mut codes = Vec::new();
+    for t in asks.collect::<Vec<_>>() {
+        codes.push(t.await.unwrap());
+    }
+    let ok = codes.iter().filter(|s| **s == StatusCode::OK).count();
+    assert!((1..=12).contains(&ok), "{ok} admitted: {codes:?}");
+    assert_eq!(codes.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 45 - ok, "{codes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
