@@ -20,20 +20,25 @@ const REDIS: &str = "redis://127.0.0.1:6379/0";
 
 /// `n` replicas on `database` (and Redis), each with a data directory of its own.
 async fn replicas(n: usize, database: &str, env: &Env) -> Vec<Serve> {
+    replicas_with(n, database, env, &[]).await
+}
+
+/// `n` replicas, with more environment.
+async fn replicas_with(n: usize, database: &str, env: &Env, more: &[(&'static str, &'static str)]) -> Vec<Serve> {
     let mut started = Vec::new();
     for i in 0..n {
         let data = env.dir.path().join(format!("replica-{i}"));
         let database = database.to_string();
+        let more = more.to_vec();
         started.push(tokio::task::spawn_blocking(move || {
-            spawn_server(
-                &data,
-                &[
-                    ("MODELGATE_DATABASE_URL", &database),
-                    ("MODELGATE_REDIS_URL", REDIS),
-                    ("MODELGATE_MASTER_KEY", MASTER_KEY),
-                    ("MODELGATE_ADMIN_TOKEN", ADMIN),
-                ],
-            )
+            let mut envs = vec![
+                ("MODELGATE_DATABASE_URL", database.as_str()),
+                ("MODELGATE_REDIS_URL", REDIS),
+                ("MODELGATE_MASTER_KEY", MASTER_KEY),
+                ("MODELGATE_ADMIN_TOKEN", ADMIN),
+            ];
+            envs.extend(more);
+            spawn_server(&data, &envs)
         }));
     }
     let mut out = Vec::new();
@@ -160,6 +165,13 @@ async fn config_made_on_one_replica_serves_on_the_others_within_a_second_and_one
     }
     let count = |role: &str| roles_now.iter().filter(|r| *r == role).count();
     assert_eq!((count("leader"), count("follower")), (1, 2), "exactly one leader: {roles_now:?}");
+    let mut leaders = 0;
+    for s in [a, b, c] {
+        let metrics = http.get(format!("{}/metrics", s.host)).bearer_auth(ADMIN).send().await.unwrap();
+        let text = metrics.text().await.unwrap();
+        leaders += text.lines().filter(|l| *l == "replica_leader 1").count();
+    }
+    assert_eq!(leaders, 1, "replica_leader in /metrics");
 
     secret(&http, &a.host).await;
     create_ready(&http, &a.host, endpoint("chat", &mock, json!([]))).await;
@@ -323,9 +335,11 @@ async fn without_postgres_replicas_serve_refuse_changes_and_write_usage_when_it_
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body} {}", a.output.lock().unwrap());
     assert_eq!(body["error_code"], "TEMPORARILY_UNAVAILABLE");
     assert!(body["message"].as_str().unwrap().contains("database is not reachable"), "{body}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let (s, ready) = get(&http, &b.host, "/readyz").await;
     assert_eq!(s, StatusCode::OK, "{ready}");
     assert!(ready["database"].as_str().unwrap().starts_with("down"), "{ready}");
+    assert!(ready["snapshot_age_seconds"].as_f64().unwrap() >= 1.0, "the snapshot ages: {ready}");
 
     proxy.set_open(true);
     // The ten queries of the outage (and the ones before) reach the request log.
@@ -461,4 +475,85 @@ async fn a_block_budget_spent_through_one_replica_stops_every_replica() {
     let (_, log) = get(&http, &a.host, served).await;
     let served = log["requests"].as_array().unwrap().len();
     assert_eq!(served, 5, "{log}");
+}
+
+/// A webhook receiver on loopback: every JSON body POSTed is kept.
+async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let inbox: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let kept = inbox.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(v);
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, inbox)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_alerts_once_on_what_every_replica_served() {
+    let mock = mock().await;
+    let (hook, inbox) = receiver().await;
+    let pg = TestDatabase::create().await;
+    let env = Env::new();
+    let servers = replicas_with(3, &pg.url, &env, &[("MODELGATE_ALERT_INTERVAL", "1s")]).await;
+    let http = http();
+    let refs: Vec<&Serve> = servers.iter().collect();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            roles(&http, &refs).await.iter().filter(|r| *r == "leader").count() == 1
+        })
+        .await
+    );
+    let roles_now = roles(&http, &refs).await;
+    let followers: Vec<&Serve> =
+        servers.iter().zip(&roles_now).filter(|(_, r)| *r == "follower").map(|(s, _)| s).collect();
+    let host = &servers[0].host;
+    secret(&http, host).await;
+    create_ready(&http, host, endpoint("flaky", &mock, json!([]))).await;
+    let (s, b) =
+        post(&http, host, "/api/2.0/alert-destinations", json!({"name": "hook", "url": hook, "format": "json"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, rules) = get(&http, host, "/api/2.0/alert-rules").await;
+    let mut rule = rules["rules"].as_array().unwrap().iter().find(|r| r["name"] == "error-rate").unwrap().clone();
+    let id = rule["rule_id"].as_str().unwrap().to_string();
+    let o = rule.as_object_mut().unwrap();
+    o.remove("rule_id");
+    o.extend(json!({"window": "30s", "min_requests": 4}).as_object().unwrap().clone());
+    let (s, b) = call(&http, reqwest::Method::PUT, format!("{host}/api/2.0/alert-rules/{id}"), Some(rule)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    for f in &followers {
+        let other = f.host.clone();
+        assert!(
+            eventually(Duration::from_secs(2), || async { ask(&http, &other, "flaky").await == StatusCode::OK }).await
+        );
+    }
+
+    // Failures only through the followers: three each, fewer than the rule's minimum (four) on
+    // any one replica, and none through the leader, which evaluates.
+    let failing = json!({"messages": [{"role": "user", "content": "__status_401__"}], "max_tokens": 5});
+    for f in &followers {
+        for _ in 0..3 {
+            let (s, b) = post(&http, &f.host, "/serving-endpoints/flaky/invocations", failing.clone()).await;
+            assert!(s.is_client_error() || s.is_server_error(), "{s} {b}");
+        }
+    }
+    let fired = eventually(Duration::from_secs(15), || async {
+        inbox.lock().unwrap().iter().any(|m| m["alert"]["kind"] == "error_rate")
+    })
+    .await;
+    assert!(fired, "no error-rate alert: {:?}", inbox.lock().unwrap());
+    // Three more evaluation rounds: still one message, from one replica.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let messages: Vec<Value> = inbox.lock().unwrap().clone();
+    let error_rate: Vec<&Value> =
+        messages.iter().filter(|m| m["alert"]["endpoint"] == "flaky" && m["alert"]["kind"] == "error_rate").collect();
+    assert_eq!(error_rate.len(), 1, "{messages:?}");
 }

@@ -254,17 +254,31 @@ async fn evaluate(
                 let since = now - window_ms(r, "5m");
                 let min = r.min_requests.unwrap_or(10);
                 for ep in &endpoints {
-                    if !history.covers(since) {
-                        undecided.insert(id(&ep.name, ""));
-                    }
-                    let s = history.window(&ep.name, totals.get(&ep.name).unwrap_or(&zero), since);
-                    if s.requests < min.max(1) as u64 {
+                    // Replicas of a shared database: every replica's queries, from the shared
+                    // usage records; one server: its own statistics, kept in memory.
+                    let (requests, errors, p95) = if app.cluster.is_shared() {
+                        match app.usage.db.summary(&ep.name, since).await {
+                            Ok(w) => (w.requests.max(0) as u64, w.errors.max(0) as u64, w.p95_ms),
+                            Err(e) => {
+                                tracing::warn!(endpoint = %ep.name, error = %e, "alert statistics unavailable");
+                                undecided.insert(id(&ep.name, ""));
+                                continue;
+                            }
+                        }
+                    } else {
+                        if !history.covers(since) {
+                            undecided.insert(id(&ep.name, ""));
+                        }
+                        let s = history.window(&ep.name, totals.get(&ep.name).unwrap_or(&zero), since);
+                        (s.requests, s.errors, s.quantile_ms(0.95))
+                    };
+                    if requests < min.max(1) as u64 {
                         continue;
                     }
                     let (value, threshold, what) = if r.kind == AlertKind::ErrorRate {
-                        (s.errors as f64 / s.requests as f64, r.threshold.unwrap_or(0.05), "error rate")
+                        (errors as f64 / requests as f64, r.threshold.unwrap_or(0.05), "error rate")
                     } else {
-                        (s.quantile_ms(0.95).unwrap_or(0.0), r.threshold.unwrap_or(2000.0), "p95 latency")
+                        (p95.unwrap_or(0.0), r.threshold.unwrap_or(2000.0), "p95 latency")
                     };
                     if value > threshold {
                         let shown = |v: f64| {
@@ -288,7 +302,7 @@ async fn evaluate(
                                     shown(value),
                                     r.window.as_deref().unwrap_or("5m"),
                                     shown(threshold),
-                                    s.requests
+                                    requests
                                 ),
                             },
                         ));

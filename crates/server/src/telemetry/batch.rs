@@ -10,7 +10,7 @@
 //! While the database does not take a batch (down, unreachable), the writer holds the records, up
 //! to [`HOLD_CAPACITY`], and tries again with a growing pause; they are written, oldest first,
 //! once it answers. Only records beyond the bound, or still held when the server stops, are lost,
-//! and they are counted in `modelgate_writer_dropped_total`.
+//! and they are counted in `writer_dropped_total`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -103,6 +103,8 @@ pub struct Metrics {
     replicas: Family<EntityLabels, Gauge>,
     provisioned: Family<EntityLabels, Gauge>,
     redis_up: Gauge,
+    leader: Gauge,
+    snapshot_age: Gauge<f64, AtomicU64>,
     cold_start: Histograms,
     writer_depth: Family<WriterLabels, Gauge>,
     writer_dropped: Family<WriterLabels, Counter>,
@@ -136,6 +138,8 @@ impl Metrics {
         let replicas = Family::default();
         let provisioned = Family::default();
         let redis_up = Gauge::default();
+        let leader = Gauge::default();
+        let snapshot_age = Gauge::<f64, AtomicU64>::default();
         let cold_start: Histograms = Family::new_with_constructor(latency_histogram);
         let writer_depth = Family::default();
         let writer_dropped = Family::default();
@@ -201,6 +205,16 @@ impl Metrics {
             "With --redis-url: 1 while Redis answers (rate limits shared by every replica), 0 while each replica counts alone",
             redis_up.clone(),
         );
+        registry.register(
+            "replica_leader",
+            "1 on the replica that runs alerts, deployments and retention (always 1 on a single server)",
+            leader.clone(),
+        );
+        registry.register(
+            "snapshot_age_seconds",
+            "Seconds since the configuration this replica serves was last known current (0 on a single server)",
+            snapshot_age.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -217,6 +231,8 @@ impl Metrics {
             replicas,
             provisioned,
             redis_up,
+            leader,
+            snapshot_age,
             cold_start,
             writer_depth,
             writer_dropped,
@@ -268,6 +284,12 @@ impl Metrics {
         if let Some(up) = up {
             self.redis_up.set(i64::from(up));
         }
+    }
+
+    /// This replica's role and how current its snapshot is.
+    pub fn replica(&self, leader: bool, snapshot_age_secs: f64) {
+        self.leader.set(i64::from(leader));
+        self.snapshot_age.set(snapshot_age_secs);
     }
 
     /// Adds the cost of provisioned band-time of an entity.
