@@ -3,15 +3,17 @@
 //! A reservation is one round trip: a script checks every counter the request touches and adds to
 //! all of them or none, so replicas can never together push a counter past its limit (calls are
 //! exact; tokens are reserved on an estimate and settled to the tokens used, as in-process).
-//! Settling is a fire-and-forget `INCRBY` off the request path. Keys live in one workspace's
-//! namespace and expire two minutes after their window.
+//! Settling is off the request path: settlements are summed per counter and sent together, one
+//! pipeline every few milliseconds whatever the traffic. Keys live in one workspace's namespace
+//! and expire two minutes after their window.
 //!
 //! Redis that does not answer within [`RESPONSE_TIMEOUT`] is marked down: the replica counts on
 //! its own until a probe (every second) finds it again. Both moves are logged and visible in
 //! `/metrics` and `/readyz`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -22,6 +24,8 @@ use super::counters::{Refusal, Want};
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 /// How often a down Redis is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long settlements gather before they are sent together.
+const SETTLE_LINGER: Duration = Duration::from_millis(5);
 /// Seconds a window's keys outlive it.
 const KEY_TTL_SECS: u64 = 180;
 
@@ -93,6 +97,9 @@ pub struct SharedCounters {
     spend_script: Arc<redis::Script>,
     prefix: Arc<str>,
     up: Arc<AtomicBool>,
+    /// Settlements not yet sent: the sum of deltas per Redis key.
+    unsettled: Arc<Mutex<HashMap<String, i64>>>,
+    settle_soon: Arc<tokio::sync::Notify>,
 }
 
 impl SharedCounters {
@@ -108,6 +115,8 @@ impl SharedCounters {
             spend_script: Arc::new(redis::Script::new(ADD_SPEND)),
             prefix: format!("modelgate:{workspace}").into(),
             up: Arc::new(AtomicBool::new(true)),
+            unsettled: Arc::default(),
+            settle_soon: Arc::default(),
         })
     }
 
@@ -178,21 +187,33 @@ impl SharedCounters {
         }
     }
 
-    /// Adds `delta` to a counter, in the background.
+    /// Adds `delta` to a counter, in the background: summed with the other settlements of the
+    /// next few milliseconds and sent with them in one pipeline.
     pub fn adjust(&self, window: u64, key: &str, delta: i64) {
-        let (mut conn, key, this) = (self.conn(), self.key(window, key), self.clone());
-        tokio::spawn(async move {
-            let done: redis::RedisResult<()> = redis::pipe()
-                .incr(&key, delta)
-                .ignore()
-                .expire(&key, KEY_TTL_SECS as i64)
-                .ignore()
-                .query_async(&mut conn)
-                .await;
-            if let Err(e) = done {
-                this.mark(false, &e.to_string());
-            }
-        });
+        let mut unsettled = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        let first = unsettled.is_empty();
+        *unsettled.entry(self.key(window, key)).or_insert(0) += delta;
+        if first {
+            self.settle_soon.notify_one();
+        }
+    }
+
+    /// Sends the settlements gathered so far, in one pipeline. Lost if Redis does not answer (as
+    /// is the minute's counting, which then goes on per replica).
+    async fn settle(&self) {
+        let unsettled = std::mem::take(&mut *self.unsettled.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut pipe = redis::pipe();
+        for (key, delta) in unsettled.iter().filter(|(_, d)| **d != 0) {
+            pipe.incr(key, *delta).ignore().expire(key, KEY_TTL_SECS as i64).ignore();
+        }
+        if pipe.is_empty() {
+            return;
+        }
+        let mut conn = self.conn();
+        let done: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+        if let Err(e) = done {
+            self.mark(false, &e.to_string());
+        }
     }
 
     /// The value of a counter; `None` if Redis did not answer.
@@ -228,13 +249,21 @@ impl SharedCounters {
         }
     }
 
-    /// Probes every second until `stop`, so a Redis that comes back is used again.
+    /// Probes every second, so a Redis that comes back is used again, and sends settlements as
+    /// they gather, until `stop`.
     pub async fn watch(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(PROBE_EVERY);
         loop {
             tokio::select! {
                 _ = tick.tick() => { self.probe().await; }
-                _ = stop.changed() => return,
+                _ = self.settle_soon.notified() => {
+                    tokio::time::sleep(SETTLE_LINGER).await;
+                    self.settle().await;
+                }
+                _ = stop.changed() => {
+                    self.settle().await;
+                    return;
+                }
             }
         }
     }
