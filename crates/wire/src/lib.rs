@@ -9,6 +9,7 @@
 //! field instead of a setting that silently does nothing. Response types are lenient.
 
 pub mod alerts;
+pub mod anthropic;
 pub mod budgets;
 pub mod endpoint;
 pub mod error;

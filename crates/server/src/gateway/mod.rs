@@ -1,6 +1,7 @@
 //! The data plane: `POST /serving-endpoints/{name}/invocations` and the OpenAI-compatible routes
 //! (`/serving-endpoints/chat/completions`, `/completions`, `/embeddings`, the same under `/v1/`,
-//! and `GET /v1/models`), as one pipeline:
+//! and `GET /v1/models`), and Anthropic's Messages API translated onto them ([`anthropic`]), as
+//! one pipeline:
 //!
 //! 1. [`handlers`]: parse the body, find the endpoint it names;
 //! 2. [`admission`]: permission, servability, body checks, budgets, rate limits, input guardrails
@@ -17,6 +18,7 @@
 //! request with it, and settlement records the query as disconnected.
 
 mod admission;
+pub(crate) mod anthropic;
 mod attempt;
 pub(crate) mod handlers;
 mod judge;

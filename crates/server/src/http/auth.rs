@@ -19,7 +19,8 @@ pub fn is_public(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/.well-known/databricks-config")
 }
 
-/// Resolves the bearer token against the snapshot and attaches the [`Principal`]. Every path that
+/// Resolves the bearer token (or an `x-api-key` header) against the snapshot and attaches the
+/// [`Principal`]. Every path that
 /// is not public needs a valid token, unknown paths included, so the route table is not
 /// discoverable without credentials.
 pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -27,11 +28,20 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         return next.run(req).await;
     }
     let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let Some(value) = header else {
-        return refused("Missing Authorization header: send 'Authorization: Bearer <token>'.");
-    };
-    let Some(bearer) = bearer_token(value) else {
-        return refused("The Authorization header must be 'Bearer <token>'.");
+    let bearer = match header {
+        Some(value) => match bearer_token(value) {
+            Some(b) => b,
+            None => return refused("The Authorization header must be 'Bearer <token>'."),
+        },
+        // Anthropic's clients (its SDK, Claude Code) send their key as `x-api-key`.
+        None => match req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
+            Some(key) => key.trim(),
+            None => {
+                return refused(
+                    "Missing Authorization header: send 'Authorization: Bearer <token>' (or 'x-api-key: <token>').",
+                );
+            }
+        },
     };
     let principal = app.snapshot.load().tokens.get(&token::hash(bearer)).cloned();
     match principal {

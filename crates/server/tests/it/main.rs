@@ -32,6 +32,7 @@ mod models;
 mod observability;
 mod outbound;
 mod permissions;
+mod protocols;
 mod provisioned;
 mod ratelimits;
 mod requests;
