@@ -4,12 +4,10 @@
 //! provider, and the answer comes back in Anthropic's shape: a message, or its event stream, or
 //! its error body. A stream that fails midway ends with an `error` event, never `message_stop`.
 
-use axum::body::{Body as HttpBody, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use futures::StreamExt;
 use modelgate_providers::{Body, Task};
 use modelgate_wire::anthropic::{
     Block, Content, ErrorDetail, ErrorResponse, ImageSource, MessageResponse, MessagesRequest, OutputBlock, ToolChoice,
@@ -18,12 +16,10 @@ use modelgate_wire::anthropic::{
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
+use super::translate::at;
 use crate::extract::RawBody;
 use crate::snapshot::Principal;
 use crate::state::AppState;
-
-/// Largest whole answer read back for translation (the pipeline bounds upstream answers already).
-const MAX_ANSWER: usize = 64 << 20;
 
 /// `POST /v1/messages`
 pub async fn messages(
@@ -242,11 +238,6 @@ fn assistant_turn(content: &Content) -> Value {
     Value::Object(m)
 }
 
-/// The value at a JSON pointer (`/choices/0/delta`), or null.
-fn at<'a>(v: &'a Value, pointer: &str) -> &'a Value {
-    v.pointer(pointer).unwrap_or(&Value::Null)
-}
-
 /// Anthropic's `stop_reason` for an OpenAI `finish_reason`.
 fn stop_reason(finish: Option<&str>) -> &'static str {
     match finish {
@@ -301,32 +292,15 @@ fn message_id(from: Option<&str>) -> String {
 
 async fn message_from(resp: Response, model: &str) -> Response {
     let (parts, body) = resp.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_ANSWER).await else {
+    let Ok(bytes) = axum::body::to_bytes(body, super::translate::MAX_ANSWER).await else {
         return error(StatusCode::BAD_GATEWAY, "The answer could not be read.".into());
     };
     let Ok(answer) = serde_json::from_slice::<Value>(&bytes) else {
         return error(StatusCode::BAD_GATEWAY, "The answer is not a chat completion.".into());
     };
     let mut out = Json(message_of(&answer, model)).into_response();
-    keep_headers(&parts.headers, out.headers_mut());
+    super::translate::keep_headers(&parts.headers, out.headers_mut());
     out
-}
-
-/// Headers of the pipeline's answer worth keeping (which entity answered, deprecation notices,
-/// rate-limit state).
-fn keep_headers(from: &axum::http::HeaderMap, to: &mut axum::http::HeaderMap) {
-    for (name, value) in from {
-        let n = name.as_str();
-        if n == super::SERVED_MODEL_HEADER
-            || n.starts_with("x-ratelimit")
-            || n == "deprecation"
-            || n == "sunset"
-            || n == "link"
-            || n == "retry-after"
-        {
-            to.append(name.clone(), value.clone());
-        }
-    }
 }
 
 /// Anthropic's error type for a status.
@@ -357,38 +331,13 @@ async fn error_from(resp: Response) -> Response {
     let message =
         at(&parsed, "/message").as_str().map_or_else(|| String::from_utf8_lossy(&bytes).into_owned(), str::to_string);
     let mut out = error(parts.status, message);
-    keep_headers(&parts.headers, out.headers_mut());
+    super::translate::keep_headers(&parts.headers, out.headers_mut());
     out
 }
 
 /// Re-frames the pipeline's chat-completion stream as Anthropic's event stream.
 fn stream_from(resp: Response, model: &str) -> Response {
-    let (parts, body) = resp.into_parts();
-    let mut state = Restream::new(model);
-    let events = eventsource_stream::EventStream::new(body.into_data_stream());
-    let out = async_stream::stream! {
-        futures::pin_mut!(events);
-        while let Some(event) = events.next().await {
-            let frames = match event {
-                Ok(e) => state.on(&e.data),
-                Err(e) => state.fail(&format!("the stream broke: {e}")),
-            };
-            let done = state.finished;
-            yield Ok::<Bytes, std::io::Error>(Bytes::from(frames));
-            if done {
-                return;
-            }
-        }
-        if !state.finished {
-            yield Ok(Bytes::from(state.fail("the stream ended before its end")));
-        }
-    };
-    let mut resp = Response::new(HttpBody::from_stream(out));
-    *resp.status_mut() = StatusCode::OK;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    keep_headers(&parts.headers, resp.headers_mut());
-    resp
+    super::translate::reframe(resp, Restream::new(model))
 }
 
 /// What the translation of one stream has seen.
@@ -453,6 +402,13 @@ impl Restream {
             &json!({"type": "content_block_start", "index": index, "content_block": start}),
         ));
         index
+    }
+
+}
+
+impl super::translate::Reframe for Restream {
+    fn finished(&self) -> bool {
+        self.finished
     }
 
     /// The frames for one event of the chat-completion stream.
@@ -520,6 +476,7 @@ impl Restream {
 
 #[cfg(test)]
 mod tests {
+    use super::super::translate::Reframe;
     use super::*;
 
     fn request(v: Value) -> MessagesRequest {

@@ -27,6 +27,7 @@ pub(crate) mod probe;
 mod query;
 mod relay;
 pub(crate) mod settlement;
+mod translate;
 
 use std::sync::Arc;
 use std::time::Instant;
