@@ -4,6 +4,8 @@ import os
 import pathlib
 import sys
 
+import openai
+
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -38,3 +40,24 @@ def databricks_env(server):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def endpoints(server, mock_upstream):
+    """Chat, completions and embeddings endpoints on the mock's OpenAI, and a chat endpoint on its
+    Anthropic, for the data-plane client tests."""
+    from test_dataplane_clients import api, create, openai_entity
+
+    api(server, "POST", "/api/2.0/secrets/scopes/create", {"scope": "dp"})
+    api(server, "POST", "/api/2.0/secrets/put", {"scope": "dp", "key": "key", "string_value": "sk-dp-test"})
+    create(server, "oa-chat", openai_entity(mock_upstream, "gpt-4o", "llm/v1/chat"))
+    create(server, "oa-complete", openai_entity(mock_upstream, "gpt-3.5-turbo-instruct", "llm/v1/completions"))
+    create(server, "oa-embed", openai_entity(mock_upstream, "text-embedding-3-small", "llm/v1/embeddings"))
+    create(server, "claude", {"external_model": {"provider": "anthropic", "name": "claude-3-5-sonnet", "task": "llm/v1/chat",
+                                                 "anthropic_config": {"anthropic_api_key": "{{secrets/dp/key}}"}}})
+    return server
+
+
+@pytest.fixture(scope="session")
+def oa(endpoints):
+    return openai.OpenAI(base_url=f"{endpoints.host}/serving-endpoints", api_key=ADMIN_TOKEN, max_retries=0)

@@ -6,11 +6,10 @@ import anthropic
 import pytest
 
 from conftest import ADMIN_TOKEN
-from test_dataplane_clients import endpoints  # noqa: F401  (the endpoints fixture)
 
 
 @pytest.fixture(scope="module")
-def claude_client(endpoints):  # noqa: F811
+def claude_client(endpoints):
     return anthropic.Anthropic(base_url=endpoints.host, api_key=ADMIN_TOKEN, max_retries=0)
 
 

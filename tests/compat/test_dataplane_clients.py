@@ -37,23 +37,6 @@ def openai_entity(mock, model, task):
                                "openai_config": {"openai_api_key": "{{secrets/dp/key}}", "openai_api_base": f"{mock.host}/v1"}}}
 
 
-@pytest.fixture(scope="module")
-def endpoints(server, mock_upstream):
-    api(server, "POST", "/api/2.0/secrets/scopes/create", {"scope": "dp"})
-    api(server, "POST", "/api/2.0/secrets/put", {"scope": "dp", "key": "key", "string_value": "sk-dp-test"})
-    create(server, "oa-chat", openai_entity(mock_upstream, "gpt-4o", "llm/v1/chat"))
-    create(server, "oa-complete", openai_entity(mock_upstream, "gpt-3.5-turbo-instruct", "llm/v1/completions"))
-    create(server, "oa-embed", openai_entity(mock_upstream, "text-embedding-3-small", "llm/v1/embeddings"))
-    create(server, "claude", {"external_model": {"provider": "anthropic", "name": "claude-3-5-sonnet", "task": "llm/v1/chat",
-                                                 "anthropic_config": {"anthropic_api_key": "{{secrets/dp/key}}"}}})
-    return server
-
-
-@pytest.fixture(scope="module")
-def oa(endpoints):
-    return openai.OpenAI(base_url=f"{endpoints.host}/serving-endpoints", api_key=ADMIN_TOKEN, max_retries=0)
-
-
 @pytest.mark.parametrize("model", ["oa-chat", "claude"])
 def test_openai_chat(oa, model):
     r = oa.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello world"}], max_tokens=16)

@@ -141,6 +141,8 @@ pub fn router(app: AppState, gate: limits::Gate) -> Router {
         .route("/serving-endpoints/embeddings", post(gateway::handlers::embeddings))
         .route("/serving-endpoints/models", get(gateway::handlers::models))
         .route("/v1/chat/completions", post(gateway::handlers::chat))
+        .route("/v1/responses", post(gateway::responses::create))
+        .route("/serving-endpoints/responses", post(gateway::responses::create))
         .route("/v1/messages", post(gateway::anthropic::messages))
         .route("/v1/messages/count_tokens", post(gateway::anthropic::count_tokens))
         .route("/anthropic/v1/messages", post(gateway::anthropic::messages))

@@ -20,6 +20,7 @@ pub mod lenient;
 pub mod models;
 pub mod permissions;
 pub mod requests;
+pub mod responses;
 pub mod scim;
 pub mod secrets;
 pub mod standards;

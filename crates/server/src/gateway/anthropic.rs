@@ -403,7 +403,6 @@ impl Restream {
         ));
         index
     }
-
 }
 
 impl super::translate::Reframe for Restream {

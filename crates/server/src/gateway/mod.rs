@@ -1,7 +1,7 @@
 //! The data plane: `POST /serving-endpoints/{name}/invocations` and the OpenAI-compatible routes
 //! (`/serving-endpoints/chat/completions`, `/completions`, `/embeddings`, the same under `/v1/`,
-//! and `GET /v1/models`), and Anthropic's Messages API translated onto them ([`anthropic`]), as
-//! one pipeline:
+//! and `GET /v1/models`), and Anthropic's Messages and OpenAI's Responses APIs translated onto
+//! them ([`anthropic`], [`responses`]), as one pipeline:
 //!
 //! 1. [`handlers`]: parse the body, find the endpoint it names;
 //! 2. [`admission`]: permission, servability, body checks, budgets, rate limits, input guardrails
@@ -26,6 +26,7 @@ mod plan;
 pub(crate) mod probe;
 mod query;
 mod relay;
+pub(crate) mod responses;
 pub(crate) mod settlement;
 mod translate;
 

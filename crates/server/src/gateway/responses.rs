@@ -1,0 +1,571 @@
+//! OpenAI Responses in (`POST /v1/responses`, `/serving-endpoints/responses`), the stateless
+//! subset: input items, instructions, function tools and their outputs, structured output,
+//! streaming with its typed events. Translated onto the chat pipeline like Anthropic Messages
+//! (`anthropic`), so every chat provider answers it. Responses are not stored:
+//! `previous_response_id` is refused with a 400 saying so.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use modelgate_providers::{Body, Task};
+use modelgate_wire::responses::{BareMessage, Input, Item, MessageContent, Part, ResponsesRequest, TypedItem};
+use serde_json::{Map, Value, json};
+
+use super::translate::{Reframe, at};
+use crate::extract::RawBody;
+use crate::snapshot::Principal;
+use crate::state::AppState;
+
+/// `POST /v1/responses`
+pub async fn create(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Arc<Principal>>,
+    RawBody(raw): RawBody,
+) -> Response {
+    let req: ResponsesRequest = match serde_json::from_slice(&raw) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("The request body is not a Responses request: {e}")),
+    };
+    let chat = match to_chat(&req) {
+        Ok(c) => c,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let resp = super::query(&app, &caller, &req.model, Some(Task::Chat), chat, raw).await;
+    if !resp.status().is_success() {
+        return error_from(resp).await;
+    }
+    if req.stream {
+        return super::translate::reframe(resp, Restream::new(&req.model));
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, super::translate::MAX_ANSWER).await else {
+        return error(StatusCode::BAD_GATEWAY, "The answer could not be read.".into());
+    };
+    let Ok(answer) = serde_json::from_slice::<Value>(&bytes) else {
+        return error(StatusCode::BAD_GATEWAY, "The answer is not a chat completion.".into());
+    };
+    let mut out = Json(response_of(&answer, &req.model)).into_response();
+    super::translate::keep_headers(&parts.headers, out.headers_mut());
+    out
+}
+
+/// The text of message content.
+fn text_of(c: &MessageContent) -> String {
+    match c {
+        MessageContent::Text(t) => t.clone(),
+        MessageContent::Parts(parts) => parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::InputText { text } | Part::OutputText { text } => Some(text.as_str()),
+                Part::Refusal { refusal } => Some(refusal.as_str()),
+                Part::InputImage { .. } => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+/// The internal (OpenAI chat) request for a Responses request; the error names what cannot be
+/// translated.
+pub fn to_chat(req: &ResponsesRequest) -> Result<Body, String> {
+    if req.previous_response_id.is_some() {
+        return Err(
+            "previous_response_id: responses are not stored here; send the whole conversation as input items".into()
+        );
+    }
+    let mut messages = Vec::new();
+    if let Some(i) = &req.instructions {
+        messages.push(json!({"role": "system", "content": i}));
+    }
+    let items = match &req.input {
+        Input::Text(t) => {
+            vec![Item::Bare(BareMessage { role: "user".into(), content: MessageContent::Text(t.clone()) })]
+        }
+        Input::Items(items) => items.clone(),
+    };
+    for (i, item) in items.iter().enumerate() {
+        let (role, content) = match item {
+            Item::Bare(m) => (m.role.as_str(), &m.content),
+            Item::Typed(TypedItem::Message { role, content }) => (role.as_str(), content),
+            Item::Typed(TypedItem::FunctionCall { call_id, name, arguments }) => {
+                let call =
+                    json!({"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}});
+                // Consecutive calls belong to one assistant turn.
+                let last = messages.last_mut().and_then(Value::as_object_mut);
+                match last.filter(|m| m.get("role") == Some(&json!("assistant"))) {
+                    Some(m) => match m.get_mut("tool_calls").and_then(Value::as_array_mut) {
+                        Some(calls) => calls.push(call),
+                        None => {
+                            m.insert("tool_calls".into(), json!([call]));
+                        }
+                    },
+                    None => messages.push(json!({"role": "assistant", "content": "", "tool_calls": [call]})),
+                }
+                continue;
+            }
+            Item::Typed(TypedItem::FunctionCallOutput { call_id, output }) => {
+                let text = output.as_str().map_or_else(|| output.to_string(), str::to_string);
+                messages.push(json!({"role": "tool", "tool_call_id": call_id, "content": text}));
+                continue;
+            }
+            Item::Typed(TypedItem::Reasoning {}) => continue,
+        };
+        let role = match role {
+            "developer" | "system" => "system",
+            "user" | "assistant" => role,
+            other => return Err(format!("input[{i}].role: '{other}' is not user, assistant, system or developer")),
+        };
+        let images: Vec<Value> = match content {
+            MessageContent::Parts(parts) => parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::InputImage { image_url: Some(url) } => {
+                        Some(json!({"type": "image_url", "image_url": {"url": url}}))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            MessageContent::Text(_) => Vec::new(),
+        };
+        let text = text_of(content);
+        let content = if images.is_empty() {
+            Value::String(text)
+        } else {
+            let mut parts = vec![json!({"type": "text", "text": text})];
+            parts.extend(images);
+            Value::Array(parts)
+        };
+        messages.push(json!({"role": role, "content": content}));
+    }
+    let mut body = Map::new();
+    body.insert("messages".into(), Value::Array(messages));
+    if let Some(n) = req.max_output_tokens {
+        body.insert("max_tokens".into(), n.into());
+    }
+    for (key, v) in [("temperature", req.temperature), ("top_p", req.top_p)] {
+        if let Some(v) = v {
+            body.insert(key.into(), json!(v));
+        }
+    }
+    if let Some(u) = &req.user {
+        body.insert("user".into(), u.clone().into());
+    }
+    if req.stream {
+        body.insert("stream".into(), true.into());
+        body.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    if let Some(tools) = req.tools.as_ref().filter(|t| !t.is_empty()) {
+        let mut functions = Vec::new();
+        for (i, t) in tools.iter().enumerate() {
+            if t.kind != "function" {
+                return Err(format!(
+                    "tools[{i}].type: '{}' is a built-in tool; only function tools are served here",
+                    t.kind
+                ));
+            }
+            let name = t.name.clone().ok_or_else(|| format!("tools[{i}].name: is required"))?;
+            let mut f = Map::new();
+            f.insert("name".into(), name.into());
+            if let Some(d) = &t.description {
+                f.insert("description".into(), d.clone().into());
+            }
+            f.insert("parameters".into(), t.parameters.clone().unwrap_or_else(|| json!({"type": "object"})));
+            if let Some(s) = t.strict {
+                f.insert("strict".into(), s.into());
+            }
+            functions.push(json!({"type": "function", "function": f}));
+        }
+        body.insert("tools".into(), Value::Array(functions));
+    }
+    if let Some(choice) = &req.tool_choice {
+        let mapped = match choice {
+            Value::String(_) => choice.clone(),
+            v if at(v, "/type") == "function" => json!({"type": "function", "function": {"name": at(v, "/name")}}),
+            _ => return Err("tool_choice: use none, auto, required or {\"type\": \"function\", \"name\": ...}".into()),
+        };
+        body.insert("tool_choice".into(), mapped);
+    }
+    if let Some(p) = req.parallel_tool_calls {
+        body.insert("parallel_tool_calls".into(), p.into());
+    }
+    if let Some(format) = req.text.as_ref().and_then(|t| t.format.as_ref()) {
+        let response_format = match at(format, "/type").as_str() {
+            Some("text") | None => None,
+            Some("json_object") => Some(json!({"type": "json_object"})),
+            Some("json_schema") => {
+                let mut schema = Map::new();
+                for key in ["name", "schema", "strict", "description"] {
+                    if let Some(v) = format.get(key) {
+                        schema.insert(key.into(), v.clone());
+                    }
+                }
+                Some(json!({"type": "json_schema", "json_schema": schema}))
+            }
+            Some(other) => return Err(format!("text.format.type: '{other}' is not text, json_object or json_schema")),
+        };
+        if let Some(f) = response_format {
+            body.insert("response_format".into(), f);
+        }
+    }
+    Ok(body)
+}
+
+fn usage_of(u: &Value) -> Value {
+    let n = |p: &str| at(u, p).as_u64().unwrap_or(0);
+    let (input, output) = (n("/prompt_tokens"), n("/completion_tokens"));
+    json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": n("/prompt_tokens_details/cached_tokens")},
+           "output_tokens": output, "output_tokens_details": {"reasoning_tokens": n("/completion_tokens_details/reasoning_tokens")},
+           "total_tokens": input + output})
+}
+
+fn response_id(from: Option<&str>) -> String {
+    format!("resp_{}", from.unwrap_or_default().trim_start_matches("chatcmpl-").replace('-', ""))
+}
+
+/// The Response object around `output` items.
+fn envelope(id: &str, model: &str, status: &str, output: Vec<Value>, usage: Value, incomplete: Option<&str>) -> Value {
+    json!({"id": id, "object": "response", "created_at": modelgate_core::now_ms() / 1000, "status": status,
+           "model": model, "output": output, "usage": usage, "error": null,
+           "incomplete_details": incomplete.map(|r| json!({"reason": r})), "parallel_tool_calls": true,
+           "tool_choice": "auto", "tools": [], "text": {"format": {"type": "text"}}})
+}
+
+/// The Response for a whole chat completion.
+pub fn response_of(answer: &Value, model: &str) -> Value {
+    let id = response_id(at(answer, "/id").as_str());
+    let choice = at(answer, "/choices/0");
+    let mut output = Vec::new();
+    if let Some(text) = at(choice, "/message/content").as_str().filter(|t| !t.is_empty()) {
+        output.push(json!({"type": "message", "id": format!("msg_{id}"), "role": "assistant", "status": "completed",
+                           "content": [{"type": "output_text", "text": text, "annotations": []}]}));
+    }
+    for call in at(choice, "/message/tool_calls").as_array().into_iter().flatten() {
+        let call_id = at(call, "/id").as_str().unwrap_or_default();
+        output.push(json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
+                           "name": at(call, "/function/name"), "arguments": at(call, "/function/arguments"),
+                           "status": "completed"}));
+    }
+    let (status, incomplete) = match at(choice, "/finish_reason").as_str() {
+        Some("length") => ("incomplete", Some("max_output_tokens")),
+        Some("content_filter") => ("incomplete", Some("content_filter")),
+        _ => ("completed", None),
+    };
+    envelope(&id, model, status, output, usage_of(at(answer, "/usage")), incomplete)
+}
+
+/// OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`.
+fn error(status: StatusCode, message: String) -> Response {
+    let kind = match status.as_u16() {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        s if s >= 500 => "server_error",
+        _ => "invalid_request_error",
+    };
+    (status, Json(json!({"error": {"message": message, "type": kind, "param": null, "code": null}}))).into_response()
+}
+
+async fn error_from(resp: Response) -> Response {
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let parsed: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let message =
+        at(&parsed, "/message").as_str().map_or_else(|| String::from_utf8_lossy(&bytes).into_owned(), str::to_string);
+    let mut out = error(parts.status, message);
+    super::translate::keep_headers(&parts.headers, out.headers_mut());
+    out
+}
+
+/// The output item being streamed.
+enum Open {
+    /// A message: its text so far.
+    Message { index: usize, text: String },
+    /// A function call (OpenAI index `k`): its arguments so far.
+    Call { index: usize, k: u64, call_id: String, name: String, arguments: String },
+}
+
+/// What the translation of one stream has seen.
+struct Restream {
+    model: String,
+    id: String,
+    seq: u64,
+    started: bool,
+    open: Option<Open>,
+    done: Vec<Value>,
+    usage: Value,
+    incomplete: Option<&'static str>,
+    finished: bool,
+}
+
+impl Restream {
+    fn new(model: &str) -> Restream {
+        Restream {
+            model: model.to_string(),
+            id: response_id(None),
+            seq: 0,
+            started: false,
+            open: None,
+            done: Vec::new(),
+            usage: usage_of(&Value::Null),
+            incomplete: None,
+            finished: false,
+        }
+    }
+
+    fn emit(&mut self, out: &mut String, mut event: Value) {
+        if let Some(o) = event.as_object_mut() {
+            o.insert("sequence_number".into(), self.seq.into());
+        }
+        self.seq += 1;
+        let kind = at(&event, "/type").as_str().unwrap_or("error").to_string();
+        out.push_str(&format!("event: {kind}\ndata: {event}\n\n"));
+    }
+
+    fn snapshot(&self, status: &str) -> Value {
+        envelope(&self.id, &self.model, status, self.done.clone(), self.usage.clone(), self.incomplete)
+    }
+
+    fn start(&mut self, id: Option<&str>, out: &mut String) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        if id.is_some() {
+            self.id = response_id(id);
+        }
+        let r = self.snapshot("in_progress");
+        self.emit(out, json!({"type": "response.created", "response": r}));
+        self.emit(out, json!({"type": "response.in_progress", "response": r}));
+    }
+
+    /// Finishes the open item.
+    fn close(&mut self, out: &mut String) {
+        let Some(open) = self.open.take() else { return };
+        match open {
+            Open::Message { index, text } => {
+                let item_id = format!("msg_{}", self.id);
+                let part = json!({"type": "output_text", "text": text, "annotations": []});
+                self.emit(
+                    out,
+                    json!({"type": "response.output_text.done", "item_id": item_id, "output_index": index,
+                                      "content_index": 0, "text": text, "logprobs": []}),
+                );
+                self.emit(
+                    out,
+                    json!({"type": "response.content_part.done", "item_id": item_id, "output_index": index,
+                                      "content_index": 0, "part": part}),
+                );
+                let item = json!({"type": "message", "id": item_id, "role": "assistant", "status": "completed", "content": [part]});
+                self.emit(out, json!({"type": "response.output_item.done", "output_index": index, "item": item}));
+                self.done.push(item);
+            }
+            Open::Call { index, call_id, name, arguments, .. } => {
+                let item_id = format!("fc_{call_id}");
+                self.emit(
+                    out,
+                    json!({"type": "response.function_call_arguments.done", "item_id": item_id,
+                                      "output_index": index, "name": name, "arguments": arguments}),
+                );
+                let item = json!({"type": "function_call", "id": item_id, "call_id": call_id, "name": name,
+                                  "arguments": arguments, "status": "completed"});
+                self.emit(out, json!({"type": "response.output_item.done", "output_index": index, "item": item}));
+                self.done.push(item);
+            }
+        }
+    }
+
+    fn text(&mut self, delta: &str, out: &mut String) {
+        if !matches!(self.open, Some(Open::Message { .. })) {
+            self.close(out);
+            let index = self.done.len();
+            let item_id = format!("msg_{}", self.id);
+            self.emit(out, json!({"type": "response.output_item.added", "output_index": index,
+                                  "item": {"type": "message", "id": item_id, "role": "assistant", "status": "in_progress", "content": []}}));
+            self.emit(
+                out,
+                json!({"type": "response.content_part.added", "item_id": item_id, "output_index": index,
+                                  "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
+            );
+            self.open = Some(Open::Message { index, text: String::new() });
+        }
+        if let Some(Open::Message { index, text }) = &mut self.open {
+            text.push_str(delta);
+            let index = *index;
+            let item_id = format!("msg_{}", self.id);
+            self.emit(
+                out,
+                json!({"type": "response.output_text.delta", "item_id": item_id, "output_index": index,
+                                  "content_index": 0, "delta": delta, "logprobs": []}),
+            );
+        }
+    }
+
+    fn call(&mut self, call: &Value, out: &mut String) {
+        let k = at(call, "/index").as_u64().unwrap_or(0);
+        let same = matches!(&self.open, Some(Open::Call { k: open, .. }) if *open == k);
+        if !same {
+            self.close(out);
+            let index = self.done.len();
+            let call_id = at(call, "/id").as_str().unwrap_or_default().to_string();
+            let name = at(call, "/function/name").as_str().unwrap_or_default().to_string();
+            self.emit(
+                out,
+                json!({"type": "response.output_item.added", "output_index": index,
+                                  "item": {"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
+                                           "name": name, "arguments": "", "status": "in_progress"}}),
+            );
+            self.open = Some(Open::Call { index, k, call_id, name, arguments: String::new() });
+        }
+        let delta = at(call, "/function/arguments").as_str().unwrap_or_default().to_string();
+        if let Some(Open::Call { index, call_id, arguments, .. }) = &mut self.open
+            && !delta.is_empty()
+        {
+            arguments.push_str(&delta);
+            let event = json!({"type": "response.function_call_arguments.delta", "item_id": format!("fc_{call_id}"),
+                               "output_index": *index, "delta": delta});
+            self.emit(out, event);
+        }
+    }
+}
+
+impl Reframe for Restream {
+    fn finished(&self) -> bool {
+        self.finished
+    }
+
+    fn on(&mut self, data: &str) -> String {
+        let mut out = String::new();
+        if data.trim() == "[DONE]" {
+            self.start(None, &mut out);
+            self.close(&mut out);
+            let (kind, status) = match self.incomplete {
+                Some(_) => ("response.incomplete", "incomplete"),
+                None => ("response.completed", "completed"),
+            };
+            let r = self.snapshot(status);
+            self.emit(&mut out, json!({"type": kind, "response": r}));
+            self.finished = true;
+            return out;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            return self.fail("an event of the stream is not JSON");
+        };
+        if let Some(e) = chunk.get("error") {
+            let message = at(e, "/message").as_str().unwrap_or("the stream failed").to_string();
+            return self.fail(&message);
+        }
+        self.start(at(&chunk, "/id").as_str(), &mut out);
+        if at(&chunk, "/usage").is_object() {
+            self.usage = usage_of(at(&chunk, "/usage"));
+        }
+        let choice = at(&chunk, "/choices/0");
+        if let Some(text) = at(choice, "/delta/content").as_str().filter(|t| !t.is_empty()) {
+            self.text(text, &mut out);
+        }
+        for call in at(choice, "/delta/tool_calls").as_array().into_iter().flatten() {
+            self.call(call, &mut out);
+        }
+        match at(choice, "/finish_reason").as_str() {
+            Some("length") => self.incomplete = Some("max_output_tokens"),
+            Some("content_filter") => self.incomplete = Some("content_filter"),
+            _ => {}
+        }
+        out
+    }
+
+    /// `response.failed`, then an `error` event.
+    fn fail(&mut self, message: &str) -> String {
+        let mut out = String::new();
+        self.start(None, &mut out);
+        let mut r = self.snapshot("failed");
+        if let Some(o) = r.as_object_mut() {
+            o.insert("error".into(), json!({"code": "server_error", "message": message}));
+        }
+        self.emit(&mut out, json!({"type": "response.failed", "response": r}));
+        self.emit(&mut out, json!({"type": "error", "code": "server_error", "message": message, "param": null}));
+        self.finished = true;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(v: Value) -> ResponsesRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn input_items_with_a_function_call_round_trip_become_a_chat_request() {
+        let req = request(json!({
+            "model": "chat", "instructions": "Be brief.", "max_output_tokens": 64,
+            "tools": [{"type": "function", "name": "weather", "parameters": {"type": "object"}, "strict": true}],
+            "tool_choice": {"type": "function", "name": "weather"},
+            "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}}},
+            "input": [
+                {"role": "user", "content": "Weather in Oslo?"},
+                {"type": "function_call", "call_id": "call_1", "name": "weather", "arguments": "{\"city\":\"Oslo\"}"},
+                {"type": "function_call_output", "call_id": "call_1", "output": "-3 C"},
+                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Thanks"}, {"type": "input_image", "image_url": "https://x/y.png"}]}
+            ]
+        }));
+        let chat = Value::Object(to_chat(&req).unwrap());
+        assert_eq!(chat["messages"][0], json!({"role": "system", "content": "Be brief."}));
+        assert_eq!(chat["messages"][2]["tool_calls"][0]["function"]["name"], "weather");
+        assert_eq!(chat["messages"][3], json!({"role": "tool", "tool_call_id": "call_1", "content": "-3 C"}));
+        assert_eq!(chat["messages"][4]["content"][1]["image_url"]["url"], "https://x/y.png");
+        assert_eq!(chat["tool_choice"], json!({"type": "function", "function": {"name": "weather"}}));
+        assert_eq!(chat["response_format"]["json_schema"]["name"], "w");
+        assert_eq!(chat["max_tokens"], 64);
+        let stored = request(json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}));
+        assert!(to_chat(&stored).unwrap_err().contains("not stored"));
+        let builtin = request(json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}));
+        assert!(to_chat(&builtin).unwrap_err().contains("tools[0].type"));
+    }
+
+    #[test]
+    fn a_stream_becomes_typed_events_with_sequence_numbers() {
+        let mut r = Restream::new("chat");
+        let mut all = String::new();
+        for data in [
+            r#"{"id":"chatcmpl-1","choices":[{"delta":{"content":"Hi"}}]}"#,
+            r#"{"id":"chatcmpl-1","choices":[{"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"w","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
+            "[DONE]",
+        ] {
+            all.push_str(&r.on(data));
+        }
+        let events: Vec<&str> = all.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+        assert_eq!(
+            events,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed"
+            ]
+        );
+        let last = all.lines().filter_map(|l| l.strip_prefix("data: ")).last().unwrap();
+        let last: Value = serde_json::from_str(last).unwrap();
+        assert_eq!(
+            (last["sequence_number"].clone(), last["response"]["output"].as_array().unwrap().len()),
+            (json!(12), 2)
+        );
+        let mut broken = Restream::new("chat");
+        let end = broken.on(r#"{"error":{"message":"gone"}}"#);
+        assert!(end.contains("event: response.failed") && end.contains("event: error") && broken.finished, "{end}");
+    }
+}
