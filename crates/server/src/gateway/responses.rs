@@ -558,7 +558,7 @@ mod tests {
                 "response.completed"
             ]
         );
-        let last = all.lines().filter_map(|l| l.strip_prefix("data: ")).last().unwrap();
+        let last = all.lines().rev().find_map(|l| l.strip_prefix("data: ")).unwrap();
         let last: Value = serde_json::from_str(last).unwrap();
         assert_eq!(
             (last["sequence_number"].clone(), last["response"]["output"].as_array().unwrap().len()),
