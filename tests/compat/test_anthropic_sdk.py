@@ -42,3 +42,26 @@ def test_count_tokens_and_errors(claude_client):
     wrong = anthropic.Anthropic(base_url=claude_client.base_url, api_key="mgt_not_a_token", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError):
         wrong.messages.create(model="oa-chat", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+
+
+WEATHER = {"name": "weather", "description": "The weather in a city",
+           "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}}}
+
+
+@pytest.mark.parametrize("model", ["oa-chat", "claude"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_round_trip(claude_client, model, stream):
+    question = [{"role": "user", "content": "weather in Oslo"}]
+    if stream:
+        with claude_client.messages.stream(model=model, max_tokens=64, tools=[WEATHER], messages=question) as s:
+            first = s.get_final_message()
+    else:
+        first = claude_client.messages.create(model=model, max_tokens=64, tools=[WEATHER], messages=question)
+    assert first.stop_reason == "tool_use"
+    call = next(b for b in first.content if b.type == "tool_use")
+    assert call.name == "weather" and call.input == {"text": "weather in Oslo"}
+    answer = claude_client.messages.create(model=model, max_tokens=64, tools=[WEATHER], messages=question + [
+        {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "-3 C and snow"}]},
+    ])
+    assert answer.stop_reason == "end_turn" and answer.content[0].text == "echo: -3 C and snow"

@@ -14,7 +14,9 @@
 //! Markers in that text trigger failures: `__status_429__` (with `Retry-After: 7`),
 //! `__status_500__`, `__status_401__` (echoing the presented key, to test redaction),
 //! `__malformed__` (invalid JSON), `__cut__` (stream closed without its end), `__stall__` (stream
-//! goes silent). Every request is recorded; `GET /__requests` returns them, `DELETE` clears them.
+//! goes silent). With tools offered, the OpenAI and Anthropic routes call the first tool with
+//! `{"text": <the user's text>}` (whole or streamed in pieces), and answer `echo: <result>` once
+//! the last turn carries the tool's result. Every request is recorded; `GET /__requests` returns them, `DELETE` clears them.
 //! In `fast` mode the OpenAI chat route skips all of that and returns fixed bytes (benchmarks).
 //! [`CutProxy`] stands between the server and Redis or PostgreSQL in fault tests.
 #![allow(
@@ -169,6 +171,46 @@ fn judge_verdict(body: &Value, text: &str) -> Option<String> {
     let lower = text.to_lowercase();
     let on_topic = topics == "any" || topics.split("; ").any(|t| lower.contains(&t.to_lowercase()));
     Some(json!({"safe": !text.contains("__unsafe__"), "on_topic": on_topic}).to_string())
+}
+
+/// What a turn with tools does: with tools offered and no tool result in the last turn, the mock
+/// calls the first tool with the user's text as `{"text": ...}`; after a tool result it echoes
+/// the result.
+enum ToolTurn {
+    /// Call this tool.
+    Call(String),
+    /// Answer `echo: <result>`.
+    Result(String),
+    /// No tools involved.
+    None,
+}
+
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(""),
+        _ => String::new(),
+    }
+}
+
+fn tool_turn(body: &Value, dialect: Dialect) -> ToolTurn {
+    let last = body["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or(Value::Null);
+    let result = match dialect {
+        Dialect::Anthropic => last["content"]
+            .as_array()
+            .and_then(|blocks| blocks.iter().find(|b| b["type"] == "tool_result"))
+            .map(|b| text_of(&b["content"])),
+        _ => (last["role"] == "tool").then(|| text_of(&last["content"])),
+    };
+    if let Some(r) = result {
+        return ToolTurn::Result(r);
+    }
+    let first = &body["tools"][0];
+    let name = match dialect {
+        Dialect::Anthropic => first["name"].as_str(),
+        _ => first["function"]["name"].as_str(),
+    };
+    name.map_or(ToolTurn::None, |n| ToolTurn::Call(n.to_string()))
 }
 
 fn last_user_text(body: &Value) -> String {
@@ -381,9 +423,15 @@ async fn chat_answer(mock: &Arc<Mock>, body: Value, headers: &HeaderMap) -> Resp
     if let Some(r) = hostile(&text, headers, body["stream"] == true) {
         return r;
     }
-    let answer = match judge_verdict(&body, &text) {
-        Some(verdict) => verdict,
-        None => format!("echo: {text}"),
+    let turn = tool_turn(&body, Dialect::OpenAi);
+    let answer = match (&turn, judge_verdict(&body, &text)) {
+        (ToolTurn::Result(r), _) => format!("echo: {r}"),
+        (_, Some(verdict)) => verdict,
+        _ => format!("echo: {text}"),
+    };
+    let call = match &turn {
+        ToolTurn::Call(name) => Some((name.clone(), json!({"text": text}).to_string())),
+        _ => None,
     };
     let model = body.get("model").cloned().unwrap_or(json!("mock-model"));
     // `__usage_N__` makes the answer report N completion tokens, `__cached_N__` N cached prompt
@@ -411,6 +459,24 @@ async fn chat_answer(mock: &Arc<Mock>, body: Value, headers: &HeaderMap) -> Resp
             yield Ok(Bytes::from(format!("data: {}\n\n", chat_chunk(&model, json!({"role": "assistant", "content": ""}), Value::Null))));
             // A comment line, as some OpenAI-compatible servers send; it must not reach clients.
             yield Ok(Bytes::from_static(b": keep-alive\n\n"));
+            if let Some((name, args)) = &call {
+                // The call in pieces, as OpenAI streams it: id and name first, then the arguments.
+                let (head, tail) = args.split_at(args.len() / 2);
+                let first = json!({"tool_calls": [{"index": 0, "id": "call_mock", "type": "function", "function": {"name": name, "arguments": ""}}]});
+                yield Ok(Bytes::from(format!("data: {}\n\n", chat_chunk(&model, first, Value::Null))));
+                for part in [head, tail] {
+                    let delta = json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]});
+                    yield Ok(Bytes::from(format!("data: {}\n\n", chat_chunk(&model, delta, Value::Null))));
+                }
+                yield Ok(Bytes::from(format!("data: {}\n\n", chat_chunk(&model, json!({}), json!("tool_calls")))));
+                if include_usage {
+                    let u = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+                                   "choices": [], "usage": usage});
+                    yield Ok(Bytes::from(format!("data: {u}\n\n")));
+                }
+                yield Ok(Bytes::from_static(b"data: [DONE]\n\n"));
+                return;
+            }
             for (i, w) in words.iter().enumerate() {
                 if !interval.is_zero() {
                     tokio::time::sleep(interval).await;
@@ -436,9 +502,17 @@ async fn chat_answer(mock: &Arc<Mock>, body: Value, headers: &HeaderMap) -> Resp
         };
         return sse(stream);
     }
+    let (message, finish) = match &call {
+        Some((name, args)) => (
+            json!({"role": "assistant", "content": null,
+                   "tool_calls": [{"id": "call_mock", "type": "function", "function": {"name": name, "arguments": args}}]}),
+            "tool_calls",
+        ),
+        None => (json!({"role": "assistant", "content": answer}), "stop"),
+    };
     axum::Json(json!({
         "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": usage
     }))
     .into_response()
@@ -601,7 +675,41 @@ async fn anthropic_messages(State(mock): State<Arc<Mock>>, headers: HeaderMap, b
         return r;
     }
     let model = body.get("model").cloned().unwrap_or(json!("claude-mock"));
-    let answer = format!("echo: {text}");
+    let turn = tool_turn(&body, Dialect::Anthropic);
+    let answer = match &turn {
+        ToolTurn::Result(r) => format!("echo: {r}"),
+        _ => format!("echo: {text}"),
+    };
+    if let ToolTurn::Call(name) = &turn {
+        let input = json!({"text": text});
+        if body["stream"] == true {
+            let args = input.to_string();
+            let name = name.clone();
+            let stream = async_stream::stream! {
+                let ev = |name: &str, data: Value| Ok::<Bytes, std::io::Error>(Bytes::from(format!("event: {name}\ndata: {data}\n\n")));
+                yield ev("message_start", json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant",
+                    "model": model, "content": [], "stop_reason": null, "usage": {"input_tokens": 5, "output_tokens": 1}}}));
+                yield ev("content_block_start", json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "tool_use", "id": "toolu_mock", "name": name, "input": {}}}));
+                let (head, tail) = args.split_at(args.len() / 2);
+                for part in [head, tail] {
+                    yield ev("content_block_delta", json!({"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": part}}));
+                }
+                yield ev("content_block_stop", json!({"type": "content_block_stop", "index": 0}));
+                yield ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 3}}));
+                yield ev("message_stop", json!({"type": "message_stop"}));
+            };
+            return sse(stream);
+        }
+        return axum::Json(json!({
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "tool_use", "id": "toolu_mock", "name": name, "input": input}],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 5, "output_tokens": 3}
+        }))
+        .into_response();
+    }
     if body["stream"] == true {
         let (cut, stall) = (text.contains("__cut__"), text.contains("__stall__"));
         let stream = async_stream::stream! {

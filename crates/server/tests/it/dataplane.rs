@@ -90,7 +90,14 @@ async fn openai_chat_translation_and_headers() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(header(&resp, "served-model-name"), Some("gpt-4o"));
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], "echo: hi there");
+    // Offered a tool, the mock calls it with the user's text.
+    let call = &body["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(
+        (call["name"].as_str(), call["arguments"].as_str()),
+        (Some("f"), Some(r#"{"text":"hi there"}"#)),
+        "{body}"
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(body["usage"]["total_tokens"], 8);
 
     let sent = r.mock.last("/v1/chat/completions").unwrap();
