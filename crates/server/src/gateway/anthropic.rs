@@ -16,7 +16,7 @@ use modelgate_wire::anthropic::{
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-use super::translate::at;
+use super::translate::{Chunk, at, json_string};
 use crate::extract::RawBody;
 use crate::snapshot::Principal;
 use crate::state::AppState;
@@ -427,27 +427,27 @@ impl super::translate::Reframe for Restream {
             self.finished = true;
             return out;
         }
-        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+        let Ok(chunk) = serde_json::from_str::<Chunk<'_>>(data) else {
             return self.fail("an event of the stream is not JSON");
         };
-        if let Some(e) = chunk.get("error") {
+        if let Some(e) = &chunk.error {
             let message = at(e, "/message").as_str().unwrap_or("the stream failed").to_string();
             return self.fail(&message);
         }
-        self.start(at(&chunk, "/id").as_str(), &mut out);
-        if at(&chunk, "/usage").is_object() {
-            self.usage = usage_of(at(&chunk, "/usage"));
+        self.start(chunk.id.as_deref(), &mut out);
+        if let Some(u) = chunk.usage.as_ref().filter(|u| u.is_object()) {
+            self.usage = usage_of(u);
         }
-        let choice = at(&chunk, "/choices/0");
-        let delta = at(choice, "/delta");
-        if let Some(text) = at(delta, "/content").as_str().filter(|t| !t.is_empty()) {
+        let Some(choice) = chunk.choices.first() else { return out };
+        if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
             let index = self.block(None, json!({"type": "text", "text": ""}), &mut out);
-            out.push_str(&frame(
-                "content_block_delta",
-                &json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}),
+            // The hot path: written directly, with only the text escaped.
+            out.push_str(&format!(
+                "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}\n\n",
+                json_string(text)
             ));
         }
-        for call in at(delta, "/tool_calls").as_array().into_iter().flatten() {
+        for call in choice.delta.tool_calls.iter().flatten() {
             let k = at(call, "/index").as_u64().unwrap_or(0);
             let start = json!({"type": "tool_use", "id": at(call, "/id").as_str().unwrap_or_default(),
                                "name": at(call, "/function/name").as_str().unwrap_or_default(), "input": {}});
@@ -460,7 +460,7 @@ impl super::translate::Reframe for Restream {
                 ));
             }
         }
-        if let Some(f) = at(choice, "/finish_reason").as_str() {
+        if let Some(f) = choice.finish_reason.as_deref() {
             self.stop = Some(stop_reason(Some(f)).to_string());
         }
         out

@@ -4,7 +4,10 @@
 use axum::body::{Body as HttpBody, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use std::borrow::Cow;
+
 use futures::StreamExt;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Largest whole answer read back for translation (the pipeline bounds upstream answers already).
@@ -30,6 +33,51 @@ pub(super) fn keep_headers(from: &axum::http::HeaderMap, to: &mut axum::http::He
             to.append(name.clone(), value.clone());
         }
     }
+}
+
+/// What a re-framer reads of one chat-completion chunk, borrowed from the event where it can be:
+/// parsing every chunk into a `Value` tree was most of a translated stream's cost.
+#[derive(Deserialize)]
+pub(super) struct Chunk<'a> {
+    /// `chatcmpl-...`
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    /// The first choice is the one streamed.
+    #[serde(borrow, default)]
+    pub choices: Vec<ChunkChoice<'a>>,
+    /// Token counts (the last chunk, with `include_usage`).
+    #[serde(default)]
+    pub usage: Option<Value>,
+    /// An error event of the pipeline.
+    #[serde(default)]
+    pub error: Option<Value>,
+}
+
+/// A choice of a [`Chunk`].
+#[derive(Deserialize)]
+pub(super) struct ChunkChoice<'a> {
+    /// What it adds.
+    #[serde(borrow, default)]
+    pub delta: ChunkDelta<'a>,
+    /// Why it ended.
+    #[serde(borrow, default)]
+    pub finish_reason: Option<Cow<'a, str>>,
+}
+
+/// The delta of a [`ChunkChoice`].
+#[derive(Deserialize, Default)]
+pub(super) struct ChunkDelta<'a> {
+    /// Text.
+    #[serde(borrow, default)]
+    pub content: Option<Cow<'a, str>>,
+    /// Tool-call pieces (rare: kept as values).
+    #[serde(default)]
+    pub tool_calls: Option<Vec<Value>>,
+}
+
+/// `text` as a JSON string literal, for frames written by hand.
+pub(super) fn json_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
 }
 
 /// One protocol's translation of a chat-completion stream.
