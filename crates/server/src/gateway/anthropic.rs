@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use modelgate_providers::{Body, Task};
+use modelgate_providers::Body;
 use modelgate_wire::anthropic::{
     Block, Content, ErrorDetail, ErrorResponse, ImageSource, MessageResponse, MessagesRequest, OutputBlock, ToolChoice,
     Usage,
@@ -21,25 +21,46 @@ use crate::extract::RawBody;
 use crate::snapshot::Principal;
 use crate::state::AppState;
 
+/// Anthropic Messages, for [`super::translate::serve`].
+pub(super) struct Messages;
+
+impl super::translate::Protocol for Messages {
+    type Request = MessagesRequest;
+    type Stream = Restream;
+    const NAME: &'static str = "Messages";
+
+    fn model(req: &MessagesRequest) -> &str {
+        &req.model
+    }
+
+    fn stream(req: &MessagesRequest) -> bool {
+        req.stream
+    }
+
+    fn to_chat(req: &MessagesRequest) -> Result<Body, String> {
+        to_chat(req)
+    }
+
+    fn answer(chat: &Value, model: &str) -> Value {
+        serde_json::to_value(message_of(chat, model)).unwrap_or(Value::Null)
+    }
+
+    fn reframer(model: &str) -> Restream {
+        Restream::new(model)
+    }
+
+    fn error(status: StatusCode, message: String) -> Response {
+        error(status, message)
+    }
+}
+
 /// `POST /v1/messages`
 pub async fn messages(
     State(app): State<AppState>,
     Extension(caller): Extension<Arc<Principal>>,
     RawBody(raw): RawBody,
 ) -> Response {
-    let req: MessagesRequest = match serde_json::from_slice(&raw) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("The request body is not a Messages request: {e}")),
-    };
-    let chat = match to_chat(&req) {
-        Ok(c) => c,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
-    };
-    let resp = super::query(&app, &caller, &req.model, Some(Task::Chat), chat, raw).await;
-    if !resp.status().is_success() {
-        return error_from(resp).await;
-    }
-    if req.stream { stream_from(resp, &req.model) } else { message_from(resp, &req.model).await }
+    super::translate::serve::<Messages>(&app, &caller, raw).await
 }
 
 /// `POST /v1/messages/count_tokens`: the input tokens, counted with the tokenizer limits use.
@@ -290,19 +311,6 @@ fn message_id(from: Option<&str>) -> String {
     format!("msg_{}", from.unwrap_or_default().trim_start_matches("chatcmpl-").replace('-', ""))
 }
 
-async fn message_from(resp: Response, model: &str) -> Response {
-    let (parts, body) = resp.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, super::translate::MAX_ANSWER).await else {
-        return error(StatusCode::BAD_GATEWAY, "The answer could not be read.".into());
-    };
-    let Ok(answer) = serde_json::from_slice::<Value>(&bytes) else {
-        return error(StatusCode::BAD_GATEWAY, "The answer is not a chat completion.".into());
-    };
-    let mut out = Json(message_of(&answer, model)).into_response();
-    super::translate::keep_headers(&parts.headers, out.headers_mut());
-    out
-}
-
 /// Anthropic's error type for a status.
 fn error_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
@@ -323,25 +331,8 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The pipeline's error, in Anthropic's shape (same status, same headers).
-async fn error_from(resp: Response) -> Response {
-    let (parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
-    let parsed: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let message =
-        at(&parsed, "/message").as_str().map_or_else(|| String::from_utf8_lossy(&bytes).into_owned(), str::to_string);
-    let mut out = error(parts.status, message);
-    super::translate::keep_headers(&parts.headers, out.headers_mut());
-    out
-}
-
-/// Re-frames the pipeline's chat-completion stream as Anthropic's event stream.
-fn stream_from(resp: Response, model: &str) -> Response {
-    super::translate::reframe(resp, Restream::new(model))
-}
-
 /// What the translation of one stream has seen.
-struct Restream {
+pub(super) struct Restream {
     model: String,
     started: bool,
     /// The open block: its index and whether it is text (else the tool call's OpenAI index).

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use modelgate_providers::{Body, Task};
+use modelgate_providers::Body;
 use modelgate_wire::responses::{BareMessage, Input, Item, MessageContent, Part, ResponsesRequest, TypedItem};
 use serde_json::{Map, Value, json};
 
@@ -19,37 +19,46 @@ use crate::extract::RawBody;
 use crate::snapshot::Principal;
 use crate::state::AppState;
 
+/// OpenAI Responses, for [`super::translate::serve`].
+pub(super) struct Responses;
+
+impl super::translate::Protocol for Responses {
+    type Request = ResponsesRequest;
+    type Stream = Restream;
+    const NAME: &'static str = "Responses";
+
+    fn model(req: &ResponsesRequest) -> &str {
+        &req.model
+    }
+
+    fn stream(req: &ResponsesRequest) -> bool {
+        req.stream
+    }
+
+    fn to_chat(req: &ResponsesRequest) -> Result<Body, String> {
+        to_chat(req)
+    }
+
+    fn answer(chat: &Value, model: &str) -> Value {
+        response_of(chat, model)
+    }
+
+    fn reframer(model: &str) -> Restream {
+        Restream::new(model)
+    }
+
+    fn error(status: StatusCode, message: String) -> Response {
+        error(status, message)
+    }
+}
+
 /// `POST /v1/responses`
 pub async fn create(
     State(app): State<AppState>,
     Extension(caller): Extension<Arc<Principal>>,
     RawBody(raw): RawBody,
 ) -> Response {
-    let req: ResponsesRequest = match serde_json::from_slice(&raw) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("The request body is not a Responses request: {e}")),
-    };
-    let chat = match to_chat(&req) {
-        Ok(c) => c,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
-    };
-    let resp = super::query(&app, &caller, &req.model, Some(Task::Chat), chat, raw).await;
-    if !resp.status().is_success() {
-        return error_from(resp).await;
-    }
-    if req.stream {
-        return super::translate::reframe(resp, Restream::new(&req.model));
-    }
-    let (parts, body) = resp.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, super::translate::MAX_ANSWER).await else {
-        return error(StatusCode::BAD_GATEWAY, "The answer could not be read.".into());
-    };
-    let Ok(answer) = serde_json::from_slice::<Value>(&bytes) else {
-        return error(StatusCode::BAD_GATEWAY, "The answer is not a chat completion.".into());
-    };
-    let mut out = Json(response_of(&answer, &req.model)).into_response();
-    super::translate::keep_headers(&parts.headers, out.headers_mut());
-    out
+    super::translate::serve::<Responses>(&app, &caller, raw).await
 }
 
 /// The text of message content.
@@ -269,17 +278,6 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, Json(json!({"error": {"message": message, "type": kind, "param": null, "code": null}}))).into_response()
 }
 
-async fn error_from(resp: Response) -> Response {
-    let (parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
-    let parsed: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let message =
-        at(&parsed, "/message").as_str().map_or_else(|| String::from_utf8_lossy(&bytes).into_owned(), str::to_string);
-    let mut out = error(parts.status, message);
-    super::translate::keep_headers(&parts.headers, out.headers_mut());
-    out
-}
-
 /// The output item being streamed.
 enum Open {
     /// A message: its text so far.
@@ -289,7 +287,7 @@ enum Open {
 }
 
 /// What the translation of one stream has seen.
-struct Restream {
+pub(super) struct Restream {
     model: String,
     id: String,
     seq: u64,

@@ -1,9 +1,13 @@
-//! What the inbound protocols other than OpenAI's share: reading answers back, re-framing
-//! the pipeline's chat-completion stream event by event, the headers worth keeping.
+//! What the inbound protocols other than OpenAI's share: one handler that parses the protocol's
+//! request, runs it through the chat pipeline and translates the answer, error or stream back
+//! ([`serve`] over a [`Protocol`]); re-framing a stream event by event; the headers worth keeping.
 
+use axum::Json;
 use axum::body::{Body as HttpBody, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use modelgate_providers::{Body, Task};
+use serde::de::DeserializeOwned;
 use std::borrow::Cow;
 
 use futures::StreamExt;
@@ -118,4 +122,70 @@ pub(super) fn reframe(resp: Response, mut state: impl Reframe) -> Response {
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     keep_headers(&parts.headers, resp.headers_mut());
     resp
+}
+
+/// An inbound protocol translated onto the chat pipeline.
+pub(super) trait Protocol {
+    /// Its request.
+    type Request: DeserializeOwned;
+    /// Its stream translation.
+    type Stream: Reframe;
+    /// What its requests are called, in errors.
+    const NAME: &'static str;
+    /// The endpoint a request names.
+    fn model(req: &Self::Request) -> &str;
+    /// Whether the answer is streamed.
+    fn stream(req: &Self::Request) -> bool;
+    /// The internal chat request; the error names what cannot be translated.
+    fn to_chat(req: &Self::Request) -> Result<Body, String>;
+    /// The protocol's answer for a whole chat completion.
+    fn answer(chat: &Value, model: &str) -> Value;
+    /// A fresh stream translation.
+    fn reframer(model: &str) -> Self::Stream;
+    /// The protocol's error body for a status.
+    fn error(status: StatusCode, message: String) -> Response;
+}
+
+/// Parses `raw` as `P`'s request, runs it through the pipeline as a chat query and answers in
+/// `P`'s shapes.
+pub(super) async fn serve<P: Protocol>(
+    app: &crate::state::AppState,
+    caller: &crate::snapshot::Principal,
+    raw: Bytes,
+) -> Response {
+    let req: P::Request = match serde_json::from_slice(&raw) {
+        Ok(r) => r,
+        Err(e) => {
+            return P::error(StatusCode::BAD_REQUEST, format!("The request body is not a {} request: {e}", P::NAME));
+        }
+    };
+    let chat = match P::to_chat(&req) {
+        Ok(c) => c,
+        Err(message) => return P::error(StatusCode::BAD_REQUEST, message),
+    };
+    let model = P::model(&req).to_string();
+    let resp = super::query(app, caller, &model, Some(Task::Chat), chat, raw).await;
+    let (parts, body) = if resp.status().is_success() && P::stream(&req) {
+        return reframe(resp, P::reframer(&model));
+    } else {
+        resp.into_parts()
+    };
+    let mut out = if parts.status.is_success() {
+        let answer =
+            axum::body::to_bytes(body, MAX_ANSWER).await.ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        match answer {
+            Some(chat) => Json(P::answer(&chat, &model)).into_response(),
+            None => P::error(StatusCode::BAD_GATEWAY, "The answer is not a chat completion.".into()),
+        }
+    } else {
+        // The pipeline's `{error_code, message}`, in the protocol's shape with the same status.
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+        let parsed: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let message = at(&parsed, "/message")
+            .as_str()
+            .map_or_else(|| String::from_utf8_lossy(&bytes).into_owned(), str::to_string);
+        P::error(parts.status, message)
+    };
+    keep_headers(&parts.headers, out.headers_mut());
+    out
 }
