@@ -20,7 +20,8 @@ def server(tmp_path_factory, mock_upstream):
     # The foundation models' files: the directory `make` puts all-MiniLM-L6-v2 in.
     embed_model = pathlib.Path(os.environ.get("MODELGATE_EMBED_MODEL", ".venv/models/all-MiniLM-L6-v2")).resolve()
     s = start_server(tmp_path_factory.mktemp("data"), ADMIN_TOKEN, "--deploy-delay", "300ms",
-                     "--provider-base-url", f"anthropic={mock_upstream.host}", "--upstream-idle-timeout", "2s",
+                     "--provider-base-url", f"anthropic={mock_upstream.host}",
+                     "--provider-base-url", f"amazon-bedrock={mock_upstream.host}", "--upstream-idle-timeout", "2s",
                      "--foundation-models-dir", str(embed_model.parent))
     yield s
     code = s.stop()
@@ -55,6 +56,15 @@ def endpoints(server, mock_upstream):
     create(server, "oa-embed", openai_entity(mock_upstream, "text-embedding-3-small", "llm/v1/embeddings"))
     create(server, "claude", {"external_model": {"provider": "anthropic", "name": "claude-3-5-sonnet", "task": "llm/v1/chat",
                                                  "anthropic_config": {"anthropic_api_key": "{{secrets/dp/key}}"}}})
+    # The mock checks SigV4 signatures made with these (its fixed test credentials).
+    api(server, "POST", "/api/2.0/secrets/put", {"scope": "dp", "key": "aws-id", "string_value": "AKIAMODELGATETEST"})
+    api(server, "POST", "/api/2.0/secrets/put",
+        {"scope": "dp", "key": "aws-secret", "string_value": "modelgate/test/secret/key/0123456789"})
+    create(server, "bedrock", {"external_model": {
+        "provider": "amazon-bedrock", "name": "anthropic.claude-3-haiku-20240307-v1:0", "task": "llm/v1/chat",
+        "amazon_bedrock_config": {"aws_region": "us-east-1", "bedrock_provider": "anthropic",
+                                  "aws_access_key_id": "{{secrets/dp/aws-id}}",
+                                  "aws_secret_access_key": "{{secrets/dp/aws-secret}}"}}})
     return server
 
 

@@ -1,6 +1,6 @@
 """Anthropic's own SDK against modelgate's Messages API (`base_url` set to the server, the token
 as its API key): plain and streamed messages, token counting and errors, against endpoints backed
-by OpenAI and by Anthropic (the mock upstream speaks both)."""
+by OpenAI, Anthropic and Amazon Bedrock (the mock upstream speaks all three)."""
 
 import anthropic
 import pytest
@@ -13,7 +13,7 @@ def claude_client(endpoints):
     return anthropic.Anthropic(base_url=endpoints.host, api_key=ADMIN_TOKEN, max_retries=0)
 
 
-@pytest.mark.parametrize("model", ["oa-chat", "claude"])
+@pytest.mark.parametrize("model", ["oa-chat", "claude", "bedrock"])
 def test_messages_create(claude_client, model):
     m = claude_client.messages.create(model=model, max_tokens=32, system="Be brief.",
                                       messages=[{"role": "user", "content": "hello anthropic"}])
@@ -23,7 +23,7 @@ def test_messages_create(claude_client, model):
     assert m.usage.output_tokens > 0
 
 
-@pytest.mark.parametrize("model", ["oa-chat", "claude"])
+@pytest.mark.parametrize("model", ["oa-chat", "claude", "bedrock"])
 def test_messages_stream(claude_client, model):
     with claude_client.messages.stream(model=model, max_tokens=32,
                                        messages=[{"role": "user", "content": "stream anthropic"}]) as stream:
@@ -48,7 +48,7 @@ WEATHER = {"name": "weather", "description": "The weather in a city",
            "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}}}
 
 
-@pytest.mark.parametrize("model", ["oa-chat", "claude"])
+@pytest.mark.parametrize("model", ["oa-chat", "claude", "bedrock"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_tool_round_trip(claude_client, model, stream):
     question = [{"role": "user", "content": "weather in Oslo"}]

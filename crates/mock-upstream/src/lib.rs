@@ -14,7 +14,7 @@
 //! Markers in that text trigger failures: `__status_429__` (with `Retry-After: 7`),
 //! `__status_500__`, `__status_401__` (echoing the presented key, to test redaction),
 //! `__malformed__` (invalid JSON), `__cut__` (stream closed without its end), `__stall__` (stream
-//! goes silent). With tools offered, the OpenAI and Anthropic routes call the first tool with
+//! goes silent). With tools offered, the OpenAI, Anthropic and Bedrock Converse routes call the first tool with
 //! `{"text": <the user's text>}` (whole or streamed in pieces), and answer `echo: <result>` once
 //! the last turn carries the tool's result. Every request is recorded; `GET /__requests` returns them, `DELETE` clears them.
 //! In `fast` mode the OpenAI chat route skips all of that and returns fixed bytes (benchmarks).
@@ -200,15 +200,19 @@ fn tool_turn(body: &Value, dialect: Dialect) -> ToolTurn {
             .as_array()
             .and_then(|blocks| blocks.iter().find(|b| b["type"] == "tool_result"))
             .map(|b| text_of(&b["content"])),
+        Dialect::Aws => last["content"]
+            .as_array()
+            .and_then(|blocks| blocks.iter().find_map(|b| b.get("toolResult")))
+            .map(|r| text_of(&r["content"])),
         _ => (last["role"] == "tool").then(|| text_of(&last["content"])),
     };
     if let Some(r) = result {
         return ToolTurn::Result(r);
     }
-    let first = &body["tools"][0];
     let name = match dialect {
-        Dialect::Anthropic => first["name"].as_str(),
-        _ => first["function"]["name"].as_str(),
+        Dialect::Anthropic => body["tools"][0]["name"].as_str(),
+        Dialect::Aws => body["toolConfig"]["tools"][0]["toolSpec"]["name"].as_str(),
+        _ => body["tools"][0]["function"]["name"].as_str(),
     };
     name.map_or(ToolTurn::None, |n| ToolTurn::Call(n.to_string()))
 }
@@ -1035,8 +1039,39 @@ async fn bedrock_model(
     if let Some(r) = injected(Dialect::Aws, &text, &headers) {
         return r;
     }
-    let answer = format!("echo: {text}");
     let usage = json!({"inputTokens": 5, "outputTokens": 3, "totalTokens": 8});
+    let turn = tool_turn(&body, Dialect::Aws);
+    let answer = match &turn {
+        ToolTurn::Result(r) => format!("echo: {r}"),
+        _ => format!("echo: {text}"),
+    };
+    if let ToolTurn::Call(name) = &turn {
+        let input = json!({"text": text});
+        if action == "converse-stream" {
+            let (name, args) = (name.clone(), input.to_string());
+            let stream = async_stream::stream! {
+                yield Ok::<Bytes, std::io::Error>(event_frame("messageStart", json!({"role": "assistant"})));
+                yield Ok(event_frame("contentBlockStart", json!({"contentBlockIndex": 0,
+                    "start": {"toolUse": {"toolUseId": "tooluse_mock", "name": name}}})));
+                let (head, tail) = args.split_at(args.len() / 2);
+                for part in [head, tail] {
+                    yield Ok(event_frame("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": part}}})));
+                }
+                yield Ok(event_frame("contentBlockStop", json!({"contentBlockIndex": 0})));
+                yield Ok(event_frame("messageStop", json!({"stopReason": "tool_use"})));
+                yield Ok(event_frame("metadata", json!({"usage": usage, "metrics": {"latencyMs": 1}})));
+            };
+            return Response::builder()
+                .header(header::CONTENT_TYPE, "application/vnd.amazon.eventstream")
+                .body(Body::from_stream(stream))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        }
+        return axum::Json(json!({
+            "output": {"message": {"role": "assistant", "content": [{"toolUse": {"toolUseId": "tooluse_mock", "name": name, "input": input}}]}},
+            "stopReason": "tool_use", "usage": usage, "metrics": {"latencyMs": 1}
+        }))
+        .into_response();
+    }
     if action == "converse-stream" {
         let words: Vec<String> = answer.split_inclusive(' ').map(str::to_string).collect();
         let throttle = text.contains("__throttle_mid_stream__");
