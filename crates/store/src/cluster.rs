@@ -67,11 +67,6 @@ impl ChangeFeed {
         listener.listen(CHANNEL).await?;
         Ok(ChangeListener { listener })
     }
-
-    /// Closes the connections.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
 }
 
 /// A connection that hears announcements.

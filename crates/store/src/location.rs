@@ -27,11 +27,6 @@ impl Location {
         }
     }
 
-    /// Whether it is shared by replicas (PostgreSQL) rather than this process's own file.
-    pub fn is_shared(&self) -> bool {
-        matches!(self, Location::Postgres(_))
-    }
-
     /// Opens the control-plane store here (not migrated: see [`Store::migrate`]).
     pub async fn open_store(&self) -> Result<Arc<dyn Store>> {
         Ok(match self {

@@ -132,6 +132,21 @@ async fn roles(http: &reqwest::Client, servers: &[&Serve]) -> Vec<String> {
     out
 }
 
+/// `n` queries of `endpoint` at once, taken in turn by `hosts`; their statuses.
+async fn spread(http: &reqwest::Client, hosts: &[String], endpoint: &str, n: usize) -> Vec<StatusCode> {
+    let asks: Vec<_> = (0..n)
+        .map(|i| {
+            let (http, host, endpoint) = (http.clone(), hosts[i % hosts.len()].clone(), endpoint.to_string());
+            tokio::spawn(async move { ask(&http, &host, &endpoint).await })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for t in asks {
+        codes.push(t.await.unwrap());
+    }
+    codes
+}
+
 /// Waits until at least `secs` seconds are left in the current minute (limits count per minute).
 async fn room_in_the_minute(secs: u64) {
     let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
@@ -198,14 +213,7 @@ async fn config_made_on_one_replica_serves_on_the_others_within_a_second_and_one
     room_in_the_minute(20).await;
     // Ten calls a minute for the three together, under concurrent load spread over all three.
     let hosts = [a.host.clone(), b.host.clone(), c.host.clone()];
-    let asks = (0..45).map(|i| {
-        let (http, host) = (http.clone(), hosts[i % 3].clone());
-        tokio::spawn(async move { ask(&http, &host, "chat").await })
-    });
-    let mut codes = Vec::new();
-    for t in asks.collect::<Vec<_>>() {
-        codes.push(t.await.unwrap());
-    }
+    let codes = spread(&http, &hosts, "chat", 45).await;
     let ok = codes.iter().filter(|s| **s == StatusCode::OK).count();
     let limited = codes.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
     assert_eq!((ok, limited), (10, 35), "{codes:?}");
@@ -216,14 +224,7 @@ async fn config_made_on_one_replica_serves_on_the_others_within_a_second_and_one
     create_ready(&http, &c.host, endpoint("metered", &mock, tokens)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     room_in_the_minute(20).await;
-    let asks = (0..45).map(|i| {
-        let (http, host) = (http.clone(), hosts[i % 3].clone());
-        tokio::spawn(async move { ask(&http, &host, "metered").await })
-    });
-    let mut codes = Vec::new();
-    for t in asks.collect::<Vec<_>>() {
-        codes.push(t.await.unwrap());
-    }
+    let codes = spread(&http, &hosts, "metered", 45).await;
     let ok = codes.iter().filter(|s| **s == StatusCode::OK).count();
     assert!((1..=12).contains(&ok), "{ok} admitted: {codes:?}");
     assert_eq!(codes.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 45 - ok, "{codes:?}");
@@ -378,6 +379,11 @@ async fn migrate_store_moves_a_single_node_install_to_postgres_without_losing_an
         let from = format!("sqlite:{}", data.display());
         std::process::Command::new(BIN).args(["migrate-store", "--from", &from, "--to", to]).output().unwrap()
     };
+    let not_sqlite = std::process::Command::new(BIN)
+        .args(["migrate-store", "--from", &data.display().to_string(), "--to", &pg.url])
+        .output()
+        .unwrap();
+    assert!(!not_sqlite.status.success() && text(&not_sqlite).1.contains("--from must be sqlite:DATA_DIR"));
     let busy = migrate(&pg.url);
     assert!(!busy.status.success() && text(&busy).1.contains("in use by another modelgate server"), "{busy:?}");
 

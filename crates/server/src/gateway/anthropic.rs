@@ -377,8 +377,9 @@ impl Restream {
         }
     }
 
-    /// Opens a block unless the one open is `kind`; returns its index.
-    fn block(&mut self, kind: Option<u64>, start: Value, out: &mut String) -> usize {
+    /// Opens a block (described by `start`, built only then) unless the one open is `kind`;
+    /// returns its index.
+    fn block(&mut self, kind: Option<u64>, start: impl FnOnce() -> Value, out: &mut String) -> usize {
         if let Some((index, open)) = self.open
             && open == kind
         {
@@ -390,7 +391,7 @@ impl Restream {
         self.open = Some((index, kind));
         out.push_str(&frame(
             "content_block_start",
-            &json!({"type": "content_block_start", "index": index, "content_block": start}),
+            &json!({"type": "content_block_start", "index": index, "content_block": start()}),
         ));
         index
     }
@@ -431,7 +432,7 @@ impl super::translate::Reframe for Restream {
         }
         let Some(choice) = chunk.choices.first() else { return out };
         if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
-            let index = self.block(None, json!({"type": "text", "text": ""}), &mut out);
+            let index = self.block(None, || json!({"type": "text", "text": ""}), &mut out);
             // The hot path: written directly, with only the text escaped.
             out.push_str(&format!(
                 "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}\n\n",
@@ -440,8 +441,10 @@ impl super::translate::Reframe for Restream {
         }
         for call in choice.delta.tool_calls.iter().flatten() {
             let k = at(call, "/index").as_u64().unwrap_or(0);
-            let start = json!({"type": "tool_use", "id": at(call, "/id").as_str().unwrap_or_default(),
-                               "name": at(call, "/function/name").as_str().unwrap_or_default(), "input": {}});
+            let start = || {
+                json!({"type": "tool_use", "id": at(call, "/id").as_str().unwrap_or_default(),
+                       "name": at(call, "/function/name").as_str().unwrap_or_default(), "input": {}})
+            };
             let index = self.block(Some(k), start, &mut out);
             if let Some(args) = at(call, "/function/arguments").as_str().filter(|a| !a.is_empty()) {
                 out.push_str(&frame(

@@ -71,3 +71,10 @@ async fn a_data_directory_others_can_read_is_tightened() {
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("inference.db")), 0o600);
 }
+
+#[tokio::test]
+async fn a_database_url_that_is_not_postgres_stops_the_start_without_showing_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = start_err(&dir.path().join("data"), |c| c.database_url = Some("mysql://mg:s3cret@db/mg".into())).await;
+    assert!(e.contains("postgres://") && !e.contains("s3cret"), "{e}");
+}
