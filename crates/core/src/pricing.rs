@@ -1,4 +1,5 @@
-//! The price table: what a provider charges per million tokens, and the cost of one request.
+//! The price table: what a provider charges per million tokens (and per image, for image models),
+//! and the cost of one request.
 //!
 //! A built-in table ships with each release ([`PriceTable::builtin`], versioned by date). A
 //! deployment can override or extend it with a file of the same shape
@@ -11,11 +12,12 @@ use serde::Deserialize;
 
 const BUILTIN: &str = include_str!("../prices/builtin.json");
 
-/// Prices of one model, in USD per million tokens.
+/// Prices of one model, in USD per million tokens (and USD per image).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
     /// Input tokens.
+    #[serde(default)]
     pub input: f64,
     /// Input tokens read from the provider's prompt cache (default: the input price).
     #[serde(default)]
@@ -24,7 +26,11 @@ pub struct Price {
     #[serde(default)]
     pub cache_write: Option<f64>,
     /// Output tokens, reasoning tokens included.
+    #[serde(default)]
     pub output: f64,
+    /// Each image generated, in USD (image models priced per image rather than by tokens).
+    #[serde(default)]
+    pub per_image: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +63,8 @@ pub struct Tokens {
     pub cache_write: u64,
     /// All output tokens, reasoning included.
     pub output: u64,
+    /// Images generated.
+    pub images: u64,
 }
 
 /// A versioned price table.
@@ -82,7 +90,7 @@ impl PriceTable {
         let file: File = serde_json::from_str(text).map_err(|e| e.to_string())?;
         for (i, e) in file.prices.iter().enumerate() {
             let p = &e.price;
-            let values = [Some(p.input), p.cached_input, p.cache_write, Some(p.output)];
+            let values = [Some(p.input), p.cached_input, p.cache_write, Some(p.output), p.per_image];
             if values.into_iter().flatten().any(|v| !v.is_finite() || v < 0.0) {
                 return Err(format!(
                     "prices[{i}] ({}/{}): prices must be zero or positive numbers",
@@ -145,7 +153,7 @@ impl PriceTable {
             + cached as f64 * p.cached_input.unwrap_or(p.input)
             + written as f64 * p.cache_write.unwrap_or(p.input)
             + t.output as f64 * p.output;
-        Some(usd / 1e6)
+        Some(usd / 1e6 + t.images as f64 * p.per_image.unwrap_or(0.0))
     }
 }
 
@@ -177,9 +185,22 @@ mod tests {
         let c = t.cost(
             "anthropic",
             "claude-sonnet-4-5",
-            Tokens { input: 1_000_000, cached_input: 500_000, cache_write: 250_000, output: 0 },
+            Tokens { input: 1_000_000, cached_input: 500_000, cache_write: 250_000, output: 0, images: 0 },
         );
         assert!((c.unwrap() - (0.25 * 3.0 + 0.5 * 0.3 + 0.25 * 3.75)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn images_are_priced_per_image_or_by_their_tokens() {
+        let t = PriceTable::builtin();
+        let per_image = t.cost("amazon-bedrock", "amazon.titan-image-generator-v2:0", Tokens { images: 3, ..Default::default() });
+        assert!((per_image.unwrap() - 0.03).abs() < 1e-9);
+        // GPT image models report tokens: text in at 5, image out at 40 per million.
+        let tokens = t.cost("openai", "gpt-image-1", Tokens { input: 100, output: 4_000, images: 1, ..Default::default() });
+        assert!((tokens.unwrap() - (100.0 * 5.0 + 4_000.0 * 40.0) / 1e6).abs() < 1e-12);
+        assert_eq!(t.cost("openai", "gpt-4o", Tokens { images: 5, ..Default::default() }), Some(0.0));
+        let bad = r#"{"version": "x", "prices": [{"provider": "openai", "model": "m", "per_image": -0.1}]}"#;
+        assert!(PriceTable::builtin().with_overrides(bad).is_err());
     }
 
     #[test]

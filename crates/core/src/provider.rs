@@ -69,11 +69,12 @@ impl Provider {
         }
     }
 
-    /// The tasks the provider offers, where it does not offer all three.
+    /// The tasks the provider offers, where it does not offer every task.
     pub fn tasks(self) -> Option<&'static [&'static str]> {
         match self {
             Provider::Anthropic => Some(&["llm/v1/chat", "llm/v1/completions"]),
             Provider::Ai21Labs => Some(&["llm/v1/chat"]),
+            Provider::Cohere => Some(&["llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings"]),
             _ => None,
         }
     }

@@ -42,7 +42,7 @@ type Result<T> = std::result::Result<T, ValidationError>;
 /// Most served entities (and legacy served models) one config may hold.
 pub const MAX_SERVED_ENTITIES: usize = 15;
 /// Tasks an external model may have.
-pub const TASKS: [&str; 3] = ["llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings"];
+pub const TASKS: [&str; 4] = ["llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings", "llm/v1/images"];
 /// Accepted `workload_type` values.
 pub const WORKLOAD_TYPES: [&str; 9] = [
     "CPU",
@@ -584,6 +584,12 @@ fn bedrock(m: &ExternalModel, path: &str) -> Result<()> {
         return Err(err(
             format!("{path}.task"),
             format!("Bedrock offers embeddings only for bedrock_provider amazon and cohere, not '{bp}'"),
+        ));
+    }
+    if m.task == "llm/v1/images" && !bp.eq_ignore_ascii_case("amazon") {
+        return Err(err(
+            format!("{path}.task"),
+            format!("Bedrock offers images only for bedrock_provider amazon (Titan Image Generator), not '{bp}'"),
         ));
     }
     let id = c.aws_access_key_id.is_some() || c.aws_access_key_id_plaintext.is_some();

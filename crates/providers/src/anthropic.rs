@@ -13,8 +13,8 @@ use modelgate_core::SecretString;
 use modelgate_wire::ExternalModel;
 
 use crate::chat::{
-    Answer, AnswerToolCall, ChatRequest, Choice, Chunks, Content, Delta, Message, Part, Role, ToolChoice, ToolMode,
-    Usage, parse_answer,
+    Answer, AnswerToolCall, ChatRequest, Choice, Chunks, Content, Delta, Message, Part, ResponseFormat, Role,
+    ToolChoice, ToolMode, Usage, parse_answer,
 };
 use crate::shared::{credential, flatten_databricks_fields, malformed_event};
 use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
@@ -67,6 +67,7 @@ const HANDLED: &[&str] = &[
     "n",
     "metadata",
     "parallel_tool_calls",
+    "response_format",
 ];
 
 /// Turns the internal chat body into an Anthropic Messages body.
@@ -76,8 +77,8 @@ pub fn to_messages_request(
     mut body: Body,
     stream: bool,
 ) -> Result<wire::Request, ProviderError> {
-    if task == Task::Embeddings {
-        return Err(unsupported("embeddings"));
+    if !matches!(task, Task::Chat | Task::Completions) {
+        return Err(unsupported(&format!("the task {}", task.as_task())));
     }
     flatten_databricks_fields(&mut body)?;
     crate::shared::refuse_unknown(&body, HANDLED, "anthropic")?;
@@ -97,14 +98,36 @@ pub fn to_messages_request(
             input_schema: t.function.schema(),
         })
         .collect();
-    let tool_choice = req.tool_choice.as_ref().map(|choice| match choice {
-        ToolChoice::Mode(ToolMode::Auto) => wire::ToolChoice::Auto,
-        ToolChoice::Mode(ToolMode::Required) => wire::ToolChoice::Any,
-        ToolChoice::Mode(ToolMode::None) => wire::ToolChoice::None,
-        ToolChoice::Function { function } => wire::ToolChoice::Tool { name: function.name.clone() },
+    let choice = |kind, name| wire::ToolChoice { kind, name, disable_parallel_tool_use: None };
+    let mut tool_choice = req.tool_choice.as_ref().map(|c| match c {
+        ToolChoice::Mode(ToolMode::Auto) => choice("auto", None),
+        ToolChoice::Mode(ToolMode::Required) => choice("any", None),
+        ToolChoice::Mode(ToolMode::None) => choice("none", None),
+        ToolChoice::Function { function } => choice("tool", Some(function.name.clone())),
     });
+    if req.parallel_tool_calls == Some(false) && !req.tools.is_empty() {
+        let c = tool_choice.get_or_insert_with(|| choice("auto", None));
+        if c.kind != "none" {
+            c.disable_parallel_tool_use = Some(true);
+        }
+    }
+    let output_config = match req.response_format.take() {
+        None | Some(ResponseFormat::Text) => None,
+        Some(ResponseFormat::JsonObject) => {
+            return Err(unsupported(
+                "response_format json_object (Claude's structured output needs a schema: use json_schema)",
+            ));
+        }
+        Some(ResponseFormat::JsonSchema { json_schema }) => Some(wire::OutputConfig {
+            format: wire::OutputFormat {
+                kind: "json_schema",
+                schema: json_schema.schema.unwrap_or_else(|| serde_json::json!({"type": "object"})),
+            },
+        }),
+    };
     Ok(wire::Request {
-        model: model.to_string(),
+        model: Some(model.to_string()),
+        anthropic_version: None,
         max_tokens: req.max_tokens().unwrap_or(DEFAULT_MAX_TOKENS),
         system: (!system.is_empty()).then_some(system),
         messages,
@@ -116,6 +139,7 @@ pub fn to_messages_request(
         stream,
         tools,
         tool_choice,
+        output_config,
     })
 }
 
@@ -210,6 +234,20 @@ pub fn from_message(msg: wire::Message) -> Answer {
     Answer { id: msg.id, model: msg.model, choices: vec![choice], usage: usage(&msg.usage) }
 }
 
+/// A Messages answer, in the OpenAI shape of `task`.
+pub fn answer(task: Task, body: &[u8]) -> Result<Bytes, ProviderError> {
+    let msg: wire::Message = parse_answer(body, "anthropic")?;
+    if msg.kind != "message" {
+        return Err(ProviderError::BadResponse("anthropic answered with something that is not a message".into()));
+    }
+    Ok(Bytes::from(from_message(msg).to_openai(task)))
+}
+
+/// A translator of one Messages stream into OpenAI chunks.
+pub fn translator(task: Task, model: &str, include_usage: bool) -> Box<dyn StreamTranslator> {
+    Box::new(StreamState { out: Chunks::new(task, model), include_usage, tools: Vec::new(), usage: wire::Usage::default() })
+}
+
 #[async_trait::async_trait]
 impl Adapter for Anthropic {
     fn provider(&self) -> &'static str {
@@ -232,20 +270,11 @@ impl Adapter for Anthropic {
     }
 
     fn response(&self, task: Task, body: Bytes, _options: ResponseOptions) -> Result<Bytes, ProviderError> {
-        let msg: wire::Message = parse_answer(&body, "anthropic")?;
-        if msg.kind != "message" {
-            return Err(ProviderError::BadResponse("anthropic answered with something that is not a message".into()));
-        }
-        Ok(Bytes::from(from_message(msg).to_openai(task)))
+        answer(task, &body)
     }
 
     fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator> {
-        Box::new(StreamState {
-            out: Chunks::new(task, &self.model),
-            include_usage,
-            tools: Vec::new(),
-            usage: wire::Usage::default(),
-        })
+        translator(task, &self.model, include_usage)
     }
 
     fn error_message(&self, body: &[u8]) -> String {
@@ -318,8 +347,12 @@ pub mod wire {
     /// A Messages request.
     #[derive(Debug, Serialize)]
     pub struct Request {
-        /// The model.
-        pub model: String,
+        /// The model (on Vertex AI, named by the URL instead).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub model: Option<String>,
+        /// The API version, in the body where the URL names the model (Vertex AI).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub anthropic_version: Option<&'static str>,
         /// Most tokens to generate (required by Anthropic).
         pub max_tokens: u64,
         /// The system prompt.
@@ -351,6 +384,26 @@ pub mod wire {
         /// Which tool the model must or may call.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub tool_choice: Option<ToolChoice>,
+        /// Structured output.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub output_config: Option<OutputConfig>,
+    }
+
+    /// `output_config`.
+    #[derive(Debug, Serialize)]
+    pub struct OutputConfig {
+        /// The answer's format.
+        pub format: OutputFormat,
+    }
+
+    /// `output_config.format`: text that is JSON matching a schema.
+    #[derive(Debug, Serialize)]
+    pub struct OutputFormat {
+        /// `json_schema`.
+        #[serde(rename = "type")]
+        pub kind: &'static str,
+        /// The schema.
+        pub schema: Value,
     }
 
     /// Request metadata.
@@ -447,20 +500,18 @@ pub mod wire {
 
     /// `tool_choice`.
     #[derive(Debug, Serialize)]
-    #[serde(tag = "type", rename_all = "snake_case")]
-    pub enum ToolChoice {
-        /// The model decides.
-        Auto,
-        /// The model must call some tool.
-        Any,
-        /// The model must not call a tool.
-        None,
-        /// The model must call this tool.
-        Tool {
-            /// The tool.
-            name: String,
-        },
+    pub struct ToolChoice {
+        /// `auto`, `any`, `tool` or `none`.
+        #[serde(rename = "type")]
+        pub kind: &'static str,
+        /// The tool, for `tool`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        /// At most one tool call per turn.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub disable_parallel_tool_use: Option<bool>,
     }
+
 
     /// An answer.
     #[derive(Debug, Deserialize)]
@@ -679,7 +730,7 @@ mod tests {
             (json!({"n": 2}), "n > 1"),
             (json!({"temperature": 1.5}), "outside 0..1"),
             (json!({"logprobs": true}), "'logprobs'"),
-            (json!({"response_format": {"type": "json_object"}}), "'response_format'"),
+            (json!({"response_format": {"type": "json_object"}}), "json_object"),
         ] {
             let mut b = body(extra);
             b.insert("messages".into(), msgs.clone());
@@ -688,6 +739,25 @@ mod tests {
         }
         let b = body(json!({"messages": msgs}));
         assert_eq!(request(Task::Chat, b, false).unwrap()["max_tokens"], DEFAULT_MAX_TOKENS);
+    }
+
+    #[test]
+    fn structured_output_and_serial_tool_calls_translate() {
+        let b = body(json!({"messages": [{"role": "user", "content": "x"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "city", "schema": {"type": "object", "properties": {"name": {"type": "string"}}}}},
+            "tools": [{"type": "function", "function": {"name": "f"}}], "parallel_tool_calls": false}));
+        let req = request(Task::Chat, b, false).unwrap();
+        assert_eq!(
+            req["output_config"],
+            json!({"format": {"type": "json_schema", "schema": {"type": "object", "properties": {"name": {"type": "string"}}}}})
+        );
+        assert_eq!(req["tool_choice"], json!({"type": "auto", "disable_parallel_tool_use": true}));
+        let named = body(json!({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}],
+            "tool_choice": {"type": "function", "function": {"name": "f"}}, "parallel_tool_calls": false}));
+        assert_eq!(
+            request(Task::Chat, named, false).unwrap()["tool_choice"],
+            json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true})
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Amazon Bedrock: the Converse and ConverseStream APIs for chat (all four `bedrock_provider`
-//! families), InvokeModel for embeddings (Amazon Titan and Cohere models), every request signed
+//! families), InvokeModel for embeddings (Amazon Titan and Cohere models) and images (Amazon Titan
+//! Image Generator), every request signed
 //! with AWS Signature Version 4. Streams arrive as AWS event-stream binary frames.
 
 use std::time::SystemTime;
@@ -13,10 +14,11 @@ use modelgate_wire::ExternalModel;
 use serde_json::Value;
 
 use crate::chat::{
-    Answer, AnswerToolCall, ChatRequest, Choice, Chunks, Content, Delta, EmbeddingList, Part, Role, ToolChoice,
-    ToolMode, Usage, embedding_texts, parse_answer,
+    Answer, AnswerToolCall, ChatRequest, Choice, Chunks, Content, Delta, EmbeddingList, Part, ResponseFormat, Role,
+    ToolChoice, ToolMode, Usage, embedding_texts, parse_answer,
 };
 use crate::framing::Framing;
+use crate::images::{ImageRequest, titan};
 use crate::shared::{credential, malformed_event};
 use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
 
@@ -142,6 +144,8 @@ const FIELDS: &[&str] = &[
     "n",
     "tools",
     "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
     "user",
     "extra_params",
     "client_request_id",
@@ -178,6 +182,7 @@ pub fn converse_request(task: Task, mut body: Body) -> Result<wire::ConverseRequ
         Some(_) => return Err(ProviderError::Unsupported("extra_params must be an object".into())),
     };
     let mut req = ChatRequest::from_body(body)?;
+    req.parallel_calls_only("amazon-bedrock")?;
     let mut system = Vec::new();
     let mut turns: Vec<wire::Message> = Vec::new();
     for (i, m) in req.conversation(task, "amazon-bedrock")?.into_iter().enumerate() {
@@ -242,11 +247,35 @@ pub fn converse_request(task: Task, mut body: Body) -> Result<wire::ConverseRequ
             .collect();
         Some(wire::ToolConfig { tools, tool_choice })
     };
+    let output_config = match req.response_format.take() {
+        None | Some(ResponseFormat::Text) => None,
+        Some(ResponseFormat::JsonObject) => {
+            return Err(unsupported(
+                "response_format json_object (Converse constrains output to a schema: use json_schema)",
+            ));
+        }
+        Some(ResponseFormat::JsonSchema { json_schema }) => {
+            let schema = json_schema.schema.unwrap_or_else(|| serde_json::json!({"type": "object"}));
+            Some(wire::OutputConfig {
+                text_format: wire::TextFormat {
+                    kind: "json_schema",
+                    structure: wire::Structure {
+                        json_schema: wire::JsonSchemaDefinition {
+                            schema: schema.to_string(),
+                            name: json_schema.name,
+                            description: json_schema.description,
+                        },
+                    },
+                },
+            })
+        }
+    };
     Ok(wire::ConverseRequest {
         messages: turns,
         system,
         inference_config: (!inference.is_empty()).then_some(inference),
         tool_config,
+        output_config,
         additional_model_request_fields: additional,
     })
 }
@@ -326,9 +355,17 @@ impl Adapter for Bedrock {
         body: Body,
         stream: bool,
     ) -> Result<reqwest::RequestBuilder, ProviderError> {
-        if task == Task::Embeddings {
-            let payload = to_body(&embed_request(self.family, body)?)?;
-            return self.signed(http, &self.url("invoke"), payload, "application/json");
+        match task {
+            Task::Embeddings => {
+                let payload = to_body(&embed_request(self.family, body)?)?;
+                return self.signed(http, &self.url("invoke"), payload, "application/json");
+            }
+            Task::Images if self.family == Family::Amazon => {
+                let payload = to_body(&titan::request(ImageRequest::read("amazon-bedrock", body)?)?)?;
+                return self.signed(http, &self.url("invoke"), payload, "application/json");
+            }
+            Task::Images => return Err(unsupported("image generation outside bedrock_provider amazon (Titan)")),
+            _ => {}
         }
         let payload = to_body(&converse_request(task, body)?)?;
         let (action, accept) = if stream {
@@ -340,7 +377,9 @@ impl Adapter for Bedrock {
     }
 
     fn response(&self, task: Task, body: Bytes, options: ResponseOptions) -> Result<Bytes, ProviderError> {
-        let out = if task == Task::Embeddings {
+        let out = if task == Task::Images {
+            crate::images::answer(titan::images(parse_answer(&body, "Bedrock")?)?)
+        } else if task == Task::Embeddings {
             let (vectors, tokens) = match parse_answer(&body, "Bedrock")? {
                 wire::EmbedResponse::Titan { embedding, input_text_token_count } => {
                     (vec![embedding], input_text_token_count)
@@ -471,9 +510,51 @@ pub mod wire {
         /// Tools.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub tool_config: Option<ToolConfig>,
+        /// Structured output.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub output_config: Option<OutputConfig>,
         /// The model family's own parameters (`extra_params`).
         #[serde(skip_serializing_if = "Option::is_none")]
         pub additional_model_request_fields: Option<Map<String, Value>>,
+    }
+
+    /// `outputConfig`: the answer's text follows a JSON schema.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct OutputConfig {
+        /// The format.
+        pub text_format: TextFormat,
+    }
+
+    /// `textFormat`.
+    #[derive(Debug, Serialize)]
+    pub struct TextFormat {
+        /// `json_schema`.
+        #[serde(rename = "type")]
+        pub kind: &'static str,
+        /// The schema.
+        pub structure: Structure,
+    }
+
+    /// `structure`.
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Structure {
+        /// The schema definition.
+        pub json_schema: JsonSchemaDefinition,
+    }
+
+    /// `jsonSchema`: the schema travels as a JSON string.
+    #[derive(Debug, Serialize)]
+    pub struct JsonSchemaDefinition {
+        /// The schema, serialised.
+        pub schema: String,
+        /// Its name.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        /// What it describes.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
     }
 
     /// Who wrote a turn.

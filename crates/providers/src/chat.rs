@@ -57,6 +57,9 @@ pub struct ChatRequest {
     /// Which tool the model must or may call.
     #[serde(default)]
     pub tool_choice: Option<ToolChoice>,
+    /// `false`: at most one tool call per turn.
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
     /// The end user, for providers' abuse tracking.
     #[serde(default)]
     pub user: Option<String>,
@@ -81,7 +84,10 @@ impl ChatRequest {
     pub fn conversation(&mut self, task: Task, provider: &str) -> Result<Vec<Message>, ProviderError> {
         match task {
             Task::Chat => Ok(std::mem::take(&mut self.messages)),
-            _ => match self.prompt.take() {
+            Task::Embeddings | Task::Images | Task::Scoring => {
+                Err(crate::shared::unsupported(provider, &format!("the task {}", task.as_task())))
+            }
+            Task::Completions => match self.prompt.take() {
                 Some(Prompt::One(p)) => Ok(vec![Message::user(p)]),
                 Some(Prompt::Many(list)) => match <[String; 1]>::try_from(list) {
                     Ok([one]) => Ok(vec![Message::user(one)]),
@@ -90,6 +96,18 @@ impl ChatRequest {
                 None => Err(ProviderError::Unsupported("prompt is required".into())),
             },
         }
+    }
+
+    /// Refuses `parallel_tool_calls: false` for a provider that cannot keep the model to one call
+    /// per turn (`true` is every provider's default).
+    pub fn parallel_calls_only(&self, provider: &str) -> Result<(), ProviderError> {
+        if self.parallel_tool_calls == Some(false) && !self.tools.is_empty() {
+            return Err(crate::shared::unsupported(
+                provider,
+                "parallel_tool_calls false (it cannot limit the model to one tool call per turn)",
+            ));
+        }
+        Ok(())
     }
 
     /// The stop sequences as a list.
@@ -342,6 +360,12 @@ pub struct JsonSchema {
     /// The JSON schema.
     #[serde(default)]
     pub schema: Option<Value>,
+    /// Its name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What it describes.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// An OpenAI-shaped `usage`.

@@ -61,6 +61,7 @@ const CHAT_FIELDS: &[&str] = &[
     "presence_penalty",
     "tools",
     "tool_choice",
+    "parallel_tool_calls",
     "response_format",
     "n",
     "user",
@@ -72,6 +73,7 @@ pub fn chat_request(model: &str, task: Task, mut body: Body, stream: bool) -> Re
     flatten_databricks_fields(&mut body)?;
     crate::shared::refuse_unknown(&body, CHAT_FIELDS, "cohere")?;
     let mut req = ChatRequest::from_body(body)?;
+    req.parallel_calls_only("cohere")?;
     let messages = req.conversation(task, "cohere")?.into_iter().map(convert_message).collect::<Result<Vec<_>, _>>()?;
     let tools = req.tools.iter().map(|t| wire::Tool { kind: "function", function: t.function.clone() }).collect();
     let tool_choice = match &req.tool_choice {
@@ -215,6 +217,7 @@ impl Adapter for Cohere {
             http.post(format!("{}/v2/{}", self.base, if task == Task::Embeddings { "embed" } else { "chat" }));
         let request = match task {
             Task::Embeddings => request.json(&embed_request(&self.model, body)?),
+            Task::Images | Task::Scoring => return Err(unsupported(&format!("the task {}", task.as_task()))),
             _ => request.json(&chat_request(&self.model, task, body, stream)?),
         };
         Ok(request.bearer_auth(self.key.expose()))

@@ -15,6 +15,7 @@ pub mod chat;
 pub mod cohere;
 pub mod entra;
 pub mod framing;
+pub mod images;
 pub mod openai;
 pub mod scoring;
 mod shared;
@@ -39,6 +40,8 @@ pub enum Task {
     Completions,
     /// `llm/v1/embeddings`
     Embeddings,
+    /// `llm/v1/images` (our extension): OpenAI's `images/generations`.
+    Images,
     /// `mlflow/scoring` (our extension): the MLflow scoring protocol of a hosted custom model
     /// (`dataframe_split`, `dataframe_records`, `instances` or `inputs` in, `predictions` out).
     Scoring,
@@ -51,6 +54,7 @@ impl Task {
             "llm/v1/chat" => Some(Task::Chat),
             "llm/v1/completions" => Some(Task::Completions),
             "llm/v1/embeddings" => Some(Task::Embeddings),
+            "llm/v1/images" => Some(Task::Images),
             "mlflow/scoring" => Some(Task::Scoring),
             _ => None,
         }
@@ -62,6 +66,7 @@ impl Task {
             Task::Chat => "llm/v1/chat",
             Task::Completions => "llm/v1/completions",
             Task::Embeddings => "llm/v1/embeddings",
+            Task::Images => "llm/v1/images",
             Task::Scoring => "mlflow/scoring",
         }
     }
@@ -72,6 +77,7 @@ impl Task {
             Task::Chat => "chat/completions",
             Task::Completions => "completions",
             Task::Embeddings => "embeddings",
+            Task::Images => "images/generations",
             Task::Scoring => "invocations",
         }
     }

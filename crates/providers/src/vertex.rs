@@ -1,5 +1,7 @@
-//! Google Cloud Vertex AI: Gemini `generateContent` / `streamGenerateContent` and text
-//! embeddings (`:predict`).
+//! Google Cloud Vertex AI: Gemini `generateContent` / `streamGenerateContent`, text embeddings
+//! and Imagen images (`:predict`), and Anthropic's Claude models (a model named `claude-...`):
+//! the Messages body at `publishers/anthropic/models/{m}:rawPredict` (`:streamRawPredict`), with
+//! `anthropic_version` in the body instead of `model`.
 //!
 //! Authentication: the secret is the service account's JSON key file. modelgate signs a JWT
 //! (RS256) naming the account, trades it at the key's `token_uri` for an access token
@@ -21,10 +23,13 @@ use crate::chat::{
     Answer, AnswerToolCall, ChatRequest, Choice, Chunks, Content, Delta, EmbeddingList, Part, ResponseFormat, Role,
     ToolChoice, ToolMode, Usage, embedding_texts, parse_answer,
 };
+use crate::images::{ImageRequest, imagen};
 use crate::shared::{credential, flatten_databricks_fields, malformed_event, now_secs};
 use crate::token_cache::TokenCache;
 use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
 
+/// `anthropic_version` of Claude requests on Vertex AI.
+pub const ANTHROPIC_VERSION: &str = "vertex-2023-10-16";
 /// OAuth scope requested for Vertex AI.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 /// Token endpoint used when the key file names none.
@@ -159,9 +164,18 @@ impl Vertex {
 
     fn url(&self, action: &str) -> String {
         format!(
-            "{}/v1/projects/{}/locations/{}/publishers/google/models/{}:{action}",
-            self.base, self.project, self.region, self.model
+            "{}/v1/projects/{}/locations/{}/publishers/{}/models/{}:{action}",
+            self.base,
+            self.project,
+            self.region,
+            if self.is_claude() { "anthropic" } else { "google" },
+            self.model
         )
+    }
+
+    /// Claude on Vertex AI: Anthropic's publisher and wire format.
+    fn is_claude(&self) -> bool {
+        self.model.starts_with("claude")
     }
 }
 
@@ -187,6 +201,7 @@ const FIELDS: &[&str] = &[
     "frequency_penalty",
     "tools",
     "tool_choice",
+    "parallel_tool_calls",
     "response_format",
     "user",
 ];
@@ -215,6 +230,7 @@ pub fn gemini_request(task: Task, mut body: Body) -> Result<wire::Request, Provi
         return Err(unsupported(&format!("the option '{k}'")));
     }
     let mut req = ChatRequest::from_body(body)?;
+    req.parallel_calls_only("google-cloud-vertex-ai")?;
     let mut system = Vec::new();
     let mut contents: Vec<wire::Content> = Vec::new();
     // Gemini names a function's result by the function, OpenAI by the call's id.
@@ -360,11 +376,20 @@ impl Adapter for Vertex {
         stream: bool,
     ) -> Result<reqwest::RequestBuilder, ProviderError> {
         let request = match task {
+            _ if self.is_claude() => {
+                let mut payload = crate::anthropic::to_messages_request(&self.model, task, body, stream)?;
+                payload.model = None;
+                payload.anthropic_version = Some(ANTHROPIC_VERSION);
+                http.post(self.url(if stream { "streamRawPredict" } else { "rawPredict" })).json(&payload)
+            }
             Task::Embeddings => {
                 let texts = embedding_texts(body.remove("input"), "google-cloud-vertex-ai")?;
                 let instances = texts.into_iter().map(|content| wire::Instance { content }).collect();
                 http.post(self.url("predict")).json(&wire::PredictRequest { instances })
             }
+            Task::Images => http
+                .post(self.url("predict"))
+                .json(&imagen::request(ImageRequest::read("google-cloud-vertex-ai", body)?)?),
             _ if stream => {
                 http.post(format!("{}?alt=sse", self.url("streamGenerateContent"))).json(&gemini_request(task, body)?)
             }
@@ -375,6 +400,9 @@ impl Adapter for Vertex {
     }
 
     fn response(&self, task: Task, body: Bytes, options: ResponseOptions) -> Result<Bytes, ProviderError> {
+        if self.is_claude() {
+            return crate::anthropic::answer(task, &body);
+        }
         let out = match task {
             Task::Embeddings => {
                 let r: wire::PredictResponse = parse_answer(&body, "Vertex AI")?;
@@ -382,12 +410,16 @@ impl Adapter for Vertex {
                 let vectors = r.predictions.into_iter().map(|p| p.embeddings.values).collect();
                 EmbeddingList::new(&self.model, vectors, tokens, options.embeddings_base64).to_json()
             }
+            Task::Images => crate::images::answer(imagen::images(parse_answer(&body, "Vertex AI")?)?),
             _ => from_gemini(&self.model, parse_answer(&body, "Vertex AI")?).to_openai(task),
         };
         Ok(Bytes::from(out))
     }
 
     fn stream(&self, task: Task, include_usage: bool) -> Box<dyn StreamTranslator> {
+        if self.is_claude() {
+            return crate::anthropic::translator(task, &self.model, include_usage);
+        }
         Box::new(StreamState {
             out: Chunks::new(task, &self.model),
             include_usage,

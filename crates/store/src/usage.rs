@@ -66,6 +66,8 @@ pub struct UsageRecord {
     pub cache_write_tokens: i64,
     /// Output tokens spent reasoning.
     pub reasoning_tokens: i64,
+    /// Images generated (image endpoints).
+    pub images: i64,
     /// Arrival to last byte.
     pub latency_ms: f64,
     /// Arrival to first streamed token.
@@ -259,6 +261,33 @@ pub struct PricingRow {
     pub cache_write_tokens: i64,
     /// Output tokens.
     pub output_tokens: i64,
+    /// Images generated.
+    pub images: i64,
+}
+
+impl UsageRecord {
+    /// What the record is priced by.
+    pub fn priced(&self) -> modelgate_core::pricing::Tokens {
+        tokens(self.input_tokens, self.cached_input_tokens, self.cache_write_tokens, self.output_tokens, self.images)
+    }
+}
+
+impl PricingRow {
+    /// What the record is priced by.
+    pub fn priced(&self) -> modelgate_core::pricing::Tokens {
+        tokens(self.input_tokens, self.cached_input_tokens, self.cache_write_tokens, self.output_tokens, self.images)
+    }
+}
+
+fn tokens(input: i64, cached: i64, written: i64, output: i64, images: i64) -> modelgate_core::pricing::Tokens {
+    let n = |v: i64| v.max(0) as u64;
+    modelgate_core::pricing::Tokens {
+        input: n(input),
+        cached_input: n(cached),
+        cache_write: n(written),
+        output: n(output),
+        images: n(images),
+    }
 }
 
 /// Traffic of one endpoint over a window, from its usage records.
@@ -457,7 +486,7 @@ pub trait UsageTables: Send + Sync + 'static {
 const USAGE_COLUMNS: &str = "INSERT INTO usage (request_id, client_request_id, request_time, endpoint_id, endpoint_name, \
      served_entity, provider, model, requester, requester_id, status_code, error_code, streaming, input_tokens, \
      output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, usage_context, \
-     tags, cost_usd, price_version, upstream_status, error_message, attempts, entities_tried, billing) ";
+     tags, cost_usd, price_version, upstream_status, error_message, attempts, entities_tried, billing, images) ";
 
 /// Sums that both engines give as BIGINT / DOUBLE PRECISION (PostgreSQL's plain `SUM` of a
 /// BIGINT is NUMERIC, and SQLite has no `TOTAL` elsewhere).
@@ -475,10 +504,10 @@ macro_rules! usage_tables_on {
 
             async fn insert(&self, records: &[UsageRecord]) -> Result<()> {
                 let mut tx = self.writer.begin().await?;
-                // Several rows per statement: every statement is a round trip. 29 columns × 34
+                // Several rows per statement: every statement is a round trip. 30 columns × 33
                 // rows stays under the smallest bound-parameter limit SQLite builds use (999),
-                // and at most 34 statement shapes exist, so all stay prepared in the cache.
-                for chunk in records.chunks(34) {
+                // and at most 33 statement shapes exist, so all stay prepared in the cache.
+                for chunk in records.chunks(33) {
                     let mut q: QueryBuilder<$db> = QueryBuilder::new(USAGE_COLUMNS);
                     q.push_values(chunk, |mut b, r| {
                         b.push_bind(&r.request_id)
@@ -509,7 +538,8 @@ macro_rules! usage_tables_on {
                             .push_bind(&r.error_message)
                             .push_bind(r.attempts)
                             .push_bind(&r.entities_tried)
-                            .push_bind(if r.billing.is_empty() { billing::PER_TOKEN } else { r.billing.as_str() });
+                            .push_bind(if r.billing.is_empty() { billing::PER_TOKEN } else { r.billing.as_str() })
+                            .push_bind(r.images);
                     });
                     q.push(" ON CONFLICT DO NOTHING");
                     q.build().execute(&mut *tx).await?;
@@ -680,7 +710,7 @@ macro_rules! usage_tables_on {
             async fn pricing_rows(&self, start: i64, after: &str, limit: i64) -> Result<Vec<PricingRow>> {
                 Ok(sqlx::query_as(
                     "SELECT request_id, provider, model, input_tokens, cached_input_tokens, cache_write_tokens, \
-                     output_tokens FROM usage WHERE request_time >= $1 AND request_id > $2 AND billing = 'per_token' \
+                     output_tokens, images FROM usage WHERE request_time >= $1 AND request_id > $2 AND billing = 'per_token' \
                      ORDER BY request_id LIMIT $3",
                 )
                 .bind(start)

@@ -122,6 +122,36 @@ fn schemas(task: Option<&str>) -> (Value, Value) {
                 }
             }),
         ),
+        Some("llm/v1/images") => (
+            json!({
+                "type": "object",
+                "required": ["prompt"],
+                "properties": {
+                    "prompt": {"type": "string"},
+                    "n": {"type": "integer", "minimum": 1, "maximum": 10},
+                    "size": {"type": "string", "example": "1024x1024"},
+                    "quality": {"type": "string"},
+                    "response_format": {"type": "string", "enum": ["url", "b64_json"]},
+                    "output_format": {"type": "string", "enum": ["png", "jpeg", "webp"]},
+                    "negative_prompt": {"type": "string"},
+                    "seed": {"type": "integer"},
+                    "client_request_id": {"type": "string"},
+                    "usage_context": {"type": "object", "additionalProperties": {"type": "string"}}
+                }
+            }),
+            json!({
+                "type": "object",
+                "properties": {
+                    "created": {"type": "integer"},
+                    "data": {"type": "array", "items": {"type": "object", "properties": {
+                        "b64_json": {"type": "string"}, "url": {"type": "string"},
+                        "revised_prompt": {"type": "string"}}}},
+                    "usage": {"type": "object", "properties": {
+                        "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
+                        "total_tokens": {"type": "integer"}}}
+                }
+            }),
+        ),
         _ => (
             json!({
                 "type": "object",

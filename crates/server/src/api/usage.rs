@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::{Extension, Json};
 use modelgate_core::permission::Level;
-use modelgate_core::pricing::Tokens;
 use modelgate_store::{Bucket, Dimension, ReportQuery};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -134,13 +133,7 @@ pub async fn recompute(
         let costs: Vec<(String, f64, Option<String>)> = rows
             .iter()
             .map(|r| {
-                let tokens = Tokens {
-                    input: r.input_tokens.max(0) as u64,
-                    cached_input: r.cached_input_tokens.max(0) as u64,
-                    cache_write: r.cache_write_tokens.max(0) as u64,
-                    output: r.output_tokens.max(0) as u64,
-                };
-                match prices.cost(&r.provider, &r.model, tokens) {
+                match prices.cost(&r.provider, &r.model, r.priced()) {
                     Some(c) => {
                         priced += 1;
                         total += c;

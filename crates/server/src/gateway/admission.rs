@@ -100,6 +100,22 @@ pub(super) fn check_body(task: Task, facts: &QueryFacts, body: &Body) -> ApiResu
                 None => Err(ApiError::invalid("input", "is required for an embeddings endpoint")),
             }
         }
+        Task::Images => {
+            if facts.stream {
+                return Err(ApiError::invalid("stream", "image generation answers whole; it cannot stream"));
+            }
+            match body.get("prompt") {
+                Some(Value::String(p)) if !p.trim().is_empty() => {}
+                Some(Value::String(_)) => return Err(ApiError::invalid("prompt", "must not be empty")),
+                Some(_) => return Err(ApiError::invalid("prompt", "must be a string")),
+                None => return Err(ApiError::invalid("prompt", "is required for an image endpoint")),
+            }
+            match body.get("n") {
+                None | Some(Value::Null) => Ok(()),
+                Some(n) if n.as_u64().is_some_and(|n| (1..=10).contains(&n)) => Ok(()),
+                Some(_) => Err(ApiError::invalid("n", "must be an integer from 1 to 10")),
+            }
+        }
         Task::Scoring => Ok(()),
     }
 }

@@ -55,6 +55,11 @@ pub async fn embeddings(State(app): State<AppState>, Extension(caller): Caller, 
     openai_route(&app, &caller, Task::Embeddings, body).await
 }
 
+/// `POST .../images/generations`
+pub async fn images(State(app): State<AppState>, Extension(caller): Caller, RawBody(body): RawBody) -> Response {
+    openai_route(&app, &caller, Task::Images, body).await
+}
+
 /// `GET /v1/models` (and `/serving-endpoints/models`): the endpoints, as OpenAI models.
 pub async fn models(State(app): State<AppState>, Extension(caller): Caller) -> Response {
     let snap = app.snapshot.load();

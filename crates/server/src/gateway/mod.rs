@@ -1,5 +1,6 @@
 //! The data plane: `POST /serving-endpoints/{name}/invocations` and the OpenAI-compatible routes
-//! (`/serving-endpoints/chat/completions`, `/completions`, `/embeddings`, the same under `/v1/`,
+//! (`/serving-endpoints/chat/completions`, `/completions`, `/embeddings`, `/images/generations`,
+//! the same under `/v1/`,
 //! and `GET /v1/models`), and Anthropic's Messages and OpenAI's Responses APIs translated onto
 //! them ([`anthropic`], [`responses`]), as one pipeline:
 //!
@@ -138,7 +139,14 @@ async fn pipeline(
         Err(e) => Err(e),
     };
     let resp = match admitted {
-        Ok(((ep, task, body), facts)) => route(app, &ep, task, &facts, body, &mut settlement).await,
+        Ok(((ep, task, body), facts)) => {
+            if task == Task::Images
+                && let Some(s) = settlement.as_mut()
+            {
+                s.count_images();
+            }
+            route(app, &ep, task, &facts, body, &mut settlement).await
+        }
         Err(e) => {
             if matches!(e, ApiError::RateLimited { .. }) {
                 app.metrics.rate_limited(name);

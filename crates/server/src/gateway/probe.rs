@@ -1,6 +1,8 @@
 //! Health probes: one minimal real query to a served entity (a one-token chat or completion, a
 //! one-word embedding), sent like any query but recorded nowhere, and what its outcome says
-//! about the entity: reachable, authenticated, model known, how fast.
+//! about the entity: reachable, authenticated, model known, how fast. An image model is sent an
+//! empty prompt: drawing an image would be billed, and the provider's refusal of the empty prompt
+//! still shows that it is reachable and took the credentials.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,7 @@ fn minimal_query(task: Task) -> Body {
         Task::Chat => json!({"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}),
         Task::Completions => json!({"prompt": "ping", "max_tokens": 1}),
         Task::Embeddings => json!({"input": "ping"}),
+        Task::Images => json!({"prompt": "", "n": 1}),
         Task::Scoring => json!({"dataframe_records": []}),
     };
     match v {
@@ -98,6 +101,17 @@ pub(crate) async fn probe(app: &AppState, ep: &LiveEndpoint, entity: &LiveEntity
         Err(e) => e,
     };
     match &error {
+        ProviderError::Upstream { status: 400, message, .. } if task == Task::Images && !says_no_such_model(message) => {
+            health.ok = true;
+            health.reachable = Some(true);
+            health.authenticated = Some(true);
+            health.message = Some(
+                "Reachable, and the credentials were accepted. An image model is probed with an empty prompt, \
+                 which draws (and bills) nothing, so the model itself is not checked."
+                    .into(),
+            );
+            return health;
+        }
         ProviderError::Upstream { status, message, .. } => {
             health.reachable = Some(true);
             health.upstream_status = Some(*status);

@@ -34,9 +34,10 @@ pub(crate) const HOSTED_PROVIDER: &str = "modelgate";
 /// An OpenAI-shaped `usage` object, as providers (translated) report it.
 #[derive(Debug, Default, serde::Deserialize)]
 struct UsageReport {
-    #[serde(default)]
+    /// `input_tokens` in the usage of image answers.
+    #[serde(default, alias = "input_tokens")]
     prompt_tokens: Option<u64>,
-    #[serde(default)]
+    #[serde(default, alias = "output_tokens")]
     completion_tokens: Option<u64>,
     #[serde(default)]
     total_tokens: Option<u64>,
@@ -212,6 +213,9 @@ pub struct Settlement {
     status: u16,
     /// The answer as sent, kept only for an inference-table capture.
     response: Option<Bytes>,
+    /// The query generates images: its answer's images are counted (and priced per image).
+    counts_images: bool,
+    images: u64,
     settled: bool,
 }
 
@@ -231,8 +235,15 @@ impl Settlement {
             ended: false,
             status: CLIENT_CLOSED,
             response: None,
+            counts_images: false,
+            images: 0,
             settled: false,
         }
+    }
+
+    /// The query generates images: count them in its answer.
+    pub fn count_images(&mut self) {
+        self.counts_images = true;
     }
 
     /// Holds a rate-limit reservation, settled to the tokens really used.
@@ -338,6 +349,9 @@ impl Settlement {
     /// A complete (non-streamed) answer, in the OpenAI shape. Returns what to send.
     pub async fn whole(&mut self, body: Bytes) -> Result<Bytes, ApiError> {
         self.accepted = true;
+        if self.counts_images {
+            self.images = image_count(&body);
+        }
         if self.is_noop() {
             return Ok(body);
         }
@@ -489,6 +503,7 @@ impl Settlement {
             r.cached_input_tokens = usage.cached_input as i64;
             r.cache_write_tokens = usage.cache_write as i64;
             r.reasoning_tokens = usage.reasoning as i64;
+            r.images = self.images as i64;
             r.latency_ms = ms(now);
             r.ttft_ms = l.first_token.map(ms);
             let cost = l.sink.price(&mut r);
@@ -566,6 +581,16 @@ fn streamed_answer(text: &str, finish_reason: Option<&str>, usage: &Usage, error
         o.insert("error_code".into(), Value::from(code));
     }
     v.to_string()
+}
+
+/// How many images an images answer holds, without building them.
+fn image_count(body: &[u8]) -> u64 {
+    #[derive(Deserialize)]
+    struct Images {
+        #[serde(default)]
+        data: Vec<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Images>(body).map(|i| i.data.len() as u64).unwrap_or(0)
 }
 
 fn answer_text(v: &Value) -> String {

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use modelgate_core::pricing::{PriceTable, Tokens};
+use modelgate_core::pricing::PriceTable;
 use modelgate_store::{StoreError, UsageDb, UsageRecord, billing};
 
 use crate::telemetry::batch::{BatchTarget, BatchWriter};
@@ -56,13 +56,7 @@ impl UsageSink {
             r.price_version = None;
             return 0.0;
         }
-        let tokens = Tokens {
-            input: r.input_tokens.max(0) as u64,
-            cached_input: r.cached_input_tokens.max(0) as u64,
-            cache_write: r.cache_write_tokens.max(0) as u64,
-            output: r.output_tokens.max(0) as u64,
-        };
-        match self.prices.cost(&r.provider, &r.model, tokens) {
+        match self.prices.cost(&r.provider, &r.model, r.priced()) {
             Some(c) => {
                 r.cost_usd = c;
                 r.price_version = Some(self.prices.version().to_string());
