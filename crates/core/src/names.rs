@@ -82,10 +82,11 @@ pub fn text_problem(text: &str, max: usize, multiline: bool) -> Option<String> {
     None
 }
 
-/// Default name of a served entity that wraps an external model: the model name with `.` and
-/// `:` replaced by `-` (`claude-3.5-sonnet` becomes `claude-3-5-sonnet`).
+/// Default name of a served entity that wraps an external model: the model name with `.`, `:`,
+/// `@` and `/` replaced by `-` (`claude-3.5-sonnet` becomes `claude-3-5-sonnet`, Vertex AI's
+/// `claude-sonnet-4@20250514` becomes `claude-sonnet-4-20250514`).
 pub fn default_external_entity_name(model_name: &str) -> String {
-    model_name.replace(['.', ':'], "-")
+    model_name.replace(['.', ':', '@', '/'], "-")
 }
 
 /// Default name of a registered-model entity: the last segment of a three-level name, a dash and
@@ -134,6 +135,7 @@ mod tests {
     fn default_names() {
         assert_eq!(default_external_entity_name("claude-3.5-sonnet"), "claude-3-5-sonnet");
         assert_eq!(default_external_entity_name("llama3:8b"), "llama3-8b");
+        assert_eq!(default_external_entity_name("claude-sonnet-4@20250514"), "claude-sonnet-4-20250514");
         assert_eq!(default_model_entity_name("cat.sch.readmission_model", "8"), "readmission_model-8");
         assert_eq!(default_model_entity_name("ads1", "1"), "ads1-1");
     }

@@ -2,8 +2,10 @@
 //!
 //! Routes: OpenAI (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`), Azure OpenAI
 //! (`/openai/deployments/{d}/...?api-version=`), Databricks (`/serving-endpoints/{n}/invocations`),
-//! Anthropic (`/v1/messages`), Cohere v2 (`/v2/chat`, `/v2/embed`), Vertex AI Gemini and
-//! embeddings (`/v1/projects/.../models/{m}:{action}`), and the token endpoints of Entra ID
+//! Anthropic (`/v1/messages`), Cohere v2 (`/v2/chat`, `/v2/embed`), Vertex AI Gemini, embeddings
+//! and Imagen (`/v1/projects/.../publishers/google/models/{m}:{action}`) and Claude
+//! (`.../publishers/anthropic/models/{m}:rawPredict`), OpenAI images (`/v1/images/generations`,
+//! Azure's under its deployment), and the token endpoints of Entra ID
 //! (`/{tenant}/oauth2/v2.0/token`) and Google (`/token`, which verifies the RS256 signature of
 //! the service-account assertion against `testdata/test-service-account.pub.der`), and Amazon
 //! Bedrock (`/model/{id}/converse`, `/converse-stream` in event-stream frames, `/invoke`), which
@@ -14,9 +16,12 @@
 //! Markers in that text trigger failures: `__status_429__` (with `Retry-After: 7`),
 //! `__status_500__`, `__status_401__` (echoing the presented key, to test redaction),
 //! `__malformed__` (invalid JSON), `__cut__` (stream closed without its end), `__stall__` (stream
-//! goes silent). With tools offered, the OpenAI, Anthropic and Bedrock Converse routes call the first tool with
-//! `{"text": <the user's text>}` (whole or streamed in pieces), and answer `echo: <result>` once
-//! the last turn carries the tool's result. Every request is recorded; `GET /__requests` returns them, `DELETE` clears them.
+//! goes silent). With tools offered, every chat route (OpenAI, Azure, Anthropic, Bedrock Converse,
+//! Cohere, Gemini, Claude on Vertex) calls the first tool with `{"text": <the user's text>}`
+//! (whole or streamed, in pieces where the provider streams arguments), and answers
+//! `echo: <result>` once the last turn carries the tool's result. Image routes (OpenAI, Azure,
+//! Titan on Bedrock `invoke`, Imagen on Vertex `predict`) draw a 1x1 PNG per image asked for;
+//! `__filtered__` in the prompt plays the provider's content filter. Every request is recorded; `GET /__requests` returns them, `DELETE` clears them.
 //! In `fast` mode the OpenAI chat route skips all of that and returns fixed bytes (benchmarks).
 //! [`CutProxy`] stands between the server and Redis or PostgreSQL in fault tests.
 #![allow(
@@ -145,6 +150,12 @@ pub fn router(mock: Arc<Mock>) -> Router {
             "/v1/projects/{project}/locations/{location}/publishers/google/models/{model_action}",
             post(vertex_model),
         )
+        .route(
+            "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{model_action}",
+            post(vertex_claude),
+        )
+        .route("/v1/images/generations", post(openai_images))
+        .route("/openai/deployments/{deployment}/images/generations", post(azure_images))
         .route("/v2/embed", post(cohere_embed))
         .route("/{tenant}/oauth2/v2.0/token", post(entra_token))
         .route("/__requests", get(list_requests).delete(clear_requests))
@@ -204,6 +215,12 @@ fn tool_turn(body: &Value, dialect: Dialect) -> ToolTurn {
             .as_array()
             .and_then(|blocks| blocks.iter().find_map(|b| b.get("toolResult")))
             .map(|r| text_of(&r["content"])),
+        Dialect::Google => body["contents"].as_array().and_then(|c| c.last()).and_then(|turn| {
+            turn["parts"].as_array()?.iter().find_map(|p| {
+                let response = p.get("functionResponse")?.get("response")?;
+                Some(response["content"].as_str().map_or_else(|| response.to_string(), str::to_string))
+            })
+        }),
         _ => (last["role"] == "tool").then(|| text_of(&last["content"])),
     };
     if let Some(r) = result {
@@ -212,6 +229,7 @@ fn tool_turn(body: &Value, dialect: Dialect) -> ToolTurn {
     let name = match dialect {
         Dialect::Anthropic => body["tools"][0]["name"].as_str(),
         Dialect::Aws => body["toolConfig"]["tools"][0]["toolSpec"]["name"].as_str(),
+        Dialect::Google => body["tools"][0]["functionDeclarations"][0]["name"].as_str(),
         _ => body["tools"][0]["function"]["name"].as_str(),
     };
     name.map_or(ToolTurn::None, |n| ToolTurn::Call(n.to_string()))
@@ -671,11 +689,16 @@ async fn anthropic_messages(State(mock): State<Arc<Mock>>, headers: HeaderMap, b
     if headers.get("anthropic-version").is_none() {
         return error(Dialect::Anthropic, StatusCode::BAD_REQUEST, "anthropic-version header is required");
     }
+    anthropic_answer(body, &headers)
+}
+
+/// A Messages answer (Anthropic's API and Claude on Vertex AI share it).
+fn anthropic_answer(body: Value, headers: &HeaderMap) -> Response {
     if body.get("max_tokens").is_none() {
         return error(Dialect::Anthropic, StatusCode::BAD_REQUEST, "max_tokens: Field required");
     }
     let text = last_user_text(&body);
-    if let Some(r) = injected(Dialect::Anthropic, &text, &headers) {
+    if let Some(r) = injected(Dialect::Anthropic, &text, headers) {
         return r;
     }
     let model = body.get("model").cloned().unwrap_or(json!("claude-mock"));
@@ -756,8 +779,39 @@ async fn cohere_chat(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: By
     if let Some(r) = injected(Dialect::Cohere, &text, &headers) {
         return r;
     }
-    let answer = format!("echo: {text}");
     let usage = json!({"billed_units": {"input_tokens": 5, "output_tokens": 3}, "tokens": {"input_tokens": 60, "output_tokens": 3}});
+    let turn = tool_turn(&body, Dialect::Cohere);
+    let answer = match &turn {
+        ToolTurn::Result(r) => format!("echo: {r}"),
+        _ => format!("echo: {text}"),
+    };
+    if let ToolTurn::Call(name) = turn {
+        let args = json!({"text": text}).to_string();
+        let plan = format!("I will call {name}.");
+        if body["stream"] == true {
+            let stream = async_stream::stream! {
+                let ev = |name: &str, data: Value| Ok::<Bytes, std::io::Error>(Bytes::from(format!("event: {name}\ndata: {data}\n\n")));
+                yield ev("message-start", json!({"type": "message-start", "id": "cohere-mock", "delta": {"message": {"role": "assistant"}}}));
+                yield ev("tool-plan-delta", json!({"type": "tool-plan-delta", "delta": {"message": {"tool_plan": plan}}}));
+                yield ev("tool-call-start", json!({"type": "tool-call-start", "index": 0, "delta": {"message": {"tool_calls":
+                    {"id": "call_mock", "type": "function", "function": {"name": name, "arguments": ""}}}}}));
+                let (head, tail) = args.split_at(args.len() / 2);
+                for part in [head, tail] {
+                    yield ev("tool-call-delta", json!({"type": "tool-call-delta", "index": 0, "delta": {"message": {"tool_calls": {"function": {"arguments": part}}}}}));
+                }
+                yield ev("tool-call-end", json!({"type": "tool-call-end", "index": 0}));
+                yield ev("message-end", json!({"type": "message-end", "delta": {"finish_reason": "TOOL_CALL", "usage": usage}}));
+            };
+            return sse(stream);
+        }
+        return axum::Json(json!({
+            "id": "cohere-mock", "finish_reason": "TOOL_CALL",
+            "message": {"role": "assistant", "tool_plan": plan,
+                        "tool_calls": [{"id": "call_mock", "type": "function", "function": {"name": name, "arguments": args}}]},
+            "usage": usage
+        }))
+        .into_response();
+    }
     if body["stream"] == true {
         let cut = text.contains("__cut__");
         let stream = async_stream::stream! {
@@ -874,15 +928,13 @@ async fn vertex_model(
 ) -> Response {
     let path = format!("/v1/projects/{project}/locations/{location}/publishers/google/models/{model_action}");
     let body = mock.record(&path, q, &headers, &body);
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !mock.tokens_issued.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|t| t == bearer) {
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}}))).into_response();
+    if let Some(refused) = google_unauthenticated(&mock, &headers) {
+        return refused;
     }
     let (model, action) = model_action.split_once(':').unwrap_or((&model_action, ""));
+    if action == "predict" && body["instances"][0].get("prompt").is_some() {
+        return imagen_answer(&body, &headers);
+    }
     if action == "predict" {
         let preds: Vec<Value> = body["instances"].as_array().into_iter().flatten().map(|i| {
             let t = i["content"].as_str().unwrap_or_default();
@@ -894,8 +946,29 @@ async fn vertex_model(
     if let Some(r) = injected(Dialect::Google, &text, &headers) {
         return r;
     }
-    let answer = format!("echo: {text}");
     let usage = json!({"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8});
+    let turn = tool_turn(&body, Dialect::Google);
+    let answer = match &turn {
+        ToolTurn::Result(r) => format!("echo: {r}"),
+        _ => format!("echo: {text}"),
+    };
+    if let ToolTurn::Call(name) = turn {
+        // Gemini sends a call whole, in one chunk, and ends with STOP (not a tool-call reason).
+        let call = json!({"role": "model", "parts": [{"functionCall": {"name": name, "args": {"text": text}}}]});
+        if action == "streamGenerateContent" {
+            let model = model.to_string();
+            let stream = async_stream::stream! {
+                let first = json!({"candidates": [{"content": call}], "modelVersion": model});
+                yield Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {first}\r\n\r\n")));
+                let last = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP"}],
+                                  "usageMetadata": usage, "modelVersion": model});
+                yield Ok(Bytes::from(format!("data: {last}\r\n\r\n")));
+            };
+            return sse(stream);
+        }
+        return axum::Json(json!({"candidates": [{"content": call, "finishReason": "STOP"}], "usageMetadata": usage, "modelVersion": model}))
+            .into_response();
+    }
     if action == "streamGenerateContent" {
         let words: Vec<String> = answer.split_inclusive(' ').map(str::to_string).collect();
         let model = model.to_string();
@@ -923,6 +996,149 @@ async fn vertex_model(
         "usageMetadata": usage, "modelVersion": model
     }))
     .into_response()
+}
+
+/// A 401 unless the request carries a token the Google token route issued.
+fn google_unauthenticated(mock: &Mock, headers: &HeaderMap) -> Option<Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if mock.tokens_issued.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|t| t == bearer) {
+        return None;
+    }
+    Some(
+        (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}})))
+            .into_response(),
+    )
+}
+
+/// Claude on Vertex AI: Anthropic's Messages body at `:rawPredict` / `:streamRawPredict`, the
+/// model named by the URL and `anthropic_version` in the body.
+async fn vertex_claude(
+    State(mock): State<Arc<Mock>>,
+    Path((project, location, model_action)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{model_action}");
+    let mut body = mock.record(&path, None, &headers, &body);
+    if let Some(refused) = google_unauthenticated(&mock, &headers) {
+        return refused;
+    }
+    let (model, action) = model_action.split_once(':').unwrap_or((&model_action, ""));
+    if body["anthropic_version"] != "vertex-2023-10-16" || body.get("model").is_some() {
+        return error(Dialect::Anthropic, StatusCode::BAD_REQUEST, "anthropic_version must be vertex-2023-10-16 and model is named by the URL");
+    }
+    if (action == "streamRawPredict") != (body["stream"] == true) {
+        return error(Dialect::Anthropic, StatusCode::BAD_REQUEST, "streamRawPredict streams; rawPredict does not");
+    }
+    body["model"] = json!(model);
+    anthropic_answer(body, &headers)
+}
+
+/// A 1x1 PNG: the image every image route draws.
+pub const MOCK_PNG_BASE64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+/// An image request the mock refuses: an empty prompt, a failure marker, or `__filtered__` (the
+/// provider's content filter).
+fn image_refusal(dialect: Dialect, prompt: &str, headers: &HeaderMap) -> Option<Response> {
+    if prompt.trim().is_empty() {
+        return Some(error(dialect, StatusCode::BAD_REQUEST, "prompt must not be empty"));
+    }
+    if prompt.contains("__filtered__") && dialect != Dialect::Google {
+        return Some(error(dialect, StatusCode::BAD_REQUEST, "This request has been blocked by our content filters."));
+    }
+    injected(dialect, prompt, headers)
+}
+
+/// OpenAI's images answer: URLs or base64 as asked (GPT image models always base64, with usage).
+fn openai_image_answer(body: &Value, model: &str, headers: &HeaderMap) -> Response {
+    let prompt = body["prompt"].as_str().unwrap_or_default();
+    if let Some(r) = image_refusal(Dialect::OpenAi, prompt, headers) {
+        return r;
+    }
+    let n = body["n"].as_u64().unwrap_or(1);
+    let gpt_image = model.starts_with("gpt-image");
+    let urls = body["response_format"] == "url" && !gpt_image;
+    let data: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut d = if urls {
+                json!({"url": format!("https://images.mock.invalid/{i}.png")})
+            } else {
+                json!({"b64_json": MOCK_PNG_BASE64})
+            };
+            if model == "dall-e-3" {
+                d["revised_prompt"] = json!(format!("revised: {prompt}"));
+            }
+            d
+        })
+        .collect();
+    let mut answer = json!({"created": 1_700_000_000, "data": data});
+    if gpt_image {
+        let input = prompt.split_whitespace().count() as u64;
+        let output = 272 * n;
+        answer["usage"] = json!({"input_tokens": input, "output_tokens": output, "total_tokens": input + output,
+                                 "input_tokens_details": {"text_tokens": input, "image_tokens": 0}});
+    }
+    axum::Json(answer).into_response()
+}
+
+async fn openai_images(State(mock): State<Arc<Mock>>, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let body = mock.record("/v1/images/generations", q, &headers, &body);
+    let model = body["model"].as_str().unwrap_or("dall-e-2").to_string();
+    openai_image_answer(&body, &model, &headers)
+}
+
+async fn azure_images(
+    State(mock): State<Arc<Mock>>,
+    Path(d): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = mock.record(&format!("/openai/deployments/{d}/images/generations"), q, &headers, &body);
+    openai_image_answer(&body, &d, &headers)
+}
+
+/// Titan Image Generator on Bedrock (`taskType: TEXT_IMAGE`).
+fn titan_answer(body: &Value, headers: &HeaderMap) -> Response {
+    let prompt = body["textToImageParams"]["text"].as_str().unwrap_or_default();
+    if let Some(r) = image_refusal(Dialect::Aws, prompt, headers) {
+        return r;
+    }
+    let config = &body["imageGenerationConfig"];
+    let (w, h) = (config["width"].as_u64().unwrap_or(1024), config["height"].as_u64().unwrap_or(1024));
+    if w % 64 != 0 || h % 64 != 0 {
+        return error(Dialect::Aws, StatusCode::BAD_REQUEST, "width and height must be multiples of 64");
+    }
+    let n = config["numberOfImages"].as_u64().unwrap_or(1);
+    axum::Json(json!({"images": vec![MOCK_PNG_BASE64; n as usize], "error": null})).into_response()
+}
+
+/// Imagen on Vertex AI (`:predict` with a prompt). `__filtered__` has the safety filter remove
+/// every image, as Imagen does: the answer then holds only the reasons.
+fn imagen_answer(body: &Value, headers: &HeaderMap) -> Response {
+    let prompt = body["instances"][0]["prompt"].as_str().unwrap_or_default();
+    if let Some(r) = image_refusal(Dialect::Google, prompt, headers) {
+        return r;
+    }
+    let params = &body["parameters"];
+    if let Some(ratio) = params["aspectRatio"].as_str()
+        && !["1:1", "3:4", "4:3", "9:16", "16:9"].contains(&ratio)
+    {
+        return error(Dialect::Google, StatusCode::BAD_REQUEST, &format!("unsupported aspect ratio {ratio}"));
+    }
+    let n = params["sampleCount"].as_u64().unwrap_or(1) as usize;
+    let one = if prompt.contains("__filtered__") {
+        json!({"raiFilteredReason": "The image was filtered by the responsible AI policy."})
+    } else {
+        let mime = params["outputOptions"]["mimeType"].as_str().unwrap_or("image/png");
+        json!({"bytesBase64Encoded": MOCK_PNG_BASE64, "mimeType": mime})
+    };
+    axum::Json(json!({"predictions": vec![one; n]})).into_response()
 }
 
 /// Access key the Bedrock routes accept.
@@ -1014,6 +1230,9 @@ async fn bedrock_model(
     let body = mock.record(&format!("/model/{model}/{action}"), uri.query().map(str::to_string), &headers, &raw);
     if let Err(why) = verify_sigv4(&headers, &uri, &raw) {
         return (StatusCode::FORBIDDEN, axum::Json(json!({"message": why}))).into_response();
+    }
+    if action == "invoke" && body["taskType"] == "TEXT_IMAGE" {
+        return titan_answer(&body, &headers);
     }
     if action == "invoke" {
         if let Some(t) = body["inputText"].as_str() {

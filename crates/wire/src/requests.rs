@@ -50,6 +50,9 @@ pub struct RequestLogEntry {
     pub input_tokens: i64,
     /// Output tokens, reasoning ones included.
     pub output_tokens: i64,
+    /// Images generated (image endpoints); absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub images: i64,
     /// Cost in USD.
     pub cost_usd: f64,
     /// `per_token`, or `provisioned`: served within provisioned throughput, whose band-time is
@@ -66,4 +69,8 @@ pub struct ListRequestsResponse {
     /// Pass as `page_token` for the next (older) page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }

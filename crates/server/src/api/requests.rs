@@ -105,6 +105,7 @@ fn entry(r: UsageRecord) -> RequestLogEntry {
         ttft_ms: r.ttft_ms,
         input_tokens: r.input_tokens,
         output_tokens: r.output_tokens,
+        images: r.images,
         cost_usd: r.cost_usd,
         billing: r.billing,
     }

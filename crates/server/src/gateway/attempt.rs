@@ -403,7 +403,8 @@ pub(super) async fn call(
 }
 
 /// Whether a successful answer's body is really an error object (some proxies answer errors with
-/// 200): a top-level `error`, or `type`/`object` `error`, and no `choices`, `data` or `content`.
+/// 200): a top-level `error` that is not null (Titan's images carry `"error": null`), or
+/// `type`/`object` `error`, and no `choices`, `data` or `content`.
 /// Cheap for real answers: only a body whose start mentions `"error"` is parsed.
 pub(super) fn error_in_success(body: &[u8]) -> Option<&'static str> {
     static ERROR_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
@@ -414,7 +415,7 @@ pub(super) fn error_in_success(body: &[u8]) -> Option<&'static str> {
     if ["choices", "data", "content", "message", "output", "candidates"].iter().any(|k| o.contains_key(*k)) {
         return None;
     }
-    if o.contains_key("error") {
+    if o.get("error").is_some_and(|e| !e.is_null()) {
         Some("it has an error member")
     } else if o.get("type").or_else(|| o.get("object")).and_then(Value::as_str) == Some("error") {
         Some("its type is error")

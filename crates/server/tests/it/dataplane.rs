@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 
 const SE: &str = "/api/2.0/serving-endpoints";
 
-struct Rig {
-    t: TestServer,
-    mock: Arc<Mock>,
-    mock_url: String,
+pub(crate) struct Rig {
+    pub(crate) t: TestServer,
+    pub(crate) mock: Arc<Mock>,
+    pub(crate) mock_url: String,
 }
 
 async fn rig_with(options: Options, tweak: impl FnOnce(&mut modelgate_server::ServerConfig)) -> Rig {
@@ -42,24 +42,24 @@ async fn rig_with(options: Options, tweak: impl FnOnce(&mut modelgate_server::Se
     Rig { t, mock, mock_url }
 }
 
-async fn rig() -> Rig {
+pub(crate) async fn rig() -> Rig {
     rig_with(Options::default(), |_| {}).await
 }
 
 impl Rig {
-    async fn endpoint(&self, name: &str, entities: Vec<Value>) {
+    pub(crate) async fn endpoint(&self, name: &str, entities: Vec<Value>) {
         let (s, b) = self.t.post(SE, create_body(name, entities)).await;
         assert_eq!(s, StatusCode::OK, "{b}");
         let e = self.t.wait_settled(name).await;
         assert_eq!(e["state"]["ready"], "READY", "{e}");
     }
 
-    fn openai(&self, model: &str, task: &str) -> Value {
+    pub(crate) fn openai(&self, model: &str, task: &str) -> Value {
         json!({"external_model": {"provider": "openai", "name": model, "task": task,
                "openai_config": {"openai_api_key": "{{secrets/llm/openai}}", "openai_api_base": format!("{}/v1", self.mock_url)}}})
     }
 
-    fn anthropic(&self, model: &str) -> Value {
+    pub(crate) fn anthropic(&self, model: &str) -> Value {
         json!({"external_model": {"provider": "anthropic", "name": model, "task": "llm/v1/chat",
                "anthropic_config": {"anthropic_api_key": "{{secrets/llm/anthropic}}"}}})
     }
@@ -537,7 +537,7 @@ async fn ai21_speaks_openai() {
     assert!(sent.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer sk-ant-test-key"));
 }
 
-fn key_file(pem: &str) -> String {
+pub(crate) fn key_file(pem: &str) -> String {
     json!({"type": "service_account", "project_id": "proj", "private_key_id": "k1", "private_key": pem,
            "client_email": "svc@proj.iam.gserviceaccount.com", "token_uri": "https://oauth2.googleapis.com/token"})
     .to_string()

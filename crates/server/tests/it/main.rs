@@ -15,6 +15,7 @@ mod audit;
 mod budgets;
 mod console;
 mod dataplane;
+mod across_providers;
 mod deprecation;
 mod endpoints;
 mod fail_closed;
