@@ -21,7 +21,10 @@ def server(tmp_path_factory, mock_upstream):
     embed_model = pathlib.Path(os.environ.get("MODELGATE_EMBED_MODEL", ".venv/models/all-MiniLM-L6-v2")).resolve()
     s = start_server(tmp_path_factory.mktemp("data"), ADMIN_TOKEN, "--deploy-delay", "300ms",
                      "--provider-base-url", f"anthropic={mock_upstream.host}",
-                     "--provider-base-url", f"amazon-bedrock={mock_upstream.host}", "--upstream-idle-timeout", "2s",
+                     "--provider-base-url", f"amazon-bedrock={mock_upstream.host}",
+                     "--provider-base-url", f"cohere={mock_upstream.host}",
+                     "--provider-base-url", f"google-cloud-vertex-ai={mock_upstream.host}",
+                     "--provider-base-url", f"google-oauth={mock_upstream.host}/token", "--upstream-idle-timeout", "2s",
                      "--foundation-models-dir", str(embed_model.parent))
     yield s
     code = s.stop()
