@@ -87,7 +87,7 @@ pub enum ModelRef {
         /// Azure deployment name, when it differs from the model name.
         #[serde(default)]
         deployment: Option<String>,
-        /// `llm/v1/chat`, `llm/v1/completions` or `llm/v1/embeddings`.
+        /// `llm/v1/chat`, `llm/v1/completions`, `llm/v1/embeddings` or `llm/v1/images`.
         #[serde(default)]
         task: Option<String>,
     },

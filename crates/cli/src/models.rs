@@ -37,7 +37,8 @@ pub enum ModelsCmd {
         #[arg(long)]
         runtime: String,
         /// What it serves: llm/v1/chat (default for process), llm/v1/completions,
-        /// llm/v1/embeddings, or mlflow/scoring (the MLflow scoring protocol).
+        /// llm/v1/embeddings, llm/v1/images (an OpenAI-compatible image server), or mlflow/scoring
+        /// (the MLflow scoring protocol).
         #[arg(long)]
         task: Option<String>,
         /// An environment variable of the process, `KEY=VALUE`; a value may be `{{secrets/scope/key}}`.

@@ -77,7 +77,7 @@ pub struct ModelVersionRecord {
     pub source: String,
     /// `process` or `embedded`.
     pub runtime: String,
-    /// `llm/v1/chat`, `llm/v1/completions` or `llm/v1/embeddings`.
+    /// `llm/v1/chat`, `llm/v1/completions`, `llm/v1/embeddings` or `llm/v1/images`.
     pub task: String,
     /// The process runtime's argv as a JSON array.
     pub command: Option<String>,

@@ -206,7 +206,7 @@ pub struct ExternalModel {
     pub provider: String,
     /// The provider's model name.
     pub name: String,
-    /// `llm/v1/chat`, `llm/v1/completions` or `llm/v1/embeddings`.
+    /// `llm/v1/chat`, `llm/v1/completions`, `llm/v1/embeddings` or `llm/v1/images`.
     pub task: String,
     /// Config for `openai` (also Azure OpenAI).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -53,8 +53,8 @@ pub struct CreateModelVersionRequest {
     /// `process` (a command modelgate starts) or `embedded` (a sentence-embedding model run
     /// in-process).
     pub runtime: String,
-    /// What it serves: `llm/v1/chat`, `llm/v1/completions` or `llm/v1/embeddings` (default: chat
-    /// for `process`, embeddings for `embedded`).
+    /// What it serves: `llm/v1/chat`, `llm/v1/completions`, `llm/v1/embeddings`, `llm/v1/images`
+    /// or `mlflow/scoring` (default: chat for `process`, embeddings for `embedded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
     /// For `process`: the program and its arguments, never a shell string. `$PORT` and
