@@ -193,10 +193,12 @@ mod tests {
     #[test]
     fn images_are_priced_per_image_or_by_their_tokens() {
         let t = PriceTable::builtin();
-        let per_image = t.cost("amazon-bedrock", "amazon.titan-image-generator-v2:0", Tokens { images: 3, ..Default::default() });
+        let per_image =
+            t.cost("amazon-bedrock", "amazon.titan-image-generator-v2:0", Tokens { images: 3, ..Default::default() });
         assert!((per_image.unwrap() - 0.03).abs() < 1e-9);
         // GPT image models report tokens: text in at 5, image out at 40 per million.
-        let tokens = t.cost("openai", "gpt-image-1", Tokens { input: 100, output: 4_000, images: 1, ..Default::default() });
+        let tokens =
+            t.cost("openai", "gpt-image-1", Tokens { input: 100, output: 4_000, images: 1, ..Default::default() });
         assert!((tokens.unwrap() - (100.0 * 5.0 + 4_000.0 * 40.0) / 1e6).abs() < 1e-12);
         assert_eq!(t.cost("openai", "gpt-4o", Tokens { images: 5, ..Default::default() }), Some(0.0));
         let bad = r#"{"version": "x", "prices": [{"provider": "openai", "model": "m", "per_image": -0.1}]}"#;

@@ -1029,7 +1029,11 @@ async fn vertex_claude(
     }
     let (model, action) = model_action.split_once(':').unwrap_or((&model_action, ""));
     if body["anthropic_version"] != "vertex-2023-10-16" || body.get("model").is_some() {
-        return error(Dialect::Anthropic, StatusCode::BAD_REQUEST, "anthropic_version must be vertex-2023-10-16 and model is named by the URL");
+        return error(
+            Dialect::Anthropic,
+            StatusCode::BAD_REQUEST,
+            "anthropic_version must be vertex-2023-10-16 and model is named by the URL",
+        );
     }
     if (action == "streamRawPredict") != (body["stream"] == true) {
         return error(Dialect::Anthropic, StatusCode::BAD_REQUEST, "streamRawPredict streams; rawPredict does not");
@@ -1086,7 +1090,12 @@ fn openai_image_answer(body: &Value, model: &str, headers: &HeaderMap) -> Respon
     axum::Json(answer).into_response()
 }
 
-async fn openai_images(State(mock): State<Arc<Mock>>, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+async fn openai_images(
+    State(mock): State<Arc<Mock>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body = mock.record("/v1/images/generations", q, &headers, &body);
     let model = body["model"].as_str().unwrap_or("dall-e-2").to_string();
     openai_image_answer(&body, &model, &headers)

@@ -245,7 +245,12 @@ pub fn answer(task: Task, body: &[u8]) -> Result<Bytes, ProviderError> {
 
 /// A translator of one Messages stream into OpenAI chunks.
 pub fn translator(task: Task, model: &str, include_usage: bool) -> Box<dyn StreamTranslator> {
-    Box::new(StreamState { out: Chunks::new(task, model), include_usage, tools: Vec::new(), usage: wire::Usage::default() })
+    Box::new(StreamState {
+        out: Chunks::new(task, model),
+        include_usage,
+        tools: Vec::new(),
+        usage: wire::Usage::default(),
+    })
 }
 
 #[async_trait::async_trait]
@@ -512,7 +517,6 @@ pub mod wire {
         pub disable_parallel_tool_use: Option<bool>,
     }
 
-
     /// An answer.
     #[derive(Debug, Deserialize)]
     pub struct Message {
@@ -752,8 +756,10 @@ mod tests {
             json!({"format": {"type": "json_schema", "schema": {"type": "object", "properties": {"name": {"type": "string"}}}}})
         );
         assert_eq!(req["tool_choice"], json!({"type": "auto", "disable_parallel_tool_use": true}));
-        let named = body(json!({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}],
-            "tool_choice": {"type": "function", "function": {"name": "f"}}, "parallel_tool_calls": false}));
+        let named = body(
+            json!({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}],
+            "tool_choice": {"type": "function", "function": {"name": "f"}}, "parallel_tool_calls": false}),
+        );
         assert_eq!(
             request(Task::Chat, named, false).unwrap()["tool_choice"],
             json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true})

@@ -203,19 +203,22 @@ pub mod imagen {
     use super::*;
 
     /// The aspect ratios Imagen draws.
-    const RATIOS: [(u32, u32, &str); 5] = [(1, 1, "1:1"), (3, 4, "3:4"), (4, 3, "4:3"), (9, 16, "9:16"), (16, 9, "16:9")];
+    const RATIOS: [(u32, u32, &str); 5] =
+        [(1, 1, "1:1"), (3, 4, "3:4"), (4, 3, "4:3"), (9, 16, "9:16"), (16, 9, "16:9")];
 
     fn aspect_ratio((w, h): (u32, u32)) -> Result<&'static str, ProviderError> {
         // Within 2 %: 1792x1024 is 16:9 as near as OpenAI's sizes get.
         let r = f64::from(w) / f64::from(h);
-        RATIOS.iter().find(|(a, b, _)| (r / (f64::from(*a) / f64::from(*b)) - 1.0).abs() < 0.02).map(|t| t.2).ok_or_else(
-            || {
+        RATIOS
+            .iter()
+            .find(|(a, b, _)| (r / (f64::from(*a) / f64::from(*b)) - 1.0).abs() < 0.02)
+            .map(|t| t.2)
+            .ok_or_else(|| {
                 ProviderError::Unsupported(format!(
                     "size {w}x{h}: Imagen draws the aspect ratios 1:1, 3:4, 4:3, 9:16 and 16:9 only \
                      (such as 1024x1024, 1792x1024, 1024x1792)"
                 ))
-            },
-        )
+            })
     }
 
     /// The `predict` body of a text-to-image request.
@@ -373,8 +376,11 @@ mod tests {
 
     #[test]
     fn imagen_gets_an_aspect_ratio_and_refuses_sizes_it_cannot_draw() {
-        let r = read("google-cloud-vertex-ai", json!({"prompt": "a kite", "n": 3, "size": "1792x1024", "output_format": "jpeg"}))
-            .unwrap();
+        let r = read(
+            "google-cloud-vertex-ai",
+            json!({"prompt": "a kite", "n": 3, "size": "1792x1024", "output_format": "jpeg"}),
+        )
+        .unwrap();
         let body = serde_json::to_value(imagen::request(r).unwrap()).unwrap();
         assert_eq!(
             body,
@@ -406,7 +412,8 @@ mod tests {
         let v: Value = serde_json::from_str(&answer(ok)).unwrap();
         assert_eq!(v["data"], json!([{"b64_json": "aGk="}, {"b64_json": "aGk="}]));
         assert!(v["created"].as_i64().unwrap() > 0);
-        let filtered = titan::images(serde_json::from_value(json!({"images": [], "error": "blocked by filter"})).unwrap());
+        let filtered =
+            titan::images(serde_json::from_value(json!({"images": [], "error": "blocked by filter"})).unwrap());
         assert!(matches!(filtered, Err(ProviderError::Upstream { status: 400, .. })));
         let some = imagen::images(
             serde_json::from_value(json!({"predictions": [{"bytesBase64Encoded": "aGk=", "mimeType": "image/png"},
@@ -415,7 +422,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(some, vec!["aGk="]);
-        let none = imagen::images(serde_json::from_value(json!({"predictions": [{"raiFilteredReason": "unsafe"}]})).unwrap());
+        let none =
+            imagen::images(serde_json::from_value(json!({"predictions": [{"raiFilteredReason": "unsafe"}]})).unwrap());
         assert!(none.unwrap_err().to_string().contains("unsafe"));
     }
 }

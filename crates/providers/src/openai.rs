@@ -120,7 +120,10 @@ impl OpenAiCompatible {
             }
             Flavor::Custom { url } => {
                 // A URL that already names the operation is used as is; a base gets the path.
-                if ["/chat/completions", "/completions", "/embeddings", "/images/generations"].iter().any(|s| url.ends_with(s)) {
+                if ["/chat/completions", "/completions", "/embeddings", "/images/generations"]
+                    .iter()
+                    .any(|s| url.ends_with(s))
+                {
                     url.clone()
                 } else {
                     format!("{url}/{path}")

@@ -132,15 +132,13 @@ pub async fn recompute(
         after = last.request_id.clone();
         let costs: Vec<(String, f64, Option<String>)> = rows
             .iter()
-            .map(|r| {
-                match prices.cost(&r.provider, &r.model, r.priced()) {
-                    Some(c) => {
-                        priced += 1;
-                        total += c;
-                        (r.request_id.clone(), c, Some(prices.version().to_string()))
-                    }
-                    None => (r.request_id.clone(), 0.0, None),
+            .map(|r| match prices.cost(&r.provider, &r.model, r.priced()) {
+                Some(c) => {
+                    priced += 1;
+                    total += c;
+                    (r.request_id.clone(), c, Some(prices.version().to_string()))
                 }
+                None => (r.request_id.clone(), 0.0, None),
             })
             .collect();
         records += costs.len() as u64;

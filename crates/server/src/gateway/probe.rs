@@ -101,7 +101,9 @@ pub(crate) async fn probe(app: &AppState, ep: &LiveEndpoint, entity: &LiveEntity
         Err(e) => e,
     };
     match &error {
-        ProviderError::Upstream { status: 400, message, .. } if task == Task::Images && !says_no_such_model(message) => {
+        ProviderError::Upstream { status: 400, message, .. }
+            if task == Task::Images && !says_no_such_model(message) =>
+        {
             health.ok = true;
             health.reachable = Some(true);
             health.authenticated = Some(true);

@@ -90,7 +90,12 @@ async fn a_tool_calling_conversation_goes_through_every_chat_provider() {
         let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
         assert_eq!(args, json!({"text": "weather in Paris"}), "{ep}");
         let sent = r.mock.last(upstream_path).unwrap_or_else(|| panic!("{ep}: nothing sent to {upstream_path}"));
-        assert_eq!(sent_tool_name(ep, &sent.body), "lookup", "{ep}: the tool reaches the provider in its terms: {}", sent.body);
+        assert_eq!(
+            sent_tool_name(ep, &sent.body),
+            "lookup",
+            "{ep}: the tool reaches the provider in its terms: {}",
+            sent.body
+        );
 
         // The result goes back in the provider's own shape; the mock echoes it only if it finds it there.
         let answer_turn = json!({"model": ep, "tools": lookup_tool(), "max_tokens": 50, "messages": [
@@ -101,16 +106,16 @@ async fn a_tool_calling_conversation_goes_through_every_chat_provider() {
         assert_eq!(second["choices"][0]["message"]["content"], "echo: sunny, 21 C", "{ep}: {second}");
 
         // Streamed: the call arrives as tool-call deltas that add up to the same call.
-        let streamed = json!({"model": ep, "messages": [question], "tools": lookup_tool(), "stream": true, "max_tokens": 50});
-        let resp = r
-            .t
-            .http
-            .post(format!("{}/v1/chat/completions", r.t.base))
-            .bearer_auth(&r.t.token)
-            .json(&streamed)
-            .send()
-            .await
-            .unwrap();
+        let streamed =
+            json!({"model": ep, "messages": [question], "tools": lookup_tool(), "stream": true, "max_tokens": 50});
+        let resp =
+            r.t.http
+                .post(format!("{}/v1/chat/completions", r.t.base))
+                .bearer_auth(&r.t.token)
+                .json(&streamed)
+                .send()
+                .await
+                .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{ep}");
         let payloads = sse_payloads(&resp.text().await.unwrap());
         assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"), "{ep}: {payloads:?}");
@@ -194,11 +199,19 @@ async fn what_a_provider_cannot_express_is_refused_before_it_is_called() {
         ("bedrock", json!({"response_format": {"type": "json_object"}}), "json_object"),
         ("anthropic", json!({"response_format": {"type": "json_object"}}), "json_object"),
         ("bedrock", json!({"tools": lookup_tool(), "tool_choice": "none"}), "tool_choice none"),
-        ("cohere", json!({"tools": lookup_tool(), "tool_choice": {"type": "function", "function": {"name": "lookup"}}}), "tool_choice naming a function"),
+        (
+            "cohere",
+            json!({"tools": lookup_tool(), "tool_choice": {"type": "function", "function": {"name": "lookup"}}}),
+            "tool_choice naming a function",
+        ),
         ("gemini", json!({"tools": lookup_tool(), "parallel_tool_calls": false}), "parallel_tool_calls"),
         ("cohere", json!({"tools": lookup_tool(), "parallel_tool_calls": false}), "parallel_tool_calls"),
         ("bedrock", json!({"tools": lookup_tool(), "parallel_tool_calls": false}), "parallel_tool_calls"),
-        ("gemini", json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}), "base64 data URL"),
+        (
+            "gemini",
+            json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}),
+            "base64 data URL",
+        ),
         ("anthropic", json!({"logprobs": true}), "'logprobs'"),
     ];
     for (ep, extra, says) in cases {
@@ -215,12 +228,25 @@ async fn what_a_provider_cannot_express_is_refused_before_it_is_called() {
         assert_eq!(before, after, "{ep} {extra}: a refused query is not sent");
     }
     // With parallel calls allowed (the default), the same providers take the tools.
-    let (s, got) = r.t.post("/v1/chat/completions", json!({"model": "gemini", "messages": user, "tools": lookup_tool(), "parallel_tool_calls": true})).await;
+    let (s, got) =
+        r.t.post(
+            "/v1/chat/completions",
+            json!({"model": "gemini", "messages": user, "tools": lookup_tool(), "parallel_tool_calls": true}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{got}");
     // Anthropic keeps the model to one call per turn when asked.
-    let (s, got) = r.t.post("/v1/chat/completions", json!({"model": "anthropic", "messages": user, "tools": lookup_tool(), "parallel_tool_calls": false})).await;
+    let (s, got) =
+        r.t.post(
+            "/v1/chat/completions",
+            json!({"model": "anthropic", "messages": user, "tools": lookup_tool(), "parallel_tool_calls": false}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{got}");
-    assert_eq!(r.mock.last("/v1/messages").unwrap().body["tool_choice"], json!({"type": "auto", "disable_parallel_tool_use": true}));
+    assert_eq!(
+        r.mock.last("/v1/messages").unwrap().body["tool_choice"],
+        json!({"type": "auto", "disable_parallel_tool_use": true})
+    );
 }
 
 fn png(b64: &str) -> bool {
@@ -266,12 +292,16 @@ async fn images_are_generated_through_openai_azure_titan_and_imagen_and_billed_p
     );
     let imagen = r.mock.last(":predict").unwrap();
     assert!(imagen.path.ends_with("/publishers/google/models/imagen-4.0-generate-001:predict"), "{}", imagen.path);
-    assert_eq!(imagen.body, json!({"instances": [{"prompt": "a red kite"}], "parameters": {"sampleCount": 2, "aspectRatio": "1:1"}}));
+    assert_eq!(
+        imagen.body,
+        json!({"instances": [{"prompt": "a red kite"}], "parameters": {"sampleCount": 2, "aspectRatio": "1:1"}})
+    );
     let azure = r.mock.last("/openai/deployments/dall-e-3/images/generations").unwrap();
     assert_eq!(azure.query.as_deref(), Some("api-version=2025-04-01-preview"));
     assert!(azure.body.get("model").is_none(), "Azure names the deployment in the URL");
     // A URL asked of OpenAI passes through as a URL.
-    let (s, got) = r.t.post("/v1/images/generations", json!({"model": "dalle", "prompt": "kite", "response_format": "url"})).await;
+    let (s, got) =
+        r.t.post("/v1/images/generations", json!({"model": "dalle", "prompt": "kite", "response_format": "url"})).await;
     assert_eq!(s, StatusCode::OK, "{got}");
     assert!(got["data"][0]["url"].as_str().is_some_and(|u| u.starts_with("https://")), "{got}");
 }
@@ -309,7 +339,11 @@ async fn image_requests_are_checked_and_provider_refusals_are_named() {
     // Endpoints that cannot draw are refused when created.
     for (name, entity, says) in [
         ("no-claude-images", r.anthropic("claude-sonnet-4"), "does not offer llm/v1/images"),
-        ("no-bedrock-claude-images", bedrock("anthropic", "anthropic.claude-3-haiku-20240307-v1:0", "llm/v1/images"), "bedrock_provider amazon"),
+        (
+            "no-bedrock-claude-images",
+            bedrock("anthropic", "anthropic.claude-3-haiku-20240307-v1:0", "llm/v1/images"),
+            "bedrock_provider amazon",
+        ),
     ] {
         let mut entity = entity;
         entity["external_model"]["task"] = json!("llm/v1/images");

@@ -10,12 +10,12 @@
 
 mod common;
 
+mod across_providers;
 mod alerts;
 mod audit;
 mod budgets;
 mod console;
 mod dataplane;
-mod across_providers;
 mod deprecation;
 mod endpoints;
 mod fail_closed;
