@@ -1109,6 +1109,9 @@ async fn azure_images(
     body: Bytes,
 ) -> Response {
     let body = mock.record(&format!("/openai/deployments/{d}/images/generations"), q, &headers, &body);
+    if !entra_ok(&mock, &headers) {
+        return error(Dialect::OpenAi, StatusCode::UNAUTHORIZED, "token was not issued by this tenant");
+    }
     openai_image_answer(&body, &d, &headers)
 }
 

@@ -240,7 +240,11 @@ impl ReplicaSet {
         // What to do once the lock is released: stop a replica nobody wants any more.
         let unwanted = {
             let mut s = self.lock();
-            s.starting = s.starting.saturating_sub(1);
+            // A replica nobody wants counts as starting until it is stopped, so that `stop`
+            // waits for it.
+            if !matches!(result, Ok(_) if s.stopped) {
+                s.starting = s.starting.saturating_sub(1);
+            }
             match result {
                 Ok((replica, adapter)) if !s.stopped => {
                     s.failures = 0;
@@ -268,6 +272,8 @@ impl ReplicaSet {
         };
         if let Some(replica) = unwanted {
             replica.stop(Duration::from_secs(5)).await;
+            let mut s = self.lock();
+            s.starting = s.starting.saturating_sub(1);
         }
         self.changed.notify_waiters();
     }
@@ -286,6 +292,10 @@ impl ReplicaSet {
         loop {
             if let Some(how) = replica.exited() {
                 return Err(format!("it {how} before answering"));
+            }
+            if self.lock().stopped {
+                replica.stop(Duration::from_secs(5)).await;
+                return Err("the entity's replicas are stopping".into());
             }
             if replica.healthy(Duration::from_secs(1)).await {
                 return Ok((replica, adapter));
@@ -489,6 +499,18 @@ impl ReplicaSet {
         let replicas: Vec<Arc<dyn Replica>> = self.lock().ready.drain(..).map(|r| r.replica).collect();
         for r in replicas {
             r.stop(Duration::from_secs(5)).await;
+        }
+        // Replicas still starting see `stopped` within a health check and stop themselves; the
+        // server must not exit before they have, or their processes outlive it.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let notified = self.changed.notified();
+            if self.lock().starting == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline.into(), notified).await.is_err() {
+                return;
+            }
         }
     }
 }
