@@ -11,8 +11,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use modelgate_providers::Body;
-use modelgate_wire::responses::{BareMessage, Input, Item, MessageContent, Part, ResponsesRequest, TypedItem};
+use modelgate_wire::responses::{
+    self as wire, BareMessage, Event, Input, InputDetails, Item, MessageContent, OutputDetails, OutputItem, OutputText,
+    Part, ResponsesRequest, TypedItem, Usage,
+};
 use serde_json::{Map, Value, json};
+use std::fmt::Write as _;
 
 use super::translate::{Chunk, Reframe, at, json_string};
 use crate::extract::RawBody;
@@ -222,12 +226,16 @@ pub fn to_chat(req: &ResponsesRequest) -> Result<Body, String> {
     Ok(body)
 }
 
-fn usage_of(u: &Value) -> Value {
+fn usage_of(u: &Value) -> Usage {
     let n = |p: &str| at(u, p).as_u64().unwrap_or(0);
     let (input, output) = (n("/prompt_tokens"), n("/completion_tokens"));
-    json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": n("/prompt_tokens_details/cached_tokens")},
-           "output_tokens": output, "output_tokens_details": {"reasoning_tokens": n("/completion_tokens_details/reasoning_tokens")},
-           "total_tokens": input + output})
+    Usage {
+        input_tokens: input,
+        input_tokens_details: InputDetails { cached_tokens: n("/prompt_tokens_details/cached_tokens") },
+        output_tokens: output,
+        output_tokens_details: OutputDetails { reasoning_tokens: n("/completion_tokens_details/reasoning_tokens") },
+        total_tokens: input + output,
+    }
 }
 
 fn response_id(from: Option<&str>) -> String {
@@ -235,11 +243,37 @@ fn response_id(from: Option<&str>) -> String {
 }
 
 /// The Response object around `output` items.
-fn envelope(id: &str, model: &str, status: &str, output: Vec<Value>, usage: Value, incomplete: Option<&str>) -> Value {
-    json!({"id": id, "object": "response", "created_at": modelgate_core::now_ms() / 1000, "status": status,
-           "model": model, "output": output, "usage": usage, "error": null,
-           "incomplete_details": incomplete.map(|r| json!({"reason": r})), "parallel_tool_calls": true,
-           "tool_choice": "auto", "tools": [], "text": {"format": {"type": "text"}}})
+fn envelope<'a>(
+    id: &'a str,
+    model: &'a str,
+    status: &'a str,
+    output: &'a [OutputItem],
+    usage: &'a Usage,
+    incomplete: Option<&'static str>,
+) -> wire::Response<'a> {
+    wire::Response {
+        id,
+        object: "response",
+        created_at: modelgate_core::now_ms() / 1000,
+        status,
+        model,
+        output,
+        usage,
+        error: None,
+        incomplete_details: incomplete.map(|reason| wire::Incomplete { reason }),
+        parallel_tool_calls: true,
+        tool_choice: "auto",
+        tools: [],
+        text: wire::TextOut::default(),
+    }
+}
+
+fn message_item(id: String, status: &'static str, text: Option<String>) -> OutputItem {
+    OutputItem::Message { id, role: "assistant", status, content: text.map(OutputText::new).into_iter().collect() }
+}
+
+fn call_item(call_id: String, name: String, arguments: String, status: &'static str) -> OutputItem {
+    OutputItem::FunctionCall { id: format!("fc_{call_id}"), call_id, name, arguments, status }
 }
 
 /// The Response for a whole chat completion.
@@ -248,21 +282,19 @@ pub fn response_of(answer: &Value, model: &str) -> Value {
     let choice = at(answer, "/choices/0");
     let mut output = Vec::new();
     if let Some(text) = at(choice, "/message/content").as_str().filter(|t| !t.is_empty()) {
-        output.push(json!({"type": "message", "id": format!("msg_{id}"), "role": "assistant", "status": "completed",
-                           "content": [{"type": "output_text", "text": text, "annotations": []}]}));
+        output.push(message_item(format!("msg_{id}"), "completed", Some(text.to_string())));
     }
     for call in at(choice, "/message/tool_calls").as_array().into_iter().flatten() {
-        let call_id = at(call, "/id").as_str().unwrap_or_default();
-        output.push(json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
-                           "name": at(call, "/function/name"), "arguments": at(call, "/function/arguments"),
-                           "status": "completed"}));
+        let text = |p: &str| at(call, p).as_str().unwrap_or_default().to_string();
+        output.push(call_item(text("/id"), text("/function/name"), text("/function/arguments"), "completed"));
     }
     let (status, incomplete) = match at(choice, "/finish_reason").as_str() {
         Some("length") => ("incomplete", Some("max_output_tokens")),
         Some("content_filter") => ("incomplete", Some("content_filter")),
         _ => ("completed", None),
     };
-    envelope(&id, model, status, output, usage_of(at(answer, "/usage")), incomplete)
+    let usage = usage_of(at(answer, "/usage"));
+    serde_json::to_value(envelope(&id, model, status, &output, &usage, incomplete)).unwrap_or(Value::Null)
 }
 
 /// OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`.
@@ -293,8 +325,8 @@ pub(super) struct Restream {
     seq: u64,
     started: bool,
     open: Option<Open>,
-    done: Vec<Value>,
-    usage: Value,
+    done: Vec<OutputItem>,
+    usage: Usage,
     incomplete: Option<&'static str>,
     finished: bool,
 }
@@ -308,23 +340,19 @@ impl Restream {
             started: false,
             open: None,
             done: Vec::new(),
-            usage: usage_of(&Value::Null),
+            usage: Usage::default(),
             incomplete: None,
             finished: false,
         }
     }
 
-    fn emit(&mut self, out: &mut String, mut event: Value) {
-        if let Some(o) = event.as_object_mut() {
-            o.insert("sequence_number".into(), self.seq.into());
-        }
+    /// Writes `event` with the next sequence number: typed, so no JSON tree is built per event.
+    fn emit(&mut self, out: &mut String, event: &Event<'_>) {
+        let body = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
+        let body = body.strip_suffix('}').unwrap_or(&body);
+        let sep = if body.len() > 1 { "," } else { "" };
+        let _ = write!(out, "event: {}\ndata: {body}{sep}\"sequence_number\":{}}}\n\n", event.name(), self.seq);
         self.seq += 1;
-        let kind = at(&event, "/type").as_str().unwrap_or("error").to_string();
-        out.push_str(&format!("event: {kind}\ndata: {event}\n\n"));
-    }
-
-    fn snapshot(&self, status: &str) -> Value {
-        envelope(&self.id, &self.model, status, self.done.clone(), self.usage.clone(), self.incomplete)
     }
 
     fn start(&mut self, id: Option<&str>, out: &mut String) {
@@ -335,9 +363,10 @@ impl Restream {
         if id.is_some() {
             self.id = response_id(id);
         }
-        let r = self.snapshot("in_progress");
-        self.emit(out, json!({"type": "response.created", "response": r}));
-        self.emit(out, json!({"type": "response.in_progress", "response": r}));
+        let (id, model, usage) = (self.id.clone(), self.model.clone(), self.usage.clone());
+        let r = envelope(&id, &model, "in_progress", &[], &usage, None);
+        self.emit(out, &Event::Created { response: r.clone() });
+        self.emit(out, &Event::InProgress { response: r });
     }
 
     /// Finishes the open item.
@@ -346,31 +375,23 @@ impl Restream {
         match open {
             Open::Message { index, text } => {
                 let item_id = format!("msg_{}", self.id);
-                let part = json!({"type": "output_text", "text": text, "annotations": []});
+                let part = OutputText::new(text);
+                let (at, text) = (&item_id, part.text.as_str());
                 self.emit(
                     out,
-                    json!({"type": "response.output_text.done", "item_id": item_id, "output_index": index,
-                                      "content_index": 0, "text": text, "logprobs": []}),
+                    &Event::TextDone { item_id: at, output_index: index, content_index: 0, text, logprobs: [] },
                 );
-                self.emit(
-                    out,
-                    json!({"type": "response.content_part.done", "item_id": item_id, "output_index": index,
-                                      "content_index": 0, "part": part}),
-                );
-                let item = json!({"type": "message", "id": item_id, "role": "assistant", "status": "completed", "content": [part]});
-                self.emit(out, json!({"type": "response.output_item.done", "output_index": index, "item": item}));
+                self.emit(out, &Event::PartDone { item_id: at, output_index: index, content_index: 0, part: &part });
+                let item = OutputItem::Message { id: item_id, role: "assistant", status: "completed", content: vec![part] };
+                self.emit(out, &Event::ItemDone { output_index: index, item: &item });
                 self.done.push(item);
             }
             Open::Call { index, call_id, name, arguments, .. } => {
                 let item_id = format!("fc_{call_id}");
-                self.emit(
-                    out,
-                    json!({"type": "response.function_call_arguments.done", "item_id": item_id,
-                                      "output_index": index, "name": name, "arguments": arguments}),
-                );
-                let item = json!({"type": "function_call", "id": item_id, "call_id": call_id, "name": name,
-                                  "arguments": arguments, "status": "completed"});
-                self.emit(out, json!({"type": "response.output_item.done", "output_index": index, "item": item}));
+                let done = Event::ArgumentsDone { item_id: &item_id, output_index: index, name: &name, arguments: &arguments };
+                self.emit(out, &done);
+                let item = call_item(call_id, name, arguments, "completed");
+                self.emit(out, &Event::ItemDone { output_index: index, item: &item });
                 self.done.push(item);
             }
         }
@@ -381,25 +402,23 @@ impl Restream {
             self.close(out);
             let index = self.done.len();
             let item_id = format!("msg_{}", self.id);
-            self.emit(out, json!({"type": "response.output_item.added", "output_index": index,
-                                  "item": {"type": "message", "id": item_id, "role": "assistant", "status": "in_progress", "content": []}}));
-            self.emit(
-                out,
-                json!({"type": "response.content_part.added", "item_id": item_id, "output_index": index,
-                                  "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
-            );
+            let item = message_item(item_id.clone(), "in_progress", None);
+            self.emit(out, &Event::ItemAdded { output_index: index, item: &item });
+            let empty = OutputText::new(String::new());
+            self.emit(out, &Event::PartAdded { item_id: &item_id, output_index: index, content_index: 0, part: &empty });
             self.open = Some(Open::Message { index, text: String::new() });
         }
         if let Some(Open::Message { index, text }) = &mut self.open {
             text.push_str(delta);
             // The hot path: written directly, with only the text escaped.
-            out.push_str(&format!(
+            let _ = write!(
+                out,
                 "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"item_id\":\"msg_{}\",\
                  \"output_index\":{index},\"content_index\":0,\"delta\":{},\"logprobs\":[],\"sequence_number\":{}}}\n\n",
                 self.id,
                 json_string(delta),
                 self.seq
-            ));
+            );
             self.seq += 1;
         }
     }
@@ -412,23 +431,33 @@ impl Restream {
             let index = self.done.len();
             let call_id = at(call, "/id").as_str().unwrap_or_default().to_string();
             let name = at(call, "/function/name").as_str().unwrap_or_default().to_string();
-            self.emit(
-                out,
-                json!({"type": "response.output_item.added", "output_index": index,
-                                  "item": {"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
-                                           "name": name, "arguments": "", "status": "in_progress"}}),
-            );
+            let item = call_item(call_id.clone(), name.clone(), String::new(), "in_progress");
+            self.emit(out, &Event::ItemAdded { output_index: index, item: &item });
             self.open = Some(Open::Call { index, k, call_id, name, arguments: String::new() });
         }
-        let delta = at(call, "/function/arguments").as_str().unwrap_or_default().to_string();
-        if let Some(Open::Call { index, call_id, arguments, .. }) = &mut self.open
-            && !delta.is_empty()
-        {
-            arguments.push_str(&delta);
-            let event = json!({"type": "response.function_call_arguments.delta", "item_id": format!("fc_{call_id}"),
-                               "output_index": *index, "delta": delta});
-            self.emit(out, event);
+        let delta = at(call, "/function/arguments").as_str().unwrap_or_default();
+        if delta.is_empty() {
+            return;
         }
+        let Some(Open::Call { index, call_id, arguments, .. }) = &mut self.open else { return };
+        arguments.push_str(delta);
+        let (index, item_id) = (*index, format!("fc_{call_id}"));
+        self.emit(out, &Event::ArgumentsDelta { item_id: &item_id, output_index: index, delta });
+    }
+
+    /// The terminal event: the Response with every item.
+    fn finish(&mut self, out: &mut String, status: &'static str, error: Option<&str>) {
+        let (id, model, usage, done) =
+            (self.id.clone(), self.model.clone(), self.usage.clone(), std::mem::take(&mut self.done));
+        let mut r = envelope(&id, &model, status, &done, &usage, self.incomplete);
+        r.error = error.map(|message| wire::ResponseError { code: "server_error", message });
+        let event = match status {
+            "failed" => Event::Failed { response: r },
+            "incomplete" => Event::Incomplete { response: r },
+            _ => Event::Completed { response: r },
+        };
+        self.emit(out, &event);
+        self.finished = true;
     }
 }
 
@@ -442,13 +471,8 @@ impl Reframe for Restream {
         if data.trim() == "[DONE]" {
             self.start(None, &mut out);
             self.close(&mut out);
-            let (kind, status) = match self.incomplete {
-                Some(_) => ("response.incomplete", "incomplete"),
-                None => ("response.completed", "completed"),
-            };
-            let r = self.snapshot(status);
-            self.emit(&mut out, json!({"type": kind, "response": r}));
-            self.finished = true;
+            let status = if self.incomplete.is_some() { "incomplete" } else { "completed" };
+            self.finish(&mut out, status, None);
             return out;
         }
         let Ok(chunk) = serde_json::from_str::<Chunk<'_>>(data) else {
@@ -481,13 +505,8 @@ impl Reframe for Restream {
     fn fail(&mut self, message: &str) -> String {
         let mut out = String::new();
         self.start(None, &mut out);
-        let mut r = self.snapshot("failed");
-        if let Some(o) = r.as_object_mut() {
-            o.insert("error".into(), json!({"code": "server_error", "message": message}));
-        }
-        self.emit(&mut out, json!({"type": "response.failed", "response": r}));
-        self.emit(&mut out, json!({"type": "error", "code": "server_error", "message": message, "param": null}));
-        self.finished = true;
+        self.finish(&mut out, "failed", Some(message));
+        self.emit(&mut out, &Event::Error { code: "server_error", message, param: None });
         out
     }
 }
