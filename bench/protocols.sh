@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
+DURATION=${DURATION:-5s}
+WARMUP=${WARMUP:-1s}
 . bench/lib.sh
 start_servers
 create_endpoint bench
@@ -22,27 +22,44 @@ declare -A BODY=(
   [anthropic]="{\"model\":\"bench\",$MSG,\"max_tokens\":100}"
   [responses]="{\"model\":\"bench\",\"input\":\"Is Santa real?\",\"max_output_tokens\":100}"
 )
-declare -A R
-for p in openai anthropic responses; do
-  echo "== $p" >&2
-  R[$p.c32]=$(load --url "${URL[$p]}" --body "${BODY[$p]}" --concurrency 32)
-  R[$p.r500]=$(load --url "${URL[$p]}" --body "${BODY[$p]}" --rate 500)
-  stream=${BODY[$p]%\}},\"stream\":true}
-  R[$p.stream]=$(load --url "${URL[$p]}" --body "$stream" --concurrency 8 --stream)
+# Rounds alternate the three protocols, and each ratio is taken within its round: this machine's
+# load drifts over minutes, and a protocol measured a minute after another would carry the drift.
+ROUNDS=${ROUNDS:-3}
+results=()
+for round in $(seq "$ROUNDS"); do
+  for p in openai anthropic responses; do
+    echo "== round $round: $p" >&2
+    c32=$(load --url "${URL[$p]}" --body "${BODY[$p]}" --concurrency 32)
+    r500=$(load --url "${URL[$p]}" --body "${BODY[$p]}" --rate 500)
+    stream=${BODY[$p]%\}},\"stream\":true}
+    s8=$(load --url "${URL[$p]}" --body "$stream" --concurrency 8 --stream)
+    results+=("{\"round\": $round, \"protocol\": \"$p\", \"c32\": $c32, \"r500\": $r500, \"stream\": $s8}")
+  done
 done
 
-python3 - "${R[openai.c32]}" "${R[openai.r500]}" "${R[openai.stream]}" "${R[anthropic.c32]}" "${R[anthropic.r500]}" \
-  "${R[anthropic.stream]}" "${R[responses.c32]}" "${R[responses.r500]}" "${R[responses.stream]}" "$DURATION" <<'PY'
-import json, sys, datetime
-o1, o2, o3, a1, a2, a3, r1, r2, r3 = (json.loads(x) for x in sys.argv[1:10])
+python3 - "$DURATION" "$ROUNDS" "${results[@]}" <<'PY'
+import json, sys, datetime, statistics
+duration, rounds = sys.argv[1], int(sys.argv[2])
+runs = [json.loads(x) for x in sys.argv[3:]]
+by = {(r["round"], r["protocol"]): r for r in runs}
+med = statistics.median
 ms = lambda us: f"{us / 1000:.3f}"
-print(f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {sys.argv[10]} per phase, one chat endpoint (OpenAI on the mock).")
+def value(p, phase, key):
+    return med(by[(i, p)][phase][key] for i in range(1, rounds + 1))
+def slower(p, phase):
+    # Per round: the protocol's throughput against OpenAI's in the same round; then the median.
+    return med(by[(i, "openai")][phase]["rps"] / max(by[(i, p)][phase]["rps"], 1) for i in range(1, rounds + 1))
+print(f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {duration} per phase, {rounds} interleaved rounds "
+      "(medians; ratios within each round), one chat endpoint (OpenAI on the mock).")
 print()
 print("| measure | OpenAI chat (passed through) | Anthropic Messages | OpenAI Responses |")
 print("|---|---|---|---|")
-print(f"| req/s at concurrency 32 | {o1['rps']:.0f} | {a1['rps']:.0f} ({o1['rps'] / max(a1['rps'], 1):.2f}x slower) | {r1['rps']:.0f} ({o1['rps'] / max(r1['rps'], 1):.2f}x slower) |")
-print(f"| p50 / p99 at 500 req/s, ms | {ms(o2['p50_us'])} / {ms(o2['p99_us'])} | {ms(a2['p50_us'])} / {ms(a2['p99_us'])} | {ms(r2['p50_us'])} / {ms(r2['p99_us'])} |")
-print(f"| streaming: req/s at concurrency 8 | {o3['rps']:.0f} | {a3['rps']:.0f} ({o3['rps'] / max(a3['rps'], 1):.2f}x slower) | {r3['rps']:.0f} ({o3['rps'] / max(r3['rps'], 1):.2f}x slower) |")
-print(f"| streaming: time to first byte p50, ms | {ms(o3['ttfb_p50_us'])} | {ms(a3['ttfb_p50_us'])} | {ms(r3['ttfb_p50_us'])} |")
-print(f"| errors | {o1['errors'] + o2['errors'] + o3['errors']} | {a1['errors'] + a2['errors'] + a3['errors']} | {r1['errors'] + r2['errors'] + r3['errors']} |")
+cells = lambda phase: " | ".join(f"{value(p, phase, 'rps'):.0f} ({slower(p, phase):.2f}x slower)" for p in ("anthropic", "responses"))
+print(f"| req/s at concurrency 32 | {value('openai', 'c32', 'rps'):.0f} | {cells('c32')} |")
+lat = lambda p: f"{ms(value(p, 'r500', 'p50_us'))} / {ms(value(p, 'r500', 'p99_us'))}"
+print(f"| p50 / p99 at 500 req/s, ms | {lat('openai')} | {lat('anthropic')} | {lat('responses')} |")
+print(f"| streaming: req/s at concurrency 8 | {value('openai', 'stream', 'rps'):.0f} | {cells('stream')} |")
+print(f"| streaming: time to first byte p50, ms | " + " | ".join(ms(value(p, 'stream', 'ttfb_p50_us')) for p in ("openai", "anthropic", "responses")) + " |")
+errors = lambda p: sum(by[(i, p)][ph]["errors"] for i in range(1, rounds + 1) for ph in ("c32", "r500", "stream"))
+print(f"| errors | {errors('openai')} | {errors('anthropic')} | {errors('responses')} |")
 PY

@@ -256,3 +256,81 @@ pub struct ErrorDetail {
     /// For people.
     pub message: String,
 }
+
+/// One stream event (its `type` is the event's name).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamEvent<'a> {
+    /// The message begins (no content yet).
+    MessageStart {
+        /// The message so far.
+        message: &'a MessageResponse,
+    },
+    /// A content block begins.
+    ContentBlockStart {
+        /// Its index among the message's blocks.
+        index: usize,
+        /// The block, empty.
+        content_block: &'a OutputBlock,
+    },
+    /// More of a tool call's input, as a JSON fragment.
+    ContentBlockDelta {
+        /// The block.
+        index: usize,
+        /// The fragment.
+        delta: InputJsonDelta<'a>,
+    },
+    /// A content block is complete.
+    ContentBlockStop {
+        /// The block.
+        index: usize,
+    },
+    /// Why the message stopped, and its usage.
+    MessageDelta {
+        /// `stop_reason` and `stop_sequence`.
+        delta: StopDelta<'a>,
+        /// Token counts.
+        usage: &'a Usage,
+    },
+    /// The message is complete.
+    MessageStop,
+    /// The stream failed.
+    Error {
+        /// What went wrong.
+        error: ErrorDetail,
+    },
+}
+
+impl StreamEvent<'_> {
+    /// The event's name (its `type`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            StreamEvent::MessageStart { .. } => "message_start",
+            StreamEvent::ContentBlockStart { .. } => "content_block_start",
+            StreamEvent::ContentBlockDelta { .. } => "content_block_delta",
+            StreamEvent::ContentBlockStop { .. } => "content_block_stop",
+            StreamEvent::MessageDelta { .. } => "message_delta",
+            StreamEvent::MessageStop => "message_stop",
+            StreamEvent::Error { .. } => "error",
+        }
+    }
+}
+
+/// `{type: input_json_delta, partial_json}` (text deltas are written directly).
+#[derive(Debug, Clone, Serialize)]
+pub struct InputJsonDelta<'a> {
+    /// `input_json_delta`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The fragment.
+    pub partial_json: &'a str,
+}
+
+/// The delta of `message_delta`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StopDelta<'a> {
+    /// Why the message stopped.
+    pub stop_reason: &'a str,
+    /// The stop sequence met, if one was.
+    pub stop_sequence: Option<&'a str>,
+}

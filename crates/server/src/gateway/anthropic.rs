@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use modelgate_providers::Body;
 use modelgate_wire::anthropic::{
-    Block, Content, ErrorDetail, ErrorResponse, ImageSource, MessageResponse, MessagesRequest, OutputBlock, ToolChoice,
-    Usage,
+    Block, Content, ErrorDetail, ErrorResponse, ImageSource, InputJsonDelta, MessageResponse, MessagesRequest,
+    OutputBlock, StopDelta, StreamEvent, ToolChoice, Usage,
 };
 use serde_json::{Map, Value, json};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use super::translate::{Chunk, at, json_string};
@@ -343,8 +344,9 @@ pub(super) struct Restream {
     finished: bool,
 }
 
-fn frame(event: &str, data: &Value) -> String {
-    format!("event: {event}\ndata: {data}\n\n")
+fn frame(out: &mut String, event: &StreamEvent<'_>) {
+    let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
+    let _ = write!(out, "event: {}\ndata: {data}\n\n", event.name());
 }
 
 impl Restream {
@@ -365,21 +367,28 @@ impl Restream {
             return;
         }
         self.started = true;
-        let message = json!({"id": message_id(id), "type": "message", "role": "assistant", "model": self.model,
-            "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 0, "output_tokens": 0}});
-        out.push_str(&frame("message_start", &json!({"type": "message_start", "message": message})));
+        let message = MessageResponse {
+            id: message_id(id),
+            kind: "message",
+            role: "assistant",
+            model: self.model.clone(),
+            content: Vec::new(),
+            stop_reason: None,
+            stop_sequence: None,
+            usage: Usage::default(),
+        };
+        frame(out, &StreamEvent::MessageStart { message: &message });
     }
 
     fn close(&mut self, out: &mut String) {
         if let Some((index, _)) = self.open.take() {
-            out.push_str(&frame("content_block_stop", &json!({"type": "content_block_stop", "index": index})));
+            frame(out, &StreamEvent::ContentBlockStop { index });
         }
     }
 
     /// Opens a block (described by `start`, built only then) unless the one open is `kind`;
     /// returns its index.
-    fn block(&mut self, kind: Option<u64>, start: impl FnOnce() -> Value, out: &mut String) -> usize {
+    fn block(&mut self, kind: Option<u64>, start: impl FnOnce() -> OutputBlock, out: &mut String) -> usize {
         if let Some((index, open)) = self.open
             && open == kind
         {
@@ -389,10 +398,7 @@ impl Restream {
         let index = self.next_index;
         self.next_index += 1;
         self.open = Some((index, kind));
-        out.push_str(&frame(
-            "content_block_start",
-            &json!({"type": "content_block_start", "index": index, "content_block": start()}),
-        ));
+        frame(out, &StreamEvent::ContentBlockStart { index, content_block: &start() });
         index
     }
 }
@@ -408,14 +414,11 @@ impl super::translate::Reframe for Restream {
         if data.trim() == "[DONE]" {
             self.start(None, &mut out);
             self.close(&mut out);
-            let stop = self.stop.clone().unwrap_or_else(|| "end_turn".into());
-            out.push_str(&frame(
-                "message_delta",
-                &json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
-                        "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens,
-                                  "cache_read_input_tokens": self.usage.cache_read_input_tokens}}),
-            ));
-            out.push_str(&frame("message_stop", &json!({"type": "message_stop"})));
+            let stop_reason = self.stop.as_deref().unwrap_or("end_turn");
+            let usage = Usage { cache_creation_input_tokens: 0, ..self.usage.clone() };
+            let delta = StopDelta { stop_reason, stop_sequence: None };
+            frame(&mut out, &StreamEvent::MessageDelta { delta, usage: &usage });
+            frame(&mut out, &StreamEvent::MessageStop);
             self.finished = true;
             return out;
         }
@@ -432,26 +435,25 @@ impl super::translate::Reframe for Restream {
         }
         let Some(choice) = chunk.choices.first() else { return out };
         if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
-            let index = self.block(None, || json!({"type": "text", "text": ""}), &mut out);
+            let index = self.block(None, || OutputBlock::Text { text: String::new() }, &mut out);
             // The hot path: written directly, with only the text escaped.
-            out.push_str(&format!(
+            let _ = write!(
+                out,
                 "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}\n\n",
                 json_string(text)
-            ));
+            );
         }
         for call in choice.delta.tool_calls.iter().flatten() {
             let k = at(call, "/index").as_u64().unwrap_or(0);
-            let start = || {
-                json!({"type": "tool_use", "id": at(call, "/id").as_str().unwrap_or_default(),
-                       "name": at(call, "/function/name").as_str().unwrap_or_default(), "input": {}})
+            let start = || OutputBlock::ToolUse {
+                id: at(call, "/id").as_str().unwrap_or_default().to_string(),
+                name: at(call, "/function/name").as_str().unwrap_or_default().to_string(),
+                input: json!({}),
             };
             let index = self.block(Some(k), start, &mut out);
-            if let Some(args) = at(call, "/function/arguments").as_str().filter(|a| !a.is_empty()) {
-                out.push_str(&frame(
-                    "content_block_delta",
-                    &json!({"type": "content_block_delta", "index": index,
-                            "delta": {"type": "input_json_delta", "partial_json": args}}),
-                ));
+            if let Some(partial_json) = at(call, "/function/arguments").as_str().filter(|a| !a.is_empty()) {
+                let delta = InputJsonDelta { kind: "input_json_delta", partial_json };
+                frame(&mut out, &StreamEvent::ContentBlockDelta { index, delta });
             }
         }
         if let Some(f) = choice.finish_reason.as_deref() {
@@ -463,7 +465,10 @@ impl super::translate::Reframe for Restream {
     /// The error event that ends a stream that failed.
     fn fail(&mut self, message: &str) -> String {
         self.finished = true;
-        frame("error", &json!({"type": "error", "error": {"type": "api_error", "message": message}}))
+        let mut out = String::new();
+        let error = ErrorDetail { kind: "api_error", message: message.to_string() };
+        frame(&mut out, &StreamEvent::Error { error });
+        out
     }
 }
 

@@ -382,13 +382,15 @@ impl Restream {
                     &Event::TextDone { item_id: at, output_index: index, content_index: 0, text, logprobs: [] },
                 );
                 self.emit(out, &Event::PartDone { item_id: at, output_index: index, content_index: 0, part: &part });
-                let item = OutputItem::Message { id: item_id, role: "assistant", status: "completed", content: vec![part] };
+                let item =
+                    OutputItem::Message { id: item_id, role: "assistant", status: "completed", content: vec![part] };
                 self.emit(out, &Event::ItemDone { output_index: index, item: &item });
                 self.done.push(item);
             }
             Open::Call { index, call_id, name, arguments, .. } => {
                 let item_id = format!("fc_{call_id}");
-                let done = Event::ArgumentsDone { item_id: &item_id, output_index: index, name: &name, arguments: &arguments };
+                let done =
+                    Event::ArgumentsDone { item_id: &item_id, output_index: index, name: &name, arguments: &arguments };
                 self.emit(out, &done);
                 let item = call_item(call_id, name, arguments, "completed");
                 self.emit(out, &Event::ItemDone { output_index: index, item: &item });
@@ -405,7 +407,10 @@ impl Restream {
             let item = message_item(item_id.clone(), "in_progress", None);
             self.emit(out, &Event::ItemAdded { output_index: index, item: &item });
             let empty = OutputText::new(String::new());
-            self.emit(out, &Event::PartAdded { item_id: &item_id, output_index: index, content_index: 0, part: &empty });
+            self.emit(
+                out,
+                &Event::PartAdded { item_id: &item_id, output_index: index, content_index: 0, part: &empty },
+            );
             self.open = Some(Open::Message { index, text: String::new() });
         }
         if let Some(Open::Message { index, text }) = &mut self.open {
