@@ -98,14 +98,22 @@ pub(super) trait Reframe: Send + 'static {
 /// protocol's failure frames.
 pub(super) fn reframe(resp: Response, mut state: impl Reframe) -> Response {
     let (parts, body) = resp.into_parts();
-    let events = eventsource_stream::EventStream::new(body.into_data_stream());
+    // The events already arrived are translated together and written as one body frame: one
+    // write instead of one per event.
+    let events = eventsource_stream::EventStream::new(body.into_data_stream()).ready_chunks(64);
     let out = async_stream::stream! {
         futures::pin_mut!(events);
-        while let Some(event) = events.next().await {
-            let frames = match event {
-                Ok(e) => state.on(&e.data),
-                Err(e) => state.fail(&format!("the stream broke: {e}")),
-            };
+        while let Some(batch) = events.next().await {
+            let mut frames = String::new();
+            for event in batch {
+                frames.push_str(&match event {
+                    Ok(e) => state.on(&e.data),
+                    Err(e) => state.fail(&format!("the stream broke: {e}")),
+                });
+                if state.finished() {
+                    break;
+                }
+            }
             let done = state.finished();
             yield Ok::<Bytes, std::io::Error>(Bytes::from(frames));
             if done {
