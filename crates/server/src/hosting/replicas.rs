@@ -242,7 +242,7 @@ impl ReplicaSet {
             let mut s = self.lock();
             // A replica nobody wants counts as starting until it is stopped, so that `stop`
             // waits for it.
-            if !matches!(result, Ok(_) if s.stopped) {
+            if !(result.is_ok() && s.stopped) {
                 s.starting = s.starting.saturating_sub(1);
             }
             match result {
