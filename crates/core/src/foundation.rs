@@ -279,7 +279,7 @@ mod tests {
         bad(|m| m.name = "tiny-chat".into(), "name");
         bad(|m| m.name = "system.ai.all-minilm-l6-v2".into(), "name");
         bad(|m| m.command = None, "command");
-        bad(|m| m.task = "llm/v1/images".into(), "task");
+        bad(|m| m.task = "llm/v1/audio".into(), "task");
         bad(|m| m.dir = "../etc".into(), "dir");
         bad(|m| m.band_tokens_per_second = 0, "band_tokens_per_second");
         bad(|m| m.band_usd_per_hour = -1.0, "band_usd_per_hour");

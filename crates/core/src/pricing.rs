@@ -215,6 +215,11 @@ mod tests {
             t.lookup("amazon-bedrock", "anthropic.claude-3-5-haiku")
         );
         assert!(t.lookup("openai", "gpt-4oz").is_none(), "no match without a boundary");
+        // Claude on Vertex AI: dated with '@', at Anthropic's list price.
+        assert_eq!(
+            t.lookup("google-cloud-vertex-ai", "claude-sonnet-4@20250514"),
+            t.lookup("anthropic", "claude-sonnet-4")
+        );
         assert!(t.lookup("custom", "gpt-4o").is_none(), "self-hosted models have no list price");
     }
 
