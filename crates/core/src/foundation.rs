@@ -87,8 +87,12 @@ impl Catalog {
             }
             let (_, task) = crate::models::check_version(m.runtime.as_str(), Some(&m.task), m.command.as_deref(), None)
                 .map_err(|v| e(&v.path, v.message))?;
-            if task == crate::models::SCORING {
-                return Err(e("task", "a foundation model serves an llm/v1 task".into()));
+            // Provisioned bands are tokens per second: an image model has no such measure.
+            if task == crate::models::SCORING || task == "llm/v1/images" {
+                return Err(e(
+                    "task",
+                    format!("'{task}': a foundation model serves llm/v1/chat, completions or embeddings"),
+                ));
             }
             if m.dir.is_empty() || m.dir.contains("..") || m.dir.starts_with('/') {
                 return Err(e(
@@ -280,6 +284,7 @@ mod tests {
         bad(|m| m.name = "system.ai.all-minilm-l6-v2".into(), "name");
         bad(|m| m.command = None, "command");
         bad(|m| m.task = "llm/v1/audio".into(), "task");
+        bad(|m| m.task = "llm/v1/images".into(), "task");
         bad(|m| m.dir = "../etc".into(), "dir");
         bad(|m| m.band_tokens_per_second = 0, "band_tokens_per_second");
         bad(|m| m.band_usd_per_hour = -1.0, "band_usd_per_hour");

@@ -139,8 +139,7 @@ pub fn router(mock: Arc<Mock>) -> Router {
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/completions", post(openai_completions))
         .route("/v1/embeddings", post(openai_embeddings))
-        .route("/openai/deployments/{deployment}/chat/completions", post(azure_chat))
-        .route("/openai/deployments/{deployment}/embeddings", post(azure_embeddings))
+        .route("/openai/deployments/{deployment}/{*operation}", post(azure))
         .route("/serving-endpoints/{name}/invocations", post(databricks_invocations))
         .route("/v1/messages", post(anthropic_messages))
         .route("/v2/chat", post(cohere_chat))
@@ -155,7 +154,6 @@ pub fn router(mock: Arc<Mock>) -> Router {
             post(vertex_claude),
         )
         .route("/v1/images/generations", post(openai_images))
-        .route("/openai/deployments/{deployment}/images/generations", post(azure_images))
         .route("/v2/embed", post(cohere_embed))
         .route("/{tenant}/oauth2/v2.0/token", post(entra_token))
         .route("/__requests", get(list_requests).delete(clear_requests))
@@ -622,29 +620,24 @@ fn entra_ok(mock: &Mock, headers: &HeaderMap) -> bool {
     }
 }
 
-async fn azure_chat(
+/// Azure OpenAI: the OpenAI operations under a deployment, which names the model.
+async fn azure(
     State(mock): State<Arc<Mock>>,
-    Path(d): Path<String>,
+    Path((d, operation)): Path<(String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = mock.record(&format!("/openai/deployments/{d}/chat/completions"), q, &headers, &body);
+    let body = mock.record(&format!("/openai/deployments/{d}/{operation}"), q, &headers, &body);
     if !entra_ok(&mock, &headers) {
         return error(Dialect::OpenAi, StatusCode::UNAUTHORIZED, "token was not issued by this tenant");
     }
-    chat_answer(&mock, body, &headers).await
-}
-
-async fn azure_embeddings(
-    State(mock): State<Arc<Mock>>,
-    Path(d): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body = mock.record(&format!("/openai/deployments/{d}/embeddings"), q, &headers, &body);
-    embedding_answer(&body)
+    match operation.as_str() {
+        "chat/completions" => chat_answer(&mock, body, &headers).await,
+        "embeddings" => embedding_answer(&body),
+        "images/generations" => openai_image_answer(&body, &d, &headers),
+        _ => error(Dialect::OpenAi, StatusCode::NOT_FOUND, "Resource not found"),
+    }
 }
 
 async fn databricks_invocations(
@@ -1099,20 +1092,6 @@ async fn openai_images(
     let body = mock.record("/v1/images/generations", q, &headers, &body);
     let model = body["model"].as_str().unwrap_or("dall-e-2").to_string();
     openai_image_answer(&body, &model, &headers)
-}
-
-async fn azure_images(
-    State(mock): State<Arc<Mock>>,
-    Path(d): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body = mock.record(&format!("/openai/deployments/{d}/images/generations"), q, &headers, &body);
-    if !entra_ok(&mock, &headers) {
-        return error(Dialect::OpenAi, StatusCode::UNAUTHORIZED, "token was not issued by this tenant");
-    }
-    openai_image_answer(&body, &d, &headers)
 }
 
 /// Titan Image Generator on Bedrock (`taskType: TEXT_IMAGE`).
