@@ -50,7 +50,7 @@ impl SortBy {
 #[derive(Subcommand)]
 pub enum UsageCmd {
     /// Requests, errors, tokens and cost, grouped:
-    /// modelgate usage report --group-by endpoint,tag.team --bucket day --since 7d
+    /// modelgate usage report --group-by endpoint,tag.team --bucket day --since 7d; anyone: modelgate usage report --mine --group-by endpoint
     Report {
         /// Comma-separated: endpoint, served_entity, requester, provider, model, tag.<key>,
         /// usage_context.<key>.
@@ -71,6 +71,9 @@ pub enum UsageCmd {
         /// Only the first N rows (after --sort).
         #[arg(long, value_name = "N")]
         top: Option<usize>,
+        /// Only your own queries, on every endpoint (no admin or manage rights needed).
+        #[arg(long)]
+        mine: bool,
     },
     /// Price past records again with the server's current price table (admins):
     /// modelgate usage recompute --since 30d
@@ -116,9 +119,12 @@ fn cell(row: &Value, col: &str) -> String {
 /// Runs `modelgate usage ...`.
 pub async fn run(client: &Client, cmd: UsageCmd, output: Output) -> Result<(), CliError> {
     match cmd {
-        UsageCmd::Report { group_by, bucket, since, format, sort, top } => {
+        UsageCmd::Report { group_by, bucket, since, format, sort, top, mine } => {
             let start = ago(since);
             let mut q: Vec<(&str, &str)> = vec![("start", start.as_str())];
+            if mine {
+                q.push(("mine", "true"));
+            }
             if let Some(g) = group_by.as_deref() {
                 q.push(("group_by", g));
             }

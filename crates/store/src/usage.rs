@@ -223,6 +223,8 @@ pub struct ReportQuery {
     pub end: i64,
     /// Only these endpoints (`None`: all).
     pub endpoints: Option<Vec<String>>,
+    /// Only this caller's queries (SCIM id), on any endpoint.
+    pub requester_id: Option<String>,
 }
 
 /// One row of a report.
@@ -676,6 +678,9 @@ macro_rules! usage_tables_on {
                         list.push_bind(e.clone());
                     }
                     sql.push(")");
+                }
+                if let Some(id) = &q.requester_id {
+                    sql.push(" AND requester_id = ").push_bind(id.clone());
                 }
                 let groups: Vec<String> = std::iter::once("bucket".to_string())
                     .chain((0..q.group_by.len()).map(|i| format!("d{i}")))

@@ -374,6 +374,7 @@ async fn reports_bucket_in_utc_and_group_by_tags_and_usage_context(engine: Engin
         start: MONDAY - 24 * HOUR,
         end: MONDAY + 24 * HOUR,
         endpoints: None,
+        requester_id: None,
     };
     let by_tag = db.report(&q(vec![Dimension::Tag("team".into())], None)).await.unwrap();
     let rows: Vec<_> =

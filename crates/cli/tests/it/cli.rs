@@ -680,6 +680,10 @@ fn no_usage_record_is_lost_on_sigterm_under_load() {
     assert_eq!((row[1], row[2]), ("load", answered.to_string().as_str()));
     let table = ok(run(&server.host, &["usage", "report", "--group-by", "model"], None));
     assert!(table.contains("gpt-4o") && table.contains("price table builtin-"), "{table}");
+    // The admin token made every query: its own report holds them all.
+    let mine = ok(run(&server.host, &["usage", "report", "--mine", "--group-by", "endpoint", "-o", "json"], None));
+    let mine: serde_json::Value = serde_json::from_str(&mine).unwrap();
+    assert_eq!((mine["mine"].as_bool(), mine["rows"][0]["requests"].as_u64()), (Some(true), Some(answered)), "{mine}");
     let summary = ok(run(&server.host, &["serving-endpoints", "get-metrics", "load"], None));
     assert!(
         summary.contains("WINDOW") && summary.contains("5m") && summary.contains(&format!("({answered})")),

@@ -30,6 +30,8 @@ pub struct ReportParams {
     start: Option<String>,
     /// Exclusive end: ms since the epoch or RFC 3339.
     end: Option<String>,
+    /// Only the caller's own queries, on every endpoint (anyone may ask for their own).
+    mine: Option<bool>,
 }
 
 /// A time given as ms since the epoch or as an RFC 3339 timestamp.
@@ -45,7 +47,8 @@ pub fn parse_time(field: &str, s: &str) -> ApiResult<i64> {
 }
 
 /// `GET /api/2.0/usage`: requests, errors, tokens and cost grouped by dimensions and time.
-/// Admins see every endpoint; others see the endpoints they may manage.
+/// Admins see every endpoint; others see the endpoints they may manage, and with `mine=true`
+/// anyone sees their own queries on every endpoint.
 pub async fn report(
     State(app): State<AppState>,
     Extension(caller): Extension<Arc<Principal>>,
@@ -68,7 +71,8 @@ pub async fn report(
     if start >= end {
         return Err(ApiError::invalid("start", "must be before end"));
     }
-    let endpoints = (!caller.is_admin).then(|| {
+    let mine = p.mine.unwrap_or(false);
+    let endpoints = (!caller.is_admin && !mine).then(|| {
         let snap = app.snapshot.load();
         snap.endpoints
             .values()
@@ -78,7 +82,8 @@ pub async fn report(
     });
     // Reports read their own writes: what the writer still holds is written first.
     app.usage.flush().await;
-    let query = ReportQuery { group_by: group_by.clone(), bucket, start, end, endpoints };
+    let requester_id = mine.then(|| caller.id.clone());
+    let query = ReportQuery { group_by: group_by.clone(), bucket, start, end, endpoints, requester_id };
     let rows = app.usage.db.report(&query).await?;
     let rows: Vec<Value> = rows
         .into_iter()
@@ -99,7 +104,7 @@ pub async fn report(
         })
         .collect();
     Ok(Json(json!({
-        "start": start, "end": end, "bucket": p.bucket,
+        "start": start, "end": end, "bucket": p.bucket, "mine": mine,
         "group_by": group_by.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "price_version": app.usage.prices().version(),
         "rows": rows,
@@ -193,6 +198,7 @@ pub async fn break_even(
         start,
         end,
         endpoints: Some(vec![ep.name.clone()]),
+        requester_id: None,
     };
     let hours = app.usage.db.report(&query).await?;
     let per_hour = |r: &modelgate_store::ReportRow| (r.input_tokens + r.output_tokens).max(0) as u64;

@@ -260,3 +260,47 @@ async fn streams_count_the_providers_usage_even_when_the_client_did_not_ask_for_
     assert_eq!(row["output_tokens"], 82, "{row}");
     assert!(close(row["cost_usd"].as_f64().unwrap(), 2.0 * gpt4o_cost(5, 0, 41)), "{row}");
 }
+
+#[tokio::test]
+async fn anyone_reads_their_own_usage_and_spend_and_nobody_elses() {
+    let (_m, url) = mock().await;
+    let t = TestServer::start().await;
+    t.secret("llm", "k", "sk-usage").await;
+    create_principal(&t, "Users", json!({"userName": "dev@example.com"})).await;
+    for name in ["chat-a", "chat-b"] {
+        create_ready(&t, json!({"name": name, "config": {"served_entities": [mock_entity("a", &url, json!({}))]}}))
+            .await;
+        let (_, ep) = t.get(&format!("{SE}/{name}")).await;
+        let acl = json!({"access_control_list": [{"user_name": "dev@example.com", "permission_level": "CAN_QUERY"}]});
+        let perms = format!("/api/2.0/permissions/serving-endpoints/{}", ep["id"].as_str().unwrap());
+        assert_eq!(t.put(&perms, acl).await.0, StatusCode::OK);
+    }
+    let dev = token_for(&t, json!({"user_name": "dev@example.com"})).await;
+    let ask = json!({"messages": [{"role": "user", "content": "hi"}]});
+    for (who, name, times) in [(Some(&dev), "chat-a", 2), (Some(&dev), "chat-b", 1), (None, "chat-a", 3)] {
+        for _ in 0..times {
+            let path = format!("/serving-endpoints/{name}/invocations");
+            let (s, b) = match who {
+                Some(token) => t.call_as(Some(token), reqwest::Method::POST, &path, Some(ask.clone())).await,
+                None => t.post(&path, ask.clone()).await,
+            };
+            assert_eq!(s, StatusCode::OK, "{b}");
+        }
+    }
+    let as_dev = |q: &'static str| t.call_as(Some(&dev), reqwest::Method::GET, q, None);
+    let (s, mine) = as_dev("/api/2.0/usage?mine=true&group_by=endpoint").await;
+    assert_eq!(s, StatusCode::OK, "{mine}");
+    let rows: Vec<(String, i64)> = mine["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["endpoint"].as_str().unwrap().to_string(), r["requests"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(rows, [("chat-a".into(), 2), ("chat-b".into(), 1)], "only dev's own queries: {mine}");
+    assert!(mine["rows"][0]["cost_usd"].as_f64().unwrap() > 0.0, "with their spend: {mine}");
+    let (_, without) = as_dev("/api/2.0/usage?group_by=endpoint").await;
+    assert_eq!(without["rows"], json!([]), "without mine, only managed endpoints (none)");
+    // The admin's own view counts only the admin's queries.
+    let all = report(&t, "mine=true&group_by=endpoint").await;
+    assert_eq!(all["rows"][0]["requests"], 3, "{all}");
+}
