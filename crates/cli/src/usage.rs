@@ -52,8 +52,8 @@ pub enum UsageCmd {
     /// Requests, errors, tokens and cost, grouped:
     /// modelgate usage report --group-by endpoint,tag.team --bucket day --since 7d; anyone: modelgate usage report --mine --group-by endpoint
     Report {
-        /// Comma-separated: endpoint, served_entity, requester, provider, model, tag.<key>,
-        /// usage_context.<key>.
+        /// Comma-separated: endpoint, served_entity, requester, provider, model, token (the
+        /// token id), tag.<key>, usage_context.<key>.
         #[arg(long, value_name = "DIMS")]
         group_by: Option<String>,
         /// Time bucket: hour, day, week or month (UTC).

@@ -51,7 +51,7 @@ const USAGE: &[(&str, &str)] = &[(
     "request_id:t client_request_id:t request_time:i endpoint_id:t endpoint_name:t served_entity:t provider:t model:t \
      requester:t requester_id:t status_code:i error_code:t streaming:b input_tokens:i output_tokens:i \
      cached_input_tokens:i cache_write_tokens:i reasoning_tokens:i latency_ms:r ttft_ms:r usage_context:t tags:t \
-     cost_usd:r price_version:t upstream_status:i error_message:t attempts:i entities_tried:t billing:t images:i",
+     cost_usd:r price_version:t upstream_status:i error_message:t attempts:i entities_tried:t billing:t images:i token_id:t",
 )];
 
 const INFERENCE: &[(&str, &str)] = &[(

@@ -68,6 +68,9 @@ pub struct UsageRecord {
     pub reasoning_tokens: i64,
     /// Images generated (image endpoints).
     pub images: i64,
+    /// The token the query was made with (its id); `None` for a console session or a refusal
+    /// before authentication.
+    pub token_id: Option<String>,
     /// Arrival to last byte.
     pub latency_ms: f64,
     /// Arrival to first streamed token.
@@ -138,6 +141,8 @@ pub enum Dimension {
     Provider,
     /// Provider model.
     Model,
+    /// The token the query was made with (its id).
+    Token,
     /// An endpoint tag.
     Tag(String),
     /// A key of the request's `usage_context`.
@@ -159,11 +164,12 @@ impl FromStr for Dimension {
             "requester" => Dimension::Requester,
             "provider" => Dimension::Provider,
             "model" => Dimension::Model,
+            "token" => Dimension::Token,
             _ if s.starts_with("tag.") => Dimension::Tag(key(&s[4..])?),
             _ if s.starts_with("usage_context.") => Dimension::UsageContext(key(&s[14..])?),
             other => {
                 return Err(format!(
-                    "'{other}' is not a dimension: use endpoint, served_entity, requester, provider, model, tag.<key> or usage_context.<key>"
+                    "'{other}' is not a dimension: use endpoint, served_entity, requester, provider, model, token, tag.<key> or usage_context.<key>"
                 ));
             }
         })
@@ -178,6 +184,7 @@ impl std::fmt::Display for Dimension {
             Dimension::Requester => f.write_str("requester"),
             Dimension::Provider => f.write_str("provider"),
             Dimension::Model => f.write_str("model"),
+            Dimension::Token => f.write_str("token"),
             Dimension::Tag(k) => write!(f, "tag.{k}"),
             Dimension::UsageContext(k) => write!(f, "usage_context.{k}"),
         }
@@ -488,7 +495,7 @@ pub trait UsageTables: Send + Sync + 'static {
 const USAGE_COLUMNS: &str = "INSERT INTO usage (request_id, client_request_id, request_time, endpoint_id, endpoint_name, \
      served_entity, provider, model, requester, requester_id, status_code, error_code, streaming, input_tokens, \
      output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, usage_context, \
-     tags, cost_usd, price_version, upstream_status, error_message, attempts, entities_tried, billing, images) ";
+     tags, cost_usd, price_version, upstream_status, error_message, attempts, entities_tried, billing, images, token_id) ";
 
 /// Sums that both engines give as BIGINT / DOUBLE PRECISION (PostgreSQL's plain `SUM` of a
 /// BIGINT is NUMERIC, and SQLite has no `TOTAL` elsewhere).
@@ -506,10 +513,10 @@ macro_rules! usage_tables_on {
 
             async fn insert(&self, records: &[UsageRecord]) -> Result<()> {
                 let mut tx = self.writer.begin().await?;
-                // Several rows per statement: every statement is a round trip. 30 columns × 33
+                // Several rows per statement: every statement is a round trip. 31 columns × 32
                 // rows stays under the smallest bound-parameter limit SQLite builds use (999),
-                // and at most 33 statement shapes exist, so all stay prepared in the cache.
-                for chunk in records.chunks(33) {
+                // and at most 32 statement shapes exist, so all stay prepared in the cache.
+                for chunk in records.chunks(32) {
                     let mut q: QueryBuilder<$db> = QueryBuilder::new(USAGE_COLUMNS);
                     q.push_values(chunk, |mut b, r| {
                         b.push_bind(&r.request_id)
@@ -541,7 +548,8 @@ macro_rules! usage_tables_on {
                             .push_bind(r.attempts)
                             .push_bind(&r.entities_tried)
                             .push_bind(if r.billing.is_empty() { billing::PER_TOKEN } else { r.billing.as_str() })
-                            .push_bind(r.images);
+                            .push_bind(r.images)
+                            .push_bind(&r.token_id);
                     });
                     q.push(" ON CONFLICT DO NOTHING");
                     q.build().execute(&mut *tx).await?;
@@ -647,6 +655,7 @@ macro_rules! usage_tables_on {
                         Dimension::Requester => sql.push("requester"),
                         Dimension::Provider => sql.push("provider"),
                         Dimension::Model => sql.push("model"),
+                        Dimension::Token => sql.push("token_id"),
                         // Keys are restricted to characters that need no quoting inside the path.
                         Dimension::Tag(k) => sql
                             .push(<$db as Dialect>::json_field("tags"))

@@ -179,6 +179,7 @@ pub(super) fn refused(app: &AppState, caller: &Principal, name: &str, resp: &Res
         endpoint_name: name.chars().take(MAX_RECORDED_NAME).collect(),
         requester: caller.user_name.clone(),
         requester_id: caller.id.clone(),
+        token_id: Some(caller.token_id.clone()).filter(|t| !t.is_empty()),
         status_code: i64::from(resp.status().as_u16()),
         error_code: error.map(|e| e.code.to_string()),
         error_message: error.map(|e| e.message.chars().take(1000).collect()),

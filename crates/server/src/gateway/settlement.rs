@@ -164,6 +164,7 @@ impl Ledger {
             endpoint_name: ep.name.clone(),
             requester: caller.user_name.clone(),
             requester_id: caller.id.clone(),
+            token_id: Some(caller.token_id.clone()).filter(|t| !t.is_empty()),
             streaming: facts.stream,
             usage_context: facts.usage_context.as_ref().map(|c| Value::Object(c.clone()).to_string()),
             tags: ep.tags.as_deref().map(str::to_string),

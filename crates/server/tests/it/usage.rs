@@ -276,8 +276,10 @@ async fn anyone_reads_their_own_usage_and_spend_and_nobody_elses() {
         assert_eq!(t.put(&perms, acl).await.0, StatusCode::OK);
     }
     let dev = token_for(&t, json!({"user_name": "dev@example.com"})).await;
+    let second = token_for(&t, json!({"user_name": "dev@example.com"})).await;
     let ask = json!({"messages": [{"role": "user", "content": "hi"}]});
-    for (who, name, times) in [(Some(&dev), "chat-a", 2), (Some(&dev), "chat-b", 1), (None, "chat-a", 3)] {
+    let queries = [(Some(&dev), "chat-a", 2), (Some(&second), "chat-b", 1), (None, "chat-a", 3)];
+    for (who, name, times) in queries {
         for _ in 0..times {
             let path = format!("/serving-endpoints/{name}/invocations");
             let (s, b) = match who {
@@ -298,6 +300,14 @@ async fn anyone_reads_their_own_usage_and_spend_and_nobody_elses() {
         .collect();
     assert_eq!(rows, [("chat-a".into(), 2), ("chat-b".into(), 1)], "only dev's own queries: {mine}");
     assert!(mine["rows"][0]["cost_usd"].as_f64().unwrap() > 0.0, "with their spend: {mine}");
+    // By token: each of dev's two tokens has its own row.
+    let (_, by_token) = as_dev("/api/2.0/usage?mine=true&group_by=token").await;
+    let mut counts: Vec<i64> =
+        by_token["rows"].as_array().unwrap().iter().map(|r| r["requests"].as_i64().unwrap()).collect();
+    counts.sort();
+    assert_eq!(counts, [1, 2], "{by_token}");
+    assert!(by_token["rows"].as_array().unwrap().iter().all(|r| r["token"].as_str().is_some_and(|t| !t.is_empty())));
+    assert!(!by_token.to_string().contains(&dev), "token values never appear");
     let (_, without) = as_dev("/api/2.0/usage?group_by=endpoint").await;
     assert_eq!(without["rows"], json!([]), "without mine, only managed endpoints (none)");
     // The admin's own view counts only the admin's queries.
