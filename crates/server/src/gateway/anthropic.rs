@@ -23,7 +23,7 @@ use crate::snapshot::Principal;
 use crate::state::AppState;
 
 /// Anthropic Messages, for [`super::translate::serve`].
-pub(super) struct Messages;
+pub(crate) struct Messages;
 
 impl super::translate::Protocol for Messages {
     type Request = MessagesRequest;
@@ -42,8 +42,8 @@ impl super::translate::Protocol for Messages {
         to_chat(req)
     }
 
-    fn answer(chat: &Value, model: &str) -> Value {
-        serde_json::to_value(message_of(chat, model)).unwrap_or(Value::Null)
+    fn answer(chat: &Value, model: &str) -> Response {
+        Json(message_of(chat, model)).into_response()
     }
 
     fn reframer(model: &str) -> Restream {
@@ -53,15 +53,6 @@ impl super::translate::Protocol for Messages {
     fn error(status: StatusCode, message: String) -> Response {
         error(status, message)
     }
-}
-
-/// `POST /v1/messages`
-pub async fn messages(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Arc<Principal>>,
-    RawBody(raw): RawBody,
-) -> Response {
-    super::translate::serve::<Messages>(&app, &caller, raw).await
 }
 
 /// `POST /v1/messages/count_tokens`: the input tokens, counted with the tokenizer limits use.
@@ -333,7 +324,7 @@ fn error(status: StatusCode, message: String) -> Response {
 }
 
 /// What the translation of one stream has seen.
-pub(super) struct Restream {
+pub(crate) struct Restream {
     model: String,
     started: bool,
     /// The open block: its index and whether it is text (else the tool call's OpenAI index).

@@ -29,7 +29,7 @@ mod query;
 mod relay;
 pub(crate) mod responses;
 pub(crate) mod settlement;
-mod translate;
+pub(crate) mod translate;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -4,12 +4,9 @@
 //! (`anthropic`), so every chat provider answers it. Responses are not stored:
 //! `previous_response_id` is refused with a 400 saying so.
 
-use std::sync::Arc;
-
-use axum::extract::State;
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use modelgate_providers::Body;
 use modelgate_wire::responses::{
     self as wire, BareMessage, Event, Input, InputDetails, Item, MessageContent, OutputDetails, OutputItem, OutputText,
@@ -19,12 +16,9 @@ use serde_json::{Map, Value, json};
 use std::fmt::Write as _;
 
 use super::translate::{Chunk, Reframe, at, json_string};
-use crate::extract::RawBody;
-use crate::snapshot::Principal;
-use crate::state::AppState;
 
 /// OpenAI Responses, for [`super::translate::serve`].
-pub(super) struct Responses;
+pub(crate) struct Responses;
 
 impl super::translate::Protocol for Responses {
     type Request = ResponsesRequest;
@@ -43,7 +37,7 @@ impl super::translate::Protocol for Responses {
         to_chat(req)
     }
 
-    fn answer(chat: &Value, model: &str) -> Value {
+    fn answer(chat: &Value, model: &str) -> Response {
         response_of(chat, model)
     }
 
@@ -54,15 +48,6 @@ impl super::translate::Protocol for Responses {
     fn error(status: StatusCode, message: String) -> Response {
         error(status, message)
     }
-}
-
-/// `POST /v1/responses`
-pub async fn create(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Arc<Principal>>,
-    RawBody(raw): RawBody,
-) -> Response {
-    super::translate::serve::<Responses>(&app, &caller, raw).await
 }
 
 /// The text of message content.
@@ -277,7 +262,7 @@ fn call_item(call_id: String, name: String, arguments: String, status: &'static 
 }
 
 /// The Response for a whole chat completion.
-pub fn response_of(answer: &Value, model: &str) -> Value {
+pub fn response_of(answer: &Value, model: &str) -> Response {
     let id = response_id(at(answer, "/id").as_str());
     let choice = at(answer, "/choices/0");
     let mut output = Vec::new();
@@ -294,7 +279,7 @@ pub fn response_of(answer: &Value, model: &str) -> Value {
         _ => ("completed", None),
     };
     let usage = usage_of(at(answer, "/usage"));
-    serde_json::to_value(envelope(&id, model, status, &output, &usage, incomplete)).unwrap_or(Value::Null)
+    Json(envelope(&id, model, status, &output, &usage, incomplete)).into_response()
 }
 
 /// OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`.
@@ -319,7 +304,7 @@ enum Open {
 }
 
 /// What the translation of one stream has seen.
-pub(super) struct Restream {
+pub(crate) struct Restream {
     model: String,
     id: String,
     seq: u64,

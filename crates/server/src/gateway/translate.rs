@@ -2,10 +2,9 @@
 //! request, runs it through the chat pipeline and translates the answer, error or stream back
 //! ([`serve`] over a [`Protocol`]); re-framing a stream event by event; the headers worth keeping.
 
-use axum::Json;
 use axum::body::{Body as HttpBody, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use modelgate_providers::{Body, Task};
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
@@ -85,7 +84,7 @@ pub(super) fn json_string(text: &str) -> String {
 }
 
 /// One protocol's translation of a chat-completion stream.
-pub(super) trait Reframe: Send + 'static {
+pub(crate) trait Reframe: Send + 'static {
     /// The frames for one event's `data` (`[DONE]` included).
     fn on(&mut self, data: &str) -> String;
     /// The frames that end a stream that failed.
@@ -133,7 +132,7 @@ pub(super) fn reframe(resp: Response, mut state: impl Reframe) -> Response {
 }
 
 /// An inbound protocol translated onto the chat pipeline.
-pub(super) trait Protocol {
+pub(crate) trait Protocol {
     /// Its request.
     type Request: DeserializeOwned;
     /// Its stream translation.
@@ -146,12 +145,21 @@ pub(super) trait Protocol {
     fn stream(req: &Self::Request) -> bool;
     /// The internal chat request; the error names what cannot be translated.
     fn to_chat(req: &Self::Request) -> Result<Body, String>;
-    /// The protocol's answer for a whole chat completion.
-    fn answer(chat: &Value, model: &str) -> Value;
+    /// The protocol's answer for a whole chat completion, serialised from its typed shape.
+    fn answer(chat: &Value, model: &str) -> Response;
     /// A fresh stream translation.
     fn reframer(model: &str) -> Self::Stream;
     /// The protocol's error body for a status.
     fn error(status: StatusCode, message: String) -> Response;
+}
+
+/// The route of a translated protocol: `POST` its request, get its answer.
+pub(crate) async fn handle<P: Protocol>(
+    axum::extract::State(app): axum::extract::State<crate::state::AppState>,
+    axum::Extension(caller): axum::Extension<std::sync::Arc<crate::snapshot::Principal>>,
+    crate::extract::RawBody(raw): crate::extract::RawBody,
+) -> Response {
+    serve::<P>(&app, &caller, raw).await
 }
 
 /// Parses `raw` as `P`'s request, runs it through the pipeline as a chat query and answers in
@@ -182,7 +190,7 @@ pub(super) async fn serve<P: Protocol>(
         let answer =
             axum::body::to_bytes(body, MAX_ANSWER).await.ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
         match answer {
-            Some(chat) => Json(P::answer(&chat, &model)).into_response(),
+            Some(chat) => P::answer(&chat, &model),
             None => P::error(StatusCode::BAD_GATEWAY, "The answer is not a chat completion.".into()),
         }
     } else {
