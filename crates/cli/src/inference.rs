@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
@@ -150,6 +150,7 @@ const SCHEMA: &str = "message payload {
     REQUIRED GROUP logging_error_codes (LIST) { REPEATED GROUP list { REQUIRED BYTE_ARRAY element (UTF8); } }
     OPTIONAL BYTE_ARRAY served_entity_id (UTF8);
     OPTIONAL BYTE_ARRAY requester (UTF8);
+    REQUIRED BOOLEAN cache_hit;
 }";
 
 /// How each column of [`SCHEMA`] is filled, in order.
@@ -162,9 +163,10 @@ enum Col {
     Int64(&'static str),
     Double(&'static str),
     TextList(&'static str),
+    Bool(&'static str),
 }
 
-const COLUMNS: [Col; 12] = [
+const COLUMNS: [Col; 13] = [
     Col::Text("databricks_request_id"),
     Col::Date,
     Col::OptionalText("client_request_id"),
@@ -177,6 +179,7 @@ const COLUMNS: [Col; 12] = [
     Col::TextList("logging_error_codes"),
     Col::OptionalText("served_entity_id"),
     Col::OptionalText("requester"),
+    Col::Bool("cache_hit"),
 ];
 
 fn write_column(
@@ -209,6 +212,10 @@ fn write_column(
             col.typed::<Int32Type>().write_batch(&v, None, None)
         }
         Col::Int64(k) => col.typed::<Int64Type>().write_batch(&int(k), None, None),
+        Col::Bool(k) => {
+            let v: Vec<bool> = records.iter().map(|r| r[k].as_bool().unwrap_or(false)).collect();
+            col.typed::<BoolType>().write_batch(&v, None, None)
+        }
         Col::Double(k) => {
             let v: Vec<f64> = records.iter().map(|r| r[k].as_f64().unwrap_or(0.0)).collect();
             col.typed::<DoubleType>().write_batch(&v, None, None)

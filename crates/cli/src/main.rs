@@ -268,6 +268,11 @@ struct ServeArgs {
     /// On shutdown, how long open requests may finish before their connections are closed.
     #[arg(long, env = "MODELGATE_DRAIN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
     drain_timeout: Duration,
+    /// Most memory the response cache of endpoints with `ai_gateway.cache_config` may hold
+    /// (bytes, or with a KiB/MiB/GiB suffix); the least recently used answers go first. With
+    /// --redis-url, answers are shared through Redis too.
+    #[arg(long, env = "MODELGATE_RESPONSE_CACHE_SIZE", value_parser = parse_bytes, default_value = "256MiB")]
+    response_cache_size: usize,
     /// How long audit records are kept.
     #[arg(long, env = "MODELGATE_AUDIT_RETENTION", value_parser = humantime::parse_duration, default_value = "365days")]
     audit_retention: Duration,
@@ -592,6 +597,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             max_upstream_body: args.max_upstream_body,
             max_stream_event: args.max_stream_event,
             drain_timeout: args.drain_timeout,
+            response_cache_size: args.response_cache_size,
             ..Default::default()
         },
         outbound: modelgate_core::outbound::OutboundPolicy::with(args.outbound_allow),

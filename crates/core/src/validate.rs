@@ -779,8 +779,27 @@ pub fn deprecation(d: &modelgate_wire::Deprecation, endpoint: &str, min_notice_d
 /// Bounds of `health_check_config.interval_seconds`.
 pub const HEALTH_CHECK_INTERVAL_SECONDS: std::ops::RangeInclusive<u64> = 10..=86_400;
 
+/// Bounds of `cache_config.ttl_seconds`.
+pub const CACHE_TTL_SECONDS: std::ops::RangeInclusive<u64> = 1..=86_400;
+
 /// Validates an `ai_gateway` block at `path`.
 pub fn ai_gateway(g: &AiGatewayConfig, path: &str) -> Result<()> {
+    if let Some(c) = &g.cache_config {
+        let cpath = sub(path, "cache_config");
+        if let Some(t) = c.ttl_seconds
+            && !CACHE_TTL_SECONDS.contains(&t)
+        {
+            return Err(err(
+                format!("{cpath}.ttl_seconds"),
+                format!("must be {} to {} seconds, got {t}", CACHE_TTL_SECONDS.start(), CACHE_TTL_SECONDS.end()),
+            ));
+        }
+        if let Some(scope) = c.scope.as_deref()
+            && !["endpoint", "caller"].contains(&scope)
+        {
+            return Err(err(format!("{cpath}.scope"), format!("'{scope}' is not one of endpoint, caller")));
+        }
+    }
     if let Some(i) = g.health_check_config.as_ref().and_then(|h| h.interval_seconds)
         && !HEALTH_CHECK_INTERVAL_SECONDS.contains(&i)
     {
@@ -1034,5 +1053,24 @@ mod tests {
             {"renewal_period": "hour", "calls": 10}]}))
         .unwrap();
         assert!(ai_gateway(&g, "ai_gateway").is_err());
+    }
+
+    #[test]
+    fn cache_config_bounds() {
+        let check = |v: serde_json::Value| {
+            let g: AiGatewayConfig = serde_json::from_value(json!({"cache_config": v})).unwrap();
+            ai_gateway(&g, "ai_gateway")
+        };
+        assert!(check(json!({"enabled": true, "ttl_seconds": 60, "scope": "caller", "cache_sampled": true})).is_ok());
+        assert_eq!(
+            check(json!({"enabled": true, "ttl_seconds": 0})).unwrap_err().path,
+            "ai_gateway.cache_config.ttl_seconds"
+        );
+        assert!(check(json!({"enabled": true, "ttl_seconds": 86_401})).unwrap_err().message.contains("1 to 86400"));
+        let e = check(json!({"enabled": true, "scope": "user"})).unwrap_err();
+        assert_eq!((e.path.as_str(), e.message.contains("'user'")), ("ai_gateway.cache_config.scope", true));
+        assert!(
+            serde_json::from_value::<AiGatewayConfig>(json!({"cache_config": {"enabled": true, "ttl": 5}})).is_err()
+        );
     }
 }

@@ -165,6 +165,21 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
+/// What the data plane reads from a query's headers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueryHeaders {
+    /// The client's `Cache-Control` for the response cache.
+    pub cache: crate::policy::cache::Directive,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryHeaders {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(QueryHeaders { cache: crate::policy::cache::Directive::of(&parts.headers) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

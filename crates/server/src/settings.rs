@@ -25,6 +25,8 @@ pub struct Limits {
     pub max_upstream_error_body: usize,
     /// On shutdown, how long open requests may finish before their connections are closed.
     pub drain_timeout: Duration,
+    /// Most bytes of answers the response cache holds in memory.
+    pub response_cache_size: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +41,7 @@ impl Default for Limits {
             max_stream_event: 1024 * 1024,
             max_upstream_error_body: 64 * 1024,
             drain_timeout: Duration::from_secs(30),
+            response_cache_size: 256 * 1024 * 1024,
         }
     }
 }

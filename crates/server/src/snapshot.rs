@@ -123,6 +123,8 @@ pub struct LiveEndpoint {
     pub grants: Vec<(String, Level)>,
     /// Rate limits: `ai_gateway.rate_limits` plus the legacy `rate_limits`.
     pub rate_limits: Vec<modelgate_wire::AiGatewayRateLimit>,
+    /// `ai_gateway.cache_config`, when the cache is on.
+    pub cache: Option<Arc<crate::policy::cache::LiveCache>>,
     /// Compiled `ai_gateway.guardrails`, when any is on.
     pub guardrails: Option<Arc<crate::policy::guardrails::Policy>>,
     /// The endpoint's tags as a JSON object (`{"team": "ml"}`), for usage records.
@@ -331,6 +333,7 @@ impl Snapshot {
                 grants: grants.remove(&e.id).unwrap_or_default(),
                 rate_limits: Vec::new(),
                 guardrails: None,
+                cache: None,
                 tags: tags_object(&tag_list),
                 tag_map: tag_list.iter().map(|t| (t.key.clone(), t.value.clone().unwrap_or_default())).collect(),
                 budget_policy_id: e.budget_policy_id.clone(),
@@ -343,6 +346,8 @@ impl Snapshot {
                 .and_then(|g| g.guardrails.as_ref())
                 .and_then(crate::policy::guardrails::Policy::compile)
                 .map(Arc::new);
+            live.cache =
+                crate::policy::cache::LiveCache::of(&e.id, e.active_version, live.ai_gateway.as_ref()).map(Arc::new);
             live.rate_limits = live.ai_gateway.iter().flat_map(|g| g.rate_limits.iter().flatten().cloned()).collect();
             live.rate_limits.extend(legacy.into_iter().map(|l| modelgate_wire::AiGatewayRateLimit {
                 renewal_period: l.renewal_period,

@@ -68,6 +68,8 @@ pub struct Shared {
     pub usage: Arc<crate::telemetry::usage::UsageSink>,
     /// Inference-table payloads: the writer, the database.
     pub inference: Arc<crate::telemetry::inference::InferenceSink>,
+    /// Answers of endpoints with `ai_gateway.cache_config`.
+    pub cache: Arc<crate::policy::cache::ResponseCache>,
     /// Budget policies and their spend.
     pub budgets: Arc<crate::policy::budgets::Budgets>,
     /// Resource limits.
@@ -119,6 +121,10 @@ impl AppState {
         breakers.sync(snapshot.entity_fingerprints());
         let health = Arc::new(HealthBoard::default());
         health.sync(snapshot.entity_fingerprints());
+        let cache = Arc::new(crate::policy::cache::ResponseCache::new(
+            config.limits.response_cache_size as u64,
+            counters.shared_store().cloned(),
+        ));
         Ok(AppState(Arc::new(Shared {
             store,
             cipher,
@@ -140,6 +146,7 @@ impl AppState {
             metrics: metrics.clone(),
             usage,
             inference,
+            cache,
             budgets: Arc::new(crate::policy::budgets::Budgets::default()),
             limits: config.limits,
             outbound: config.outbound.clone(),

@@ -40,6 +40,8 @@ pub struct PayloadRecord {
     pub served_entity_id: Option<String>,
     /// User name or service principal application id.
     pub requester: Option<String>,
+    /// Answered from the response cache (our extension).
+    pub cache_hit: bool,
 }
 
 /// Filters of a payload query.
@@ -111,13 +113,13 @@ macro_rules! inference_tables_on {
 
             async fn insert(&self, records: &[PayloadRecord]) -> Result<()> {
                 let mut tx = self.writer.begin().await?;
-                // Several rows per statement (each is a round trip); 13 columns × 70
+                // Several rows per statement (each is a round trip); 14 columns × 70
                 // rows stays under the smallest bound-parameter limit SQLite builds use (999).
                 for chunk in records.chunks(70) {
                     let mut q: QueryBuilder<$db> = QueryBuilder::new(
                         "INSERT INTO payloads (databricks_request_id, endpoint_name, request_date, client_request_id, \
                          request_time, status_code, sampling_fraction, execution_duration_ms, request, response, \
-                         logging_error_codes, served_entity_id, requester) ",
+                         logging_error_codes, served_entity_id, requester, cache_hit) ",
                     );
                     q.push_values(chunk, |mut b, r| {
                         b.push_bind(&r.databricks_request_id)
@@ -132,7 +134,8 @@ macro_rules! inference_tables_on {
                             .push_bind(&r.response)
                             .push_bind(serde_json::to_string(&r.logging_error_codes).unwrap_or_else(|_| "[]".into()))
                             .push_bind(&r.served_entity_id)
-                            .push_bind(&r.requester);
+                            .push_bind(&r.requester)
+                            .push_bind(r.cache_hit);
                     });
                     q.push(" ON CONFLICT DO NOTHING");
                     q.build().execute(&mut *tx).await?;
@@ -170,6 +173,7 @@ macro_rules! inference_tables_on {
                             .unwrap_or_default(),
                         served_entity_id: r.get("served_entity_id"),
                         requester: r.get("requester"),
+                        cache_hit: r.get("cache_hit"),
                     })
                     .collect())
             }

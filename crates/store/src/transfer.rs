@@ -58,7 +58,7 @@ const INFERENCE: &[(&str, &str)] = &[(
     "payloads",
     "databricks_request_id:t endpoint_name:t request_date:t client_request_id:t request_time:i status_code:i \
      sampling_fraction:r execution_duration_ms:i request:t response:t logging_error_codes:t served_entity_id:t \
-     requester:t",
+     requester:t cache_hit:b",
 )];
 
 /// Identity columns whose sequence must continue after the copied ids.

@@ -23,6 +23,8 @@ pub mod billing {
     pub const PER_TOKEN: &str = "per_token";
     /// A query served within provisioned throughput: its tokens cost nothing more.
     pub const PROVISIONED: &str = "provisioned";
+    /// A query answered from the response cache: no provider was called, nothing is owed.
+    pub const CACHE: &str = "cache";
     /// Not a query: band-time of a provisioned throughput, priced by the hour.
     pub const BAND: &str = "band";
 }

@@ -25,6 +25,9 @@ pub struct AiGatewayConfig {
     /// Active health checks of the served entities (our extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check_config: Option<HealthCheckConfig>,
+    /// Exact-match response cache (our extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_config: Option<CacheConfig>,
 }
 
 /// `usage_tracking_config`.
@@ -143,6 +146,27 @@ pub struct HealthCheckConfig {
     /// Seconds between two checks of an entity: 10 to 86400, default 60.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_seconds: Option<u64>,
+}
+
+/// `cache_config` (our extension): answers to identical queries served from a cache instead of
+/// the provider. Embeddings are always cacheable; chat and completions only when the query does
+/// not sample (`temperature: 0`) unless `cache_sampled` is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Whether answers are cached.
+    pub enabled: bool,
+    /// How long an answer is served from the cache: 1 to 86400 seconds, default 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+    /// Cache chat and completions answers of queries that sample (no `temperature: 0`) too:
+    /// repeated questions then get the first answer again. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_sampled: Option<bool>,
+    /// Who shares answers: `endpoint` (default: every caller allowed to query the endpoint) or
+    /// `caller` (each user or service principal has its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// A legacy endpoint rate limit (`rate_limits` on create, `PUT .../rate-limits`).

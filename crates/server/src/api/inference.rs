@@ -53,6 +53,7 @@ fn record_json(r: PayloadRecord) -> Value {
         "logging_error_codes": r.logging_error_codes,
         "served_entity_id": r.served_entity_id,
         "requester": r.requester,
+        "cache_hit": r.cache_hit,
     })
 }
 

@@ -27,6 +27,8 @@ pub async fn server_metrics(
     }
     app.metrics.redis_up(app.counters.shared_store().map(|s| s.up()));
     app.metrics.replica(app.cluster.is_leader(), app.cluster.snapshot_age_secs());
+    let (entries, bytes) = app.cache.size();
+    app.metrics.cache_size(entries, bytes);
     let text = app.metrics.render(&app.snapshot.load(), &app.breakers);
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }

@@ -69,6 +69,7 @@ pub async fn query(
         State(app),
         viewer.caller(),
         crate::extract::ApiPath(name),
+        crate::extract::QueryHeaders { cache: crate::policy::cache::Directive::of(&headers) },
         crate::extract::RawBody(body),
     )
     .await

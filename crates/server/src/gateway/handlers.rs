@@ -11,7 +11,7 @@ use modelgate_providers::{Body, Task};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiPath, RawBody, parse_json};
+use crate::extract::{ApiPath, QueryHeaders, RawBody, parse_json};
 use crate::snapshot::Principal;
 use crate::state::AppState;
 
@@ -24,10 +24,11 @@ pub async fn invocations(
     State(app): State<AppState>,
     Extension(caller): Caller,
     ApiPath(name): ApiPath<String>,
+    headers: QueryHeaders,
     RawBody(body): RawBody,
 ) -> Response {
     match parse_body(&body) {
-        Ok(b) => query(&app, &caller, &name, None, b, body).await,
+        Ok(b) => query(&app, &caller, &name, None, b, body, headers).await,
         Err(e) => refuse(&app, &caller, &name, e),
     }
 }
@@ -41,23 +42,43 @@ fn refuse(app: &AppState, caller: &Principal, name: &str, e: ApiError) -> Respon
 }
 
 /// `POST .../chat/completions`
-pub async fn chat(State(app): State<AppState>, Extension(caller): Caller, RawBody(body): RawBody) -> Response {
-    openai_route(&app, &caller, Task::Chat, body).await
+pub async fn chat(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    headers: QueryHeaders,
+    RawBody(body): RawBody,
+) -> Response {
+    openai_route(&app, &caller, Task::Chat, body, headers).await
 }
 
 /// `POST .../completions`
-pub async fn completions(State(app): State<AppState>, Extension(caller): Caller, RawBody(body): RawBody) -> Response {
-    openai_route(&app, &caller, Task::Completions, body).await
+pub async fn completions(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    headers: QueryHeaders,
+    RawBody(body): RawBody,
+) -> Response {
+    openai_route(&app, &caller, Task::Completions, body, headers).await
 }
 
 /// `POST .../embeddings`
-pub async fn embeddings(State(app): State<AppState>, Extension(caller): Caller, RawBody(body): RawBody) -> Response {
-    openai_route(&app, &caller, Task::Embeddings, body).await
+pub async fn embeddings(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    headers: QueryHeaders,
+    RawBody(body): RawBody,
+) -> Response {
+    openai_route(&app, &caller, Task::Embeddings, body, headers).await
 }
 
 /// `POST .../images/generations`
-pub async fn images(State(app): State<AppState>, Extension(caller): Caller, RawBody(body): RawBody) -> Response {
-    openai_route(&app, &caller, Task::Images, body).await
+pub async fn images(
+    State(app): State<AppState>,
+    Extension(caller): Caller,
+    headers: QueryHeaders,
+    RawBody(body): RawBody,
+) -> Response {
+    openai_route(&app, &caller, Task::Images, body, headers).await
 }
 
 /// `GET /v1/models` (and `/serving-endpoints/models`): the endpoints, as OpenAI models.
@@ -84,7 +105,7 @@ fn parse_body(body: &[u8]) -> ApiResult<Body> {
     parse_json::<Body>(body)
 }
 
-async fn openai_route(app: &AppState, caller: &Principal, task: Task, body: Bytes) -> Response {
+async fn openai_route(app: &AppState, caller: &Principal, task: Task, body: Bytes, headers: QueryHeaders) -> Response {
     let parsed = match parse_body(&body) {
         Ok(b) => b,
         Err(e) => return refuse(app, caller, "", e),
@@ -93,5 +114,5 @@ async fn openai_route(app: &AppState, caller: &Principal, task: Task, body: Byte
         let e = ApiError::invalid("model", "is required: the name of the serving endpoint to query");
         return refuse(app, caller, "", e);
     };
-    query(app, caller, &name, Some(task), parsed, body).await
+    query(app, caller, &name, Some(task), parsed, body, headers).await
 }

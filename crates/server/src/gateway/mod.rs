@@ -7,12 +7,13 @@
 //! 1. [`handlers`]: parse the body, find the endpoint it names;
 //! 2. [`admission`]: permission, servability, body checks, budgets, rate limits, input guardrails
 //!    (the judge, if one is needed, is asked through [`judge`]);
-//! 3. [`plan`]: which served entities to try, in which order (pure);
-//! 4. [`attempt`]: call them in that order on the pooled client, with retries, fail-over and
+//! 3. the response cache, if the endpoint has one ([`cache_answer`]): a hit is answered here;
+//! 4. [`plan`]: which served entities to try, in which order (pure);
+//! 5. [`attempt`]: call them in that order on the pooled client, with retries, fail-over and
 //!    breakers, and translate the answer back;
-//! 5. [`relay`]: re-frame a streamed answer event by event: only `data:` lines reach the client, a
+//! 6. [`relay`]: re-frame a streamed answer event by event: only `data:` lines reach the client, a
 //!    finished stream ends with `data: [DONE]`, a broken or stalled one with an error event;
-//! 6. [`settlement`]: price the query, settle its rate-limit reservation, add its spend, and leave
+//! 7. [`settlement`]: price the query, settle its rate-limit reservation, add its spend, and leave
 //!    its usage record, inference-table row and metrics.
 //!
 //! Nothing here waits on the database. Dropping the response (client gone) drops the upstream
@@ -21,6 +22,7 @@
 mod admission;
 pub(crate) mod anthropic;
 mod attempt;
+mod cache_answer;
 pub(crate) mod handlers;
 mod judge;
 mod plan;
@@ -39,6 +41,8 @@ use axum::response::{IntoResponse, Response};
 use modelgate_providers::{Body, Task};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::extract::QueryHeaders;
+use crate::policy::cache::{Lookup, Outcome};
 use crate::snapshot::{LiveEndpoint, Principal};
 use crate::state::AppState;
 use modelgate_store::UsageRecord;
@@ -62,18 +66,19 @@ pub(super) async fn query(
     route_task: Option<Task>,
     body: Body,
     raw: Bytes,
+    headers: QueryHeaders,
 ) -> Response {
     // One snapshot read per query: the endpoint found here is the one the pipeline records against.
     let ep = app.snapshot.load().endpoints.get(name).cloned();
     let Some(d) = ep.as_ref().and_then(|ep| ep.deprecation.clone()) else {
-        return pipeline(app, caller, name, ep, route_task, body, raw).await;
+        return pipeline(app, caller, name, ep, route_task, body, raw, headers).await;
     };
     let now = modelgate_core::now_ms();
     let mut resp = if now < d.sunset_ms {
-        pipeline(app, caller, name, ep, route_task, body, raw).await
+        pipeline(app, caller, name, ep, route_task, body, raw, headers).await
     } else if let (Some(to), true) = (&d.replacement, d.forward) {
         let successor = app.snapshot.load().endpoints.get(to.as_str()).cloned();
-        pipeline(app, caller, to, successor, route_task, body, raw).await
+        pipeline(app, caller, to, successor, route_task, body, raw, headers).await
     } else {
         let start = Instant::now();
         let day =
@@ -114,8 +119,9 @@ fn deprecation_headers(resp: &mut Response, d: &crate::snapshot::LiveDeprecation
     }
 }
 
-/// The pipeline: admission, the attempts, settlement. `ep` is the endpoint `name` found in the
-/// snapshot, if any.
+/// The pipeline: admission, the response cache, the attempts, settlement. `ep` is the endpoint
+/// `name` found in the snapshot, if any.
+#[allow(clippy::too_many_arguments)]
 async fn pipeline(
     app: &AppState,
     caller: &Principal,
@@ -124,6 +130,7 @@ async fn pipeline(
     route_task: Option<Task>,
     body: Body,
     raw: Bytes,
+    headers: QueryHeaders,
 ) -> Response {
     let start = Instant::now();
     let facts = QueryFacts::read(&body);
@@ -145,7 +152,13 @@ async fn pipeline(
             {
                 s.count_images();
             }
-            route(app, &ep, task, &facts, body, &mut settlement).await
+            match ep.cache.as_deref() {
+                None => route(app, &ep, task, &facts, body, &mut settlement).await,
+                Some(live) => {
+                    let lookup = Lookup::plan(live, task, &caller.id, &body, headers.cache);
+                    cached_route(app, &ep, task, &facts, body, lookup, &mut settlement).await
+                }
+            }
         }
         Err(e) => {
             if matches!(e, ApiError::RateLimited { .. }) {
@@ -162,6 +175,40 @@ async fn pipeline(
     if !known {
         refused(app, caller, name, &resp, start);
     }
+    resp
+}
+
+/// Response header saying how a query met the response cache: `hit`, `miss` or `bypass`.
+pub const CACHE_HEADER: &str = "x-modelgate-cache";
+
+/// A query of an endpoint with a response cache: answered from it, or routed and its answer
+/// stored (by the settlement, once the whole answer is known to be a success).
+async fn cached_route(
+    app: &AppState,
+    ep: &LiveEndpoint,
+    task: Task,
+    facts: &QueryFacts,
+    body: Body,
+    lookup: Option<Lookup>,
+    settlement: &mut Option<Settlement>,
+) -> Response {
+    let now = modelgate_core::now_ms();
+    let hit = match lookup.filter(|l| l.read) {
+        Some(l) => app.cache.get(&l.key, now).await,
+        None => None,
+    };
+    let (mut resp, outcome) = match (hit, lookup) {
+        (Some(entry), _) => (cache_answer::answer(ep, task, facts, &entry, now, settlement), Outcome::Hit),
+        (None, l) => {
+            if let (Some(l), Some(s)) = (l.filter(|l| l.write), settlement.as_mut()) {
+                s.fill(app.cache.clone(), l.key, l.ttl);
+            }
+            let outcome = if l.is_some_and(|l| l.read) { Outcome::Miss } else { Outcome::Bypass };
+            (route(app, ep, task, facts, body, settlement).await, outcome)
+        }
+    };
+    app.metrics.cache(&ep.name, outcome.as_str());
+    resp.headers_mut().insert(CACHE_HEADER, axum::http::HeaderValue::from_static(outcome.as_str()));
     resp
 }
 

@@ -217,7 +217,18 @@ pub struct Settlement {
     /// The query generates images: its answer's images are counted (and priced per image).
     counts_images: bool,
     images: u64,
+    /// Answered from the response cache: nothing upstream, nothing owed.
+    cache_hit: bool,
+    /// Where a successful whole answer is stored, and the answer once known.
+    fill: Option<(Fill, Option<Bytes>)>,
     settled: bool,
+}
+
+/// Where a query's answer goes in the response cache.
+pub(super) struct Fill {
+    cache: Arc<crate::policy::cache::ResponseCache>,
+    key: crate::policy::cache::Key,
+    ttl: std::time::Duration,
 }
 
 impl Settlement {
@@ -238,6 +249,8 @@ impl Settlement {
             response: None,
             counts_images: false,
             images: 0,
+            cache_hit: false,
+            fill: None,
             settled: false,
         }
     }
@@ -262,6 +275,35 @@ impl Settlement {
         self.guard = guard;
     }
 
+    /// Stores the answer in the response cache if it is a whole success.
+    pub fn fill(
+        &mut self,
+        cache: Arc<crate::policy::cache::ResponseCache>,
+        key: crate::policy::cache::Key,
+        ttl: std::time::Duration,
+    ) {
+        self.fill = Some((Fill { cache, key, ttl }, None));
+    }
+
+    /// The query is answered from the response cache with `answer`, which `entity` gave (if it
+    /// is still served): recorded as its answer, billed nothing, counted against no tokens.
+    pub fn hit(&mut self, entity: Option<&LiveEntity>, answer: Bytes) {
+        self.cache_hit = true;
+        self.accepted = true;
+        self.reported = Some(Usage::default());
+        if let Some(l) = &mut self.ledger {
+            if let Some(e) = entity {
+                let provider = e.adapter.as_ref().map(|a| a.provider()).unwrap_or_default();
+                attribute(&mut l.record, e, provider);
+            }
+            l.record.billing = billing::CACHE.to_string();
+            l.first_token = Some(Instant::now());
+            if l.capture.is_some() {
+                self.response = Some(answer);
+            }
+        }
+    }
+
     /// The served entity now trying to answer: one more upstream attempt.
     pub fn entity(&mut self, entity: &LiveEntity, provider: &str) {
         if let Some(l) = &mut self.ledger {
@@ -275,24 +317,7 @@ impl Settlement {
                 }
                 None => r.entities_tried = Some(entity.name.clone()),
             }
-            if r.served_entity != entity.name {
-                r.served_entity.clone_from(&entity.name);
-                // Empty is per token (the common case, without an allocation).
-                let provisioned = entity.hosted.as_ref().is_some_and(|s| s.throughput.is_some());
-                r.billing = if provisioned { billing::PROVISIONED.to_string() } else { String::new() };
-                // A registered version is served by modelgate itself: it is priced (and reported)
-                // as provider `modelgate` and the model's name, whatever wire format its replica speaks.
-                match (&entity.registered, &entity.external_model) {
-                    (Some((model, _)), None) => {
-                        r.provider = HOSTED_PROVIDER.to_string();
-                        r.model.clone_from(model);
-                    }
-                    _ => {
-                        r.provider = provider.to_string();
-                        r.model = entity.external_model.as_ref().map(|m| m.name.clone()).unwrap_or_default();
-                    }
-                }
-            }
+            attribute(r, entity, provider);
         }
     }
 
@@ -344,7 +369,7 @@ impl Settlement {
     }
 
     fn is_noop(&self) -> bool {
-        self.reservation.is_none() && self.guard.is_none() && self.ledger.is_none()
+        self.reservation.is_none() && self.guard.is_none() && self.ledger.is_none() && self.fill.is_none()
     }
 
     /// A complete (non-streamed) answer, in the OpenAI shape. Returns what to send.
@@ -380,6 +405,9 @@ impl Settlement {
         };
         if self.ledger.as_ref().is_some_and(|l| l.capture.is_some()) {
             self.response = Some(out.clone());
+        }
+        if let Some((_, answer)) = &mut self.fill {
+            *answer = Some(out.clone());
         }
         Ok(out)
     }
@@ -508,6 +536,19 @@ impl Settlement {
             r.latency_ms = ms(now);
             r.ttft_ms = l.first_token.map(ms);
             let cost = l.sink.price(&mut r);
+            if let Some((fill, Some(answer))) = self.fill.take()
+                && r.status_code == 200
+                && r.error_code.is_none()
+            {
+                let now = modelgate_core::now_ms();
+                let entry = crate::policy::cache::Entry {
+                    body: answer,
+                    entity: r.served_entity.clone(),
+                    stored_ms: now,
+                    expires_ms: now + fill.ttl.as_millis() as i64,
+                };
+                fill.cache.put(fill.key, entry, now);
+            }
             l.budgets.add(l.endpoint.target(), l.usage_context.as_ref(), cost);
             if let Some(capture) = l.capture {
                 let response = match (&self.response, r.streaming && self.accepted) {
@@ -534,6 +575,7 @@ impl Settlement {
                     execution_duration_ms: r.latency_ms.round() as i64,
                     served_entity_id: Some(r.served_entity.clone()).filter(|s| !s.is_empty()),
                     requester: Some(r.requester.clone()),
+                    cache_hit: self.cache_hit,
                     ..Default::default()
                 };
                 l.inference.record(capture.finish(payload, response));
@@ -552,6 +594,29 @@ impl Settlement {
                 cost_usd: cost,
             });
             l.sink.record(r);
+        }
+    }
+}
+
+/// Attributes a record to the served entity `entity` (its provider and model, how it bills).
+fn attribute(r: &mut UsageRecord, entity: &LiveEntity, provider: &str) {
+    if r.served_entity == entity.name {
+        return;
+    }
+    r.served_entity.clone_from(&entity.name);
+    // Empty is per token (the common case, without an allocation).
+    let provisioned = entity.hosted.as_ref().is_some_and(|s| s.throughput.is_some());
+    r.billing = if provisioned { billing::PROVISIONED.to_string() } else { String::new() };
+    // A registered version is served by modelgate itself: it is priced (and reported) as provider
+    // `modelgate` and the model's name, whatever wire format its replica speaks.
+    match (&entity.registered, &entity.external_model) {
+        (Some((model, _)), None) => {
+            r.provider = HOSTED_PROVIDER.to_string();
+            r.model.clone_from(model);
+        }
+        _ => {
+            r.provider = provider.to_string();
+            r.model = entity.external_model.as_ref().map(|m| m.name.clone()).unwrap_or_default();
         }
     }
 }

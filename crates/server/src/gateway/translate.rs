@@ -32,6 +32,8 @@ pub(super) fn keep_headers(from: &axum::http::HeaderMap, to: &mut axum::http::He
             || n == "sunset"
             || n == "link"
             || n == "retry-after"
+            || n == super::CACHE_HEADER
+            || n == "age"
         {
             to.append(name.clone(), value.clone());
         }
@@ -157,9 +159,10 @@ pub(crate) trait Protocol {
 pub(crate) async fn handle<P: Protocol>(
     axum::extract::State(app): axum::extract::State<crate::state::AppState>,
     axum::Extension(caller): axum::Extension<std::sync::Arc<crate::snapshot::Principal>>,
+    headers: crate::extract::QueryHeaders,
     crate::extract::RawBody(raw): crate::extract::RawBody,
 ) -> Response {
-    serve::<P>(&app, &caller, raw).await
+    serve::<P>(&app, &caller, raw, headers).await
 }
 
 /// Parses `raw` as `P`'s request, runs it through the pipeline as a chat query and answers in
@@ -168,6 +171,7 @@ pub(super) async fn serve<P: Protocol>(
     app: &crate::state::AppState,
     caller: &crate::snapshot::Principal,
     raw: Bytes,
+    headers: crate::extract::QueryHeaders,
 ) -> Response {
     let req: P::Request = match serde_json::from_slice(&raw) {
         Ok(r) => r,
@@ -180,7 +184,7 @@ pub(super) async fn serve<P: Protocol>(
         Err(message) => return P::error(StatusCode::BAD_REQUEST, message),
     };
     let model = P::model(&req).to_string();
-    let resp = super::query(app, caller, &model, Some(Task::Chat), chat, raw).await;
+    let resp = super::query(app, caller, &model, Some(Task::Chat), chat, raw, headers).await;
     let (parts, body) = if resp.status().is_success() && P::stream(&req) {
         return reframe(resp, P::reframer(&model));
     } else {

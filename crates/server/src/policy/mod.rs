@@ -1,8 +1,9 @@
-//! Policies applied to queries: guardrails, rate limits and their counters (in-process or shared
+//! Policies applied to queries: the response cache, guardrails, rate limits and their counters (in-process or shared
 //! in Redis), budgets, circuit breakers. They know endpoints and callers, never the server state.
 
 pub(crate) mod breaker;
 pub(crate) mod budgets;
+pub(crate) mod cache;
 pub(crate) mod counters;
 pub(crate) mod guardrails;
 pub(crate) mod ratelimit;

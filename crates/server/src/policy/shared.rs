@@ -230,6 +230,33 @@ impl SharedCounters {
         }
     }
 
+    /// A cached answer (`policy::cache`); `None` if there is none or Redis did not answer (now
+    /// marked down).
+    pub async fn cache_get(&self, id: &str) -> Option<Vec<u8>> {
+        let mut conn = self.conn();
+        let got: redis::RedisResult<Option<Vec<u8>>> =
+            redis::cmd("GET").arg(format!("{}:cache:{id}", self.prefix)).query_async(&mut conn).await;
+        got.unwrap_or_else(|e| {
+            self.mark(false, &e.to_string());
+            None
+        })
+    }
+
+    /// Stores a cached answer for `ttl_ms`; lost if Redis does not answer (now marked down).
+    pub async fn cache_put(&self, id: &str, bytes: Vec<u8>, ttl_ms: u64) {
+        let mut conn = self.conn();
+        let done: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(format!("{}:cache:{id}", self.prefix))
+            .arg(bytes)
+            .arg("PX")
+            .arg(ttl_ms.max(1))
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = done {
+            self.mark(false, &e.to_string());
+        }
+    }
+
     /// Whether Redis answers a PING now (and marks it so).
     pub async fn probe(&self) -> bool {
         let mut conn = self.conn();

@@ -50,6 +50,12 @@ struct EndpointLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    endpoint_name: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WriterLabels {
     writer: String,
 }
@@ -98,6 +104,9 @@ pub struct Metrics {
     output_tokens: Family<EntityLabels, Counter>,
     cost: Family<EntityLabels, Counter<f64, AtomicU64>>,
     rate_limited: Family<EndpointLabels, Counter>,
+    cache_lookups: Family<CacheLabels, Counter>,
+    cache_entries: Gauge,
+    cache_bytes: Gauge,
     upstream_errors: Family<UpstreamLabels, Counter>,
     breaker_open: Family<EntityLabels, Gauge>,
     replicas: Family<EntityLabels, Gauge>,
@@ -162,6 +171,20 @@ impl Metrics {
             cost.clone(),
         );
         registry.register("rate_limited_count", "Queries refused by a rate limit", rate_limited.clone());
+        let cache_lookups = Family::default();
+        registry.register(
+            "cache_lookup_count",
+            "Queries of endpoints with a response cache, by result: hit, miss or bypass",
+            cache_lookups.clone(),
+        );
+        let cache_entries = Gauge::default();
+        registry.register(
+            "response_cache_entries",
+            "Answers held in the response cache's memory",
+            cache_entries.clone(),
+        );
+        let cache_bytes = Gauge::default();
+        registry.register("response_cache_bytes", "Bytes held in the response cache's memory", cache_bytes.clone());
         registry.register(
             "upstream_error_count",
             "Failed provider calls (including ones retried or failed over), by provider and reason",
@@ -226,6 +249,9 @@ impl Metrics {
             output_tokens,
             cost,
             rate_limited,
+            cache_lookups,
+            cache_entries,
+            cache_bytes,
             upstream_errors,
             breaker_open,
             replicas,
@@ -323,6 +349,17 @@ impl Metrics {
         self.rate_limited.get_or_create(&EndpointLabels { endpoint_name: endpoint.to_string() }).inc();
     }
 
+    /// Counts a query of an endpoint with a response cache, by how it met the cache.
+    pub fn cache(&self, endpoint: &str, result: &'static str) {
+        self.cache_lookups.get_or_create(&CacheLabels { endpoint_name: endpoint.to_string(), result }).inc();
+    }
+
+    /// The response cache's size in memory now.
+    pub fn cache_size(&self, entries: u64, bytes: u64) {
+        self.cache_entries.set(entries as i64);
+        self.cache_bytes.set(bytes as i64);
+    }
+
     /// Counts a failed provider call.
     pub fn upstream_error(&self, endpoint: &str, entity: &str, provider: &str, e: &modelgate_providers::ProviderError) {
         use modelgate_providers::ProviderError as P;
@@ -381,6 +418,7 @@ impl Metrics {
             .filter(|l| !l.starts_with("# HELP writer_") && !l.starts_with("# TYPE writer_"))
             .filter(|l| !l.starts_with("# HELP uptime") && !l.starts_with("# TYPE uptime"))
             .filter(|l| !l.starts_with("# HELP shed") && !l.starts_with("# TYPE shed"))
+            .filter(|l| !l.starts_with("# HELP response_cache") && !l.starts_with("# TYPE response_cache"))
             .fold(String::with_capacity(all.len()), |mut s, l| {
                 s.push_str(l);
                 s.push('\n');

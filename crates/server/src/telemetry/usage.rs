@@ -49,9 +49,10 @@ impl UsageSink {
     }
 
     /// Sets a record's cost and price version from its tokens; returns the cost. A query served
-    /// within provisioned throughput costs nothing more (its band-time is billed instead).
+    /// within provisioned throughput costs nothing more (its band-time is billed instead), nor
+    /// does one answered from the response cache.
     pub fn price(&self, r: &mut UsageRecord) -> f64 {
-        if r.billing == billing::PROVISIONED {
+        if r.billing == billing::PROVISIONED || r.billing == billing::CACHE {
             r.cost_usd = 0.0;
             r.price_version = None;
             return 0.0;

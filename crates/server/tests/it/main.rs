@@ -14,6 +14,7 @@ mod across_providers;
 mod alerts;
 mod audit;
 mod budgets;
+mod cache;
 mod console;
 mod dataplane;
 mod deprecation;

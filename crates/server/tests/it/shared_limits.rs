@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 const REDIS: &str = "127.0.0.1:6379";
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -27,7 +27,11 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-async fn start_at(dir: PathBuf, redis: &str, database_url: Option<String>) -> (modelgate_server::Server, String) {
+pub(crate) async fn start_at(
+    dir: PathBuf,
+    redis: &str,
+    database_url: Option<String>,
+) -> (modelgate_server::Server, String) {
     let mut cfg = config(dir);
     cfg.database_url = database_url;
     cfg.redis_url = Some(format!("redis://{redis}/0"));
