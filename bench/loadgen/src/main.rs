@@ -42,6 +42,20 @@ struct Args {
     /// Record time to first byte (streaming answers).
     #[arg(long)]
     stream: bool,
+    /// Make every request body different: `%N%` in the body becomes a counter (defeats caches).
+    #[arg(long)]
+    unique: bool,
+}
+
+/// Requests sent so far, for `--unique` bodies.
+static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn body_of(args: &Args, template: &'static [u8]) -> reqwest::Body {
+    if !args.unique {
+        return reqwest::Body::from(template);
+    }
+    let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    reqwest::Body::from(args.body.replace("%N%", &n.to_string()))
 }
 
 #[derive(Default)]
@@ -73,7 +87,7 @@ async fn one(client: &reqwest::Client, args: &Args, body: &'static [u8]) -> Resu
         .post(&args.url)
         .bearer_auth(&args.token)
         .header("content-type", "application/json")
-        .body(body)
+        .body(body_of(args, body))
         .send()
         .await
         .map_err(|_| ())?;

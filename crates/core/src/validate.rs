@@ -779,6 +779,69 @@ pub fn deprecation(d: &modelgate_wire::Deprecation, endpoint: &str, min_notice_d
 /// Bounds of `health_check_config.interval_seconds`.
 pub const HEALTH_CHECK_INTERVAL_SECONDS: std::ops::RangeInclusive<u64> = 10..=86_400;
 
+/// Most endpoints a token's `allowed_endpoints` may name.
+pub const MAX_TOKEN_ENDPOINTS: usize = 100;
+
+/// Validates a token's `limits`.
+pub fn token_limits(l: &modelgate_wire::TokenLimits) -> Result<()> {
+    if let Some(names) = &l.allowed_endpoints {
+        if names.is_empty() {
+            return Err(err("limits.allowed_endpoints", "name at least one endpoint (omit the field to allow all)"));
+        }
+        if names.len() > MAX_TOKEN_ENDPOINTS {
+            return Err(err(
+                "limits.allowed_endpoints",
+                format!("{} endpoints given; at most {MAX_TOKEN_ENDPOINTS} are allowed", names.len()),
+            ));
+        }
+        for (i, n) in names.iter().enumerate() {
+            if let Some(p) = endpoint_name_problem(n) {
+                return Err(err(format!("limits.allowed_endpoints[{i}]"), p));
+            }
+        }
+    }
+    let limits = l.rate_limits.as_deref().unwrap_or_default();
+    if limits.len() > MAX_RATE_LIMITS {
+        return Err(err(
+            "limits.rate_limits",
+            format!("{} given; at most {MAX_RATE_LIMITS} are allowed", limits.len()),
+        ));
+    }
+    for (i, r) in limits.iter().enumerate() {
+        let p = format!("limits.rate_limits[{i}]");
+        if r.renewal_period != "minute" {
+            return Err(err(
+                format!("{p}.renewal_period"),
+                format!("'{}' is not supported; the only renewal period is 'minute'", r.renewal_period),
+            ));
+        }
+        if r.calls.is_none() && r.tokens.is_none() {
+            return Err(err(format!("{p}.calls"), "set calls, tokens or both"));
+        }
+        for (f, v) in [("calls", r.calls), ("tokens", r.tokens)] {
+            if let Some(v) = v
+                && v < 0
+            {
+                return Err(err(format!("{p}.{f}"), format!("must not be negative, got {v}")));
+            }
+        }
+    }
+    if let Some(b) = &l.budget {
+        if !(b.amount_usd.is_finite() && b.amount_usd > 0.0) {
+            return Err(err("limits.budget.amount_usd", format!("must be a positive number, got {}", b.amount_usd)));
+        }
+        if let Err(e) = b.period.parse::<crate::period::Period>() {
+            return Err(err("limits.budget.period", e));
+        }
+        if let Some(a) = b.action.as_deref()
+            && !["ALERT", "BLOCK"].contains(&a)
+        {
+            return Err(err("limits.budget.action", format!("'{a}' is not ALERT or BLOCK")));
+        }
+    }
+    Ok(())
+}
+
 /// Bounds of `cache_config.ttl_seconds`.
 pub const CACHE_TTL_SECONDS: std::ops::RangeInclusive<u64> = 1..=86_400;
 

@@ -342,6 +342,7 @@ pub async fn admin(store: &dyn Store, from_env: Option<&str>) -> Result<Option<S
         created_by: user.id.clone(),
         created_at: now_ms(),
         expires_at: None,
+        limits: None,
     };
     if let Some(value) = from_env {
         if value.chars().count() < MIN_ADMIN_TOKEN_LEN {

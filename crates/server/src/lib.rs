@@ -283,8 +283,7 @@ impl Assembly {
             alerts::install_defaults(app.store.as_ref()).await.map_err(|e| {
                 StartError::Store(modelgate_store::StoreError::Invalid(format!("installing default alert rules: {e}")))
             })?;
-            let snapshot = app.snapshot.load_full();
-            app.budgets.reload(app.store.as_ref(), &app.usage.db, &snapshot.targets()).await.map_err(|e| {
+            app.reload_budgets().await.map_err(|e| {
                 StartError::Store(modelgate_store::StoreError::Invalid(format!("loading budget policies: {e}")))
             })?;
 

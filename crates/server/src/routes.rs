@@ -111,7 +111,7 @@ pub fn router(app: AppState, gate: limits::Gate) -> Router {
         .route("/api/2.0/token-management/tokens", get(api::tokens::manage_list))
         .route(
             "/api/2.0/token-management/tokens/{token_id}",
-            get(api::tokens::manage_get).delete(api::tokens::manage_delete),
+            get(api::tokens::manage_get).patch(api::tokens::manage_update).delete(api::tokens::manage_delete),
         )
         .route("/api/2.0/token-management/on-behalf-of/tokens", post(api::tokens::create_obo))
         .route("/api/2.0/preview/scim/v2/Me", get(api::scim::me))

@@ -36,6 +36,8 @@ pub struct Principal {
     pub token_id: String,
     /// ms since the epoch; `None` never expires.
     pub expires_at: Option<i64>,
+    /// The token's own limits, if it has any.
+    pub limits: Option<Arc<modelgate_wire::TokenLimits>>,
 }
 
 /// One served entity ready to receive traffic.
@@ -143,7 +145,7 @@ pub struct LiveEndpoint {
 impl Principal {
     /// The principal as the policies see it.
     pub fn caller(&self) -> crate::policy::Caller<'_> {
-        crate::policy::Caller { id: &self.id, name: &self.user_name, groups: &self.groups }
+        crate::policy::Caller { id: &self.id, name: &self.user_name, groups: &self.groups, token_id: &self.token_id }
     }
 }
 
@@ -223,6 +225,23 @@ impl Snapshot {
             .flat_map(|ep| ep.entities.iter().map(|e| ((ep.id.clone(), e.name.clone()), e.fingerprint)))
     }
 
+    /// The names of the principals in `group` (nested groups included) that can call: those with a
+    /// token or a console password.
+    pub fn members_of(&self, group: &str) -> Vec<String> {
+        let callers = self.tokens.values().chain(self.passwords.values().map(|p| &p.principal));
+        let names: BTreeSet<&str> =
+            callers.filter(|p| p.groups.contains(group)).map(|p| p.user_name.as_str()).collect();
+        names.into_iter().map(str::to_string).collect()
+    }
+
+    /// Every token with a budget of its own: its id and budget.
+    pub fn token_budgets(&self) -> Vec<(&str, &modelgate_wire::TokenBudget)> {
+        self.tokens
+            .values()
+            .filter_map(|p| p.limits.as_ref()?.budget.as_ref().map(|b| (p.token_id.as_str(), b)))
+            .collect()
+    }
+
     /// Every endpoint as the policies see it.
     pub fn targets(&self) -> Vec<crate::policy::Target<'_>> {
         self.endpoints.values().map(|e| e.target()).collect()
@@ -256,7 +275,10 @@ impl Snapshot {
             let names = ids.iter().filter_map(|g| principals.get(g)).map(|p| p.name.clone()).collect();
             (ids, names)
         };
-        let principal = |p: &PrincipalRecord, token_id: String, expires_at: Option<i64>| {
+        let principal = |p: &PrincipalRecord,
+                         token_id: String,
+                         expires_at: Option<i64>,
+                         limits: Option<Arc<modelgate_wire::TokenLimits>>| {
             let (group_ids, groups) = groups_of(&p.id);
             Arc::new(Principal {
                 group_ids: Arc::new(group_ids),
@@ -266,12 +288,20 @@ impl Snapshot {
                 groups: Arc::new(groups),
                 token_id,
                 expires_at,
+                limits,
             })
         };
         let mut tokens = HashMap::new();
         for t in store.list_tokens(None).await? {
             let Some(p) = principals.get(&t.principal_id).filter(|p| p.active) else { continue };
-            tokens.insert(t.token_hash, principal(p, t.token_id, t.expires_at));
+            // Limits that no longer parse lock the token out of the data plane rather than lifting them.
+            let limits = t.limits.as_deref().map(|l| {
+                Arc::new(serde_json::from_str(l).unwrap_or_else(|e| {
+                    tracing::error!(token = %t.token_id, error = %e, "stored token limits do not parse; the token may query nothing");
+                    modelgate_wire::TokenLimits { allowed_endpoints: Some(Vec::new()), ..Default::default() }
+                }))
+            });
+            tokens.insert(t.token_hash, principal(p, t.token_id, t.expires_at, limits));
         }
         let mut passwords = HashMap::new();
         for pw in store.list_passwords().await? {
@@ -280,7 +310,7 @@ impl Snapshot {
                 continue;
             };
             let login = PasswordLogin {
-                principal: principal(p, PASSWORD_SESSION.into(), None),
+                principal: principal(p, PASSWORD_SESSION.into(), None, None),
                 hash: pw.hash.into(),
                 set_at: pw.updated_at,
             };

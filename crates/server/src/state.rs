@@ -172,8 +172,13 @@ impl AppState {
             let _guard = self.refresh_lock.write().await;
             self.rebuild().await?;
         }
+        self.reload_budgets().await
+    }
+
+    /// Re-reads the budget policies and token budgets and their spend.
+    pub async fn reload_budgets(&self) -> Result<(), ApiError> {
         let snapshot = self.snapshot.load_full();
-        self.budgets.reload(self.store.as_ref(), &self.usage.db, &snapshot.targets()).await
+        self.budgets.reload(self.store.as_ref(), &self.usage.db, &snapshot.targets(), &snapshot).await
     }
 
     async fn rebuild(&self) -> Result<(), ApiError> {

@@ -159,6 +159,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tokens(&self, principal_id: Option<&str>) -> Result<Vec<TokenRecord>>;
     /// Deletes a token; `NotFound` if it does not exist (or belongs to another principal when `owner` is given).
     async fn delete_token(&self, token_id: &str, owner: Option<&str>) -> Result<()>;
+    /// Replaces a token's limits (JSON; `None` removes them); `NotFound` if it does not exist.
+    async fn set_token_limits(&self, token_id: &str, limits: Option<&str>) -> Result<()>;
 
     /// Inserts an endpoint, its first config version and its owner's `CAN_MANAGE` grant atomically;
     /// `AlreadyExists` on a taken name.

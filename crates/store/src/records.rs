@@ -217,6 +217,8 @@ pub struct TokenRecord {
     pub created_at: i64,
     /// ms since the epoch; `None` never expires.
     pub expires_at: Option<i64>,
+    /// The token's own limits, as JSON (`TokenLimits`); `None` without any.
+    pub limits: Option<String>,
 }
 
 /// An endpoint's current state and settings; configs are kept as [`ConfigRecord`]s.

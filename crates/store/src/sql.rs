@@ -472,8 +472,8 @@ macro_rules! store_on {
 
             async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO tokens (token_id, token_hash, principal_id, comment, created_by, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO tokens (token_id, token_hash, principal_id, comment, created_by, created_at, expires_at, \
+                     limits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&t.token_id)
                 .bind(&t.token_hash)
@@ -482,6 +482,7 @@ macro_rules! store_on {
                 .bind(&t.created_by)
                 .bind(t.created_at)
                 .bind(t.expires_at)
+                .bind(&t.limits)
                 .execute(&self.writer)
                 .await
                 .map_err(|e| {
@@ -514,6 +515,18 @@ macro_rules! store_on {
                     .bind(token_id)
                     .bind(owner)
                     .bind(owner)
+                    .execute(&self.writer)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("Token '{token_id}' does not exist.")));
+                }
+                Ok(())
+            }
+
+            async fn set_token_limits(&self, token_id: &str, limits: Option<&str>) -> Result<()> {
+                let done = sqlx::query("UPDATE tokens SET limits = $1 WHERE token_id = $2")
+                    .bind(limits)
+                    .bind(token_id)
                     .execute(&self.writer)
                     .await?;
                 if done.rows_affected() == 0 {

@@ -17,7 +17,7 @@ const CONTROL: &[(&str, &str)] = &[
     ("meta", "key:t value:t"),
     ("principals", "id:t kind:t name:t display_name:t active:b created_at:i"),
     ("group_members", "group_id:t member_id:t"),
-    ("tokens", "token_id:t token_hash:t principal_id:t comment:t created_by:t created_at:i expires_at:i"),
+    ("tokens", "token_id:t token_hash:t principal_id:t comment:t created_by:t created_at:i expires_at:i limits:t"),
     ("principal_passwords", "principal_id:t hash:t updated_at:i"),
     (
         "endpoints",

@@ -422,6 +422,10 @@ pub struct SpendFilter {
     pub tag: Option<(String, String)>,
     /// Records whose `usage_context` holds this key and value.
     pub usage_context: Option<(String, String)>,
+    /// Records of these requesters (user names or application ids).
+    pub requesters: Vec<String>,
+    /// Records of queries made with this token.
+    pub token_id: Option<String>,
 }
 
 /// The usage database: a handle shared by the writer, the reports and the request log.
@@ -857,6 +861,17 @@ macro_rules! usage_tables_on {
                         list.push_bind(e.clone());
                     }
                     sql.push(")");
+                }
+                if !f.requesters.is_empty() {
+                    sql.push(" OR requester IN (");
+                    let mut list = sql.separated(", ");
+                    for r in &f.requesters {
+                        list.push_bind(r.clone());
+                    }
+                    sql.push(")");
+                }
+                if let Some(t) = &f.token_id {
+                    sql.push(" OR token_id = ").push_bind(t.clone());
                 }
                 for (column, kv) in [("tags", &f.tag), ("usage_context", &f.usage_context)] {
                     if let Some((k, v)) = kv {

@@ -26,6 +26,15 @@ pub struct BudgetScope {
     /// Every query with this `usage_context` entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_context: Option<KeyValue>,
+    /// Every query of this user, by user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Every query of the members of this group (nested groups included), by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Every query of this service principal, by application id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_principal: Option<String>,
 }
 
 /// Body of create and update.

@@ -12,6 +12,54 @@ pub struct CreateTokenRequest {
     /// Free text shown in listings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Limits the token carries on top of its owner's permissions (our extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<TokenLimits>,
+}
+
+/// Limits a token carries on top of its owner's permissions and the endpoints' own limits (our
+/// extension, like other gateways' "virtual keys"): each applies as well, so the stricter wins.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenLimits {
+    /// The only serving endpoints the token may query, by name; absent: every endpoint its owner
+    /// may query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_endpoints: Option<Vec<String>>,
+    /// Calls and tokens per minute, counted over every endpoint the token queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<Vec<TokenRateLimit>>,
+    /// Spend per period, in USD, of the queries made with the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<TokenBudget>,
+}
+
+/// One rate limit of a token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRateLimit {
+    /// Only `minute`.
+    pub renewal_period: String,
+    /// Queries per period.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
+    pub calls: Option<i64>,
+    /// Tokens (input and output) per period.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::lenient::opt_int")]
+    pub tokens: Option<i64>,
+}
+
+/// The budget of a token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBudget {
+    /// USD per period.
+    pub amount_usd: f64,
+    /// `day`, `week` (from Monday) or `month`, in UTC.
+    pub period: String,
+    /// At 100 %: `ALERT` (default: the spend shows, queries go on) or `BLOCK` (the token's queries
+    /// get 429 until the period ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
 }
 
 /// Public facts about a token; never the token itself.
@@ -38,6 +86,12 @@ pub struct TokenInfo {
     /// Name of whoever created it (token management).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by_username: Option<String>,
+    /// The token's own limits (our extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<TokenLimits>,
+    /// The current period's spend against the token's budget, USD (our extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_spent_usd: Option<f64>,
 }
 
 /// Body of `POST /api/2.0/token-management/on-behalf-of/tokens`.
@@ -56,6 +110,9 @@ pub struct CreateOboTokenRequest {
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Limits the token carries (our extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<TokenLimits>,
 }
 
 /// One token, from token management.
@@ -79,6 +136,15 @@ pub struct CreateTokenResponse {
 pub struct ListTokensResponse {
     /// The caller's tokens.
     pub token_infos: Vec<TokenInfo>,
+}
+
+/// Body of `PATCH /api/2.0/token-management/tokens/{token_id}` (our extension): the token's new
+/// limits (an empty object removes them).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTokenRequest {
+    /// The new limits, replacing the old ones.
+    pub limits: TokenLimits,
 }
 
 /// Body of `POST /api/2.0/token/delete`.

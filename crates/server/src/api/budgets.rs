@@ -22,8 +22,7 @@ type Caller = Extension<Arc<Principal>>;
 async fn reload(app: &AppState) -> ApiResult<()> {
     // Spend is summed from the usage records: everything queued is written first.
     app.usage.flush().await;
-    let snapshot = app.snapshot.load_full();
-    app.budgets.reload(app.store.as_ref(), &app.usage.db, &snapshot.targets()).await?;
+    app.reload_budgets().await?;
     // The other replicas reload theirs.
     app.cluster.announce().await;
     Ok(())

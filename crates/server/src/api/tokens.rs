@@ -17,7 +17,10 @@ use crate::state::AppState;
 
 /// Public facts about a token; `names` maps principal ids to names.
 pub fn info(t: TokenRecord, names: &HashMap<String, String>) -> TokenInfo {
+    let limits = t.limits.as_deref().and_then(|l| serde_json::from_str::<TokenLimits>(l).ok());
     TokenInfo {
+        limits,
+        budget_spent_usd: None,
         owner: names.get(&t.principal_id).cloned(),
         owner_id: t.principal_id.parse().ok(),
         created_by_id: t.created_by.parse().ok(),
@@ -32,12 +35,41 @@ pub fn info(t: TokenRecord, names: &HashMap<String, String>) -> TokenInfo {
 /// Longest token lifetime accepted: ten years.
 pub const MAX_LIFETIME_SECONDS: i64 = 10 * 365 * 24 * 3600;
 
-/// A token with `lifetime_seconds` (absent: no expiry) and `comment`, after checking both.
+/// A token's facts with the current spend against its budget.
+fn info_now(app: &AppState, t: TokenRecord, names: &HashMap<String, String>) -> TokenInfo {
+    let mut i = info(t, names);
+    if i.limits.as_ref().is_some_and(|l| l.budget.is_some()) {
+        i.budget_spent_usd = app.budgets.token_spent(&i.token_id);
+    }
+    i
+}
+
+/// `limits` checked and as stored (`None` for none at all).
+fn stored_limits(limits: Option<&TokenLimits>) -> ApiResult<Option<String>> {
+    match limits.filter(|l| **l != TokenLimits::default()) {
+        None => Ok(None),
+        Some(l) => {
+            modelgate_core::validate::token_limits(l)?;
+            Ok(Some(serde_json::to_string(l).map_err(|e| ApiError::Internal(e.to_string()))?))
+        }
+    }
+}
+
+/// Makes a change to tokens live: the snapshot (who a token is, its limits) and the budgets
+/// (token budgets start tracking their spend).
+async fn refresh_tokens(app: &AppState) -> ApiResult<()> {
+    app.refresh().await?;
+    app.usage.flush().await;
+    app.reload_budgets().await
+}
+
+/// A token with `lifetime_seconds` (absent: no expiry), `comment` and `limits`, after checking them.
 fn new_token(
     principal_id: &str,
     created_by: &str,
     lifetime_seconds: Option<i64>,
     comment: Option<String>,
+    limits: Option<&TokenLimits>,
 ) -> ApiResult<(String, TokenRecord)> {
     if let Some(s) = lifetime_seconds
         && !(1..=MAX_LIFETIME_SECONDS).contains(&s)
@@ -50,6 +82,7 @@ fn new_token(
     if let Some(p) = comment.as_deref().and_then(|c| modelgate_core::names::text_problem(c, 1024, false)) {
         return Err(ApiError::invalid("comment", p));
     }
+    let limits = stored_limits(limits)?;
     let now = now_ms();
     let value = token::generate();
     let record = TokenRecord {
@@ -60,6 +93,7 @@ fn new_token(
         created_by: created_by.to_string(),
         created_at: now,
         expires_at: lifetime_seconds.map(|s| now.saturating_add(s.saturating_mul(1000))),
+        limits,
     };
     Ok((value, record))
 }
@@ -70,11 +104,11 @@ pub async fn create(
     Extension(caller): Extension<Arc<Principal>>,
     ApiJson(req): ApiJson<CreateTokenRequest>,
 ) -> ApiResult<Json<CreateTokenResponse>> {
-    let (value, record) = new_token(&caller.id, &caller.id, req.lifetime_seconds, req.comment)?;
+    let (value, record) = new_token(&caller.id, &caller.id, req.lifetime_seconds, req.comment, req.limits.as_ref())?;
     app.store.insert_token(&record).await?;
-    app.refresh().await?;
+    refresh_tokens(&app).await?;
     let names = app.snapshot.load().principal_names.clone();
-    Ok(Json(CreateTokenResponse { token_value: value, token_info: info(record, &names) }))
+    Ok(Json(CreateTokenResponse { token_value: value, token_info: info_now(&app, record, &names) }))
 }
 
 /// `GET /api/2.0/token/list`: the caller's own tokens (admins see all through token management).
@@ -83,7 +117,8 @@ pub async fn list(
     Extension(caller): Extension<Arc<Principal>>,
 ) -> ApiResult<Json<ListTokensResponse>> {
     let names = app.snapshot.load().principal_names.clone();
-    let token_infos = app.store.list_tokens(Some(&caller.id)).await?.into_iter().map(|t| info(t, &names)).collect();
+    let token_infos =
+        app.store.list_tokens(Some(&caller.id)).await?.into_iter().map(|t| info_now(&app, t, &names)).collect();
     Ok(Json(ListTokensResponse { token_infos }))
 }
 
@@ -122,7 +157,7 @@ pub async fn manage_list(
         .filter(|t| {
             q.created_by_username.as_deref().is_none_or(|n| names.get(&t.created_by).map(String::as_str) == Some(n))
         })
-        .map(|t| info(t, &names))
+        .map(|t| info_now(&app, t, &names))
         .collect();
     Ok(Json(ListTokensResponse { token_infos }))
 }
@@ -144,7 +179,29 @@ pub async fn manage_get(
 ) -> ApiResult<Json<GetTokenResponse>> {
     crate::access::require_admin(&caller, "manage other principals' tokens")?;
     let names = app.snapshot.load().principal_names.clone();
-    Ok(Json(GetTokenResponse { token_info: info(find(&app, &token_id).await?, &names) }))
+    Ok(Json(GetTokenResponse { token_info: info_now(&app, find(&app, &token_id).await?, &names) }))
+}
+
+/// `PATCH /api/2.0/token-management/tokens/{token_id}` (our extension): replaces a token's
+/// limits. Admins may change any token's; others only those of tokens they created themselves
+/// (not limits an admin put on a token made for them).
+pub async fn manage_update(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Arc<Principal>>,
+    ApiPath(token_id): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateTokenRequest>,
+) -> ApiResult<Json<GetTokenResponse>> {
+    let token = find(&app, &token_id).await?;
+    if !caller.is_admin && token.created_by != caller.id {
+        return Err(ApiError::PermissionDenied(
+            "Only admins may change the limits of a token someone else created for you.".into(),
+        ));
+    }
+    let limits = stored_limits(Some(&req.limits))?;
+    app.store.set_token_limits(&token_id, limits.as_deref()).await?;
+    refresh_tokens(&app).await?;
+    let names = app.snapshot.load().principal_names.clone();
+    Ok(Json(GetTokenResponse { token_info: info_now(&app, find(&app, &token_id).await?, &names) }))
 }
 
 /// `DELETE /api/2.0/token-management/tokens/{token_id}` (admins); effective on the next request.
@@ -183,9 +240,9 @@ pub async fn create_obo(
         .find_principal(kind, name)
         .await?
         .ok_or_else(|| crate::error::ApiError::NotFound(format!("No principal with {field} '{name}'.")))?;
-    let (value, record) = new_token(&owner.id, &caller.id, req.lifetime_seconds, req.comment)?;
+    let (value, record) = new_token(&owner.id, &caller.id, req.lifetime_seconds, req.comment, req.limits.as_ref())?;
     app.store.insert_token(&record).await?;
-    app.refresh().await?;
+    refresh_tokens(&app).await?;
     let names = app.snapshot.load().principal_names.clone();
-    Ok(Json(CreateTokenResponse { token_value: value, token_info: info(record, &names) }))
+    Ok(Json(CreateTokenResponse { token_value: value, token_info: info_now(&app, record, &names) }))
 }

@@ -48,7 +48,7 @@ pub(crate) fn bill(app: &AppState) {
             ..Default::default()
         };
         if let Some(ep) = ep {
-            app.budgets.add(ep.target(), None, cost);
+            app.budgets.add(ep.target(), None, None, cost);
         }
         app.metrics.band_cost(&endpoint_name, &b.entity, cost);
         app.usage.record(record);

@@ -137,13 +137,22 @@ pub(super) async fn admit(
     settlement: &mut Option<Settlement>,
 ) -> ApiResult<(Arc<LiveEndpoint>, Task, Body)> {
     let ep = crate::access::require(app, caller, name, Level::CanQuery)?;
+    if let Some(allowed) = caller.limits.as_ref().and_then(|l| l.allowed_endpoints.as_ref())
+        && !allowed.iter().any(|a| *a == ep.name)
+    {
+        return Err(ApiError::PermissionDenied(format!(
+            "This token may query only {}; not endpoint '{name}'.",
+            allowed.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ")
+        )));
+    }
     let task = servable(&ep, route_task)?;
     check_body(task, facts, &body)?;
     if ep.entities.is_empty() {
         return Err(ApiError::BadRequest(format!("Endpoint '{name}' has no served entity.")));
     }
-    app.budgets.check(ep.target(), facts.usage_context.as_ref())?;
-    let admission = ratelimit::admit(&app.counters, ep.target(), caller.caller(), &body, unix_secs()).await?;
+    app.budgets.check(ep.target(), caller.caller(), facts.usage_context.as_ref())?;
+    let own = caller.limits.as_ref().and_then(|l| l.rate_limits.as_deref()).unwrap_or_default();
+    let admission = ratelimit::admit(&app.counters, ep.target(), caller.caller(), own, &body, unix_secs()).await?;
     let judge = GatewayJudge::of(app);
     let policy = ep.guardrails.clone();
     let guard =

@@ -88,6 +88,9 @@ pub async fn models(State(app): State<AppState>, Extension(caller): Caller) -> R
         .endpoints
         .iter()
         .filter(|(_, ep)| crate::access::level_of(&caller, ep).is_some_and(|l| l >= Level::CanQuery))
+        .filter(|(n, _)| {
+            caller.limits.as_ref().and_then(|l| l.allowed_endpoints.as_ref()).is_none_or(|a| a.contains(n))
+        })
         .map(|(n, ep)| (n, &ep.task))
         .collect();
     visible.sort();

@@ -131,6 +131,8 @@ pub struct Ledger {
     sink: Arc<UsageSink>,
     inference: Arc<InferenceSink>,
     budgets: Arc<Budgets>,
+    /// The caller's groups, for budgets scoped to a group (shared, not copied).
+    groups: Arc<std::collections::BTreeSet<String>>,
     endpoint: Arc<LiveEndpoint>,
     usage_context: Option<serde_json::Map<String, Value>>,
     capture: Option<Capture>,
@@ -175,6 +177,7 @@ impl Ledger {
             sink: app.usage.clone(),
             inference: app.inference.clone(),
             budgets: app.budgets.clone(),
+            groups: caller.groups.clone(),
             usage_context: facts.usage_context.clone(),
             capture: Capture::start(ep.ai_gateway.as_ref(), body),
             endpoint: ep,
@@ -549,7 +552,13 @@ impl Settlement {
                 };
                 fill.cache.put(fill.key, entry, now);
             }
-            l.budgets.add(l.endpoint.target(), l.usage_context.as_ref(), cost);
+            let caller = crate::policy::Caller {
+                id: &r.requester_id,
+                name: &r.requester,
+                groups: &l.groups,
+                token_id: r.token_id.as_deref().unwrap_or_default(),
+            };
+            l.budgets.add(l.endpoint.target(), Some(caller), l.usage_context.as_ref(), cost);
             if let Some(capture) = l.capture {
                 let response = match (&self.response, r.streaming && self.accepted) {
                     (Some(b), _) => Some(String::from_utf8_lossy(b).into_owned()),

@@ -22,8 +22,9 @@ use modelgate_wire::{BudgetPolicy, BudgetPolicyInput, BudgetSpend};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::policy::Target;
 use crate::policy::shared::{SharedCounters, SpendShare};
+use crate::policy::{Caller, Target};
+use crate::snapshot::Snapshot;
 
 /// How often replicas share their budget spend through Redis.
 pub const SHARE_EVERY: Duration = Duration::from_secs(1);
@@ -58,9 +59,32 @@ pub fn validate(p: &BudgetPolicyInput) -> Result<Period, ApiError> {
         Some(other) => return Err(ApiError::invalid("action", format!("'{other}' is not ALERT or BLOCK"))),
     }
     let s = &p.scope;
-    let set = [s.endpoint.is_some(), s.tag.is_some(), s.usage_context.is_some()].into_iter().filter(|b| *b).count();
+    let set = [
+        s.endpoint.is_some(),
+        s.tag.is_some(),
+        s.usage_context.is_some(),
+        s.user.is_some(),
+        s.group.is_some(),
+        s.service_principal.is_some(),
+    ]
+    .into_iter()
+    .filter(|b| *b)
+    .count();
     if set > 1 {
-        return Err(ApiError::invalid("scope", "set at most one of endpoint, tag, usage_context"));
+        return Err(ApiError::invalid(
+            "scope",
+            "set at most one of endpoint, tag, usage_context, user, group, service_principal",
+        ));
+    }
+    for (field, name) in
+        [("scope.user", &s.user), ("scope.group", &s.group), ("scope.service_principal", &s.service_principal)]
+    {
+        if let Some(p) = name.as_deref().and_then(|n| modelgate_core::names::text_problem(n, 255, false)) {
+            return Err(ApiError::invalid(field, p));
+        }
+        if name.as_deref() == Some("") {
+            return Err(ApiError::invalid(field, "must not be empty"));
+        }
     }
     for (field, kv) in [("scope.tag", &s.tag), ("scope.usage_context", &s.usage_context)] {
         if let Some(kv) = kv
@@ -80,7 +104,10 @@ pub fn validate(p: &BudgetPolicyInput) -> Result<Period, ApiError> {
 }
 
 struct Tracked {
+    /// The policy's id, or `token:` and the token's id for a token's own budget.
     id: String,
+    /// The token whose own budget this is; `None` for a budget policy.
+    token: Option<String>,
     input: BudgetPolicyInput,
     period: Period,
     start: i64,
@@ -91,9 +118,16 @@ struct Tracked {
 }
 
 impl Tracked {
-    fn applies(&self, ep: Target<'_>, usage_context: Option<&Map<String, Value>>) -> bool {
+    fn applies(&self, ep: Target<'_>, caller: Option<Caller<'_>>, usage_context: Option<&Map<String, Value>>) -> bool {
+        if let Some(token) = &self.token {
+            return caller.is_some_and(|c| c.token_id == token);
+        }
         let s = &self.input.scope;
+        let named = |n: &Option<String>| n.is_some() && caller.is_some_and(|c| n.as_deref() == Some(c.name));
         ep.budget_policy_id == Some(self.id.as_str())
+            || named(&s.user)
+            || named(&s.service_principal)
+            || s.group.as_ref().is_some_and(|g| caller.is_some_and(|c| c.groups.contains(g)))
             || s.endpoint.as_deref() == Some(ep.name)
             || s.tag.as_ref().is_some_and(|kv| ep.tags.get(&kv.key) == Some(&kv.value))
             || s.usage_context.as_ref().is_some_and(|kv| {
@@ -143,8 +177,15 @@ fn endpoints_of(endpoints: &[Target<'_>], id: &str) -> Vec<String> {
 }
 
 impl Budgets {
-    /// Reads every policy and sums its spend of the current period from the usage records.
-    pub async fn reload(&self, store: &dyn Store, usage: &UsageDb, endpoints: &[Target<'_>]) -> Result<(), ApiError> {
+    /// Reads every policy and every token budget, and sums their spend of the current period
+    /// from the usage records.
+    pub async fn reload(
+        &self,
+        store: &dyn Store,
+        usage: &UsageDb,
+        endpoints: &[Target<'_>],
+        snapshot: &Snapshot,
+    ) -> Result<(), ApiError> {
         let now = modelgate_core::now_ms();
         let mut fresh = Vec::new();
         for d in store.list_documents(KIND).await? {
@@ -158,8 +199,37 @@ impl Budgets {
             filter.endpoints.extend(input.scope.endpoint.clone());
             filter.tag = input.scope.tag.as_ref().map(|kv| (kv.key.clone(), kv.value.clone()));
             filter.usage_context = input.scope.usage_context.as_ref().map(|kv| (kv.key.clone(), kv.value.clone()));
+            filter.requesters.extend(input.scope.user.iter().chain(&input.scope.service_principal).cloned());
+            if let Some(g) = &input.scope.group {
+                filter.requesters.extend(snapshot.members_of(g));
+            }
             let spent = usage.spend(&filter, start).await?;
-            fresh.push(Tracked { id: d.id, input, period, start, end, spent, unshared: 0.0 });
+            fresh.push(Tracked { id: d.id, token: None, input, period, start, end, spent, unshared: 0.0 });
+        }
+        for (token_id, budget) in snapshot.token_budgets() {
+            let Ok(period) = Period::from_str(&budget.period) else { continue };
+            let (start, end) = period.bounds(now);
+            let filter = SpendFilter { token_id: Some(token_id.to_string()), ..Default::default() };
+            let spent = usage.spend(&filter, start).await?;
+            let input = BudgetPolicyInput {
+                name: format!("token {token_id}"),
+                scope: Default::default(),
+                period: budget.period.clone(),
+                amount_usd: budget.amount_usd,
+                alert_thresholds: None,
+                action: budget.action.clone(),
+            };
+            let token = Some(token_id.to_string());
+            fresh.push(Tracked {
+                id: format!("token:{token_id}"),
+                token,
+                input,
+                period,
+                start,
+                end,
+                spent,
+                unshared: 0.0,
+            });
         }
         let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
         // The records of the latest queries may still be on their way to the database, and the
@@ -176,18 +246,27 @@ impl Budgets {
         Ok(())
     }
 
-    /// Refuses a query a `BLOCK` policy has no money left for: 429 naming the policy.
-    pub fn check(&self, ep: Target<'_>, usage_context: Option<&Map<String, Value>>) -> Result<(), ApiError> {
+    /// Refuses a query a `BLOCK` policy (or its token's own `BLOCK` budget) has no money left
+    /// for: 429 naming it.
+    pub fn check(
+        &self,
+        ep: Target<'_>,
+        caller: Caller<'_>,
+        usage_context: Option<&Map<String, Value>>,
+    ) -> Result<(), ApiError> {
         let now = modelgate_core::now_ms();
         let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
         for t in tracked.iter_mut().filter(|t| t.blocks()) {
             t.roll(now);
-            if t.spent >= t.input.amount_usd && t.applies(ep, usage_context) {
+            if t.spent >= t.input.amount_usd && t.applies(ep, Some(caller), usage_context) {
                 let wait = ((t.end - now) / 1000).max(1) as u64;
+                let what = match &t.token {
+                    Some(id) => format!("The budget of token {id}"),
+                    None => format!("Budget policy '{}'", t.input.name),
+                };
                 return Err(ApiError::BudgetExhausted {
                     message: format!(
-                        "Budget policy '{}' is exhausted: ${:.4} spent of ${:.2} this {}. Queries resume when the {} ends, in {}.",
-                        t.input.name,
+                        "{what} is exhausted: ${:.4} spent of ${:.2} this {}. Queries resume when the {} ends, in {}.",
                         t.spent,
                         t.input.amount_usd,
                         t.input.period,
@@ -201,15 +280,22 @@ impl Budgets {
         Ok(())
     }
 
-    /// Adds the cost of a finished query to every policy it falls under.
-    pub fn add(&self, ep: Target<'_>, usage_context: Option<&Map<String, Value>>, cost: f64) {
+    /// Adds the cost of a finished query (of `caller`, if a caller made it) to every policy it
+    /// falls under and to its token's budget.
+    pub fn add(
+        &self,
+        ep: Target<'_>,
+        caller: Option<Caller<'_>>,
+        usage_context: Option<&Map<String, Value>>,
+        cost: f64,
+    ) {
         if cost <= 0.0 {
             return;
         }
         let now = modelgate_core::now_ms();
         let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
         for t in tracked.iter_mut() {
-            if t.applies(ep, usage_context) {
+            if t.applies(ep, caller, usage_context) {
                 t.roll(now);
                 t.spent += cost;
                 t.unshared += cost;
@@ -223,6 +309,7 @@ impl Budgets {
         let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<BudgetPolicy> = tracked
             .iter_mut()
+            .filter(|t| t.token.is_none())
             .map(|t| {
                 t.roll(now);
                 t.view(endpoints_of(endpoints, &t.id))
@@ -262,6 +349,16 @@ impl Budgets {
                 t.spent = total + t.unshared;
             }
         }
+    }
+
+    /// The current period's spend against a token's own budget; `None` if it has none.
+    pub fn token_spent(&self, token_id: &str) -> Option<f64> {
+        let now = modelgate_core::now_ms();
+        let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        tracked.iter_mut().find(|t| t.token.as_deref() == Some(token_id)).map(|t| {
+            t.roll(now);
+            t.spent
+        })
     }
 
     /// Whether a policy with this id exists.

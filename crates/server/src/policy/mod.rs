@@ -37,4 +37,6 @@ pub struct Caller<'a> {
     pub name: &'a str,
     /// Every group it belongs to, by name.
     pub groups: &'a BTreeSet<String>,
+    /// The token it called with (its id; empty for a console session).
+    pub token_id: &'a str,
 }

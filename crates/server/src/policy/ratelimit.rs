@@ -8,12 +8,15 @@
 //!    limit, then the highest tokens limit);
 //! 4. otherwise the default per-user limit (`user` with no principal).
 //!
+//! A token's own rate limits (`limits.rate_limits` of the token) apply on top, counted over every
+//! endpoint the token queries.
+//!
 //! A limit may count calls, tokens or both; each must have room (the stricter wins). Token limits
 //! reserve the request's estimated input tokens plus its `max_tokens` (default
 //! [`DEFAULT_MAX_TOKENS`]) before sending, and settle to the provider's reported usage afterwards.
 
 use modelgate_providers::tokens;
-use modelgate_wire::AiGatewayRateLimit;
+use modelgate_wire::{AiGatewayRateLimit, TokenRateLimit};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -95,12 +98,18 @@ pub fn estimate(body: &serde_json::Map<String, Value>) -> (u64, u64) {
 }
 
 fn wants(limits: &[&AiGatewayRateLimit], counter: &str, tokens: u64) -> Vec<Want> {
+    let pairs: Vec<(Option<i64>, Option<i64>)> = limits.iter().map(|l| (l.calls, l.tokens)).collect();
+    wants_of(&pairs, counter, tokens)
+}
+
+/// The counters of limits given as (calls, tokens) per minute.
+fn wants_of(limits: &[(Option<i64>, Option<i64>)], counter: &str, tokens: u64) -> Vec<Want> {
     let mut out = Vec::new();
-    for (i, l) in limits.iter().enumerate() {
-        if let Some(c) = l.calls {
+    for (i, (calls, tokens_limit)) in limits.iter().enumerate() {
+        if let Some(c) = *calls {
             out.push(Want { key: format!("{counter}:{i}:calls"), amount: 1, limit: c.max(0) as u64 });
         }
-        if let Some(t) = l.tokens {
+        if let Some(t) = *tokens_limit {
             out.push(Want { key: format!("{counter}:{i}:tokens"), amount: tokens, limit: t.max(0) as u64 });
         }
     }
@@ -114,6 +123,7 @@ fn describe(key: &str, limit: u64, caller: &str) -> String {
         Some("ep") => "for the whole endpoint".to_string(),
         Some("p") => format!("for {caller}"),
         Some("g") => format!("for group '{}'", key.split(':').nth(2).unwrap_or_default()),
+        Some("t") => "for this token".to_string(),
         _ => "per user".to_string(),
     };
     format!("{limit} {kind} per minute {scope}")
@@ -124,14 +134,17 @@ pub async fn admit(
     counters: &Counters,
     ep: Target<'_>,
     caller: Caller<'_>,
+    token_limits: &[TokenRateLimit],
     body: &serde_json::Map<String, Value>,
     now_secs: u64,
 ) -> Result<Option<Admission>, ApiError> {
-    if ep.rate_limits.is_empty() {
+    if ep.rate_limits.is_empty() && token_limits.is_empty() {
         return Ok(None);
     }
     let window = now_secs / 60;
-    let (input, output) = if ep.rate_limits.iter().any(|l| l.tokens.is_some()) { estimate(body) } else { (0, 0) };
+    let counts_tokens =
+        ep.rate_limits.iter().any(|l| l.tokens.is_some()) || token_limits.iter().any(|l| l.tokens.is_some());
+    let (input, output) = if counts_tokens { estimate(body) } else { (0, 0) };
     let estimated = input + output;
     let of_key = |k: &str| -> Vec<&AiGatewayRateLimit> {
         ep.rate_limits.iter().filter(|l| l.key.as_deref().unwrap_or("endpoint") == k).collect()
@@ -154,6 +167,8 @@ pub async fn admit(
         let default: Vec<_> = of_key("user").into_iter().filter(|l| l.principal.is_none()).collect();
         all.extend(wants(&default, &format!("u:{}:{}", ep.id, caller.id), estimated));
     }
+    let own: Vec<(Option<i64>, Option<i64>)> = token_limits.iter().map(|l| (l.calls, l.tokens)).collect();
+    all.extend(wants_of(&own, &format!("t:{}", caller.token_id), estimated));
 
     let r = match counters.reserve(window, &all).await {
         Ok(backend) => {
@@ -216,13 +231,13 @@ mod tests {
         let counters = Counters::local();
         let (tags, groups) = (BTreeMap::new(), BTreeSet::new());
         let l = limits(json!([{"key": "user", "calls": 2, "renewal_period": "minute"}]));
-        let ann = Caller { id: "1", name: "ann", groups: &groups };
-        let bob = Caller { id: "2", name: "bob", groups: &groups };
+        let ann = Caller { id: "1", name: "ann", groups: &groups, token_id: "t1" };
+        let bob = Caller { id: "2", name: "bob", groups: &groups, token_id: "t2" };
         let at = 60 * 1000 + 42; // 42 s into a minute
         for _ in 0..2 {
-            assert!(admit(&counters, target(&l, &tags), ann, &body("hi", 5), at).await.is_ok());
+            assert!(admit(&counters, target(&l, &tags), ann, &[], &body("hi", 5), at).await.is_ok());
         }
-        let refused = admit(&counters, target(&l, &tags), ann, &body("hi", 5), at).await.unwrap_err();
+        let refused = admit(&counters, target(&l, &tags), ann, &[], &body("hi", 5), at).await.unwrap_err();
         match refused {
             ApiError::RateLimited { limit, tokens, reset_secs, message } => {
                 assert_eq!((limit, tokens, reset_secs), (2, false, 18));
@@ -230,8 +245,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(admit(&counters, target(&l, &tags), bob, &body("hi", 5), at).await.is_ok(), "per user");
-        assert!(admit(&counters, target(&l, &tags), ann, &body("hi", 5), at + 18).await.is_ok(), "a new minute");
+        assert!(admit(&counters, target(&l, &tags), bob, &[], &body("hi", 5), at).await.is_ok(), "per user");
+        assert!(admit(&counters, target(&l, &tags), ann, &[], &body("hi", 5), at + 18).await.is_ok(), "a new minute");
     }
 
     #[tokio::test]
@@ -239,14 +254,14 @@ mod tests {
         let counters = Counters::local();
         let (tags, groups) = (BTreeMap::new(), BTreeSet::new());
         let l = limits(json!([{"key": "endpoint", "tokens": 100, "renewal_period": "minute"}]));
-        let ann = Caller { id: "1", name: "ann", groups: &groups };
+        let ann = Caller { id: "1", name: "ann", groups: &groups, token_id: "t1" };
         // Estimated input (a few tokens) plus max_tokens 60: one fits, a second would not.
-        let first = admit(&counters, target(&l, &tags), ann, &body("hello there", 60), 0).await.unwrap().unwrap();
+        let first = admit(&counters, target(&l, &tags), ann, &[], &body("hello there", 60), 0).await.unwrap().unwrap();
         assert!(first.needs_usage() && first.input() > 0);
-        assert!(admit(&counters, target(&l, &tags), ann, &body("hello there", 60), 0).await.is_err());
+        assert!(admit(&counters, target(&l, &tags), ann, &[], &body("hello there", 60), 0).await.is_err());
         // The answer used 10 tokens in all: the reservation shrinks and room comes back.
         first.settle(&counters, 10);
-        assert!(admit(&counters, target(&l, &tags), ann, &body("hello there", 60), 0).await.is_ok());
+        assert!(admit(&counters, target(&l, &tags), ann, &[], &body("hello there", 60), 0).await.is_ok());
     }
 
     #[tokio::test]
@@ -259,17 +274,35 @@ mod tests {
             {"key": "user_group", "principal": "ops", "calls": 3, "renewal_period": "minute"},
             {"key": "user", "principal": "vip", "calls": 5, "renewal_period": "minute"}
         ]));
-        let ann = Caller { id: "1", name: "ann", groups: &groups };
+        let ann = Caller { id: "1", name: "ann", groups: &groups, token_id: "t1" };
         let mut allowed = 0;
         for _ in 0..5 {
-            allowed += usize::from(admit(&counters, target(&l, &tags), ann, &body("x", 1), 0).await.is_ok());
+            allowed += usize::from(admit(&counters, target(&l, &tags), ann, &[], &body("x", 1), 0).await.is_ok());
         }
         assert_eq!(allowed, 3, "held to the ops group's 3");
-        let vip = Caller { id: "9", name: "vip", groups: &groups };
+        let vip = Caller { id: "9", name: "vip", groups: &groups, token_id: "t9" };
         let mut allowed = 0;
         for _ in 0..7 {
-            allowed += usize::from(admit(&counters, target(&l, &tags), vip, &body("x", 1), 0).await.is_ok());
+            allowed += usize::from(admit(&counters, target(&l, &tags), vip, &[], &body("x", 1), 0).await.is_ok());
         }
         assert_eq!(allowed, 5, "a limit naming the caller overrides the groups");
+    }
+
+    #[tokio::test]
+    async fn a_tokens_own_limit_counts_over_every_endpoint_and_holds_with_no_endpoint_limit() {
+        let counters = Counters::local();
+        let (tags, groups) = (BTreeMap::new(), BTreeSet::new());
+        let none: Vec<AiGatewayRateLimit> = Vec::new();
+        let own: Vec<TokenRateLimit> =
+            serde_json::from_value(json!([{"calls": 2, "renewal_period": "minute"}])).unwrap();
+        let first = Caller { id: "1", name: "ann", groups: &groups, token_id: "tok-a" };
+        let other_token = Caller { token_id: "tok-b", ..first };
+        let other_endpoint = Target { id: "ep2", ..target(&none, &tags) };
+        assert!(admit(&counters, target(&none, &tags), first, &own, &body("x", 1), 0).await.is_ok());
+        assert!(admit(&counters, other_endpoint, first, &own, &body("x", 1), 0).await.is_ok());
+        let refused = admit(&counters, target(&none, &tags), first, &own, &body("x", 1), 0).await.unwrap_err();
+        assert!(refused.to_string().contains("2 calls per minute for this token"), "{refused}");
+        assert!(admit(&counters, target(&none, &tags), other_token, &own, &body("x", 1), 0).await.is_ok());
+        assert!(admit(&counters, target(&none, &tags), other_token, &[], &body("x", 1), 0).await.unwrap().is_none());
     }
 }

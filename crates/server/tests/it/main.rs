@@ -45,4 +45,5 @@ mod shared_limits;
 mod standards;
 mod startup;
 mod strict_input;
+mod token_limits;
 mod usage;

@@ -1,0 +1,2 @@
+-- A token's own limits (allowed endpoints, rate limits, budget) as JSON; NULL without any.
+ALTER TABLE tokens ADD COLUMN limits TEXT;
