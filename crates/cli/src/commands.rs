@@ -274,6 +274,54 @@ pub enum SecretsCmd {
     },
 }
 
+/// A token's own limits, on top of its owner's permissions (docs/identity.md#keys).
+#[derive(Args, Default)]
+pub struct TokenLimitArgs {
+    /// The token may query only this endpoint (repeatable).
+    #[arg(long = "allow-endpoint", value_name = "ENDPOINT")]
+    allow_endpoints: Vec<String>,
+    /// Most queries per minute, over every endpoint the token queries.
+    #[arg(long, value_name = "N")]
+    calls_per_minute: Option<i64>,
+    /// Most tokens (input and output) per minute, over every endpoint.
+    #[arg(long, value_name = "N")]
+    tokens_per_minute: Option<i64>,
+    /// Budget in USD per --budget-period.
+    #[arg(long, value_name = "USD")]
+    budget_usd: Option<f64>,
+    /// day, week or month.
+    #[arg(long, default_value = "month", requires = "budget_usd")]
+    budget_period: String,
+    /// What happens at 100 % of the budget: ALERT (spend shows, queries go on) or BLOCK (429).
+    #[arg(long, default_value = "ALERT", requires = "budget_usd")]
+    budget_action: String,
+}
+
+impl TokenLimitArgs {
+    /// The `limits` object the API takes (empty for none).
+    fn to_json(&self) -> Value {
+        let mut limits = json!({});
+        if !self.allow_endpoints.is_empty() {
+            set(&mut limits, "allowed_endpoints", json!(self.allow_endpoints));
+        }
+        if self.calls_per_minute.is_some() || self.tokens_per_minute.is_some() {
+            let mut l = json!({"renewal_period": "minute"});
+            if let Some(c) = self.calls_per_minute {
+                set(&mut l, "calls", json!(c));
+            }
+            if let Some(t) = self.tokens_per_minute {
+                set(&mut l, "tokens", json!(t));
+            }
+            set(&mut limits, "rate_limits", json!([l]));
+        }
+        if let Some(usd) = self.budget_usd {
+            let budget = json!({"amount_usd": usd, "period": self.budget_period, "action": self.budget_action});
+            set(&mut limits, "budget", budget);
+        }
+        limits
+    }
+}
+
 /// `modelgate tokens ...`
 #[derive(Subcommand)]
 pub enum TokensCmd {
@@ -291,6 +339,16 @@ pub enum TokensCmd {
         /// Comment shown in listings.
         #[arg(long)]
         comment: Option<String>,
+        #[command(flatten)]
+        limits: TokenLimitArgs,
+    },
+    /// Replace a token's own limits (admins, or whoever created the token); no limit flags
+    /// removes them all.
+    SetLimits {
+        /// Token id (from `tokens list`).
+        token_id: String,
+        #[command(flatten)]
+        limits: TokenLimitArgs,
     },
     /// List your tokens (with --all, admins see every principal's).
     List {
@@ -951,8 +1009,12 @@ pub async fn secrets(client: &Client, cmd: SecretsCmd, output: Output) -> Result
 /// Runs a `tokens` command.
 pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(), CliError> {
     match cmd {
-        TokensCmd::Create { for_application_id, for_user, lifetime_seconds, comment } => {
+        TokensCmd::Create { for_application_id, for_user, lifetime_seconds, comment, limits } => {
             let mut body = json!({});
+            let limits = limits.to_json();
+            if limits.as_object().is_some_and(|l| !l.is_empty()) {
+                set(&mut body, "limits", limits);
+            }
             if let Some(l) = lifetime_seconds {
                 set(&mut body, "lifetime_seconds", json!(l));
             }
@@ -972,10 +1034,14 @@ pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(
             };
             print_json(&client.json(Method::POST, path, Some(&body)).await?);
         }
+        TokensCmd::SetLimits { token_id, limits } => {
+            let path = format!("/api/2.0/token-management/tokens/{token_id}");
+            print_json(&client.json(Method::PATCH, &path, Some(&json!({"limits": limits.to_json()}))).await?);
+        }
         TokensCmd::List { all } => {
             let path = if all { "/api/2.0/token-management/tokens" } else { "/api/2.0/token/list" };
             let v = client.json(Method::GET, path, None).await?;
-            let headers = ["Token id", "Owner", "Created", "Expires", "Comment"];
+            let headers = ["Token id", "Owner", "Created", "Expires", "Comment", "Limits"];
             print_list(&v, output, "token_infos", &headers, |t| {
                 let expiry = if at(t, "/expiry_time").as_i64() == Some(-1) {
                     "never".into()
@@ -988,6 +1054,7 @@ pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(
                     ms_to_time(at(t, "/creation_time")),
                     expiry,
                     s(at(t, "/comment")),
+                    limits_summary(t),
                 ]
             });
         }
@@ -1003,6 +1070,27 @@ pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(
         }
     }
     Ok(())
+}
+
+/// A token's limits in a few words: `endpoints a,b; 10 calls/min; $5.00/month BLOCK ($1.20 spent)`.
+fn limits_summary(t: &Value) -> String {
+    let l = at(t, "/limits");
+    let mut parts = Vec::new();
+    if let Some(eps) = l["allowed_endpoints"].as_array() {
+        parts.push(format!("endpoints {}", eps.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")));
+    }
+    for r in l["rate_limits"].as_array().into_iter().flatten() {
+        for k in ["calls", "tokens"] {
+            if let Some(n) = r[k].as_i64() {
+                parts.push(format!("{n} {k}/min"));
+            }
+        }
+    }
+    if let Some(usd) = l["budget"]["amount_usd"].as_f64() {
+        let spent = at(t, "/budget_spent_usd").as_f64().map(|s| format!(" (${s:.2} spent)")).unwrap_or_default();
+        parts.push(format!("${usd:.2}/{} {}{spent}", s(&l["budget"]["period"]), s(&l["budget"]["action"])));
+    }
+    parts.join("; ")
 }
 
 /// `modelgate audit-log`: who changed what, and what was refused.

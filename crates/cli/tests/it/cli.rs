@@ -417,6 +417,34 @@ fn identities_and_token_management_from_the_cli() {
     assert!(!denied.status.success() && text(&denied).1.contains("PERMISSION_DENIED"), "{:?}", text(&denied));
     let all = run(&["tokens", "list", "--all"]);
     assert!(all.contains(&id) && all.contains("batch-1"), "{all}");
+    // A token's own limits, set and shown.
+    let limited = json(run(&[
+        "tokens",
+        "create",
+        "--for-application-id",
+        "batch-1",
+        "--allow-endpoint",
+        "chat",
+        "--calls-per-minute",
+        "10",
+        "--budget-usd",
+        "5",
+        "--budget-action",
+        "BLOCK",
+    ]));
+    let limits = &limited["token_info"]["limits"];
+    assert_eq!(limits["allowed_endpoints"], serde_json::json!(["chat"]), "{limited}");
+    assert_eq!(limits["rate_limits"][0]["calls"], 10);
+    assert_eq!(
+        (limits["budget"]["amount_usd"].as_f64(), limits["budget"]["period"].as_str()),
+        (Some(5.0), Some("month"))
+    );
+    let limited_id = limited["token_info"]["token_id"].as_str().unwrap().to_string();
+    let listed = run(&["tokens", "list", "--all"]).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(listed.contains("endpoints chat; 10 calls/min; $5.00/month BLOCK ($0.00 spent)"), "{listed}");
+    let cleared = json(run(&["tokens", "set-limits", &limited_id]));
+    assert!(cleared["token_info"].get("limits").is_none(), "{cleared}");
+    run(&["tokens", "revoke", "--any-owner", &limited_id]);
     run(&["tokens", "revoke", "--any-owner", &id]);
     let refused = cli(&server.host, Some(&value), &["serving-endpoints", "list"], None, &env.config());
     assert!(text(&refused).1.contains("UNAUTHENTICATED"));

@@ -293,6 +293,19 @@ fn fields(v: &serde_json::Value) -> Markup {
     }
 }
 
+/// `on (300 s, shared by every caller)` or `off`.
+fn cache_summary(c: Option<&modelgate_wire::CacheConfig>) -> String {
+    match c.filter(|c| c.enabled) {
+        None => "off".into(),
+        Some(c) => format!(
+            "on ({} s, {}{})",
+            c.ttl_seconds.unwrap_or(crate::policy::cache::DEFAULT_TTL_SECONDS),
+            if c.scope.as_deref() == Some("caller") { "per caller" } else { "shared by every caller" },
+            if c.cache_sampled == Some(true) { ", sampled answers too" } else { "" }
+        ),
+    }
+}
+
 fn ai_gateway(g: Option<&AiGatewayConfig>, manage: bool, f: &Forms<'_>) -> Markup {
     let json = g.map(|g| serde_json::to_string_pretty(g).unwrap_or_default()).unwrap_or_else(|| "{}".into());
     let value = |x: Option<serde_json::Value>| x.unwrap_or_default();
@@ -324,11 +337,12 @@ fn ai_gateway(g: Option<&AiGatewayConfig>, manage: bool, f: &Forms<'_>) -> Marku
                     (fields(&value(gr.output.as_ref().and_then(|o| serde_json::to_value(o).ok()))))
                 },
             }
-            h3 { "Usage tracking, inference table, fallbacks" }
+            h3 { "Usage tracking, inference table, fallbacks, response cache" }
             p {
                 "Usage tracking: " (if g.usage_tracking_config.as_ref().and_then(|u| u.enabled).unwrap_or(false) { "on" } else { "off" })
                 " · inference table: " (if g.inference_table_config.as_ref().and_then(|i| i.enabled).unwrap_or(false) { "on" } else { "off" })
                 " · fallbacks: " (if g.fallback_config.as_ref().is_some_and(|x| x.enabled) { "on" } else { "off" })
+                " · response cache: " (cache_summary(g.cache_config.as_ref()))
             }
         }
         @if manage {

@@ -412,9 +412,10 @@ async fn managers_change_tags_permissions_and_the_gateway_and_delete_from_the_en
     assert!(r.text().await.unwrap().contains("renewal_period"), "the API's message, as it is");
     assert!(t.get("/api/2.0/serving-endpoints/chat").await.1.get("ai_gateway").is_none());
     let good = r#"{"rate_limits": [{"calls": 5, "renewal_period": "minute", "key": "user"}],
-        "guardrails": {"input": {"pii": {"behavior": "MASK"}}}}"#;
+        "guardrails": {"input": {"pii": {"behavior": "MASK"}}}, "cache_config": {"enabled": true, "ttl_seconds": 60}}"#;
     assert_eq!(act("ai-gateway", vec![("json", good)]).await.unwrap().status(), StatusCode::SEE_OTHER);
     let html = b_get_path(&b, &t, &session, "/console/endpoints/chat").await.text().await.unwrap();
+    assert!(html.contains("response cache: on (60 s, shared by every caller)"), "the cache: {html}");
     assert!(html.contains("<td>user</td><td></td><td>5</td><td></td><td>minute</td>"), "the limit: {html}");
     assert!(html.contains("<code>pii</code>") && html.contains("MASK"), "the guardrail: {html}");
 
