@@ -129,6 +129,7 @@ fn the_cli_examples_in_the_docs_run_as_written() {
         "budgets.md",
         "inference-tables.md",
         "alerts.md",
+        "caching.md",
     ] {
         commands.extend(examples(&std::fs::read_to_string(docs.join(page)).unwrap()));
     }
