@@ -317,6 +317,28 @@ struct ServeArgs {
     /// replicas (docs/scale-out.md), e.g. redis://127.0.0.1:6379/0.
     #[arg(long, env = "MODELGATE_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+    /// OpenTelemetry: send a trace of every query (GenAI semantic conventions) to this OTLP/HTTP
+    /// collector, e.g. http://127.0.0.1:4318 (`/v1/traces` is added). Off when not set.
+    #[arg(long, env = "MODELGATE_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// OTLP/HTTP encoding: http/protobuf or http/json.
+    #[arg(long, env = "MODELGATE_OTLP_PROTOCOL", default_value = "http/protobuf", value_parser = ["http/protobuf", "http/json"])]
+    otlp_protocol: String,
+    /// A header sent with every trace export, as NAME=VALUE (repeatable; comma-separated in the
+    /// environment), e.g. a collector's API key.
+    #[arg(long = "otlp-header", env = "MODELGATE_OTLP_HEADERS", value_delimiter = ',', value_parser = parse_header, hide_env_values = true)]
+    otlp_headers: Vec<(String, String)>,
+    /// Share of traces started here that are recorded, 0 to 1; a client's sampled traceparent is
+    /// always followed.
+    #[arg(long, env = "MODELGATE_TRACE_SAMPLE_RATIO", default_value_t = 1.0)]
+    trace_sample_ratio: f64,
+    /// Record prompts and answers in spans (gen_ai.input.messages, gen_ai.output.messages). Off:
+    /// spans hold no text of the conversation.
+    #[arg(long, env = "MODELGATE_TRACE_CONTENT")]
+    trace_content: bool,
+    /// How often finished spans are sent to the collector.
+    #[arg(long, env = "MODELGATE_TRACE_EXPORT_INTERVAL", value_parser = humantime::parse_duration, default_value = "2s")]
+    trace_export_interval: Duration,
     /// PostgreSQL for the control plane, shared by every replica of a scaled-out install, instead
     /// of DATA_DIR/modelgate.db (docs/scale-out.md), e.g.
     /// postgres://modelgate:PASSWORD@db.internal:5432/modelgate?sslmode=require. Also holds the
@@ -394,6 +416,16 @@ fn parse_base_url(s: &str) -> Result<(String, String), String> {
         return Err(format!("'{u}' is not an http:// or https:// URL"));
     }
     Ok((p.trim().to_string(), u.trim().to_string()))
+}
+
+/// `NAME=VALUE` of `--otlp-header`; the value is never echoed in errors (it may be a key).
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s.split_once('=').ok_or_else(|| "an --otlp-header is NAME=VALUE".to_string())?;
+    let name = name.trim();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(format!("'{name}' is not a header name"));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
 }
 
 /// Writes one line to standard output. A closed pipe (`modelgate ... | head -2`) ends the program
@@ -616,6 +648,18 @@ async fn serve(args: ServeArgs) -> ExitCode {
             billing_interval: args.band_billing_interval.max(Duration::from_secs(1)),
         },
         redis_url: args.redis_url.clone(),
+        traces: modelgate_server::TraceSettings {
+            endpoint: args.otlp_endpoint.clone(),
+            protocol: if args.otlp_protocol == "http/json" {
+                modelgate_server::OtlpProtocol::Json
+            } else {
+                modelgate_server::OtlpProtocol::Protobuf
+            },
+            headers: args.otlp_headers.clone(),
+            sample_ratio: args.trace_sample_ratio,
+            content: args.trace_content,
+            export_interval: args.trace_export_interval,
+        },
         database_url: args.database_url.clone(),
         log_database_url: args.log_database_url.clone(),
     };

@@ -63,6 +63,9 @@ pub enum StartError {
     /// The Redis URL cannot be used.
     #[error("{0}")]
     Redis(String),
+    /// The trace export settings cannot be used.
+    #[error("{0}")]
+    Traces(String),
     /// Another server uses the data directory.
     #[error("{0}")]
     DataDirInUse(String),

@@ -166,17 +166,41 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 }
 
 /// What the data plane reads from a query's headers.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct QueryHeaders {
     /// The client's `Cache-Control` for the response cache.
     pub cache: crate::policy::cache::Directive,
+    /// The client's trace context.
+    pub trace: TraceHeaders,
+}
+
+/// A client's W3C trace context headers.
+#[derive(Debug, Clone, Default)]
+pub struct TraceHeaders {
+    /// `traceparent`.
+    pub traceparent: Option<axum::http::HeaderValue>,
+    /// `tracestate`.
+    pub tracestate: Option<axum::http::HeaderValue>,
+}
+
+impl QueryHeaders {
+    /// Reads them from a request's headers.
+    pub fn of(headers: &axum::http::HeaderMap) -> Self {
+        QueryHeaders {
+            cache: crate::policy::cache::Directive::of(headers),
+            trace: TraceHeaders {
+                traceparent: headers.get("traceparent").cloned(),
+                tracestate: headers.get("tracestate").cloned(),
+            },
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryHeaders {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(QueryHeaders { cache: crate::policy::cache::Directive::of(&parts.headers) })
+        Ok(QueryHeaders::of(&parts.headers))
     }
 }
 

@@ -46,6 +46,7 @@ pub use modelgate_store::redacted as redacted_url;
 pub use modelgate_store::transfer::Copied;
 pub use policy::breaker::BreakerSettings;
 pub use settings::{HostingSettings, Limits, RetrySettings, UpstreamTimeouts};
+pub use telemetry::traces::{OtlpProtocol, TraceSettings};
 
 /// How to run a server.
 #[derive(Debug, Clone)]
@@ -92,6 +93,8 @@ pub struct ServerConfig {
     pub hosting: HostingSettings,
     /// Redis for state every replica shares (rate-limit counters); `None`: per replica.
     pub redis_url: Option<String>,
+    /// OpenTelemetry trace export; off without an endpoint.
+    pub traces: telemetry::traces::TraceSettings,
     /// PostgreSQL for the control plane (and, unless `log_database_url` is set, the usage and
     /// inference tables), shared by every replica; `None`: SQLite files in the data directory.
     pub database_url: Option<String>,
@@ -123,6 +126,7 @@ impl Default for ServerConfig {
             console_password_sign_in: false,
             hosting: HostingSettings::default(),
             redis_url: None,
+            traces: Default::default(),
             database_url: None,
             log_database_url: None,
         }
@@ -262,6 +266,14 @@ impl Assembly {
                 ),
                 None => policy::counters::Counters::local(),
             };
+            // Spans are sent with a client of their own: a slow collector never holds the providers' pool.
+            let traces = match &config.traces.endpoint {
+                None => None,
+                Some(_) => {
+                    let client = egress::client(config.timeouts.connect).map_err(StartError::HttpClient)?;
+                    telemetry::traces::Traces::start(&config.traces, client).map_err(StartError::Traces)?
+                }
+            };
             let app = state::AppState::new(
                 store.clone(),
                 cipher,
@@ -276,6 +288,7 @@ impl Assembly {
                     hosting,
                     counters: Arc::new(counters),
                     cluster,
+                    traces,
                 },
             )
             .map_err(StartError::HttpClient)?;
@@ -329,6 +342,7 @@ impl Server {
         let billing =
             tokio::spawn(background::billing::run(app.clone(), config.hosting.billing_interval, stop_rx.clone()));
         let billed = app.clone();
+        let traced = app.clone();
         let redis_watch = app.counters.shared_store().cloned().map(|s| tokio::spawn(s.watch(stop_rx.clone())));
         let following = tokio::spawn(background::cluster::follow(app.clone(), stop_rx.clone()));
         let spend_sharing = tokio::spawn(background::cluster::share_budgets(app.clone(), stop_rx.clone()));
@@ -358,6 +372,9 @@ impl Server {
             }
             background::billing::bill(&billed);
             // Write what the queries left.
+            if let Some(traces) = &traced.traces {
+                traces.shutdown().await;
+            }
             resources.close().await;
             served
         });

@@ -84,6 +84,8 @@ pub struct Shared {
     pub hosting: Arc<crate::hosting::Hosting>,
     /// The other replicas of the install, if any.
     pub cluster: Arc<crate::cluster::Cluster>,
+    /// OpenTelemetry traces of the data plane, when exported.
+    pub traces: Option<Arc<crate::telemetry::traces::Traces>>,
 }
 
 /// Where finished queries leave their records.
@@ -100,6 +102,8 @@ pub struct Sinks {
     pub counters: Arc<crate::policy::counters::Counters>,
     /// The other replicas of the install, if any.
     pub cluster: Arc<crate::cluster::Cluster>,
+    /// OpenTelemetry trace export, if on.
+    pub traces: Option<Arc<crate::telemetry::traces::Traces>>,
 }
 
 impl AppState {
@@ -113,7 +117,7 @@ impl AppState {
         config: &crate::ServerConfig,
         sinks: Sinks,
     ) -> Result<Self, reqwest::Error> {
-        let Sinks { usage, inference, events, hosting, counters, cluster } = sinks;
+        let Sinks { usage, inference, events, hosting, counters, cluster, traces } = sinks;
         let timeouts = config.timeouts;
         let http = crate::egress::client(timeouts.connect)?;
         let metrics = usage.metrics.clone();
@@ -153,6 +157,7 @@ impl AppState {
             min_deprecation_notice_days: (config.min_deprecation_notice.as_secs() / 86_400) as i64,
             console_password_sign_in: config.console_password_sign_in,
             cluster,
+            traces,
         })))
     }
 

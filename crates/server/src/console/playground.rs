@@ -69,7 +69,7 @@ pub async fn query(
         State(app),
         viewer.caller(),
         crate::extract::ApiPath(name),
-        crate::extract::QueryHeaders { cache: crate::policy::cache::Directive::of(&headers) },
+        crate::extract::QueryHeaders::of(&headers),
         crate::extract::RawBody(body),
     )
     .await

@@ -19,6 +19,9 @@ use crate::state::AppState;
 use super::SERVED_MODEL_HEADER;
 use super::plan::{Plan, Share, plan};
 use super::relay::{stream_response, upstream_events};
+use crate::telemetry::traces::{ChildSpan, QueryTrace};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 
 /// Whether a failure counts against the entity's breaker and may be retried or failed over: rate
 /// limits, server errors, timeouts, connection failures and unreadable answers.
@@ -60,6 +63,7 @@ pub(super) async fn route(
     body: Body,
     settlement: &mut Option<Settlement>,
 ) -> Response {
+    let trace = settlement.as_ref().and_then(Settlement::query_trace).cloned();
     let shares: Vec<Share> = ep.entities.iter().map(Share::of).collect();
     let fallback = ep.ai_gateway.as_ref().and_then(|g| g.fallback_config.as_ref()).is_some_and(|f| f.enabled);
     let Plan { order, failover, detour } = plan(&shares, fallback, &mut fastrand::Rng::new());
@@ -142,8 +146,21 @@ pub(super) async fn route(
         if let Some(o) = settlement.as_mut() {
             o.entity(entity, adapter.provider());
         }
-        let attempt = Attempt { adapter: adapter.as_ref(), entity, task, facts, deadline };
+        let mut span = trace.as_ref().map(|t| attempt_span(t, task, entity, adapter.provider()));
+        let traceparent = span.as_ref().and_then(ChildSpan::traceparent);
+        let attempt =
+            Attempt { adapter: adapter.as_ref(), entity, task, facts, deadline, trace: trace.as_ref(), traceparent };
         let result = call(app, &attempt, body.clone(), settlement).await;
+        if let Some(s) = span.as_mut() {
+            if let Some(u) = entity.upstream.get() {
+                s.set(KeyValue::new("server.address", u.host.clone()));
+            }
+            match &result {
+                Ok(resp) => s.set(KeyValue::new("http.response.status_code", i64::from(resp.status().as_u16()))),
+                Err(e) => s.fail(crate::telemetry::metrics::upstream_reason(e), e.to_string()),
+            }
+        }
+        drop(span);
         if let (Err(ProviderError::Upstream { status, .. }), Some(o)) = (&result, settlement.as_mut()) {
             o.upstream_status(*status);
         }
@@ -179,6 +196,24 @@ pub(super) async fn route(
         None if refused_by_breaker => every_breaker_open(app, ep),
         None => ApiError::BadRequest(format!("No served entity of endpoint '{}' can serve.", ep.name)).into_response(),
     }
+}
+
+/// The span of one upstream attempt: `chat gpt-4o`, a client span with the provider and model.
+fn attempt_span(trace: &QueryTrace, task: Task, entity: &LiveEntity, provider: &str) -> ChildSpan {
+    let model = match (&entity.external_model, &entity.registered) {
+        (Some(m), _) => m.name.clone(),
+        (None, Some((model, version))) => format!("{model}/{version}"),
+        (None, None) => entity.name.clone(),
+    };
+    let op = crate::telemetry::traces::operation(Some(task));
+    let attributes = vec![
+        KeyValue::new("gen_ai.operation.name", op),
+        KeyValue::new("gen_ai.system", provider.to_string()),
+        KeyValue::new("gen_ai.provider.name", provider.to_string()),
+        KeyValue::new("gen_ai.request.model", model.clone()),
+        KeyValue::new("modelgate.served_entity", entity.name.clone()),
+    ];
+    trace.child(format!("{op} {model}"), SpanKind::Client, attributes)
 }
 
 /// Why a hosted entity took no query.
@@ -316,6 +351,10 @@ pub(super) struct Attempt<'a> {
     pub facts: &'a QueryFacts,
     /// When the whole query must be done.
     pub deadline: Instant,
+    /// The query's trace, if it is traced.
+    pub trace: Option<&'a QueryTrace>,
+    /// The attempt span's `traceparent`, forwarded upstream.
+    pub traceparent: Option<HeaderValue>,
 }
 
 /// One attempt against one entity. Errors are returned raw so the router can judge them. The
@@ -333,7 +372,10 @@ pub(super) async fn call(
     let t = app.timeouts;
     let left = deadline.saturating_duration_since(Instant::now());
     let (client, request) = adapter.request(&app.http, task, body, stream).await?.timeout(left).build_split();
-    let request = request.map_err(|e| classify(e, &adapter.secrets()))?;
+    let mut request = request.map_err(|e| classify(e, &adapter.secrets()))?;
+    if let Some(tp) = &attempt.traceparent {
+        request.headers_mut().insert("traceparent", tp.clone());
+    }
     let target = attempt.entity.upstream.get_or_init(|| {
         let url = request.url();
         let host = format!("{}:{}", url.host_str().unwrap_or("?"), url.port_or_known_default().unwrap_or(0));
@@ -372,6 +414,9 @@ pub(super) async fn call(
         let mut out = settlement.take().unwrap_or_default();
         out.accepted();
         out.streaming();
+        if let Some(t) = attempt.trace {
+            out.stream_span(t.child("stream".into(), SpanKind::Internal, Vec::new()));
+        }
         let who = target.label.clone();
         let translator = adapter.stream(task, include_usage);
         return Ok(stream_response(translator, events, t.idle, adapter.secrets(), who, out));

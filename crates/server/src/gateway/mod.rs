@@ -45,7 +45,10 @@ use crate::extract::QueryHeaders;
 use crate::policy::cache::{Lookup, Outcome};
 use crate::snapshot::{LiveEndpoint, Principal};
 use crate::state::AppState;
+use crate::telemetry::traces::{QueryTrace, Traces, operation, request_attributes};
 use modelgate_store::UsageRecord;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use query::QueryFacts;
 use settlement::{Ledger, Settlement};
 
@@ -134,6 +137,10 @@ async fn pipeline(
 ) -> Response {
     let start = Instant::now();
     let facts = QueryFacts::read(&body);
+    let trace = app.traces.as_ref().map(|t| {
+        let task = route_task.or_else(|| ep.as_ref().and_then(|e| e.task.as_deref()).and_then(Task::from_task));
+        query_trace(t, name, task, &body, &headers)
+    });
     // Only endpoints that exist leave full records: unknown names must not grow the metrics.
     let ledger = ep.map(|ep| {
         let known = facts.as_ref().cloned().unwrap_or_default();
@@ -141,10 +148,21 @@ async fn pipeline(
     });
     let known = ledger.is_some();
     let mut settlement = Some(Settlement::new(ledger));
+    let admission = trace.as_ref().map(|t| t.child("admission".into(), SpanKind::Internal, Vec::new()));
+    if let (Some(s), Some(t)) = (settlement.as_mut(), trace) {
+        s.trace(t);
+    }
     let admitted = match facts {
         Ok(facts) => admit(app, caller, name, route_task, &facts, body, &mut settlement).await.map(|a| (a, facts)),
         Err(e) => Err(e),
     };
+    if let Some(mut span) = admission {
+        if let Err(e) = &admitted {
+            let (_, code) = e.status_and_code();
+            span.fail(code.to_string(), e.to_string());
+        }
+        span.end();
+    }
     let resp = match admitted {
         Ok(((ep, task, body), facts)) => {
             if task == Task::Images
@@ -178,6 +196,19 @@ async fn pipeline(
     resp
 }
 
+/// The trace of a query of endpoint `name` (the span named after the GenAI operation and the
+/// endpoint, `chat my-endpoint`), child of the client's trace context.
+fn query_trace(traces: &Traces, name: &str, task: Option<Task>, body: &Body, headers: &QueryHeaders) -> QueryTrace {
+    let op = operation(task);
+    let mut attributes = vec![
+        KeyValue::new("gen_ai.operation.name", op),
+        KeyValue::new("gen_ai.request.model", name.to_string()),
+        KeyValue::new("modelgate.endpoint", name.to_string()),
+    ];
+    attributes.extend(request_attributes(body));
+    traces.query(format!("{op} {name}"), &headers.trace, attributes)
+}
+
 /// Response header saying how a query met the response cache: `hit`, `miss` or `bypass`.
 pub const CACHE_HEADER: &str = "x-modelgate-cache";
 
@@ -208,6 +239,9 @@ async fn cached_route(
         }
     };
     app.metrics.cache(&ep.name, outcome.as_str());
+    if let Some(t) = settlement.as_ref().and_then(Settlement::query_trace) {
+        t.set(vec![KeyValue::new("modelgate.cache", outcome.as_str())]);
+    }
     resp.headers_mut().insert(CACHE_HEADER, axum::http::HeaderValue::from_static(outcome.as_str()));
     resp
 }

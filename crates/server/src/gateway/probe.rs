@@ -80,7 +80,8 @@ pub(crate) async fn probe(app: &AppState, ep: &LiveEndpoint, entity: &LiveEntity
         return health;
     };
     let facts = QueryFacts::default();
-    let attempt = Attempt { adapter: adapter.as_ref(), entity, task, facts: &facts, deadline };
+    let attempt =
+        Attempt { adapter: adapter.as_ref(), entity, task, facts: &facts, deadline, trace: None, traceparent: None };
     let result = call(app, &attempt, minimal_query(task), &mut None).await;
     health.latency_ms = started.elapsed().as_secs_f64() * 1e3;
     health.host = entity.upstream.get().map(|u| u.host.clone());

@@ -25,8 +25,10 @@ use crate::snapshot::{LiveEndpoint, LiveEntity, Principal};
 use crate::state::AppState;
 use crate::telemetry::inference::{Capture, InferenceSink};
 use crate::telemetry::metrics::{EntityLabels, Metrics, Observation};
+use crate::telemetry::traces::{ChildSpan, QueryTrace};
 use crate::telemetry::usage::{CLIENT_CLOSED, CLIENT_DISCONNECTED, UsageSink};
 use modelgate_store::{PayloadRecord, UsageRecord, billing};
+use opentelemetry::KeyValue;
 
 /// The provider of usage records of registered model versions (hosted here), in prices and reports.
 pub(crate) const HOSTED_PROVIDER: &str = "modelgate";
@@ -224,6 +226,12 @@ pub struct Settlement {
     cache_hit: bool,
     /// Where a successful whole answer is stored, and the answer once known.
     fill: Option<(Fill, Option<Bytes>)>,
+    /// The query's trace, ended with its outcome.
+    trace: Option<QueryTrace>,
+    /// The span of a streamed answer, from its headers to its last event.
+    stream_span: Option<ChildSpan>,
+    /// Why the query failed (error type, message), for its trace.
+    failure: Option<(String, String)>,
     settled: bool,
 }
 
@@ -254,6 +262,9 @@ impl Settlement {
             images: 0,
             cache_hit: false,
             fill: None,
+            trace: None,
+            stream_span: None,
+            failure: None,
             settled: false,
         }
     }
@@ -276,6 +287,21 @@ impl Settlement {
     /// Applies output guardrails.
     pub fn guard(&mut self, guard: Option<OutputGuard>) {
         self.guard = guard;
+    }
+
+    /// Traces the query: its span ends with the settlement.
+    pub fn trace(&mut self, trace: QueryTrace) {
+        self.trace = Some(trace);
+    }
+
+    /// The query's trace, if it is traced.
+    pub fn query_trace(&self) -> Option<&QueryTrace> {
+        self.trace.as_ref()
+    }
+
+    /// The span of the streamed answer now starting.
+    pub fn stream_span(&mut self, span: ChildSpan) {
+        self.stream_span = Some(span);
     }
 
     /// Stores the answer in the response cache if it is a whole success.
@@ -350,6 +376,11 @@ impl Settlement {
     pub fn settle(mut self, status: u16, error: Option<&ErrorCode>) {
         self.status = status;
         self.ended = true;
+        if self.trace.is_some()
+            && let Some(e) = error
+        {
+            self.failure = Some((e.code.to_string(), e.message.to_string()));
+        }
         if let (Some(l), Some(e)) = (&mut self.ledger, error) {
             l.record.error_code = Some(e.code.to_string());
             l.record.error_message = Some(clip(&e.message));
@@ -365,6 +396,12 @@ impl Settlement {
     /// A stream ended with an error event: `status` is the class it counts as.
     pub fn stream_failed(&mut self, status: u16, error_code: &'static str, message: &str) {
         self.ended = true;
+        if let Some(span) = self.stream_span.as_mut() {
+            span.fail(error_code.to_string(), message.to_string());
+        }
+        if self.trace.is_some() {
+            self.failure = Some((error_code.to_string(), message.to_string()));
+        }
         if let Some(l) = &mut self.ledger {
             l.stream_error = Some((status, error_code));
             l.record.error_message = Some(clip(message));
@@ -406,7 +443,8 @@ impl Settlement {
                 body
             }
         };
-        if self.ledger.as_ref().is_some_and(|l| l.capture.is_some()) {
+        let content = self.trace.as_ref().is_some_and(QueryTrace::content);
+        if content || self.ledger.as_ref().is_some_and(|l| l.capture.is_some()) {
             self.response = Some(out.clone());
         }
         if let Some((_, answer)) = &mut self.fill {
@@ -589,6 +627,26 @@ impl Settlement {
                 };
                 l.inference.record(capture.finish(payload, response));
             }
+            if let Some(t) = self.trace.as_ref().filter(|t| t.recording()) {
+                t.set(trace_attributes(&r, &usage, cost, self.cache_hit));
+                if let Some(reason) = &self.finish_reason {
+                    let reasons = opentelemetry::Array::String(vec![reason.clone().into()]);
+                    t.set(vec![KeyValue::new("gen_ai.response.finish_reasons", opentelemetry::Value::Array(reasons))]);
+                }
+                if t.content() {
+                    let answer = match &self.response {
+                        Some(b) => String::from_utf8_lossy(b).into_owned(),
+                        None => self.streamed.clone(),
+                    };
+                    t.set(vec![
+                        KeyValue::new("gen_ai.input.messages", String::from_utf8_lossy(&l.request).into_owned()),
+                        KeyValue::new("gen_ai.output.messages", answer),
+                    ]);
+                }
+                if !self.ended {
+                    self.failure = Some((CLIENT_DISCONNECTED.to_string(), "the client went away".to_string()));
+                }
+            }
             l.metrics.observe(&Observation {
                 labels: Some(EntityLabels {
                     endpoint_name: r.endpoint_name.clone(),
@@ -604,7 +662,45 @@ impl Settlement {
             });
             l.sink.record(r);
         }
+        if let Some(mut span) = self.stream_span.take() {
+            if !self.ended {
+                span.fail(CLIENT_DISCONNECTED.to_string(), "the client went away".to_string());
+            }
+            span.end();
+        }
+        if let Some(t) = self.trace.take() {
+            t.set(vec![KeyValue::new("http.response.status_code", i64::from(self.status))]);
+            t.end(self.failure.take());
+        }
     }
+}
+
+/// The outcome of a query in the GenAI conventions (and ours, `modelgate.*`).
+fn trace_attributes(r: &UsageRecord, usage: &Usage, cost: f64, cache_hit: bool) -> Vec<KeyValue> {
+    let mut out = vec![
+        KeyValue::new("gen_ai.usage.input_tokens", usage.input as i64),
+        KeyValue::new("gen_ai.usage.output_tokens", usage.output as i64),
+        KeyValue::new("modelgate.request_id", r.request_id.clone()),
+        KeyValue::new("modelgate.attempts", r.attempts),
+        KeyValue::new("modelgate.cost_usd", cost),
+    ];
+    if !r.provider.is_empty() {
+        out.push(KeyValue::new("gen_ai.system", r.provider.clone()));
+        out.push(KeyValue::new("gen_ai.provider.name", r.provider.clone()));
+    }
+    if !r.model.is_empty() {
+        out.push(KeyValue::new("gen_ai.response.model", r.model.clone()));
+    }
+    if !r.served_entity.is_empty() {
+        out.push(KeyValue::new("modelgate.served_entity", r.served_entity.clone()));
+    }
+    if let Some(ms) = r.ttft_ms {
+        out.push(KeyValue::new("modelgate.time_to_first_token_ms", ms));
+    }
+    if cache_hit {
+        out.push(KeyValue::new("gen_ai.usage.cache_hit", true));
+    }
+    out
 }
 
 /// Attributes a record to the served entity `entity` (its provider and model, how it bills).

@@ -71,6 +71,21 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS_MS)
 }
 
+/// Why a provider call failed, in a word: `rate_limited`, `http_<status>`, `connect`, `timeout`,
+/// `bad_response`, `too_large`, `unsupported`.
+pub fn upstream_reason(e: &modelgate_providers::ProviderError) -> String {
+    use modelgate_providers::ProviderError as P;
+    match e {
+        P::Upstream { status: 429, .. } => "rate_limited".to_string(),
+        P::Upstream { status, .. } => format!("http_{status}"),
+        P::Connect(_) => "connect".into(),
+        P::Timeout(_) => "timeout".into(),
+        P::BadResponse(_) => "bad_response".into(),
+        P::TooLarge(_) => "too_large".into(),
+        P::Unsupported(_) => "unsupported".into(),
+    }
+}
+
 /// What one finished request contributes.
 #[derive(Debug, Clone, Default)]
 pub struct Observation {
@@ -362,21 +377,11 @@ impl Metrics {
 
     /// Counts a failed provider call.
     pub fn upstream_error(&self, endpoint: &str, entity: &str, provider: &str, e: &modelgate_providers::ProviderError) {
-        use modelgate_providers::ProviderError as P;
-        let reason = match e {
-            P::Upstream { status: 429, .. } => "rate_limited".to_string(),
-            P::Upstream { status, .. } => format!("http_{status}"),
-            P::Connect(_) => "connect".into(),
-            P::Timeout(_) => "timeout".into(),
-            P::BadResponse(_) => "bad_response".into(),
-            P::TooLarge(_) => "too_large".into(),
-            P::Unsupported(_) => "unsupported".into(),
-        };
         let labels = UpstreamLabels {
             endpoint_name: endpoint.to_string(),
             served_entity: entity.to_string(),
             provider: provider.to_string(),
-            reason,
+            reason: upstream_reason(e),
         };
         self.upstream_errors.get_or_create(&labels).inc();
     }

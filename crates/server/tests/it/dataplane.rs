@@ -17,7 +17,7 @@ pub(crate) struct Rig {
     pub(crate) mock_url: String,
 }
 
-async fn rig_with(options: Options, tweak: impl FnOnce(&mut modelgate_server::ServerConfig)) -> Rig {
+pub(crate) async fn rig_with(options: Options, tweak: impl FnOnce(&mut modelgate_server::ServerConfig)) -> Rig {
     let mock = Mock::new(options);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mock_url = format!("http://{}", listener.local_addr().unwrap());

@@ -46,4 +46,5 @@ mod standards;
 mod startup;
 mod strict_input;
 mod token_limits;
+mod tracing;
 mod usage;
