@@ -183,7 +183,10 @@ impl AppState {
     /// Re-reads the budget policies and token budgets and their spend.
     pub async fn reload_budgets(&self) -> Result<(), ApiError> {
         let snapshot = self.snapshot.load_full();
-        self.budgets.reload(self.store.as_ref(), &self.usage.db, &snapshot.targets(), &snapshot).await
+        let members_of = |group: &str| snapshot.members_of(group);
+        let principals =
+            crate::policy::budgets::Principals { members_of: &members_of, token_budgets: snapshot.token_budgets() };
+        self.budgets.reload(self.store.as_ref(), &self.usage.db, &snapshot.targets(), &principals).await
     }
 
     async fn rebuild(&self) -> Result<(), ApiError> {

@@ -206,7 +206,8 @@ fn query_trace(traces: &Traces, name: &str, task: Option<Task>, body: &Body, hea
         KeyValue::new("modelgate.endpoint", name.to_string()),
     ];
     attributes.extend(request_attributes(body));
-    traces.query(format!("{op} {name}"), &headers.trace, attributes)
+    let trace = &headers.trace;
+    traces.query(format!("{op} {name}"), trace.traceparent.as_ref(), trace.tracestate.as_ref(), attributes)
 }
 
 /// Response header saying how a query met the response cache: `hit`, `miss` or `bypass`.

@@ -24,7 +24,15 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 use crate::policy::shared::{SharedCounters, SpendShare};
 use crate::policy::{Caller, Target};
-use crate::snapshot::Snapshot;
+
+/// Who budgets count besides endpoints: the members of a group, and the tokens with a budget of
+/// their own.
+pub struct Principals<'a> {
+    /// The names of a group's members (nested groups included).
+    pub members_of: &'a (dyn Fn(&str) -> Vec<String> + Sync),
+    /// Every token with a budget: its id and budget.
+    pub token_budgets: Vec<(&'a str, &'a modelgate_wire::TokenBudget)>,
+}
 
 /// How often replicas share their budget spend through Redis.
 pub const SHARE_EVERY: Duration = Duration::from_secs(1);
@@ -184,7 +192,7 @@ impl Budgets {
         store: &dyn Store,
         usage: &UsageDb,
         endpoints: &[Target<'_>],
-        snapshot: &Snapshot,
+        principals: &Principals<'_>,
     ) -> Result<(), ApiError> {
         let now = modelgate_core::now_ms();
         let mut fresh = Vec::new();
@@ -201,12 +209,12 @@ impl Budgets {
             filter.usage_context = input.scope.usage_context.as_ref().map(|kv| (kv.key.clone(), kv.value.clone()));
             filter.requesters.extend(input.scope.user.iter().chain(&input.scope.service_principal).cloned());
             if let Some(g) = &input.scope.group {
-                filter.requesters.extend(snapshot.members_of(g));
+                filter.requesters.extend((principals.members_of)(g));
             }
             let spent = usage.spend(&filter, start).await?;
             fresh.push(Tracked { id: d.id, token: None, input, period, start, end, spent, unshared: 0.0 });
         }
-        for (token_id, budget) in snapshot.token_budgets() {
+        for &(token_id, budget) in &principals.token_budgets {
             let Ok(period) = Period::from_str(&budget.period) else { continue };
             let (start, end) = period.bounds(now);
             let filter = SpendFilter { token_id: Some(token_id.to_string()), ..Default::default() };

@@ -158,11 +158,17 @@ impl Traces {
         }
     }
 
-    /// The span of a query named `name`, child of the client's `traceparent` if it sent one.
-    pub fn query(&self, name: String, parent: &crate::extract::TraceHeaders, attributes: Vec<KeyValue>) -> QueryTrace {
-        let parent_cx = match &parent.traceparent {
-            Some(tp) => TraceContextPropagator::new()
-                .extract(&Incoming { traceparent: tp, tracestate: parent.tracestate.as_ref() }),
+    /// The span of a query named `name`, child of the client's `traceparent` (and `tracestate`)
+    /// if it sent one.
+    pub fn query(
+        &self,
+        name: String,
+        traceparent: Option<&HeaderValue>,
+        tracestate: Option<&HeaderValue>,
+        attributes: Vec<KeyValue>,
+    ) -> QueryTrace {
+        let parent_cx = match traceparent {
+            Some(traceparent) => TraceContextPropagator::new().extract(&Incoming { traceparent, tracestate }),
             None => Context::new(),
         };
         let builder = SpanBuilder::from_name(name).with_kind(SpanKind::Server).with_attributes(attributes);
