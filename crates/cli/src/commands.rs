@@ -1074,21 +1074,21 @@ pub async fn tokens(client: &Client, cmd: TokensCmd, output: Output) -> Result<(
 
 /// A token's limits in a few words: `endpoints a,b; 10 calls/min; $5.00/month BLOCK ($1.20 spent)`.
 fn limits_summary(t: &Value) -> String {
-    let l = at(t, "/limits");
     let mut parts = Vec::new();
-    if let Some(eps) = l["allowed_endpoints"].as_array() {
+    if let Some(eps) = at(t, "/limits/allowed_endpoints").as_array() {
         parts.push(format!("endpoints {}", eps.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")));
     }
-    for r in l["rate_limits"].as_array().into_iter().flatten() {
+    for r in at(t, "/limits/rate_limits").as_array().into_iter().flatten() {
         for k in ["calls", "tokens"] {
-            if let Some(n) = r[k].as_i64() {
+            if let Some(n) = r.get(k).and_then(Value::as_i64) {
                 parts.push(format!("{n} {k}/min"));
             }
         }
     }
-    if let Some(usd) = l["budget"]["amount_usd"].as_f64() {
+    if let Some(usd) = at(t, "/limits/budget/amount_usd").as_f64() {
         let spent = at(t, "/budget_spent_usd").as_f64().map(|s| format!(" (${s:.2} spent)")).unwrap_or_default();
-        parts.push(format!("${usd:.2}/{} {}{spent}", s(&l["budget"]["period"]), s(&l["budget"]["action"])));
+        let (period, action) = (s(at(t, "/limits/budget/period")), s(at(t, "/limits/budget/action")));
+        parts.push(format!("${usd:.2}/{period} {action}{spent}"));
     }
     parts.join("; ")
 }
