@@ -21,6 +21,7 @@
 
 mod admission;
 pub(crate) mod anthropic;
+mod assemble;
 mod attempt;
 mod cache_answer;
 pub(crate) mod handlers;

@@ -226,6 +226,8 @@ pub struct Settlement {
     cache_hit: bool,
     /// Where a successful whole answer is stored, and the answer once known.
     fill: Option<(Fill, Option<Bytes>)>,
+    /// A streamed answer being put back together, for the cache.
+    assembled: Option<super::assemble::Assembled>,
     /// The query's trace, ended with its outcome.
     trace: Option<QueryTrace>,
     /// The span of a streamed answer, from its headers to its last event.
@@ -262,6 +264,7 @@ impl Settlement {
             images: 0,
             cache_hit: false,
             fill: None,
+            assembled: None,
             trace: None,
             stream_span: None,
             failure: None,
@@ -312,6 +315,9 @@ impl Settlement {
         ttl: std::time::Duration,
     ) {
         self.fill = Some((Fill { cache, key, ttl }, None));
+        if self.ledger.as_ref().is_some_and(|l| l.record.streaming) {
+            self.assembled = Some(Default::default());
+        }
     }
 
     /// The query is answered from the response cache with `answer`, which `entity` gave (if it
@@ -484,9 +490,24 @@ impl Settlement {
             }
             self.streamed.push_str(t);
         }
+        let assembled = &mut self.assembled;
         match &mut self.guard {
-            Some(guard) => guard.chunk(v).map(|out| out.into_iter().map(|c| c.to_string()).collect()),
-            None => Ok(vec![data]),
+            Some(guard) => guard.chunk(v).map(|out| {
+                out.into_iter()
+                    .map(|c| {
+                        if let Some(a) = assembled.as_mut() {
+                            a.add(&c);
+                        }
+                        c.to_string()
+                    })
+                    .collect()
+            }),
+            None => {
+                if let Some(a) = assembled.as_mut() {
+                    a.add(&v);
+                }
+                Ok(vec![data])
+            }
         }
     }
 
@@ -502,7 +523,13 @@ impl Settlement {
     pub async fn end(&mut self) -> Result<Vec<String>, ApiError> {
         self.ended = true;
         match &mut self.guard {
-            Some(guard) => guard.end().await.map(|out| out.into_iter().map(|c| c.to_string()).collect()),
+            Some(guard) => {
+                let out = guard.end().await?;
+                if let Some(a) = self.assembled.as_mut() {
+                    out.iter().for_each(|c| a.add(c));
+                }
+                Ok(out.into_iter().map(|c| c.to_string()).collect())
+            }
             None => Ok(Vec::new()),
         }
     }
@@ -577,7 +604,9 @@ impl Settlement {
             r.latency_ms = ms(now);
             r.ttft_ms = l.first_token.map(ms);
             let cost = l.sink.price(&mut r);
-            if let Some((fill, Some(answer))) = self.fill.take()
+            // A stream is stored as the whole answer it carried, once it has ended well.
+            let streamed = self.assembled.take().filter(|_| self.ended).and_then(|a| a.answer());
+            if let Some((fill, Some(answer))) = self.fill.take().map(|(f, whole)| (f, whole.or(streamed)))
                 && r.status_code == 200
                 && r.error_code.is_none()
             {

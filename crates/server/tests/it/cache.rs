@@ -191,6 +191,22 @@ async fn chat_answers_are_cached_only_when_deterministic_and_stream_from_the_cac
     let (s, cache, _, _) = ask(&t, &t.token, "/v1/messages", messages, &[]).await;
     assert_eq!(s, StatusCode::OK);
     assert!(cache.is_some(), "the cache header survives translation");
+
+    // A streamed answer is stored as the whole answer it carried: whole queries then hit it.
+    let question = json!({"messages": [{"role": "user", "content": "name the primes under ten"}], "temperature": 0,
+                          "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]});
+    let mut streamed = question.clone();
+    streamed["stream"] = json!(true);
+    let (s, cache, _, text) = ask(&t, &t.token, path, streamed, &[]).await;
+    assert_eq!((s, cache.as_deref()), (StatusCode::OK, Some("miss")), "{text}");
+    assert!(text.contains("[DONE]"));
+    let (s, cache, _, whole) = ask(&t, &t.token, path, question, &[]).await;
+    assert_eq!((s, cache.as_deref()), (StatusCode::OK, Some("hit")), "{whole}");
+    let whole: Value = serde_json::from_str(&whole).unwrap();
+    let call = &whole["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "lookup", "the streamed tool call, put back together: {whole}");
+    assert_eq!(call["function"]["arguments"], r#"{"text":"name the primes under ten"}"#, "{whole}");
+    assert_eq!(whole["choices"][0]["finish_reason"], "tool_calls");
     let before = calls(&m, "/chat/completions");
 
     // Sampled answers are left alone: each query goes to the provider.
