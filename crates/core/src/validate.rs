@@ -779,6 +779,27 @@ pub fn deprecation(d: &modelgate_wire::Deprecation, endpoint: &str, min_notice_d
 /// Bounds of `health_check_config.interval_seconds`.
 pub const HEALTH_CHECK_INTERVAL_SECONDS: std::ops::RangeInclusive<u64> = 10..=86_400;
 
+/// A rate limit's period and amounts at `path`: per minute, calls or tokens or both, none negative.
+fn per_minute(path: &str, renewal_period: &str, calls: Option<i64>, tokens: Option<i64>) -> Result<()> {
+    if renewal_period != "minute" {
+        return Err(err(
+            format!("{path}.renewal_period"),
+            format!("'{renewal_period}' is not supported; the only renewal period is 'minute'"),
+        ));
+    }
+    if calls.is_none() && tokens.is_none() {
+        return Err(err(format!("{path}.calls"), "set calls, tokens or both"));
+    }
+    for (f, v) in [("calls", calls), ("tokens", tokens)] {
+        if let Some(v) = v
+            && v < 0
+        {
+            return Err(err(format!("{path}.{f}"), format!("must not be negative, got {v}")));
+        }
+    }
+    Ok(())
+}
+
 /// Most endpoints a token's `allowed_endpoints` may name.
 pub const MAX_TOKEN_ENDPOINTS: usize = 100;
 
@@ -808,23 +829,7 @@ pub fn token_limits(l: &modelgate_wire::TokenLimits) -> Result<()> {
         ));
     }
     for (i, r) in limits.iter().enumerate() {
-        let p = format!("limits.rate_limits[{i}]");
-        if r.renewal_period != "minute" {
-            return Err(err(
-                format!("{p}.renewal_period"),
-                format!("'{}' is not supported; the only renewal period is 'minute'", r.renewal_period),
-            ));
-        }
-        if r.calls.is_none() && r.tokens.is_none() {
-            return Err(err(format!("{p}.calls"), "set calls, tokens or both"));
-        }
-        for (f, v) in [("calls", r.calls), ("tokens", r.tokens)] {
-            if let Some(v) = v
-                && v < 0
-            {
-                return Err(err(format!("{p}.{f}"), format!("must not be negative, got {v}")));
-            }
-        }
+        per_minute(&format!("limits.rate_limits[{i}]"), &r.renewal_period, r.calls, r.tokens)?;
     }
     if let Some(b) = &l.budget {
         if !(b.amount_usd.is_finite() && b.amount_usd > 0.0) {
@@ -896,22 +901,7 @@ pub fn ai_gateway(g: &AiGatewayConfig, path: &str) -> Result<()> {
         let mut seen = HashMap::new();
         for (i, l) in limits.iter().enumerate() {
             let p = format!("{lpath}[{i}]");
-            if l.renewal_period != "minute" {
-                return Err(err(
-                    format!("{p}.renewal_period"),
-                    format!("'{}' is not supported; the only renewal period is 'minute'", l.renewal_period),
-                ));
-            }
-            if l.calls.is_none() && l.tokens.is_none() {
-                return Err(err(format!("{p}.calls"), "set calls, tokens or both"));
-            }
-            for (f, v) in [("calls", l.calls), ("tokens", l.tokens)] {
-                if let Some(v) = v
-                    && v < 0
-                {
-                    return Err(err(format!("{p}.{f}"), format!("must not be negative, got {v}")));
-                }
-            }
+            per_minute(&p, &l.renewal_period, l.calls, l.tokens)?;
             let key = l.key.as_deref().unwrap_or("endpoint");
             match key {
                 "endpoint" if l.principal.is_some() => {

@@ -139,6 +139,9 @@ pub fn router(mock: Arc<Mock>) -> Router {
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/completions", post(openai_completions))
         .route("/v1/embeddings", post(openai_embeddings))
+        // An OpenTelemetry collector's OTLP/HTTP traces route, so benchmarks can export spans
+        // somewhere: it takes them and keeps nothing.
+        .route("/v1/traces", post(|| async { axum::http::StatusCode::OK }))
         .route("/openai/deployments/{deployment}/{*operation}", post(azure))
         .route("/serving-endpoints/{name}/invocations", post(databricks_invocations))
         .route("/v1/messages", post(anthropic_messages))
