@@ -50,11 +50,16 @@ struct Args {
 /// Requests sent so far, for `--unique` bodies.
 static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Where this run's `--unique` counter starts: the start time, so two runs never send the same body.
+static FIRST: std::sync::LazyLock<u128> = std::sync::LazyLock::new(|| {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+});
+
 fn body_of(args: &Args, template: &'static [u8]) -> reqwest::Body {
     if !args.unique {
         return reqwest::Body::from(template);
     }
-    let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let n = *FIRST + u128::from(SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     reqwest::Body::from(args.body.replace("%N%", &n.to_string()))
 }
 
