@@ -393,7 +393,8 @@ async fn evaluate(
                 }
             }
             AlertKind::Budget => {
-                for p in app.budgets.list(&snapshot.targets()) {
+                // Budget policies, then tokens' own budgets (named `token <id>`).
+                for p in app.budgets.list(&snapshot.targets()).into_iter().chain(app.budgets.token_budgets()) {
                     let Some(spend) = &p.spend else { continue };
                     let thresholds =
                         p.input.alert_thresholds.clone().unwrap_or(crate::policy::budgets::DEFAULT_THRESHOLDS.to_vec());
@@ -405,8 +406,15 @@ async fn evaluate(
                             value: spend.percent,
                             threshold: t,
                             message: format!(
-                                "Budget policy '{}' has used {:.1} % (${:.4} of ${:.2}) this {}; threshold {t} % crossed.",
-                                p.input.name, spend.percent, spend.spent_usd, p.input.amount_usd, p.input.period
+                                "{} has used {:.1} % (${:.4} of ${:.2}) this {}; threshold {t} % crossed.",
+                                match p.policy_id.strip_prefix("token:") {
+                                    Some(token) => format!("The budget of token {token}"),
+                                    None => format!("Budget policy '{}'", p.input.name),
+                                },
+                                spend.percent,
+                                spend.spent_usd,
+                                p.input.amount_usd,
+                                p.input.period
                             ),
                         }));
                     }

@@ -359,6 +359,21 @@ impl Budgets {
         }
     }
 
+    /// Every token's own budget with its current spend, as a policy named `token <id>` whose id
+    /// is `token:<id>` (for alerts; the policy listing leaves them out).
+    pub fn token_budgets(&self) -> Vec<BudgetPolicy> {
+        let now = modelgate_core::now_ms();
+        let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        tracked
+            .iter_mut()
+            .filter(|t| t.token.is_some())
+            .map(|t| {
+                t.roll(now);
+                t.view(Vec::new())
+            })
+            .collect()
+    }
+
     /// The current period's spend against a token's own budget; `None` if it has none.
     pub fn token_spent(&self, token_id: &str) -> Option<f64> {
         let now = modelgate_core::now_ms();

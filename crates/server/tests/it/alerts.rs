@@ -188,6 +188,36 @@ async fn each_default_alert_fires_and_resolves_once() {
     assert_eq!(s, StatusCode::OK);
     wait_for(&inbox, "budget", "", "RESOLVED").await;
 
+    // A token's own ALERT budget alerts too (its queries go on).
+    let (s, tok) = t
+        .post(
+            "/api/2.0/token/create",
+            json!({"limits": {"budget": {"amount_usd": 0.000001, "period": "day", "action": "ALERT"}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{tok}");
+    let (token, token_id) = (tok["token_value"].as_str().unwrap(), tok["token_info"]["token_id"].as_str().unwrap());
+    let body = json!({"model": "spendy", "messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..2 {
+        let (s, _) = t.call_as(Some(token), reqwest::Method::POST, "/v1/chat/completions", Some(body.clone())).await;
+        assert_eq!(s, StatusCode::OK, "ALERT does not block");
+    }
+    let start = Instant::now();
+    loop {
+        let (_, alerts) = t.get("/api/2.0/alerts").await;
+        let found = alerts["firing"].as_array().unwrap().iter().any(|a| {
+            a["kind"] == "budget" && a["message"].as_str().is_some_and(|m| m.contains(&format!("token {token_id}")))
+        });
+        if found {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no alert for the token's budget: {alerts}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Lifting the budget resolves it.
+    let path = format!("/api/2.0/token-management/tokens/{token_id}");
+    assert_eq!(t.call(reqwest::Method::PATCH, &path, Some(json!({"limits": {}}))).await.0, StatusCode::OK);
+
     // rate limit usage: 4 of 4 calls used; a higher limit resolves.
     let limit = |calls: u64| json!({"rate_limits": [{"key": "endpoint", "calls": calls, "renewal_period": "minute"}]});
     assert_eq!(t.put(&format!("{SE}/limited/ai-gateway"), limit(4)).await.0, StatusCode::OK);
