@@ -399,24 +399,27 @@ async fn evaluate(
                     let thresholds =
                         p.input.alert_thresholds.clone().unwrap_or(crate::policy::budgets::DEFAULT_THRESHOLDS.to_vec());
                     for t in thresholds.into_iter().filter(|t| spend.percent >= *t) {
-                        found.push((rule.clone(), Finding {
-                            id: id("", &format!("{}:{t}", p.policy_id)),
-                            endpoint: None,
-                            subject: Some(format!("{} at {t} %", p.input.name)),
-                            value: spend.percent,
-                            threshold: t,
-                            message: format!(
-                                "{} has used {:.1} % (${:.4} of ${:.2}) this {}; threshold {t} % crossed.",
-                                match p.policy_id.strip_prefix("token:") {
-                                    Some(token) => format!("The budget of token {token}"),
-                                    None => format!("Budget policy '{}'", p.input.name),
-                                },
-                                spend.percent,
-                                spend.spent_usd,
-                                p.input.amount_usd,
-                                p.input.period
-                            ),
-                        }));
+                        found.push((
+                            rule.clone(),
+                            Finding {
+                                id: id("", &format!("{}:{t}", p.policy_id)),
+                                endpoint: None,
+                                subject: Some(format!("{} at {t} %", p.input.name)),
+                                value: spend.percent,
+                                threshold: t,
+                                message: format!(
+                                    "{} has used {:.1} % (${:.4} of ${:.2}) this {}; threshold {t} % crossed.",
+                                    match p.policy_id.strip_prefix("token:") {
+                                        Some(token) => format!("The budget of token {token}"),
+                                        None => format!("Budget policy '{}'", p.input.name),
+                                    },
+                                    spend.percent,
+                                    spend.spent_usd,
+                                    p.input.amount_usd,
+                                    p.input.period
+                                ),
+                            },
+                        ));
                     }
                 }
             }

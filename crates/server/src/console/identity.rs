@@ -66,15 +66,34 @@ pub async fn page(State(app): State<AppState>, viewer: Viewer) -> Response {
         } } }
         h2 { "Tokens (" (tokens.len()) ")" }
         div.table-wrap { table {
-            thead { tr { th { "Token id" } th { "Owner" } th { "Comment" } th { "Created" } th { "Expires" } } }
+            thead { tr { th { "Token id" } th { "Owner" } th { "Comment" } th { "Created" } th { "Expires" } th { "Limits" } } }
             tbody { @for t in &tokens { tr {
                 td { code { (t.token_id) } }
                 td { (t.owner.as_deref().or(t.created_by_username.as_deref()).unwrap_or("")) }
                 td { (t.comment) }
                 td { (date(t.creation_time)) }
                 td { @if t.expiry_time > 0 { (date(t.expiry_time)) } @else { "never" } }
+                td { (limits(t)) }
             } } }
         } }
     };
     console_page(&viewer, "Identity", "identity", content)
+}
+
+/// A token's own limits in a few words: `endpoints: chat · 60 calls/min · $20.00/month BLOCK ($3.10 spent)`.
+fn limits(t: &modelgate_wire::TokenInfo) -> String {
+    let Some(l) = &t.limits else { return String::new() };
+    let mut parts = Vec::new();
+    if let Some(eps) = &l.allowed_endpoints {
+        parts.push(format!("endpoints: {}", eps.join(", ")));
+    }
+    for r in l.rate_limits.iter().flatten() {
+        parts.extend(r.calls.map(|n| format!("{n} calls/min")));
+        parts.extend(r.tokens.map(|n| format!("{n} tokens/min")));
+    }
+    if let Some(b) = &l.budget {
+        let spent = t.budget_spent_usd.map(|s| format!(" (${s:.2} spent)")).unwrap_or_default();
+        parts.push(format!("${:.2}/{} {}{spent}", b.amount_usd, b.period, b.action.as_deref().unwrap_or("ALERT")));
+    }
+    parts.join(" · ")
 }

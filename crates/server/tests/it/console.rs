@@ -462,7 +462,11 @@ async fn the_list_sorts_and_filters_by_tag_and_identity_is_for_admins() {
 
     create_principal(&t, "Users", json!({"userName": "dev@example.com"})).await;
     let dev_token = token_for(&t, json!({"user_name": "dev@example.com"})).await;
+    let limits = json!({"allowed_endpoints": ["alpha"], "rate_limits": [{"calls": 60, "renewal_period": "minute"}],
+                        "budget": {"amount_usd": 20, "period": "month", "action": "BLOCK"}});
+    token_for(&t, json!({"user_name": "dev@example.com", "limits": limits})).await;
     let html = b_get_path(&b, &t, &admin, "/console/identity").await.text().await.unwrap();
+    assert!(html.contains("endpoints: alpha · 60 calls/min · $20.00/month BLOCK ($0.00 spent)"), "{html}");
     assert!(html.contains("<td>dev@example.com</td>") && html.contains("<td>admins</td>"), "{html}");
     assert!(!html.contains(&dev_token) && !html.contains(&t.token), "token values are never shown");
     let dev = sign_in(&t, &b, &dev_token).await;
