@@ -99,6 +99,18 @@ fn named<'a>(spans: &'a [Span], name: &str) -> &'a Span {
     spans.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no span {name}"))
 }
 
+/// A query of endpoint `chat` sent with `traceparent`.
+async fn traced(r: &crate::dataplane::Rig, traceparent: &str, body: Value) -> reqwest::Response {
+    r.t.http
+        .post(format!("{}/serving-endpoints/chat/invocations", r.t.base))
+        .bearer_auth(&r.t.token)
+        .header("traceparent", traceparent)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 
@@ -107,16 +119,12 @@ async fn spans_arrive_with_genai_attributes_and_parent_links() {
     let (got, url) = collector().await;
     let r = rig_with(Options::default(), |c| c.traces = settings(&url)).await;
     r.endpoint("chat", vec![r.openai("gpt-4o", "llm/v1/chat")]).await;
-    let resp = r
-        .t
-        .http
-        .post(format!("{}/serving-endpoints/chat/invocations", r.t.base))
-        .bearer_auth(&r.t.token)
-        .header("traceparent", format!("00-{TRACE}-{CLIENT_SPAN}-01"))
-        .json(&json!({"messages": [{"role": "user", "content": "hello secret plans"}], "max_tokens": 20, "temperature": 0.5}))
-        .send()
-        .await
-        .unwrap();
+    let resp = traced(
+        &r,
+        &format!("00-{TRACE}-{CLIENT_SPAN}-01"),
+        json!({"messages": [{"role": "user", "content": "hello secret plans"}], "max_tokens": 20, "temperature": 0.5}),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let spans = trace_of(&got, TRACE, &["chat chat", "admission", "chat gpt-4o"]).await;
     let root = named(&spans, "chat chat");
@@ -148,15 +156,12 @@ async fn spans_arrive_with_genai_attributes_and_parent_links() {
 
     // A stream: its own span under the query's.
     let trace2 = "0af7651916cd43dd8448eb211c80319c";
-    let resp =
-        r.t.http
-            .post(format!("{}/serving-endpoints/chat/invocations", r.t.base))
-            .bearer_auth(&r.t.token)
-            .header("traceparent", format!("00-{trace2}-b7ad6b7169203331-01"))
-            .json(&json!({"messages": [{"role": "user", "content": "stream it"}], "stream": true}))
-            .send()
-            .await
-            .unwrap();
+    let resp = traced(
+        &r,
+        &format!("00-{trace2}-b7ad6b7169203331-01"),
+        json!({"messages": [{"role": "user", "content": "stream it"}], "stream": true}),
+    )
+    .await;
     assert!(resp.text().await.unwrap().contains("[DONE]"));
     let spans = trace_of(&got, trace2, &["chat chat", "stream", "chat gpt-4o"]).await;
     let root = named(&spans, "chat chat");
@@ -166,15 +171,12 @@ async fn spans_arrive_with_genai_attributes_and_parent_links() {
     // A failure marks the query and the attempt.
     r.mock.force_status.store(503, std::sync::atomic::Ordering::SeqCst);
     let trace3 = "11111111111111111111111111111111";
-    let resp =
-        r.t.http
-            .post(format!("{}/serving-endpoints/chat/invocations", r.t.base))
-            .bearer_auth(&r.t.token)
-            .header("traceparent", format!("00-{trace3}-2222222222222222-01"))
-            .json(&json!({"messages": [{"role": "user", "content": "x"}]}))
-            .send()
-            .await
-            .unwrap();
+    let resp = traced(
+        &r,
+        &format!("00-{trace3}-2222222222222222-01"),
+        json!({"messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let spans = trace_of(&got, trace3, &["chat chat", "chat gpt-4o"]).await;
     let root = named(&spans, "chat chat");
