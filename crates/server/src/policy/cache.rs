@@ -316,11 +316,15 @@ impl ResponseCache {
         if entry.body.len() > self.max_entry || entry.expires_ms <= now_ms {
             return;
         }
-        if let Some(redis) = self.shared.clone().filter(|r| r.up()) {
+        // Sent in the background (the answer has gone out already); outside a runtime (a
+        // settlement dropped during shutdown) only memory gets it.
+        if let (Some(redis), Ok(runtime)) =
+            (self.shared.clone().filter(|r| r.up()), tokio::runtime::Handle::try_current())
+        {
             let ttl_ms = (entry.expires_ms - now_ms) as u64;
             let bytes = entry.encode();
             let id = hex(&key);
-            tokio::spawn(async move { redis.cache_put(&id, bytes, ttl_ms).await });
+            runtime.spawn(async move { redis.cache_put(&id, bytes, ttl_ms).await });
         }
         self.local.insert(key, Arc::new(entry));
     }
