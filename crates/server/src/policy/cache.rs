@@ -301,7 +301,7 @@ impl ResponseCache {
             self.local.invalidate(key);
         }
         let redis = self.shared.as_ref().filter(|r| r.up())?;
-        let bytes = redis.cache_get(&hex(key)).await?;
+        let bytes = redis.cache_get(&modelgate_core::token::hex(key)).await?;
         let entry = Arc::new(Entry::decode(&bytes)?);
         if entry.expires_ms <= now_ms {
             return None;
@@ -323,7 +323,7 @@ impl ResponseCache {
         {
             let ttl_ms = (entry.expires_ms - now_ms) as u64;
             let bytes = entry.encode();
-            let id = hex(&key);
+            let id = modelgate_core::token::hex(&key);
             runtime.spawn(async move { redis.cache_put(&id, bytes, ttl_ms).await });
         }
         self.local.insert(key, Arc::new(entry));
@@ -334,10 +334,6 @@ impl ResponseCache {
         self.local.run_pending_tasks();
         (self.local.entry_count(), self.local.weighted_size())
     }
-}
-
-fn hex(key: &Key) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
