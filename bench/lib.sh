@@ -1,7 +1,7 @@
 # Shared by the bench scripts, sourced from the repository root. `start_servers` builds the release
 # binaries (unless BIN names another build), starts the mock upstream (--fast) and modelgate
 # pinned to their own cores, and creates the secret the benchmark endpoints use. It sets BIN,
-# WORK, MOCK, GW, GW_PID, H and TOKEN, and every process stops when the script exits. The parts
+# WORK, MOCK, MOCK_PID, GW, GW_PID, H and TOKEN, and every process stops when the script exits. The parts
 # (`prepare`, `start_mock`, `start_gateway [serve flags]`, `stop_gateway`) serve scripts that run
 # several gateways one after the other. Loopback addresses only.
 
@@ -35,7 +35,8 @@ prepare() {
 
 start_mock() {
   taskset -c "$OTHER_CPU" "$BIN/modelgate-mock-upstream" --fast --threads 1 --listen 127.0.0.1:0 > "$WORK/mock.log" 2>&1 &
-  PIDS+=($!)
+  MOCK_PID=$!
+  PIDS+=($MOCK_PID)
   MOCK=$(wait_listen "$WORK/mock.log")
 }
 

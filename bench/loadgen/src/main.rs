@@ -6,7 +6,9 @@
 //! is timed from the moment each request is actually sent: tokio's timer wakes up to about 1 ms
 //! late, and timing from the scheduled instant would add that jitter to both sides of a
 //! comparison. `lag_p99_us` reports how late the schedule ran. With `--stream` the time to the
-//! first body byte is recorded too.
+//! first body byte is recorded too. Answers 503 and 429 count as errors and, apart, as `shed`
+//! (with `shed_p99_us`, how long a refusal took); in the open loop, requests due while
+//! `--max-outstanding` are outstanding are counted as `unsent`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +35,12 @@ struct Args {
     /// Open loop at this many requests per second.
     #[arg(long)]
     rate: Option<u64>,
+    /// Open loop: most requests outstanding at once, each on its own kept-alive connection (as
+    /// many clients with connection pools would hold). A request due while this many are
+    /// outstanding is not sent and is counted as `unsent`: the client, not the server, is then
+    /// the bottleneck.
+    #[arg(long, default_value_t = 2048)]
+    max_outstanding: usize,
     /// Measured duration.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     duration: Duration,
@@ -66,13 +74,20 @@ fn body_of(args: &Args, template: &'static [u8]) -> reqwest::Body {
 #[derive(Default)]
 struct Stats {
     ok: u64,
+    /// Failures: connection errors and error statuses, shed ones included.
     errors: u64,
+    /// Answered 503 or 429: the server refused the request rather than queue it.
+    shed: u64,
+    /// Open loop: due while `--max-outstanding` requests were outstanding, so never sent.
+    unsent: u64,
     /// Every answered request, warm-up included (to divide the server's CPU time by).
     all: u64,
 }
 
 struct Recorder {
     latency: Histogram<u64>,
+    /// How long a shed request took to be refused.
+    shed: Histogram<u64>,
     ttfb: Histogram<u64>,
     lag: Histogram<u64>,
     stats: Stats,
@@ -82,11 +97,27 @@ impl Recorder {
     fn new() -> Self {
         #[allow(clippy::expect_used, reason = "3 significant figures is a valid constant precision")]
         let h = || Histogram::new(3).expect("histogram");
-        Self { latency: h(), ttfb: h(), lag: h(), stats: Stats::default() }
+        Self { latency: h(), shed: h(), ttfb: h(), lag: h(), stats: Stats::default() }
     }
 }
 
-async fn one(client: &reqwest::Client, args: &Args, body: &'static [u8]) -> Result<(Duration, Duration), ()> {
+/// Why a request failed: refused with 503 or 429 after this long (shed), or anything else.
+enum Failure {
+    Shed(Duration),
+    Other,
+}
+
+impl Recorder {
+    fn failed(&mut self, f: Failure) {
+        self.stats.errors += 1;
+        if let Failure::Shed(after) = f {
+            self.stats.shed += 1;
+            let _ = self.shed.record(after.as_micros() as u64);
+        }
+    }
+}
+
+async fn one(client: &reqwest::Client, args: &Args, body: &'static [u8]) -> Result<(Duration, Duration), Failure> {
     let start = Instant::now();
     let mut resp = client
         .post(&args.url)
@@ -95,12 +126,16 @@ async fn one(client: &reqwest::Client, args: &Args, body: &'static [u8]) -> Resu
         .body(body_of(args, body))
         .send()
         .await
-        .map_err(|_| ())?;
+        .map_err(|_| Failure::Other)?;
+    let status = resp.status().as_u16();
+    if status == 503 || status == 429 {
+        return Err(Failure::Shed(start.elapsed()));
+    }
     if !resp.status().is_success() {
-        return Err(());
+        return Err(Failure::Other);
     }
     let mut first = None;
-    while let Some(chunk) = resp.chunk().await.map_err(|_| ())? {
+    while let Some(chunk) = resp.chunk().await.map_err(|_| Failure::Other)? {
         if first.is_none() && !chunk.is_empty() {
             first = Some(start.elapsed());
         }
@@ -113,7 +148,8 @@ async fn one(client: &reqwest::Client, args: &Args, body: &'static [u8]) -> Resu
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
-    let client = match reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(1024).build() {
+    let idle = args.max_outstanding.max(1024);
+    let client = match reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(idle).build() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cannot build the HTTP client: {e}");
@@ -129,11 +165,20 @@ async fn main() {
         let interval = Duration::from_secs_f64(1.0 / rate as f64);
         let mut next = Instant::now();
         let mut tasks = Vec::new();
+        let outstanding = Arc::new(tokio::sync::Semaphore::new(args.max_outstanding));
         while next < end {
             tokio::time::sleep_until(next.into()).await;
             let scheduled = next;
+            next += interval;
+            let Ok(slot) = outstanding.clone().try_acquire_owned() else {
+                if scheduled >= measure_from {
+                    rec.lock().await.stats.unsent += 1;
+                }
+                continue;
+            };
             let (client, args, rec) = (client.clone(), args.clone(), rec.clone());
             tasks.push(tokio::spawn(async move {
+                let _slot = slot;
                 let lag = scheduled.elapsed();
                 let r = one(&client, &args, body).await;
                 let mut rec = rec.lock().await;
@@ -148,10 +193,9 @@ async fn main() {
                         let _ = rec.ttfb.record(ttfb.as_micros() as u64);
                         let _ = rec.lag.record(lag.as_micros() as u64);
                     }
-                    Err(()) => rec.stats.errors += 1,
+                    Err(f) => rec.failed(f),
                 }
             }));
-            next += interval;
         }
         for t in tasks {
             let _ = t.await;
@@ -176,14 +220,16 @@ async fn main() {
                             let _ = local.latency.record(lat.as_micros() as u64);
                             let _ = local.ttfb.record(ttfb.as_micros() as u64);
                         }
-                        Err(()) => local.stats.errors += 1,
+                        Err(f) => local.failed(f),
                     }
                 }
                 let mut rec = rec.lock().await;
                 let _ = rec.latency.add(&local.latency);
                 let _ = rec.ttfb.add(&local.ttfb);
+                let _ = rec.shed.add(&local.shed);
                 rec.stats.ok += local.stats.ok;
                 rec.stats.errors += local.stats.errors;
+                rec.stats.shed += local.stats.shed;
                 rec.stats.all += local.stats.all;
             }));
         }
@@ -197,6 +243,9 @@ async fn main() {
     let out = json!({
         "ok": rec.stats.ok,
         "errors": rec.stats.errors,
+        "shed": rec.stats.shed,
+        "unsent": rec.stats.unsent,
+        "shed_p99_us": rec.shed.value_at_quantile(0.99),
         "all": rec.stats.all,
         "rps": (rec.stats.ok as f64 / secs).round(),
         "p50_us": rec.latency.value_at_quantile(0.50),

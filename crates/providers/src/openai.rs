@@ -14,7 +14,7 @@ use modelgate_wire::ExternalModel;
 use serde_json::Value;
 
 use crate::entra::EntraTokens;
-use crate::shared::{credential, flatten_databricks_fields};
+use crate::shared::{ParsedUrls, credential, flatten_databricks_fields};
 use crate::{Adapter, Body, Credentials, ProviderError, ResponseOptions, Settings, StreamItem, StreamTranslator, Task};
 
 /// Default OpenAI base URL.
@@ -41,6 +41,7 @@ pub struct OpenAiCompatible {
     model: String,
     flavor: Flavor,
     auth: Auth,
+    urls: ParsedUrls,
 }
 
 impl OpenAiCompatible {
@@ -108,7 +109,7 @@ impl OpenAiCompatible {
             }
             other => return Err(format!("provider '{other}' does not speak the OpenAI wire format")),
         };
-        Ok(Self { provider: provider.as_str(), model: model.name.clone(), flavor, auth })
+        Ok(Self { provider: provider.as_str(), model: model.name.clone(), flavor, auth, urls: ParsedUrls::default() })
     }
 
     fn url(&self, task: Task) -> String {
@@ -187,7 +188,11 @@ impl Adapter for OpenAiCompatible {
                 }
             }
         }
-        let mut req = http.post(self.url(task)).json(&body);
+        let mut req = match self.urls.get(task, || self.url(task)) {
+            Some(url) => http.post(url),
+            None => http.post(self.url(task)),
+        }
+        .json(&body);
         if let Flavor::OpenAi { organization: Some(org), .. } = &self.flavor {
             req = req.header("OpenAI-Organization", org);
         }

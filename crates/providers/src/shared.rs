@@ -87,3 +87,16 @@ pub fn malformed_event(provider: &str, data: &str, why: &serde_json::Error) -> c
     let start: String = data.chars().take(200).collect();
     crate::StreamItem::Error(format!("{provider} sent a malformed stream event ({why}): {start}"))
 }
+
+/// An adapter's upstream URL for each task, parsed once: parsing it again for every query was a
+/// measurable share of the gateway's CPU per request.
+#[derive(Default)]
+pub struct ParsedUrls([std::sync::OnceLock<Option<reqwest::Url>>; 5]);
+
+impl ParsedUrls {
+    /// The URL for `task`, from `build` the first time; `None` if it does not parse (the caller
+    /// then hands the text to the HTTP client, which reports why).
+    pub fn get(&self, task: crate::Task, build: impl FnOnce() -> String) -> Option<reqwest::Url> {
+        self.0.get(task as usize)?.get_or_init(|| reqwest::Url::parse(&build()).ok()).clone()
+    }
+}

@@ -24,7 +24,7 @@ use crate::policy::ratelimit::Admission;
 use crate::snapshot::{LiveEndpoint, LiveEntity, Principal};
 use crate::state::AppState;
 use crate::telemetry::inference::{Capture, InferenceSink};
-use crate::telemetry::metrics::{EntityLabels, Metrics, Observation};
+use crate::telemetry::metrics::{Metrics, Observation};
 use crate::telemetry::traces::{ChildSpan, QueryTrace};
 use crate::telemetry::usage::{CLIENT_CLOSED, CLIENT_DISCONNECTED, UsageSink};
 use modelgate_store::{PayloadRecord, UsageRecord, billing};
@@ -677,10 +677,7 @@ impl Settlement {
                 }
             }
             l.metrics.observe(&Observation {
-                labels: Some(EntityLabels {
-                    endpoint_name: r.endpoint_name.clone(),
-                    served_entity: r.served_entity.clone(),
-                }),
+                labels: Some((&r.endpoint_name, &r.served_entity)),
                 status: self.status,
                 stream_error: l.stream_error.map(|(s, _)| s),
                 latency_ms: r.latency_ms,
