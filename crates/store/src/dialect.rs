@@ -18,6 +18,10 @@ pub(crate) trait Dialect: sqlx::Database {
     const PENDING_VERSION_FOR_UPDATE: &'static str;
     /// A row when the secret scope `$1` exists, locked likewise (so the per-scope count holds).
     const SCOPE_FOR_UPDATE: &'static str;
+    /// Whether a statement of many parameters numbers them (`$1`, `$2`, ...) rather than writing
+    /// `?` for each. SQLite takes both, but sqlx looks up the name of every numbered one, and
+    /// SQLite finds a name by walking the statement's list: quadratic in a multi-row `INSERT`.
+    const NUMBERED_PARAMETERS: bool;
 
     /// The control-plane migrations.
     fn control_migrator() -> Migrator;
@@ -42,6 +46,7 @@ impl Dialect for Sqlite {
     const ENDPOINT_FOR_UPDATE: &'static str = "SELECT * FROM endpoints WHERE name = $1";
     const PENDING_VERSION_FOR_UPDATE: &'static str = "SELECT pending_version FROM endpoints WHERE id = $1";
     const SCOPE_FOR_UPDATE: &'static str = "SELECT 1 FROM secret_scopes WHERE name = $1";
+    const NUMBERED_PARAMETERS: bool = false;
 
     fn control_migrator() -> Migrator {
         sqlx::migrate!("./migrations/sqlite")
@@ -80,6 +85,7 @@ impl Dialect for Postgres {
     const ENDPOINT_FOR_UPDATE: &'static str = "SELECT * FROM endpoints WHERE name = $1 FOR UPDATE";
     const PENDING_VERSION_FOR_UPDATE: &'static str = "SELECT pending_version FROM endpoints WHERE id = $1 FOR UPDATE";
     const SCOPE_FOR_UPDATE: &'static str = "SELECT 1 FROM secret_scopes WHERE name = $1 FOR UPDATE";
+    const NUMBERED_PARAMETERS: bool = true;
 
     fn control_migrator() -> Migrator {
         sqlx::migrate!("./migrations/postgres/control")

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
 
 use crate::Result;
+use crate::bulk::{bind_all, insert_statement};
 use crate::dialect::Dialect;
 use crate::logdb::LogPools;
 
@@ -102,6 +103,11 @@ pub trait InferenceTables: Send + Sync + 'static {
     async fn delete_older(&self, endpoint: Option<&str>, keep: &[String], before: i64) -> Result<u64>;
 }
 
+/// The columns of a payload row, in the order `insert` binds them.
+const PAYLOAD_COLUMNS: &str = "INSERT INTO payloads (databricks_request_id, endpoint_name, request_date, \
+     client_request_id, request_time, status_code, sampling_fraction, execution_duration_ms, request, response, \
+     logging_error_codes, served_entity_id, requester, cache_hit) ";
+
 /// Implements [`InferenceTables`] on `LogPools<$db>`.
 macro_rules! inference_tables_on {
     ($db:ty) => {
@@ -116,29 +122,15 @@ macro_rules! inference_tables_on {
                 // Several rows per statement (each is a round trip); 14 columns × 70
                 // rows stays under the smallest bound-parameter limit SQLite builds use (999).
                 for chunk in records.chunks(70) {
-                    let mut q: QueryBuilder<$db> = QueryBuilder::new(
-                        "INSERT INTO payloads (databricks_request_id, endpoint_name, request_date, client_request_id, \
-                         request_time, status_code, sampling_fraction, execution_duration_ms, request, response, \
-                         logging_error_codes, served_entity_id, requester, cache_hit) ",
-                    );
-                    q.push_values(chunk, |mut b, r| {
-                        b.push_bind(&r.databricks_request_id)
-                            .push_bind(&r.endpoint_name)
-                            .push_bind(&r.request_date)
-                            .push_bind(&r.client_request_id)
-                            .push_bind(r.request_time)
-                            .push_bind(r.status_code)
-                            .push_bind(r.sampling_fraction)
-                            .push_bind(r.execution_duration_ms)
-                            .push_bind(&r.request)
-                            .push_bind(&r.response)
-                            .push_bind(serde_json::to_string(&r.logging_error_codes).unwrap_or_else(|_| "[]".into()))
-                            .push_bind(&r.served_entity_id)
-                            .push_bind(&r.requester)
-                            .push_bind(r.cache_hit);
-                    });
-                    q.push(" ON CONFLICT DO NOTHING");
-                    q.build().execute(&mut *tx).await?;
+                    let mut args = <$db as sqlx::Database>::Arguments::default();
+                    for r in chunk {
+                        let codes = serde_json::to_string(&r.logging_error_codes).unwrap_or_else(|_| "[]".into());
+                        bind_all!(args; &r.databricks_request_id, &r.endpoint_name, &r.request_date,
+                            &r.client_request_id, r.request_time, r.status_code, r.sampling_fraction,
+                            r.execution_duration_ms, &r.request, &r.response, codes, &r.served_entity_id,
+                            &r.requester, r.cache_hit);
+                    }
+                    sqlx::query_with(insert_statement::<$db>(PAYLOAD_COLUMNS, 14, chunk.len()), args).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -7,6 +7,7 @@
 //! values: configs are JSON text and secrets are ciphertext sealed by the caller, so every
 //! implementation stores the same bytes and encryption lives in one place.
 
+mod bulk;
 pub mod cluster;
 mod dialect;
 mod inference;

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
 
 use crate::Result;
+use crate::bulk::{bind_all, insert_statement};
 use crate::dialect::Dialect;
 use crate::logdb::LogPools;
 
@@ -503,6 +504,9 @@ const USAGE_COLUMNS: &str = "INSERT INTO usage (request_id, client_request_id, r
      output_tokens, cached_input_tokens, cache_write_tokens, reasoning_tokens, latency_ms, ttft_ms, usage_context, \
      tags, cost_usd, price_version, upstream_status, error_message, attempts, entities_tried, billing, images, token_id) ";
 
+/// How many columns [`USAGE_COLUMNS`] names.
+const USAGE_COLUMN_COUNT: usize = 31;
+
 /// Sums that both engines give as BIGINT / DOUBLE PRECISION (PostgreSQL's plain `SUM` of a
 /// BIGINT is NUMERIC, and SQLite has no `TOTAL` elsewhere).
 const SUM_TOKENS_COST: &str = "CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
@@ -523,42 +527,18 @@ macro_rules! usage_tables_on {
                 // rows stays under the smallest bound-parameter limit SQLite builds use (999),
                 // and at most 32 statement shapes exist, so all stay prepared in the cache.
                 for chunk in records.chunks(32) {
-                    let mut q: QueryBuilder<$db> = QueryBuilder::new(USAGE_COLUMNS);
-                    q.push_values(chunk, |mut b, r| {
-                        b.push_bind(&r.request_id)
-                            .push_bind(&r.client_request_id)
-                            .push_bind(r.request_time)
-                            .push_bind(&r.endpoint_id)
-                            .push_bind(&r.endpoint_name)
-                            .push_bind(&r.served_entity)
-                            .push_bind(&r.provider)
-                            .push_bind(&r.model)
-                            .push_bind(&r.requester)
-                            .push_bind(&r.requester_id)
-                            .push_bind(r.status_code)
-                            .push_bind(&r.error_code)
-                            .push_bind(r.streaming)
-                            .push_bind(r.input_tokens)
-                            .push_bind(r.output_tokens)
-                            .push_bind(r.cached_input_tokens)
-                            .push_bind(r.cache_write_tokens)
-                            .push_bind(r.reasoning_tokens)
-                            .push_bind(r.latency_ms)
-                            .push_bind(r.ttft_ms)
-                            .push_bind(&r.usage_context)
-                            .push_bind(&r.tags)
-                            .push_bind(r.cost_usd)
-                            .push_bind(&r.price_version)
-                            .push_bind(r.upstream_status)
-                            .push_bind(&r.error_message)
-                            .push_bind(r.attempts)
-                            .push_bind(&r.entities_tried)
-                            .push_bind(if r.billing.is_empty() { billing::PER_TOKEN } else { r.billing.as_str() })
-                            .push_bind(r.images)
-                            .push_bind(&r.token_id);
-                    });
-                    q.push(" ON CONFLICT DO NOTHING");
-                    q.build().execute(&mut *tx).await?;
+                    let mut args = <$db as sqlx::Database>::Arguments::default();
+                    for r in chunk {
+                        let billing = if r.billing.is_empty() { billing::PER_TOKEN } else { r.billing.as_str() };
+                        bind_all!(args; &r.request_id, &r.client_request_id, r.request_time, &r.endpoint_id,
+                            &r.endpoint_name, &r.served_entity, &r.provider, &r.model, &r.requester, &r.requester_id,
+                            r.status_code, &r.error_code, r.streaming, r.input_tokens, r.output_tokens,
+                            r.cached_input_tokens, r.cache_write_tokens, r.reasoning_tokens, r.latency_ms, r.ttft_ms,
+                            &r.usage_context, &r.tags, r.cost_usd, &r.price_version, r.upstream_status,
+                            &r.error_message, r.attempts, &r.entities_tried, billing, r.images, &r.token_id);
+                    }
+                    let sql = insert_statement::<$db>(USAGE_COLUMNS, USAGE_COLUMN_COUNT, chunk.len());
+                    sqlx::query_with(sql, args).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
