@@ -41,16 +41,23 @@ impl Gate {
     }
 }
 
-/// A 503 answer for load that is shed; clients retry after a second.
-pub fn overloaded(what: &str) -> Response {
+/// A 503 answer for load that is shed; clients retry after a second. `close`: the request's body
+/// was not read, so the connection closes after the answer (the client must not reuse one that
+/// is about to be dropped for its unread body).
+fn overloaded(what: &str, close: bool) -> Response {
     let mut resp =
         ApiError::Unavailable(format!("The server is at its limit of {what}; retry shortly.")).into_response();
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    // Sent before the body was read: close, so the client does not reuse a connection that is
-    // about to be dropped for its unread body.
-    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if close {
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp
 }
+
+/// Most bytes of a shed request's body read so that its connection can stay open.
+const SHED_DRAIN_BYTES: u64 = 64 * 1024;
+/// How long a shed request's body may take to arrive for that.
+const SHED_DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Gate {
     /// A slot for one more request, held until its answer's last byte is sent (so streams
@@ -74,9 +81,18 @@ impl Gate {
 #[derive(Debug)]
 pub struct InFlightFull(pub usize);
 
-impl IntoResponse for InFlightFull {
-    fn into_response(self) -> Response {
-        overloaded(&format!("{} requests in flight", self.0))
+impl InFlightFull {
+    /// The 503 for `req`. A small body that arrives at once is read first, so the connection stays
+    /// open for the client's retry: an overloaded server that closes the connection of every
+    /// request it sheds makes each of them cost a new connection, the work it can least afford,
+    /// and its clients run out of ports. A larger or slower body is left unread and the
+    /// connection closed, as before.
+    pub async fn answer<B: http_body::Body>(self, req: axum::http::Request<B>) -> Response {
+        let body = req.into_body();
+        let small = body.size_hint().upper().is_some_and(|n| n <= SHED_DRAIN_BYTES);
+        let read = small
+            && matches!(tokio::time::timeout(SHED_DRAIN_TIME, http_body_util::BodyExt::collect(body)).await, Ok(Ok(_)));
+        overloaded(&format!("{} requests in flight", self.0), !read)
     }
 }
 

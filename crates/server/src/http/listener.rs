@@ -71,7 +71,7 @@ pub async fn serve(
             async move {
                 let permit = match admitted {
                     Ok(p) => p,
-                    Err(full) => return Ok(full.into_response()),
+                    Err(full) => return Ok(full.answer(req).await),
                 };
                 let mut req = req.map(Body::new);
                 req.extensions_mut().insert(ConnectInfo(remote));

@@ -56,6 +56,31 @@ async fn read_all(stream: &mut TcpStream, within: Duration) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// One HTTP/1.1 answer (head and `Content-Length` body) from a connection that stays open.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let within = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|n| n.trim().to_string()))
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let left = within.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => return String::from_utf8_lossy(&got).into_owned(),
+        }
+    }
+}
+
 fn addr(t: &TestServer) -> std::net::SocketAddr {
     t.server.as_ref().unwrap().addr
 }
@@ -158,6 +183,25 @@ async fn requests_in_flight_are_bounded_and_streams_count() {
     assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE", "3 requests in flight");
     let health = t.http.get(format!("{}/healthz", t.base)).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK, "liveness answers while the server sheds load");
+    // A shed request whose small body arrived is refused on a connection that stays open for the
+    // retry; one whose body does not arrive is refused and its connection closed.
+    let mut kept = TcpStream::connect(addr(&t)).await.unwrap();
+    let small = format!(
+        "POST /api/2.0/serving-endpoints HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}",
+        t.token
+    );
+    kept.write_all(small.as_bytes()).await.unwrap();
+    let shed = read_response(&mut kept).await;
+    assert!(shed.starts_with("HTTP/1.1 503"), "{shed}");
+    assert!(shed.to_ascii_lowercase().contains("retry-after: 1"), "{shed}");
+    assert!(!shed.to_ascii_lowercase().contains("connection: close"), "{shed}");
+    let mut unread = TcpStream::connect(addr(&t)).await.unwrap();
+    let big = "POST /api/2.0/serving-endpoints HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\n{";
+    unread.write_all(big.as_bytes()).await.unwrap();
+    let closed = read_all(&mut unread, Duration::from_secs(5)).await;
+    assert!(closed.starts_with("HTTP/1.1 503"), "{closed}");
+    assert!(closed.to_ascii_lowercase().contains("connection: close"), "{closed}");
 
     // When the streams end, their slots come back.
     drop(streams);
@@ -165,6 +209,12 @@ async fn requests_in_flight_are_bounded_and_streams_count() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (status, _) = t.get("/api/2.0/serving-endpoints").await;
     assert_eq!(status, StatusCode::OK);
+    // The connection the shed request came on serves the retry.
+    let retry =
+        format!("GET /api/2.0/serving-endpoints HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\r\n", t.token);
+    kept.write_all(retry.as_bytes()).await.unwrap();
+    let again = read_response(&mut kept).await;
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
 }
 
 #[tokio::test]
