@@ -56,10 +56,24 @@ pub struct BatchWriter<T> {
 }
 
 impl<T: Send + 'static> BatchWriter<T> {
-    /// Starts a writer named `name` (the `writer` label of its metrics) over `target`.
+    /// Starts a writer named `name` (the `writer` label of its metrics) over `target`, on a thread
+    /// of its own with its own scheduler. On the request runtime, each of a batch's round trips
+    /// to the database waited its turn behind every runnable request task: under overload, with
+    /// thousands of them, the writer fell behind and its queue overflowed, dropping records.
     pub fn start(name: &'static str, target: impl BatchTarget<T>, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(write_loop(name, target, rx, metrics.clone()));
+        let writer = write_loop(name, target, rx, metrics.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let thread = match runtime {
+            Ok(rt) => std::thread::Builder::new()
+                .name(format!("{name}-writer"))
+                .spawn(move || rt.block_on(writer))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = thread {
+            tracing::error!(writer = name, error = %e, "could not start the writer's thread; no records are written");
+        }
         BatchWriter { name, tx, metrics }
     }
 
