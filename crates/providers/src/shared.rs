@@ -100,3 +100,28 @@ impl ParsedUrls {
         self.0.get(task as usize)?.get_or_init(|| reqwest::Url::parse(&build()).ok()).clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ParsedUrls;
+    use crate::Task;
+
+    #[test]
+    fn a_url_is_built_and_parsed_once_per_task() {
+        let urls = ParsedUrls::default();
+        let built = std::cell::Cell::new(0);
+        let build = |path: &str| {
+            built.set(built.get() + 1);
+            format!("http://127.0.0.1:9/v1/{path}")
+        };
+        for _ in 0..3 {
+            let chat = urls.get(Task::Chat, || build("chat/completions")).unwrap();
+            assert_eq!(chat.as_str(), "http://127.0.0.1:9/v1/chat/completions");
+        }
+        let embeddings = urls.get(Task::Embeddings, || build("embeddings")).unwrap();
+        assert_eq!(embeddings.path(), "/v1/embeddings", "each task has its own");
+        assert_eq!(built.get(), 2);
+        let bad = ParsedUrls::default();
+        assert!(bad.get(Task::Chat, || "not a url".into()).is_none(), "left to the HTTP client to report");
+    }
+}
