@@ -476,3 +476,41 @@ impl Metrics {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposition(m: &Metrics) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &m.registry).unwrap_or_default();
+        out
+    }
+
+    fn query(status: u16, ttft_ms: Option<f64>) -> Observation<'static> {
+        Observation { labels: Some(("ep", "a")), status, latency_ms: 3.0, ttft_ms, ..Default::default() }
+    }
+
+    #[test]
+    fn queries_count_into_their_endpoints_series_and_lazy_series_appear_on_first_use() {
+        let m = Metrics::new();
+        m.observe(&query(200, None));
+        m.observe(&query(503, None));
+        m.observe(&Observation { labels: Some(("other", "b")), status: 200, ..Default::default() });
+        let out = exposition(&m);
+        let series =
+            |name: &str, ep: &str, entity: &str| format!("{name}{{endpoint_name=\"{ep}\",served_entity=\"{entity}\"}}");
+        assert!(out.contains(&format!("{} 2", series("request_count_total", "ep", "a"))), "{out}");
+        assert!(out.contains(&format!("{} 1", series("request_5xx_count_total", "ep", "a"))), "{out}");
+        assert!(out.contains(&format!("{} 0", series("request_4xx_count_total", "ep", "a"))), "{out}");
+        assert!(out.contains(&format!("{} 1", series("request_count_total", "other", "b"))), "{out}");
+        assert!(!out.contains("time_to_first_token_ms_count{"), "no stream yet: {out}");
+        assert!(!out.contains("input_tokens_total{"), "no tokens yet: {out}");
+
+        m.observe(&Observation { input_tokens: 7, ..query(200, Some(1.5)) });
+        let out = exposition(&m);
+        assert!(out.contains(&format!("{} 1", series("time_to_first_token_ms_count", "ep", "a"))), "{out}");
+        assert!(out.contains(&format!("{} 7", series("input_tokens_total", "ep", "a"))), "{out}");
+        assert!(out.contains(&format!("{} 3", series("request_count_total", "ep", "a"))), "{out}");
+    }
+}
