@@ -78,12 +78,17 @@ L3=$(load --url "$GW_URL" --body "$L_STREAM" --concurrency 8 --stream)
 # Steady memory: every endpoint used, the tokenizer loaded (the policed endpoint's token limit).
 STEADY_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status")
 echo "== 7. overload: open loop at twice the closed-loop throughput" >&2
+W6=$(date +%s.%N); C6=$(cpu_ticks); M6=$(cpu_ticks "$MOCK_PID")
 O1=$(load --url "$GW_URL" --body "$CHAT" --rate "$(field "$G1" rps | awk '{printf "%d", $1 * 2}')")
+W7=$(date +%s.%N); C7=$(cpu_ticks); M7=$(cpu_ticks "$MOCK_PID")
+# How busy each core was in phase 7: whether the gateway or the client side was the bottleneck.
+BUSY=$(awk -v w0="$W6" -v w1="$W7" -v g="$((C7 - C6))" -v m="$((M7 - M6))" -v l="$(field "$O1" cpu_ticks)" -v t="$TICK" \
+  'BEGIN {s = w1 - w0; printf "%.0f %% / %.0f %% + %.0f %%", 100 * g / t / s, 100 * m / t / s, 100 * l / t / s}')
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status")
 DROPPED=$(curl -sf -H "$H" "$GW/metrics" | awk '/^writer_dropped_total/ {s += $2} END {print s + 0}')
 HWM_KB=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
 
-python3 - "$D1" "$G1" "$D2" "$G2" "$D3" "$G3" "$C0" "$C1" "$TICK" "$RSS_KB" "$HWM_KB" "$DURATION" "$U1" "$U2" "$P1" "$P2" "$P3" "$L1" "$L2" "$L3" "$DROPPED" "$M0" "$M1" "$O1" "$STEADY_KB" <<'PY'
+python3 - "$D1" "$G1" "$D2" "$G2" "$D3" "$G3" "$C0" "$C1" "$TICK" "$RSS_KB" "$HWM_KB" "$DURATION" "$U1" "$U2" "$P1" "$P2" "$P3" "$L1" "$L2" "$L3" "$DROPPED" "$M0" "$M1" "$O1" "$STEADY_KB" "$BUSY" <<'PY'
 import json, sys, datetime
 d1, g1, d2, g2, d3, g3 = (json.loads(a) for a in sys.argv[1:7])
 c0, c1, tick, rss, hwm = (float(a) for a in sys.argv[7:12])
@@ -95,6 +100,7 @@ dropped = sys.argv[21]
 m0, m1 = (float(a) for a in sys.argv[22:24])
 o1 = json.loads(sys.argv[24])
 steady = float(sys.argv[25])
+busy = sys.argv[26]
 added = lambda g, d, k: max(g[k] - d[k], 1)
 # The CPU delta covers warm-up and measured requests alike, so divide by all of them.
 cpu_us = (c1 - c0) / tick * 1e6 / max(g1["all"], 1)
@@ -121,6 +127,7 @@ rows = [
     ("6. logged: streaming TTFB p50, c=8", "ms", f"{ms(g3['ttfb_p50_us'])} (bare)", ms(l3["ttfb_p50_us"]), f"{l3['ttfb_p50_us'] / max(g3['ttfb_p50_us'], 1):.2f}× of bare"),
     ("7. overload: open loop at 2× phase 1's rate", "req/s", f"{2 * g1['rps']:.0f} offered", f"{o1['rps']:.0f} answered", f"{o1['shed']} shed, {o1['errors'] - o1['shed']} other errors, {o1['unsent']} not sent (client at its cap)"),
     ("7. overload: latency p50 / p99 answered, p99 shed", "ms", "", f"{ms(o1['p50_us'])} / {ms(o1['p99_us'])}, shed {ms(o1['shed_p99_us'])}", ""),
+    ("7. overload: CPU busy, gateway's core / mock + load generator on the other", "%", "", busy, ""),
     ("errors (direct / gateway, phases 1 to 6)", "count", str(d1["errors"] + d2["errors"] + d3["errors"]), str(sum(x["errors"] for x in (g1, g2, g3, u1, u2, p1, p2, p3, l1, l2, l3))), ""),
     ("usage and inference records dropped (queue full)", "count", "", dropped, ""),
     ("CPU per response (phase 1): mock / gateway", "µs", f"{mock_us:.1f}", f"{cpu_us:.1f}", f"{cpu_us / max(mock_us, 0.1):.2f}× the mock's"),
