@@ -250,6 +250,10 @@ struct ServeArgs {
     /// Most requests handled (or streaming their answer) at once; more are answered 503 at once.
     #[arg(long, env = "MODELGATE_MAX_IN_FLIGHT", default_value_t = 1024)]
     max_in_flight: usize,
+    /// Longest the server may run late on ready work, measured every 10 ms, before it answers new
+    /// requests 503 at once (after two measurements in a row over it); 0 turns it off.
+    #[arg(long, env = "MODELGATE_MAX_QUEUE_DELAY", value_parser = humantime::parse_duration, default_value = "100ms")]
+    max_queue_delay: Duration,
     /// Time for a client to send a request's headers; also the longest idle keep-alive.
     #[arg(long, env = "MODELGATE_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s")]
     header_read_timeout: Duration,
@@ -623,6 +627,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         limits: modelgate_server::Limits {
             max_connections: args.max_connections.max(1),
             max_in_flight: args.max_in_flight.max(1),
+            max_queue_delay: args.max_queue_delay,
             header_read_timeout: args.header_read_timeout,
             body_read_timeout: args.body_read_timeout,
             max_request_body: args.max_request_body,

@@ -350,9 +350,11 @@ impl Server {
         let metrics = app.metrics.clone();
         let hosting = app.hosting.clone();
         let gate = http::limits::Gate::new(config.limits, metrics.clone());
+        let queue_probe = tokio::spawn(gate.clone().watch_queue_delay(stop_rx.clone()));
         let router = routes::router(app, gate.clone());
         let task = tokio::spawn(async move {
             let served = listener::serve(socket, router, gate, metrics, stop_rx).await;
+            let _ = queue_probe.await;
             let _ = deployer.await;
             let _ = retention.await;
             let _ = alerting.await;

@@ -10,6 +10,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Requests being handled or streaming their answer; more are answered 503.
     pub max_in_flight: usize,
+    /// Longest the server may run late on work that is ready (measured twice in a row) before it
+    /// answers new requests 503 at once; zero never sheds for it.
+    pub max_queue_delay: Duration,
     /// Time for a client to send a request's headers (and, between requests, the longest idle
     /// keep-alive).
     pub header_read_timeout: Duration,
@@ -34,6 +37,7 @@ impl Default for Limits {
         Limits {
             max_connections: 4096,
             max_in_flight: 1024,
+            max_queue_delay: Duration::from_millis(100),
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(30),
             max_request_body: 4 * 1024 * 1024,

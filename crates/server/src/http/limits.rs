@@ -2,11 +2,14 @@
 //! flight, request bodies (size and time to arrive), upstream answers. Past a bound the server
 //! answers at once (503, 408, 413 or 502, always a JSON error body) instead of queueing or
 //! buffering without end. The listener ([`crate::http::listener`]) applies the connection bound, the
-//! header timeout and the in-flight bound ([`Gate::admit`]) before a request reaches the router.
+//! header timeout, the queue-delay bound and the in-flight bound ([`Gate::admit`]) before a request
+//! reaches the router.
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -14,7 +17,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::error::ApiError;
 use crate::extract::RawBody;
@@ -25,14 +28,54 @@ use crate::telemetry::metrics::Metrics;
 #[derive(Clone)]
 pub struct Gate {
     in_flight: Arc<Semaphore>,
+    queue: Arc<QueueDelay>,
     limits: Limits,
     metrics: Arc<Metrics>,
 }
 
+/// How late the server runs work that is ready, as [`Gate::watch_queue_delay`] last measured it.
+///
+/// Every request waits in this queue before the server even reads it, and the in-flight bound
+/// cannot see it: on a saturated core, a thousand admitted requests make each new one wait for all
+/// of them, answers take seconds, and the work spent on those the client has given up on is
+/// wasted. Past `max_queue_delay` new requests are shed at once, cheaply, so that the ones admitted
+/// are answered at the rate the core can serve.
+#[derive(Default)]
+struct QueueDelay {
+    /// The last measurement, in microseconds.
+    last_us: AtomicU64,
+    /// The last two measurements were both over the limit (one alone may be the machine pausing
+    /// the process, not load).
+    over: AtomicBool,
+}
+
+/// How often the queue delay is measured.
+const QUEUE_PROBE_INTERVAL: Duration = Duration::from_millis(10);
+
 impl Gate {
     /// The gate for `limits`, counting what it sheds in `metrics`.
     pub fn new(limits: Limits, metrics: Arc<Metrics>) -> Self {
-        Gate { in_flight: Arc::new(Semaphore::new(limits.max_in_flight)), limits, metrics }
+        Gate { in_flight: Arc::new(Semaphore::new(limits.max_in_flight)), queue: Arc::default(), limits, metrics }
+    }
+
+    /// Measures the queue delay until `stop` turns true: a probe asks to wake every 10 ms and notes
+    /// how much later it ran (it waits behind everything ready before it). Run once per server, on
+    /// the runtime that serves requests.
+    pub async fn watch_queue_delay(self, mut stop: watch::Receiver<bool>) {
+        let mut over_before = false;
+        loop {
+            let due = tokio::time::Instant::now() + QUEUE_PROBE_INTERVAL;
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = stop.changed() => return,
+            }
+            let late = due.elapsed();
+            self.metrics.queue_delay(late);
+            let over = !self.limits.max_queue_delay.is_zero() && late > self.limits.max_queue_delay;
+            self.queue.last_us.store(late.as_micros() as u64, Ordering::Relaxed);
+            self.queue.over.store(over && over_before, Ordering::Relaxed);
+            over_before = over;
+        }
     }
 
     /// The limits it applies.
@@ -61,27 +104,45 @@ const SHED_DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(50
 
 impl Gate {
     /// A slot for one more request, held until its answer's last byte is sent (so streams
-    /// count), or the 503 to answer at once when `max_in_flight` requests are in flight.
-    /// Liveness (`/healthz`) needs no slot: a server that sheds load is alive.
-    pub fn admit(&self, path: &str) -> Result<Option<OwnedSemaphorePermit>, InFlightFull> {
+    /// count), or the 503 to answer at once when the server runs later than `max_queue_delay` or
+    /// `max_in_flight` requests are in flight. Liveness (`/healthz`) needs no slot: a server that
+    /// sheds load is alive.
+    pub fn admit(&self, path: &str) -> Result<Option<OwnedSemaphorePermit>, Shed> {
         if path == "/healthz" {
             return Ok(None);
+        }
+        if self.queue.over.load(Ordering::Relaxed) {
+            self.metrics.shed("queue_delay");
+            return Err(Shed::QueueDelay {
+                late: Duration::from_micros(self.queue.last_us.load(Ordering::Relaxed)),
+                limit: self.limits.max_queue_delay,
+            });
         }
         match self.in_flight.clone().try_acquire_owned() {
             Ok(permit) => Ok(Some(permit)),
             Err(_) => {
                 self.metrics.shed("in_flight");
-                Err(InFlightFull(self.limits.max_in_flight))
+                Err(Shed::InFlight(self.limits.max_in_flight))
             }
         }
     }
 }
 
-/// Every in-flight slot is taken (of the number given).
+/// Why a request is shed before it reaches the router.
 #[derive(Debug)]
-pub struct InFlightFull(pub usize);
+pub enum Shed {
+    /// Every in-flight slot is taken (of the number given).
+    InFlight(usize),
+    /// The server runs ready work `late`, over its `limit`.
+    QueueDelay {
+        /// How late the last measurement found it.
+        late: Duration,
+        /// `max_queue_delay`.
+        limit: Duration,
+    },
+}
 
-impl InFlightFull {
+impl Shed {
     /// The 503 for `req`. A small body that arrives at once is read first, so the connection stays
     /// open for the client's retry: an overloaded server that closes the connection of every
     /// request it sheds makes each of them cost a new connection, the work it can least afford,
@@ -92,7 +153,15 @@ impl InFlightFull {
         let small = body.size_hint().upper().is_some_and(|n| n <= SHED_DRAIN_BYTES);
         let read = small
             && matches!(tokio::time::timeout(SHED_DRAIN_TIME, http_body_util::BodyExt::collect(body)).await, Ok(Ok(_)));
-        overloaded(&format!("{} requests in flight", self.0), !read)
+        let what = match self {
+            Shed::InFlight(n) => format!("{n} requests in flight"),
+            Shed::QueueDelay { late, limit } => format!(
+                "{} ms of queue delay (requests wait {} ms before it reads them)",
+                limit.as_millis(),
+                late.as_millis()
+            ),
+        };
+        overloaded(&what, !read)
     }
 }
 
@@ -175,4 +244,83 @@ pub async fn read_body(State(gate): State<Gate>, req: Request, next: Next) -> Re
         resp.extensions_mut().insert(RawBody(bytes));
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::watch;
+
+    use super::{Gate, Shed};
+    use crate::settings::Limits;
+    use crate::telemetry::metrics::Metrics;
+
+    /// Keeps the (current-thread) runtime from running anything else for `d`, as a burst of
+    /// work on a saturated core would.
+    async fn hold_the_runtime(d: Duration) {
+        tokio::spawn(async move { std::thread::sleep(d) }).await.ok();
+        // Let the probe, now late, run and record it.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    /// The value of the sample `series` in the exposition.
+    fn sample(metrics: &Metrics, series: &str) -> Option<f64> {
+        metrics.text().lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn sheds_while_ready_work_runs_late_and_admits_again_when_it_catches_up() {
+        let limit = Duration::from_millis(200);
+        let metrics = Arc::new(Metrics::new());
+        let gate = Gate::new(Limits { max_queue_delay: limit, ..Limits::default() }, metrics.clone());
+        let (stop, stopped) = watch::channel(false);
+        let probe = tokio::spawn(gate.clone().watch_queue_delay(stopped));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(gate.admit("/serving-endpoints/x/invocations").is_ok());
+
+        // One late measurement alone (the machine pausing the process) sheds nothing.
+        hold_the_runtime(Duration::from_millis(350)).await;
+        assert!(gate.admit("/serving-endpoints/x/invocations").is_ok());
+
+        // Late again and again: new requests are shed, naming the delay; liveness still answers.
+        let mut shed = None;
+        for _ in 0..5 {
+            hold_the_runtime(Duration::from_millis(350)).await;
+            if let Err(e) = gate.admit("/serving-endpoints/x/invocations") {
+                shed = Some(e);
+                break;
+            }
+        }
+        match shed {
+            Some(Shed::QueueDelay { late, limit: l }) => {
+                assert!(late > limit, "{late:?}");
+                assert_eq!(l, limit);
+            }
+            other => panic!("expected a queue-delay shed, got {other:?}"),
+        }
+        assert!(gate.admit("/healthz").is_ok());
+        assert_eq!(sample(&metrics, "shed_total{reason=\"queue_delay\"}"), Some(1.0));
+        assert!(sample(&metrics, "queue_delay_seconds").is_some_and(|s| s > 0.2), "{}", metrics.text());
+
+        // Once the probe runs on time again, requests are admitted.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(gate.admit("/serving-endpoints/x/invocations").is_ok());
+        stop.send(true).ok();
+        probe.await.ok();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_zero_limit_never_sheds_for_queue_delay() {
+        let gate = Gate::new(Limits { max_queue_delay: Duration::ZERO, ..Limits::default() }, Arc::new(Metrics::new()));
+        let (stop, stopped) = watch::channel(false);
+        let probe = tokio::spawn(gate.clone().watch_queue_delay(stopped));
+        for _ in 0..3 {
+            hold_the_runtime(Duration::from_millis(100)).await;
+            assert!(gate.admit("/serving-endpoints/x/invocations").is_ok());
+        }
+        stop.send(true).ok();
+        probe.await.ok();
+    }
 }

@@ -152,6 +152,7 @@ pub struct Metrics {
     redis_up: Gauge,
     leader: Gauge,
     snapshot_age: Gauge<f64, AtomicU64>,
+    queue_delay: Gauge<f64, AtomicU64>,
     cold_start: Histograms,
     writer_depth: Family<WriterLabels, Gauge>,
     writer_dropped: Family<WriterLabels, Counter>,
@@ -187,6 +188,7 @@ impl Metrics {
         let redis_up = Gauge::default();
         let leader = Gauge::default();
         let snapshot_age = Gauge::<f64, AtomicU64>::default();
+        let queue_delay = Gauge::<f64, AtomicU64>::default();
         let cold_start: Histograms = Family::new_with_constructor(latency_histogram);
         let writer_depth = Family::default();
         let writer_dropped = Family::default();
@@ -276,6 +278,11 @@ impl Metrics {
             "Seconds since the configuration this replica serves was last known current (0 on a single server)",
             snapshot_age.clone(),
         );
+        registry.register(
+            "queue_delay_seconds",
+            "How late the server last ran work that was ready (measured every 10 ms); past --max-queue-delay twice in a row, new requests are shed",
+            queue_delay.clone(),
+        );
         Metrics {
             series: RwLock::default(),
             registry,
@@ -298,6 +305,7 @@ impl Metrics {
             redis_up,
             leader,
             snapshot_age,
+            queue_delay,
             cold_start,
             writer_depth,
             writer_dropped,
@@ -399,6 +407,11 @@ impl Metrics {
         self.writer_depth.get_or_create(&WriterLabels { writer: writer.to_string() }).set(n as i64);
     }
 
+    /// How late the server last ran ready work.
+    pub fn queue_delay(&self, late: std::time::Duration) {
+        self.queue_delay.set(late.as_secs_f64());
+    }
+
     /// Counts a connection or request refused to protect the server, by reason.
     pub fn shed(&self, reason: &'static str) {
         self.shed.get_or_create(&ShedLabels { reason }).inc();
@@ -453,6 +466,11 @@ impl Metrics {
             }
         }
         self.uptime.set(self.started.elapsed().as_secs() as i64);
+        self.text()
+    }
+
+    /// The exposition as it stands, gauges as last set.
+    pub(crate) fn text(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -482,9 +500,7 @@ mod tests {
     use super::*;
 
     fn exposition(m: &Metrics) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &m.registry).unwrap_or_default();
-        out
+        m.text()
     }
 
     fn query(status: u16, ttft_ms: Option<f64>) -> Observation<'static> {

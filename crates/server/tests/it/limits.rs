@@ -218,6 +218,44 @@ async fn requests_in_flight_are_bounded_and_streams_count() {
 }
 
 #[tokio::test]
+async fn a_server_running_late_sheds_new_requests_until_it_catches_up() {
+    let t = TestServer::start_with(|c| c.limits.max_queue_delay = Duration::from_millis(30)).await;
+    let (status, _) = t.get("/api/2.0/serving-endpoints").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Work that holds the server's runtime 60 ms at a time, as a saturated core would: everything
+    // ready waits behind it, the probe included.
+    let hog = tokio::spawn(async {
+        loop {
+            std::thread::sleep(Duration::from_millis(60));
+            tokio::task::yield_now().await;
+        }
+    });
+    let mut shed = None;
+    for _ in 0..50 {
+        let got = t.get("/api/2.0/serving-endpoints").await;
+        if got.0 == StatusCode::SERVICE_UNAVAILABLE {
+            shed = Some(got);
+            break;
+        }
+    }
+    hog.abort();
+    let shed = shed.expect("requests are shed while the server runs late");
+    assert_error(&shed, StatusCode::SERVICE_UNAVAILABLE, "TEMPORARILY_UNAVAILABLE", "30 ms of queue delay");
+    let health = t.http.get(format!("{}/healthz", t.base)).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK, "liveness answers while the server sheds load");
+
+    // Caught up: admitted again, and the sheds were counted.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _) = t.get("/api/2.0/serving-endpoints").await;
+    assert_eq!(status, StatusCode::OK);
+    let metrics = t.http.get(format!("{}/metrics", t.base)).bearer_auth(&t.token).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains("shed_total{reason=\"queue_delay\"}"), "{metrics}");
+    assert!(metrics.contains("queue_delay_seconds "), "{metrics}");
+}
+
+#[tokio::test]
 async fn oversized_bodies_get_a_json_413_on_both_planes() {
     let t = TestServer::start_with(|c| c.limits.max_request_body = 64 * 1024).await;
     let big = "x".repeat(100 * 1024);
