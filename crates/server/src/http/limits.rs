@@ -7,7 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,21 +33,28 @@ pub struct Gate {
     metrics: Arc<Metrics>,
 }
 
-/// How late the server runs work that is ready, as [`Gate::watch_queue_delay`] last measured it.
+/// How late the server runs work that is ready, as [`Gate::watch_queue_delay`] last measured it,
+/// and how many requests it admits at once because of it.
 ///
 /// Every request waits in this queue before the server even reads it, and the in-flight bound
 /// cannot see it: on a saturated core, a thousand admitted requests make each new one wait for all
-/// of them, answers take seconds, and the work spent on those the client has given up on is
-/// wasted. Past `max_queue_delay` new requests are shed at once, cheaply, so that the ones admitted
-/// are answered at the rate the core can serve.
-#[derive(Default)]
+/// of them, answers take seconds, and each costs more (a thousand requests' buffers and upstream
+/// connections do not stay in cache). While the delay is over `max_queue_delay` new requests are
+/// shed at once and the number admitted at once is lowered (by a quarter per measurement); as the
+/// server catches up it is raised again, a little per measurement, back to `max_in_flight`. Calls
+/// that wait on their upstream cost no CPU and are not held back unless the core is saturated.
 struct QueueDelay {
     /// The last measurement, in microseconds.
     last_us: AtomicU64,
     /// The last two measurements were both over the limit (one alone may be the machine pausing
     /// the process, not load).
     over: AtomicBool,
+    /// Requests admitted at once now: `max_in_flight`, or less while the server runs late.
+    admitted: AtomicUsize,
 }
+
+/// The fewest requests admitted at once however late the server runs.
+const MIN_ADMITTED: usize = 16;
 
 /// How often the queue delay is measured.
 const QUEUE_PROBE_INTERVAL: Duration = Duration::from_millis(10);
@@ -55,12 +62,17 @@ const QUEUE_PROBE_INTERVAL: Duration = Duration::from_millis(10);
 impl Gate {
     /// The gate for `limits`, counting what it sheds in `metrics`.
     pub fn new(limits: Limits, metrics: Arc<Metrics>) -> Self {
-        Gate { in_flight: Arc::new(Semaphore::new(limits.max_in_flight)), queue: Arc::default(), limits, metrics }
+        let queue = QueueDelay {
+            last_us: AtomicU64::new(0),
+            over: AtomicBool::new(false),
+            admitted: AtomicUsize::new(limits.max_in_flight),
+        };
+        Gate { in_flight: Arc::new(Semaphore::new(limits.max_in_flight)), queue: Arc::new(queue), limits, metrics }
     }
 
-    /// Measures the queue delay until `stop` turns true: a probe asks to wake every 10 ms and notes
-    /// how much later it ran (it waits behind everything ready before it). Run once per server, on
-    /// the runtime that serves requests.
+    /// Measures the queue delay until `stop` turns true: a probe asks to wake every 10 ms, then
+    /// waits its turn behind everything ready, and notes how much later than asked it ran. Run
+    /// once per server, on the runtime that serves requests.
     pub async fn watch_queue_delay(self, mut stop: watch::Receiver<bool>) {
         let mut over_before = false;
         loop {
@@ -69,13 +81,46 @@ impl Gate {
                 _ = tokio::time::sleep_until(due) => {}
                 _ = stop.changed() => return,
             }
+            // Woken by its timer, the probe would run next (tokio runs what the driver woke last
+            // first); going to the back of the queue once makes it wait as a request does.
+            BackOfTheQueue(false).await;
             let late = due.elapsed();
             self.metrics.queue_delay(late);
-            let over = !self.limits.max_queue_delay.is_zero() && late > self.limits.max_queue_delay;
+            let limit = self.limits.max_queue_delay;
+            let over = !limit.is_zero() && late > limit;
             self.queue.last_us.store(late.as_micros() as u64, Ordering::Relaxed);
             self.queue.over.store(over && over_before, Ordering::Relaxed);
+            if over && over_before {
+                self.lower_admitted();
+            } else if late <= limit / 2 {
+                self.raise_admitted();
+            }
             over_before = over;
         }
+    }
+
+    /// A quarter fewer than are in flight (or were admitted, if fewer), not below [`MIN_ADMITTED`].
+    fn lower_admitted(&self) {
+        let max = self.limits.max_in_flight;
+        let in_flight = max - self.in_flight.available_permits();
+        let now = self.queue.admitted.load(Ordering::Relaxed);
+        let lowered = (in_flight.min(now) * 3 / 4).max(MIN_ADMITTED.min(max));
+        self.queue.admitted.store(lowered, Ordering::Relaxed);
+    }
+
+    /// A sixty-fourth of `max_in_flight` more, up to it: from the floor back to the full bound in
+    /// about 0.65 s of measurements on time.
+    fn raise_admitted(&self) {
+        let max = self.limits.max_in_flight;
+        let now = self.queue.admitted.load(Ordering::Relaxed);
+        if now < max {
+            self.queue.admitted.store((now + (max / 64).max(1)).min(max), Ordering::Relaxed);
+        }
+    }
+
+    /// Requests admitted at once now.
+    pub fn admitted_at_once(&self) -> usize {
+        self.queue.admitted.load(Ordering::Relaxed)
     }
 
     /// The limits it applies.
@@ -102,6 +147,23 @@ const SHED_DRAIN_BYTES: u64 = 64 * 1024;
 /// How long a shed request's body may take to arrive for that.
 const SHED_DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// Completes the second time it is polled, having asked to be polled again the first time: tokio
+/// puts a task that wakes itself while running at the back of its worker's queue.
+struct BackOfTheQueue(bool);
+
+impl std::future::Future for BackOfTheQueue {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
 impl Gate {
     /// A slot for one more request, held until its answer's last byte is sent (so streams
     /// count), or the 503 to answer at once when the server runs later than `max_queue_delay` or
@@ -118,11 +180,17 @@ impl Gate {
                 limit: self.limits.max_queue_delay,
             });
         }
+        let max = self.limits.max_in_flight;
+        let admitted = self.admitted_at_once();
+        if admitted < max && max - self.in_flight.available_permits() >= admitted {
+            self.metrics.shed("queue_delay");
+            return Err(Shed::Lowered { admitted, max });
+        }
         match self.in_flight.clone().try_acquire_owned() {
             Ok(permit) => Ok(Some(permit)),
             Err(_) => {
                 self.metrics.shed("in_flight");
-                Err(Shed::InFlight(self.limits.max_in_flight))
+                Err(Shed::InFlight(max))
             }
         }
     }
@@ -133,6 +201,13 @@ impl Gate {
 pub enum Shed {
     /// Every in-flight slot is taken (of the number given).
     InFlight(usize),
+    /// As many requests are in flight as are admitted at once while the server catches up.
+    Lowered {
+        /// Admitted at once now.
+        admitted: usize,
+        /// `max_in_flight`.
+        max: usize,
+    },
     /// The server runs ready work `late`, over its `limit`.
     QueueDelay {
         /// How late the last measurement found it.
@@ -155,6 +230,9 @@ impl Shed {
             && matches!(tokio::time::timeout(SHED_DRAIN_TIME, http_body_util::BodyExt::collect(body)).await, Ok(Ok(_)));
         let what = match self {
             Shed::InFlight(n) => format!("{n} requests in flight"),
+            Shed::Lowered { admitted, max } => {
+                format!("{admitted} requests in flight (lowered from {max} while it catches up with its queue)")
+            }
             Shed::QueueDelay { late, limit } => format!(
                 "{} ms of queue delay (requests wait {} ms before it reads them)",
                 limit.as_millis(),
@@ -307,6 +385,49 @@ mod tests {
         // Once the probe runs on time again, requests are admitted.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(gate.admit("/serving-endpoints/x/invocations").is_ok());
+        stop.send(true).ok();
+        probe.await.ok();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn running_late_lowers_the_requests_admitted_at_once_and_catching_up_raises_it_back() {
+        let limit = Duration::from_millis(200);
+        let limits = Limits { max_in_flight: 100, max_queue_delay: limit, ..Limits::default() };
+        let gate = Gate::new(limits, Arc::new(Metrics::new()));
+        let (stop, stopped) = watch::channel(false);
+        let probe = tokio::spawn(gate.clone().watch_queue_delay(stopped));
+        let path = "/serving-endpoints/x/invocations";
+        let mut held: Vec<_> = (0..40).map(|_| gate.admit(path).expect("admitted")).collect();
+        assert_eq!(gate.admitted_at_once(), 100);
+
+        while gate.admitted_at_once() == 100 {
+            hold_the_runtime(Duration::from_millis(350)).await;
+        }
+        // Lowered below the 40 in flight, and not below the floor however long it lasts.
+        assert!(gate.admitted_at_once() <= 30, "{}", gate.admitted_at_once());
+        for _ in 0..6 {
+            hold_the_runtime(Duration::from_millis(350)).await;
+        }
+        assert_eq!(gate.admitted_at_once(), 16);
+
+        // On time again: no request is shed for the delay itself, but only as many are admitted
+        // as the lowered bound allows until it has grown back.
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        held.truncate(10);
+        let refused = loop {
+            match gate.admit(path) {
+                Ok(permit) => held.push(permit),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(refused, Shed::Lowered { max: 100, .. }), "{refused:?}");
+        assert!(held.len() < 40, "{} admitted", held.len());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(gate.admitted_at_once(), 100);
+        while held.len() < 100 {
+            held.push(gate.admit(path).expect("admitted up to max_in_flight again"));
+        }
+        assert!(matches!(gate.admit(path), Err(Shed::InFlight(100))));
         stop.send(true).ok();
         probe.await.ok();
     }
