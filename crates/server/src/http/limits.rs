@@ -40,8 +40,9 @@ pub struct Gate {
 /// cannot see it: on a saturated core, a thousand admitted requests make each new one wait for all
 /// of them, answers take seconds, and each costs more (a thousand requests' buffers and upstream
 /// connections do not stay in cache). While the delay is over `max_queue_delay` new requests are
-/// shed at once and the number admitted at once is lowered (by a quarter per measurement); as the
-/// server catches up it is raised again, a little per measurement, back to `max_in_flight`. Calls
+/// shed at once and the number admitted at once is lowered (by a quarter, at most once per
+/// `max_queue_delay`); as the server catches up it is raised again, a little per measurement, back
+/// to `max_in_flight`. Calls
 /// that wait on their upstream cost no CPU and are not held back unless the core is saturated.
 struct QueueDelay {
     /// The last measurement, in microseconds.
@@ -75,6 +76,10 @@ impl Gate {
     /// once per server, on the runtime that serves requests.
     pub async fn watch_queue_delay(self, mut stop: watch::Receiver<bool>) {
         let mut over_before = false;
+        // Lowering takes effect only as admitted requests finish: lower again only once the
+        // previous lowering has had `max_queue_delay` to show, or the bound would collapse to the
+        // floor while the queue drains.
+        let mut lowered_at: Option<tokio::time::Instant> = None;
         loop {
             let due = tokio::time::Instant::now() + QUEUE_PROBE_INTERVAL;
             tokio::select! {
@@ -91,7 +96,10 @@ impl Gate {
             self.queue.last_us.store(late.as_micros() as u64, Ordering::Relaxed);
             self.queue.over.store(over && over_before, Ordering::Relaxed);
             if over && over_before {
-                self.lower_admitted();
+                if lowered_at.is_none_or(|at| at.elapsed() >= limit) {
+                    self.lower_admitted();
+                    lowered_at = Some(tokio::time::Instant::now());
+                }
             } else if late <= limit / 2 {
                 self.raise_admitted();
             }
@@ -108,13 +116,14 @@ impl Gate {
         self.queue.admitted.store(lowered, Ordering::Relaxed);
     }
 
-    /// A sixty-fourth of `max_in_flight` more, up to it: from the floor back to the full bound in
-    /// about 0.65 s of measurements on time.
+    /// A 256th of `max_in_flight` more (at least one), up to it: from the floor back to the full
+    /// bound in about 2.5 s of measurements on time, slowly enough not to overshoot straight back
+    /// into the delay.
     fn raise_admitted(&self) {
         let max = self.limits.max_in_flight;
         let now = self.queue.admitted.load(Ordering::Relaxed);
         if now < max {
-            self.queue.admitted.store((now + (max / 64).max(1)).min(max), Ordering::Relaxed);
+            self.queue.admitted.store((now + (max / 256).max(1)).min(max), Ordering::Relaxed);
         }
     }
 
@@ -403,7 +412,8 @@ mod tests {
         while gate.admitted_at_once() == 100 {
             hold_the_runtime(Duration::from_millis(350)).await;
         }
-        // Lowered below the 40 in flight, and not below the floor however long it lasts.
+        // Lowered below the 40 in flight, and not below the floor however long it lasts (each
+        // late measurement here comes after the last lowering has had its time to show).
         assert!(gate.admitted_at_once() <= 30, "{}", gate.admitted_at_once());
         for _ in 0..6 {
             hold_the_runtime(Duration::from_millis(350)).await;
@@ -422,8 +432,13 @@ mod tests {
         };
         assert!(matches!(refused, Shed::Lowered { max: 100, .. }), "{refused:?}");
         assert!(held.len() < 40, "{} admitted", held.len());
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(gate.admitted_at_once(), 100);
+        for _ in 0..100 {
+            if gate.admitted_at_once() == 100 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(gate.admitted_at_once(), 100, "raised back to max_in_flight");
         while held.len() < 100 {
             held.push(gate.admit(path).expect("admitted up to max_in_flight again"));
         }
