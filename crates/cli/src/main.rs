@@ -250,7 +250,7 @@ struct ServeArgs {
     /// Most requests handled (or streaming their answer) at once; more are answered 503 at once.
     #[arg(long, env = "MODELGATE_MAX_IN_FLIGHT", default_value_t = 1024)]
     max_in_flight: usize,
-    /// Longest the server may run late on ready work, measured every 10 ms: past it (two
+    /// Longest the server may run late on ready work, measured every 10 ms under load: past it (two
     /// measurements in a row) new requests are answered 503 at once and fewer are admitted at once
     /// until it catches up; 0 turns it off.
     #[arg(long, env = "MODELGATE_MAX_QUEUE_DELAY", value_parser = humantime::parse_duration, default_value = "100ms")]

@@ -57,7 +57,8 @@ struct QueueDelay {
 /// The fewest requests admitted at once however late the server runs.
 const MIN_ADMITTED: usize = 16;
 
-/// How often the queue delay is measured.
+/// How often the queue delay is measured while at least [`MIN_ADMITTED`] requests are in flight
+/// (ten times less often otherwise).
 const QUEUE_PROBE_INTERVAL: Duration = Duration::from_millis(10);
 
 impl Gate {
@@ -71,7 +72,8 @@ impl Gate {
         Gate { in_flight: Arc::new(Semaphore::new(limits.max_in_flight)), queue: Arc::new(queue), limits, metrics }
     }
 
-    /// Measures the queue delay until `stop` turns true: a probe asks to wake every 10 ms, then
+    /// Measures the queue delay until `stop` turns true: a probe asks to wake every 10 ms (100 ms
+    /// while fewer than [`MIN_ADMITTED`] requests are in flight), then
     /// waits its turn behind everything ready, and notes how much later than asked it ran. Run
     /// once per server, on the runtime that serves requests.
     pub async fn watch_queue_delay(self, mut stop: watch::Receiver<bool>) {
@@ -81,7 +83,11 @@ impl Gate {
         // floor while the queue drains.
         let mut lowered_at: Option<tokio::time::Instant> = None;
         loop {
-            let due = tokio::time::Instant::now() + QUEUE_PROBE_INTERVAL;
+            // Few requests in flight cannot make a long queue; there the probe wakes the server
+            // ten times less often (each wake-up of an idle thread shows in light-load latency).
+            let in_flight = self.limits.max_in_flight - self.in_flight.available_permits();
+            let interval = if in_flight < MIN_ADMITTED { QUEUE_PROBE_INTERVAL * 10 } else { QUEUE_PROBE_INTERVAL };
+            let due = tokio::time::Instant::now() + interval;
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {}
                 _ = stop.changed() => return,
@@ -391,8 +397,9 @@ mod tests {
         assert_eq!(sample(&metrics, "shed_total{reason=\"queue_delay\"}"), Some(1.0));
         assert!(sample(&metrics, "queue_delay_seconds").is_some_and(|s| s > 0.2), "{}", metrics.text());
 
-        // Once the probe runs on time again, requests are admitted.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Once the probe runs on time again (every 100 ms, with nothing in flight), requests are
+        // admitted.
+        tokio::time::sleep(Duration::from_millis(250)).await;
         assert!(gate.admit("/serving-endpoints/x/invocations").is_ok());
         stop.send(true).ok();
         probe.await.ok();
