@@ -280,7 +280,7 @@ impl Metrics {
         );
         registry.register(
             "queue_delay_seconds",
-            "How late the server last ran work that was ready (measured every 10 ms); past --max-queue-delay twice in a row, new requests are shed",
+            "How late the server last ran work that was ready (measured every 10 ms under load, 100 ms otherwise); past --max-queue-delay twice in a row, new requests are shed",
             queue_delay.clone(),
         );
         Metrics {
