@@ -42,8 +42,8 @@ pub struct Gate {
 /// connections do not stay in cache). While the delay is over `max_queue_delay` new requests are
 /// shed at once and the number admitted at once is lowered (by a quarter, at most once per
 /// `max_queue_delay`); as the server catches up it is raised again, a little per measurement, back
-/// to `max_in_flight`. Calls
-/// that wait on their upstream cost no CPU and are not held back unless the core is saturated.
+/// to `max_in_flight`. Calls that wait on their upstream cost no CPU and are not held back unless
+/// the core is saturated.
 struct QueueDelay {
     /// The last measurement, in microseconds.
     last_us: AtomicU64,
@@ -73,9 +73,9 @@ impl Gate {
     }
 
     /// Measures the queue delay until `stop` turns true: a probe asks to wake every 10 ms (100 ms
-    /// while fewer than [`MIN_ADMITTED`] requests are in flight), then
-    /// waits its turn behind everything ready, and notes how much later than asked it ran. Run
-    /// once per server, on the runtime that serves requests.
+    /// while fewer than [`MIN_ADMITTED`] requests are in flight), then waits its turn behind
+    /// everything ready, and notes how much later than asked it ran. Run once per server, on the
+    /// runtime that serves requests.
     pub async fn watch_queue_delay(self, mut stop: watch::Receiver<bool>) {
         let mut over_before = false;
         // Lowering takes effect only as admitted requests finish: lower again only once the
@@ -85,8 +85,8 @@ impl Gate {
         loop {
             // Few requests in flight cannot make a long queue; there the probe wakes the server
             // ten times less often (each wake-up of an idle thread shows in light-load latency).
-            let in_flight = self.limits.max_in_flight - self.in_flight.available_permits();
-            let interval = if in_flight < MIN_ADMITTED { QUEUE_PROBE_INTERVAL * 10 } else { QUEUE_PROBE_INTERVAL };
+            let interval =
+                if self.in_flight() < MIN_ADMITTED { QUEUE_PROBE_INTERVAL * 10 } else { QUEUE_PROBE_INTERVAL };
             let due = tokio::time::Instant::now() + interval;
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {}
@@ -115,10 +115,8 @@ impl Gate {
 
     /// A quarter fewer than are in flight (or were admitted, if fewer), not below [`MIN_ADMITTED`].
     fn lower_admitted(&self) {
-        let max = self.limits.max_in_flight;
-        let in_flight = max - self.in_flight.available_permits();
         let now = self.queue.admitted.load(Ordering::Relaxed);
-        let lowered = (in_flight.min(now) * 3 / 4).max(MIN_ADMITTED.min(max));
+        let lowered = (self.in_flight().min(now) * 3 / 4).max(MIN_ADMITTED.min(self.limits.max_in_flight));
         self.queue.admitted.store(lowered, Ordering::Relaxed);
     }
 
@@ -131,6 +129,11 @@ impl Gate {
         if now < max {
             self.queue.admitted.store((now + (max / 256).max(1)).min(max), Ordering::Relaxed);
         }
+    }
+
+    /// Requests holding an in-flight slot now.
+    fn in_flight(&self) -> usize {
+        self.limits.max_in_flight - self.in_flight.available_permits()
     }
 
     /// Requests admitted at once now.
@@ -197,7 +200,7 @@ impl Gate {
         }
         let max = self.limits.max_in_flight;
         let admitted = self.admitted_at_once();
-        if admitted < max && max - self.in_flight.available_permits() >= admitted {
+        if admitted < max && self.in_flight() >= admitted {
             self.metrics.shed("queue_delay");
             return Err(Shed::Lowered { admitted, max });
         }
